@@ -1,0 +1,23 @@
+"""napari-spectral-seg: segment microscopy images by spectral clustering of the pixel graph."""
+
+from .core import (
+    Progress,
+    SegmentationCancelled,
+    SegmentationResult,
+    build_pixel_graph,
+    iter_segment,
+    segment,
+)
+from .data import four_circles
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Progress",
+    "SegmentationCancelled",
+    "SegmentationResult",
+    "build_pixel_graph",
+    "four_circles",
+    "iter_segment",
+    "segment",
+]

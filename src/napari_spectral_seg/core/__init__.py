@@ -1,0 +1,34 @@
+"""Spectral segmentation engine: numpy, scipy and scikit-learn only (no Qt, no napari)."""
+
+from .eigen import EIGEN_SOLVERS, laplacian_eigenvectors, normalized_laplacian
+from .graph import build_pixel_graph, index_pixels
+from .labels import cluster_embedding, relabel_by_first_pixel
+from .mask import otsu_threshold, resolve_mask
+from .pipeline import (
+    STEPS,
+    Progress,
+    SegmentationCancelled,
+    SegmentationResult,
+    iter_segment,
+    run_to_end,
+    segment,
+)
+
+__all__ = [
+    "EIGEN_SOLVERS",
+    "STEPS",
+    "Progress",
+    "SegmentationCancelled",
+    "SegmentationResult",
+    "build_pixel_graph",
+    "cluster_embedding",
+    "index_pixels",
+    "iter_segment",
+    "laplacian_eigenvectors",
+    "normalized_laplacian",
+    "otsu_threshold",
+    "relabel_by_first_pixel",
+    "resolve_mask",
+    "run_to_end",
+    "segment",
+]

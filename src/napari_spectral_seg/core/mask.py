@@ -1,0 +1,73 @@
+"""Which pixels to segment: an explicit mask, a threshold, or Otsu's threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["otsu_threshold", "resolve_mask"]
+
+
+def otsu_threshold(image: np.ndarray, n_bins: int = 256) -> float:
+    """Otsu's threshold: the cut of the histogram that maximises between-class variance.
+
+    Parameters
+    ----------
+    image : ndarray, shape S or S + (C,)
+        Intensities (channels are averaged).
+    n_bins : int
+        Histogram bins.
+
+    Returns
+    -------
+    float
+        Pixels strictly above it are foreground. For a constant image it is
+        the constant (so the foreground is empty).
+    """
+    values = np.asarray(image, dtype=np.float64).ravel()
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        return lo
+    counts, edges = np.histogram(values, bins=n_bins, range=(lo, hi))
+    centers = (edges[:-1] + edges[1:]) / 2
+    weight_below = np.cumsum(counts)[:-1]
+    weight_above = values.size - weight_below
+    sum_below = np.cumsum(counts * centers)[:-1]
+    mean_below = sum_below / weight_below.clip(min=1)
+    mean_above = (np.sum(counts * centers) - sum_below) / weight_above.clip(min=1)
+    between = weight_below * weight_above * (mean_below - mean_above) ** 2
+    # The threshold is the upper edge of the last "below" bin.
+    return float(edges[1:-1][np.argmax(between)])
+
+
+def resolve_mask(image, mask=None, threshold=None, spatial_shape=None) -> tuple[np.ndarray, float | None]:
+    """Boolean mask of the pixels to segment.
+
+    Parameters
+    ----------
+    image : ndarray, shape S or S + (C,)
+        Intensities (channel axis last); thresholds apply to the channel mean.
+    mask : array_like of bool, shape S, optional
+        Explicit mask; nonzero means inside. Combined with ``threshold`` by
+        logical and when both are given.
+    threshold : float or "otsu", optional
+        Keep pixels whose intensity is strictly greater.
+    spatial_shape : tuple, optional
+        ``S``; defaults to ``image.shape``.
+
+    Returns
+    -------
+    mask : ndarray of bool, shape S
+    threshold : float or None
+        The threshold used (Otsu's value when ``threshold="otsu"``).
+    """
+    spatial_shape = image.shape if spatial_shape is None else tuple(spatial_shape)
+    intensity = image if image.shape == spatial_shape else image.mean(axis=-1)
+    if mask is not None:
+        result = np.asarray(mask).astype(bool, copy=True)
+    else:
+        result = np.ones(spatial_shape, dtype=bool)
+    used = None
+    if threshold is not None:
+        used = otsu_threshold(intensity) if isinstance(threshold, str) else float(threshold)
+        result &= intensity > used
+    return result, used

@@ -1,0 +1,358 @@
+"""The segmentation pipeline: mask -> pixel graph -> eigenvectors -> labels.
+
+:func:`iter_segment` is a generator that yields :class:`Progress` between
+steps (and between connected components during the eigen-solve) and returns
+a :class:`SegmentationResult`; stopping the iteration cancels the run. It is
+what the napari widget's worker drives. :func:`segment` runs it to the end
+for scripts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Generator
+
+import numpy as np
+
+from .eigen import laplacian_eigenvectors
+from .graph import component_block, edge_weights_graph, index_pixels
+from .labels import cluster_embedding, relabel_by_first_pixel
+from .mask import resolve_mask
+from .validation import as_float_image, check_mask, check_parameters
+
+__all__ = ["STEPS", "Progress", "SegmentationResult", "SegmentationCancelled", "iter_segment", "segment"]
+
+STEPS = ("mask", "graph", "eigenvectors", "labels")
+# Rough share of the run time of each step, for one overall progress fraction.
+_STEP_SPAN = {"mask": (0.0, 0.05), "graph": (0.05, 0.2), "eigenvectors": (0.2, 0.9), "labels": (0.9, 1.0)}
+# Yield at most this often inside a step, so thousands of tiny components do
+# not flood a GUI event loop with progress signals.
+_MIN_YIELD_INTERVAL = 0.05  # seconds
+
+
+class SegmentationCancelled(Exception):
+    """Raised by a progress callback to stop :func:`segment` at the next step."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a running segmentation is.
+
+    Attributes
+    ----------
+    step : str
+        One of ``STEPS``: "mask", "graph", "eigenvectors", "labels".
+    fraction : float
+        Overall completion in [0, 1].
+    message : str
+        Human-readable detail, e.g. "component 3 of 12".
+    """
+
+    step: str
+    fraction: float
+    message: str = ""
+
+
+@dataclass
+class SegmentationResult:
+    """Labels and what was used to compute them.
+
+    Attributes
+    ----------
+    labels : ndarray of int32, spatial shape of the image
+        0 outside the mask (and in dropped components), 1..M inside.
+    parameters : dict
+        Every parameter of the run, with ``random_state`` resolved to the
+        integer seed actually used and ``threshold_used`` the numeric threshold.
+    n_components : int
+        Connected components of the mask that were segmented.
+    eigenvalues : list of ndarray
+        Per component, the Laplacian eigenvalues computed.
+    seconds : dict
+        Wall time per step.
+    """
+
+    labels: np.ndarray
+    parameters: dict
+    n_components: int = 0
+    eigenvalues: list = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+
+
+def _split_counts(eigenvalues_per_component, n_clusters):
+    """How many segments each component gets.
+
+    Every component gets one; the remaining ``n_clusters - C`` go to the
+    components whose next Laplacian eigenvalue is smallest, i.e. where a
+    spectral clustering of the whole (disconnected) graph would spend them.
+    """
+    n_components = len(eigenvalues_per_component)
+    counts = np.ones(n_components, dtype=int)
+    extra = n_clusters - n_components
+    if extra <= 0:
+        return counts
+    candidates = [
+        (value, comp)
+        for comp, values in enumerate(eigenvalues_per_component)
+        for value in values[1:]
+    ]
+    candidates.sort(key=lambda item: item[0])
+    for _, comp in candidates[:extra]:
+        counts[comp] += 1
+    return counts
+
+
+def iter_segment(
+    image,
+    mask=None,
+    *,
+    threshold=None,
+    n_clusters: int = 4,
+    beta: float = 1.0,
+    eigen_solver: str = "auto",
+    random_state: int | None = None,
+    spacing=None,
+    channel_axis: int | None = None,
+    min_size: int = 0,
+    assign_labels: str = "kmeans",
+) -> Generator[Progress, None, SegmentationResult]:
+    """Segment an image step by step; see :func:`segment` for the parameters.
+
+    Yields
+    ------
+    Progress
+        Between steps and during the eigen-solve. Closing the generator
+        (or simply not iterating further) cancels the run.
+
+    Returns
+    -------
+    SegmentationResult
+        As the ``StopIteration.value`` of the generator.
+    """
+    check_parameters(
+        n_clusters=n_clusters,
+        beta=beta,
+        eigen_solver=eigen_solver,
+        threshold=threshold,
+        assign_labels=assign_labels,
+        min_size=min_size,
+    )
+    data, spatial_shape = as_float_image(image, channel_axis)
+    mask = check_mask(mask, spatial_shape)
+    if spacing is not None:
+        spacing = np.asarray(spacing, dtype=float)
+        if spacing.shape != (len(spatial_shape),) or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+            raise ValueError(
+                f"spacing={tuple(spacing.tolist())} must be {len(spatial_shape)} positive numbers, "
+                "one pixel size per spatial axis."
+            )
+    if random_state is None:
+        random_state = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+    elif isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
+        raise TypeError(f"random_state={random_state!r} must be an integer seed or None.")
+    random_state = int(random_state)
+
+    parameters = dict(
+        threshold=threshold,
+        n_clusters=int(n_clusters),
+        beta=float(beta),
+        eigen_solver=eigen_solver,
+        random_state=random_state,
+        spacing=None if spacing is None else [float(s) for s in spacing],
+        channel_axis=channel_axis,
+        min_size=int(min_size),
+        assign_labels=assign_labels,
+    )
+    seconds = {}
+    t0 = time.perf_counter()
+
+    yield Progress("mask", 0.0, "building the mask")
+    mask, used_threshold = resolve_mask(data, mask, threshold, spatial_shape)
+    parameters["threshold_used"] = used_threshold
+    n_masked = int(mask.sum())
+    if n_masked == 0:
+        hint = (
+            f"lower the threshold (it is {used_threshold:.4g}, the image maximum is {data.max():.4g})"
+            if used_threshold is not None
+            else "draw or pass a mask with some nonzero pixels"
+        )
+        raise ValueError(f"mask is empty: no pixel to segment; {hint}.")
+    if n_clusters > n_masked:
+        raise ValueError(
+            f"n_clusters={n_clusters} is larger than the {n_masked} pixel(s) in the mask; "
+            "lower n_clusters or enlarge the mask."
+        )
+    index = index_pixels(mask, min_size=max(min_size, 1))
+    if index.n_nodes == 0:
+        raise ValueError(
+            f"every connected piece of the mask is smaller than min_size={min_size} pixels; lower min_size."
+        )
+    seconds["mask"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    yield Progress("graph", _STEP_SPAN["graph"][0], f"pixel graph of {index.n_nodes} pixels")
+    graph = edge_weights_graph(data, index.node_of_pixel, index.n_nodes, beta=beta, spacing=spacing)
+    seconds["graph"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    n_comp = index.n_components
+    yield Progress("eigenvectors", _STEP_SPAN["eigenvectors"][0], f"{n_comp} connected component(s)")
+    # Each component needs at most this many eigenvectors: one per segment
+    # it could receive (see _split_counts).
+    k_max = max(n_clusters - n_comp + 1, 1)
+    eigenvalues, embeddings = [], []
+    lo, hi = _STEP_SPAN["eigenvectors"]
+    last_yield = time.perf_counter()
+    for comp in range(n_comp):
+        start, stop = index.offsets[comp], index.offsets[comp + 1]
+        k = min(k_max, stop - start)
+        if k <= 1:
+            eigenvalues.append(np.zeros(1))
+            embeddings.append(None)
+        else:
+            block = component_block(graph, start, stop)
+            values, embedding = laplacian_eigenvectors(
+                block, k, solver=eigen_solver, rng=np.random.default_rng([random_state, comp])
+            )
+            eigenvalues.append(values)
+            embeddings.append(embedding)
+        now = time.perf_counter()
+        if now - last_yield > _MIN_YIELD_INTERVAL or comp == n_comp - 1:
+            last_yield = now
+            done = index.offsets[comp + 1] / index.n_nodes
+            yield Progress("eigenvectors", lo + (hi - lo) * done, f"component {comp + 1} of {n_comp}")
+    seconds["eigenvectors"] = time.perf_counter() - t2
+
+    t3 = time.perf_counter()
+    yield Progress("labels", _STEP_SPAN["labels"][0], "assigning labels")
+    counts = _split_counts(eigenvalues, n_clusters)
+    node_label = np.empty(index.n_nodes, dtype=np.int64)
+    next_label = 1
+    for comp in range(n_comp):
+        start, stop = index.offsets[comp], index.offsets[comp + 1]
+        if counts[comp] == 1:
+            node_label[start:stop] = next_label
+        else:
+            clusters = cluster_embedding(
+                embeddings[comp][:, : counts[comp]],
+                int(counts[comp]),
+                method=assign_labels,
+                random_state=(random_state + comp) % (2**31),
+            )
+            node_label[start:stop] = next_label + clusters
+        next_label += int(counts[comp])
+    labels = np.zeros(int(np.prod(spatial_shape)), dtype=np.int64)
+    labels[index.pixel_of_node] = node_label
+    labels = relabel_by_first_pixel(labels.reshape(spatial_shape))
+    seconds["labels"] = time.perf_counter() - t3
+    seconds["total"] = time.perf_counter() - t0
+    yield Progress("labels", 1.0, "done")
+    return SegmentationResult(
+        labels=labels,
+        parameters=parameters,
+        n_components=n_comp,
+        eigenvalues=eigenvalues,
+        seconds=seconds,
+    )
+
+
+def run_to_end(
+    steps: Generator[Progress, None, SegmentationResult],
+    progress: Callable[[Progress], object] | None = None,
+) -> SegmentationResult:
+    """Drive an :func:`iter_segment` generator to its result, reporting progress."""
+    while True:
+        try:
+            update = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            try:
+                progress(update)
+            except SegmentationCancelled:
+                steps.close()
+                raise
+
+
+def segment(
+    image,
+    mask=None,
+    *,
+    threshold=None,
+    n_clusters: int = 4,
+    beta: float = 1.0,
+    eigen_solver: str = "auto",
+    random_state: int | None = None,
+    spacing=None,
+    channel_axis: int | None = None,
+    min_size: int = 0,
+    assign_labels: str = "kmeans",
+    progress: Callable[[Progress], object] | None = None,
+) -> np.ndarray:
+    """Segment an image by spectral clustering of its pixel graph.
+
+    Parameters
+    ----------
+    image : array_like, shape (M, N) or (P, M, N), plus a channel axis if ``channel_axis``
+        Any real dtype (bool, integer, float); numpy or dask. Never modified.
+    mask : array_like of bool, spatial shape of ``image``, optional
+        Pixels to segment. Combined with ``threshold`` if both are given.
+    threshold : float or "otsu", optional
+        Segment only pixels brighter than this (strictly greater). Neither
+        ``mask`` nor ``threshold``: the whole image.
+    n_clusters : int
+        Number of segments. Each connected component of the mask gets at
+        least one segment, so a mask of C > n_clusters separate pieces gives
+        C segments; otherwise the extra segments go where the spectral cut is
+        cheapest (smallest Laplacian eigenvalue), as in a spectral clustering
+        of the whole graph.
+    beta : float
+        Edge weights are ``exp(-beta * |gradient| / std(gradient))``;
+        ``beta=1`` is the scikit-learn example. Larger values cut more
+        readily along weak edges.
+    eigen_solver : {"auto", "arpack", "lobpcg", "amg"}
+        Eigen-solver for the normalised Laplacian of each component.
+    random_state : int, optional
+        Seed of the random start vectors and of k-means. ``None`` draws one;
+        the seed used is in :attr:`SegmentationResult.parameters`.
+    spacing : sequence of float, optional
+        Physical pixel size per spatial axis (e.g. ``(4.0, 1.0, 1.0)`` for a
+        z step four times the xy pixel size).
+    channel_axis : int, optional
+        Axis holding channels (RGB or fluorescence channels); edge weights
+        then use the distance between channel vectors.
+    min_size : int
+        Connected components of the mask with fewer pixels are left out
+        (label 0).
+    assign_labels : {"kmeans", "cluster_qr"}
+        How the spectral embedding is turned into labels.
+    progress : callable, optional
+        Called with a :class:`Progress` between steps; raise
+        :class:`SegmentationCancelled` from it to stop.
+
+    Returns
+    -------
+    ndarray of int32, spatial shape of ``image``
+        0 outside the mask, ``1..M`` inside, numbered in raster order of
+        each segment's first pixel.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid input, with a message naming the parameter and the fix.
+    """
+    steps = iter_segment(
+        image,
+        mask,
+        threshold=threshold,
+        n_clusters=n_clusters,
+        beta=beta,
+        eigen_solver=eigen_solver,
+        random_state=random_state,
+        spacing=spacing,
+        channel_axis=channel_axis,
+        min_size=min_size,
+        assign_labels=assign_labels,
+    )
+    return run_to_end(steps, progress).labels
