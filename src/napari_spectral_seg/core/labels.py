@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+from sklearn.cluster import KMeans
 
 __all__ = ["LABEL_METHODS", "cluster_embedding", "relabel_by_first_pixel"]
 
@@ -53,8 +54,6 @@ def cluster_embedding(
         return _cluster_qr(embedding, n_clusters).astype(np.int64)
     if method != "kmeans":
         raise ValueError(f"assign_labels={method!r} is unknown; use one of {LABEL_METHODS}.")
-    from sklearn.cluster import KMeans
-
     km = KMeans(n_clusters=n_clusters, n_init=10, random_state=random_state)
     return km.fit_predict(embedding[:, :n_clusters]).astype(np.int64)
 

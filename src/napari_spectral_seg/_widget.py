@@ -1,0 +1,321 @@
+"""The "Spectral segmentation" dock widget.
+
+Thin by design: it reads the chosen layers, starts the core pipeline
+(:func:`napari_spectral_seg.core.iter_segment`) in a ``napari.qt.threading``
+worker, and adds or updates the result Labels layer on the main thread. The
+worker never touches the viewer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+)
+from napari.layers import Image, Labels
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info, show_warning
+
+from . import __version__
+from .core import EIGEN_SOLVERS, iter_segment
+
+if TYPE_CHECKING:
+    import napari
+
+METADATA_KEY = "spectral_seg"
+
+
+def result_layer_name(image_name: str) -> str:
+    """Name of the Labels layer that holds the segmentation of ``image_name``."""
+    return f"{image_name} spectral"
+
+
+def _segment_in_worker(image, mask, params):
+    # Runs in the worker thread: only numpy in, numpy out, progress yielded.
+    started = time.perf_counter()
+    result = yield from iter_segment(image, mask, **params)
+    result.seconds["wall"] = time.perf_counter() - started
+    return result
+
+
+class SpectralSegmentationWidget(Container):
+    """Dock widget: segment the chosen image layer by spectral clustering.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer whose layers are read and written.
+
+    Notes
+    -----
+    Sub-widgets, by name, for scripts and tests: ``image``, ``mask``,
+    ``auto_threshold``, ``threshold``, ``n_clusters``, ``beta``,
+    ``eigen_solver``, ``min_size``, ``seed``, ``run``, ``cancel``, ``status``.
+    """
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+        super().__init__(labels=True)
+        self._viewer = napari_viewer
+        self._worker = None
+        self._progress = None
+        self._progress_n = 0
+        self._job = None  # what the running worker was started with
+
+        self.image = ComboBox(name="image", label="image", choices=self._image_choices,
+                              tooltip="Image layer to segment (the active one by default).")
+        self.mask = ComboBox(name="mask", label="mask", choices=self._mask_choices,
+                             tooltip="Labels layer whose nonzero pixels are segmented. "
+                                     "'none' uses the threshold instead.")
+        self.auto_threshold = CheckBox(name="auto_threshold", text="Otsu threshold", value=True,
+                                       tooltip="Without a mask, segment pixels above Otsu's threshold.")
+        self.threshold = FloatSpinBox(name="threshold", label="threshold", value=0.0,
+                                      min=-1e12, max=1e12, step=0.01, enabled=False,
+                                      tooltip="Without a mask, segment pixels brighter than this. "
+                                              "Set it below the image minimum to use the whole image.")
+        self.n_clusters = SpinBox(name="n_clusters", label="segments", value=4, min=1, max=10_000,
+                                  tooltip="Number of segments (each separate piece of the mask gets at least one).")
+        self.beta = FloatSpinBox(name="beta", label="beta", value=1.0, min=0.001, max=1e4, step=0.1,
+                                 tooltip="Edge sensitivity: weights are exp(-beta * gradient / std). "
+                                         "1 is the scikit-learn example.")
+        self.eigen_solver = ComboBox(name="eigen_solver", label="eigen solver", choices=list(EIGEN_SOLVERS),
+                                     value="auto")
+        self.min_size = SpinBox(name="min_size", label="min size (px)", value=20, min=0, max=10**9,
+                                tooltip="Pieces of the mask smaller than this are left out.")
+        self.seed = SpinBox(name="seed", label="seed", value=0, min=0, max=2**31 - 1,
+                            tooltip="Random seed: the same seed gives the same labels.")
+        self.run = PushButton(name="run", text="Run")
+        self.cancel = PushButton(name="cancel", text="Cancel", enabled=False)
+        self.status = Label(name="status", value="")
+        self.extend([
+            self.image, self.mask, self.auto_threshold, self.threshold, self.n_clusters, self.beta,
+            self.eigen_solver, self.min_size, self.seed, self.run, self.cancel, self.status,
+        ])
+
+        self.auto_threshold.changed.connect(self._update_threshold_enabled)
+        self.mask.changed.connect(self._update_threshold_enabled)
+        self.image.changed.connect(self._on_image_changed)
+        self.run.changed.connect(self.start)
+        self.cancel.changed.connect(self.stop)
+
+        layer_events = self._viewer.layers.events
+        for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
+            event.connect(self.reset_choices)
+        self._viewer.layers.selection.events.active.connect(self._follow_active_layer)
+        self.reset_choices()
+        self._follow_active_layer()
+        self._update_threshold_enabled()
+
+    # ------------------------------------------------------------ choices
+    def _image_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
+
+    def _mask_choices(self, _widget=None):
+        labels = [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Labels)
+                  and METADATA_KEY not in layer.metadata]
+        return [("none", None), *labels]
+
+    def _follow_active_layer(self, event=None):
+        active = self._viewer.layers.selection.active
+        if isinstance(active, Image) and active in [v for _, v in self._image_choices()]:
+            self.image.value = active
+
+    def _update_threshold_enabled(self, _=None):
+        uses_threshold = self.mask.value is None
+        self.auto_threshold.enabled = uses_threshold
+        self.threshold.enabled = uses_threshold and not self.auto_threshold.value
+
+    def _on_image_changed(self, layer=None):
+        layer = self.image.value
+        if layer is None:
+            return
+        lo, hi = (float(v) for v in layer.contrast_limits_range)
+        if not self.threshold.enabled:
+            self.threshold.value = (lo + hi) / 2
+
+    # ------------------------------------------------------------ running
+    @property
+    def running(self) -> bool:
+        """Whether a segmentation is running."""
+        return self._worker is not None
+
+    def _collect_job(self):
+        """Read the layers and fields; returns (job dict) or raises ValueError with a user message."""
+        layer = self.image.value
+        if layer is None:
+            raise ValueError("No image layer: open an image (or File > Open Sample > Four circles) and pick it in 'image'.")
+        if layer.multiscale:
+            data = layer.data[0]
+        else:
+            data = layer.data
+        channel_axis = -1 if layer.rgb else None
+        spatial_ndim = data.ndim - (1 if layer.rgb else 0)
+        if spatial_ndim not in (2, 3):
+            raise ValueError(
+                f"'{layer.name}' has {spatial_ndim} dimensions; the widget segments 2D or 3D images. "
+                "Split the stack into frames or channels first."
+            )
+        spatial_shape = tuple(data.shape[:spatial_ndim])
+        mask_layer = self.mask.value
+        mask = None
+        if mask_layer is not None:
+            if tuple(mask_layer.data.shape) != spatial_shape:
+                raise ValueError(
+                    f"mask '{mask_layer.name}' has shape {tuple(mask_layer.data.shape)} but image "
+                    f"'{layer.name}' has {spatial_shape}; pick a mask drawn on this image, or 'none'."
+                )
+            mask = np.asarray(mask_layer.data) != 0  # a new array: the user's layer is untouched
+        threshold = None
+        if mask_layer is None:
+            threshold = "otsu" if self.auto_threshold.value else float(self.threshold.value)
+        params = dict(
+            threshold=threshold,
+            n_clusters=int(self.n_clusters.value),
+            beta=float(self.beta.value),
+            eigen_solver=self.eigen_solver.value,
+            random_state=int(self.seed.value),
+            min_size=int(self.min_size.value),
+            channel_axis=channel_axis,
+        )
+        image = np.array(data)  # copy: the worker never reads a layer the user can edit
+        return dict(layer=layer, mask_layer=mask_layer, image=image, mask=mask, params=params)
+
+    def start(self, _=None):
+        """Start a segmentation with the current fields (does nothing while one runs)."""
+        if self.running:
+            return
+        try:
+            job = self._collect_job()
+        except ValueError as exc:
+            show_warning(str(exc))
+            self.status.value = "not started"
+            return
+        self._job = job
+        self._progress = progress(total=100, desc="Spectral segmentation")
+        self._progress_n = 0
+        worker = create_worker(
+            _segment_in_worker,
+            job["image"],
+            job["mask"],
+            job["params"],
+            _start_thread=False,
+            _connect={
+                "yielded": self._on_progress,
+                "returned": self._on_result,
+                "errored": self._on_error,
+                "aborted": self._on_aborted,
+                "finished": self._on_finished,
+            },
+        )
+        self._worker = worker
+        self.run.enabled = False
+        self.cancel.enabled = True
+        self.status.value = "running..."
+        worker.start()
+
+    def stop(self, _=None):
+        """Ask the running segmentation to stop at its next step."""
+        if self._worker is not None:
+            self.status.value = "cancelling..."
+            self._worker.quit()
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Block (processing Qt events) until the running segmentation ends; for scripts."""
+        from qtpy.QtWidgets import QApplication
+
+        deadline = time.monotonic() + timeout
+        while self.running and time.monotonic() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.01)
+        if self.running:
+            raise TimeoutError(f"segmentation still running after {timeout} s")
+
+    # ------------------------------------------------------------ worker callbacks (main thread)
+    def _on_progress(self, update):
+        bar = self._progress
+        if bar is None:
+            return
+        self.status.value = f"{update.step}: {update.message}"
+        bar.set_description(f"Spectral segmentation: {update.step}")
+        target = int(round(update.fraction * 100))
+        if target > self._progress_n:
+            # update() may process events, even this worker's "finished"
+            bar.update(target - self._progress_n)
+            self._progress_n = target
+
+    def _on_result(self, result):
+        job = self._job
+        layer = job["layer"]
+        if layer not in self._viewer.layers:
+            show_warning(f"Image '{layer.name}' was removed while it was being segmented; the result was discarded.")
+            self.status.value = "discarded (image removed)"
+            return
+        params = dict(result.parameters)
+        params.update(
+            image=layer.name,
+            mask=None if job["mask_layer"] is None else job["mask_layer"].name,
+            seconds=round(result.seconds.get("wall", result.seconds.get("total", 0.0)), 3),
+            n_segments=int(result.labels.max()),
+            version=__version__,
+        )
+        self._show_labels(layer, result.labels, params)
+        if params["threshold_used"] is not None and params["threshold"] == "otsu":
+            self.threshold.value = float(params["threshold_used"])
+        self.status.value = f"{params['n_segments']} segments in {params['seconds']:.2f} s"
+
+    def _show_labels(self, image_layer, labels, params):
+        name = result_layer_name(image_layer.name)
+        spatial = labels.ndim
+        # Geometry of the image's spatial axes (an RGB layer's scale has no channel entry).
+        geometry = dict(
+            scale=tuple(image_layer.scale)[-spatial:],
+            translate=tuple(image_layer.translate)[-spatial:],
+        )
+        metadata = {METADATA_KEY: params}
+        existing = self._viewer.layers[name] if name in self._viewer.layers else None
+        if isinstance(existing, Labels) and existing.data.shape == labels.shape:
+            existing.data = labels
+            existing.scale = geometry["scale"]
+            existing.translate = geometry["translate"]
+            existing.metadata = {**existing.metadata, **metadata}
+            target = existing
+        else:
+            if existing is not None:
+                name = f"{name} [{len(self._viewer.layers)}]"
+            target = self._viewer.add_labels(labels, name=name, metadata=metadata, **geometry)
+        try:
+            target.units = tuple(image_layer.units)[-spatial:]
+        except (AttributeError, ValueError, TypeError):
+            pass  # napari < 0.6 has no units
+        if image_layer.ndim == spatial:
+            target.affine = image_layer.affine
+        return target
+
+    def _on_error(self, exc):
+        if isinstance(exc, (ValueError, TypeError, MemoryError)):
+            show_error(f"Spectral segmentation: {exc}")
+        else:
+            show_error(f"Spectral segmentation failed ({type(exc).__name__}): {exc}")
+        self.status.value = "failed"
+
+    def _on_aborted(self):
+        show_info("Spectral segmentation cancelled; no layer was changed.")
+        self.status.value = "cancelled"
+
+    def _on_finished(self):
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        self._worker = None
+        self._job = None
+        self.run.enabled = True
+        self.cancel.enabled = False
