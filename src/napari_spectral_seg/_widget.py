@@ -21,18 +21,19 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from napari.layers import Image, Labels
+from napari.layers import Image, Labels, Points
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from . import __version__
-from .core import EIGEN_SOLVERS, iter_segment
+from .core import EIGEN_SOLVERS, iter_segment, merge_labels, split_label
 
 if TYPE_CHECKING:
     import napari
 
 METADATA_KEY = "spectral_seg"
+CLICK_MODES = ("off", "split", "merge")
 
 
 def result_layer_name(image_name: str) -> str:
@@ -91,14 +92,23 @@ class SpectralSegmentationWidget(Container):
                                      value="auto")
         self.min_size = SpinBox(name="min_size", label="min size (px)", value=20, min=0, max=10**9,
                                 tooltip="Pieces of the mask smaller than this are left out.")
+        self.seeds = ComboBox(name="seeds", label="seed points", choices=self._points_choices,
+                              tooltip="Points layer: one segment per point (label i holds point i); "
+                                      "'none' uses the number of segments.")
         self.seed = SpinBox(name="seed", label="seed", value=0, min=0, max=2**31 - 1,
                             tooltip="Random seed: the same seed gives the same labels.")
+        self.click_mode = ComboBox(name="click_mode", label="click on result", choices=list(CLICK_MODES),
+                                   value="off",
+                                   tooltip="split: a click on a segment cuts it in two (spectral cut of that "
+                                           "segment alone). merge: click two segments to join them. "
+                                           "Each edit is one undo step (Ctrl+Z on the result layer).")
         self.run = PushButton(name="run", text="Run")
         self.cancel = PushButton(name="cancel", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
         self.extend([
             self.image, self.mask, self.auto_threshold, self.threshold, self.n_clusters, self.beta,
-            self.eigen_solver, self.min_size, self.seed, self.run, self.cancel, self.status,
+            self.eigen_solver, self.min_size, self.seeds, self.seed, self.run, self.cancel,
+            self.click_mode, self.status,
         ])
 
         self.auto_threshold.changed.connect(self._update_threshold_enabled)
@@ -106,6 +116,9 @@ class SpectralSegmentationWidget(Container):
         self.image.changed.connect(self._on_image_changed)
         self.run.changed.connect(self.start)
         self.cancel.changed.connect(self.stop)
+        self.click_mode.changed.connect(self._install_click_callbacks)
+        self._merge_first = None  # label picked by the first click in merge mode
+        self._clicked_layers = []  # result layers carrying our mouse callback
 
         layer_events = self._viewer.layers.events
         for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
@@ -123,6 +136,10 @@ class SpectralSegmentationWidget(Container):
         labels = [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Labels)
                   and METADATA_KEY not in layer.metadata]
         return [("none", None), *labels]
+
+    def _points_choices(self, _widget=None):
+        points = [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Points)]
+        return [("none", None), *points]
 
     def _follow_active_layer(self, event=None):
         active = self._viewer.layers.selection.active
@@ -174,6 +191,9 @@ class SpectralSegmentationWidget(Container):
                     f"'{layer.name}' has {spatial_shape}; pick a mask drawn on this image, or 'none'."
                 )
             mask = np.asarray(mask_layer.data) != 0  # a new array: the user's layer is untouched
+        seeds = None
+        if self.seeds.value is not None:
+            seeds = self._seed_pixels(self.seeds.value, layer, spatial_ndim)
         threshold = None
         if mask_layer is None:
             threshold = "otsu" if self.auto_threshold.value else float(self.threshold.value)
@@ -185,9 +205,19 @@ class SpectralSegmentationWidget(Container):
             random_state=int(self.seed.value),
             min_size=int(self.min_size.value),
             channel_axis=channel_axis,
+            seeds=seeds,
         )
         image = np.array(data)  # copy: the worker never reads a layer the user can edit
         return dict(layer=layer, mask_layer=mask_layer, image=image, mask=mask, params=params)
+
+    @staticmethod
+    def _seed_pixels(points_layer, image_layer, spatial_ndim):
+        """Points of ``points_layer`` as pixel coordinates of ``image_layer``, shape (n, spatial_ndim)."""
+        if len(points_layer.data) == 0:
+            raise ValueError(f"seed points '{points_layer.name}' has no points; add points or pick 'none'.")
+        world = np.array([points_layer.data_to_world(p) for p in points_layer.data])
+        pixels = np.array([image_layer.world_to_data(w) for w in world])
+        return pixels[:, -spatial_ndim:]
 
     def start(self, _=None):
         """Start a segmentation with the current fields (does nothing while one runs)."""
@@ -268,6 +298,7 @@ class SpectralSegmentationWidget(Container):
             version=__version__,
         )
         self._show_labels(layer, result.labels, params)
+        self._install_click_callbacks()
         if params["threshold_used"] is not None and params["threshold"] == "otsu":
             self.threshold.value = float(params["threshold_used"])
         self.status.value = f"{params['n_segments']} segments in {params['seconds']:.2f} s"
@@ -283,7 +314,7 @@ class SpectralSegmentationWidget(Container):
         metadata = {METADATA_KEY: params}
         existing = self._viewer.layers[name] if name in self._viewer.layers else None
         if isinstance(existing, Labels) and existing.data.shape == labels.shape:
-            existing.data = labels
+            existing.data = labels.astype(existing.data.dtype, copy=False)
             existing.scale = geometry["scale"]
             existing.translate = geometry["translate"]
             existing.metadata = {**existing.metadata, **metadata}
@@ -299,6 +330,80 @@ class SpectralSegmentationWidget(Container):
         if image_layer.ndim == spatial:
             target.affine = image_layer.affine
         return target
+
+    # ------------------------------------------------------------ click to split / merge
+    def _result_layer_for(self, image_layer):
+        name = result_layer_name(image_layer.name)
+        layer = self._viewer.layers[name] if name in self._viewer.layers else None
+        return layer if isinstance(layer, Labels) else None
+
+    def _install_click_callbacks(self, mode=None):
+        self._merge_first = None
+        for layer in self._clicked_layers:
+            if self._on_click in layer.mouse_drag_callbacks:
+                layer.mouse_drag_callbacks.remove(self._on_click)
+        self._clicked_layers = []
+        if self.click_mode.value == "off":
+            return
+        for layer in self._viewer.layers:
+            if isinstance(layer, Labels) and METADATA_KEY in layer.metadata:
+                layer.mouse_drag_callbacks.append(self._on_click)
+                self._clicked_layers.append(layer)
+        if not self._clicked_layers:
+            show_info("No segmentation result yet: click Run first, then click on its segments.")
+
+    def _on_click(self, layer, event):
+        if event.type != "mouse_press":
+            return
+        world = np.asarray(event.position)
+        try:
+            if self.click_mode.value == "split":
+                self.split_at(world, layer)
+            elif self.click_mode.value == "merge":
+                self.merge_at(world, layer)
+        except ValueError as exc:
+            show_warning(str(exc))
+
+    def _label_under(self, layer, world):
+        index = tuple(int(round(v)) for v in layer.world_to_data(world))
+        if any(i < 0 or i >= n for i, n in zip(index, layer.data.shape)):
+            raise ValueError("The click is outside the segmentation; click inside a segment.")
+        return index, int(layer.data[index])
+
+    def split_at(self, world_position, layer=None):
+        """Split the segment under ``world_position`` in two (one undo step)."""
+        layer = layer if layer is not None else self._clicked_layers[0]
+        _, label = self._label_under(layer, world_position)
+        if label == 0:
+            raise ValueError("That click is on the background; click inside the segment to split.")
+        params = layer.metadata[METADATA_KEY]
+        image_layer = self._viewer.layers[params["image"]]
+        image = image_layer.data[0] if image_layer.multiscale else image_layer.data
+        started = time.perf_counter()
+        indices, values = split_label(
+            np.asarray(image), np.asarray(layer.data), label,
+            beta=params["beta"], random_state=params["random_state"],
+            channel_axis=-1 if image_layer.rgb else None,
+        )
+        with layer.block_history():
+            layer.data_setitem(indices, values)
+        self.status.value = f"split label {label} in {time.perf_counter() - started:.2f} s"
+
+    def merge_at(self, world_position, layer=None):
+        """First call picks a segment, the second merges the segment under it into the first."""
+        layer = layer if layer is not None else self._clicked_layers[0]
+        _, label = self._label_under(layer, world_position)
+        if label == 0:
+            raise ValueError("That click is on the background; click inside a segment to merge.")
+        if self._merge_first is None or self._merge_first == label:
+            self._merge_first = label
+            self.status.value = f"merge: label {label} picked, click the segment to join to it"
+            return
+        indices, value = merge_labels(np.asarray(layer.data), self._merge_first, label)
+        with layer.block_history():
+            layer.data_setitem(indices, value)
+        self.status.value = f"merged label {label} into {self._merge_first}"
+        self._merge_first = None
 
     def _on_error(self, exc):
         if isinstance(exc, (ValueError, TypeError, MemoryError)):

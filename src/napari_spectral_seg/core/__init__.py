@@ -1,5 +1,6 @@
 """Spectral segmentation engine: numpy, scipy and scikit-learn only (no Qt, no napari)."""
 
+from .edit import merge_labels, split_label
 from .eigen import EIGEN_SOLVERS, laplacian_eigenvectors, normalized_laplacian
 from .graph import build_pixel_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
@@ -25,6 +26,8 @@ __all__ = [
     "index_pixels",
     "iter_segment",
     "laplacian_eigenvectors",
+    "merge_labels",
+    "split_label",
     "normalized_laplacian",
     "otsu_threshold",
     "relabel_by_first_pixel",

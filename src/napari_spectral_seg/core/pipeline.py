@@ -19,6 +19,7 @@ from .eigen import laplacian_eigenvectors
 from .graph import component_block, edge_weights_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
 from .mask import resolve_mask
+from .seeds import assign_to_seeds, check_seeds, seed_nodes
 from .validation import as_float_image, check_mask, check_parameters
 
 __all__ = ["STEPS", "Progress", "SegmentationResult", "SegmentationCancelled", "iter_segment", "segment"]
@@ -103,6 +104,19 @@ def _split_counts(eigenvalues_per_component, n_clusters):
     return counts
 
 
+def _label_by_seeds(node_label, index, seeds_of_component, seed_node, embeddings, random_state):
+    """Fill ``node_label`` so the segment holding seed ``i`` is labelled ``i + 1``."""
+    for comp, seed_ids in enumerate(seeds_of_component):
+        start, stop = index.offsets[comp], index.offsets[comp + 1]
+        if len(seed_ids) == 0:
+            node_label[start:stop] = 0
+        elif len(seed_ids) == 1:
+            node_label[start:stop] = seed_ids[0] + 1
+        else:
+            owner = assign_to_seeds(embeddings[comp], seed_node[seed_ids] - start, random_state=random_state)
+            node_label[start:stop] = seed_ids[owner] + 1
+
+
 def iter_segment(
     image,
     mask=None,
@@ -116,6 +130,7 @@ def iter_segment(
     channel_axis: int | None = None,
     min_size: int = 0,
     assign_labels: str = "kmeans",
+    seeds=None,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment an image step by step; see :func:`segment` for the parameters.
 
@@ -140,6 +155,7 @@ def iter_segment(
     )
     data, spatial_shape = as_float_image(image, channel_axis)
     mask = check_mask(mask, spatial_shape)
+    seed_pixels = None if seeds is None else check_seeds(seeds, spatial_shape)
     if spacing is not None:
         spacing = np.asarray(spacing, dtype=float)
         if spacing.shape != (len(spatial_shape),) or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
@@ -163,6 +179,7 @@ def iter_segment(
         channel_axis=channel_axis,
         min_size=int(min_size),
         assign_labels=assign_labels,
+        seeds=None if seed_pixels is None else seed_pixels.tolist(),
     )
     seconds = {}
     t0 = time.perf_counter()
@@ -178,7 +195,7 @@ def iter_segment(
             else "draw or pass a mask with some nonzero pixels"
         )
         raise ValueError(f"mask is empty: no pixel to segment; {hint}.")
-    if n_clusters > n_masked:
+    if seed_pixels is None and n_clusters > n_masked:
         raise ValueError(
             f"n_clusters={n_clusters} is larger than the {n_masked} pixel(s) in the mask; "
             "lower n_clusters or enlarge the mask."
@@ -188,6 +205,12 @@ def iter_segment(
         raise ValueError(
             f"every connected piece of the mask is smaller than min_size={min_size} pixels; lower min_size."
         )
+    seeds_of_component = None
+    if seed_pixels is not None:
+        nodes = seed_nodes(seed_pixels, index)
+        component_of_seed = np.searchsorted(index.offsets, nodes, side="right") - 1
+        seeds_of_component = [np.flatnonzero(component_of_seed == c) for c in range(index.n_components)]
+        seed_node = nodes
     seconds["mask"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -206,7 +229,11 @@ def iter_segment(
     last_yield = time.perf_counter()
     for comp in range(n_comp):
         start, stop = index.offsets[comp], index.offsets[comp + 1]
-        k = min(k_max, stop - start)
+        if seeds_of_component is not None:
+            # One segment per seed in this component (none: left out).
+            k = len(seeds_of_component[comp])
+        else:
+            k = min(k_max, stop - start)
         if k <= 1:
             eigenvalues.append(np.zeros(1))
             embeddings.append(None)
@@ -226,10 +253,12 @@ def iter_segment(
 
     t3 = time.perf_counter()
     yield Progress("labels", _STEP_SPAN["labels"][0], "assigning labels")
-    counts = _split_counts(eigenvalues, n_clusters)
     node_label = np.empty(index.n_nodes, dtype=np.int64)
+    if seeds_of_component is not None:
+        _label_by_seeds(node_label, index, seeds_of_component, seed_node, embeddings, random_state)
+    counts = _split_counts(eigenvalues, n_clusters) if seeds_of_component is None else []
     next_label = 1
-    for comp in range(n_comp):
+    for comp in range(len(counts)):
         start, stop = index.offsets[comp], index.offsets[comp + 1]
         if counts[comp] == 1:
             node_label[start:stop] = next_label
@@ -244,7 +273,11 @@ def iter_segment(
         next_label += int(counts[comp])
     labels = np.zeros(int(np.prod(spatial_shape)), dtype=np.int64)
     labels[index.pixel_of_node] = node_label
-    labels = relabel_by_first_pixel(labels.reshape(spatial_shape))
+    labels = labels.reshape(spatial_shape)
+    if seeds_of_component is None:
+        labels = relabel_by_first_pixel(labels)
+    else:
+        labels = labels.astype(np.int32)  # label i is the segment of point i
     seconds["labels"] = time.perf_counter() - t3
     seconds["total"] = time.perf_counter() - t0
     yield Progress("labels", 1.0, "done")
@@ -288,6 +321,7 @@ def segment(
     channel_axis: int | None = None,
     min_size: int = 0,
     assign_labels: str = "kmeans",
+    seeds=None,
     progress: Callable[[Progress], object] | None = None,
 ) -> np.ndarray:
     """Segment an image by spectral clustering of its pixel graph.
@@ -327,6 +361,12 @@ def segment(
         (label 0).
     assign_labels : {"kmeans", "cluster_qr"}
         How the spectral embedding is turned into labels.
+    seeds : array_like, shape (n_points, ndim), optional
+        Points in pixel coordinates, one per wanted segment. Each connected
+        piece of the mask gets one segment per point inside it (pieces without
+        a point are left out), ``n_clusters`` is ignored, and the segment
+        holding point ``i`` is labelled ``i + 1``. A point outside the mask
+        raises ValueError.
     progress : callable, optional
         Called with a :class:`Progress` between steps; raise
         :class:`SegmentationCancelled` from it to stop.
@@ -354,5 +394,6 @@ def segment(
         channel_axis=channel_axis,
         min_size=min_size,
         assign_labels=assign_labels,
+        seeds=seeds,
     )
     return run_to_end(steps, progress).labels
