@@ -117,6 +117,8 @@ class SpectralSegmentationWidget(Container):
         self.run.changed.connect(self.start)
         self.cancel.changed.connect(self.stop)
         self.click_mode.changed.connect(self._install_click_callbacks)
+        # With seed points the number of segments is the number of points.
+        self.seeds.changed.connect(lambda value: setattr(self.n_clusters, "enabled", value is None))
         self._merge_first = None  # label picked by the first click in merge mode
         self._clicked_layers = []  # result layers carrying our mouse callback
 
