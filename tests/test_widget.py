@@ -159,3 +159,24 @@ def test_active_image_is_selected_by_default(make_napari_viewer):
     assert widget.image.value is viewer.layers["b"]
     viewer.layers.selection.active = viewer.layers["a"]
     assert widget.image.value is viewer.layers["a"]
+
+
+def test_save_parameters_writes_what_segment_takes(viewer_and_widget, tmp_path):
+    import json
+
+    from napari_spectral_seg import segment
+
+    viewer, widget = viewer_and_widget
+    widget.mask.value = None
+    widget.n_clusters.value = 3
+    widget.beta.value = 2.5
+    widget.seed.value = 11
+    path = tmp_path / "params.json"
+    widget.save_parameters(path)
+    saved = json.loads(path.read_text())["spectral_seg"]
+    assert saved["threshold"] == "otsu" and saved["n_clusters"] == 3
+    assert saved["beta"] == 2.5 and saved["random_state"] == 11
+    saved.pop("version")
+    image = viewer.layers["four circles"].data
+    labels = segment(image, **saved)
+    assert labels.max() >= 3

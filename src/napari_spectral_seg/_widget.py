@@ -104,11 +104,14 @@ class SpectralSegmentationWidget(Container):
                                            "Each edit is one undo step (Ctrl+Z on the result layer).")
         self.run = PushButton(name="run", text="Run")
         self.cancel = PushButton(name="cancel", text="Cancel", enabled=False)
+        self.save_params = PushButton(name="save_params", text="Save parameters...",
+                                      tooltip="Write the current parameters to a JSON file for "
+                                              "`napari-spectral-seg batch --params FILE`.")
         self.status = Label(name="status", value="")
         self.extend([
             self.image, self.mask, self.auto_threshold, self.threshold, self.n_clusters, self.beta,
             self.eigen_solver, self.min_size, self.seeds, self.seed, self.run, self.cancel,
-            self.click_mode, self.status,
+            self.click_mode, self.save_params, self.status,
         ])
 
         self.auto_threshold.changed.connect(self._update_threshold_enabled)
@@ -116,6 +119,7 @@ class SpectralSegmentationWidget(Container):
         self.image.changed.connect(self._on_image_changed)
         self.run.changed.connect(self.start)
         self.cancel.changed.connect(self.stop)
+        self.save_params.changed.connect(self._ask_where_to_save)
         self.click_mode.changed.connect(self._install_click_callbacks)
         # With seed points the number of segments is the number of points.
         self.seeds.changed.connect(lambda value: setattr(self.n_clusters, "enabled", value is None))
@@ -220,6 +224,36 @@ class SpectralSegmentationWidget(Container):
         world = np.array([points_layer.data_to_world(p) for p in points_layer.data])
         pixels = np.array([image_layer.world_to_data(w) for w in world])
         return pixels[:, -spatial_ndim:]
+
+    def current_parameters(self) -> dict:
+        """The fields as keyword arguments of :func:`napari_spectral_seg.segment`."""
+        uses_mask = self.mask.value is not None
+        return dict(
+            threshold=None if uses_mask else ("otsu" if self.auto_threshold.value else float(self.threshold.value)),
+            n_clusters=int(self.n_clusters.value),
+            beta=float(self.beta.value),
+            eigen_solver=self.eigen_solver.value,
+            random_state=int(self.seed.value),
+            min_size=int(self.min_size.value),
+        )
+
+    def save_parameters(self, path) -> None:
+        """Write the current parameters as JSON ``{"spectral_seg": {...}}``, the format
+        ``napari-spectral-seg batch --params`` reads, so a batch run replays this widget exactly."""
+        import json
+        from pathlib import Path
+
+        params = dict(self.current_parameters(), version=__version__)
+        Path(path).write_text(json.dumps({METADATA_KEY: params}, indent=2))
+        self.status.value = f"parameters saved to {Path(path).name}"
+
+    def _ask_where_to_save(self, _=None):
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getSaveFileName(self.native, "Save parameters", "spectral_seg_params.json",
+                                              "JSON (*.json)")
+        if path:
+            self.save_parameters(path)
 
     def start(self, _=None):
         """Start a segmentation with the current fields (does nothing while one runs)."""
