@@ -27,7 +27,8 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from . import __version__
-from .core import EIGEN_SOLVERS, iter_segment, merge_labels, split_label
+from .core import EIGEN_SOLVERS, merge_labels, split_label
+from .core.process import SegmentationProcess
 
 if TYPE_CHECKING:
     import napari
@@ -41,10 +42,11 @@ def result_layer_name(image_name: str) -> str:
     return f"{image_name} spectral"
 
 
-def _segment_in_worker(image, mask, params):
-    # Runs in the worker thread: only numpy in, numpy out, progress yielded.
+def _segment_in_worker(process: SegmentationProcess):
+    # Runs in the worker thread, which only relays: the computation happens in
+    # a child process so the GUI's interpreter (GIL) stays free.
     started = time.perf_counter()
-    result = yield from iter_segment(image, mask, **params)
+    result = yield from process.steps()
     result.seconds["wall"] = time.perf_counter() - started
     return result
 
@@ -265,14 +267,13 @@ class SpectralSegmentationWidget(Container):
             show_warning(str(exc))
             self.status.value = "not started"
             return
+        job["process"] = SegmentationProcess(job["image"], job["mask"], job["params"])
         self._job = job
         self._progress = progress(total=100, desc="Spectral segmentation")
         self._progress_n = 0
         worker = create_worker(
             _segment_in_worker,
-            job["image"],
-            job["mask"],
-            job["params"],
+            job["process"],
             _start_thread=False,
             _connect={
                 "yielded": self._on_progress,
@@ -308,7 +309,7 @@ class SpectralSegmentationWidget(Container):
     # ------------------------------------------------------------ worker callbacks (main thread)
     def _on_progress(self, update):
         bar = self._progress
-        if bar is None:
+        if bar is None or update is None:  # None: the relay's heartbeat
             return
         self.status.value = f"{update.step}: {update.message}"
         bar.set_description(f"Spectral segmentation: {update.step}")
@@ -449,6 +450,8 @@ class SpectralSegmentationWidget(Container):
         self.status.value = "failed"
 
     def _on_aborted(self):
+        if self._job is not None:
+            self._job["process"].terminate()
         show_info("Spectral segmentation cancelled; no layer was changed.")
         self.status.value = "cancelled"
 
