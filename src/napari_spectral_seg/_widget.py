@@ -28,7 +28,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from . import __version__
 from .core import EIGEN_SOLVERS, merge_labels, split_label
-from .core.process import SegmentationProcess
+from .core.process import EngineProcess
 
 if TYPE_CHECKING:
     import napari
@@ -42,11 +42,11 @@ def result_layer_name(image_name: str) -> str:
     return f"{image_name} spectral"
 
 
-def _segment_in_worker(process: SegmentationProcess):
+def _segment_in_worker(engine: EngineProcess, image, mask, params):
     # Runs in the worker thread, which only relays: the computation happens in
     # a child process so the GUI's interpreter (GIL) stays free.
     started = time.perf_counter()
-    result = yield from process.steps()
+    result = yield from engine.steps(image, mask, params)
     result.seconds["wall"] = time.perf_counter() - started
     return result
 
@@ -73,6 +73,11 @@ class SpectralSegmentationWidget(Container):
         self._progress = None
         self._progress_n = 0
         self._job = None  # what the running worker was started with
+        self._closed = False  # set when the Qt widget is destroyed
+        # The engine runs in a child process; start it now so its imports
+        # are done by the time the user clicks Run.
+        self._engine = EngineProcess()
+        self._engine.start()
 
         self.image = ComboBox(name="image", label="image", choices=self._image_choices,
                               tooltip="Image layer to segment (the active one by default).")
@@ -132,6 +137,7 @@ class SpectralSegmentationWidget(Container):
         for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
             event.connect(self.reset_choices)
         self._viewer.layers.selection.events.active.connect(self._follow_active_layer)
+        self.native.destroyed.connect(self._on_destroyed)
         self.reset_choices()
         self._follow_active_layer()
         self._update_threshold_enabled()
@@ -267,13 +273,15 @@ class SpectralSegmentationWidget(Container):
             show_warning(str(exc))
             self.status.value = "not started"
             return
-        job["process"] = SegmentationProcess(job["image"], job["mask"], job["params"])
         self._job = job
         self._progress = progress(total=100, desc="Spectral segmentation")
         self._progress_n = 0
         worker = create_worker(
             _segment_in_worker,
-            job["process"],
+            self._engine,
+            job["image"],
+            job["mask"],
+            job["params"],
             _start_thread=False,
             _connect={
                 "yielded": self._on_progress,
@@ -309,7 +317,7 @@ class SpectralSegmentationWidget(Container):
     # ------------------------------------------------------------ worker callbacks (main thread)
     def _on_progress(self, update):
         bar = self._progress
-        if bar is None or update is None:  # None: the relay's heartbeat
+        if self._closed or bar is None or update is None:  # None: the relay's heartbeat
             return
         self.status.value = f"{update.step}: {update.message}"
         bar.set_description(f"Spectral segmentation: {update.step}")
@@ -320,6 +328,8 @@ class SpectralSegmentationWidget(Container):
             self._progress_n = target
 
     def _on_result(self, result):
+        if self._closed:
+            return
         job = self._job
         layer = job["layer"]
         if layer not in self._viewer.layers:
@@ -442,7 +452,17 @@ class SpectralSegmentationWidget(Container):
         self.status.value = f"merged label {label} into {self._merge_first}"
         self._merge_first = None
 
+    def _on_destroyed(self, *_):
+        # The viewer (or the dock) closed: stop the worker and the engine;
+        # callbacks of a worker that still finishes find _closed and do nothing.
+        self._closed = True
+        if self._worker is not None:
+            self._worker.quit()
+        self._engine.terminate()
+
     def _on_error(self, exc):
+        if self._closed:
+            return
         if isinstance(exc, (ValueError, TypeError, MemoryError)):
             show_error(f"Spectral segmentation: {exc}")
         else:
@@ -450,8 +470,9 @@ class SpectralSegmentationWidget(Container):
         self.status.value = "failed"
 
     def _on_aborted(self):
-        if self._job is not None:
-            self._job["process"].terminate()
+        self._engine.terminate()  # it is still busy with the abandoned job
+        if self._closed:
+            return
         show_info("Spectral segmentation cancelled; no layer was changed.")
         self.status.value = "cancelled"
 
@@ -461,5 +482,7 @@ class SpectralSegmentationWidget(Container):
             self._progress = None
         self._worker = None
         self._job = None
+        if self._closed:
+            return
         self.run.enabled = True
         self.cancel.enabled = False
