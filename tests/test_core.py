@@ -191,3 +191,22 @@ def test_mask_of_another_shape_is_refused(circles):
     image, _, _ = circles
     with pytest.raises(ValueError, match="mask has shape"):
         segment(image, np.ones((10, 10), bool))
+
+
+def test_label_mask_keeps_touching_regions_apart():
+    # Two touching rectangles of a label image, on a flat image: without the
+    # labels they would be one piece; with them, each is its own segment.
+    regions = np.zeros((20, 40), np.int32)
+    regions[2:18, 2:20] = 5
+    regions[2:18, 20:38] = 9
+    image = np.ones((20, 40))
+    labels = segment(image, regions, n_clusters=2, random_state=0)
+    assert len(np.unique(labels[regions == 5])) == 1
+    assert len(np.unique(labels[regions == 9])) == 1
+    assert labels[10, 10] != labels[10, 30]
+    # n_clusters beyond the regions goes to the cheapest cut, inside a region only.
+    labels = segment(image, regions, n_clusters=3, random_state=0)
+    assert labels.max() == 3
+    for value in (5, 9):
+        assert set(np.unique(labels[regions == value])).isdisjoint(
+            np.unique(labels[(regions != value) & (regions > 0)]))

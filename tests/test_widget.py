@@ -35,7 +35,7 @@ def messages():
 def test_widget_segments_the_sample_into_four_circles(viewer_and_widget, qtbot):
     viewer, widget = viewer_and_widget
     image_layer = viewer.layers["four circles"]
-    image_layer.scale = (2.0, 0.5)
+    image_layer.scale = (2.0, 2.0)
     image_layer.translate = (10.0, -3.0)
     widget.image.value = image_layer
     widget.mask.value = viewer.layers["four circles mask"]
@@ -51,7 +51,7 @@ def test_widget_segments_the_sample_into_four_circles(viewer_and_widget, qtbot):
     assert isinstance(layer, Labels)
     _, _, truth = four_circles(seed=0)
     assert ari_against_truth(layer.data, truth) >= 0.97
-    np.testing.assert_allclose(layer.scale, (2.0, 0.5))
+    np.testing.assert_allclose(layer.scale, (2.0, 2.0))
     np.testing.assert_allclose(layer.translate, (10.0, -3.0))
     meta = layer.metadata["spectral_seg"]
     assert meta["n_clusters"] == 4 and meta["random_state"] == 3 and meta["beta"] == 1.0
@@ -180,3 +180,43 @@ def test_save_parameters_writes_what_segment_takes(viewer_and_widget, tmp_path):
     image = viewer.layers["four circles"].data
     labels = segment(image, **saved)
     assert labels.max() >= 3
+
+
+def test_shapes_layer_mask_segments_the_drawn_region(viewer_and_widget, qtbot):
+    viewer, widget = viewer_and_widget
+    # A rectangle around the top-left circle only (centre (28, 24), radius 16).
+    viewer.add_shapes([np.array([[8, 4], [8, 44], [48, 44], [48, 4]])], shape_type="rectangle", name="roi")
+    widget.mask.value = viewer.layers["roi"]
+    widget.n_clusters.value = 2
+    click_run_and_wait(widget, qtbot)
+    labels = viewer.layers[RESULT].data
+    assert np.all(labels[:7] == 0) and np.all(labels[50:] == 0) and np.all(labels[:, 46:] == 0)
+    assert labels.max() == 2 and np.all(labels[9:47, 5:43] > 0)
+
+
+def test_labels_mask_keeps_its_regions_apart(viewer_and_widget, qtbot):
+    viewer, widget = viewer_and_widget
+    _, _, truth = four_circles(seed=0)
+    viewer.add_labels(truth, name="truth")  # four touching regions
+    widget.mask.value = viewer.layers["truth"]
+    widget.n_clusters.value = 4
+    click_run_and_wait(widget, qtbot)
+    labels = viewer.layers[RESULT].data
+    for value in range(1, 5):
+        assert len(np.unique(labels[truth == value])) == 1
+    assert ari_against_truth(labels, truth) == 1.0
+
+
+def test_anisotropic_volume_uses_the_layer_scale_as_voxel_size(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    image, mask, _ = four_circles(size=30, ndim=3, seed=0)
+    viewer.add_image(image[::3], name="stack", scale=(3.0, 1.0, 1.0))  # z step 3x the xy pixel
+    viewer.add_labels(mask[::3].astype(np.uint8), name="stack mask", scale=(3.0, 1.0, 1.0))
+    _, widget = viewer.window.add_plugin_dock_widget("napari-spectral-seg", "Spectral segmentation")
+    widget.image.value = viewer.layers["stack"]
+    widget.mask.value = viewer.layers["stack mask"]
+    click_run_and_wait(widget, qtbot)
+    layer = viewer.layers["stack spectral"]
+    assert layer.metadata["spectral_seg"]["spacing"] == [3.0, 1.0, 1.0]
+    np.testing.assert_allclose(layer.scale, (3.0, 1.0, 1.0))
+    assert layer.data.shape == image[::3].shape and layer.data.max() == 4

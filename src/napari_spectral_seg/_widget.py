@@ -21,7 +21,7 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from napari.layers import Image, Labels, Points
+from napari.layers import Image, Labels, Points, Shapes
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -82,8 +82,8 @@ class SpectralSegmentationWidget(Container):
         self.image = ComboBox(name="image", label="image", choices=self._image_choices,
                               tooltip="Image layer to segment (the active one by default).")
         self.mask = ComboBox(name="mask", label="mask", choices=self._mask_choices,
-                             tooltip="Labels layer whose nonzero pixels are segmented. "
-                                     "'none' uses the threshold instead.")
+                             tooltip="Labels layer (each label region is segmented on its own) or "
+                                     "Shapes layer (the drawn regions). 'none' uses the threshold instead.")
         self.auto_threshold = CheckBox(name="auto_threshold", text="Otsu threshold", value=True,
                                        tooltip="Without a mask, segment pixels above Otsu's threshold.")
         self.threshold = FloatSpinBox(name="threshold", label="threshold", value=0.0,
@@ -147,9 +147,10 @@ class SpectralSegmentationWidget(Container):
         return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
 
     def _mask_choices(self, _widget=None):
-        labels = [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Labels)
-                  and METADATA_KEY not in layer.metadata]
-        return [("none", None), *labels]
+        masks = [(layer.name, layer) for layer in self._viewer.layers
+                 if (isinstance(layer, Labels) and METADATA_KEY not in layer.metadata)
+                 or isinstance(layer, Shapes)]
+        return [("none", None), *masks]
 
     def _points_choices(self, _widget=None):
         points = [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Points)]
@@ -198,13 +199,17 @@ class SpectralSegmentationWidget(Container):
         spatial_shape = tuple(data.shape[:spatial_ndim])
         mask_layer = self.mask.value
         mask = None
-        if mask_layer is not None:
+        if isinstance(mask_layer, Shapes):
+            mask = self._shapes_mask(mask_layer, layer, spatial_shape)
+        elif mask_layer is not None:
             if tuple(mask_layer.data.shape) != spatial_shape:
                 raise ValueError(
                     f"mask '{mask_layer.name}' has shape {tuple(mask_layer.data.shape)} but image "
                     f"'{layer.name}' has {spatial_shape}; pick a mask drawn on this image, or 'none'."
                 )
-            mask = np.asarray(mask_layer.data) != 0  # a new array: the user's layer is untouched
+            # A copy: the user's layer is untouched. Integer labels keep their
+            # regions apart in the core.
+            mask = np.array(mask_layer.data)
         seeds = None
         if self.seeds.value is not None:
             seeds = self._seed_pixels(self.seeds.value, layer, spatial_ndim)
@@ -220,9 +225,27 @@ class SpectralSegmentationWidget(Container):
             min_size=int(self.min_size.value),
             channel_axis=channel_axis,
             seeds=seeds,
+            # The layer's scale is the pixel (voxel) size: anisotropic stacks
+            # are segmented as physical objects.
+            spacing=tuple(float(v) for v in layer.scale[-spatial_ndim:]),
         )
         image = np.array(data)  # copy: the worker never reads a layer the user can edit
         return dict(layer=layer, mask_layer=mask_layer, image=image, mask=mask, params=params)
+
+    @staticmethod
+    def _shapes_mask(shapes_layer, image_layer, spatial_shape):
+        """Union of the drawn shapes, rasterised on the image's pixel grid."""
+        if len(shapes_layer.data) == 0:
+            raise ValueError(f"mask '{shapes_layer.name}' has no shapes; draw a region or pick 'none'.")
+        ndim = len(spatial_shape)
+        # Vertices in the image's pixel coordinates, whatever the two layers' transforms.
+        vertices = [
+            np.array([image_layer.world_to_data(shapes_layer.data_to_world(v)) for v in shape])[:, -ndim:]
+            for shape in shapes_layer.data
+        ]
+        on_image = Shapes(vertices, shape_type=list(shapes_layer.shape_type), ndim=ndim)
+        masks = on_image.to_masks(mask_shape=spatial_shape)
+        return np.any(masks, axis=0)
 
     @staticmethod
     def _seed_pixels(points_layer, image_layer, spatial_ndim):

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.ndimage as ndi
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 __all__ = [
     "PixelIndex",
@@ -53,7 +54,52 @@ class PixelIndex(NamedTuple):
         return len(self.offsets) - 1
 
 
-def index_pixels(mask: np.ndarray, min_size: int = 1) -> PixelIndex:
+def connected_regions(regions: np.ndarray) -> tuple[np.ndarray, int]:
+    """Connected components of a label image, keeping different labels apart.
+
+    Like ``scipy.ndimage.label`` (face neighbours), except that two
+    neighbouring pixels join only if they carry the same nonzero value, so
+    touching regions of a Labels layer stay separate.
+
+    Parameters
+    ----------
+    regions : ndarray of int, shape S
+        0 is background.
+
+    Returns
+    -------
+    components : ndarray of int32, shape S
+        0 for background, 1..n numbered by first pixel in raster order.
+    n : int
+        Number of components.
+    """
+    regions = np.asarray(regions)
+    size = regions.size
+    flat_index = np.arange(size, dtype=np.int64).reshape(regions.shape)
+    heads, tails = [], []
+    for axis in range(regions.ndim):
+        if regions.shape[axis] < 2:
+            continue
+        lo, hi = _neighbour_slices(regions.ndim, axis)
+        same = (regions[lo] == regions[hi]) & (regions[lo] != 0)
+        heads.append(flat_index[lo][same])
+        tails.append(flat_index[hi][same])
+    heads = np.concatenate(heads) if heads else np.zeros(0, np.int64)
+    tails = np.concatenate(tails) if tails else np.zeros(0, np.int64)
+    links = sp.coo_array((np.ones(len(heads), np.int8), (heads, tails)), shape=(size, size))
+    _, component = connected_components(links, directed=False)
+    inside = regions.ravel() != 0
+    # Renumber the components that hold foreground 1..n by first pixel.
+    ids, first = np.unique(component[inside], return_index=True)
+    order = np.empty(len(ids), dtype=np.int32)
+    order[np.argsort(first)] = np.arange(1, len(ids) + 1, dtype=np.int32)
+    lookup = np.zeros(component.max() + 1, dtype=np.int32)
+    lookup[ids] = order
+    out = np.where(inside, lookup[component], 0).astype(np.int32)
+    return out.reshape(regions.shape), len(ids)
+
+
+def index_pixels(mask: np.ndarray, min_size: int = 1, regions: np.ndarray | None = None) -> PixelIndex:
     """Number the pixels of ``mask``, one contiguous range per connected component.
 
     Parameters
@@ -64,6 +110,9 @@ def index_pixels(mask: np.ndarray, min_size: int = 1) -> PixelIndex:
         Components with fewer pixels than this are left out (their pixels get
         node number -1). Connectivity is face neighbours only, the same as the
         graph's edges, so a component is exactly a connected piece of the graph.
+    regions : ndarray of int, shape of mask, optional
+        Region label of each pixel (e.g. a Labels layer): pixels of different
+        regions never share a component, even where they touch.
 
     Returns
     -------
@@ -72,7 +121,10 @@ def index_pixels(mask: np.ndarray, min_size: int = 1) -> PixelIndex:
         component, nodes follow raster order.
     """
     mask = np.asarray(mask, dtype=bool)
-    component_of_pixel, n_found = ndi.label(mask)
+    if regions is None:
+        component_of_pixel, n_found = ndi.label(mask)
+    else:
+        component_of_pixel, n_found = connected_regions(np.where(mask, regions, 0))
     flat = component_of_pixel.ravel()
     inside = np.flatnonzero(flat)
     comp = flat[inside]
@@ -140,6 +192,7 @@ def edge_weights_graph(
     beta: float = 1.0,
     spacing=None,
     dtype=np.float32,
+    regions: np.ndarray | None = None,
 ) -> sp.csr_array:
     """Weighted adjacency matrix of the pixel graph for a given node numbering.
 
@@ -160,6 +213,8 @@ def edge_weights_graph(
         graph Laplacian approximates the isotropic continuous one.
     dtype : numpy dtype
         Dtype of the weights (float32 halves the memory of float64).
+    regions : ndarray of int, shape S, optional
+        Region label per pixel: no edge joins two different regions.
 
     Returns
     -------
@@ -179,6 +234,8 @@ def edge_weights_graph(
         a = node_of_pixel[lo]
         b = node_of_pixel[hi]
         both = (a >= 0) & (b >= 0)
+        if regions is not None:
+            both &= regions[lo] == regions[hi]
         diff = image[lo][both] - image[hi][both]
         if multichannel:
             grad = np.sqrt(np.einsum("ij,ij->i", diff, diff, dtype=np.float64))

@@ -154,6 +154,13 @@ def iter_segment(
         min_size=min_size,
     )
     data, spatial_shape = as_float_image(image, channel_axis)
+    regions = None
+    if mask is not None:
+        raw_mask = np.asarray(mask)
+        # An integer mask with several labels (a Labels layer): each label is
+        # segmented on its own and touching labels are kept apart.
+        if raw_mask.dtype.kind in "iu" and raw_mask.size and raw_mask.max() > 1:
+            regions = raw_mask
     mask = check_mask(mask, spatial_shape)
     seed_pixels = None if seeds is None else check_seeds(seeds, spatial_shape)
     if spacing is not None:
@@ -200,7 +207,7 @@ def iter_segment(
             f"n_clusters={n_clusters} is larger than the {n_masked} pixel(s) in the mask; "
             "lower n_clusters or enlarge the mask."
         )
-    index = index_pixels(mask, min_size=max(min_size, 1))
+    index = index_pixels(mask, min_size=max(min_size, 1), regions=regions)
     if index.n_nodes == 0:
         raise ValueError(
             f"every connected piece of the mask is smaller than min_size={min_size} pixels; lower min_size."
@@ -215,7 +222,9 @@ def iter_segment(
 
     t1 = time.perf_counter()
     yield Progress("graph", _STEP_SPAN["graph"][0], f"pixel graph of {index.n_nodes} pixels")
-    graph = edge_weights_graph(data, index.node_of_pixel, index.n_nodes, beta=beta, spacing=spacing)
+    graph = edge_weights_graph(
+        data, index.node_of_pixel, index.n_nodes, beta=beta, spacing=spacing, regions=regions
+    )
     seconds["graph"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
@@ -330,8 +339,10 @@ def segment(
     ----------
     image : array_like, shape (M, N) or (P, M, N), plus a channel axis if ``channel_axis``
         Any real dtype (bool, integer, float); numpy or dask. Never modified.
-    mask : array_like of bool, spatial shape of ``image``, optional
-        Pixels to segment. Combined with ``threshold`` if both are given.
+    mask : array_like of bool or int, spatial shape of ``image``, optional
+        Pixels to segment (nonzero). Combined with ``threshold`` if both are
+        given. An integer label image (e.g. a napari Labels layer) segments
+        each label region on its own: touching regions are never merged.
     threshold : float or "otsu", optional
         Segment only pixels brighter than this (strictly greater). Neither
         ``mask`` nor ``threshold``: the whole image.
