@@ -476,3 +476,20 @@ def test_channel_axis_image():
     labels = segment(image, channel_axis=-1, n_clusters=2, random_state=0)
     assert_valid_labels(labels, (8, 8))
     np.testing.assert_array_equal(labels, segment(np.moveaxis(image, -1, 0), channel_axis=0, n_clusters=2, random_state=0))
+
+
+def test_no_arpack_fallback_on_large_components(monkeypatch):
+    import scipy.sparse as sp
+
+    calls = []
+
+    def broken(graph, k, *, solver, rng):
+        calls.append(solver)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(validation, "laplacian_eigenvectors", broken)
+    monkeypatch.setattr(validation, "_ARPACK_FALLBACK_LIMIT", 10)
+    block = sp.csr_array(np.ones((20, 20)))
+    with pytest.raises(ValueError, match="eigen_solver='amg' could not compute.*boom"):
+        validation.solve_component(block, 2, eigen_solver="amg", rng_factory=np.random.default_rng)
+    assert calls == ["amg", "lobpcg"]

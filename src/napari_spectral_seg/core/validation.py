@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from . import eigen as _eigen
 from .eigen import EIGEN_SOLVERS, laplacian_eigenvectors
 from .labels import LABEL_METHODS
 
@@ -362,6 +363,8 @@ def warn_if_constant(data: np.ndarray, mask: np.ndarray) -> bool:
     return False
 
 
+# Above this many pixels "arpack" is not tried as a fallback.
+_ARPACK_FALLBACK_LIMIT = getattr(_eigen, "AUTO_ARPACK_LIMIT", 60_000)
 _FALLBACK = {"auto": ("arpack", "lobpcg"), "arpack": ("lobpcg",), "lobpcg": ("arpack",), "amg": ("arpack", "lobpcg")}
 
 
@@ -378,7 +381,11 @@ def solve_component(block, k, *, eigen_solver, rng_factory):
         If every solver failed, naming ``eigen_solver`` and the original error.
     """
     errors = []
-    for solver in (eigen_solver, *_FALLBACK.get(eigen_solver, ())):
+    fallbacks = _FALLBACK.get(eigen_solver, ())
+    if block.shape[0] > _ARPACK_FALLBACK_LIMIT:
+        # shift-invert ARPACK factorises the matrix: too slow and large here
+        fallbacks = tuple(s for s in fallbacks if s != "arpack")
+    for solver in (eigen_solver, *fallbacks):
         try:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 values, embedding = laplacian_eigenvectors(block, k, solver=solver, rng=rng_factory())
