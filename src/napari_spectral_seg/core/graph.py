@@ -208,7 +208,8 @@ def edge_weights_graph(
     beta : float
         Edge sharpness: larger values make edges across a gradient weaker.
     spacing : sequence of float, length len(S), optional
-        Physical pixel size along each axis. Gradients are divided by it and
+        Physical pixel size along each axis, in any unit (only ratios
+        matter). Gradients are divided by ``spacing / min(spacing)`` and
         the edge conductance scaled by ``(min(spacing) / spacing) ** 2`` so the
         graph Laplacian approximates the isotropic continuous one.
     dtype : numpy dtype
@@ -223,7 +224,9 @@ def edge_weights_graph(
     """
     ndim = node_of_pixel.ndim
     spacing = np.ones(ndim) if spacing is None else np.asarray(spacing, dtype=float)
-    conductance = (spacing.min() / spacing) ** 2
+    # Only the ratios matter: isotropic spacing in any unit gives the seed's graph.
+    spacing = spacing / spacing.min()
+    conductance = 1.0 / spacing**2
     multichannel = image.ndim == ndim + 1
 
     heads, tails, grads, axis_of_edge = [], [], [], []

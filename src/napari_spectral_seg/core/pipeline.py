@@ -15,12 +15,22 @@ from typing import Callable, Generator
 
 import numpy as np
 
-from .eigen import laplacian_eigenvectors
 from .graph import component_block, edge_weights_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
 from .mask import resolve_mask
 from .seeds import assign_to_seeds, check_seeds, seed_nodes
-from .validation import as_float_image, check_mask, check_parameters
+from .validation import (
+    as_float_image,
+    check_mask,
+    check_memory,
+    check_parameters,
+    check_random_state,
+    check_spacing,
+    floor_edge_weights,
+    scale_for_graph,
+    solve_component,
+    warn_if_constant,
+)
 
 __all__ = ["STEPS", "Progress", "SegmentationResult", "SegmentationCancelled", "iter_segment", "segment"]
 
@@ -153,7 +163,7 @@ def iter_segment(
         assign_labels=assign_labels,
         min_size=min_size,
     )
-    data, spatial_shape = as_float_image(image, channel_axis)
+    data, spatial_shape = as_float_image(image, channel_axis, n_clusters=n_clusters)
     regions = None
     if mask is not None:
         raw_mask = np.asarray(mask)
@@ -163,18 +173,8 @@ def iter_segment(
             regions = raw_mask
     mask = check_mask(mask, spatial_shape)
     seed_pixels = None if seeds is None else check_seeds(seeds, spatial_shape)
-    if spacing is not None:
-        spacing = np.asarray(spacing, dtype=float)
-        if spacing.shape != (len(spatial_shape),) or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
-            raise ValueError(
-                f"spacing={tuple(spacing.tolist())} must be {len(spatial_shape)} positive numbers, "
-                "one pixel size per spatial axis."
-            )
-    if random_state is None:
-        random_state = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
-    elif isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
-        raise TypeError(f"random_state={random_state!r} must be an integer seed or None.")
-    random_state = int(random_state)
+    spacing = check_spacing(spacing, len(spatial_shape))
+    random_state = check_random_state(random_state)
 
     parameters = dict(
         threshold=threshold,
@@ -196,17 +196,26 @@ def iter_segment(
     parameters["threshold_used"] = used_threshold
     n_masked = int(mask.sum())
     if n_masked == 0:
-        hint = (
-            f"lower the threshold (it is {used_threshold:.4g}, the image maximum is {data.max():.4g})"
-            if used_threshold is not None
-            else "draw or pass a mask with some nonzero pixels"
-        )
+        if used_threshold is None:
+            hint = "draw or pass a mask with some nonzero pixels"
+        elif isinstance(threshold, str) and data.max() == data.min():
+            hint = "the image is constant, so threshold='otsu' keeps nothing; pass threshold=None"
+        else:
+            hint = f"lower the threshold (it is {used_threshold:.4g}, the image maximum is {data.max():.4g})"
         raise ValueError(f"mask is empty: no pixel to segment; {hint}.")
     if seed_pixels is None and n_clusters > n_masked:
         raise ValueError(
             f"n_clusters={n_clusters} is larger than the {n_masked} pixel(s) in the mask; "
             "lower n_clusters or enlarge the mask."
         )
+    check_memory(
+        int(np.prod(spatial_shape)),
+        n_nodes=n_masked,
+        ndim=len(spatial_shape),
+        n_channels=data.shape[-1] if data.ndim > len(spatial_shape) else 1,
+        n_clusters=n_clusters,
+    )
+    warn_if_constant(data, mask)
     index = index_pixels(mask, min_size=max(min_size, 1), regions=regions)
     if index.n_nodes == 0:
         raise ValueError(
@@ -223,8 +232,9 @@ def iter_segment(
     t1 = time.perf_counter()
     yield Progress("graph", _STEP_SPAN["graph"][0], f"pixel graph of {index.n_nodes} pixels")
     graph = edge_weights_graph(
-        data, index.node_of_pixel, index.n_nodes, beta=beta, spacing=spacing, regions=regions
+        scale_for_graph(data), index.node_of_pixel, index.n_nodes, beta=beta, spacing=spacing, regions=regions
     )
+    graph = floor_edge_weights(graph)
     seconds["graph"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
@@ -248,8 +258,9 @@ def iter_segment(
             embeddings.append(None)
         else:
             block = component_block(graph, start, stop)
-            values, embedding = laplacian_eigenvectors(
-                block, k, solver=eigen_solver, rng=np.random.default_rng([random_state, comp])
+            values, embedding = solve_component(
+                block, k, eigen_solver=eigen_solver,
+                rng_factory=lambda comp=comp: np.random.default_rng([random_state, comp]),
             )
             eigenvalues.append(values)
             embeddings.append(embedding)

@@ -1,27 +1,75 @@
-"""Input checks with messages that name the parameter and say what to change."""
+"""Input checks with messages that name the parameter and say what to change.
+
+Also the few guards the pipeline needs against numerical faults: a memory
+estimate checked before allocating, rescaling of extreme intensities, a floor
+on edge weights, and an eigen-solve that falls back to another solver (or
+fails with a clear message) instead of leaking an ARPACK/LAPACK error.
+"""
 
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
-from .eigen import EIGEN_SOLVERS
+from . import eigen as _eigen
+from .eigen import EIGEN_SOLVERS, laplacian_eigenvectors
 from .labels import LABEL_METHODS
 
-__all__ = ["as_float_image", "check_parameters", "check_mask"]
+__all__ = [
+    "InsufficientMemoryError",
+    "as_float_image",
+    "available_memory",
+    "check_mask",
+    "check_memory",
+    "check_parameters",
+    "check_random_state",
+    "check_spacing",
+    "estimate_bytes",
+    "floor_edge_weights",
+    "scale_for_graph",
+    "solve_component",
+    "warn_if_constant",
+]
 
 
-def as_float_image(image, channel_axis=None) -> tuple[np.ndarray, tuple[int, ...]]:
+class InsufficientMemoryError(ValueError, MemoryError):
+    """The run would need more memory than is available; raised before allocating.
+
+    A ``ValueError`` (bad input for this machine) and a ``MemoryError``, so
+    either ``except`` clause catches it.
+    """
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _peek(image):
+    """Shape and dtype of ``image`` without computing a lazy (e.g. dask) array."""
+    try:
+        shape = tuple(int(s) for s in image.shape)  # dask: NaN for unknown chunks -> ValueError
+        dtype = np.dtype(image.dtype)
+        return shape, dtype, image
+    except (AttributeError, TypeError, ValueError):
+        array = np.asarray(image)
+        return array.shape, array.dtype, array
+
+
+def as_float_image(image, channel_axis=None, *, n_clusters=1) -> tuple[np.ndarray, tuple[int, ...]]:
     """Validate an image and return it as float64 with any channel axis last.
 
     Parameters
     ----------
     image : array_like
         2D or 3D real-valued array (numpy, dask, or anything ``np.asarray`` takes),
-        plus one channel axis if ``channel_axis`` is given.
+        plus one channel axis if ``channel_axis`` is given. Dask arrays are
+        computed, after the shape, dtype and memory checks.
     channel_axis : int, optional
         Axis that holds channels (e.g. -1 for RGB).
+    n_clusters : int
+        Only used for the memory estimate.
 
     Returns
     -------
@@ -29,31 +77,54 @@ def as_float_image(image, channel_axis=None) -> tuple[np.ndarray, tuple[int, ...
         A new array; the caller's array is never modified.
     spatial_shape : tuple of int
         ``S``.
+
+    Raises
+    ------
+    TypeError
+        Complex or non-numeric dtype, non-integer ``channel_axis``.
+    ValueError
+        Wrong number of axes, empty image, NaN or infinite pixels.
+    InsufficientMemoryError
+        The float64 copy alone would not fit in the available memory.
     """
-    array = np.asarray(image)
-    if array.dtype.kind == "c":
+    shape, dtype, source = _peek(image)
+    if dtype.kind == "c":
         raise TypeError(
             "image is complex; pass a real image, e.g. np.abs(image) for the magnitude."
         )
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"image has dtype {array.dtype}; pass a numeric (bool, integer or float) array.")
+    if dtype.kind not in "biuf":
+        raise TypeError(f"image has dtype {dtype}; pass a numeric (bool, integer or float) array.")
+    ndim = len(shape)
     if channel_axis is not None:
-        if not -array.ndim <= channel_axis < array.ndim:
-            raise ValueError(
-                f"channel_axis={channel_axis} is out of range for an image with {array.ndim} axes."
+        if not _is_integer(channel_axis):
+            raise TypeError(
+                f"channel_axis={channel_axis!r} must be an integer axis index (e.g. -1) or None."
             )
-        array = np.moveaxis(array, channel_axis, -1)
-        spatial_shape = array.shape[:-1]
+        channel_axis = int(channel_axis)
+        if not -ndim <= channel_axis < ndim:
+            raise ValueError(
+                f"channel_axis={channel_axis} is out of range for an image with {ndim} axes."
+            )
+        spatial_shape = tuple(s for i, s in enumerate(shape) if i != channel_axis % ndim)
+        n_channels = shape[channel_axis]
     else:
-        spatial_shape = array.shape
+        spatial_shape = tuple(shape)
+        n_channels = 1
     if len(spatial_shape) not in (2, 3):
         raise ValueError(
-            f"image has {len(spatial_shape)} spatial axes (shape {array.shape}); segment takes "
+            f"image has {len(spatial_shape)} spatial axes (shape {tuple(shape)}); segment takes "
             "2D or 3D images. Select one frame (image[t]) for time series, or pass channel_axis "
             "for a channel axis."
         )
-    if min(spatial_shape) < 1:
-        raise ValueError(f"image is empty (shape {array.shape}).")
+    if min(spatial_shape) < 1 or n_channels < 1:
+        raise ValueError(f"image is empty (shape {tuple(shape)}); pass an image with at least one pixel.")
+    n_pixels = int(np.prod(spatial_shape, dtype=np.int64))
+    # Only the copies made before the mask is known; the pipeline checks the
+    # graph and eigenvectors once it knows how many pixels are masked.
+    check_memory(n_pixels, n_nodes=0, ndim=len(spatial_shape), n_channels=n_channels, n_clusters=n_clusters)
+    array = np.asarray(source)
+    if channel_axis is not None:
+        array = np.moveaxis(array, channel_axis, -1)
     out = array.astype(np.float64, copy=True)
     if not np.all(np.isfinite(out)):
         bad = int(np.count_nonzero(~np.isfinite(out)))
@@ -65,7 +136,7 @@ def as_float_image(image, channel_axis=None) -> tuple[np.ndarray, tuple[int, ...
 
 
 def check_mask(mask, spatial_shape) -> np.ndarray | None:
-    """Validate a mask's shape; returns it as a boolean array (or None)."""
+    """Validate a mask's shape and dtype; returns it as a boolean array (or None)."""
     if mask is None:
         return None
     mask = np.asarray(mask)
@@ -74,26 +145,266 @@ def check_mask(mask, spatial_shape) -> np.ndarray | None:
             f"mask has shape {mask.shape} but the image's spatial shape is {tuple(spatial_shape)}; "
             "pass a mask drawn on this image."
         )
+    if mask.dtype.kind not in "biuf":
+        raise TypeError(f"mask has dtype {mask.dtype}; pass a boolean (or 0/1 integer) array.")
+    if mask.dtype.kind == "f" and not np.all(np.isfinite(mask)):
+        raise ValueError("mask has NaN or infinite values; pass a boolean array, e.g. mask=labels > 0.")
     return mask != 0
 
 
 def check_parameters(*, n_clusters, beta, eigen_solver, threshold, assign_labels, min_size):
     """Validate the scalar parameters of :func:`napari_spectral_seg.segment`."""
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral):
+    if not _is_integer(n_clusters):
         raise TypeError(f"n_clusters={n_clusters!r} must be a whole number, e.g. n_clusters=4.")
     if n_clusters < 1:
         raise ValueError(f"n_clusters={n_clusters} must be at least 1.")
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not np.isfinite(beta) or beta <= 0:
+    if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, numbers.Real) or not np.isfinite(beta) or beta <= 0:
         raise ValueError(f"beta={beta!r} must be a positive finite number; 1.0 is the seed example's value.")
-    if eigen_solver not in EIGEN_SOLVERS:
+    if not isinstance(eigen_solver, str) or eigen_solver not in EIGEN_SOLVERS:
         raise ValueError(f"eigen_solver={eigen_solver!r} is unknown; use one of {', '.join(EIGEN_SOLVERS)}.")
-    if assign_labels not in LABEL_METHODS:
+    if not isinstance(assign_labels, str) or assign_labels not in LABEL_METHODS:
         raise ValueError(f"assign_labels={assign_labels!r} is unknown; use one of {', '.join(LABEL_METHODS)}.")
     if threshold is not None:
         if isinstance(threshold, str):
             if threshold.lower() != "otsu":
                 raise ValueError(f"threshold={threshold!r} is not understood; pass a number or 'otsu'.")
-        elif isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold):
+        elif isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold):
             raise ValueError(f"threshold={threshold!r} must be a finite number or 'otsu'.")
-    if isinstance(min_size, bool) or not isinstance(min_size, numbers.Integral) or min_size < 0:
+    if not _is_integer(min_size) or min_size < 0:
         raise ValueError(f"min_size={min_size!r} must be a whole number of pixels >= 0.")
+
+
+def check_spacing(spacing, ndim) -> np.ndarray | None:
+    """Validate ``spacing``: ``ndim`` positive finite pixel sizes (or None)."""
+    if spacing is None:
+        return None
+    message = (
+        f"spacing={spacing!r} must be {ndim} positive numbers, one pixel size per spatial axis"
+        f" (e.g. spacing={(1.0,) * ndim})."
+    )
+    try:
+        values = np.asarray(spacing, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    if values.shape != (ndim,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(message)
+    return values
+
+
+def check_random_state(random_state) -> int:
+    """The integer seed to use: ``random_state`` itself, or a fresh one if None."""
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+    if not _is_integer(random_state):
+        raise TypeError(f"random_state={random_state!r} must be an integer seed or None.")
+    if random_state < 0:
+        raise ValueError(f"random_state={random_state} must be a non-negative integer seed or None.")
+    return int(random_state)
+
+
+# ---------------------------------------------------------------- memory
+
+def available_memory() -> int | None:
+    """Bytes the kernel says can be allocated without swapping (``MemAvailable``).
+
+    None where ``/proc/meminfo`` does not exist (macOS, Windows) or cannot be read.
+    """
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def estimate_bytes(n_pixels, *, n_nodes=None, ndim=2, n_channels=1, n_clusters=1) -> int:
+    """Rough peak memory of a segmentation, in bytes.
+
+    Parameters
+    ----------
+    n_pixels : int
+        Pixels of the image (spatial size).
+    n_nodes : int, optional
+        Pixels in the mask (graph nodes); defaults to ``n_pixels``. 0 counts
+        only the per-image copies.
+    ndim : int
+        Spatial axes (2 or 3): each node has up to ``2 * ndim`` edges.
+    n_channels : int
+        Values per pixel.
+    n_clusters : int
+        Eigenvectors per component are at most ``n_clusters``.
+
+    Notes
+    -----
+    Deliberately coarse and on the large side, calibrated on 2D runs with
+    ``n_clusters=4`` (peak RSS 1.0 kB per pixel with ``"amg"`` at 300 x 300,
+    1.7-1.9 kB with ``"arpack"`` at 150-250 x 250, whose sparse LU fill-in
+    grows faster than linearly; ``"auto"`` uses it only up to 60k pixels):
+    float64 image copy and boolean / index / label images per pixel; per node
+    the COO and CSR graph, Laplacian, solver work arrays and multigrid
+    hierarchy (about 250 bytes per stored edge), and float64 blocks of
+    ``k + 1`` eigenvectors in the solver and k-means; plus a dense matrix when
+    a component is solved densely because ``5 * n_clusters`` exceeds its size.
+    """
+    n_pixels = int(n_pixels)
+    n_nodes = n_pixels if n_nodes is None else int(n_nodes)
+    k = max(int(n_clusters), 1)
+    per_pixel = 16 * n_channels + 32  # float64 copy (+ a computed dask chunk), masks, labels
+    per_node = 250 * 2 * ndim + 8 * 8 * (k + 1)
+    dense = min(n_nodes, 5 * k)
+    dense_bytes = 3 * 8 * dense * dense if dense > 400 else 0
+    return per_pixel * n_pixels + per_node * n_nodes + dense_bytes
+
+
+def _gib(n_bytes) -> str:
+    return f"{n_bytes / 2**30:.3g} GiB"
+
+
+def check_memory(n_pixels, *, n_nodes=None, ndim=2, n_channels=1, n_clusters=1, available=None) -> int:
+    """Refuse, before allocating, a run that would not fit in memory.
+
+    Parameters
+    ----------
+    n_pixels, n_nodes, ndim, n_channels, n_clusters
+        See :func:`estimate_bytes`.
+    available : int, optional
+        Bytes available; defaults to :func:`available_memory`. If unknown, no check.
+
+    Returns
+    -------
+    int
+        The estimate in bytes.
+
+    Raises
+    ------
+    InsufficientMemoryError
+        If the estimate exceeds the available memory.
+    """
+    needed = estimate_bytes(n_pixels, n_nodes=n_nodes, ndim=ndim, n_channels=n_channels, n_clusters=n_clusters)
+    if available is None:
+        available = available_memory()
+    if available is not None and needed > available:
+        if n_nodes == 0:
+            what = f"image of {n_pixels} pixels needs about {_gib(needed)} as float64"
+        else:
+            what = (
+                f"segmenting {n_pixels if n_nodes is None else n_nodes} pixels with "
+                f"n_clusters={n_clusters} needs about {_gib(needed)}"
+            )
+        raise InsufficientMemoryError(
+            f"{what} but only {_gib(available)} of memory is available; crop or downsample the image "
+            "(e.g. image[::2, ::2]), segment a smaller mask or a higher threshold, or lower n_clusters."
+        )
+    return needed
+
+
+# ---------------------------------------------------------------- numerical guards
+
+# Edge weights are float32; gradients and the squares in their standard
+# deviation must stay finite. Power-of-two scaling is exact and the weights
+# exp(-beta * gradient / std) do not depend on the image's scale.
+_MAX_ABS = 2.0**60
+_MIN_ABS = 2.0**-60
+
+
+def scale_for_graph(data: np.ndarray) -> np.ndarray:
+    """``data`` times a power of two if its magnitude would overflow or underflow float32.
+
+    The edge weights are invariant to the scale of the image, so this only
+    avoids ``inf`` gradients (values near 1e300) or all-zero ones (near 1e-300).
+    Returns ``data`` itself when no scaling is needed.
+    """
+    if data.size == 0:
+        return data
+    peak = max(abs(float(data.max())), abs(float(data.min())))  # no full-size temporary
+    if peak == 0.0 or _MIN_ABS <= peak <= _MAX_ABS:
+        return data
+    exponent = -int(np.frexp(peak)[1])  # peak * 2**exponent in [0.5, 1)
+    return np.ldexp(data, exponent)
+
+
+def floor_edge_weights(graph):
+    """Raise underflowed (zero) edge weights to the smallest normal float, in place.
+
+    A very large ``beta`` or a single bright pixel in a large dark image can
+    make ``exp(-beta * gradient / std)`` underflow to 0, leaving nodes with
+    zero degree inside a connected component, which the normalised Laplacian
+    cannot handle (division by zero, then NaNs in the eigen-solver). The floor
+    keeps them attached by a negligible weight, so they come out as their own
+    segment, which is what the limit of ever-weaker edges gives.
+    """
+    if graph.nnz:
+        tiny = np.finfo(graph.dtype).tiny
+        data = graph.data
+        if not (data.min() >= tiny):  # also true for NaN
+            np.fmax(data, tiny, out=data)
+    return graph
+
+
+def warn_if_constant(data: np.ndarray, mask: np.ndarray) -> bool:
+    """Warn if the image is constant inside the mask; returns whether it is.
+
+    A constant image is segmented (every edge weight is 1, so the segments are
+    the spectral partition of the pixel grid itself: geometric pieces of the
+    mask, not objects), but that is rarely what the user wants.
+    """
+    values = data[mask]
+    if values.size > 1 and np.all(values == values.reshape(len(values), -1)[0]):
+        warnings.warn(
+            "image is constant inside the mask (zero gradient everywhere): all edge weights are "
+            "equal, so the segments are an arbitrary geometric split of the mask, not objects. "
+            "Check the image, channel_axis and threshold.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return True
+    return False
+
+
+# Above this many pixels "arpack" is not tried as a fallback.
+_ARPACK_FALLBACK_LIMIT = getattr(_eigen, "AUTO_ARPACK_LIMIT", 60_000)
+_FALLBACK = {"auto": ("arpack", "lobpcg"), "arpack": ("lobpcg",), "lobpcg": ("arpack",), "amg": ("arpack", "lobpcg")}
+
+
+def solve_component(block, k, *, eigen_solver, rng_factory):
+    """:func:`laplacian_eigenvectors` that never leaks a solver error.
+
+    Tries ``eigen_solver``, then the fallbacks in ``_FALLBACK``; a result
+    with NaN or infinite values counts as a failure. ``rng_factory()`` gives a
+    fresh generator per attempt, so a run stays reproducible.
+
+    Raises
+    ------
+    ValueError
+        If every solver failed, naming ``eigen_solver`` and the original error.
+    """
+    errors = []
+    fallbacks = _FALLBACK.get(eigen_solver, ())
+    if block.shape[0] > _ARPACK_FALLBACK_LIMIT:
+        # shift-invert ARPACK factorises the matrix: too slow and large here
+        fallbacks = tuple(s for s in fallbacks if s != "arpack")
+    for solver in (eigen_solver, *fallbacks):
+        try:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                values, embedding = laplacian_eigenvectors(block, k, solver=solver, rng=rng_factory())
+        except (ArithmeticError, ValueError, RuntimeError, np.linalg.LinAlgError) as err:
+            # ArpackError / ArpackNoConvergence are RuntimeErrors; LinAlgError a ValueError.
+            errors.append(f"{solver}: {type(err).__name__}: {err}")
+            continue
+        if np.all(np.isfinite(values)) and np.all(np.isfinite(embedding)):
+            if solver != eigen_solver:
+                warnings.warn(
+                    f"eigen_solver={eigen_solver!r} failed on a component of {block.shape[0]} pixels; "
+                    f"used {solver!r} instead.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            return values, embedding
+        errors.append(f"{solver}: NaN or infinite eigenvectors")
+    raise ValueError(
+        f"eigen_solver={eigen_solver!r} could not compute the eigenvectors of a connected component of "
+        f"{block.shape[0]} pixels ({'; '.join(errors)}). Try another eigen_solver or random_state, a "
+        "smaller beta, or n_clusters=1; please report this with the image if it persists."
+    )

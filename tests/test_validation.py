@@ -1,0 +1,495 @@
+"""Bad input gives a ValueError/TypeError naming the parameter; odd but valid input works."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse.linalg as spla
+
+from napari_spectral_seg import segment
+from napari_spectral_seg.core import validation
+from napari_spectral_seg.core.validation import (
+    InsufficientMemoryError,
+    check_memory,
+    estimate_bytes,
+    floor_edge_weights,
+    scale_for_graph,
+)
+
+
+def _image(shape=(12, 12), seed=0):
+    return np.random.default_rng(seed).random(shape)
+
+
+def assert_valid_labels(labels, shape, mask=None):
+    assert labels.shape == tuple(shape)
+    assert labels.dtype == np.int32
+    inside = np.ones(shape, bool) if mask is None else np.asarray(mask, bool)
+    assert np.all(labels[~inside] == 0)
+    assert np.all(labels[inside] > 0)
+    present = np.unique(labels[inside])
+    np.testing.assert_array_equal(present, np.arange(1, len(present) + 1))
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_pixels(bad):
+    image = _image()
+    image[3, 4] = bad
+    with pytest.raises(ValueError, match=r"image has 1 NaN or infinite pixel\(s\).*nan_to_num"):
+        segment(image, random_state=0)
+
+
+def test_nan_pixels_float16():
+    image = _image().astype(np.float16)
+    image[0, 0] = np.nan
+    with pytest.raises(ValueError, match="image has 1 NaN"):
+        segment(image, random_state=0)
+
+
+def test_empty_mask():
+    image = _image()
+    with pytest.raises(ValueError, match="mask is empty"):
+        segment(image, np.zeros(image.shape, bool), random_state=0)
+
+
+def test_one_pixel_mask_with_several_clusters():
+    image = _image()
+    mask = np.zeros(image.shape, bool)
+    mask[5, 5] = True
+    with pytest.raises(ValueError, match=r"n_clusters=4 is larger than the 1 pixel\(s\) in the mask"):
+        segment(image, mask, n_clusters=4, random_state=0)
+
+
+def test_one_pixel_mask_with_one_cluster_works():
+    image = _image()
+    mask = np.zeros(image.shape, bool)
+    mask[5, 5] = True
+    labels = segment(image, mask, n_clusters=1, random_state=0)
+    assert_valid_labels(labels, image.shape, mask)
+    assert labels[5, 5] == 1
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (12, 13), (12, 12, 1), (12,)])
+def test_mask_of_another_shape(shape):
+    with pytest.raises(ValueError, match=r"mask has shape .* spatial shape is \(12, 12\)"):
+        segment(_image(), np.ones(shape, bool), random_state=0)
+
+
+def test_mask_with_nan():
+    with pytest.raises(ValueError, match="mask has NaN"):
+        segment(_image(), np.full((12, 12), np.nan), random_state=0)
+
+
+def test_mask_of_strings():
+    with pytest.raises(TypeError, match="mask has dtype"):
+        segment(_image(), np.full((12, 12), "x"), random_state=0)
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_n_clusters_below_one(n):
+    with pytest.raises(ValueError, match=rf"n_clusters={n} must be at least 1"):
+        segment(_image(), n_clusters=n)
+
+
+@pytest.mark.parametrize("n", [2.5, 2.0, "3", None, True, np.float64(3)])
+def test_n_clusters_not_integer(n):
+    with pytest.raises(TypeError, match="n_clusters=.* must be a whole number"):
+        segment(_image(), n_clusters=n)
+
+
+def test_n_clusters_numpy_integer_works():
+    labels = segment(_image(), n_clusters=np.int64(3), random_state=0)
+    assert_valid_labels(labels, (12, 12))
+
+
+def test_n_clusters_larger_than_masked_pixels():
+    with pytest.raises(ValueError, match=r"n_clusters=200 is larger than the 144 pixel\(s\)"):
+        segment(_image(), n_clusters=200, random_state=0)
+
+
+def test_threshold_above_maximum():
+    with pytest.raises(ValueError, match=r"mask is empty.*lower the threshold \(it is 5"):
+        segment(_image(), threshold=5.0, random_state=0)
+
+
+def test_otsu_on_constant_image():
+    with pytest.raises(ValueError, match="threshold='otsu' keeps nothing"):
+        segment(np.ones((6, 6)), threshold="otsu", random_state=0)
+
+
+@pytest.mark.parametrize("threshold", [np.nan, np.inf, "median", [1.0], True])
+def test_bad_threshold(threshold):
+    with pytest.raises(ValueError, match="threshold="):
+        segment(_image(), threshold=threshold, random_state=0)
+
+
+@pytest.mark.parametrize("beta", [0, 0.0, -1.0, np.nan, np.inf, "1", None, True])
+def test_bad_beta(beta):
+    with pytest.raises(ValueError, match=r"beta=.* must be a positive finite number"):
+        segment(_image(), beta=beta, random_state=0)
+
+
+@pytest.mark.parametrize("solver", ["foo", "ARPACK", "", None, 1])
+def test_unknown_solver(solver):
+    with pytest.raises(ValueError, match=r"eigen_solver=.* is unknown; use one of auto, arpack"):
+        segment(_image(), eigen_solver=solver, random_state=0)
+
+
+@pytest.mark.parametrize("method", ["discretize", None])
+def test_unknown_assign_labels(method):
+    with pytest.raises(ValueError, match="assign_labels=.* is unknown"):
+        segment(_image(), assign_labels=method, random_state=0)
+
+
+@pytest.mark.parametrize("min_size", [-1, 1.5, "3"])
+def test_bad_min_size(min_size):
+    with pytest.raises(ValueError, match="min_size="):
+        segment(_image(), min_size=min_size, random_state=0)
+
+
+def test_min_size_larger_than_every_piece():
+    with pytest.raises(ValueError, match="smaller than min_size=1000"):
+        segment(_image(), min_size=1000, random_state=0)
+
+
+@pytest.mark.parametrize("seed", [1.5, "1"])
+def test_random_state_not_integer(seed):
+    with pytest.raises(TypeError, match="random_state=.* must be an integer seed"):
+        segment(_image(), random_state=seed)
+
+
+def test_random_state_negative():
+    with pytest.raises(ValueError, match="random_state=-1 must be a non-negative"):
+        segment(_image(), random_state=-1)
+
+
+@pytest.mark.parametrize("spacing", ["ab", (1.0,), (1.0, 2.0, 3.0), (0.0, 1.0), (1.0, np.nan), (1.0, None)])
+def test_bad_spacing(spacing):
+    with pytest.raises(ValueError, match="spacing=.* must be 2 positive numbers"):
+        segment(_image(), spacing=spacing, random_state=0)
+
+
+@pytest.mark.parametrize("axis", [1.5, "x", True])
+def test_channel_axis_not_integer(axis):
+    with pytest.raises(TypeError, match="channel_axis=.* must be an integer"):
+        segment(_image((6, 6, 3)), channel_axis=axis, random_state=0)
+
+
+def test_channel_axis_out_of_range():
+    with pytest.raises(ValueError, match="channel_axis=5 is out of range"):
+        segment(_image((6, 6, 3)), channel_axis=5, random_state=0)
+
+
+def test_complex_image():
+    with pytest.raises(TypeError, match=r"image is complex.*np\.abs"):
+        segment(_image().astype(np.complex128), random_state=0)
+
+
+@pytest.mark.parametrize("image", [np.full((4, 4), "a"), np.empty((4, 4), dtype=object)])
+def test_non_numeric_image(image):
+    with pytest.raises(TypeError, match="image has dtype"):
+        segment(image, random_state=0)
+
+
+@pytest.mark.parametrize("shape", [(), (10,), (2, 2, 2, 2), (2, 2, 2, 2, 2)])
+def test_wrong_number_of_axes(shape):
+    with pytest.raises(ValueError, match=r"image has \d spatial axes.*2D or 3D"):
+        segment(np.zeros(shape), random_state=0)
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (5, 0), (0, 0, 3)])
+def test_empty_image(shape):
+    with pytest.raises(ValueError, match="image is empty"):
+        segment(np.zeros(shape), random_state=0)
+
+
+def test_image_too_large_is_refused_before_allocating():
+    # A view of one float32: 4 bytes of data, 4e10 bytes if anything were copied.
+    image = np.broadcast_to(np.float32(0), (100_000, 100_000))
+    with pytest.raises(InsufficientMemoryError, match="needs about .* GiB .* available; crop or downsample"):
+        segment(image)
+    with pytest.raises(MemoryError):
+        segment(image)
+
+
+def test_large_dask_array_is_refused_before_computing():
+    da = pytest.importorskip("dask.array")
+    image = da.zeros((100_000, 100_000), chunks=(10_000, 10_000))
+    with pytest.raises(ValueError, match="needs about"):
+        segment(image)
+
+
+def test_check_memory(monkeypatch):
+    assert check_memory(100, available=10**9) == estimate_bytes(100)
+    with pytest.raises(InsufficientMemoryError, match="segmenting 1000000 pixels with n_clusters=4"):
+        check_memory(10**6, n_clusters=4, available=10**6)
+    # Unknown available memory (no /proc/meminfo): no refusal.
+    monkeypatch.setattr(validation, "available_memory", lambda: None)
+    assert check_memory(10**12) > 0
+
+
+def test_check_memory_refuses_after_masking(monkeypatch):
+    # The image copy fits, the graph of the masked pixels does not.
+    image = _image((50, 50))
+    budget = estimate_bytes(image.size, n_nodes=0) + 10
+    monkeypatch.setattr(validation, "available_memory", lambda: budget)
+    with pytest.raises(InsufficientMemoryError, match="segmenting 2500 pixels"):
+        segment(image, random_state=0)
+
+
+def test_available_memory_is_bytes_or_none():
+    value = validation.available_memory()
+    assert value is None or (isinstance(value, int) and value > 0)
+
+
+def test_estimate_counts_dense_solve():
+    # n_clusters near the pixel count forces a dense eigen-decomposition.
+    assert estimate_bytes(10_000, n_clusters=2_000) > 8 * 10_000**2
+
+
+# ---------------------------------------------------- faults deep in the pipeline
+
+
+def test_solver_failure_falls_back(monkeypatch):
+    real = validation.laplacian_eigenvectors
+    calls = []
+
+    def flaky(graph, k, *, solver, rng):
+        calls.append(solver)
+        if solver == "lobpcg":
+            raise spla.ArpackError(-9999)
+        return real(graph, k, solver=solver, rng=rng)
+
+    monkeypatch.setattr(validation, "laplacian_eigenvectors", flaky)
+    with pytest.warns(RuntimeWarning, match="eigen_solver='lobpcg' failed .* used 'arpack'"):
+        labels = segment(_image(), eigen_solver="lobpcg", random_state=0)
+    assert_valid_labels(labels, (12, 12))
+    assert calls[:2] == ["lobpcg", "arpack"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [spla.ArpackNoConvergence("no convergence", np.zeros(0), np.zeros((0, 0))), np.linalg.LinAlgError("eigh"), FloatingPointError()],
+)
+def test_solver_failure_becomes_clear_error(monkeypatch, error):
+    def broken(graph, k, *, solver, rng):
+        raise error
+
+    monkeypatch.setattr(validation, "laplacian_eigenvectors", broken)
+    with pytest.raises(ValueError, match="eigen_solver='auto' could not compute the eigenvectors"):
+        segment(_image(), random_state=0)
+
+
+def test_solver_nan_result_becomes_clear_error(monkeypatch):
+    def nans(graph, k, *, solver, rng):
+        n = graph.shape[0]
+        return np.full(k, np.nan), np.full((n, k), np.nan)
+
+    monkeypatch.setattr(validation, "laplacian_eigenvectors", nans)
+    with pytest.raises(ValueError, match="NaN or infinite eigenvectors"):
+        segment(_image(), random_state=0)
+
+
+@pytest.mark.parametrize("solver", ["auto", "arpack", "lobpcg", "amg"])
+def test_single_row_of_identical_pixels(solver):
+    image = np.ones((1, 30))
+    with pytest.warns(UserWarning, match="image is constant"):
+        labels = segment(image, n_clusters=3, eigen_solver=solver, random_state=0)
+    assert_valid_labels(labels, image.shape)
+
+
+@pytest.mark.parametrize("n_clusters", [2, 3, 5, 6])
+def test_components_of_two_pixels(n_clusters):
+    image = _image((6, 6))
+    mask = np.zeros((6, 6), bool)
+    mask[0, 0:2] = mask[3, 3:5] = mask[5, 0:2] = True
+    labels = segment(image, mask, n_clusters=n_clusters, random_state=0)
+    assert_valid_labels(labels, image.shape, mask)
+    assert labels.max() == max(3, n_clusters)
+
+
+def test_two_identical_pixels_two_clusters():
+    with pytest.warns(UserWarning, match="constant"):
+        labels = segment(np.ones((1, 2)), n_clusters=2, random_state=0)
+    np.testing.assert_array_equal(labels, [[1, 2]])
+
+
+@pytest.mark.parametrize("beta", [1e4, 1e6, 1e300])
+def test_huge_beta_underflowing_weights(beta):
+    image = np.zeros((10, 10))
+    image[:, 5:] = 1.0
+    image[4, 2] = 0.5
+    labels = segment(image, n_clusters=2, beta=beta, random_state=0)
+    assert_valid_labels(labels, image.shape)
+
+
+def test_floor_edge_weights():
+    import scipy.sparse as sp
+
+    graph = sp.csr_array(np.array([[0, 0.0, 1], [0.0, 0, 2], [1, 2, 0]], dtype=np.float32))
+    graph.data[graph.data == 2] = 0.0  # an explicitly stored underflowed weight
+    floor_edge_weights(graph)
+    assert graph.data.min() == np.finfo(np.float32).tiny
+
+
+@pytest.mark.parametrize("scale", [2.0**900, 2.0**-900, 1e300, 1e-300])
+def test_extreme_intensities(scale):
+    image = _image((10, 10))
+    reference = segment(image, random_state=0)
+    labels = segment(image * scale, random_state=0)
+    assert_valid_labels(labels, image.shape)
+    if np.log2(scale).is_integer():
+        # power-of-two scaling is exact and the weights do not depend on scale
+        np.testing.assert_array_equal(labels, reference)
+
+
+def test_scale_for_graph_leaves_ordinary_images_alone():
+    image = _image()
+    assert scale_for_graph(image) is image
+    assert scale_for_graph(np.zeros((3, 3))).max() == 0
+    assert 0.5 <= np.abs(scale_for_graph(image * 1e200)).max() < 1
+
+
+def test_int64_extremes():
+    info = np.iinfo(np.int64)
+    image = np.tile(np.array([info.min, info.max], dtype=np.int64), (4, 3))
+    labels = segment(image, n_clusters=2, random_state=0)
+    assert_valid_labels(labels, image.shape)
+
+
+# ------------------------------------------------------- odd but valid input
+
+
+def test_constant_image_gives_valid_labels_and_warns():
+    with pytest.warns(UserWarning, match="image is constant inside the mask"):
+        labels = segment(np.full((8, 9), 3.0), n_clusters=3, random_state=0)
+    assert_valid_labels(labels, (8, 9))
+    assert labels.max() == 3
+
+
+def test_constant_3d_image():
+    with pytest.warns(UserWarning, match="constant"):
+        labels = segment(np.zeros((3, 4, 5)), n_clusters=2, random_state=0)
+    assert_valid_labels(labels, (3, 4, 5))
+
+
+def test_constant_inside_mask_only_warns():
+    image = _image()
+    mask = np.zeros(image.shape, bool)
+    mask[2:6, 2:6] = True
+    image[mask] = 0.25
+    with pytest.warns(UserWarning, match="constant"):
+        labels = segment(image, mask, n_clusters=2, random_state=0)
+    assert_valid_labels(labels, image.shape, mask)
+
+
+def test_varying_image_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        segment(_image(), random_state=0)
+
+
+@pytest.mark.parametrize(
+    "dtype", [bool, np.uint8, np.uint16, np.int8, np.int32, np.int64, np.float16, np.float32, np.float64]
+)
+def test_dtypes(dtype):
+    rng = np.random.default_rng(1)
+    if dtype is bool:
+        image = rng.random((10, 11)) > 0.5
+    elif np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        image = rng.integers(max(info.min, -1000), min(info.max, 60000), (10, 11), endpoint=True).astype(dtype)
+    else:
+        image = (rng.random((10, 11)) * 100).astype(dtype)
+    before = image.copy()
+    labels = segment(image, n_clusters=3, random_state=0)
+    assert_valid_labels(labels, image.shape)
+    np.testing.assert_array_equal(image, before)
+
+
+def test_non_contiguous():
+    big = _image((24, 36))
+    view = big[::2, ::3]
+    assert not view.flags.c_contiguous
+    labels = segment(view, random_state=0)
+    assert_valid_labels(labels, view.shape)
+    np.testing.assert_array_equal(labels, segment(np.ascontiguousarray(view), random_state=0))
+
+
+def test_fortran_order_and_transposed():
+    image = _image((9, 14))
+    reference = segment(image, random_state=0)
+    np.testing.assert_array_equal(segment(np.asfortranarray(image), random_state=0), reference)
+    assert_valid_labels(segment(image.T, random_state=0), (14, 9))
+
+
+def test_read_only():
+    image = _image()
+    image.setflags(write=False)
+    mask = image > 0.2
+    mask.setflags(write=False)
+    labels = segment(image, mask, random_state=0)
+    assert_valid_labels(labels, image.shape, mask)
+
+
+def test_dask_array():
+    da = pytest.importorskip("dask.array")
+    image = _image((12, 12))
+    lazy = da.from_array(image, chunks=(5, 7))
+    labels = segment(lazy, lazy > 0.3, random_state=0)
+    assert isinstance(labels, np.ndarray)
+    np.testing.assert_array_equal(labels, segment(image, image > 0.3, random_state=0))
+
+
+def test_dask_array_with_unknown_chunks():
+    da = pytest.importorskip("dask.array")
+    values = da.from_array(_image((5, 8)), chunks=(2, 8))
+    image = values[values[:, 0] >= 0]  # shape (nan, 8) until computed
+    assert np.isnan(image.shape[0])
+    labels = segment(image, n_clusters=2, random_state=0)
+    assert_valid_labels(labels, (5, 8))
+
+
+@pytest.mark.parametrize("shape", [(1, 20), (20, 1), (1, 1, 12), (1, 6, 6)])
+def test_thin_images(shape):
+    labels = segment(_image(shape), n_clusters=3, random_state=0)
+    assert_valid_labels(labels, shape)
+
+
+def test_one_pixel_image():
+    labels = segment(np.ones((1, 1)), n_clusters=1, random_state=0)
+    np.testing.assert_array_equal(labels, [[1]])
+
+
+def test_list_input():
+    labels = segment([[0, 0, 5], [0, 0, 5]], n_clusters=2, random_state=0)
+    np.testing.assert_array_equal(labels, [[1, 1, 2], [1, 1, 2]])
+
+
+def test_channel_axis_image():
+    image = _image((8, 8, 3))
+    labels = segment(image, channel_axis=-1, n_clusters=2, random_state=0)
+    assert_valid_labels(labels, (8, 8))
+    np.testing.assert_array_equal(labels, segment(np.moveaxis(image, -1, 0), channel_axis=0, n_clusters=2, random_state=0))
+
+
+def test_no_arpack_fallback_on_large_components(monkeypatch):
+    import scipy.sparse as sp
+
+    calls = []
+
+    def broken(graph, k, *, solver, rng):
+        calls.append(solver)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(validation, "laplacian_eigenvectors", broken)
+    monkeypatch.setattr(validation, "_ARPACK_FALLBACK_LIMIT", 10)
+    block = sp.csr_array(np.ones((20, 20)))
+    with pytest.raises(ValueError, match="eigen_solver='amg' could not compute.*boom"):
+        validation.solve_component(block, 2, eigen_solver="amg", rng_factory=np.random.default_rng)
+    assert calls == ["amg", "lobpcg"]
