@@ -196,3 +196,31 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, capsys, args, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_interrupted_zarr_series_resumes_frame_by_frame(tmp_path, scheduler):
+    frames = np.stack([four_circles(size=40, seed=s)[0] for s in range(3)]).astype(np.float32)
+    zarr.open_array(str(tmp_path / "movie.zarr"), mode="w", shape=frames.shape, chunks=(1, 40, 40),
+                    dtype="float32")[...] = frames
+    out = tmp_path / "out"
+    argv = ["batch", str(tmp_path / "movie.zarr"), "--out", str(out), "--scheduler", scheduler, *FLAGS]
+    assert main(argv) == 0
+    # Turn the finished output back into what an interrupted run leaves: a
+    # hidden partial store that lists frames 0 and 1 as done. Frame 0 gets a
+    # marker value, so the resumed run must keep it rather than recompute it.
+    final, partial = out / "movie_labels.zarr", out / ".movie_labels.zarr.partial.zarr"
+    os.replace(final, partial)
+    store = zarr.open_array(str(partial), mode="r+")
+    stored = dict(store.attrs["spectral_seg"])
+    request = {k: stored[k] for k in (*PARAMS, "beta", "eigen_solver", "spacing", "channel_axis",
+                                      "assign_labels", "spatial_ndim")}
+    store.attrs["spectral_seg"] = request
+    store.attrs["spectral_seg_frames_done"] = stored["frame_info"][:2]
+    store[0] = 7
+    store[2] = 0
+    assert main(argv) == 0
+    result = zarr.open_array(str(final), mode="r")
+    assert (result[0] == 7).all()
+    np.testing.assert_array_equal(result[1], segment(frames[1], **PARAMS))
+    np.testing.assert_array_equal(result[2], segment(frames[2], **PARAMS))
+    assert "spectral_seg_frames_done" not in result.attrs and not partial.exists()
