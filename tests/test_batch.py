@@ -98,13 +98,15 @@ def test_a_corrupt_input_fails_alone_with_its_reason(tmp_path, scheduler, capsys
     (tmp_path / "broken.tif").write_bytes(b"not a tiff at all")
     np.save(tmp_path / "empty.npy", np.zeros((40, 40)))  # reads fine, but nothing above the threshold
     out = tmp_path / "out"
-    code = main(["batch", str(tmp_path / "*.tif"), str(tmp_path / "*.npy"), "--out", str(out),
+    code = main(["batch", str(tmp_path / "*.tif"), str(tmp_path / "*.npy"), str(tmp_path / "gone.npy"),
+                 "--out", str(out),
                  "--scheduler", scheduler, *FLAGS[:-3], "--threshold", "1.5", "--no-progress"])
     assert code == 1
     captured = capsys.readouterr()
     assert "broken.tif: cannot read it as an image" in captured.err
     assert "empty.npy: mask is empty" in captured.err
-    assert "2 written, 0 skipped (already complete), 2 failed" in captured.out
+    assert "gone.npy: no such file" in captured.err
+    assert "2 written, 0 skipped (already complete), 3 failed" in captured.out
     for stem, image in images.items():
         np.testing.assert_array_equal(tifffile.imread(out / f"{stem}_labels.tif"),
                                       segment(image, **dict(PARAMS, threshold=1.5)))

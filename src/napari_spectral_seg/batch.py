@@ -46,6 +46,7 @@ import os
 import shutil
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -478,6 +479,9 @@ def _stored_parameters(output: Path) -> dict | None:
 
 def _plan(item: _Input, params: dict, spatial_ndim: int, overwrite: bool) -> None:
     """Probe an input, cut it into frames and decide whether it must run."""
+    if not item.path.exists():
+        item.status, item.reason = "failed", "no such file"
+        return
     try:
         item.shape, reader_channel_axis = _probe(item.path, item.kind)
     except Exception as exc:
@@ -722,7 +726,9 @@ def run_batch(inputs, out_dir, params: dict, spatial_ndim: int, *, scheduler: st
                     if index in skip:
                         continue
                     future = client.submit(segment_frame, str(item.path), item.kind, index, item.params,
-                                           out_zarr, pure=False, key=f"segment-{item.path.name}-{index}-{id(item)}")
+                                           out_zarr, pure=False,
+                                           # unique: other clients may share the scheduler
+                                           key=f"segment-{item.path.stem}-{uuid.uuid4().hex}")
                     futures[future] = (item, index)
             n_total = len(futures)
             bar = tqdm(total=n_total, unit="frame", file=sys.stderr, disable=not progress, dynamic_ncols=True)
