@@ -226,3 +226,21 @@ def test_interrupted_zarr_series_resumes_frame_by_frame(tmp_path, scheduler):
     np.testing.assert_array_equal(result[1], segment(frames[1], **PARAMS))
     np.testing.assert_array_equal(result[2], segment(frames[2], **PARAMS))
     assert "spectral_seg_frames_done" not in result.attrs and not partial.exists()
+
+
+def test_params_file_with_flag_override_and_a_colour_png(tmp_path, scheduler):
+    import imageio.v3 as iio
+
+    image = four_circles(size=40, seed=0)[0]
+    rgb = np.clip(np.stack([image, image[::-1], image], axis=-1) * 100, 0, 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "colour.png", rgb)
+    saved = {"spectral_seg": {"n_clusters": 3, "random_state": 1, "beta": 2.0, "image": "colour",
+                              "seconds": 0.1, "version": "0.1.0", "threshold_used": None}}
+    (tmp_path / "p.json").write_text(json.dumps(saved))
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "colour.png"), "--out", str(out), "--params", str(tmp_path / "p.json"),
+                 "--n-clusters", "2", "--scheduler", scheduler, "--no-progress"]) == 0
+    labels = tifffile.imread(out / "colour_labels.tif")
+    np.testing.assert_array_equal(labels, segment(rgb, channel_axis=-1, n_clusters=2, random_state=1, beta=2.0))
+    stored = description(out / "colour_labels.tif")
+    assert (stored["n_clusters"], stored["random_state"], stored["channel_axis"]) == (2, 1, -1)
