@@ -216,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--spacing", type=_spacing, default=None, help="pixel size per axis, e.g. 4,1,1")
     seg.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     seg.set_defaults(func=cmd_segment)
+
+    from .batch import add_batch_arguments, cmd_batch  # here: batch imports this module
+
+    batch = sub.add_parser("batch", help="segment many images and time-series frames on a dask cluster")
+    add_batch_arguments(batch)
+    batch.set_defaults(func=cmd_batch)
     return parser
 
 
