@@ -213,22 +213,7 @@ class SpectralSegmentationWidget(Container):
         seeds = None
         if self.seeds.value is not None:
             seeds = self._seed_pixels(self.seeds.value, layer, spatial_ndim)
-        threshold = None
-        if mask_layer is None:
-            threshold = "otsu" if self.auto_threshold.value else float(self.threshold.value)
-        params = dict(
-            threshold=threshold,
-            n_clusters=int(self.n_clusters.value),
-            beta=float(self.beta.value),
-            eigen_solver=self.eigen_solver.value,
-            random_state=int(self.seed.value),
-            min_size=int(self.min_size.value),
-            channel_axis=channel_axis,
-            seeds=seeds,
-            # The layer's scale is the pixel (voxel) size: anisotropic stacks
-            # are segmented as physical objects.
-            spacing=tuple(float(v) for v in layer.scale[-spatial_ndim:]),
-        )
+        params = dict(self.current_parameters(), seeds=seeds)
         image = np.array(data)  # copy: the worker never reads a layer the user can edit
         return dict(layer=layer, mask_layer=mask_layer, image=image, mask=mask, params=params)
 
@@ -257,9 +242,10 @@ class SpectralSegmentationWidget(Container):
         return pixels[:, -spatial_ndim:]
 
     def current_parameters(self) -> dict:
-        """The fields as keyword arguments of :func:`napari_spectral_seg.segment`."""
+        """The fields (and the image layer's geometry) as keyword arguments of
+        :func:`napari_spectral_seg.segment`, without mask and seed points."""
         uses_mask = self.mask.value is not None
-        return dict(
+        params = dict(
             threshold=None if uses_mask else ("otsu" if self.auto_threshold.value else float(self.threshold.value)),
             n_clusters=int(self.n_clusters.value),
             beta=float(self.beta.value),
@@ -267,6 +253,16 @@ class SpectralSegmentationWidget(Container):
             random_state=int(self.seed.value),
             min_size=int(self.min_size.value),
         )
+        layer = self.image.value
+        if layer is not None:
+            spatial_ndim = layer.ndim  # an RGB layer's ndim leaves out the channel axis
+            params.update(
+                channel_axis=-1 if layer.rgb else None,
+                # The layer's scale is the pixel (voxel) size: anisotropic
+                # stacks are segmented as physical objects.
+                spacing=[float(v) for v in layer.scale[-spatial_ndim:]],
+            )
+        return params
 
     def save_parameters(self, path) -> None:
         """Write the current parameters as JSON ``{"spectral_seg": {...}}``, the format
