@@ -15,10 +15,11 @@ from typing import Callable, Generator
 
 import numpy as np
 
-from .eigen import laplacian_eigenvectors
+from .eigen import laplacian_eigenvectors, resolve_solver
 from .graph import component_block, edge_weights_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
 from .mask import resolve_mask
+from .memory import check_memory
 from .validation import as_float_image, check_mask, check_parameters
 
 __all__ = ["STEPS", "Progress", "SegmentationResult", "SegmentationCancelled", "iter_segment", "segment"]
@@ -188,6 +189,16 @@ def iter_segment(
         raise ValueError(
             f"every connected piece of the mask is smaller than min_size={min_size} pixels; lower min_size."
         )
+    # Refuse runs that cannot fit before the graph is allocated.
+    k_max = max(n_clusters - index.n_components + 1, 1)
+    largest = int(np.diff(index.offsets).max())
+    check_memory(
+        int(np.prod(spatial_shape)),
+        index.n_nodes,
+        len(spatial_shape),
+        k_max,
+        resolve_solver(eigen_solver, largest, k_max),
+    )
     seconds["mask"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -198,9 +209,8 @@ def iter_segment(
     t2 = time.perf_counter()
     n_comp = index.n_components
     yield Progress("eigenvectors", _STEP_SPAN["eigenvectors"][0], f"{n_comp} connected component(s)")
-    # Each component needs at most this many eigenvectors: one per segment
-    # it could receive (see _split_counts).
-    k_max = max(n_clusters - n_comp + 1, 1)
+    # Each component needs at most k_max eigenvectors: one per segment it
+    # could receive (see _split_counts).
     eigenvalues, embeddings = [], []
     lo, hi = _STEP_SPAN["eigenvectors"]
     last_yield = time.perf_counter()
@@ -311,8 +321,13 @@ def segment(
         Edge weights are ``exp(-beta * |gradient| / std(gradient))``;
         ``beta=1`` is the scikit-learn example. Larger values cut more
         readily along weak edges.
-    eigen_solver : {"auto", "arpack", "lobpcg", "amg"}
+    eigen_solver : {"auto", "arpack", "lobpcg", "amg", "multilevel"}
         Eigen-solver for the normalised Laplacian of each component.
+        "multilevel" coarsens the pixel graph (aggregating pixels across
+        strong edges), solves the coarsest graph exactly and refines the
+        eigenvectors level by level: O(n) time and memory, the choice for
+        megapixel images. "auto" uses exact ARPACK on small components and
+        "multilevel" above ``AUTO_ARPACK_LIMIT`` nodes.
     random_state : int, optional
         Seed of the random start vectors and of k-means. ``None`` draws one;
         the seed used is in :attr:`SegmentationResult.parameters`.
@@ -340,7 +355,9 @@ def segment(
     Raises
     ------
     ValueError, TypeError
-        For invalid input, with a message naming the parameter and the fix.
+        For invalid input, with a message naming the parameter and the fix;
+        ValueError also when the estimated peak memory exceeds the available
+        memory (the message says how much and how to shrink the problem).
     """
     steps = iter_segment(
         image,
