@@ -159,26 +159,34 @@ class _Laplacian:
 def _rayleigh_ritz(basis, l_basis, degree, m):
     """Best m-dimensional subspace of span(basis) for ``L x = lambda D x``.
 
-    Gram matrices are formed in the block dtype but solved in float64; a
-    nearly dependent basis is pruned through the eigen-decomposition of the
-    D-Gram matrix rather than a Cholesky factor that could fail.
+    The Gram matrices are formed in the block dtype, then scaled to a unit
+    diagonal and solved in float64 (scaling the small matrices replaces
+    normalising the tall columns, which would be extra passes over memory).
+    A nearly dependent basis is pruned through the eigen-decomposition of
+    the D-Gram matrix rather than a Cholesky factor that could fail.
+
+    Returns
+    -------
+    values : ndarray of float64, shape (m,)
+    coef : ndarray, shape (basis.shape[1], m), dtype of ``basis``
+        Ritz vectors are ``basis @ coef`` (D-orthonormal).
     """
+    scaled = basis * np.sqrt(degree)[:, None]
+    gram_d = (scaled.T @ scaled).astype(np.float64)
+    del scaled
     gram_l = (basis.T @ l_basis).astype(np.float64)
-    gram_d = (basis.T @ (degree[:, None] * basis)).astype(np.float64)
+    diag = np.sqrt(np.clip(np.diag(gram_d), 1e-300, None))
+    gram_d = gram_d / diag[:, None] / diag[None, :]
+    gram_l = gram_l / diag[:, None] / diag[None, :]
     gram_l = (gram_l + gram_l.T) / 2
     gram_d = (gram_d + gram_d.T) / 2
     s, v = np.linalg.eigh(gram_d)
-    cutoff = 1e-10 if basis.dtype == np.float64 else 1e-6
+    cutoff = 1e-12 if basis.dtype == np.float64 else 1e-6
     keep = s > s.max() * cutoff
     v = v[:, keep] / np.sqrt(s[keep])
     values, c = np.linalg.eigh(v.T @ gram_l @ v)
-    coef = v @ c[:, :m]
+    coef = (v @ c[:, :m]) / diag[:, None]
     return values[:m], coef.astype(basis.dtype)
-
-
-def _d_norms(block, degree):
-    """Column norms ``sqrt(x^T D x)``, accumulated in float64."""
-    return np.sqrt(np.einsum("ij,ij,i->j", block, block, degree, dtype=np.float64))
 
 
 def refine_block(lap, degree, x, iterations, tol=1e-3):
@@ -193,7 +201,7 @@ def refine_block(lap, degree, x, iterations, tol=1e-3):
     x : ndarray, shape (n, m)
         Start block, e.g. interpolated from a coarser level.
     iterations : int
-        Maximum iterations.
+        Maximum iterations (each costs one application of ``L`` to m vectors).
     tol : float
         Stop when every column's residual ``||L x - lambda D x||_{D^-1}`` is
         below ``tol * max(lambda, lambda_2)``: relative, since the wanted
@@ -215,38 +223,79 @@ def refine_block(lap, degree, x, iterations, tol=1e-3):
     xs, ts, ps = slice(0, m), slice(m, 2 * m), slice(2 * m, 3 * m)
     basis[:, xs] = x
     l_basis[:, xs] = lap @ x
-    values, coef = _rayleigh_ritz(basis[:, xs], l_basis[:, xs], degree, m)
-    basis[:, xs] = basis[:, xs] @ coef
-    l_basis[:, xs] = l_basis[:, xs] @ coef
     d_col = degree[:, None]
-    width = m  # columns of the basis in use: X, then X T, then X T P
+    width = m  # columns in use: X, then X T, then X T P
     it = 0
-    for it in range(1, iterations + 1):
+    while True:
+        values, coef = _rayleigh_ritz(basis[:, :width], l_basis[:, :width], degree, m)
+        if width == m:
+            basis[:, xs] = basis[:, xs] @ coef
+            l_basis[:, xs] = l_basis[:, xs] @ coef
+        else:
+            # Search direction: the part of the update outside the old block.
+            new_p = basis[:, m:width] @ coef[m:]
+            new_lp = l_basis[:, m:width] @ coef[m:]
+            basis[:, xs] = basis[:, xs] @ coef[:m] + new_p
+            l_basis[:, xs] = l_basis[:, xs] @ coef[:m] + new_lp
+            basis[:, ps], l_basis[:, ps] = new_p, new_lp
+            del new_p, new_lp
+        if it == iterations:
+            break
         t = basis[:, ts]
         np.multiply(basis[:, xs], d_col, out=t)
         t *= values.astype(dtype)
         np.subtract(l_basis[:, xs], t, out=t)  # residual L x - lambda D x
         t /= d_col  # Jacobi preconditioner
-        res = _d_norms(t, degree)
+        res = np.sqrt(np.abs(np.einsum("ij,ij,i->j", t, t, degree)))
         scale = np.maximum(np.abs(values), abs(values[1]) if m > 1 else 1.0)
         if np.all(res <= tol * scale):
-            it -= 1
             break
-        # Unit D-norm columns keep the Gram matrices well scaled.
-        t /= (res + 1e-300).astype(dtype)
         l_basis[:, ts] = lap @ t
-        width = max(width, 2 * m)
-        values, coef = _rayleigh_ritz(basis[:, :width], l_basis[:, :width], degree, m)
-        # Search direction: the part of the update outside the old block.
-        new_p = basis[:, m:width] @ coef[m:]
-        new_lp = l_basis[:, m:width] @ coef[m:]
-        basis[:, xs] = basis[:, xs] @ coef[:m] + new_p
-        l_basis[:, xs] = l_basis[:, xs] @ coef[:m] + new_lp
-        norm = (_d_norms(new_p, degree) + 1e-300).astype(dtype)
-        basis[:, ps] = new_p / norm
-        l_basis[:, ps] = new_lp / norm
-        width = 3 * m
+        it += 1
+        width = 2 * m if width == m and it == 1 else 3 * m
     return values, np.ascontiguousarray(basis[:, xs]), it
+
+
+def smooth_block(lap, degree, x, steps, omega=2.0 / 3.0):
+    """Damped-Jacobi smoothing of a block of approximate eigenvectors, then Rayleigh-Ritz.
+
+    Each step is ``x <- x - omega D^-1 (L x - lambda D x)`` with the Ritz
+    values ``lambda`` of the start block. It damps the high-frequency error
+    left by piecewise-constant interpolation (``D^-1 L`` eigenvalues near
+    1..2 shrink by a factor of at most 1/3 per step) for one application of
+    ``L`` per step and no extra (n, m) blocks, which is what the finest, by
+    far the largest, level can afford.
+
+    Parameters
+    ----------
+    lap : _Laplacian
+    degree : ndarray, shape (n,)
+    x : ndarray, shape (n, m)
+        D-orthonormal start block.
+    steps : int
+    omega : float
+        Damping factor.
+
+    Returns
+    -------
+    values : ndarray of float64, shape (m,)
+    x : ndarray, shape (n, m)
+    """
+    m = x.shape[1]
+    d_col = degree[:, None]
+    lx = lap @ x
+    values, coef = _rayleigh_ritz(x, lx, degree, m)
+    x, lx = x @ coef, lx @ coef
+    shift = values.astype(x.dtype)
+    for _ in range(steps):
+        # x -= omega * (lx - d * x * shift) / d, in place to save passes.
+        lx /= d_col
+        lx -= x * shift
+        lx *= x.dtype.type(omega)
+        x -= lx
+        lx = lap @ x
+    values, coef = _rayleigh_ritz(x, lx, degree, m)
+    return values, x @ coef
 
 
 def multilevel_eigenvectors(
@@ -255,8 +304,13 @@ def multilevel_eigenvectors(
     *,
     rng: np.random.Generator | None = None,
     coarsest: int = COARSEST_SIZE,
-    iterations: int = 8,
-    coarse_iterations: int = 20,
+    iterations: int = 2,
+    middle_iterations: int = 5,
+    coarse_iterations: int = 80,
+    work: float = 2e6,
+    smoothing_steps: int | None = 3,
+    smooth_levels: int = 1,
+    fine_guard: int = GUARD_VECTORS,
     tol: float = 1e-3,
     guard: int = GUARD_VECTORS,
     dtype=np.float32,
@@ -276,9 +330,24 @@ def multilevel_eigenvectors(
         Coarsen until at most this many nodes remain.
     iterations : int
         Maximum LOBPCG iterations on the finest level (the expensive one).
-    coarse_iterations : int
-        Maximum LOBPCG iterations on each coarser level (each is about 5x
-        smaller than the next finer one, so these are cheap).
+    middle_iterations, coarse_iterations : int
+        Least and most LOBPCG iterations on the coarser levels; in between,
+        a level of ``n_l`` nodes gets ``work / n_l`` iterations (each level
+        is about 5x smaller than the next finer one, so iterations there
+        are cheap).
+    work : float
+        Node-iterations per coarse level, see above. Smooth error
+        is only removed efficiently on coarse levels: plain LOBPCG on a fine
+        level converges the nearly equal smallest eigenvalues very slowly,
+        so accuracy is bought here and the finest level only smooths.
+    smoothing_steps : int or None
+        On the finest level, this many damped-Jacobi smoothing steps and
+        one Rayleigh-Ritz (see :func:`smooth_block`) instead of LOBPCG
+        iterations; None runs ``iterations`` LOBPCG iterations there.
+    smooth_levels : int
+        How many of the finest levels are smoothed rather than iterated.
+    fine_guard : int
+        Guard vectors kept on the smoothed levels.
     tol : float
         Relative residual tolerance per level (see :func:`refine_block`).
     guard : int
@@ -349,10 +418,22 @@ def multilevel_eigenvectors(
         # D-orthonormal, since P^T D_f P = D_c) and refine.
         t_level = time.perf_counter()
         for level in range(len(maps) - 1, -1, -1):
+            if level < smooth_levels and smoothing_steps is not None:
+                x = x[:, : k + fine_guard]
             x = x[maps[level]].astype(dtype, copy=False)
             lap = _Laplacian(graphs[level], dtype)
-            budget = iterations if level == 0 else coarse_iterations
-            values, x, its = refine_block(lap, degrees[level].astype(dtype), x, budget, tol)
+            if level < smooth_levels and smoothing_steps is not None:
+                # Smoothing treats columns independently: the guard vectors
+                # would only double the cost of the largest level.
+                x = np.ascontiguousarray(x[:, : k + fine_guard])
+                values, x = smooth_block(lap, degrees[level].astype(dtype), x, smoothing_steps)
+                its = smoothing_steps
+            else:
+                # Iterations cost O(n_level); spend them where they are cheap.
+                budget = int(np.clip(work / graphs[level].shape[0], middle_iterations, coarse_iterations))
+                if level == 0:
+                    budget = iterations
+                values, x, its = refine_block(lap, degrees[level].astype(dtype), x, budget, tol)
             info["iterations"].append(its)
             info["seconds"].append(time.perf_counter() - t_level)
             t_level = time.perf_counter()
