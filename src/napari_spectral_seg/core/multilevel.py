@@ -43,6 +43,9 @@ STRENGTH_THETA = 0.5
 # of the k smallest eigenvectors converges at a rate set by the gap to the
 # (k + guard)-th eigenvalue instead of the (k + 1)-th, which may be tiny.
 GUARD_VECTORS = 4
+# Levels smaller than this are refined with LOBPCG even where the defaults
+# ask for smoothing only: it is cheap there and makes small graphs accurate.
+SMOOTH_MIN_NODES = 20_000
 
 
 def _row_max(graph: sp.csr_array) -> np.ndarray:
@@ -418,11 +421,14 @@ def multilevel_eigenvectors(
         # D-orthonormal, since P^T D_f P = D_c) and refine.
         t_level = time.perf_counter()
         for level in range(len(maps) - 1, -1, -1):
-            if level < smooth_levels and smoothing_steps is not None:
+            if level < smooth_levels and smoothing_steps is not None and graphs[level].shape[0] > SMOOTH_MIN_NODES:
                 x = x[:, : k + fine_guard]
             x = x[maps[level]].astype(dtype, copy=False)
             lap = _Laplacian(graphs[level], dtype)
-            if level < smooth_levels and smoothing_steps is not None:
+            smooth = level < smooth_levels and smoothing_steps is not None
+            # Small graphs can afford full LOBPCG refinement on every level.
+            smooth = smooth and graphs[level].shape[0] > SMOOTH_MIN_NODES
+            if smooth:
                 # Smoothing treats columns independently: the guard vectors
                 # would only double the cost of the largest level.
                 x = np.ascontiguousarray(x[:, : k + fine_guard])
@@ -431,7 +437,7 @@ def multilevel_eigenvectors(
             else:
                 # Iterations cost O(n_level); spend them where they are cheap.
                 budget = int(np.clip(work / graphs[level].shape[0], middle_iterations, coarse_iterations))
-                if level == 0:
+                if level == 0 and smoothing_steps is None:
                     budget = iterations
                 values, x, its = refine_block(lap, degrees[level].astype(dtype), x, budget, tol)
             info["iterations"].append(its)
