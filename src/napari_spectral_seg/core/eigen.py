@@ -29,6 +29,8 @@ DENSE_LIMIT = 400
 # memory than coarse-to-fine refinement (measured: 400 x 400 four circles,
 # 43k nodes, ARPACK ~20 s vs multilevel < 1 s at equal ARI).
 AUTO_ARPACK_LIMIT = 10_000
+# Shift-invert ARPACK works on (L + ARPACK_SHIFT * I)^-1.
+ARPACK_SHIFT = 1e-5
 
 
 def normalized_laplacian(graph: sp.csr_array):
@@ -60,11 +62,13 @@ def _dense(laplacian, k):
 
 
 def _arpack(laplacian, k, rng):
-    # Shift-invert around -1 factorises L + I (positive definite) and makes the
-    # smallest eigenvalues of L the best separated ones: slow but exact.
+    # Shift-invert just below 0 factorises L + 1e-5 I (positive definite) and
+    # maps the wanted tiny eigenvalues to well separated large ones,
+    # 1 / (lambda + 1e-5). The seed's shift of 1 (sklearn: sigma=1 on -L)
+    # maps them all to ~1 instead: measured 3.7 s vs 0.24 s at 200 x 200.
     v0 = rng.uniform(-1, 1, laplacian.shape[0])
     values, vectors = spla.eigsh(
-        laplacian.astype(np.float64), k=k, sigma=-1.0, which="LM", v0=v0, tol=1e-8
+        laplacian.astype(np.float64), k=k, sigma=-ARPACK_SHIFT, which="LM", v0=v0, tol=1e-8
     )
     order = np.argsort(values)
     return values[order], vectors[:, order]

@@ -10,25 +10,31 @@ weights of every union of aggregates exactly; its generalised eigenproblem
 the fine problem to piecewise-constant vectors.
 
 The smallest eigenvectors are computed exactly (dense) on the coarsest level,
-interpolated to the next finer level (piecewise constant) and refined there
-with a few LOBPCG iterations, level by level. Interpolation leaves mostly
-high-frequency error, which LOBPCG removes in a few steps, whereas a
-full-resolution solve from random vectors must resolve nearly equal small
-eigenvalues at the cost of many iterations.
+interpolated to the next finer level (piecewise constant) and refined there,
+level by level, with a lean LOBPCG (:func:`refine_block`); on the finest,
+by far the largest, level a few damped-Jacobi smoothing steps and one
+Rayleigh-Ritz (:func:`smooth_block`) replace it. Interpolation leaves mostly
+high-frequency error, which smoothing removes cheaply; smooth error is
+removed on the coarse levels, where iterations are cheap (a level of
+``n_l`` nodes gets about ``1e6 / n_l`` of them). A full-resolution solve
+from random vectors, by contrast, has to separate nearly equal tiny
+eigenvalues (1e-7 at 16 MP) and needs many expensive iterations: measured
+ARI 0.72 at 4096^2 for AMG-preconditioned LOBPCG.
 
-Everything is O(n) in memory: a few (n, k) blocks and the sparse graphs of
-all levels (together about 1.3 times the fine graph).
+Blocks are float32 (the Laplacian is applied through edge differences, see
+:class:`_Laplacian`, so the tiny eigenvalues survive), small dense problems
+float64, BLAS single-threaded. Time and memory are O(n): the blocks
+(``n x 3(k+4)`` twice on LOBPCG levels) and the graphs and incidence
+matrices of all levels (about 1.25 times the finest).
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from threadpoolctl import threadpool_limits
 
 __all__ = ["coarsen_graph", "multilevel_eigenvectors"]
@@ -313,7 +319,6 @@ def multilevel_eigenvectors(
     work: float = 1e6,
     smoothing_steps: int | None = 3,
     smooth_levels: int = 1,
-    fine_guard: int = GUARD_VECTORS,
     tol: float = 1e-3,
     guard: int = GUARD_VECTORS,
     dtype=np.float32,
@@ -349,8 +354,6 @@ def multilevel_eigenvectors(
         iterations; None runs ``iterations`` LOBPCG iterations there.
     smooth_levels : int
         How many of the finest levels are smoothed rather than iterated.
-    fine_guard : int
-        Guard vectors kept on the smoothed levels.
     tol : float
         Relative residual tolerance per level (see :func:`refine_block`).
     guard : int
@@ -421,17 +424,17 @@ def multilevel_eigenvectors(
         # D-orthonormal, since P^T D_f P = D_c) and refine.
         t_level = time.perf_counter()
         for level in range(len(maps) - 1, -1, -1):
-            if level < smooth_levels and smoothing_steps is not None and graphs[level].shape[0] > SMOOTH_MIN_NODES:
-                x = x[:, : k + fine_guard]
             x = x[maps[level]].astype(dtype, copy=False)
             lap = _Laplacian(graphs[level], dtype)
-            smooth = level < smooth_levels and smoothing_steps is not None
-            # Small graphs can afford full LOBPCG refinement on every level.
-            smooth = smooth and graphs[level].shape[0] > SMOOTH_MIN_NODES
+            # Small graphs can afford LOBPCG refinement on every level.
+            smooth = (
+                level < smooth_levels
+                and smoothing_steps is not None
+                and graphs[level].shape[0] > SMOOTH_MIN_NODES
+            )
             if smooth:
-                # Smoothing treats columns independently: the guard vectors
-                # would only double the cost of the largest level.
-                x = np.ascontiguousarray(x[:, : k + fine_guard])
+                # The guard vectors stay: the final Rayleigh-Ritz over all
+                # k + 4 columns was measured 10x more accurate than over k.
                 values, x = smooth_block(lap, degrees[level].astype(dtype), x, smoothing_steps)
                 its = smoothing_steps
             else:
