@@ -12,9 +12,9 @@ LABEL_METHODS = ("kmeans", "cluster_qr")
 
 # Above this many nodes k-means is fitted on a random subsample of this size
 # and every node then goes to its nearest centre: the centres of 4-10 well
-# separated spectral clusters are pinned down by 50k points, and fitting
+# separated spectral clusters are pinned down by 20k points, and fitting
 # 10 restarts on millions of rows would cost more than the eigen-solve.
-KMEANS_SUBSAMPLE = 50_000
+KMEANS_SUBSAMPLE = 20_000
 
 
 def _cluster_qr(embedding: np.ndarray, n_clusters: int) -> np.ndarray:

@@ -40,8 +40,8 @@ from threadpoolctl import threadpool_limits
 __all__ = ["coarsen_graph", "multilevel_eigenvectors"]
 
 # Stop coarsening at this many nodes: a dense eigen-solve of this size takes
-# a few tens of milliseconds.
-COARSEST_SIZE = 1500
+# a few milliseconds.
+COARSEST_SIZE = 600
 # An edge is "strong" when its weight is at least this fraction of the
 # geometric mean of the two end nodes' strongest edge weights.
 STRENGTH_THETA = 0.5
@@ -88,10 +88,12 @@ def aggregate_nodes(graph: sp.csr_array, theta: float = STRENGTH_THETA) -> tuple
 
     n = graph.shape[0]
     row_max = _row_max(graph)
-    row = np.repeat(np.arange(n, dtype=np.int64), np.diff(graph.indptr))
+    row = np.repeat(np.arange(n, dtype=np.int32), np.diff(graph.indptr))
     col = graph.indices
-    threshold = theta * np.sqrt(row_max[row] * row_max[col])
-    strong = (graph.data >= threshold) & (row != col) & (graph.data > 0)
+    # w >= theta sqrt(m_i m_j), squared: no square roots over all edges.
+    data = graph.data
+    strong = data * data >= (theta * theta) * (row_max[row] * row_max[col])
+    strong &= (row != col) & (data > 0)
     counts = np.bincount(row[strong], minlength=n)
     indptr = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(counts, out=indptr[1:])
@@ -411,12 +413,16 @@ def multilevel_eigenvectors(
         else:
             w = graphs[-1].toarray().astype(np.float64)
             np.fill_diagonal(w, 0.0)
-            lap_dense = np.diag(d) - w
-            # Self-loop weight is in d but not in W's off-diagonal: L = D - W
-            # must then use the off-diagonal row sums on its diagonal.
-            lap_dense[np.diag_indices(nc)] = w.sum(axis=1)
-            values, x = scipy.linalg.eigh(lap_dense, np.diag(d), subset_by_index=(0, min(m, nc) - 1))
-            del w, lap_dense
+            # L = D_off - W_off: self-loop weight counts in the volume d but
+            # cancels in the Laplacian. Solved as the standard problem
+            # D^-1/2 L D^-1/2 u = lambda u, x = D^-1/2 u (the generalised
+            # driver was measured several times slower).
+            inv_sqrt = 1.0 / np.sqrt(d)
+            sym = -(w * inv_sqrt[:, None]) * inv_sqrt[None, :]
+            sym[np.diag_indices(nc)] = w.sum(axis=1) / d
+            values, u = scipy.linalg.eigh(sym, subset_by_index=(0, min(m, nc) - 1), driver="evr")
+            x = u * inv_sqrt[:, None]
+            del w, sym
         if x.shape[1] < m:
             x = np.hstack([x, rng.standard_normal((nc, m - x.shape[1]))])
 
