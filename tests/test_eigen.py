@@ -104,6 +104,7 @@ def test_multilevel_segments_four_circles_400():
 def test_auto_picks_multilevel_for_large_components():
     assert eigen.resolve_solver("auto", 200) == "dense"
     assert eigen.resolve_solver("auto", 5_000) == "arpack"
+    assert eigen.resolve_solver("auto", eigen.AUTO_ARPACK_LIMIT + 1) == "multilevel"
     assert eigen.resolve_solver("auto", 5_000_000) == "multilevel"
     assert eigen.resolve_solver("amg", 5_000_000) == "amg"
 

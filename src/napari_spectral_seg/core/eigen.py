@@ -25,10 +25,11 @@ EIGEN_SOLVERS = ("auto", "arpack", "lobpcg", "amg", "multilevel")
 # fastest and most robust choice (a 400 x 400 matrix is 1.3 MB).
 DENSE_LIMIT = 400
 # "auto" switches from exact shift-invert ARPACK to the multilevel solver
-# above this many nodes: beyond it the factorisation costs more time and
-# memory than coarse-to-fine refinement (measured: 400 x 400 four circles,
-# 43k nodes, ARPACK ~20 s vs multilevel < 1 s at equal ARI).
-AUTO_ARPACK_LIMIT = 10_000
+# above this many nodes, where the factorisation starts to cost more time
+# and memory than coarse-to-fine refinement (measured, CPU seconds: 24k
+# nodes arpack 0.18 / multilevel 0.09; 43k nodes 0.34 / 0.15; 694k nodes
+# sklearn's arpack 19 s). Up to here results are exact, as the seed's.
+AUTO_ARPACK_LIMIT = 50_000
 # Shift-invert ARPACK works on (L + ARPACK_SHIFT * I)^-1.
 ARPACK_SHIFT = 1e-5
 # Extra LOBPCG columns in the "amg" path (see multilevel.GUARD_VECTORS).

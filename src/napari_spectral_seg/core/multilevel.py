@@ -51,7 +51,7 @@ STRENGTH_THETA = 0.5
 GUARD_VECTORS = 4
 # Levels smaller than this are refined with LOBPCG even where the defaults
 # ask for smoothing only: it is cheap there and makes small graphs accurate.
-SMOOTH_MIN_NODES = 20_000
+SMOOTH_MIN_NODES = 100_000
 
 
 def _row_max(graph: sp.csr_array) -> np.ndarray:
