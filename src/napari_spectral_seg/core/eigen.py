@@ -13,8 +13,8 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from threadpoolctl import threadpool_limits
 
+from ._threads import single_threaded
 from .multilevel import multilevel_eigenvectors
 
 __all__ = ["EIGEN_SOLVERS", "normalized_laplacian", "laplacian_eigenvectors", "resolve_solver"]
@@ -201,7 +201,7 @@ def laplacian_eigenvectors(
     # Single-threaded BLAS: the dense parts are small (n x k blocks, k x k
     # problems) and extra threads only add contention on a busy machine,
     # where they were measured to make a small dense eigen-solve 100x slower.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_threaded("eigen", user_api="blas"):
         if chosen == "dense":
             values, vectors = _dense(laplacian, k)
         elif chosen == "arpack":

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
-from threadpoolctl import threadpool_limits
+
+from ._threads import single_threaded
 
 __all__ = ["LABEL_METHODS", "cluster_embedding", "relabel_by_first_pixel"]
 
@@ -68,10 +69,10 @@ def cluster_embedding(
     # in tiny upcast batches, measured 10x slower than on float64.
     points = np.asarray(embedding[:, :n_clusters], dtype=np.float64)
     km = KMeans(n_clusters=n_clusters, n_init=10, random_state=random_state)
-    # One thread (OpenMP and BLAS): k-means on <= 50k rows of a few columns
+    # One thread (OpenMP and BLAS): k-means on <= 20k rows of a few columns
     # is too small to gain from threads, and on a busy machine spinning
     # OpenMP threads were measured to make it 10x slower.
-    with threadpool_limits(limits=1):
+    with single_threaded("labels"):
         if len(points) <= KMEANS_SUBSAMPLE:
             return km.fit_predict(points).astype(np.int64)
         rng = np.random.default_rng(random_state)

@@ -35,7 +35,8 @@ import time
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
+
+from ._threads import single_threaded
 
 __all__ = ["coarsen_graph", "multilevel_eigenvectors"]
 
@@ -398,7 +399,7 @@ def multilevel_eigenvectors(
         "coarsen_seconds": time.perf_counter() - t_start,
     }
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_threaded("eigen", user_api="blas"):
         # Coarsest level: generalised problem (D - W) x = lambda D x, dense.
         # Single-threaded BLAS: threads only slow small dense problems down,
         # and on a busy machine dramatically so.
