@@ -10,13 +10,9 @@ import scipy.sparse.linalg as spla
 
 from napari_spectral_seg import segment
 from napari_spectral_seg.core import validation
-from napari_spectral_seg.core.validation import (
-    InsufficientMemoryError,
-    check_memory,
-    estimate_bytes,
-    floor_edge_weights,
-    scale_for_graph,
-)
+from napari_spectral_seg.core import memory
+from napari_spectral_seg.core.memory import InsufficientMemoryError
+from napari_spectral_seg.core.validation import floor_edge_weights, scale_for_graph
 
 
 def _image(shape=(12, 12), seed=0):
@@ -224,32 +220,22 @@ def test_large_dask_array_is_refused_before_computing():
         segment(image)
 
 
-def test_check_memory(monkeypatch):
-    assert check_memory(100, available=10**9) == estimate_bytes(100)
-    with pytest.raises(InsufficientMemoryError, match="segmenting 1000000 pixels with n_clusters=4"):
-        check_memory(10**6, n_clusters=4, available=10**6)
-    # Unknown available memory (no /proc/meminfo): no refusal.
-    monkeypatch.setattr(validation, "available_memory", lambda: None)
-    assert check_memory(10**12) > 0
+def test_check_image_memory(monkeypatch):
+    assert memory.check_image_memory(100, available=10**9) == 100 * (8 + 40)
+    with pytest.raises(InsufficientMemoryError, match="image of 1,000,000 pixels needs about"):
+        memory.check_image_memory(10**6, available=10**6)
+    # Unknown available memory (no psutil, no /proc/meminfo): no refusal.
+    monkeypatch.setattr(memory, "available_memory", lambda: None)
+    assert memory.check_image_memory(10**12) > 0
 
 
 def test_check_memory_refuses_after_masking(monkeypatch):
     # The image copy fits, the graph of the masked pixels does not.
     image = _image((50, 50))
-    budget = estimate_bytes(image.size, n_nodes=0) + 10
-    monkeypatch.setattr(validation, "available_memory", lambda: budget)
-    with pytest.raises(InsufficientMemoryError, match="segmenting 2500 pixels"):
+    budget = memory.check_image_memory(image.size, available=10**12) + 10
+    monkeypatch.setattr(memory, "available_memory", lambda: budget)
+    with pytest.raises(InsufficientMemoryError, match="segmenting 2,500 pixels"):
         segment(image, random_state=0)
-
-
-def test_available_memory_is_bytes_or_none():
-    value = validation.available_memory()
-    assert value is None or (isinstance(value, int) and value > 0)
-
-
-def test_estimate_counts_dense_solve():
-    # n_clusters near the pixel count forces a dense eigen-decomposition.
-    assert estimate_bytes(10_000, n_clusters=2_000) > 8 * 10_000**2
 
 
 # ---------------------------------------------------- faults deep in the pipeline

@@ -5,6 +5,8 @@ from .eigen import EIGEN_SOLVERS, laplacian_eigenvectors, normalized_laplacian
 from .graph import build_pixel_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
 from .mask import otsu_threshold, resolve_mask
+from .memory import available_memory, check_memory, estimate_peak_bytes
+from .multilevel import multilevel_eigenvectors
 from .pipeline import (
     STEPS,
     Progress,
@@ -18,6 +20,10 @@ from .pipeline import (
 __all__ = [
     "EIGEN_SOLVERS",
     "STEPS",
+    "available_memory",
+    "check_memory",
+    "estimate_peak_bytes",
+    "multilevel_eigenvectors",
     "Progress",
     "SegmentationCancelled",
     "SegmentationResult",

@@ -133,11 +133,15 @@ def index_pixels(mask: np.ndarray, min_size: int = 1, regions: np.ndarray | None
     keep[0] = False
     kept = keep[comp]
     inside, comp = inside[kept], comp[kept]
-    # ndi.label numbers components by first pixel in raster order, so a stable
-    # sort by label keeps raster order inside each component.
-    order = np.argsort(comp, kind="stable")
-    pixel_of_node = inside[order]
     kept_sizes = sizes[keep]
+    if len(kept_sizes) == 1:
+        # One component (the common case): raster order already, no sort.
+        pixel_of_node = inside
+    else:
+        # ndi.label numbers components by first pixel in raster order, so a
+        # stable sort by label keeps raster order inside each component.
+        order = np.argsort(comp, kind="stable")
+        pixel_of_node = inside[order]
     offsets = np.zeros(len(kept_sizes) + 1, dtype=np.int64)
     np.cumsum(kept_sizes, out=offsets[1:])
     index_dtype = np.int32 if len(pixel_of_node) < np.iinfo(np.int32).max else np.int64

@@ -5,11 +5,18 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 from sklearn.cluster import KMeans
-from threadpoolctl import threadpool_limits
+
+from ._threads import single_threaded
 
 __all__ = ["LABEL_METHODS", "cluster_embedding", "relabel_by_first_pixel"]
 
 LABEL_METHODS = ("kmeans", "cluster_qr")
+
+# Above this many nodes k-means is fitted on a random subsample of this size
+# and every node then goes to its nearest centre: the centres of 4-10 well
+# separated spectral clusters are pinned down by 20k points, and fitting
+# 10 restarts on millions of rows would cost more than the eigen-solve.
+KMEANS_SUBSAMPLE = 20_000
 
 
 def _cluster_qr(embedding: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -39,7 +46,9 @@ def cluster_embedding(
         Number of clusters.
     method : {"kmeans", "cluster_qr"}
         ``"kmeans"``: k-means with 10 restarts, as scikit-learn's
-        ``spectral_clustering``; ``"cluster_qr"``: deterministic QR
+        ``spectral_clustering`` (fitted on a random subsample of
+        ``KMEANS_SUBSAMPLE`` rows when there are more, then every row is
+        assigned to its nearest centre); ``"cluster_qr"``: deterministic QR
         rotation, faster on millions of nodes.
     random_state : int, optional
         Seed for k-means.
@@ -55,12 +64,22 @@ def cluster_embedding(
         return _cluster_qr(embedding, n_clusters).astype(np.int64)
     if method != "kmeans":
         raise ValueError(f"assign_labels={method!r} is unknown; use one of {LABEL_METHODS}.")
+    # float64: scikit-learn's k-means++ seeding computes float32 distances
+    # in tiny upcast batches, measured 10x slower than on float64.
+    points = np.asarray(embedding[:, :n_clusters], dtype=np.float64)
     km = KMeans(n_clusters=n_clusters, n_init=10, random_state=random_state)
-    # k-means on a few columns is memory-bound; letting OpenMP/BLAS spin up
-    # threads on a busy 2-core machine made it 70x slower (1.4 s vs 0.02 s
-    # on the seed example), so it runs single-threaded.
-    with threadpool_limits(limits=1):
-        return km.fit_predict(embedding[:, :n_clusters]).astype(np.int64)
+    # One thread (OpenMP and BLAS): k-means on <= 20k rows of a few columns
+    # is too small to gain from threads, and on a busy machine spinning
+    # OpenMP threads were measured to make it 10x slower.
+    with single_threaded("labels"):
+        if len(points) <= KMEANS_SUBSAMPLE:
+            return km.fit_predict(points).astype(np.int64)
+        rng = np.random.default_rng(random_state)
+        # With replacement: a few duplicate rows do not move the centres,
+        # and it avoids the O(n) permutation of sampling without.
+        sample = np.sort(rng.integers(0, len(points), KMEANS_SUBSAMPLE))
+        km.fit(points[sample])
+        return km.predict(points).astype(np.int64)
 
 
 def relabel_by_first_pixel(labels: np.ndarray) -> np.ndarray:
@@ -78,10 +97,16 @@ def relabel_by_first_pixel(labels: np.ndarray) -> np.ndarray:
         clustering happened to number its clusters.
     """
     flat = labels.ravel()
-    values, first = np.unique(flat, return_index=True)
-    keep = values != 0
-    values, first = values[keep], first[keep]
-    order = values[np.argsort(first)]
-    lookup = np.zeros(int(flat.max(initial=0)) + 1, dtype=np.int32)
+    if flat.size == 0:
+        return np.zeros(labels.shape, dtype=np.int32)
+    # O(size) instead of np.unique's sort: each value's first raster index
+    # by an unbuffered minimum (fast in numpy >= 1.25), absent values stay big.
+    n_values = int(flat.max(initial=0)) + 1
+    first = np.full(n_values, flat.size, dtype=np.int64)
+    np.minimum.at(first, flat, np.arange(flat.size, dtype=np.int64))
+    first[0] = flat.size  # background keeps 0
+    present = np.flatnonzero(first < flat.size)
+    order = present[np.argsort(first[present], kind="stable")]
+    lookup = np.zeros(n_values, dtype=np.int32)
     lookup[order] = np.arange(1, len(order) + 1, dtype=np.int32)
     return lookup[flat].reshape(labels.shape)

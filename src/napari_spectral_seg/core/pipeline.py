@@ -15,14 +15,15 @@ from typing import Callable, Generator
 
 import numpy as np
 
+from .eigen import resolve_solver
 from .graph import component_block, edge_weights_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
 from .mask import resolve_mask
+from .memory import check_memory
 from .seeds import assign_to_seeds, check_seeds, seed_nodes
 from .validation import (
     as_float_image,
     check_mask,
-    check_memory,
     check_parameters,
     check_random_state,
     check_spacing,
@@ -163,7 +164,7 @@ def iter_segment(
         assign_labels=assign_labels,
         min_size=min_size,
     )
-    data, spatial_shape = as_float_image(image, channel_axis, n_clusters=n_clusters)
+    data, spatial_shape = as_float_image(image, channel_axis)
     regions = None
     if mask is not None:
         raw_mask = np.asarray(mask)
@@ -208,19 +209,22 @@ def iter_segment(
             f"n_clusters={n_clusters} is larger than the {n_masked} pixel(s) in the mask; "
             "lower n_clusters or enlarge the mask."
         )
-    check_memory(
-        int(np.prod(spatial_shape)),
-        n_nodes=n_masked,
-        ndim=len(spatial_shape),
-        n_channels=data.shape[-1] if data.ndim > len(spatial_shape) else 1,
-        n_clusters=n_clusters,
-    )
     warn_if_constant(data, mask)
     index = index_pixels(mask, min_size=max(min_size, 1), regions=regions)
     if index.n_nodes == 0:
         raise ValueError(
             f"every connected piece of the mask is smaller than min_size={min_size} pixels; lower min_size."
         )
+    # Refuse runs that cannot fit before the graph is allocated.
+    k_max = max(n_clusters - index.n_components + 1, 1)
+    largest = int(np.diff(index.offsets).max())
+    check_memory(
+        int(np.prod(spatial_shape)),
+        index.n_nodes,
+        len(spatial_shape),
+        k_max,
+        resolve_solver(eigen_solver, largest, k_max),
+    )
     seeds_of_component = None
     if seed_pixels is not None:
         nodes = seed_nodes(seed_pixels, index)
@@ -240,9 +244,8 @@ def iter_segment(
     t2 = time.perf_counter()
     n_comp = index.n_components
     yield Progress("eigenvectors", _STEP_SPAN["eigenvectors"][0], f"{n_comp} connected component(s)")
-    # Each component needs at most this many eigenvectors: one per segment
-    # it could receive (see _split_counts).
-    k_max = max(n_clusters - n_comp + 1, 1)
+    # Each component needs at most k_max eigenvectors: one per segment it
+    # could receive (see _split_counts).
     eigenvalues, embeddings = [], []
     lo, hi = _STEP_SPAN["eigenvectors"]
     last_yield = time.perf_counter()
@@ -367,8 +370,13 @@ def segment(
         Edge weights are ``exp(-beta * |gradient| / std(gradient))``;
         ``beta=1`` is the scikit-learn example. Larger values cut more
         readily along weak edges.
-    eigen_solver : {"auto", "arpack", "lobpcg", "amg"}
+    eigen_solver : {"auto", "arpack", "lobpcg", "amg", "multilevel"}
         Eigen-solver for the normalised Laplacian of each component.
+        "multilevel" coarsens the pixel graph (aggregating pixels across
+        strong edges), solves the coarsest graph exactly and refines the
+        eigenvectors level by level: O(n) time and memory, the choice for
+        megapixel images. "auto" uses exact ARPACK on small components and
+        "multilevel" above ``AUTO_ARPACK_LIMIT`` nodes.
     random_state : int, optional
         Seed of the random start vectors and of k-means. ``None`` draws one;
         the seed used is in :attr:`SegmentationResult.parameters`.
@@ -402,7 +410,9 @@ def segment(
     Raises
     ------
     ValueError, TypeError
-        For invalid input, with a message naming the parameter and the fix.
+        For invalid input, with a message naming the parameter and the fix;
+        ValueError also when the estimated peak memory exceeds the available
+        memory (the message says how much and how to shrink the problem).
     """
     steps = iter_segment(
         image,

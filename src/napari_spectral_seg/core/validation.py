@@ -16,30 +16,19 @@ import numpy as np
 from . import eigen as _eigen
 from .eigen import EIGEN_SOLVERS, laplacian_eigenvectors
 from .labels import LABEL_METHODS
+from .memory import check_image_memory
 
 __all__ = [
-    "InsufficientMemoryError",
     "as_float_image",
-    "available_memory",
     "check_mask",
-    "check_memory",
     "check_parameters",
     "check_random_state",
     "check_spacing",
-    "estimate_bytes",
     "floor_edge_weights",
     "scale_for_graph",
     "solve_component",
     "warn_if_constant",
 ]
-
-
-class InsufficientMemoryError(ValueError, MemoryError):
-    """The run would need more memory than is available; raised before allocating.
-
-    A ``ValueError`` (bad input for this machine) and a ``MemoryError``, so
-    either ``except`` clause catches it.
-    """
 
 
 def _is_integer(value) -> bool:
@@ -57,7 +46,7 @@ def _peek(image):
         return array.shape, array.dtype, array
 
 
-def as_float_image(image, channel_axis=None, *, n_clusters=1) -> tuple[np.ndarray, tuple[int, ...]]:
+def as_float_image(image, channel_axis=None) -> tuple[np.ndarray, tuple[int, ...]]:
     """Validate an image and return it as float64 with any channel axis last.
 
     Parameters
@@ -68,8 +57,6 @@ def as_float_image(image, channel_axis=None, *, n_clusters=1) -> tuple[np.ndarra
         computed, after the shape, dtype and memory checks.
     channel_axis : int, optional
         Axis that holds channels (e.g. -1 for RGB).
-    n_clusters : int
-        Only used for the memory estimate.
 
     Returns
     -------
@@ -121,7 +108,7 @@ def as_float_image(image, channel_axis=None, *, n_clusters=1) -> tuple[np.ndarra
     n_pixels = int(np.prod(spatial_shape, dtype=np.int64))
     # Only the copies made before the mask is known; the pipeline checks the
     # graph and eigenvectors once it knows how many pixels are masked.
-    check_memory(n_pixels, n_nodes=0, ndim=len(spatial_shape), n_channels=n_channels, n_clusters=n_clusters)
+    check_image_memory(n_pixels, n_channels)
     array = np.asarray(source)
     if channel_axis is not None:
         array = np.moveaxis(array, channel_axis, -1)
@@ -201,103 +188,6 @@ def check_random_state(random_state) -> int:
         raise ValueError(f"random_state={random_state} must be a non-negative integer seed or None.")
     return int(random_state)
 
-
-# ---------------------------------------------------------------- memory
-
-def available_memory() -> int | None:
-    """Bytes the kernel says can be allocated without swapping (``MemAvailable``).
-
-    None where ``/proc/meminfo`` does not exist (macOS, Windows) or cannot be read.
-    """
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def estimate_bytes(n_pixels, *, n_nodes=None, ndim=2, n_channels=1, n_clusters=1) -> int:
-    """Rough peak memory of a segmentation, in bytes.
-
-    Parameters
-    ----------
-    n_pixels : int
-        Pixels of the image (spatial size).
-    n_nodes : int, optional
-        Pixels in the mask (graph nodes); defaults to ``n_pixels``. 0 counts
-        only the per-image copies.
-    ndim : int
-        Spatial axes (2 or 3): each node has up to ``2 * ndim`` edges.
-    n_channels : int
-        Values per pixel.
-    n_clusters : int
-        Eigenvectors per component are at most ``n_clusters``.
-
-    Notes
-    -----
-    Deliberately coarse and on the large side, calibrated on 2D runs with
-    ``n_clusters=4`` (peak RSS 1.0 kB per pixel with ``"amg"`` at 300 x 300,
-    1.7-1.9 kB with ``"arpack"`` at 150-250 x 250, whose sparse LU fill-in
-    grows faster than linearly; ``"auto"`` uses it only up to 60k pixels):
-    float64 image copy and boolean / index / label images per pixel; per node
-    the COO and CSR graph, Laplacian, solver work arrays and multigrid
-    hierarchy (about 250 bytes per stored edge), and float64 blocks of
-    ``k + 1`` eigenvectors in the solver and k-means; plus a dense matrix when
-    a component is solved densely because ``5 * n_clusters`` exceeds its size.
-    """
-    n_pixels = int(n_pixels)
-    n_nodes = n_pixels if n_nodes is None else int(n_nodes)
-    k = max(int(n_clusters), 1)
-    per_pixel = 16 * n_channels + 32  # float64 copy (+ a computed dask chunk), masks, labels
-    per_node = 250 * 2 * ndim + 8 * 8 * (k + 1)
-    dense = min(n_nodes, 5 * k)
-    dense_bytes = 3 * 8 * dense * dense if dense > 400 else 0
-    return per_pixel * n_pixels + per_node * n_nodes + dense_bytes
-
-
-def _gib(n_bytes) -> str:
-    return f"{n_bytes / 2**30:.3g} GiB"
-
-
-def check_memory(n_pixels, *, n_nodes=None, ndim=2, n_channels=1, n_clusters=1, available=None) -> int:
-    """Refuse, before allocating, a run that would not fit in memory.
-
-    Parameters
-    ----------
-    n_pixels, n_nodes, ndim, n_channels, n_clusters
-        See :func:`estimate_bytes`.
-    available : int, optional
-        Bytes available; defaults to :func:`available_memory`. If unknown, no check.
-
-    Returns
-    -------
-    int
-        The estimate in bytes.
-
-    Raises
-    ------
-    InsufficientMemoryError
-        If the estimate exceeds the available memory.
-    """
-    needed = estimate_bytes(n_pixels, n_nodes=n_nodes, ndim=ndim, n_channels=n_channels, n_clusters=n_clusters)
-    if available is None:
-        available = available_memory()
-    if available is not None and needed > available:
-        if n_nodes == 0:
-            what = f"image of {n_pixels} pixels needs about {_gib(needed)} as float64"
-        else:
-            what = (
-                f"segmenting {n_pixels if n_nodes is None else n_nodes} pixels with "
-                f"n_clusters={n_clusters} needs about {_gib(needed)}"
-            )
-        raise InsufficientMemoryError(
-            f"{what} but only {_gib(available)} of memory is available; crop or downsample the image "
-            "(e.g. image[::2, ::2]), segment a smaller mask or a higher threshold, or lower n_clusters."
-        )
-    return needed
 
 
 # ---------------------------------------------------------------- numerical guards

@@ -1,0 +1,323 @@
+"""Benchmark: napari-spectral-seg vs the seed's scikit-learn pipeline, side by side.
+
+Usage::
+
+    PYTHONPATH=src python bench/run.py            # full: 2D 100..4096, 3D 64^3, 128^3
+    PYTHONPATH=src python bench/run.py --quick    # < 2 minutes
+
+Every (case, method) runs in a fresh Python process (the script re-runs
+itself with the hidden ``--worker`` flag), so each peak memory figure
+(``ru_maxrss`` of that process) belongs to one case alone. Inside a worker
+the imports and the test image are made before the clock starts; the wall
+time is the median over repeats. CPU time (``time.process_time``) is
+reported too: the machine this was written on is shared and noisy, so wall
+times swing with other people's load while CPU time and same-run ratios are
+steadier.
+
+Methods
+-------
+ours
+    ``napari_spectral_seg.segment(image, mask, n_clusters=4)`` (eigen_solver="auto").
+sklearn-arpack, sklearn-amg
+    The seed example: ``img_to_graph`` + ``exp(-g / g.std())`` +
+    ``spectral_clustering(eigen_solver=...)``.
+
+Data: ``four_circles(size, noise=0.2, seed)`` (2D circles or 3D spheres),
+mask = the circles; ARI is scored on the pixels inside exactly one circle.
+Results go to ``bench/results/<timestamp>.json`` (and ``latest.json``), and a
+time-vs-pixels plot to ``docs/performance.png`` when matplotlib is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+# (label, size, ndim)
+FULL_CASES = [
+    ("2D 100", 100, 2),
+    ("2D 400", 400, 2),
+    ("2D 800", 800, 2),
+    ("2D 1600", 1600, 2),
+    ("2D 2048", 2048, 2),
+    ("2D 4096", 4096, 2),
+    ("3D 64", 64, 3),
+    ("3D 128", 128, 3),
+]
+QUICK_CASES = [("2D 100", 100, 2), ("2D 400", 400, 2), ("3D 64", 64, 3)]
+METHODS = ("ours", "sklearn-arpack", "sklearn-amg")
+
+# scikit-learn is skipped above these node counts (masked pixels), where it
+# would take well over a minute or several GiB on a 2-core, 24 GiB machine
+# (measured on this machine: arpack 694k nodes = 18 s / 1.7 GB; the sparse
+# LU of a 3D grid fills in far faster than in 2D).
+SKLEARN_LIMITS = {
+    ("sklearn-arpack", 2): 1_200_000,
+    ("sklearn-arpack", 3): 120_000,
+    ("sklearn-amg", 2): 1_200_000,
+    ("sklearn-amg", 3): 120_000,
+}
+WORKER_TIMEOUT = 600  # seconds per (case, method) process
+
+
+def _peak_rss_bytes() -> int:
+    # ru_maxrss is KiB on Linux, bytes on macOS.
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def _score(truth, labels):
+    from sklearn.metrics import adjusted_rand_score
+
+    inside = truth > 0
+    return float(adjusted_rand_score(truth[inside], labels[inside]))
+
+
+def worker(spec: dict) -> dict:
+    """Run one (case, method) ``repeats`` times in this process; return the figures."""
+    import numpy as np
+
+    from napari_spectral_seg.data import four_circles
+
+    method, size, ndim = spec["method"], spec["size"], spec["ndim"]
+    seeds = spec.get("seeds", [spec.get("seed", 0)])
+    if method == "ours":
+        from napari_spectral_seg import segment
+
+        def run(image, mask):
+            return segment(image, mask, n_clusters=4, random_state=0)
+
+    else:
+        from sklearn.cluster import spectral_clustering
+        from sklearn.feature_extraction import image as skimage
+
+        solver = method.split("-", 1)[1]
+
+        def run(image, mask):
+            graph = skimage.img_to_graph(image, mask=mask)
+            graph.data = np.exp(-graph.data / graph.data.std())
+            labels = spectral_clustering(graph, n_clusters=4, eigen_solver=solver, random_state=0)
+            out = np.zeros(mask.shape, dtype=np.int32)
+            out[mask] = labels + 1
+            return out
+
+    # Warm-up on a tiny image: lazy imports and first-call setup inside
+    # scikit-learn / scipy are not what is being timed.
+    small, small_mask, _ = four_circles(40, noise=0.2, seed=0, ndim=2)
+    run(small, small_mask)
+
+    walls, cpus, aris = [], [], []
+    rss_before = None
+    for seed in seeds:
+        image, mask, truth = four_circles(size, noise=0.2, seed=seed, ndim=ndim)
+        if rss_before is None:
+            rss_before = _peak_rss_bytes()
+        for _ in range(spec["repeats"]):
+            t0, c0 = time.perf_counter(), time.process_time()
+            labels = run(image, mask)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+            aris.append(_score(truth, labels))
+    return {
+        "wall_s": float(np.median(walls)),
+        "wall_all_s": walls,
+        "cpu_s": float(np.median(cpus)),
+        "ari_min": float(min(aris)),
+        "ari_all": aris,
+        "peak_rss_bytes": _peak_rss_bytes(),
+        "rss_after_setup_bytes": rss_before,
+        "n_nodes": int(mask.sum()),
+        "n_pixels": int(mask.size),
+    }
+
+
+def run_worker(spec: dict) -> dict:
+    """Run :func:`worker` in a fresh interpreter (fresh peak-RSS counter)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH", "")]))
+    try:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            timeout=WORKER_TIMEOUT,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        return {"skipped": f"timed out after {WORKER_TIMEOUT} s"}
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["?"]
+        return {"error": tail[0]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _repeats(method: str, n_nodes: int, quick: bool) -> int:
+    if method == "ours":
+        return 3 if n_nodes < 2_000_000 else 2
+    return 1 if (quick or n_nodes > 100_000) else 3
+
+
+def _approx_nodes(size: int, ndim: int) -> int:
+    # Fraction of the image inside the circles / spheres (from four_circles).
+    return int(size**ndim * (0.268 if ndim == 2 else 0.0541))
+
+
+def _fmt_bytes(b):
+    return "-" if b is None else f"{b / 2**30:.2f}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small cases only (< 2 minutes)")
+    parser.add_argument("--cases", help="comma-separated case labels to run, e.g. '2D 1600,3D 128'")
+    parser.add_argument("--no-sklearn", action="store_true", help="skip the scikit-learn pipelines")
+    parser.add_argument("--no-seeds", action="store_true", help="skip the seed-example check (size 100, seeds 0..9)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+
+    cases = QUICK_CASES if args.quick else FULL_CASES
+    if args.cases:
+        wanted = {c.strip() for c in args.cases.split(",")}
+        cases = [c for c in FULL_CASES if c[0] in wanted]
+    methods = ("ours",) if args.no_sklearn else METHODS
+    if args.quick:
+        methods = tuple(m for m in methods if m != "sklearn-amg")  # stay under 2 minutes
+
+    results = []
+    started = time.perf_counter()
+    header = f"{'case':<9}{'nodes':>10}  {'method':<15}{'wall s':>8}{'cpu s':>8}{'peak GiB':>9}{'ARI':>8}{'x arpack':>9}"
+    print(header)
+    print("-" * len(header), flush=True)
+
+    def report(row):
+        ratio = row.get("speedup_vs_arpack")
+        if "wall_s" in row:
+            print(
+                f"{row['case']:<9}{row['n_nodes']:>10}  {row['method']:<15}{row['wall_s']:>8.2f}{row['cpu_s']:>8.2f}"
+                f"{_fmt_bytes(row['peak_rss_bytes']):>9}{row['ari_min']:>8.4f}"
+                f"{(f'{ratio:.1f}' if ratio else '-'):>9}",
+                flush=True,
+            )
+        else:
+            reason = row.get("skipped") or row.get("error")
+            print(f"{row['case']:<9}{row['n_nodes']:>10}  {row['method']:<15}  skipped: {reason}", flush=True)
+
+    if not args.no_seeds:
+        # The seed example itself: size 100, noise seeds 0..9.
+        for method in ("ours",) if args.no_sklearn else ("ours", "sklearn-arpack"):
+            spec = {"method": method, "size": 100, "ndim": 2, "repeats": 1, "seeds": list(range(10))}
+            row = {"case": "seed 0-9", "method": method, **run_worker(spec)}
+            row.setdefault("n_nodes", 2678)
+            results.append(row)
+        arpack_row = results[-1] if not args.no_sklearn else None
+        for row in results:
+            if arpack_row and "wall_s" in row and "wall_s" in arpack_row:
+                row["speedup_vs_arpack"] = arpack_row["wall_s"] / row["wall_s"]
+            report(row)
+
+    for label, size, ndim in cases:
+        n_est = _approx_nodes(size, ndim)
+        rows = []
+        for method in methods:
+            row = {"case": label, "size": size, "ndim": ndim, "method": method}
+            limit = SKLEARN_LIMITS.get((method, ndim))
+            if limit is not None and n_est > limit:
+                row.update(
+                    skipped=f"~{n_est:,} nodes > {limit:,}: would take > ~60 s or several GiB",
+                    n_nodes=n_est,
+                )
+            else:
+                spec = {"method": method, "size": size, "ndim": ndim, "seed": 0,
+                        "repeats": _repeats(method, n_est, args.quick)}
+                row.update(run_worker(spec))
+                row.setdefault("n_nodes", n_est)
+            rows.append(row)
+        arpack = next((r for r in rows if r["method"] == "sklearn-arpack" and "wall_s" in r), None)
+        for row in rows:
+            if arpack is not None and "wall_s" in row:
+                row["speedup_vs_arpack"] = arpack["wall_s"] / row["wall_s"]
+                row["memory_vs_arpack"] = row["peak_rss_bytes"] / arpack["peak_rss_bytes"]
+            report(row)
+        results.extend(rows)
+
+    total = time.perf_counter() - started
+    print(f"\nbenchmark took {total:.0f} s; wall = median over repeats, cpu = median process CPU time,")
+    print("peak = max RSS of a fresh process (includes Python, imports and the test image),")
+    print("x arpack = sklearn-arpack wall time / this wall time, same run.")
+
+    out_dir = HERE / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    payload = {
+        "when": stamp,
+        "quick": bool(args.quick),
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_at_end": os.getloadavg(),
+        },
+        "benchmark_seconds": total,
+        "results": results,
+    }
+    for name in (f"{stamp}{'-quick' if args.quick else ''}.json", "latest.json"):
+        (out_dir / name).write_text(json.dumps(payload, indent=1))
+    print(f"wrote {out_dir / (stamp + ('-quick' if args.quick else '') + '.json')}")
+    _plot(results)
+    return 0
+
+
+def _plot(results):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot (pip install matplotlib)")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, marker in zip(METHODS, "osd"):
+        for ndim, fill in ((2, "full"), (3, "none")):
+            rows = [r for r in results if r["method"] == method and r.get("ndim") == ndim and "wall_s" in r]
+            if not rows:
+                continue
+            rows.sort(key=lambda r: r["n_nodes"])
+            ax.plot(
+                [r["n_nodes"] for r in rows],
+                [r["wall_s"] for r in rows],
+                marker=marker,
+                fillstyle=fill,
+                label=f"{method} ({ndim}D)",
+            )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("pixels in the mask (graph nodes)")
+    ax.set_ylabel("wall time, s (median)")
+    ax.set_title("four circles / spheres, 4 segments")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    out = ROOT / "docs" / "performance.png"
+    out.parent.mkdir(exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

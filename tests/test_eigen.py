@@ -1,0 +1,174 @@
+"""Eigen-solvers, the multilevel path, the memory guard and the fast label helpers."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg
+from sklearn.metrics import adjusted_rand_score
+
+from napari_spectral_seg import segment
+from napari_spectral_seg.core import eigen, labels, memory, multilevel
+from napari_spectral_seg.core.graph import edge_weights_graph, index_pixels
+from napari_spectral_seg.core.pipeline import iter_segment, run_to_end
+from napari_spectral_seg.data import four_circles
+
+
+@pytest.fixture(scope="module")
+def reference(circles_graph):
+    return _reference(circles_graph, 4)
+
+
+@pytest.fixture(scope="module")
+def circles_graph():
+    """Pixel graph of the seed example (one connected component, 2678 nodes)."""
+    image, mask, _ = four_circles(100, noise=0.2, seed=0)
+    index = index_pixels(mask)
+    assert index.n_components == 1
+    return edge_weights_graph(image, index.node_of_pixel, index.n_nodes)
+
+
+def _reference(graph, k):
+    """Smallest eigenpairs of I - D^-1/2 W D^-1/2 from scipy's eigsh (shift-invert)."""
+    lap, sqrt_degree = eigen.normalized_laplacian(graph.astype(np.float64))
+    # A shift just below 0, close to the wanted eigenvalues (~1e-4), makes
+    # them the best separated ones of the inverted operator.
+    values, vectors = scipy.sparse.linalg.eigsh(
+        lap, k=k, sigma=-1e-4, which="LM", v0=np.ones(lap.shape[0]), tol=1e-10
+    )
+    order = np.argsort(values)
+    return values[order], vectors[:, order] / sqrt_degree[:, None]
+
+
+def _subspace_cosine(a, b, weight):
+    """Smallest cosine of the principal angles between span(a) and span(b) (D-weighted)."""
+    qa, _ = np.linalg.qr(a.astype(np.float64) * np.sqrt(weight)[:, None])
+    qb, _ = np.linalg.qr(b.astype(np.float64) * np.sqrt(weight)[:, None])
+    return np.linalg.svd(qa.T @ qb, compute_uv=False).min()
+
+
+@pytest.mark.parametrize("solver", ["arpack", "amg", "multilevel"])
+def test_eigenvalues_match_dense_reference(circles_graph, reference, solver, monkeypatch):
+    # Force the iterative paths on this small graph (normally solved dense).
+    monkeypatch.setattr(eigen, "DENSE_LIMIT", 10)
+    want_values, want_vectors = reference
+    values, embedding = eigen.laplacian_eigenvectors(
+        circles_graph, 4, solver=solver, rng=np.random.default_rng(0)
+    )
+    assert values.shape == (4,) and embedding.shape == (circles_graph.shape[0], 4)
+    assert abs(values[0]) < 1e-6
+    np.testing.assert_allclose(values[1:], want_values[1:], rtol=2e-2)
+    degree = np.asarray(circles_graph.sum(axis=1)).ravel()
+    assert _subspace_cosine(embedding, want_vectors, degree) > 0.999
+
+
+def test_multilevel_builds_levels_and_refines(circles_graph, reference):
+    values, embedding, info = multilevel.multilevel_eigenvectors(
+        circles_graph, 4, rng=np.random.default_rng(0), coarsest=100
+    )
+    assert len(info["levels"]) >= 3  # really coarsened, then refined back
+    assert info["levels"][0] == circles_graph.shape[0]
+    assert embedding.dtype == np.float32
+    want_values, _ = reference
+    np.testing.assert_allclose(values[1:], want_values[1:], rtol=2e-2)
+
+
+def test_coarse_graph_keeps_degrees_and_total_weight(circles_graph):
+    agg, n_agg = multilevel.aggregate_nodes(circles_graph)
+    n = circles_graph.shape[0]
+    assert agg.shape == (n,) and agg.min() == 0 and agg.max() == n_agg - 1
+    assert n_agg < n / 2  # aggregates of several pixels
+    coarse = multilevel.coarsen_graph(circles_graph, agg, n_agg)
+    assert coarse.shape == (n_agg, n_agg)
+    fine_degree = np.asarray(circles_graph.sum(axis=1)).ravel()
+    coarse_degree = np.asarray(coarse.sum(axis=1)).ravel()
+    np.testing.assert_allclose(coarse_degree, np.bincount(agg, weights=fine_degree), rtol=1e-5)
+    assert abs(coarse - coarse.T).max() < 1e-5
+
+
+def test_laplacian_operator_matches_d_minus_w(circles_graph):
+    lap = multilevel._Laplacian(circles_graph, np.float64)
+    x = np.random.default_rng(0).standard_normal((circles_graph.shape[0], 3))
+    degree = np.asarray(circles_graph.sum(axis=1)).ravel()
+    want = degree[:, None] * x - circles_graph.astype(np.float64) @ x
+    np.testing.assert_allclose(lap @ x, want, rtol=1e-5, atol=1e-5)
+
+
+def test_multilevel_segments_four_circles_400():
+    image, mask, truth = four_circles(400, noise=0.2, seed=0)
+    result = segment(image, mask, n_clusters=4, eigen_solver="multilevel", random_state=0)
+    inside = truth > 0
+    assert adjusted_rand_score(truth[inside], result[inside]) >= 0.97
+    assert set(np.unique(result)) == {0, 1, 2, 3, 4}
+
+
+def test_auto_picks_multilevel_for_large_components():
+    assert eigen.resolve_solver("auto", 200) == "dense"
+    assert eigen.resolve_solver("auto", 5_000) == "arpack"
+    assert eigen.resolve_solver("auto", eigen.AUTO_ARPACK_LIMIT + 1) == "multilevel"
+    assert eigen.resolve_solver("auto", 5_000_000) == "multilevel"
+    assert eigen.resolve_solver("amg", 5_000_000) == "amg"
+
+
+def test_memory_guard_refuses_absurd_size_with_the_fix():
+    with pytest.raises(ValueError) as info:
+        memory.check_memory(10**12, 10**12, 2, 4, "arpack", available=16 * 2**30)
+    message = str(info.value)
+    assert "GiB" in message
+    assert "multilevel" in message and "crop" in message and "downsample" in message
+    # A normal size passes and returns its estimate.
+    assert memory.check_memory(10**6, 3 * 10**5, 2, 4, "multilevel", available=16 * 2**30) > 0
+
+
+def test_memory_guard_runs_before_the_graph(monkeypatch):
+    monkeypatch.setattr(memory, "available_memory", lambda: 1024)
+
+    def no_graph(*args, **kwargs):  # pragma: no cover - must not be reached
+        raise AssertionError("graph built before the memory check")
+
+    monkeypatch.setattr("napari_spectral_seg.core.pipeline.edge_weights_graph", no_graph)
+    image, mask, _ = four_circles(100, noise=0.2, seed=0)
+    with pytest.raises(ValueError, match="memory"):
+        run_to_end(iter_segment(image, mask, random_state=0))
+
+
+def test_memory_estimate_grows_with_size_and_arpack_costs_more():
+    small = memory.estimate_peak_bytes(10**6, 10**5, 2, 4, "multilevel")
+    large = memory.estimate_peak_bytes(10**8, 10**7, 2, 4, "multilevel")
+    assert large > 50 * small
+    assert memory.estimate_peak_bytes(10**8, 10**7, 2, 4, "arpack") > 3 * large
+
+
+def test_available_memory_is_positive():
+    available = memory.available_memory()
+    assert available is None or available > 0
+
+
+def test_kmeans_on_subsample_assigns_every_row(monkeypatch):
+    monkeypatch.setattr(labels, "KMEANS_SUBSAMPLE", 300)
+    rng = np.random.default_rng(0)
+    centres = np.eye(3) * 10
+    points = np.repeat(centres, 1000, axis=0) + rng.standard_normal((3000, 3))
+    clusters = labels.cluster_embedding(points, 3, random_state=0)
+    truth = np.repeat(np.arange(3), 1000)
+    assert adjusted_rand_score(truth, clusters) == 1.0
+
+
+def test_relabel_by_first_pixel_is_raster_ordered():
+    image = np.array([[0, 7, 7, 3], [2, 2, 3, 0], [9, 9, 0, 0]])
+    out = labels.relabel_by_first_pixel(image)
+    np.testing.assert_array_equal(out, [[0, 1, 1, 2], [3, 3, 2, 0], [4, 4, 0, 0]])
+    assert out.dtype == np.int32
+    assert labels.relabel_by_first_pixel(np.zeros((2, 2), int)).max() == 0
+
+
+def test_component_solver_on_disconnected_graph_blocks():
+    # Two separate 30 x 30 squares: each is solved alone, as in the pipeline.
+    mask = np.zeros((30, 70), bool)
+    mask[:, :30] = True
+    mask[:, 40:] = True
+    index = index_pixels(mask)
+    graph = edge_weights_graph(np.ones(mask.shape), index.node_of_pixel, index.n_nodes)
+    assert index.n_components == 2
+    assert sp.issparse(graph)
+    result = segment(np.ones(mask.shape), mask, n_clusters=2, random_state=0)
+    assert set(np.unique(result)) == {0, 1, 2}
