@@ -8,7 +8,7 @@ from .core import (
     iter_segment,
     segment,
 )
-from .data import four_circles
+from .data import four_circles, touching_blobs
 
 __version__ = "0.1.0"
 
@@ -18,6 +18,7 @@ __all__ = [
     "SegmentationResult",
     "build_pixel_graph",
     "four_circles",
+    "touching_blobs",
     "iter_segment",
     "segment",
 ]
