@@ -15,10 +15,12 @@ from typing import Callable, Generator
 
 import numpy as np
 
+from .auto import check_sensitivity, default_min_part, iter_auto_labels
 from .eigen import laplacian_eigenvectors
 from .graph import component_block, edge_weights_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
 from .mask import resolve_mask
+from .smooth import check_sigma, smooth_image
 from .validation import as_float_image, check_mask, check_parameters
 
 __all__ = ["STEPS", "Progress", "SegmentationResult", "SegmentationCancelled", "iter_segment", "segment"]
@@ -108,7 +110,7 @@ def iter_segment(
     mask=None,
     *,
     threshold=None,
-    n_clusters: int = 4,
+    n_clusters: int | str = 4,
     beta: float = 1.0,
     eigen_solver: str = "auto",
     random_state: int | None = None,
@@ -116,6 +118,8 @@ def iter_segment(
     channel_axis: int | None = None,
     min_size: int = 0,
     assign_labels: str = "kmeans",
+    sigma=None,
+    sensitivity: float | None = None,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment an image step by step; see :func:`segment` for the parameters.
 
@@ -140,6 +144,8 @@ def iter_segment(
     )
     data, spatial_shape = as_float_image(image, channel_axis)
     mask = check_mask(mask, spatial_shape)
+    sigma_checked = check_sigma(sigma, len(spatial_shape))
+    sensitivity = check_sensitivity(sensitivity, n_clusters)
     if spacing is not None:
         spacing = np.asarray(spacing, dtype=float)
         if spacing.shape != (len(spatial_shape),) or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
@@ -152,10 +158,12 @@ def iter_segment(
     elif isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
         raise TypeError(f"random_state={random_state!r} must be an integer seed or None.")
     random_state = int(random_state)
+    # Smoothed before the mask so a threshold sees the denoised image too.
+    data = smooth_image(data, sigma_checked, spacing, multichannel=data.ndim > len(spatial_shape))
 
     parameters = dict(
         threshold=threshold,
-        n_clusters=int(n_clusters),
+        n_clusters=n_clusters if n_clusters == "auto" else int(n_clusters),
         beta=float(beta),
         eigen_solver=eigen_solver,
         random_state=random_state,
@@ -163,6 +171,8 @@ def iter_segment(
         channel_axis=channel_axis,
         min_size=int(min_size),
         assign_labels=assign_labels,
+        sigma=sigma if sigma is None or np.isscalar(sigma) else [float(v) for v in sigma],
+        sensitivity=sensitivity,
     )
     seconds = {}
     t0 = time.perf_counter()
@@ -178,7 +188,7 @@ def iter_segment(
             else "draw or pass a mask with some nonzero pixels"
         )
         raise ValueError(f"mask is empty: no pixel to segment; {hint}.")
-    if n_clusters > n_masked:
+    if n_clusters != "auto" and n_clusters > n_masked:
         raise ValueError(
             f"n_clusters={n_clusters} is larger than the {n_masked} pixel(s) in the mask; "
             "lower n_clusters or enlarge the mask."
@@ -189,6 +199,8 @@ def iter_segment(
             f"every connected piece of the mask is smaller than min_size={min_size} pixels; lower min_size."
         )
     seconds["mask"] = time.perf_counter() - t0
+    if n_clusters == "auto":
+        return (yield from _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0))
 
     t1 = time.perf_counter()
     yield Progress("graph", _STEP_SPAN["graph"][0], f"pixel graph of {index.n_nodes} pixels")
@@ -257,6 +269,55 @@ def iter_segment(
     )
 
 
+def _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0):
+    """The ``n_clusters="auto"`` steps after the mask: decide and cut each component.
+
+    See :mod:`napari_spectral_seg.core.auto`.
+    """
+    t1 = time.perf_counter()
+    yield Progress("graph", _STEP_SPAN["graph"][0], f"shape and intensity cues of {index.n_nodes} pixels")
+    intensity = data if data.ndim == len(spatial_shape) else data.mean(axis=-1)
+    steps = iter_auto_labels(
+        intensity,
+        index,
+        spacing=parameters["spacing"],
+        background=parameters["threshold_used"],
+        sensitivity=parameters["sensitivity"],
+        min_part=default_min_part(parameters["min_size"], len(spatial_shape)),
+        eigen_solver=parameters["eigen_solver"],
+        random_state=parameters["random_state"],
+    )
+    lo, hi = _STEP_SPAN["eigenvectors"]
+    first = True
+    while True:
+        try:
+            done, message = next(steps)
+        except StopIteration as stop:
+            node_label, ratios = stop.value
+            break
+        if first:
+            seconds["graph"] = time.perf_counter() - t1
+            t1, first = time.perf_counter(), False
+        yield Progress("eigenvectors", lo + (hi - lo) * done, message)
+    seconds["eigenvectors"] = time.perf_counter() - t1
+    t3 = time.perf_counter()
+    yield Progress("labels", _STEP_SPAN["labels"][0], "assigning labels")
+    labels = np.zeros(int(np.prod(spatial_shape)), dtype=np.int64)
+    labels[index.pixel_of_node] = node_label
+    labels = relabel_by_first_pixel(labels.reshape(spatial_shape))
+    seconds["labels"] = time.perf_counter() - t3
+    seconds["total"] = time.perf_counter() - t0
+    parameters["split_ratios"] = ratios
+    yield Progress("labels", 1.0, "done")
+    return SegmentationResult(
+        labels=labels,
+        parameters=parameters,
+        n_components=index.n_components,
+        eigenvalues=[],
+        seconds=seconds,
+    )
+
+
 def run_to_end(
     steps: Generator[Progress, None, SegmentationResult],
     progress: Callable[[Progress], object] | None = None,
@@ -280,7 +341,7 @@ def segment(
     mask=None,
     *,
     threshold=None,
-    n_clusters: int = 4,
+    n_clusters: int | str = 4,
     beta: float = 1.0,
     eigen_solver: str = "auto",
     random_state: int | None = None,
@@ -288,6 +349,8 @@ def segment(
     channel_axis: int | None = None,
     min_size: int = 0,
     assign_labels: str = "kmeans",
+    sigma=None,
+    sensitivity: float | None = None,
     progress: Callable[[Progress], object] | None = None,
 ) -> np.ndarray:
     """Segment an image by spectral clustering of its pixel graph.
@@ -301,12 +364,16 @@ def segment(
     threshold : float or "otsu", optional
         Segment only pixels brighter than this (strictly greater). Neither
         ``mask`` nor ``threshold``: the whole image.
-    n_clusters : int
+    n_clusters : int or "auto"
         Number of segments. Each connected component of the mask gets at
         least one segment, so a mask of C > n_clusters separate pieces gives
         C segments; otherwise the extra segments go where the spectral cut is
         cheapest (smallest Laplacian eigenvalue), as in a spectral clustering
-        of the whole graph.
+        of the whole graph. ``"auto"``: each connected component is split
+        into as many objects as it holds (touching nuclei, cells), judged
+        from its shape (necks) and intensity (dark seams); see
+        :mod:`napari_spectral_seg.core.auto`. ``beta`` and
+        ``assign_labels`` are not used then.
     beta : float
         Edge weights are ``exp(-beta * |gradient| / std(gradient))``;
         ``beta=1`` is the scikit-learn example. Larger values cut more
@@ -324,9 +391,20 @@ def segment(
         then use the distance between channel vectors.
     min_size : int
         Connected components of the mask with fewer pixels are left out
-        (label 0).
+        (label 0). With ``n_clusters="auto"`` it is also the smallest piece a
+        split may cut off (at least 10 pixels in 2D, 30 voxels in 3D).
     assign_labels : {"kmeans", "cluster_qr"}
         How the spectral embedding is turned into labels.
+    sigma : float or sequence of float, optional
+        Gaussian pre-smoothing before the mask and the graph are computed.
+        A number is the width in pixels along the finest axis, scaled by
+        ``spacing`` on the others (same physical width); a sequence gives
+        pixels per spatial axis. Never across channels. ``None`` or 0: none.
+    sensitivity : float, optional
+        ``n_clusters="auto"`` only: a component is cut where the pass between
+        two parts is lower than ``sensitivity`` times the lower of their
+        peaks (see :mod:`napari_spectral_seg.core.auto`); larger values split
+        more. Default 0.9.
     progress : callable, optional
         Called with a :class:`Progress` between steps; raise
         :class:`SegmentationCancelled` from it to stop.
@@ -354,5 +432,7 @@ def segment(
         channel_axis=channel_axis,
         min_size=min_size,
         assign_labels=assign_labels,
+        sigma=sigma,
+        sensitivity=sensitivity,
     )
     return run_to_end(steps, progress).labels
