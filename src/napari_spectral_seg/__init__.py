@@ -6,7 +6,9 @@ from .core import (
     SegmentationResult,
     build_pixel_graph,
     iter_segment,
+    iter_segment_frames,
     segment,
+    segment_frames,
 )
 from .data import four_circles, touching_blobs
 
@@ -20,5 +22,7 @@ __all__ = [
     "four_circles",
     "touching_blobs",
     "iter_segment",
+    "iter_segment_frames",
     "segment",
+    "segment_frames",
 ]

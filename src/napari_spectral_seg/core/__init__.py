@@ -1,6 +1,7 @@
 """Spectral segmentation engine: numpy, scipy and scikit-learn only (no Qt, no napari)."""
 
 from .eigen import EIGEN_SOLVERS, laplacian_eigenvectors, normalized_laplacian
+from .frames import iter_segment_frames, segment_frames
 from .graph import build_pixel_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
 from .mask import otsu_threshold, resolve_mask
@@ -24,6 +25,7 @@ __all__ = [
     "cluster_embedding",
     "index_pixels",
     "iter_segment",
+    "iter_segment_frames",
     "laplacian_eigenvectors",
     "normalized_laplacian",
     "otsu_threshold",
@@ -31,4 +33,5 @@ __all__ = [
     "resolve_mask",
     "run_to_end",
     "segment",
+    "segment_frames",
 ]
