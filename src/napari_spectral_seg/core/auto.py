@@ -144,7 +144,7 @@ def landscape(
     *,
     spacing=None,
     background: float | None = None,
-) -> np.ndarray:
+):
     """Per-node height ``h = d * t`` (see the module docstring).
 
     Parameters
@@ -162,7 +162,9 @@ def landscape(
 
     Returns
     -------
-    ndarray of float64, shape (n_nodes,)
+    h : ndarray of float64, shape (n_nodes,)
+    t : ndarray of float64, shape (n_nodes,)
+        The intensity cue alone.
     """
     inside = node_of_pixel >= 0
     distance = ndi.distance_transform_edt(inside, sampling=spacing)
@@ -175,7 +177,7 @@ def landscape(
     # into the object's rim (normalised convolution).
     weight = ndi.gaussian_filter(inside.astype(np.float64), _CUE_SIGMA, mode="constant")
     local = ndi.gaussian_filter(np.where(inside, intensity, 0.0), _CUE_SIGMA, mode="constant")
-    values = (local.ravel()[pixel_of_node] / np.maximum(weight.ravel()[pixel_of_node], 1e-12)).astype(np.float64)
+    values = local.ravel()[pixel_of_node] / np.maximum(weight.ravel()[pixel_of_node], 1e-12)
     t = np.ones_like(values)
     for start, stop in zip(offsets[:-1], offsets[1:]):
         v = values[start:stop]
@@ -185,7 +187,7 @@ def landscape(
         hi = float(np.percentile(v, 95))
         if hi - lo > 1e-12 * max(abs(hi), 1.0):
             t[start:stop] = np.clip((v - lo) / (hi - lo), 0.0, 1.0)
-    return d * t
+    return d * t, t
 
 
 def _cut_heights(ranks_lo, ranks_hi, edge_h, candidates):
@@ -222,11 +224,31 @@ def _merge_small_pieces(piece, n_pieces, a, b, min_part):
     return piece
 
 
+def _part_heights(part, coords, t, spacing):
+    """Landscape of one part: its own distance transform times the intensity cue.
+
+    Recomputed per part because after a cut the cut line is a boundary too:
+    an object in the middle of a clump has no neck in the clump's distance
+    transform, but once its neighbours are cut away its own shape shows it.
+    """
+    c = coords[part]
+    lo = c.min(axis=0)
+    # One pixel of padding so the box border counts as outside.
+    local = c - lo + 1
+    box = np.zeros(tuple(local.max(axis=0) + 2), dtype=bool)
+    box[tuple(local.T)] = True
+    d = ndi.distance_transform_edt(box, sampling=spacing)[tuple(local.T)]
+    return d * t[part]
+
+
 def split_component(
     h: np.ndarray,
     a: np.ndarray,
     b: np.ndarray,
     *,
+    coords: np.ndarray | None = None,
+    cue: np.ndarray | None = None,
+    spacing=None,
     sensitivity: float = DEFAULT_SENSITIVITY,
     min_part: int = 10,
     eigen_solver: str = "auto",
@@ -241,6 +263,13 @@ def split_component(
         Landscape height per node (:func:`landscape`).
     a, b : ndarray of int, shape (n_edges,)
         Edges between local nodes ``0..n-1``.
+    coords : ndarray of int, shape (n, ndim), optional
+        Pixel coordinates of the nodes. With ``cue``, each part after the
+        first cut gets its own distance transform (see ``_part_heights``).
+    cue : ndarray of float, shape (n,), optional
+        Intensity cue ``t`` in [0, 1] of :func:`landscape`.
+    spacing : sequence of float, optional
+        Pixel size per axis, for those distance transforms.
     sensitivity : float
         A cut is made where ``pass height / lower hill height`` is below it.
         Larger values split more (0 never splits; 1 splits nearly anything).
@@ -278,7 +307,7 @@ def split_component(
         la, lb = local[a], local[b]
         keep = (la >= 0) & (lb >= 0)
         la, lb = la[keep], lb[keep]
-        hp = h[part]
+        hp = h[part] if coords is None or cue is None or m == n else _part_heights(part, coords, cue, spacing)
         top = hp.max()
         if top <= 0 or len(la) == 0:
             final.append(part)
@@ -370,10 +399,16 @@ def iter_auto_labels(
     ratios : list of list of float
         Per component, the pass/hill ratios of the bisections tried.
     """
-    h = landscape(
-        intensity, index.node_of_pixel, index.offsets, index.pixel_of_node, spacing=spacing, background=background
+    h, cue = landscape(
+        intensity,
+        index.node_of_pixel,
+        index.offsets,
+        index.pixel_of_node,
+        spacing=spacing,
+        background=background,
     )
     heads, tails, _ = pixel_edges(index.node_of_pixel)
+    coords = np.stack(np.unravel_index(index.pixel_of_node, index.node_of_pixel.shape), axis=1)
     edge_start = np.searchsorted(heads, index.offsets)
     node_label = np.zeros(index.n_nodes, dtype=np.int64)
     all_ratios = []
@@ -387,6 +422,9 @@ def iter_auto_labels(
             h[start:stop],
             heads[e0:e1] - start,
             tails[e0:e1] - start,
+            coords=coords[start:stop],
+            cue=cue[start:stop],
+            spacing=spacing,
             sensitivity=sensitivity,
             min_part=min_part,
             eigen_solver=eigen_solver,
