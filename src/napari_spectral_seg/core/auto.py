@@ -65,6 +65,8 @@ _CHUNK_CELLS = 4_000_000
 _MIN_YIELD_INTERVAL = 0.05
 # Width (pixels) of the averaging of the intensity cue, see landscape().
 _CUE_SIGMA = 1.0
+# Split threshold for parts of 2.5 times the typical object size or more.
+_LARGE_PART_SENSITIVITY = 0.98
 
 
 def check_sensitivity(sensitivity, n_clusters):
@@ -254,6 +256,7 @@ def split_component(
     eigen_solver: str = "auto",
     rng: np.random.Generator | None = None,
     max_segments: int = 1000,
+    object_size: float | None = None,
 ):
     """Split one connected component into objects by recursive spectral bisection.
 
@@ -281,6 +284,11 @@ def split_component(
         Start vectors of the eigen-solver.
     max_segments : int
         Safety bound on the number of pieces.
+    object_size : float, optional
+        Typical object size in pixels. A part larger than 1.5 times it is
+        probably several objects, so the threshold rises from
+        ``sensitivity`` (at 1.5x) to 0.98 (at 2.5x and above), while both
+        sides of such a cut must hold at least 0.4 times it.
 
     Returns
     -------
@@ -299,7 +307,12 @@ def split_component(
     while stack:
         part = stack.pop()
         m = len(part)
-        if m < 2 * min_part or len(final) + len(stack) + 1 >= max_segments:
+        threshold, smallest = sensitivity, min_part
+        if object_size is not None and m > 1.5 * object_size:
+            excess = np.clip((m / object_size - 1.5) / 1.0, 0.0, 1.0)
+            threshold = sensitivity + (max(_LARGE_PART_SENSITIVITY, sensitivity) - sensitivity) * excess
+            smallest = max(min_part, int(0.4 * object_size))
+        if m < 2 * smallest or len(final) + len(stack) + 1 >= max_segments:
             final.append(part)
             continue
         local = np.full(n, -1, dtype=np.int64)
@@ -326,12 +339,12 @@ def split_component(
         rank[order] = np.arange(m)
         r_lo = np.minimum(rank[la], rank[lb])
         r_hi = np.maximum(rank[la], rank[lb])
-        candidates = np.arange(min_part, m - min_part + 1)
+        candidates = np.arange(smallest, m - smallest + 1)
         if len(candidates) == 0:
             final.append(part)
             continue
         if len(candidates) > _MAX_CANDIDATES:
-            candidates = np.unique(np.linspace(min_part, m - min_part, _MAX_CANDIDATES).round().astype(np.int64))
+            candidates = np.unique(np.linspace(smallest, m - smallest, _MAX_CANDIDATES).round().astype(np.int64))
         sorted_h = hp[order]
         hill_lo = np.maximum.accumulate(sorted_h)[candidates - 1]
         hill_hi = np.maximum.accumulate(sorted_h[::-1])[::-1][candidates]
@@ -339,7 +352,7 @@ def split_component(
         ratio = passes / np.maximum(np.minimum(hill_lo, hill_hi), 1e-12)
         best = int(np.argmin(ratio))
         ratios.append(float(ratio[best]))
-        if ratio[best] >= sensitivity:
+        if ratio[best] >= threshold:
             final.append(part)
             continue
         side = (rank >= candidates[best]).astype(np.int64)
@@ -370,6 +383,7 @@ def iter_auto_labels(
     min_part: int = 10,
     eigen_solver: str = "auto",
     random_state: int = 0,
+    object_size: float | None = None,
 ) -> Generator[tuple[float, str], None, tuple[np.ndarray, list]]:
     """Decide and cut every connected component; yields ``(fraction, message)``.
 
@@ -383,6 +397,9 @@ def iter_auto_labels(
         See :func:`landscape`.
     sensitivity, min_part, eigen_solver
         See :func:`split_component`.
+    object_size : float, optional
+        Typical object size in pixels (see :func:`split_component`);
+        default: the median size of the pieces of a first pass without it.
     random_state : int
         Seed; component ``c`` uses ``default_rng([random_state, c])``, so
         results do not depend on the order components are processed.
@@ -412,16 +429,13 @@ def iter_auto_labels(
     edge_start = np.searchsorted(heads, index.offsets)
     node_label = np.zeros(index.n_nodes, dtype=np.int64)
     all_ratios = []
-    next_label = 1
     n_comp = index.n_components
     last_yield = time.perf_counter()
+    pieces = []  # per component: local labels 0..K-1
     for comp in range(n_comp):
         start, stop = int(index.offsets[comp]), int(index.offsets[comp + 1])
         e0, e1 = edge_start[comp], edge_start[comp + 1]
-        labels, ratios = split_component(
-            h[start:stop],
-            heads[e0:e1] - start,
-            tails[e0:e1] - start,
+        common = dict(
             coords=coords[start:stop],
             cue=cue[start:stop],
             spacing=spacing,
@@ -430,11 +444,43 @@ def iter_auto_labels(
             eigen_solver=eigen_solver,
             rng=np.random.default_rng([random_state, comp]),
         )
+        labels, ratios = split_component(h[start:stop], heads[e0:e1] - start, tails[e0:e1] - start, **common)
+        pieces.append(labels)
+        all_ratios.append(ratios)
+        now = time.perf_counter()
+        if now - last_yield > _MIN_YIELD_INTERVAL:
+            last_yield = now
+            yield 0.8 * stop / index.n_nodes, f"component {comp + 1} of {n_comp}"
+    # Second pass, calibrated on size: the first pass's pieces are mostly
+    # single objects, so their median size is the typical object size, and a
+    # piece far larger than that is re-examined with a laxer threshold.
+    sizes = np.concatenate([np.bincount(p) for p in pieces]) if pieces else np.zeros(0)
+    typical = float(object_size) if object_size is not None else (float(np.median(sizes)) if len(sizes) else 0.0)
+    next_label = 1
+    for comp in range(n_comp):
+        start, stop = int(index.offsets[comp]), int(index.offsets[comp + 1])
+        e0, e1 = edge_start[comp], edge_start[comp + 1]
+        labels = pieces[comp]
+        if typical > 0 and np.any(np.bincount(labels) > 1.5 * typical):
+            a_local, b_local = heads[e0:e1] - start, tails[e0:e1] - start
+            labels, ratios = split_component(
+                h[start:stop],
+                a_local,
+                b_local,
+                coords=coords[start:stop],
+                cue=cue[start:stop],
+                spacing=spacing,
+                sensitivity=sensitivity,
+                min_part=min_part,
+                eigen_solver=eigen_solver,
+                rng=np.random.default_rng([random_state, comp, 1]),
+                object_size=typical,
+            )
+            all_ratios[comp] = ratios
         node_label[start:stop] = next_label + labels
         next_label += int(labels.max()) + 1
-        all_ratios.append(ratios)
         now = time.perf_counter()
         if now - last_yield > _MIN_YIELD_INTERVAL or comp == n_comp - 1:
             last_yield = now
-            yield stop / index.n_nodes, f"component {comp + 1} of {n_comp}"
+            yield 0.8 + 0.2 * stop / index.n_nodes, f"size check, component {comp + 1} of {n_comp}"
     return node_label, all_ratios
