@@ -404,7 +404,7 @@ def segment(
         ``n_clusters="auto"`` only: a component is cut where the pass between
         two parts is lower than ``sensitivity`` times the lower of their
         peaks (see :mod:`napari_spectral_seg.core.auto`); larger values split
-        more. Default 0.9.
+        more. Default 0.85.
     progress : callable, optional
         Called with a :class:`Progress` between steps; raise
         :class:`SegmentationCancelled` from it to stop.
