@@ -173,3 +173,16 @@ def test_segment_frames_cancel_between_frames():
         segment_frames(stack, spatial_ndim=2, threshold=1.5, n_clusters=2, random_state=0, progress=progress)
     assert any(m.startswith("frame (0,)") for m in seen)
     assert not any(m.startswith("frame (2,)") for m in seen)
+
+
+def test_auto_3d_touching_spheres_and_anisotropic_spacing():
+    zz, yy, xx = np.indices((20, 30, 44))
+    a = (zz - 10) ** 2 + (yy - 15) ** 2 + (xx - 14) ** 2 < 9**2
+    b = (zz - 10) ** 2 + (yy - 15) ** 2 + (xx - 29) ** 2 < 8**2
+    image = 1.0 + (a | b)
+    labels = segment(image, a | b, n_clusters="auto", random_state=0)
+    assert labels.max() == 2 and labels[10, 15, 14] != labels[10, 15, 29]
+    assert segment(image, a, n_clusters="auto", random_state=0).max() == 1
+    # Every other z plane, declared as a z step of 2: same decision.
+    coarse = segment(image[::2], (a | b)[::2], n_clusters="auto", spacing=(2.0, 1.0, 1.0), random_state=0)
+    assert coarse.max() == 2
