@@ -471,22 +471,37 @@ def iter_auto_labels(
         start, stop = int(index.offsets[comp]), int(index.offsets[comp + 1])
         e0, e1 = edge_start[comp], edge_start[comp + 1]
         labels = pieces[comp]
-        if typical > 0 and np.any(np.bincount(labels) > 1.5 * typical):
+        sizes = np.bincount(labels)
+        if typical > 0 and np.any(sizes > 1.5 * typical):
+            # Only the oversized pieces are looked at again; the rest of the
+            # component keeps its first-pass pieces (and costs nothing more).
             a_local, b_local = heads[e0:e1] - start, tails[e0:e1] - start
-            labels, ratios = split_component(
-                h[start:stop],
-                a_local,
-                b_local,
-                coords=coords[start:stop],
-                cue=cue[start:stop],
-                spacing=spacing,
-                sensitivity=sensitivity,
-                min_part=min_part,
-                eigen_solver=eigen_solver,
-                rng=np.random.default_rng([random_state, comp, 1]),
-                object_size=typical,
-            )
-            all_ratios[comp] = ratios
+            labels = labels.copy()
+            next_piece = int(labels.max()) + 1
+            for p in np.flatnonzero(sizes > 1.5 * typical):
+                nodes = np.flatnonzero(labels == p)
+                local = np.full(stop - start, -1, dtype=np.int64)
+                local[nodes] = np.arange(len(nodes))
+                la, lb = local[a_local], local[b_local]
+                inside = (la >= 0) & (lb >= 0)
+                sub_coords, sub_cue = coords[start:stop][nodes], cue[start:stop][nodes]
+                sub, ratios = split_component(
+                    _part_heights(np.arange(len(nodes)), sub_coords, sub_cue, spacing),
+                    la[inside],
+                    lb[inside],
+                    coords=sub_coords,
+                    cue=sub_cue,
+                    spacing=spacing,
+                    sensitivity=sensitivity,
+                    min_part=min_part,
+                    eigen_solver=eigen_solver,
+                    rng=np.random.default_rng([random_state, comp, int(p)]),
+                    object_size=typical,
+                )
+                all_ratios[comp].extend(ratios)
+                labels[nodes[sub > 0]] = next_piece + sub[sub > 0] - 1
+                next_piece += int(sub.max())
+            _, labels = np.unique(labels, return_inverse=True)
         node_label[start:stop] = next_label + labels
         next_label += int(labels.max()) + 1
         now = time.perf_counter()
