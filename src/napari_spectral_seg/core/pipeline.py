@@ -373,7 +373,9 @@ def segment(
         into as many objects as it holds (touching nuclei, cells), judged
         from its shape (necks) and intensity (dark seams); see
         :mod:`napari_spectral_seg.core.auto`. ``beta`` and
-        ``assign_labels`` are not used then.
+        ``assign_labels`` are not used then. It is meant for objects on a
+        background: pass ``mask`` or ``threshold`` (e.g. "otsu", with
+        ``sigma=1`` and a ``min_size`` against noise specks).
     beta : float
         Edge weights are ``exp(-beta * |gradient| / std(gradient))``;
         ``beta=1`` is the scikit-learn example. Larger values cut more
