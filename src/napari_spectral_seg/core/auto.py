@@ -75,8 +75,14 @@ _CHUNK_CELLS = 4_000_000
 _MIN_YIELD_INTERVAL = 0.05
 # Width (pixels) of the averaging of the intensity cue, see landscape().
 _CUE_SIGMA = 1.0
-# Split threshold for parts of 2.5 times the typical object size or more.
+# Parts larger than _LARGE_PART times the typical object size are re-examined
+# with a threshold rising to _LARGE_PART_SENSITIVITY over _LARGE_PART_RAMP
+# more typical sizes; each side of such a cut must hold at least
+# _LARGE_PART_SMALLEST typical sizes.
+_LARGE_PART = 1.5
+_LARGE_PART_RAMP = 1.0
 _LARGE_PART_SENSITIVITY = 0.98
+_LARGE_PART_SMALLEST = 0.4
 
 
 def check_sensitivity(sensitivity, n_clusters):
@@ -318,10 +324,10 @@ def split_component(
         part = stack.pop()
         m = len(part)
         threshold, smallest = sensitivity, min_part
-        if object_size is not None and m > 1.5 * object_size:
-            excess = np.clip((m / object_size - 1.5) / 1.0, 0.0, 1.0)
+        if object_size is not None and m > _LARGE_PART * object_size:
+            excess = np.clip((m / object_size - _LARGE_PART) / _LARGE_PART_RAMP, 0.0, 1.0)
             threshold = sensitivity + (max(_LARGE_PART_SENSITIVITY, sensitivity) - sensitivity) * excess
-            smallest = max(min_part, int(0.4 * object_size))
+            smallest = max(min_part, int(_LARGE_PART_SMALLEST * object_size))
         if m < 2 * smallest or len(final) + len(stack) + 1 >= max_segments:
             final.append(part)
             continue
@@ -472,13 +478,13 @@ def iter_auto_labels(
         e0, e1 = edge_start[comp], edge_start[comp + 1]
         labels = pieces[comp]
         sizes = np.bincount(labels)
-        if typical > 0 and np.any(sizes > 1.5 * typical):
+        if typical > 0 and np.any(sizes > _LARGE_PART * typical):
             # Only the oversized pieces are looked at again; the rest of the
             # component keeps its first-pass pieces (and costs nothing more).
             a_local, b_local = heads[e0:e1] - start, tails[e0:e1] - start
             labels = labels.copy()
             next_piece = int(labels.max()) + 1
-            for p in np.flatnonzero(sizes > 1.5 * typical):
+            for p in np.flatnonzero(sizes > _LARGE_PART * typical):
                 nodes = np.flatnonzero(labels == p)
                 local = np.full(stop - start, -1, dtype=np.int64)
                 local[nodes] = np.arange(len(nodes))
