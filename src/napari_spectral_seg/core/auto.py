@@ -34,7 +34,10 @@ spectral bisection with a shape-and-intensity stopping rule:
    their median size is taken as the typical object size (or
    ``object_size`` is given); a piece larger than 1.5 times it is split
    again with a threshold that rises to 0.98 at 2.5 times, while both sides
-   of such a cut must hold at least 0.4 times the typical size.
+   of such a cut must hold at least 0.4 times the typical size. Sizes are
+   compared as area-equivalents (volume ratios to the power 2/3 in 3D).
+   Finally, slivers cut off inside a component (below a quarter of the
+   typical size) rejoin their neighbour: they are false cuts, not objects.
 
 This module is numpy/scipy only; it calls the shared eigen-solver
 :func:`napari_spectral_seg.core.eigen.laplacian_eigenvectors`.
@@ -83,6 +86,9 @@ _LARGE_PART = 1.5
 _LARGE_PART_RAMP = 1.0
 _LARGE_PART_SENSITIVITY = 0.98
 _LARGE_PART_SMALLEST = 0.4
+# Pieces split off inside a component below this area-equivalent fraction of
+# the typical size are merged back (see iter_auto_labels).
+_SLIVER = 0.25
 
 
 def check_sensitivity(sensitivity, n_clusters):
@@ -259,6 +265,19 @@ def _part_heights(part, coords, t, spacing):
     return d * t[part]
 
 
+def _relative_size(size, typical, ndim):
+    """Size relative to the typical one, as an area ratio in 2D and 3D alike.
+
+    Volumes grow as the cube of the radius, areas as the square: a 3D object
+    of 1.2 times the typical radius is 1.73 times the typical volume but only
+    1.44 times in 2D. Converting to ``(size / typical) ** (2 / ndim)`` makes
+    the size thresholds mean the same radius excess in both.
+    """
+    if typical is None or typical <= 0:
+        return np.zeros_like(np.asarray(size, dtype=float))
+    return (np.asarray(size, dtype=float) / typical) ** (2.0 / ndim)
+
+
 def split_component(
     h: np.ndarray,
     a: np.ndarray,
@@ -316,6 +335,7 @@ def split_component(
     """
     rng = np.random.default_rng() if rng is None else rng
     n = len(h)
+    ndim = 2 if coords is None else coords.shape[1]
     labels = np.zeros(n, dtype=np.int64)
     ratios = []
     final = []
@@ -324,8 +344,9 @@ def split_component(
         part = stack.pop()
         m = len(part)
         threshold, smallest = sensitivity, min_part
-        if object_size is not None and m > _LARGE_PART * object_size:
-            excess = np.clip((m / object_size - _LARGE_PART) / _LARGE_PART_RAMP, 0.0, 1.0)
+        relative = _relative_size(m, object_size, ndim)
+        if relative > _LARGE_PART:
+            excess = np.clip((relative - _LARGE_PART) / _LARGE_PART_RAMP, 0.0, 1.0)
             threshold = sensitivity + (max(_LARGE_PART_SENSITIVITY, sensitivity) - sensitivity) * excess
             smallest = max(min_part, int(_LARGE_PART_SMALLEST * object_size))
         if m < 2 * smallest or len(final) + len(stack) + 1 >= max_segments:
@@ -478,13 +499,14 @@ def iter_auto_labels(
         e0, e1 = edge_start[comp], edge_start[comp + 1]
         labels = pieces[comp]
         sizes = np.bincount(labels)
-        if typical > 0 and np.any(sizes > _LARGE_PART * typical):
+        ndim = coords.shape[1]
+        if typical > 0 and np.any(_relative_size(sizes, typical, ndim) > _LARGE_PART):
             # Only the oversized pieces are looked at again; the rest of the
             # component keeps its first-pass pieces (and costs nothing more).
             a_local, b_local = heads[e0:e1] - start, tails[e0:e1] - start
             labels = labels.copy()
             next_piece = int(labels.max()) + 1
-            for p in np.flatnonzero(sizes > _LARGE_PART * typical):
+            for p in np.flatnonzero(_relative_size(sizes, typical, ndim) > _LARGE_PART):
                 nodes = np.flatnonzero(labels == p)
                 local = np.full(stop - start, -1, dtype=np.int64)
                 local[nodes] = np.arange(len(nodes))
@@ -508,6 +530,14 @@ def iter_auto_labels(
                 labels[nodes[sub > 0]] = next_piece + sub[sub > 0] - 1
                 next_piece += int(sub.max())
             _, labels = np.unique(labels, return_inverse=True)
+        if typical > 0 and labels.max() > 0:
+            # A sliver cut off an object (far below the typical size) is a
+            # false cut, not an object: it rejoins the neighbour it shares
+            # the longest border with. Whole small components are kept.
+            sliver = typical * _SLIVER ** (ndim / 2.0)
+            labels = _merge_small_pieces(
+                labels.copy(), int(labels.max()) + 1, heads[e0:e1] - start, tails[e0:e1] - start, max(sliver, min_part)
+            )
         node_label[start:stop] = next_label + labels
         next_label += int(labels.max()) + 1
         now = time.perf_counter()
