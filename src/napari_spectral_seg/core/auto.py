@@ -191,7 +191,9 @@ def landscape(
         The intensity cue alone.
     """
     inside = node_of_pixel >= 0
-    distance = ndi.distance_transform_edt(inside, sampling=spacing)
+    # Distance to the outer boundary: a hole punched into an object by noise
+    # in a thresholded mask is not a neck and must not make a pass.
+    distance = ndi.distance_transform_edt(ndi.binary_fill_holes(inside), sampling=spacing)
     d = distance.ravel()[pixel_of_node]
     if background is None and not np.all(inside):
         background = float(intensity[~inside].mean())
@@ -261,7 +263,7 @@ def _part_heights(part, coords, t, spacing):
     local = c - lo + 1
     box = np.zeros(tuple(local.max(axis=0) + 2), dtype=bool)
     box[tuple(local.T)] = True
-    d = ndi.distance_transform_edt(box, sampling=spacing)[tuple(local.T)]
+    d = ndi.distance_transform_edt(ndi.binary_fill_holes(box), sampling=spacing)[tuple(local.T)]
     return d * t[part]
 
 
@@ -492,6 +494,10 @@ def iter_auto_labels(
     # single objects, so their median size is the typical object size, and a
     # piece far larger than that is re-examined with a laxer threshold.
     sizes = np.concatenate([np.bincount(p) for p in pieces]) if pieces else np.zeros(0)
+    # Specks below min_part (noise, when min_size is 0) are not objects and
+    # would drag the median down until every object looked oversized.
+    if np.any(sizes >= min_part):
+        sizes = sizes[sizes >= min_part]
     typical = float(object_size) if object_size is not None else (float(np.median(sizes)) if len(sizes) else 0.0)
     next_label = 1
     for comp in range(n_comp):
