@@ -186,3 +186,14 @@ def test_auto_3d_touching_spheres_and_anisotropic_spacing():
     # Every other z plane, declared as a z step of 2: same decision.
     coarse = segment(image[::2], (a | b)[::2], n_clusters="auto", spacing=(2.0, 1.0, 1.0), random_state=0)
     assert coarse.max() == 2
+
+
+def test_auto_otsu_mask_with_noise_holes_and_determinism():
+    image, _, truth = four_circles()
+    # An unsmoothed Otsu mask has noise holes and specks: holes are not
+    # necks (distance to the outer boundary) and specks go with min_size.
+    labels = segment(image, threshold="otsu", n_clusters="auto", min_size=20, random_state=0)
+    assert labels.max() == 4
+    assert f1_at_iou50(truth, labels) == 1.0
+    again = segment(image, threshold="otsu", n_clusters="auto", min_size=20, random_state=0)
+    assert np.array_equal(labels, again)
