@@ -92,9 +92,15 @@ def test_n_clusters_below_one(n):
         segment(_image(), n_clusters=n)
 
 
-@pytest.mark.parametrize("n", [2.5, 2.0, "3", None, True, np.float64(3)])
+@pytest.mark.parametrize("n", [2.5, 2.0, None, True, np.float64(3)])
 def test_n_clusters_not_integer(n):
     with pytest.raises(TypeError, match="n_clusters=.* must be a whole number"):
+        segment(_image(), n_clusters=n)
+
+
+@pytest.mark.parametrize("n", ["3", "Auto", "many"])
+def test_n_clusters_string_other_than_auto(n):
+    with pytest.raises(ValueError, match="pass a whole number or 'auto'"):
         segment(_image(), n_clusters=n)
 
 

@@ -6,9 +6,11 @@ from .core import (
     SegmentationResult,
     build_pixel_graph,
     iter_segment,
+    iter_segment_frames,
     segment,
+    segment_frames,
 )
-from .data import four_circles
+from .data import four_circles, touching_blobs
 
 __version__ = "0.1.0"
 
@@ -18,6 +20,9 @@ __all__ = [
     "SegmentationResult",
     "build_pixel_graph",
     "four_circles",
+    "touching_blobs",
     "iter_segment",
+    "iter_segment_frames",
     "segment",
+    "segment_frames",
 ]

@@ -2,6 +2,7 @@
 
 from .edit import merge_labels, split_label
 from .eigen import EIGEN_SOLVERS, laplacian_eigenvectors, normalized_laplacian
+from .frames import iter_segment_frames, segment_frames
 from .graph import build_pixel_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
 from .mask import otsu_threshold, resolve_mask
@@ -31,6 +32,7 @@ __all__ = [
     "cluster_embedding",
     "index_pixels",
     "iter_segment",
+    "iter_segment_frames",
     "laplacian_eigenvectors",
     "merge_labels",
     "split_label",
@@ -40,4 +42,5 @@ __all__ = [
     "resolve_mask",
     "run_to_end",
     "segment",
+    "segment_frames",
 ]

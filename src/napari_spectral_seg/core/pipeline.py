@@ -15,12 +15,14 @@ from typing import Callable, Generator
 
 import numpy as np
 
+from .auto import check_sensitivity, default_min_part, iter_auto_labels
 from .eigen import resolve_solver
 from .graph import component_block, edge_weights_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
 from .mask import resolve_mask
 from .memory import check_memory
 from .seeds import assign_to_seeds, check_seeds, seed_nodes
+from .smooth import check_sigma, smooth_image
 from .validation import (
     as_float_image,
     check_mask,
@@ -133,7 +135,7 @@ def iter_segment(
     mask=None,
     *,
     threshold=None,
-    n_clusters: int = 4,
+    n_clusters: int | str = 4,
     beta: float = 1.0,
     eigen_solver: str = "auto",
     random_state: int | None = None,
@@ -142,6 +144,8 @@ def iter_segment(
     min_size: int = 0,
     assign_labels: str = "kmeans",
     seeds=None,
+    sigma=None,
+    sensitivity: float | None = None,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment an image step by step; see :func:`segment` for the parameters.
 
@@ -176,10 +180,14 @@ def iter_segment(
     seed_pixels = None if seeds is None else check_seeds(seeds, spatial_shape)
     spacing = check_spacing(spacing, len(spatial_shape))
     random_state = check_random_state(random_state)
+    sigma_checked = check_sigma(sigma, len(spatial_shape))
+    sensitivity = check_sensitivity(sensitivity, n_clusters)
+    # Smoothed before the mask so a threshold sees the denoised image too.
+    data = smooth_image(data, sigma_checked, spacing, multichannel=data.ndim > len(spatial_shape))
 
     parameters = dict(
         threshold=threshold,
-        n_clusters=int(n_clusters),
+        n_clusters=n_clusters if n_clusters == "auto" else int(n_clusters),
         beta=float(beta),
         eigen_solver=eigen_solver,
         random_state=random_state,
@@ -188,6 +196,8 @@ def iter_segment(
         min_size=int(min_size),
         assign_labels=assign_labels,
         seeds=None if seed_pixels is None else seed_pixels.tolist(),
+        sigma=sigma if sigma is None or np.isscalar(sigma) else [float(v) for v in sigma],
+        sensitivity=sensitivity,
     )
     seconds = {}
     t0 = time.perf_counter()
@@ -204,7 +214,7 @@ def iter_segment(
         else:
             hint = f"lower the threshold (it is {used_threshold:.4g}, the image maximum is {data.max():.4g})"
         raise ValueError(f"mask is empty: no pixel to segment; {hint}.")
-    if seed_pixels is None and n_clusters > n_masked:
+    if seed_pixels is None and n_clusters != "auto" and n_clusters > n_masked:
         raise ValueError(
             f"n_clusters={n_clusters} is larger than the {n_masked} pixel(s) in the mask; "
             "lower n_clusters or enlarge the mask."
@@ -216,7 +226,12 @@ def iter_segment(
             f"every connected piece of the mask is smaller than min_size={min_size} pixels; lower min_size."
         )
     # Refuse runs that cannot fit before the graph is allocated.
-    k_max = max(n_clusters - index.n_components + 1, 1)
+    if seed_pixels is not None:
+        k_max = len(seed_pixels)
+    elif n_clusters == "auto":
+        k_max = 2  # recursive two-way cuts
+    else:
+        k_max = max(n_clusters - index.n_components + 1, 1)
     largest = int(np.diff(index.offsets).max())
     check_memory(
         int(np.prod(spatial_shape)),
@@ -232,6 +247,8 @@ def iter_segment(
         seeds_of_component = [np.flatnonzero(component_of_seed == c) for c in range(index.n_components)]
         seed_node = nodes
     seconds["mask"] = time.perf_counter() - t0
+    if n_clusters == "auto" and seeds_of_component is None:  # seed points decide the count
+        return (yield from _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0))
 
     t1 = time.perf_counter()
     yield Progress("graph", _STEP_SPAN["graph"][0], f"pixel graph of {index.n_nodes} pixels")
@@ -313,6 +330,55 @@ def iter_segment(
     )
 
 
+def _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0):
+    """The ``n_clusters="auto"`` steps after the mask: decide and cut each component.
+
+    See :mod:`napari_spectral_seg.core.auto`.
+    """
+    t1 = time.perf_counter()
+    yield Progress("graph", _STEP_SPAN["graph"][0], f"shape and intensity cues of {index.n_nodes} pixels")
+    intensity = data if data.ndim == len(spatial_shape) else data.mean(axis=-1)
+    steps = iter_auto_labels(
+        intensity,
+        index,
+        spacing=parameters["spacing"],
+        background=parameters["threshold_used"],
+        sensitivity=parameters["sensitivity"],
+        min_part=default_min_part(parameters["min_size"], len(spatial_shape)),
+        eigen_solver=parameters["eigen_solver"],
+        random_state=parameters["random_state"],
+    )
+    lo, hi = _STEP_SPAN["eigenvectors"]
+    first = True
+    while True:
+        try:
+            done, message = next(steps)
+        except StopIteration as stop:
+            node_label, ratios = stop.value
+            break
+        if first:
+            seconds["graph"] = time.perf_counter() - t1
+            t1, first = time.perf_counter(), False
+        yield Progress("eigenvectors", lo + (hi - lo) * done, message)
+    seconds["eigenvectors"] = time.perf_counter() - t1
+    t3 = time.perf_counter()
+    yield Progress("labels", _STEP_SPAN["labels"][0], "assigning labels")
+    labels = np.zeros(int(np.prod(spatial_shape)), dtype=np.int64)
+    labels[index.pixel_of_node] = node_label
+    labels = relabel_by_first_pixel(labels.reshape(spatial_shape))
+    seconds["labels"] = time.perf_counter() - t3
+    seconds["total"] = time.perf_counter() - t0
+    parameters["split_ratios"] = ratios
+    yield Progress("labels", 1.0, "done")
+    return SegmentationResult(
+        labels=labels,
+        parameters=parameters,
+        n_components=index.n_components,
+        eigenvalues=[],
+        seconds=seconds,
+    )
+
+
 def run_to_end(
     steps: Generator[Progress, None, SegmentationResult],
     progress: Callable[[Progress], object] | None = None,
@@ -336,7 +402,7 @@ def segment(
     mask=None,
     *,
     threshold=None,
-    n_clusters: int = 4,
+    n_clusters: int | str = 4,
     beta: float = 1.0,
     eigen_solver: str = "auto",
     random_state: int | None = None,
@@ -345,6 +411,8 @@ def segment(
     min_size: int = 0,
     assign_labels: str = "kmeans",
     seeds=None,
+    sigma=None,
+    sensitivity: float | None = None,
     progress: Callable[[Progress], object] | None = None,
 ) -> np.ndarray:
     """Segment an image by spectral clustering of its pixel graph.
@@ -360,12 +428,18 @@ def segment(
     threshold : float or "otsu", optional
         Segment only pixels brighter than this (strictly greater). Neither
         ``mask`` nor ``threshold``: the whole image.
-    n_clusters : int
+    n_clusters : int or "auto"
         Number of segments. Each connected component of the mask gets at
         least one segment, so a mask of C > n_clusters separate pieces gives
         C segments; otherwise the extra segments go where the spectral cut is
         cheapest (smallest Laplacian eigenvalue), as in a spectral clustering
-        of the whole graph.
+        of the whole graph. ``"auto"``: each connected component is split
+        into as many objects as it holds (touching nuclei, cells), judged
+        from its shape (necks) and intensity (dark seams); see
+        :mod:`napari_spectral_seg.core.auto`. ``beta`` and
+        ``assign_labels`` are not used then. It is meant for objects on a
+        background: pass ``mask`` or ``threshold`` (e.g. "otsu", with
+        ``sigma=1`` and a ``min_size`` against noise specks).
     beta : float
         Edge weights are ``exp(-beta * |gradient| / std(gradient))``;
         ``beta=1`` is the scikit-learn example. Larger values cut more
@@ -388,7 +462,8 @@ def segment(
         then use the distance between channel vectors.
     min_size : int
         Connected components of the mask with fewer pixels are left out
-        (label 0).
+        (label 0). With ``n_clusters="auto"`` it is also the smallest piece a
+        split may cut off (at least 10 pixels in 2D, 30 voxels in 3D).
     assign_labels : {"kmeans", "cluster_qr"}
         How the spectral embedding is turned into labels.
     seeds : array_like, shape (n_points, ndim), optional
@@ -397,6 +472,16 @@ def segment(
         a point are left out), ``n_clusters`` is ignored, and the segment
         holding point ``i`` is labelled ``i + 1``. A point outside the mask
         raises ValueError.
+    sigma : float or sequence of float, optional
+        Gaussian pre-smoothing before the mask and the graph are computed.
+        A number is the width in pixels along the finest axis, scaled by
+        ``spacing`` on the others (same physical width); a sequence gives
+        pixels per spatial axis. Never across channels. ``None`` or 0: none.
+    sensitivity : float, optional
+        ``n_clusters="auto"`` only: a component is cut where the pass between
+        two parts is lower than ``sensitivity`` times the lower of their
+        peaks (see :mod:`napari_spectral_seg.core.auto`); larger values split
+        more. Default 0.85.
     progress : callable, optional
         Called with a :class:`Progress` between steps; raise
         :class:`SegmentationCancelled` from it to stop.
@@ -427,5 +512,7 @@ def segment(
         min_size=min_size,
         assign_labels=assign_labels,
         seeds=seeds,
+        sigma=sigma,
+        sensitivity=sensitivity,
     )
     return run_to_end(steps, progress).labels

@@ -141,9 +141,12 @@ def check_mask(mask, spatial_shape) -> np.ndarray | None:
 
 def check_parameters(*, n_clusters, beta, eigen_solver, threshold, assign_labels, min_size):
     """Validate the scalar parameters of :func:`napari_spectral_seg.segment`."""
-    if not _is_integer(n_clusters):
-        raise TypeError(f"n_clusters={n_clusters!r} must be a whole number, e.g. n_clusters=4.")
-    if n_clusters < 1:
+    if isinstance(n_clusters, str):
+        if n_clusters != "auto":
+            raise ValueError(f"n_clusters={n_clusters!r} is not understood; pass a whole number or 'auto'.")
+    elif not _is_integer(n_clusters):
+        raise TypeError(f"n_clusters={n_clusters!r} must be a whole number, e.g. n_clusters=4, or 'auto'.")
+    elif n_clusters < 1:
         raise ValueError(f"n_clusters={n_clusters} must be at least 1.")
     if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, numbers.Real) or not np.isfinite(beta) or beta <= 0:
         raise ValueError(f"beta={beta!r} must be a positive finite number; 1.0 is the seed example's value.")

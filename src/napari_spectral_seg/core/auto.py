@@ -1,0 +1,553 @@
+"""Automatic number of segments: split each connected component where it holds touching objects.
+
+Each connected component of the mask is decided on its own, by a recursive
+spectral bisection with a shape-and-intensity stopping rule:
+
+1. **Landscape.** Every pixel gets a height ``h = d * t``: ``d`` is its
+   distance to the mask boundary (``scipy.ndimage.distance_transform_edt``,
+   in physical units when ``spacing`` is given) and ``t`` its intensity
+   scaled to [0, 1] between the background level and the component's bright
+   level. An object is one hill of ``h``; two touching objects are two hills
+   joined by a pass, low where the union has a neck (small ``d``) or where a
+   dark seam runs between them (small ``t``). Texture inside an object does
+   not make a pass, because any line across the object still crosses its
+   bright, deep middle.
+2. **Candidate cut.** The Fiedler vector of the normalised Laplacian of the
+   component's pixel graph, with edge weights ``(min(h_a, h_b) / max h)^2``,
+   orders the pixels from one end of the component to the other across its
+   cheapest (lowest, narrowest) pass. Every level set of that vector is a
+   candidate cut (a "sweep cut").
+3. **Decision.** For each candidate, the pass height is the largest ``h``
+   among the edges it cuts, and the hill heights are the largest ``h`` on
+   each side. The cut with the smallest ratio ``pass / min(hills)`` is
+   taken if that ratio is below ``sensitivity``. The ratio is dimensionless
+   and does not depend on the object's size, brightness or elongation: for
+   one disc, ellipse or sphere it is close to 1 (any cut crosses the
+   middle), for two discs overlapping with centre distance 1.6 R it is about
+   0.6, and a dark seam at half brightness brings it to about 0.5.
+4. **Recursion.** Accepted parts are split again the same way until no cut
+   passes; pieces smaller than ``min_part`` pixels are never split off.
+   Each part gets its own distance transform after a cut, so an object in
+   the middle of a clump shows its neck once its neighbours are cut away.
+5. **Size calibration.** Deep overlaps and clumps can hide a pass (ratio
+   0.85-0.98). The pieces of a first pass are mostly single objects, so
+   their median size is taken as the typical object size (or
+   ``object_size`` is given); a piece larger than 1.5 times it is split
+   again with a threshold that rises to 0.98 at 2.5 times, while both sides
+   of such a cut must hold at least 0.4 times the typical size. Sizes are
+   compared as area-equivalents (volume ratios to the power 2/3 in 3D).
+   Finally, slivers cut off inside a component (below a quarter of the
+   typical size) rejoin their neighbour: they are false cuts, not objects.
+
+This module is numpy/scipy only; it calls the shared eigen-solver
+:func:`napari_spectral_seg.core.eigen.laplacian_eigenvectors`.
+"""
+
+from __future__ import annotations
+
+import numbers
+import time
+from typing import Generator
+
+import numpy as np
+import scipy.ndimage as ndi
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from .eigen import laplacian_eigenvectors
+
+__all__ = [
+    "DEFAULT_SENSITIVITY",
+    "check_sensitivity",
+    "default_min_part",
+    "landscape", "pixel_edges", "split_component", "iter_auto_labels"]
+
+# Default split threshold on the pass/hill ratio. On synthetic nuclei
+# smoothed with sigma=1, single objects score 0.97-1.0 and touching pairs
+# 0.05-0.86 (deep overlaps of unequal objects score highest); on the real
+# DSB 2018 nuclei image single nuclei go down to about 0.85 (irregular
+# outlines), which is why the default is not higher (bench/quality.py).
+DEFAULT_SENSITIVITY = 0.85
+# Weight floor: keeps the graph connected (a zero weight would split it into
+# pieces the eigen-solver cannot handle) while leaving boundary edges cheap.
+_WEIGHT_FLOOR = 1e-3
+# Candidate cuts tested per bisection; more only refines the cut position.
+_MAX_CANDIDATES = 256
+# Upper bound of candidates x edges held in memory at once (booleans).
+_CHUNK_CELLS = 4_000_000
+_MIN_YIELD_INTERVAL = 0.05
+# Width (pixels) of the averaging of the intensity cue, see landscape().
+_CUE_SIGMA = 1.0
+# Parts larger than _LARGE_PART times the typical object size are re-examined
+# with a threshold rising to _LARGE_PART_SENSITIVITY over _LARGE_PART_RAMP
+# more typical sizes; each side of such a cut must hold at least
+# _LARGE_PART_SMALLEST typical sizes.
+_LARGE_PART = 1.5
+_LARGE_PART_RAMP = 1.0
+_LARGE_PART_SENSITIVITY = 0.98
+_LARGE_PART_SMALLEST = 0.4
+# Pieces split off inside a component below this area-equivalent fraction of
+# the typical size are merged back (see iter_auto_labels).
+_SLIVER = 0.25
+
+
+def check_sensitivity(sensitivity, n_clusters):
+    """Validate ``sensitivity``; returns the value to use (None unless auto mode)."""
+    if n_clusters != "auto":
+        if sensitivity is not None:
+            raise ValueError(
+                f"sensitivity={sensitivity!r} only applies with n_clusters='auto'; "
+                "drop it or pass n_clusters='auto'."
+            )
+        return None
+    if sensitivity is None:
+        return DEFAULT_SENSITIVITY
+    if isinstance(sensitivity, bool) or not isinstance(sensitivity, numbers.Real) or not (
+        np.isfinite(sensitivity) and 0 <= sensitivity <= 1
+    ):
+        raise ValueError(
+            f"sensitivity={sensitivity!r} must be a number in [0, 1]; larger splits more, "
+            f"{DEFAULT_SENSITIVITY} is the default."
+        )
+    return float(sensitivity)
+
+
+def default_min_part(min_size: int, n_spatial: int) -> int:
+    """Smallest piece a split may cut off: ``min_size``, at least 10 px (2D) or 30 voxels (3D)."""
+    return max(int(min_size), 10 if n_spatial == 2 else 30)
+
+
+def pixel_edges(node_of_pixel: np.ndarray):
+    """Face-neighbour edges between nodes, each once.
+
+    Parameters
+    ----------
+    node_of_pixel : ndarray of int, spatial shape
+        Node number per pixel, -1 outside.
+
+    Returns
+    -------
+    heads, tails : ndarray of int64
+        Node numbers with ``heads < tails`` (nodes of a component are a
+        contiguous range, so edges of component ``c`` are exactly those whose
+        head falls in its range).
+    axis : ndarray of int8
+        Spatial axis of each edge.
+    """
+    ndim = node_of_pixel.ndim
+    heads, tails, axes = [], [], []
+    for axis in range(ndim):
+        if node_of_pixel.shape[axis] < 2:
+            continue
+        lo = [slice(None)] * ndim
+        hi = [slice(None)] * ndim
+        lo[axis] = slice(None, -1)
+        hi[axis] = slice(1, None)
+        a = node_of_pixel[tuple(lo)]
+        b = node_of_pixel[tuple(hi)]
+        both = (a >= 0) & (b >= 0)
+        a, b = a[both].astype(np.int64), b[both].astype(np.int64)
+        heads.append(np.minimum(a, b))
+        tails.append(np.maximum(a, b))
+        axes.append(np.full(len(a), axis, dtype=np.int8))
+    if not heads:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.int8)
+    heads = np.concatenate(heads)
+    tails = np.concatenate(tails)
+    axes = np.concatenate(axes)
+    order = np.argsort(heads, kind="stable")
+    return heads[order], tails[order], axes[order]
+
+
+def landscape(
+    intensity: np.ndarray,
+    node_of_pixel: np.ndarray,
+    offsets: np.ndarray,
+    pixel_of_node: np.ndarray,
+    *,
+    spacing=None,
+    background: float | None = None,
+):
+    """Per-node height ``h = d * t`` (see the module docstring).
+
+    Parameters
+    ----------
+    intensity : ndarray of float, spatial shape
+        Single-channel intensity (already smoothed if asked for).
+    node_of_pixel, offsets, pixel_of_node
+        The pixel numbering of :func:`napari_spectral_seg.core.graph.index_pixels`.
+    spacing : sequence of float, optional
+        Physical pixel size per axis, for the distance transform.
+    background : float, optional
+        Intensity that counts as "no signal" (the mask threshold when one was
+        used). Default: the mean intensity outside the mask, or the
+        component's minimum when the mask covers the whole image.
+
+    Returns
+    -------
+    h : ndarray of float64, shape (n_nodes,)
+    t : ndarray of float64, shape (n_nodes,)
+        The intensity cue alone.
+    """
+    inside = node_of_pixel >= 0
+    # Distance to the outer boundary: a hole punched into an object by noise
+    # in a thresholded mask is not a neck and must not make a pass.
+    distance = ndi.distance_transform_edt(ndi.binary_fill_holes(inside), sampling=spacing)
+    d = distance.ravel()[pixel_of_node]
+    if background is None and not np.all(inside):
+        background = float(intensity[~inside].mean())
+    # Pixel noise would put fake passes everywhere (a pass is a low line
+    # across the object), so the intensity cue is always averaged over about
+    # one pixel, inside the mask only so the dark background does not leak
+    # into the object's rim (normalised convolution).
+    weight = ndi.gaussian_filter(inside.astype(np.float64), _CUE_SIGMA, mode="constant")
+    local = ndi.gaussian_filter(np.where(inside, intensity, 0.0), _CUE_SIGMA, mode="constant")
+    values = local.ravel()[pixel_of_node] / np.maximum(weight.ravel()[pixel_of_node], 1e-12)
+    t = np.ones_like(values)
+    for start, stop in zip(offsets[:-1], offsets[1:]):
+        v = values[start:stop]
+        lo = float(v.min()) if background is None else float(background)
+        # The 95th percentile, not the maximum, so one hot pixel does not
+        # make the rest of the object look dim.
+        hi = float(np.percentile(v, 95))
+        if hi - lo > 1e-12 * max(abs(hi), 1.0):
+            t[start:stop] = np.clip((v - lo) / (hi - lo), 0.0, 1.0)
+    return d * t, t
+
+
+def _cut_heights(ranks_lo, ranks_hi, edge_h, candidates):
+    """Largest edge height among the edges cut by each prefix candidate.
+
+    Prefix ``i`` (the ``i`` lowest-ranked nodes on one side) cuts edge
+    ``(lo, hi)`` when ``lo < i <= hi``.
+    """
+    out = np.zeros(len(candidates))
+    if len(edge_h) == 0:
+        return out
+    step = max(1, _CHUNK_CELLS // len(edge_h))
+    for s in range(0, len(candidates), step):
+        cand = candidates[s : s + step]
+        cut = (ranks_lo[:, None] < cand[None, :]) & (ranks_hi[:, None] >= cand[None, :])
+        out[s : s + step] = np.max(np.where(cut, edge_h[:, None], 0.0), axis=0)
+    return out
+
+
+def _merge_small_pieces(piece, n_pieces, a, b, min_part):
+    """Give pieces smaller than ``min_part`` to the neighbour they share most edges with."""
+    for _ in range(n_pieces):
+        sizes = np.bincount(piece, minlength=n_pieces)
+        small = np.flatnonzero((sizes > 0) & (sizes < min_part))
+        if len(small) == 0 or np.count_nonzero(sizes) <= 1:
+            break
+        p = small[np.argmin(sizes[small])]
+        pa, pb = piece[a], piece[b]
+        touching = np.concatenate([pb[(pa == p) & (pb != p)], pa[(pb == p) & (pa != p)]])
+        if len(touching) == 0:
+            break
+        piece[piece == p] = np.bincount(touching).argmax()
+    _, piece = np.unique(piece, return_inverse=True)
+    return piece
+
+
+def _part_heights(part, coords, t, spacing):
+    """Landscape of one part: its own distance transform times the intensity cue.
+
+    Recomputed per part because after a cut the cut line is a boundary too:
+    an object in the middle of a clump has no neck in the clump's distance
+    transform, but once its neighbours are cut away its own shape shows it.
+    """
+    c = coords[part]
+    lo = c.min(axis=0)
+    # One pixel of padding so the box border counts as outside.
+    local = c - lo + 1
+    box = np.zeros(tuple(local.max(axis=0) + 2), dtype=bool)
+    box[tuple(local.T)] = True
+    d = ndi.distance_transform_edt(ndi.binary_fill_holes(box), sampling=spacing)[tuple(local.T)]
+    return d * t[part]
+
+
+def _relative_size(size, typical, ndim):
+    """Size relative to the typical one, as an area ratio in 2D and 3D alike.
+
+    Volumes grow as the cube of the radius, areas as the square: a 3D object
+    of 1.2 times the typical radius is 1.73 times the typical volume but only
+    1.44 times in 2D. Converting to ``(size / typical) ** (2 / ndim)`` makes
+    the size thresholds mean the same radius excess in both.
+    """
+    if typical is None or typical <= 0:
+        return np.zeros_like(np.asarray(size, dtype=float))
+    return (np.asarray(size, dtype=float) / typical) ** (2.0 / ndim)
+
+
+def split_component(
+    h: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    coords: np.ndarray | None = None,
+    cue: np.ndarray | None = None,
+    spacing=None,
+    sensitivity: float = DEFAULT_SENSITIVITY,
+    min_part: int = 10,
+    eigen_solver: str = "auto",
+    rng: np.random.Generator | None = None,
+    max_segments: int = 1000,
+    object_size: float | None = None,
+):
+    """Split one connected component into objects by recursive spectral bisection.
+
+    Parameters
+    ----------
+    h : ndarray of float, shape (n,)
+        Landscape height per node (:func:`landscape`).
+    a, b : ndarray of int, shape (n_edges,)
+        Edges between local nodes ``0..n-1``.
+    coords : ndarray of int, shape (n, ndim), optional
+        Pixel coordinates of the nodes. With ``cue``, each part after the
+        first cut gets its own distance transform (see ``_part_heights``).
+    cue : ndarray of float, shape (n,), optional
+        Intensity cue ``t`` in [0, 1] of :func:`landscape`.
+    spacing : sequence of float, optional
+        Pixel size per axis, for those distance transforms.
+    sensitivity : float
+        A cut is made where ``pass height / lower hill height`` is below it.
+        Larger values split more (0 never splits; 1 splits nearly anything).
+    min_part : int
+        No piece smaller than this many pixels is split off.
+    eigen_solver : str
+        Passed to :func:`laplacian_eigenvectors`.
+    rng : numpy.random.Generator, optional
+        Start vectors of the eigen-solver.
+    max_segments : int
+        Safety bound on the number of pieces.
+    object_size : float, optional
+        Typical object size in pixels. A part larger than 1.5 times it is
+        probably several objects, so the threshold rises from
+        ``sensitivity`` (at 1.5x) to 0.98 (at 2.5x and above), while both
+        sides of such a cut must hold at least 0.4 times it.
+
+    Returns
+    -------
+    labels : ndarray of int64, shape (n,)
+        Object of each node, ``0..K-1``.
+    ratios : list of float
+        The pass/hill ratio of every bisection tried (accepted or not),
+        for diagnostics.
+    """
+    rng = np.random.default_rng() if rng is None else rng
+    n = len(h)
+    ndim = 2 if coords is None else coords.shape[1]
+    labels = np.zeros(n, dtype=np.int64)
+    ratios = []
+    final = []
+    stack = [np.arange(n)]
+    while stack:
+        part = stack.pop()
+        m = len(part)
+        threshold, smallest = sensitivity, min_part
+        relative = _relative_size(m, object_size, ndim)
+        if relative > _LARGE_PART:
+            excess = np.clip((relative - _LARGE_PART) / _LARGE_PART_RAMP, 0.0, 1.0)
+            threshold = sensitivity + (max(_LARGE_PART_SENSITIVITY, sensitivity) - sensitivity) * excess
+            smallest = max(min_part, int(_LARGE_PART_SMALLEST * object_size))
+        if m < 2 * smallest or len(final) + len(stack) + 1 >= max_segments:
+            final.append(part)
+            continue
+        local = np.full(n, -1, dtype=np.int64)
+        local[part] = np.arange(m)
+        la, lb = local[a], local[b]
+        keep = (la >= 0) & (lb >= 0)
+        la, lb = la[keep], lb[keep]
+        hp = h[part] if coords is None or cue is None or m == n else _part_heights(part, coords, cue, spacing)
+        top = hp.max()
+        if top <= 0 or len(la) == 0:
+            final.append(part)
+            continue
+        edge_h = np.minimum(hp[la], hp[lb])
+        # Squared so passes are much cheaper than hill tops: the Fiedler
+        # vector then changes sign across the lowest pass, not across the
+        # middle of an elongated object.
+        w = (edge_h / top) ** 2 + _WEIGHT_FLOOR
+        graph = sp.coo_array(
+            (np.concatenate([w, w]), (np.concatenate([la, lb]), np.concatenate([lb, la]))), shape=(m, m)
+        ).tocsr()
+        _, embedding = laplacian_eigenvectors(graph, 2, solver=eigen_solver, rng=rng)
+        order = np.argsort(embedding[:, 1], kind="stable")
+        rank = np.empty(m, dtype=np.int64)
+        rank[order] = np.arange(m)
+        r_lo = np.minimum(rank[la], rank[lb])
+        r_hi = np.maximum(rank[la], rank[lb])
+        candidates = np.arange(smallest, m - smallest + 1)
+        if len(candidates) == 0:
+            final.append(part)
+            continue
+        if len(candidates) > _MAX_CANDIDATES:
+            candidates = np.unique(np.linspace(smallest, m - smallest, _MAX_CANDIDATES).round().astype(np.int64))
+        sorted_h = hp[order]
+        hill_lo = np.maximum.accumulate(sorted_h)[candidates - 1]
+        hill_hi = np.maximum.accumulate(sorted_h[::-1])[::-1][candidates]
+        passes = _cut_heights(r_lo, r_hi, edge_h, candidates)
+        ratio = passes / np.maximum(np.minimum(hill_lo, hill_hi), 1e-12)
+        best = int(np.argmin(ratio))
+        ratios.append(float(ratio[best]))
+        if ratio[best] >= threshold:
+            final.append(part)
+            continue
+        side = (rank >= candidates[best]).astype(np.int64)
+        # A level set of the Fiedler vector can be in several pieces; each
+        # connected piece is its own candidate object, tiny ones rejoin.
+        same = side[la] == side[lb]
+        n_pieces, piece = connected_components(
+            sp.coo_array((np.ones(int(same.sum())), (la[same], lb[same])), shape=(m, m)), directed=False
+        )
+        piece = _merge_small_pieces(piece, n_pieces, la, lb, min_part)
+        if piece.max() == 0:
+            final.append(part)
+            continue
+        for p in range(piece.max() + 1):
+            stack.append(part[piece == p])
+    for i, part in enumerate(final):
+        labels[part] = i
+    return labels, ratios
+
+
+def iter_auto_labels(
+    intensity: np.ndarray,
+    index,
+    *,
+    spacing=None,
+    background: float | None = None,
+    sensitivity: float = DEFAULT_SENSITIVITY,
+    min_part: int = 10,
+    eigen_solver: str = "auto",
+    random_state: int = 0,
+    object_size: float | None = None,
+) -> Generator[tuple[float, str], None, tuple[np.ndarray, list]]:
+    """Decide and cut every connected component; yields ``(fraction, message)``.
+
+    Parameters
+    ----------
+    intensity : ndarray of float, spatial shape
+        Single-channel (channel-mean) intensity, smoothed if asked for.
+    index : PixelIndex
+        From :func:`napari_spectral_seg.core.graph.index_pixels`.
+    spacing, background
+        See :func:`landscape`.
+    sensitivity, min_part, eigen_solver
+        See :func:`split_component`.
+    object_size : float, optional
+        Typical object size in pixels (see :func:`split_component`);
+        default: the median size of the pieces of a first pass without it.
+    random_state : int
+        Seed; component ``c`` uses ``default_rng([random_state, c])``, so
+        results do not depend on the order components are processed.
+
+    Yields
+    ------
+    (float, str)
+        Fraction of nodes done in [0, 1] and a message.
+
+    Returns
+    -------
+    node_label : ndarray of int64, shape (n_nodes,)
+        ``1..M``, unique over the whole image.
+    ratios : list of list of float
+        Per component, the pass/hill ratios of the bisections tried.
+    """
+    h, cue = landscape(
+        intensity,
+        index.node_of_pixel,
+        index.offsets,
+        index.pixel_of_node,
+        spacing=spacing,
+        background=background,
+    )
+    heads, tails, _ = pixel_edges(index.node_of_pixel)
+    coords = np.stack(np.unravel_index(index.pixel_of_node, index.node_of_pixel.shape), axis=1)
+    edge_start = np.searchsorted(heads, index.offsets)
+    node_label = np.zeros(index.n_nodes, dtype=np.int64)
+    all_ratios = []
+    n_comp = index.n_components
+    last_yield = time.perf_counter()
+    pieces = []  # per component: local labels 0..K-1
+    for comp in range(n_comp):
+        start, stop = int(index.offsets[comp]), int(index.offsets[comp + 1])
+        e0, e1 = edge_start[comp], edge_start[comp + 1]
+        common = dict(
+            coords=coords[start:stop],
+            cue=cue[start:stop],
+            spacing=spacing,
+            sensitivity=sensitivity,
+            min_part=min_part,
+            eigen_solver=eigen_solver,
+            rng=np.random.default_rng([random_state, comp]),
+        )
+        labels, ratios = split_component(h[start:stop], heads[e0:e1] - start, tails[e0:e1] - start, **common)
+        pieces.append(labels)
+        all_ratios.append(ratios)
+        now = time.perf_counter()
+        if now - last_yield > _MIN_YIELD_INTERVAL:
+            last_yield = now
+            yield 0.8 * stop / index.n_nodes, f"component {comp + 1} of {n_comp}"
+    # Second pass, calibrated on size: the first pass's pieces are mostly
+    # single objects, so their median size is the typical object size, and a
+    # piece far larger than that is re-examined with a laxer threshold.
+    sizes = np.concatenate([np.bincount(p) for p in pieces]) if pieces else np.zeros(0)
+    # Specks below min_part (noise, when min_size is 0) are not objects and
+    # would drag the median down until every object looked oversized.
+    if np.any(sizes >= min_part):
+        sizes = sizes[sizes >= min_part]
+    typical = float(object_size) if object_size is not None else (float(np.median(sizes)) if len(sizes) else 0.0)
+    next_label = 1
+    for comp in range(n_comp):
+        start, stop = int(index.offsets[comp]), int(index.offsets[comp + 1])
+        e0, e1 = edge_start[comp], edge_start[comp + 1]
+        labels = pieces[comp]
+        sizes = np.bincount(labels)
+        ndim = coords.shape[1]
+        if typical > 0 and np.any(_relative_size(sizes, typical, ndim) > _LARGE_PART):
+            # Only the oversized pieces are looked at again; the rest of the
+            # component keeps its first-pass pieces (and costs nothing more).
+            a_local, b_local = heads[e0:e1] - start, tails[e0:e1] - start
+            labels = labels.copy()
+            next_piece = int(labels.max()) + 1
+            for p in np.flatnonzero(_relative_size(sizes, typical, ndim) > _LARGE_PART):
+                nodes = np.flatnonzero(labels == p)
+                local = np.full(stop - start, -1, dtype=np.int64)
+                local[nodes] = np.arange(len(nodes))
+                la, lb = local[a_local], local[b_local]
+                inside = (la >= 0) & (lb >= 0)
+                sub_coords, sub_cue = coords[start:stop][nodes], cue[start:stop][nodes]
+                sub, ratios = split_component(
+                    _part_heights(np.arange(len(nodes)), sub_coords, sub_cue, spacing),
+                    la[inside],
+                    lb[inside],
+                    coords=sub_coords,
+                    cue=sub_cue,
+                    spacing=spacing,
+                    sensitivity=sensitivity,
+                    min_part=min_part,
+                    eigen_solver=eigen_solver,
+                    rng=np.random.default_rng([random_state, comp, int(p)]),
+                    object_size=typical,
+                )
+                all_ratios[comp].extend(ratios)
+                labels[nodes[sub > 0]] = next_piece + sub[sub > 0] - 1
+                next_piece += int(sub.max())
+            _, labels = np.unique(labels, return_inverse=True)
+        if typical > 0 and labels.max() > 0:
+            # A sliver cut off an object (far below the typical size) is a
+            # false cut, not an object: it rejoins the neighbour it shares
+            # the longest border with. Whole small components are kept.
+            sliver = typical * _SLIVER ** (ndim / 2.0)
+            labels = _merge_small_pieces(
+                labels.copy(), int(labels.max()) + 1, heads[e0:e1] - start, tails[e0:e1] - start, max(sliver, min_part)
+            )
+        node_label[start:stop] = next_label + labels
+        next_label += int(labels.max()) + 1
+        now = time.perf_counter()
+        if now - last_yield > _MIN_YIELD_INTERVAL or comp == n_comp - 1:
+            last_yield = now
+            yield 0.8 + 0.2 * stop / index.n_nodes, f"size check, component {comp + 1} of {n_comp}"
+    return node_label, all_ratios

@@ -1,0 +1,199 @@
+"""Auto number of segments, sigma pre-smoothing and frame-by-frame segmentation, against known truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_spectral_seg import SegmentationCancelled, segment, segment_frames, touching_blobs
+from napari_spectral_seg.core.pipeline import iter_segment, run_to_end
+from napari_spectral_seg.data import four_circles
+
+
+def f1_at_iou50(truth, pred):
+    """F1 at IoU > 0.5 (unique matches), written out independently of bench/."""
+    tp = 0
+    for t in range(1, truth.max() + 1):
+        tm = truth == t
+        ids, counts = np.unique(pred[tm], return_counts=True)
+        for p, inter in zip(ids, counts):
+            if p == 0:
+                continue
+            union = np.count_nonzero(tm | (pred == p))
+            if inter / union > 0.5:
+                tp += 1
+    return 2 * tp / (truth.max() + pred.max())
+
+
+def disk(shape, centre, radius):
+    yy, xx = np.indices(shape)
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 < radius**2
+
+
+def majority_agreement(truth, pred):
+    """Fraction of truth objects whose pixels mostly carry one predicted label unique to them."""
+    best = {}
+    for t in range(1, truth.max() + 1):
+        ids, counts = np.unique(pred[truth == t], return_counts=True)
+        best[t] = ids[np.argmax(counts)]
+    return best
+
+
+def test_auto_splits_seed_four_circles_into_four():
+    image, mask, truth = four_circles()
+    labels = segment(image, mask, n_clusters="auto", random_state=0)
+    assert labels.max() == 4
+    assert set(np.unique(labels)) == {0, 1, 2, 3, 4}
+    # Each circle's (non-overlap) pixels mostly in its own segment.
+    best = majority_agreement(truth, labels)
+    assert sorted(best.values()) == [1, 2, 3, 4]
+    assert f1_at_iou50(truth, labels) == 1.0
+
+
+def test_auto_keeps_single_disk_whole():
+    rng = np.random.default_rng(1)
+    mask = disk((80, 80), (40, 40), 25)
+    image = 1.0 + mask + 0.2 * rng.standard_normal(mask.shape)
+    labels = segment(image, mask, n_clusters="auto", random_state=0)
+    assert labels.max() == 1
+    assert np.array_equal(labels > 0, mask)
+
+
+def test_auto_keeps_elongated_ellipse_whole():
+    yy, xx = np.indices((60, 100))
+    mask = ((yy - 30) / 10) ** 2 + ((xx - 50) / 35) ** 2 < 1
+    image = 1.0 + mask.astype(float)
+    assert segment(image, mask, n_clusters="auto", random_state=0).max() == 1
+
+
+def test_auto_two_separate_disks_and_tiny_speck():
+    mask = disk((60, 100), (30, 25), 15) | disk((60, 100), (30, 75), 15)
+    mask[2:4, 2:4] = True  # 4 pixels: dropped by min_size
+    image = 1.0 + mask.astype(float)
+    labels = segment(image, mask, n_clusters="auto", min_size=10, random_state=0)
+    assert labels.max() == 2
+    assert labels[3, 3] == 0
+    assert labels[30, 25] != labels[30, 75]
+
+
+def test_auto_touching_blobs_f1():
+    image, truth = touching_blobs((96, 96), 8, seed=3)
+    labels = segment(image, threshold="otsu", n_clusters="auto", sigma=1.0, min_size=20, random_state=0)
+    assert labels.dtype == np.int32
+    # Consecutive labels 1..M.
+    assert np.array_equal(np.unique(labels)[1:], np.arange(1, labels.max() + 1))
+    assert f1_at_iou50(truth, labels) >= 0.8
+
+
+def test_auto_records_parameters_and_validates_sensitivity():
+    image, mask, _ = four_circles()
+    result = run_to_end(iter_segment(image, mask, n_clusters="auto", random_state=0))
+    assert result.parameters["n_clusters"] == "auto"
+    assert 0 < result.parameters["sensitivity"] <= 1
+    # Stricter sensitivity 0 never splits: one segment per component.
+    assert segment(image, mask, n_clusters="auto", sensitivity=0.0, random_state=0).max() == 1
+    with pytest.raises(ValueError, match="sensitivity"):
+        segment(image, mask, n_clusters="auto", sensitivity=1.5)
+    with pytest.raises(ValueError, match="sensitivity"):
+        segment(image, mask, n_clusters=4, sensitivity=0.5)
+    with pytest.raises(ValueError, match="auto"):
+        segment(image, mask, n_clusters="many")
+
+
+def test_sigma_smooths_and_validates():
+    image, mask, _ = four_circles(size=40)
+    # A sigma of 0 is a no-op; a real one changes the result.
+    a = segment(image, mask, n_clusters=4, random_state=0, sigma=0)
+    b = segment(image, mask, n_clusters=4, random_state=0)
+    assert np.array_equal(a, b)
+    result = run_to_end(iter_segment(image, threshold=1.5, n_clusters=4, random_state=0, sigma=(1.0, 2.0)))
+    assert result.labels.max() == 4 and result.parameters["sigma"] == [1.0, 2.0]
+    # Smoothing before the threshold removes the noise speckles of the mask.
+    speckled = segment(image, threshold=1.5, n_clusters=1, random_state=0).max()
+    assert speckled > result.labels.max()
+    for bad in (-1.0, float("nan"), float("inf"), (1.0, -2.0)):
+        with pytest.raises(ValueError, match="sigma") as err:
+            segment(image, mask, sigma=bad)
+        assert "sigma=1.0" in str(err.value) or "pass one number" in str(err.value)
+    with pytest.raises(ValueError, match="sigma"):
+        segment(image, mask, sigma=(1.0, 1.0, 1.0))
+
+
+def test_sigma_follows_spacing():
+    from napari_spectral_seg.core.smooth import check_sigma, smooth_image
+
+    impulse = np.zeros((21, 21, 21))
+    impulse[10, 10, 10] = 1.0
+    out = smooth_image(impulse, check_sigma(2.0, 3), spacing=(4.0, 1.0, 1.0))
+    # z pixels are 4x larger, so the z blur is 0.5 px: much narrower than y, x.
+    assert out[11, 10, 10] < out[10, 11, 10]
+    rgb = np.zeros((9, 9, 3))
+    rgb[4, 4, 0] = 1.0
+    smooth = smooth_image(rgb, check_sigma(1.0, 2), multichannel=True)
+    assert smooth[..., 1].max() == 0  # never across channels
+
+
+def test_segment_frames_equals_per_frame_segment():
+    stack = np.stack([touching_blobs((48, 48), 4, radius_range=(5, 8), seed=s)[0] for s in range(2)])
+    kwargs = dict(threshold="otsu", n_clusters="auto", sigma=1.0, min_size=20, random_state=7)
+    labels = segment_frames(stack, spatial_ndim=2, **kwargs)
+    assert labels.shape == stack.shape and labels.dtype == np.int32
+    for t in range(len(stack)):
+        assert np.array_equal(labels[t], segment(stack[t], **kwargs))
+
+
+def test_segment_frames_channels_and_4d():
+    rng = np.random.default_rng(0)
+    image, mask, _ = four_circles(size=40)
+    # t, c, y, x with two channels
+    stack = np.stack([np.stack([image, 0.5 * image]) for _ in range(2)])
+    labels = segment_frames(stack, spatial_ndim=2, channel_axis=1, threshold=1.5, n_clusters=4, random_state=1)
+    assert labels.shape == (2, 40, 40)
+    # t, z, y, x with 3D frames, one mask for all frames
+    vol = rng.random((2, 4, 12, 12))
+    vmask = np.zeros((4, 12, 12), bool)
+    vmask[1:3, 2:10, 2:10] = True
+    labels = segment_frames(vol, vmask, spatial_ndim=3, n_clusters=2, random_state=1)
+    assert labels.shape == vol.shape
+    assert np.all(labels[:, ~vmask] == 0) and labels.max() == 2
+    with pytest.raises(ValueError, match="spatial_ndim"):
+        segment_frames(vol, spatial_ndim=4)
+
+
+def test_segment_frames_cancel_between_frames():
+    stack = np.stack([four_circles(size=40, seed=s)[0] for s in range(4)])
+    seen = []
+
+    def progress(update):
+        seen.append(update.message)
+        if update.message.startswith("frame (1,)"):
+            raise SegmentationCancelled
+
+    with pytest.raises(SegmentationCancelled):
+        segment_frames(stack, spatial_ndim=2, threshold=1.5, n_clusters=2, random_state=0, progress=progress)
+    assert any(m.startswith("frame (0,)") for m in seen)
+    assert not any(m.startswith("frame (2,)") for m in seen)
+
+
+def test_auto_3d_touching_spheres_and_anisotropic_spacing():
+    zz, yy, xx = np.indices((20, 30, 44))
+    a = (zz - 10) ** 2 + (yy - 15) ** 2 + (xx - 14) ** 2 < 9**2
+    b = (zz - 10) ** 2 + (yy - 15) ** 2 + (xx - 29) ** 2 < 8**2
+    image = 1.0 + (a | b)
+    labels = segment(image, a | b, n_clusters="auto", random_state=0)
+    assert labels.max() == 2 and labels[10, 15, 14] != labels[10, 15, 29]
+    assert segment(image, a, n_clusters="auto", random_state=0).max() == 1
+    # Every other z plane, declared as a z step of 2: same decision.
+    coarse = segment(image[::2], (a | b)[::2], n_clusters="auto", spacing=(2.0, 1.0, 1.0), random_state=0)
+    assert coarse.max() == 2
+
+
+def test_auto_otsu_mask_with_noise_holes_and_determinism():
+    image, _, truth = four_circles()
+    # An unsmoothed Otsu mask has noise holes and specks: holes are not
+    # necks (distance to the outer boundary) and specks go with min_size.
+    labels = segment(image, threshold="otsu", n_clusters="auto", min_size=20, random_state=0)
+    assert labels.max() == 4
+    assert f1_at_iou50(truth, labels) == 1.0
+    again = segment(image, threshold="otsu", n_clusters="auto", min_size=20, random_state=0)
+    assert np.array_equal(labels, again)
