@@ -215,7 +215,7 @@ def test_interrupted_zarr_series_resumes_frame_by_frame(tmp_path, scheduler):
     store = zarr.open_array(str(partial), mode="r+")
     stored = dict(store.attrs["spectral_seg"])
     request = {k: stored[k] for k in (*PARAMS, "beta", "eigen_solver", "spacing", "channel_axis",
-                                      "assign_labels", "spatial_ndim")}
+                                      "assign_labels", "sigma", "sensitivity", "spatial_ndim")}
     store.attrs["spectral_seg"] = request
     store.attrs["spectral_seg_frames_done"] = stored["frame_info"][:2]
     store[0] = 7

@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import PROG, CliError, _spacing, _threshold, write_labels
+from .cli import PROG, SEGMENT_DEFAULTS, CliError, add_segmentation_arguments, write_labels
 
 __all__ = [
     "PARAMETER_KEYS",
@@ -77,6 +77,8 @@ PARAMETER_KEYS = (
     "channel_axis",
     "min_size",
     "assign_labels",
+    "sigma",
+    "sensitivity",
 )
 # Batch-only setting that may also come from the file.
 BATCH_KEYS = ("spatial_ndim",)
@@ -92,6 +94,8 @@ DEFAULT_PARAMETERS = dict(
     channel_axis=None,
     min_size=0,
     assign_labels="kmeans",
+    sigma=None,
+    sensitivity=None,
 )
 NESTED_KEY = "spectral_seg"
 INPUT_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy", ".zarr")
@@ -809,13 +813,7 @@ def add_batch_arguments(parser) -> None:
     parser.add_argument("--spatial-ndim", type=int, choices=(2, 3), default=None,
                         help="axes of one frame; leading axes beyond are a time series "
                              "(default: len(spacing), else 2)")
-    parser.add_argument("--threshold", type=_threshold, default=None, help="a number or 'otsu'")
-    parser.add_argument("--n-clusters", type=int, default=None, help="number of segments (default 4)")
-    parser.add_argument("--beta", type=float, default=None, help="edge sensitivity (default 1)")
-    parser.add_argument("--eigen-solver", default=None, help="auto, arpack, lobpcg or amg")
-    parser.add_argument("--min-size", type=int, default=None, help="drop mask pieces smaller than this")
-    parser.add_argument("--spacing", type=_spacing, default=None, help="pixel size per spatial axis, e.g. 4,1,1")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    add_segmentation_arguments(parser, {name: None for name in SEGMENT_DEFAULTS})
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="submit to a running dask scheduler, e.g. tcp://host:8786")
     parser.add_argument("--workers", type=int, default=None,
@@ -832,6 +830,7 @@ def cmd_batch(args) -> int:
         file_params = load_parameters(args.params) if args.params else {}
         flags = dict(threshold=args.threshold, n_clusters=args.n_clusters, beta=args.beta,
                      eigen_solver=args.eigen_solver, min_size=args.min_size, spacing=args.spacing,
+                     sigma=args.sigma, sensitivity=args.sensitivity,
                      random_state=args.seed, spatial_ndim=args.spatial_ndim)
         params, spatial_ndim = resolve_parameters(file_params, flags)
     except (ValueError, TypeError) as exc:

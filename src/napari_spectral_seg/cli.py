@@ -104,6 +104,45 @@ def _threshold(text: str):
         raise argparse.ArgumentTypeError(f"'{text}' is neither a number nor 'otsu'") from None
 
 
+def _n_clusters(text: str):
+    if text.lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither a whole number nor 'auto'") from None
+
+
+def _sigma(text: str):
+    values = _spacing(text)
+    return values[0] if len(values) == 1 else values
+
+
+# Defaults of `segment`'s flags (those of segment()); batch passes None for
+# "not given", so a --params file can fill them in.
+SEGMENT_DEFAULTS = dict(threshold=None, n_clusters=4, beta=1.0, eigen_solver="auto", min_size=0,
+                        spacing=None, sigma=None, sensitivity=None, seed=0)
+
+
+def add_segmentation_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    """The segmentation flags shared by ``segment`` and ``batch``."""
+    d = defaults
+    parser.add_argument("--threshold", type=_threshold, default=d["threshold"],
+                        help="segment pixels above VALUE, or 'otsu'; default: the whole image (or the mask)")
+    parser.add_argument("--n-clusters", type=_n_clusters, default=d["n_clusters"],
+                        help="number of segments, or 'auto' to decide per object (default 4)")
+    parser.add_argument("--beta", type=float, default=d["beta"], help="edge sensitivity (default 1, the seed example)")
+    parser.add_argument("--eigen-solver", default=d["eigen_solver"], help="auto, multilevel, arpack, lobpcg or amg")
+    parser.add_argument("--min-size", type=int, default=d["min_size"],
+                        help="drop mask pieces smaller than this (pixels)")
+    parser.add_argument("--spacing", type=_spacing, default=d["spacing"], help="pixel size per axis, e.g. 4,1,1")
+    parser.add_argument("--sigma", type=_sigma, default=d["sigma"],
+                        help="Gaussian pre-smoothing in pixels (one number, or one per axis)")
+    parser.add_argument("--sensitivity", type=float, default=d["sensitivity"],
+                        help="with --n-clusters auto: 0..1, larger splits more (default 0.85)")
+    parser.add_argument("--seed", type=int, default=d["seed"], help="random seed (default 0)")
+
+
 def _spacing(text: str):
     try:
         return tuple(float(v) for v in text.split(","))
@@ -129,6 +168,8 @@ def cmd_segment(args) -> int:
         spacing=args.spacing,
         channel_axis=channel_axis,
         min_size=args.min_size,
+        sigma=args.sigma,
+        sensitivity=args.sensitivity,
     )
     try:
         result = run_to_end(steps)
@@ -207,14 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("input", help="image file (.tif, .png, .jpg, .npy), 2D or 3D")
     seg.add_argument("-o", "--output", required=True, help="labels file to write (.tif or .npy)")
     seg.add_argument("--mask", help="mask file of the same shape (nonzero = segment)")
-    seg.add_argument("--threshold", type=_threshold, default=None,
-                     help="segment pixels above VALUE, or 'otsu'; default: the whole image (or the mask)")
-    seg.add_argument("--n-clusters", type=int, default=4, help="number of segments (default 4)")
-    seg.add_argument("--beta", type=float, default=1.0, help="edge sensitivity (default 1, the seed example)")
-    seg.add_argument("--eigen-solver", default="auto", help="auto, arpack, lobpcg or amg")
-    seg.add_argument("--min-size", type=int, default=0, help="drop mask pieces smaller than this (pixels)")
-    seg.add_argument("--spacing", type=_spacing, default=None, help="pixel size per axis, e.g. 4,1,1")
-    seg.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_segmentation_arguments(seg, SEGMENT_DEFAULTS)
     seg.set_defaults(func=cmd_segment)
 
     from .batch import add_batch_arguments, cmd_batch  # here: batch imports this module
