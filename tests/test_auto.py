@@ -197,3 +197,13 @@ def test_auto_otsu_mask_with_noise_holes_and_determinism():
     assert f1_at_iou50(truth, labels) == 1.0
     again = segment(image, threshold="otsu", n_clusters="auto", min_size=20, random_state=0)
     assert np.array_equal(labels, again)
+
+
+def test_frames_with_an_empty_mask_are_zero_not_an_error():
+    from napari_spectral_seg.core.frames import segment_frames
+    from napari_spectral_seg.data import four_circles
+
+    volume, mask, _ = four_circles(size=30, ndim=3, seed=0)
+    labels = segment_frames(volume, mask, spatial_ndim=2, n_clusters=4, random_state=0)
+    assert np.all(labels[0] == 0) and not mask[0].any()
+    np.testing.assert_array_equal(labels[15], segment(volume[15], mask[15], n_clusters=4, random_state=0))

@@ -28,6 +28,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from . import __version__
 from .core import EIGEN_SOLVERS, merge_labels, split_label
+from .core.pipeline import SegmentationResult
 from .core.process import EngineProcess
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 METADATA_KEY = "spectral_seg"
 CLICK_MODES = ("off", "split", "merge")
+DIMS = ("2D", "3D")
+FRAMES = ("current frame", "all frames")
 
 
 def result_layer_name(image_name: str) -> str:
@@ -42,11 +45,13 @@ def result_layer_name(image_name: str) -> str:
     return f"{image_name} spectral"
 
 
-def _segment_in_worker(engine: EngineProcess, image, mask, params):
+def _segment_in_worker(engine: EngineProcess, image, mask, params, all_frames=False):
     # Runs in the worker thread, which only relays: the computation happens in
     # a child process so the GUI's interpreter (GIL) stays free.
     started = time.perf_counter()
-    result = yield from engine.steps(image, mask, params)
+    result = yield from engine.steps(image, mask, params, frames=all_frames)
+    if all_frames:  # a label stack: wrap it like one image's result
+        result = SegmentationResult(labels=result, parameters=dict(params, threshold_used=None))
     result.seconds["wall"] = time.perf_counter() - started
     return result
 
@@ -62,8 +67,10 @@ class SpectralSegmentationWidget(Container):
     Notes
     -----
     Sub-widgets, by name, for scripts and tests: ``image``, ``mask``,
-    ``auto_threshold``, ``threshold``, ``n_clusters``, ``beta``,
-    ``eigen_solver``, ``min_size``, ``seed``, ``run``, ``cancel``, ``status``.
+    ``auto_threshold``, ``threshold``, ``n_clusters``, ``auto_segments``,
+    ``sensitivity``, ``beta``, ``sigma``, ``eigen_solver``, ``min_size``,
+    ``dims``, ``frames``, ``seeds``, ``seed``, ``run``, ``cancel``,
+    ``click_mode``, ``save_params``, ``status``.
     """
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
@@ -92,6 +99,21 @@ class SpectralSegmentationWidget(Container):
                                               "Set it below the image minimum to use the whole image.")
         self.n_clusters = SpinBox(name="n_clusters", label="segments", value=4, min=1, max=10_000,
                                   tooltip="Number of segments (each separate piece of the mask gets at least one).")
+        self.auto_segments = CheckBox(name="auto_segments", text="Auto: decide per object", value=False,
+                                      tooltip="Split each piece of the mask where it holds touching objects "
+                                              "(necks, dark seams), keep it whole where it is one object.")
+        self.sensitivity = FloatSpinBox(name="sensitivity", label="sensitivity", value=0.85, min=0.0, max=1.0,
+                                        step=0.05, enabled=False,
+                                        tooltip="Auto only: larger values split more readily (0..1).")
+        self.sigma = FloatSpinBox(name="sigma", label="smoothing σ (px)", value=0.0, min=0.0, max=100.0, step=0.5,
+                                  tooltip="Gaussian smoothing before the mask and the graph; 0 = none.")
+        self.dims = ComboBox(name="dims", label="segment in", choices=list(DIMS), value="2D",
+                             tooltip="2D: each (y, x) plane is a frame. 3D: each (z, y, x) volume is one, "
+                                     "segmented with the layer's scale as voxel size.")
+        self.frames = ComboBox(name="frames", label="frames", choices=list(FRAMES), value="current frame",
+                               enabled=False,
+                               tooltip="For stacks with more axes than 'segment in' (time series): the frame "
+                                       "shown in the viewer, or every frame (cancel stops between frames).")
         self.beta = FloatSpinBox(name="beta", label="beta", value=1.0, min=0.001, max=1e4, step=0.1,
                                  tooltip="Edge sensitivity: weights are exp(-beta * gradient / std). "
                                          "1 is the scikit-learn example.")
@@ -116,8 +138,9 @@ class SpectralSegmentationWidget(Container):
                                               "`napari-spectral-seg batch --params FILE`.")
         self.status = Label(name="status", value="")
         self.extend([
-            self.image, self.mask, self.auto_threshold, self.threshold, self.n_clusters, self.beta,
-            self.eigen_solver, self.min_size, self.seeds, self.seed, self.run, self.cancel,
+            self.image, self.mask, self.auto_threshold, self.threshold, self.n_clusters, self.auto_segments,
+            self.sensitivity, self.beta, self.sigma, self.eigen_solver, self.min_size, self.dims, self.frames,
+            self.seeds, self.seed, self.run, self.cancel,
             self.click_mode, self.save_params, self.status,
         ])
 
@@ -128,8 +151,9 @@ class SpectralSegmentationWidget(Container):
         self.cancel.changed.connect(self.stop)
         self.save_params.changed.connect(self._ask_where_to_save)
         self.click_mode.changed.connect(self._install_click_callbacks)
-        # With seed points the number of segments is the number of points.
-        self.seeds.changed.connect(lambda value: setattr(self.n_clusters, "enabled", value is None))
+        self.seeds.changed.connect(self._update_count_enabled)
+        self.auto_segments.changed.connect(self._update_count_enabled)
+        self.dims.changed.connect(self._update_frames_enabled)
         self._merge_first = None  # label picked by the first click in merge mode
         self._clicked_layers = []  # result layers carrying our mouse callback
 
@@ -140,6 +164,7 @@ class SpectralSegmentationWidget(Container):
         self.native.destroyed.connect(self._on_destroyed)
         self.reset_choices()
         self._follow_active_layer()
+        self._on_image_changed()  # the first choice was set before the signals were connected
         self._update_threshold_enabled()
 
     # ------------------------------------------------------------ choices
@@ -166,10 +191,26 @@ class SpectralSegmentationWidget(Container):
         self.auto_threshold.enabled = uses_threshold
         self.threshold.enabled = uses_threshold and not self.auto_threshold.value
 
+    def _update_count_enabled(self, _=None):
+        # Seed points fix the number of segments; auto decides it.
+        seeded = self.seeds.value is not None
+        self.auto_segments.enabled = not seeded
+        self.n_clusters.enabled = not seeded and not self.auto_segments.value
+        self.sensitivity.enabled = not seeded and self.auto_segments.value
+
+    def _update_frames_enabled(self, _=None):
+        layer = self.image.value
+        self.frames.enabled = layer is not None and layer.ndim > self._spatial_ndim(layer)
+
+    def _spatial_ndim(self, layer) -> int:
+        return min(int(self.dims.value[0]), layer.ndim)
+
     def _on_image_changed(self, layer=None):
         layer = self.image.value
         if layer is None:
             return
+        self.dims.value = "3D" if layer.ndim >= 3 else "2D"
+        self._update_frames_enabled()
         lo, hi = (float(v) for v in layer.contrast_limits_range)
         if not self.threshold.enabled:
             self.threshold.value = (lo + hi) / 2
@@ -189,33 +230,50 @@ class SpectralSegmentationWidget(Container):
             data = layer.data[0]
         else:
             data = layer.data
-        channel_axis = -1 if layer.rgb else None
-        spatial_ndim = data.ndim - (1 if layer.rgb else 0)
-        if spatial_ndim not in (2, 3):
-            raise ValueError(
-                f"'{layer.name}' has {spatial_ndim} dimensions; the widget segments 2D or 3D images. "
-                "Split the stack into frames or channels first."
-            )
-        spatial_shape = tuple(data.shape[:spatial_ndim])
+        spatial_ndim = self._spatial_ndim(layer)
+        n_leading = layer.ndim - spatial_ndim  # time (or other) axes before the frame
+        spatial_shape = tuple(data.shape[n_leading:layer.ndim])
+        all_frames = n_leading > 0 and self.frames.value == "all frames"
+        frame_index = None
+        if n_leading and not all_frames:
+            frame_index = self._current_frame(layer, n_leading)
+            data = data[frame_index]
         mask_layer = self.mask.value
         mask = None
         if isinstance(mask_layer, Shapes):
             mask = self._shapes_mask(mask_layer, layer, spatial_shape)
         elif mask_layer is not None:
-            if tuple(mask_layer.data.shape) != spatial_shape:
+            mask_shape = tuple(mask_layer.data.shape)
+            full_shape = tuple(layer.data[0].shape if layer.multiscale else layer.data.shape)[:layer.ndim]
+            if mask_shape not in (spatial_shape, full_shape):
                 raise ValueError(
-                    f"mask '{mask_layer.name}' has shape {tuple(mask_layer.data.shape)} but image "
+                    f"mask '{mask_layer.name}' has shape {mask_shape} but image "
                     f"'{layer.name}' has {spatial_shape}; pick a mask drawn on this image, or 'none'."
                 )
             # A copy: the user's layer is untouched. Integer labels keep their
             # regions apart in the core.
             mask = np.array(mask_layer.data)
+            if mask_shape == full_shape and frame_index is not None and mask_shape != spatial_shape:
+                mask = mask[frame_index]
         seeds = None
         if self.seeds.value is not None:
+            if all_frames:
+                raise ValueError("Seed points work on one frame: set 'frames' to 'current frame'.")
             seeds = self._seed_pixels(self.seeds.value, layer, spatial_ndim)
         params = dict(self.current_parameters(), seeds=seeds)
+        if all_frames:
+            params.pop("seeds")
+            params["spatial_ndim"] = spatial_ndim
         image = np.array(data)  # copy: the worker never reads a layer the user can edit
-        return dict(layer=layer, mask_layer=mask_layer, image=image, mask=mask, params=params)
+        return dict(layer=layer, mask_layer=mask_layer, image=image, mask=mask, params=params,
+                    frame_index=frame_index, all_frames=all_frames)
+
+    def _current_frame(self, layer, n_leading) -> tuple:
+        """Index of the frame the viewer shows, over the layer's leading axes."""
+        point = np.asarray(self._viewer.dims.point)[-layer.ndim:]
+        coords = np.asarray(layer.world_to_data(point))[:n_leading]
+        shape = np.asarray(layer.data.shape[:n_leading] if not layer.multiscale else layer.data[0].shape[:n_leading])
+        return tuple(int(v) for v in np.clip(np.round(coords), 0, shape - 1))
 
     @staticmethod
     def _shapes_mask(shapes_layer, image_layer, spatial_shape):
@@ -245,17 +303,20 @@ class SpectralSegmentationWidget(Container):
         """The fields (and the image layer's geometry) as keyword arguments of
         :func:`napari_spectral_seg.segment`, without mask and seed points."""
         uses_mask = self.mask.value is not None
+        auto = self.auto_segments.value
         params = dict(
             threshold=None if uses_mask else ("otsu" if self.auto_threshold.value else float(self.threshold.value)),
-            n_clusters=int(self.n_clusters.value),
+            n_clusters="auto" if auto else int(self.n_clusters.value),
+            sensitivity=float(self.sensitivity.value) if auto else None,
             beta=float(self.beta.value),
+            sigma=float(self.sigma.value) or None,
             eigen_solver=self.eigen_solver.value,
             random_state=int(self.seed.value),
             min_size=int(self.min_size.value),
         )
         layer = self.image.value
         if layer is not None:
-            spatial_ndim = layer.ndim  # an RGB layer's ndim leaves out the channel axis
+            spatial_ndim = self._spatial_ndim(layer)  # an RGB layer's ndim leaves out the channel axis
             params.update(
                 channel_axis=-1 if layer.rgb else None,
                 # The layer's scale is the pixel (voxel) size: anisotropic
@@ -301,6 +362,7 @@ class SpectralSegmentationWidget(Container):
             job["image"],
             job["mask"],
             job["params"],
+            job["all_frames"],
             _start_thread=False,
             _connect={
                 "yielded": self._on_progress,
@@ -361,13 +423,31 @@ class SpectralSegmentationWidget(Container):
             mask=None if job["mask_layer"] is None else job["mask_layer"].name,
             seconds=round(result.seconds.get("wall", result.seconds.get("total", 0.0)), 3),
             n_segments=int(result.labels.max()),
+            frames="all" if job["all_frames"] else job["frame_index"],
             version=__version__,
         )
-        self._show_labels(layer, result.labels, params)
+        if job["frame_index"] is not None:
+            self._show_frame(layer, job["frame_index"], result.labels, params)
+        else:
+            self._show_labels(layer, result.labels, params)
         self._install_click_callbacks()
         if params["threshold_used"] is not None and params["threshold"] == "otsu":
             self.threshold.value = float(params["threshold_used"])
         self.status.value = f"{params['n_segments']} segments in {params['seconds']:.2f} s"
+
+    def _show_frame(self, image_layer, frame_index, frame_labels, params):
+        """Put one frame's labels into the stack-shaped result layer (other frames kept)."""
+        full_shape = tuple(image_layer.data[0].shape if image_layer.multiscale else image_layer.data.shape)
+        full_shape = full_shape[:image_layer.ndim]
+        existing = self._result_layer_for(image_layer)
+        if existing is not None and existing.data.shape == full_shape:
+            existing.data[frame_index] = frame_labels
+            existing.metadata = {**existing.metadata, METADATA_KEY: params}
+            existing.refresh()
+            return existing
+        stack = np.zeros(full_shape, dtype=np.int32)
+        stack[frame_index] = frame_labels
+        return self._show_labels(image_layer, stack, params)
 
     def _show_labels(self, image_layer, labels, params):
         name = result_layer_name(image_layer.name)

@@ -15,7 +15,7 @@ from typing import Callable, Generator
 
 import numpy as np
 
-from .pipeline import Progress, iter_segment, run_to_end
+from .pipeline import EmptyMaskError, Progress, iter_segment, run_to_end
 
 __all__ = ["iter_segment_frames", "segment_frames"]
 
@@ -82,7 +82,8 @@ def iter_segment_frames(
     Returns
     -------
     ndarray of int32, shape L + S
-        Each frame labelled ``1..M_t`` on its own, 0 background.
+        Each frame labelled ``1..M_t`` on its own, 0 background. A frame
+        with nothing to segment (empty mask) is all 0.
     """
     shape = tuple(np.shape(image))
     channel_axis, leading, spatial = _frame_layout(shape, spatial_ndim, channel_axis)
@@ -120,6 +121,8 @@ def iter_segment_frames(
             except StopIteration as stop:
                 labels[index] = stop.value.labels
                 break
+            except EmptyMaskError:
+                break  # nothing in this frame (e.g. before the cells appear): labels stay 0
             yield Progress(update.step, (i + update.fraction) / n, f"{name} ({i + 1} of {n}): {update.message}")
     return labels
 

@@ -35,7 +35,7 @@ from .validation import (
     warn_if_constant,
 )
 
-__all__ = ["STEPS", "Progress", "SegmentationResult", "SegmentationCancelled", "iter_segment", "segment"]
+__all__ = ["STEPS", "EmptyMaskError", "Progress", "SegmentationResult", "SegmentationCancelled", "iter_segment", "segment"]
 
 STEPS = ("mask", "graph", "eigenvectors", "labels")
 # Rough share of the run time of each step, for one overall progress fraction.
@@ -43,6 +43,14 @@ _STEP_SPAN = {"mask": (0.0, 0.05), "graph": (0.05, 0.2), "eigenvectors": (0.2, 0
 # Yield at most this often inside a step, so thousands of tiny components do
 # not flood a GUI event loop with progress signals.
 _MIN_YIELD_INTERVAL = 0.05  # seconds
+
+
+class EmptyMaskError(ValueError):
+    """Nothing to segment: the mask (after threshold and min_size) has no pixel.
+
+    An error for one image; a time series treats such a frame as empty
+    (all labels 0) and goes on.
+    """
 
 
 class SegmentationCancelled(Exception):
@@ -213,7 +221,7 @@ def iter_segment(
             hint = "the image is constant, so threshold='otsu' keeps nothing; pass threshold=None"
         else:
             hint = f"lower the threshold (it is {used_threshold:.4g}, the image maximum is {data.max():.4g})"
-        raise ValueError(f"mask is empty: no pixel to segment; {hint}.")
+        raise EmptyMaskError(f"mask is empty: no pixel to segment; {hint}.")
     if seed_pixels is None and n_clusters != "auto" and n_clusters > n_masked:
         raise ValueError(
             f"n_clusters={n_clusters} is larger than the {n_masked} pixel(s) in the mask; "
@@ -222,7 +230,7 @@ def iter_segment(
     warn_if_constant(data, mask)
     index = index_pixels(mask, min_size=max(min_size, 1), regions=regions)
     if index.n_nodes == 0:
-        raise ValueError(
+        raise EmptyMaskError(
             f"every connected piece of the mask is smaller than min_size={min_size} pixels; lower min_size."
         )
     # Refuse runs that cannot fit before the graph is allocated.

@@ -19,7 +19,11 @@ from __future__ import annotations
 import multiprocessing as mp
 from typing import Generator
 
+from .frames import iter_segment_frames
 from .pipeline import Progress, SegmentationResult, iter_segment, run_to_end
+
+# What a job may run: one image, or every frame of a stack.
+_JOBS = {"segment": iter_segment, "frames": iter_segment_frames}
 
 __all__ = ["EngineProcess"]
 
@@ -38,10 +42,10 @@ def _serve(conn):
             return
         if message[0] == "quit":
             return
-        _, image, mask, params = message
+        kind, image, mask, params = message
         try:
             result = run_to_end(
-                iter_segment(image, mask, **params), progress=lambda update: conn.send(("progress", update))
+                _JOBS[kind](image, mask, **params), progress=lambda update: conn.send(("progress", update))
             )
             conn.send(("result", result))
         except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
@@ -90,7 +94,7 @@ class EngineProcess:
         return self._process is not None and self._process.is_alive()
 
     def steps(
-        self, image, mask, params: dict, heartbeat: float = 0.1
+        self, image, mask, params: dict, heartbeat: float = 0.1, frames: bool = False
     ) -> Generator[Progress | None, None, SegmentationResult]:
         """Run one segmentation in the child and relay its progress.
 
@@ -99,7 +103,11 @@ class EngineProcess:
         image, mask
             As for :func:`iter_segment` (copied to the child).
         params : dict
-            Keyword arguments of :func:`iter_segment`.
+            Keyword arguments of :func:`iter_segment` (or, with ``frames``,
+            of :func:`iter_segment_frames`, ``spatial_ndim`` included).
+        frames : bool
+            Segment every frame of a stack; the result is then the label
+            array of the whole stack instead of a SegmentationResult.
         heartbeat : float
             Seconds between ``None`` items when the child has nothing to say.
 
@@ -119,7 +127,7 @@ class EngineProcess:
         conn, process = self._conn, self._process
         finished = False
         try:
-            conn.send(("segment", image, mask, params))
+            conn.send(("frames" if frames else "segment", image, mask, params))
             while True:
                 if not conn.poll(heartbeat):
                     yield None

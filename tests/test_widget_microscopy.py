@@ -1,0 +1,141 @@
+"""Widget options for real microscopy data: auto segment count, smoothing, time series, volumes."""
+
+import numpy as np
+import pytest
+
+from conftest import ari_against_truth
+from napari_spectral_seg import segment
+from napari_spectral_seg.data import four_circles
+
+PLUGIN = "napari-spectral-seg"
+
+
+@pytest.fixture
+def dock(make_napari_viewer):
+    viewer = make_napari_viewer()
+
+    def add(image, **kwargs):
+        layer = viewer.add_image(image, **kwargs)
+        _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
+        widget.image.value = layer
+        return viewer, widget
+
+    return add
+
+
+def run(widget, qtbot):
+    widget.run.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
+
+
+def two_separate_and_one_touching_pair():
+    """Three blobs: two apart, and two touching (a neck): auto should give 4 objects."""
+    yy, xx = np.mgrid[:80, :120]
+    truth = np.zeros((80, 120), np.int32)
+    for i, (cy, cx, r) in enumerate([(20, 20, 12), (60, 20, 12), (40, 70, 14), (40, 96, 14)], start=1):
+        truth[(yy - cy) ** 2 + (xx - cx) ** 2 < r**2] = i
+    image = (truth > 0) * 1.0 + 0.05 * np.random.default_rng(0).standard_normal(truth.shape)
+    return image, truth
+
+
+def test_auto_segments_finds_each_object(dock, qtbot):
+    image, truth = two_separate_and_one_touching_pair()
+    viewer, widget = dock(image, name="blobs")
+    widget.mask.value = None  # Otsu
+    widget.auto_segments.value = True
+    assert not widget.n_clusters.enabled and widget.sensitivity.enabled
+    widget.n_clusters.value = 1  # ignored in auto mode
+    run(widget, qtbot)
+    layer = viewer.layers["blobs spectral"]
+    assert layer.data.max() == 4
+    assert ari_against_truth(layer.data, truth) > 0.95
+    meta = layer.metadata["spectral_seg"]
+    assert meta["n_clusters"] == "auto" and meta["sensitivity"] == pytest.approx(0.85)
+
+
+def test_sigma_smooths_before_segmenting(dock, qtbot):
+    image, _, _ = four_circles(seed=0)
+    viewer, widget = dock(image, name="circles")
+    widget.sigma.value = 1.5
+    run(widget, qtbot)
+    layer = viewer.layers["circles spectral"]
+    assert layer.metadata["spectral_seg"]["sigma"] == 1.5
+    expected = segment(image, threshold="otsu", n_clusters=4, min_size=20, sigma=1.5, random_state=0)
+    np.testing.assert_array_equal(layer.data, expected)
+    # Smoothing removes the noise specks that Otsu alone lets through.
+    assert layer.data.max() == 4
+
+
+def time_series():
+    frames = [four_circles(size=60, seed=s)[0] for s in range(3)]
+    return np.stack(frames)
+
+
+def test_current_frame_fills_only_that_frame(dock, qtbot):
+    stack = time_series()
+    viewer, widget = dock(stack, name="movie")
+    widget.dims.value = "2D"
+    assert widget.frames.enabled
+    viewer.dims.set_current_step(0, 1)
+    widget.frames.value = "current frame"
+    run(widget, qtbot)
+    layer = viewer.layers["movie spectral"]
+    assert layer.data.shape == stack.shape  # the image's full shape
+    assert np.all(layer.data[0] == 0) and np.all(layer.data[2] == 0)
+    expected = segment(stack[1], threshold="otsu", n_clusters=4, min_size=20, random_state=0)
+    np.testing.assert_array_equal(layer.data[1], expected)
+    assert layer.metadata["spectral_seg"]["frames"] == (1,)
+    # The next frame lands in the same layer, keeping frame 1.
+    viewer.dims.set_current_step(0, 2)
+    run(widget, qtbot)
+    assert len([lay for lay in viewer.layers if lay.name.startswith("movie spectral")]) == 1
+    np.testing.assert_array_equal(layer.data[1], expected)
+    assert layer.data[2].max() == 4
+
+
+def test_all_frames_segments_every_frame(dock, qtbot):
+    stack = time_series()
+    viewer, widget = dock(stack, name="movie", scale=(5.0, 0.5, 0.5))
+    widget.dims.value = "2D"
+    widget.frames.value = "all frames"
+    steps = []
+    widget.run.native.click()
+    qtbot.waitUntil(lambda: (steps.append(widget.status.value) or not widget.running), timeout=120_000)
+    layer = viewer.layers["movie spectral"]
+    np.testing.assert_allclose(layer.scale, (5.0, 0.5, 0.5))
+    for t in range(3):
+        expected = segment(stack[t], threshold="otsu", n_clusters=4, min_size=20, random_state=0,
+                           spacing=(0.5, 0.5))
+        np.testing.assert_array_equal(layer.data[t], expected)
+    assert layer.metadata["spectral_seg"]["frames"] == "all"
+
+
+def test_all_frames_can_be_cancelled_between_frames(dock, qtbot):
+    stack = np.stack([four_circles(size=200, seed=s)[0] for s in range(4)])
+    viewer, widget = dock(stack, name="movie")
+    widget.dims.value = "2D"
+    widget.frames.value = "all frames"
+    widget.eigen_solver.value = "arpack"
+    widget.run.native.click()
+    qtbot.waitUntil(lambda: "frame" in widget.status.value, timeout=60_000)
+    widget.cancel.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    assert "movie spectral" not in viewer.layers and widget.status.value == "cancelled"
+
+
+def test_volume_as_3d_or_as_2d_frames(dock, qtbot):
+    volume, mask, truth = four_circles(size=30, ndim=3, seed=0)
+    viewer, widget = dock(volume, name="vol")
+    assert widget.dims.value == "3D" and not widget.frames.enabled
+    viewer.add_labels(mask.astype(np.uint8), name="vol mask")
+    widget.mask.value = viewer.layers["vol mask"]
+    run(widget, qtbot)
+    assert ari_against_truth(viewer.layers["vol spectral"].data, truth) > 0.95
+    # The same stack as 2D planes: each plane segmented on its own.
+    widget.dims.value = "2D"
+    assert widget.frames.enabled
+    widget.frames.value = "all frames"
+    run(widget, qtbot)
+    planes = viewer.layers["vol spectral"].data
+    np.testing.assert_array_equal(planes[15], segment(volume[15], mask[15], n_clusters=4, min_size=20,
+                                                      random_state=0))
