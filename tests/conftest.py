@@ -20,3 +20,18 @@ def circles():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+PLUGIN = "napari-spectral-seg"
+
+
+@pytest.fixture
+def viewer_and_widget(make_napari_viewer, qtbot):
+    """A real viewer with the four-circles sample and the widget docked through the manifest."""
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "four_circles")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
+    yield viewer, widget
+    if widget.running:  # never leave a thread behind a closed viewer
+        widget.stop()
+        qtbot.waitUntil(lambda: not widget.running, timeout=30_000)

@@ -89,10 +89,8 @@ PLUGIN = "napari-spectral-seg"
 
 
 @pytest.fixture
-def viewer_widget(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer()
-    viewer.open_sample(PLUGIN, "four_circles")
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
+def viewer_widget(viewer_and_widget):
+    viewer, widget = viewer_and_widget
     widget.mask.value = viewer.layers["four circles mask"]
     return viewer, widget
 

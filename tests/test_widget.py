@@ -12,17 +12,6 @@ PLUGIN = "napari-spectral-seg"
 RESULT = "four circles spectral"
 
 
-@pytest.fixture
-def viewer_and_widget(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer()
-    viewer.open_sample(PLUGIN, "four_circles")
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
-    yield viewer, widget
-    if widget.running:  # never leave a thread behind a closed viewer
-        widget.stop()
-        qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
-
-
 def click_run_and_wait(widget, qtbot, timeout=60_000):
     widget.run.native.click()
     qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
