@@ -106,3 +106,33 @@ def test_demo_screenshot_shows_window_and_result(tmp_path):
     shot = iio.imread(out)
     assert shot.shape[0] >= 600 and shot.shape[1] >= 1000  # the whole window, not just the canvas
     assert "4 segments" in proc.stdout
+
+
+def test_unwritable_output_is_one_line_before_any_work(circle_files, capsys):
+    path = circle_files[0]
+    # /proc refuses new files even for root.
+    code = main(["segment", str(path / "img.npy"), "-o", "/proc/labels.tif"])
+    err = capsys.readouterr().err
+    assert code == 2 and "/proc" in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_exits_130_with_one_line_and_no_output(tmp_path):
+    import signal
+    import time
+
+    image, mask, _ = four_circles(size=1600, seed=0)  # one 0.7 Mpx piece, exact arpack: > 10 s
+    np.save(tmp_path / "big.npy", image)
+    np.save(tmp_path / "mask.npy", mask)
+    out = tmp_path / "labels.tif"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "napari_spectral_seg.cli", "segment", str(tmp_path / "big.npy"), "-o", str(out),
+         "--mask", str(tmp_path / "mask.npy"), "--eigen-solver", "arpack"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(5)  # imports done, segmenting
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == ["napari-spectral-seg: interrupted; no output written."]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.npy", "mask.npy"]

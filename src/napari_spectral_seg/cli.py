@@ -63,32 +63,42 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
     return np.asarray(image), channel_axis
 
 
-def write_labels(path: str | os.PathLike, labels: np.ndarray, parameters: dict) -> None:
-    """Write labels atomically (temporary file, then rename) with the parameters.
-
-    ``.tif`` files carry the parameters as JSON in the image description;
-    ``.npy`` files get a sidecar ``<name>.json``.
-    """
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Refuse an output path that cannot be written, before any work is done."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in WRITE_SUFFIXES:
         raise CliError(f"{path}: cannot write '{suffix}'; the output must end in .tif or .npy.")
-    if not path.parent.exists():
+    if not path.parent.is_dir():
         raise CliError(f"{path.parent}: output directory does not exist; create it first.")
     if not os.access(path.parent, os.W_OK):
         raise CliError(f"{path.parent}: output directory is not writable.")
+    return path
+
+
+def write_labels(path: str | os.PathLike, labels: np.ndarray, parameters: dict) -> None:
+    """Write labels atomically (temporary file, then rename) with the parameters.
+
+    ``.tif`` files carry the parameters as JSON in the image description;
+    ``.npy`` files get a sidecar ``<name>.json``. A failed or interrupted
+    write leaves no file behind.
+    """
+    path = check_output_path(path)
+    suffix = path.suffix.lower()
     text = json.dumps(parameters, default=str)
     tmp = path.with_name(f".{path.name}.partial{suffix}")
     try:
         if suffix == ".npy":
             np.save(tmp, labels)
-            sidecar = path.with_name(path.name + ".json")
-            sidecar.write_text(text)
         else:
             import tifffile
 
             tifffile.imwrite(tmp, labels, description=text, metadata=None)
         os.replace(tmp, path)
+        if suffix == ".npy":
+            path.with_name(path.name + ".json").write_text(text)
+    except OSError as exc:
+        raise CliError(f"{path}: cannot write it ({exc.strerror or exc}).") from exc
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -153,6 +163,7 @@ def _spacing(text: str):
 def cmd_segment(args) -> int:
     from .core import iter_segment, run_to_end
 
+    check_output_path(args.output)  # before the work, not after
     image, channel_axis = read_image(args.input)
     mask = None
     if args.mask:
