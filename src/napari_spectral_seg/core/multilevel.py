@@ -16,7 +16,7 @@ by far the largest, level a few damped-Jacobi smoothing steps and one
 Rayleigh-Ritz (:func:`smooth_block`) replace it. Interpolation leaves mostly
 high-frequency error, which smoothing removes cheaply; smooth error is
 removed on the coarse levels, where iterations are cheap (a level of
-``n_l`` nodes gets about ``1e6 / n_l`` of them). A full-resolution solve
+``n_l`` nodes gets about ``5e5 / n_l`` of them). A full-resolution solve
 from random vectors, by contrast, has to separate nearly equal tiny
 eigenvalues (1e-7 at 16 MP) and needs many expensive iterations: measured
 ARI 0.72 at 4096^2 for AMG-preconditioned LOBPCG.
@@ -55,16 +55,19 @@ GUARD_VECTORS = 4
 SMOOTH_MIN_NODES = 100_000
 
 
-def _row_max(graph: sp.csr_array) -> np.ndarray:
-    """Largest off-diagonal weight of each row (0 for a row with none)."""
+def _row_max(graph: sp.csr_array, row: np.ndarray | None = None) -> np.ndarray:
+    """Largest off-diagonal weight of each row (0 for a row with none).
+
+    ``row`` is the row number of every stored entry, if already at hand.
+    Weights are non-negative, so starting from 0 is exact.
+    """
     n = graph.shape[0]
-    row = np.repeat(np.arange(n, dtype=graph.indices.dtype), np.diff(graph.indptr))
+    if row is None:
+        row = np.repeat(np.arange(n, dtype=graph.indices.dtype), np.diff(graph.indptr))
     data = np.where(graph.indices != row, graph.data, 0)
     out = np.zeros(n, dtype=graph.data.dtype)
-    # reduceat needs non-empty segments: skip rows without entries.
-    nonempty = np.diff(graph.indptr) > 0
-    if nonempty.any():
-        out[nonempty] = np.maximum.reduceat(data, graph.indptr[:-1][nonempty])
+    # Unbuffered maximum: measured 2x faster than reduceat over many short rows.
+    np.maximum.at(out, row, data)
     return out
 
 
@@ -88,16 +91,18 @@ def aggregate_nodes(graph: sp.csr_array, theta: float = STRENGTH_THETA) -> tuple
     from pyamg import amg_core
 
     n = graph.shape[0]
-    row_max = _row_max(graph)
     row = np.repeat(np.arange(n, dtype=np.int32), np.diff(graph.indptr))
+    row_max = _row_max(graph, row)
     col = graph.indices
     # w >= theta sqrt(m_i m_j), squared: no square roots over all edges.
     data = graph.data
     strong = data * data >= (theta * theta) * (row_max[row] * row_max[col])
     strong &= (row != col) & (data > 0)
-    counts = np.bincount(row[strong], minlength=n)
-    indptr = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(counts, out=indptr[1:])
+    # Strong entries keep the CSR order: the row pointers are a running count.
+    running = np.zeros(len(strong) + 1, dtype=np.int32)
+    np.cumsum(strong, out=running[1:])
+    indptr = running[graph.indptr]
+    del running
     indices = col[strong].astype(np.int32, copy=False)
     agg = np.empty(n, dtype=np.int32)
     roots = np.empty(n, dtype=np.int32)
@@ -147,20 +152,24 @@ class _Laplacian:
 
     def __init__(self, graph: sp.csr_array, dtype):
         n = graph.shape[0]
-        row = np.repeat(np.arange(n, dtype=np.int64), np.diff(graph.indptr))
+        index_dtype = np.int32 if max(n, graph.nnz) < 2**31 - 1 else np.int64
+        row = np.repeat(np.arange(n, dtype=index_dtype), np.diff(graph.indptr))
         upper = graph.indices > row  # each undirected edge once, no self-loops
         heads = row[upper]
-        tails = graph.indices[upper].astype(np.int64)
-        root_w = np.sqrt(graph.data[upper].astype(np.float64)).astype(dtype)
+        tails = graph.indices[upper]
+        del row
+        # float32 sqrt is correctly rounded: same as via float64.
+        root_w = np.sqrt(graph.data[upper].astype(dtype))
         n_edges = len(heads)
-        index_dtype = np.int32 if max(n, n_edges) < 2**31 - 1 else np.int64
         indptr = np.arange(0, 2 * n_edges + 1, 2, dtype=index_dtype)
         cols = np.empty(2 * n_edges, dtype=index_dtype)
         cols[0::2], cols[1::2] = heads, tails
         data = np.empty(2 * n_edges, dtype=dtype)
         data[0::2], data[1::2] = root_w, -root_w
         self.b = sp.csr_array((data, cols, indptr), shape=(n_edges, n))
-        self.bt = self.b.T.tocsr()
+        # The transpose as a CSC view: its product scatters over the same
+        # arrays, no converted copy needed (measured faster overall).
+        self.bt = self.b.T
         self.shape = (n, n)
         self.dtype = np.dtype(dtype)
 
@@ -268,7 +277,7 @@ def refine_block(lap, degree, x, iterations, tol=1e-3):
     return values, np.ascontiguousarray(basis[:, xs]), it
 
 
-def smooth_block(lap, degree, x, steps, omega=2.0 / 3.0):
+def smooth_block(lap, degree, x, steps, omega=2.0 / 3.0, values=None):
     """Damped-Jacobi smoothing of a block of approximate eigenvectors, then Rayleigh-Ritz.
 
     Each step is ``x <- x - omega D^-1 (L x - lambda D x)`` with the Ritz
@@ -287,6 +296,12 @@ def smooth_block(lap, degree, x, steps, omega=2.0 / 3.0):
     steps : int
     omega : float
         Damping factor.
+    values : ndarray, shape (m,), optional
+        Ritz values of ``x`` when already known, e.g. for a block
+        interpolated piecewise-constantly from Ritz vectors of the Galerkin
+        coarse graph (``P^T L P`` is the coarse Laplacian, so the Ritz
+        values carry over exactly); otherwise a Rayleigh-Ritz step
+        computes them first.
 
     Returns
     -------
@@ -294,17 +309,22 @@ def smooth_block(lap, degree, x, steps, omega=2.0 / 3.0):
     x : ndarray, shape (n, m)
     """
     m = x.shape[1]
-    d_col = degree[:, None]
     lx = lap @ x
-    values, coef = _rayleigh_ritz(x, lx, degree, m)
-    x, lx = x @ coef, lx @ coef
-    shift = values.astype(x.dtype)
+    owned = values is None  # x may be updated in place (not the caller's array)
+    if values is None:
+        values, coef = _rayleigh_ritz(x, lx, degree, m)
+        x, lx = x @ coef, lx @ coef
+    omega_shift = (omega * np.asarray(values, dtype=np.float64)).astype(x.dtype)
+    omega_inv_d = (omega / degree.astype(np.float64)).astype(x.dtype)[:, None]
+    buf = np.empty_like(x)
     for _ in range(steps):
-        # x -= omega * (lx - d * x * shift) / d, in place to save passes.
-        lx /= d_col
-        lx -= x * shift
-        lx *= x.dtype.type(omega)
-        x -= lx
+        # x -= omega (lx / d - x * shift), in place to save passes.
+        lx *= omega_inv_d
+        lx -= np.multiply(x, omega_shift, out=buf)
+        if owned:
+            x -= lx
+        else:
+            x, owned = x - lx, True
         lx = lap @ x
     values, coef = _rayleigh_ritz(x, lx, degree, m)
     return values, x @ coef
@@ -318,9 +338,9 @@ def multilevel_eigenvectors(
     coarsest: int = COARSEST_SIZE,
     iterations: int = 2,
     middle_iterations: int = 5,
-    coarse_iterations: int = 60,
-    work: float = 1e6,
-    smoothing_steps: int | None = 3,
+    coarse_iterations: int = 30,
+    work: float = 5e5,
+    smoothing_steps: int | None = 5,
     smooth_levels: int = 1,
     tol: float = 1e-3,
     guard: int = GUARD_VECTORS,
@@ -351,6 +371,11 @@ def multilevel_eigenvectors(
         is only removed efficiently on coarse levels: plain LOBPCG on a fine
         level converges the nearly equal smallest eigenvalues very slowly,
         so accuracy is bought here and the finest level only smooths.
+        The defaults (work 5e5, at most 30 iterations, 5 smoothing steps)
+        were measured at 1600^2 four circles to give Ritz values closer to
+        the exact ones than 1e6 / 60 / 3, in about 20% less time: a
+        smoothing step on the finest level removes more error per second
+        than the last coarse-level iterations.
     smoothing_steps : int or None
         On the finest level, this many damped-Jacobi smoothing steps and
         one Rayleigh-Ritz (see :func:`smooth_block`) instead of LOBPCG
@@ -442,7 +467,9 @@ def multilevel_eigenvectors(
             if smooth:
                 # The guard vectors stay: the final Rayleigh-Ritz over all
                 # k + 4 columns was measured 10x more accurate than over k.
-                values, x = smooth_block(lap, degrees[level].astype(dtype), x, smoothing_steps)
+                values, x = smooth_block(
+                    lap, degrees[level].astype(dtype), x, smoothing_steps, values=values
+                )
                 its = smoothing_steps
             else:
                 # Iterations cost O(n_level); spend them where they are cheap.
