@@ -49,3 +49,49 @@ def test_closing_the_steps_mid_run_stops_the_child(engine):
     # The next job starts a fresh child.
     small, small_mask, _ = four_circles(size=40, seed=0)
     assert run_to_end(engine.steps(small, small_mask, dict(n_clusters=4))).labels.max() == 4
+
+
+def test_a_killed_engine_is_an_engine_error_not_a_hang(engine):
+    import os
+    import signal
+
+    from napari_spectral_seg.core.process import EngineError
+
+    image, mask, _ = four_circles(size=400, seed=0)
+    steps = engine.steps(image, mask, dict(n_clusters=4, eigen_solver="arpack"))
+    next(steps)
+    os.kill(engine.pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    with pytest.raises(EngineError, match="stopped unexpectedly"):
+        for _ in steps:
+            pass
+    assert not issubclass(EngineError, RuntimeError)  # napari's worker swallows RuntimeErrors
+
+
+def test_warnings_come_back_as_text(engine):
+    updates = []
+    image = np.ones((20, 20))
+    run_to_end(engine.steps(image, None, dict(n_clusters=2, random_state=0)), progress=updates.append)
+    assert any(isinstance(u, str) and "constant" in u for u in updates)
+
+
+def test_a_script_without_main_guard_is_not_rerun(tmp_path):
+    # The engine child must not execute the user's __main__ (it would open a second viewer).
+    import subprocess
+    import sys
+
+    marker = tmp_path / "runs.txt"
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from napari_spectral_seg.core import run_to_end\n"
+        "from napari_spectral_seg.core.process import EngineProcess\n"
+        f"open({str(marker)!r}, 'a').write('run\\n')\n"
+        "engine = EngineProcess()\n"
+        "result = run_to_end(engine.steps(np.random.default_rng(0).random((20, 20)), None, dict(n_clusters=2)))\n"
+        "engine.close()\n"
+        "print(result.labels.max())\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "2"
+    assert marker.read_text() == "run\n"

@@ -259,7 +259,7 @@ class SpectralSegmentationWidget(Container):
         if self.seeds.value is not None:
             if all_frames:
                 raise ValueError("Seed points work on one frame: set 'frames' to 'current frame'.")
-            seeds = self._seed_pixels(self.seeds.value, layer, spatial_ndim)
+            seeds = self._seed_pixels(self.seeds.value, layer, spatial_ndim, frame_index)
         params = dict(self.current_parameters(), seeds=seeds)
         if all_frames:
             params.pop("seeds")
@@ -291,12 +291,27 @@ class SpectralSegmentationWidget(Container):
         return np.any(masks, axis=0)
 
     @staticmethod
-    def _seed_pixels(points_layer, image_layer, spatial_ndim):
-        """Points of ``points_layer`` as pixel coordinates of ``image_layer``, shape (n, spatial_ndim)."""
+    def _seed_pixels(points_layer, image_layer, spatial_ndim, frame_index=None):
+        """Points of ``points_layer`` as pixel coordinates of ``image_layer``, shape (n, spatial_ndim).
+
+        For a frame of a stack, only the points placed on that frame count.
+        """
         if len(points_layer.data) == 0:
             raise ValueError(f"seed points '{points_layer.name}' has no points; add points or pick 'none'.")
         world = np.array([points_layer.data_to_world(p) for p in points_layer.data])
         pixels = np.array([image_layer.world_to_data(w) for w in world])
+        if frame_index and pixels.shape[1] > spatial_ndim:
+            leading = np.rint(pixels[:, : len(frame_index)]).astype(int)
+            on_frame = np.all(leading == np.asarray(frame_index), axis=1)
+            if not on_frame.any():
+                raise ValueError(
+                    f"None of the seed points of '{points_layer.name}' is on frame {frame_index}; "
+                    "add points on this frame."
+                )
+            if not on_frame.all():
+                show_info(f"Using the {int(on_frame.sum())} seed point(s) on frame {frame_index}; "
+                          f"{int((~on_frame).sum())} on other frames are ignored.")
+            pixels = pixels[on_frame]
         return pixels[:, -spatial_ndim:]
 
     def current_parameters(self) -> dict:
@@ -400,6 +415,9 @@ class SpectralSegmentationWidget(Container):
         bar = self._progress
         if self._closed or bar is None or update is None:  # None: the relay's heartbeat
             return
+        if isinstance(update, str):  # a warning from the pipeline
+            show_warning(f"Spectral segmentation: {update}")
+            return
         self.status.value = f"{update.step}: {update.message}"
         bar.set_description(f"Spectral segmentation: {update.step}")
         target = int(round(update.fraction * 100))
@@ -440,6 +458,12 @@ class SpectralSegmentationWidget(Container):
         full_shape = tuple(image_layer.data[0].shape if image_layer.multiscale else image_layer.data.shape)
         full_shape = full_shape[:image_layer.ndim]
         existing = self._result_layer_for(image_layer)
+        # How each frame was made: frames keep their labels across runs.
+        per_frame = {}
+        if existing is not None and existing.data.shape == full_shape:
+            per_frame = dict(existing.metadata.get(METADATA_KEY, {}).get("per_frame", {}))
+        per_frame[str(tuple(frame_index))] = dict(params)
+        params = dict(params, per_frame=per_frame)
         if existing is not None and existing.data.shape == full_shape:
             existing.data[frame_index] = frame_labels
             existing.metadata = {**existing.metadata, METADATA_KEY: params}
@@ -474,6 +498,9 @@ class SpectralSegmentationWidget(Container):
         except (AttributeError, ValueError, TypeError):
             pass  # napari < 0.6 has no units
         if image_layer.ndim == spatial:
+            # The rest of the image's transform, so the labels overlay it exactly.
+            target.rotate = image_layer.rotate
+            target.shear = image_layer.shear
             target.affine = image_layer.affine
         return target
 
@@ -507,7 +534,7 @@ class SpectralSegmentationWidget(Container):
                 self.split_at(world, layer)
             elif self.click_mode.value == "merge":
                 self.merge_at(world, layer)
-        except ValueError as exc:
+        except (ValueError, KeyError, IndexError) as exc:
             show_warning(str(exc))
 
     def _label_under(self, layer, world):
@@ -516,39 +543,70 @@ class SpectralSegmentationWidget(Container):
             raise ValueError("The click is outside the segmentation; click inside a segment.")
         return index, int(layer.data[index])
 
+    @staticmethod
+    def _clicked_frame(layer, index):
+        """Leading (time) index of the clicked pixel, () for a single image or volume.
+
+        Labels restart at 1 in every frame, so an edit must stay in its frame.
+        """
+        spatial = len(layer.metadata[METADATA_KEY].get("spacing") or ()) or layer.ndim
+        return tuple(index[: layer.ndim - spatial])
+
     def split_at(self, world_position, layer=None):
         """Split the segment under ``world_position`` in two (one undo step)."""
         layer = layer if layer is not None else self._clicked_layers[0]
-        _, label = self._label_under(layer, world_position)
+        index, label = self._label_under(layer, world_position)
         if label == 0:
             raise ValueError("That click is on the background; click inside the segment to split.")
         params = layer.metadata[METADATA_KEY]
+        if params["image"] not in self._viewer.layers:
+            raise ValueError(
+                f"The image '{params['image']}' this result was computed from is no longer in the viewer "
+                "(renamed or removed); run the segmentation again."
+            )
         image_layer = self._viewer.layers[params["image"]]
         image = image_layer.data[0] if image_layer.multiscale else image_layer.data
+        frame = self._clicked_frame(layer, index)
         started = time.perf_counter()
         indices, values = split_label(
-            np.asarray(image), np.asarray(layer.data), label,
+            np.asarray(image[frame]), np.asarray(layer.data[frame]), label,
             beta=params["beta"], random_state=params["random_state"],
+            spacing=params.get("spacing"), sigma=params.get("sigma"),
             channel_axis=-1 if image_layer.rgb else None,
         )
+        indices = self._in_frame(frame, indices)
         with layer.block_history():
             layer.data_setitem(indices, values)
         self.status.value = f"split label {label} in {time.perf_counter() - started:.2f} s"
 
+    @staticmethod
+    def _in_frame(frame, indices):
+        """Frame-local pixel indices as indices into the whole stack."""
+        if not frame:
+            return indices
+        n = len(indices[0])
+        return tuple(np.full(n, i, dtype=np.intp) for i in frame) + tuple(indices)
+
     def merge_at(self, world_position, layer=None):
         """First call picks a segment, the second merges the segment under it into the first."""
         layer = layer if layer is not None else self._clicked_layers[0]
-        _, label = self._label_under(layer, world_position)
+        index, label = self._label_under(layer, world_position)
         if label == 0:
             raise ValueError("That click is on the background; click inside a segment to merge.")
-        if self._merge_first is None or self._merge_first == label:
-            self._merge_first = label
+        frame = self._clicked_frame(layer, index)
+        if self._merge_first is None or self._merge_first == (frame, label):
+            self._merge_first = (frame, label)
             self.status.value = f"merge: label {label} picked, click the segment to join to it"
             return
-        indices, value = merge_labels(np.asarray(layer.data), self._merge_first, label)
+        first_frame, keep = self._merge_first
+        if first_frame != frame:
+            self._merge_first = None
+            raise ValueError("The two segments to merge are in different frames; click two segments of one frame.")
+        indices, value = merge_labels(np.asarray(layer.data[frame]), keep, label)
+        indices = self._in_frame(frame, indices)
         with layer.block_history():
             layer.data_setitem(indices, value)
-        self.status.value = f"merged label {label} into {self._merge_first}"
+        self.status.value = f"merged label {label} into {keep}"
         self._merge_first = None
 
     def _on_destroyed(self, *_):

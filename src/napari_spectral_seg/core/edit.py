@@ -31,6 +31,7 @@ def split_label(
     seeds=None,
     beta: float = 1.0,
     spacing=None,
+    sigma=None,
     channel_axis: int | None = None,
     random_state: int = 0,
 ):
@@ -48,7 +49,7 @@ def split_label(
         Number of parts when no ``seeds`` are given.
     seeds : array_like, shape (n_points, ndim), optional
         Points (pixel coordinates) inside the segment, one per wanted part.
-    beta, spacing, channel_axis, random_state
+    beta, spacing, sigma, channel_axis, random_state
         As in :func:`napari_spectral_seg.segment`.
 
     Returns
@@ -76,6 +77,7 @@ def split_label(
         n_clusters=n_parts,
         beta=beta,
         spacing=spacing,
+        sigma=sigma,
         channel_axis=None if channel_axis is None else -1,
         random_state=random_state,
         seeds=crop_seeds,

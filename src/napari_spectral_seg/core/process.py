@@ -8,15 +8,24 @@ next step.
 
 The child is started once and serves one job after another, so the engine's
 imports (about 1.5 s) are paid once, in the background, not on every Run.
-It comes from a "forkserver" started without preloading: that never forks a
-process running Qt threads and, unlike "spawn", never re-runs the user's
-``__main__`` script. (Windows has only "spawn": there, scripts that open the
-widget need the usual ``if __name__ == "__main__":`` guard.)
+On Linux and macOS it is a fresh interpreter (``python -m
+napari_spectral_seg.core.process FD``) talking over a socket pair: unlike
+multiprocessing's "spawn" and "forkserver", that never re-runs the user's
+``__main__`` script (a napari script without an ``if __name__ ==
+"__main__":`` guard would otherwise open a second viewer in the child), and
+never forks a process that runs Qt threads. Windows has no fd passing: there
+multiprocessing "spawn" is used, and scripts need the usual guard.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
+import warnings
+from multiprocessing.connection import Connection
 from typing import Generator
 
 from .frames import iter_segment_frames
@@ -25,12 +34,17 @@ from .pipeline import Progress, SegmentationResult, iter_segment, run_to_end
 # What a job may run: one image, or every frame of a stack.
 _JOBS = {"segment": iter_segment, "frames": iter_segment_frames}
 
-__all__ = ["EngineProcess"]
+__all__ = ["EngineError", "EngineProcess"]
+
+_USE_SUBPROCESS = os.name == "posix"
 
 
-def _context():
-    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-    return mp.get_context(method)
+class EngineError(Exception):
+    """The engine process failed (died, or raised an error that cannot be sent back).
+
+    Deliberately not a RuntimeError: napari's generator worker swallows
+    RuntimeErrors as "worker deleted" and would never report the failure.
+    """
 
 
 def _serve(conn):
@@ -44,9 +58,14 @@ def _serve(conn):
             return
         kind, image, mask, params = message
         try:
-            result = run_to_end(
-                _JOBS[kind](image, mask, **params), progress=lambda update: conn.send(("progress", update))
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = run_to_end(
+                    _JOBS[kind](image, mask, **params), progress=lambda update: conn.send(("progress", update))
+                )
+            # Warnings (constant image, solver fallback) go to the user, not the child's stderr.
+            for item in caught:
+                conn.send(("warning", str(item.message)))
             conn.send(("result", result))
         except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
             try:
@@ -54,7 +73,7 @@ def _serve(conn):
             except (EOFError, OSError):
                 return  # the parent has gone
             except Exception:  # an exception that does not pickle
-                conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+                conn.send(("error", EngineError(f"{type(exc).__name__}: {exc}")))
 
 
 class EngineProcess:
@@ -74,14 +93,24 @@ class EngineProcess:
 
     def start(self) -> None:
         """Start the child if it is not running (returns at once; imports happen in the child)."""
-        if self._process is not None and self._process.is_alive():
+        if self.running:
             return
-        ctx = _context()
-        parent, child = ctx.Pipe(duplex=True)
-        self._process = ctx.Process(target=_serve, args=(child,), daemon=True, name="spectral-seg-engine")
-        self._process.start()
-        child.close()  # the child holds the only other end: EOF means it died
-        self._conn = parent
+        if _USE_SUBPROCESS:
+            parent, child = socket.socketpair()
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "napari_spectral_seg.core.process", str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+            child.close()  # the child holds the only other end: EOF means it died
+            self._conn = Connection(parent.detach())
+        else:  # pragma: no cover - Windows
+            ctx = mp.get_context("spawn")
+            parent, child = ctx.Pipe(duplex=True)
+            self._process = ctx.Process(target=_serve, args=(child,), daemon=True, name="spectral-seg-engine")
+            self._process.start()
+            child.close()
+            self._conn = parent
 
     @property
     def pid(self) -> int | None:
@@ -91,8 +120,19 @@ class EngineProcess:
     @property
     def running(self) -> bool:
         """Whether the child process is alive."""
-        return self._process is not None and self._process.is_alive()
+        process = self._process
+        if process is None:
+            return False
+        return process.poll() is None if _USE_SUBPROCESS else process.is_alive()
 
+    def _exit_code(self, process):
+        if _USE_SUBPROCESS:
+            try:
+                return process.wait(1)
+            except subprocess.TimeoutExpired:
+                return None
+        process.join(1)  # pragma: no cover - Windows
+        return process.exitcode  # pragma: no cover
     def steps(
         self, image, mask, params: dict, heartbeat: float = 0.1, frames: bool = False
     ) -> Generator[Progress | None, None, SegmentationResult]:
@@ -113,8 +153,9 @@ class EngineProcess:
 
         Yields
         ------
-        Progress or None
-            ``None`` is a heartbeat, so a consumer that checks for
+        Progress, str or None
+            A ``str`` is a warning from the pipeline (e.g. a constant image)
+            for the user. ``None`` is a heartbeat, so a consumer that checks for
             cancellation between items (napari's generator worker) can stop
             promptly. Closing the generator before the result terminates the
             child (it is busy with the abandoned job).
@@ -135,14 +176,16 @@ class EngineProcess:
                 try:
                     kind, payload = conn.recv()
                 except (EOFError, OSError):
-                    process.join(1)
                     finished = True
-                    raise RuntimeError(
+                    raise EngineError(
                         f"the segmentation process stopped unexpectedly (exit code "
-                        f"{process.exitcode}); the image may be too large for memory."
+                        f"{self._exit_code(process)}); the image may be too large for memory."
                     ) from None
                 if kind == "progress":
                     yield payload
+                    continue
+                if kind == "warning":
+                    yield payload  # a str: the consumer shows it (the widget on its main thread)
                     continue
                 finished = True
                 if kind == "result":
@@ -160,12 +203,19 @@ class EngineProcess:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        if process is not None and process.is_alive():
+        if process is None:
+            return
+        if _USE_SUBPROCESS:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(5)
+                except subprocess.TimeoutExpired:  # pragma: no cover - ignored SIGTERM
+                    process.kill()
+                    process.wait(5)
+        elif process.is_alive():  # pragma: no cover - Windows
             process.terminate()
             process.join(5)
-            if process.is_alive():  # pragma: no cover - ignored SIGTERM
-                process.kill()
-                process.join(5)
 
     def close(self) -> None:
         """Ask the child to exit (used when the widget goes away)."""
@@ -174,5 +224,13 @@ class EngineProcess:
                 self._conn.send(("quit",))
             except (OSError, ValueError):
                 pass
-            self._process.join(2)
+            self._exit_code(self._process)
         self.terminate()
+
+
+if __name__ == "__main__":  # the engine child: python -m napari_spectral_seg.core.process FD
+    # Through the package module, so what the child pickles (EngineError)
+    # names a module the parent can import, not "__main__".
+    from napari_spectral_seg.core.process import _serve as serve
+
+    serve(Connection(int(sys.argv[1])))

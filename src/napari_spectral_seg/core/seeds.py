@@ -39,14 +39,14 @@ def check_seeds(seeds, spatial_shape) -> np.ndarray:
     if outside.any():
         i = int(np.flatnonzero(outside)[0])
         raise ValueError(
-            f"seed point {i + 1} at {tuple(points[i].round(1))} lies outside the image "
+            f"seed point {i + 1} at {tuple(float(v) for v in points[i].round(1))} lies outside the image "
             f"(shape {tuple(spatial_shape)}); move it onto the image."
         )
     _, first, counts = np.unique(pixels, axis=0, return_index=True, return_counts=True)
     if np.any(counts > 1):
         i = int(first[np.argmax(counts > 1)])
         raise ValueError(
-            f"seed point {i + 1} at {tuple(pixels[i])} falls on the same pixel as another point; "
+            f"seed point {i + 1} at {tuple(int(v) for v in pixels[i])} falls on the same pixel as another point; "
             "remove one of them."
         )
     return pixels
