@@ -35,3 +35,23 @@ def viewer_and_widget(make_napari_viewer, qtbot):
     if widget.running:  # never leave a thread behind a closed viewer
         widget.stop()
         qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
+
+
+@pytest.fixture
+def dock(make_napari_viewer):
+    """``dock(image, **layer_kwargs)``: a viewer with that image and the widget docked on it."""
+    viewer = make_napari_viewer()
+
+    def add(image, **kwargs):
+        layer = viewer.add_image(image, **kwargs)
+        _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
+        widget.image.value = layer
+        return viewer, widget
+
+    return add
+
+
+def run_and_wait(widget, qtbot, timeout=120_000):
+    """Click Run and wait for the segmentation to end."""
+    widget.run.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=timeout)

@@ -3,29 +3,15 @@
 import numpy as np
 import pytest
 
-from conftest import ari_against_truth
+from conftest import ari_against_truth, run_and_wait
 from napari_spectral_seg import segment
 from napari_spectral_seg.data import four_circles
 
 PLUGIN = "napari-spectral-seg"
 
 
-@pytest.fixture
-def dock(make_napari_viewer):
-    viewer = make_napari_viewer()
-
-    def add(image, **kwargs):
-        layer = viewer.add_image(image, **kwargs)
-        _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
-        widget.image.value = layer
-        return viewer, widget
-
-    return add
-
-
 def run(widget, qtbot):
-    widget.run.native.click()
-    qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
+    run_and_wait(widget, qtbot)
 
 
 def two_separate_and_one_touching_pair():

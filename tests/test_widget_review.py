@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from napari.utils.notifications import notification_manager
 
+from conftest import run_and_wait
 from napari_spectral_seg.data import four_circles
 
 PLUGIN = "napari-spectral-seg"
@@ -16,22 +17,8 @@ def messages():
     return [str(n.message) for n in notification_manager.records]
 
 
-@pytest.fixture
-def dock(make_napari_viewer):
-    viewer = make_napari_viewer()
-
-    def add(image, **kwargs):
-        layer = viewer.add_image(image, **kwargs)
-        _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
-        widget.image.value = layer
-        return viewer, widget
-
-    return add
-
-
 def run(widget, qtbot):
-    widget.run.native.click()
-    qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
+    run_and_wait(widget, qtbot)
 
 
 def test_engine_killed_mid_run_notifies_and_frees_the_buttons(dock, qtbot):
