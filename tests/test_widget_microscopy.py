@@ -125,3 +125,24 @@ def test_volume_as_3d_or_as_2d_frames(dock, qtbot):
     planes = viewer.layers["vol spectral"].data
     np.testing.assert_array_equal(planes[15], segment(volume[15], mask[15], n_clusters=4, min_size=20,
                                                       random_state=0))
+
+
+def test_rgb_layer_uses_colour_differences(dock, qtbot):
+    # Two halves of equal brightness but different colour: only the colour
+    # vectors separate them.
+    rgb = np.zeros((40, 60, 3))
+    rgb[:, :30] = (1.0, 0.0, 0.5)
+    rgb[:, 30:] = (0.0, 1.0, 0.5)
+    rgb += 0.05 * np.random.default_rng(0).standard_normal(rgb.shape)
+    viewer, widget = dock(np.clip(rgb, 0, 1), name="colour", rgb=True, scale=(2.0, 2.0))
+    widget.auto_threshold.value = False
+    widget.threshold.value = -1.0  # the whole image
+    widget.n_clusters.value = 2
+    widget.beta.value = 5.0
+    run(widget, qtbot)
+    layer = viewer.layers["colour spectral"]
+    assert layer.data.shape == (40, 60)
+    np.testing.assert_allclose(layer.scale, (2.0, 2.0))
+    assert len(np.unique(layer.data[:, :28])) == 1 and len(np.unique(layer.data[:, 32:])) == 1
+    assert layer.data[0, 0] != layer.data[0, -1]
+    assert layer.metadata["spectral_seg"]["channel_axis"] == -1
