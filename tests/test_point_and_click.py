@@ -141,3 +141,22 @@ def test_widget_merge_then_split_by_clicking_with_undo(viewer_widget, qtbot):
     assert layer.data[28, 24] == layer.data[40, 50]
     layer.undo()  # undo the merge
     np.testing.assert_array_equal(layer.data, original)
+
+
+def test_widget_split_uses_the_seed_points_inside_the_segment(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    run(widget, qtbot)
+    layer = viewer.layers["four circles spectral"]
+    a = layer.data[28, 24]
+    widget.click_mode.value = "merge"
+    widget.merge_at((28, 24))
+    widget.merge_at((40, 50))
+    # Two clicks, as points, say where the two objects are; the split follows them.
+    viewer.add_points(np.array([(40, 50), (28, 24)]), name="two clicks")
+    widget.seeds.value = viewer.layers["two clicks"]
+    widget.click_mode.value = "split"
+    widget.split_at((28, 24), layer)
+    assert layer.data[40, 50] == a  # the first point's part keeps the label
+    assert layer.data[28, 24] != a and layer.data[28, 24] > 0
+    _, _, truth = four_circles(seed=0)
+    assert ari_against_truth(layer.data, truth) >= 0.97

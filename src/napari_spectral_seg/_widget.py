@@ -567,9 +567,11 @@ class SpectralSegmentationWidget(Container):
         image_layer = self._viewer.layers[params["image"]]
         image = image_layer.data[0] if image_layer.multiscale else image_layer.data
         frame = self._clicked_frame(layer, index)
+        frame_labels = np.asarray(layer.data[frame])
         started = time.perf_counter()
         indices, values = split_label(
-            np.asarray(image[frame]), np.asarray(layer.data[frame]), label,
+            np.asarray(image[frame]), frame_labels, label,
+            seeds=self._seeds_in_segment(image_layer, frame_labels, label, frame),
             beta=params["beta"], random_state=params["random_state"],
             spacing=params.get("spacing"), sigma=params.get("sigma"),
             channel_axis=-1 if image_layer.rgb else None,
@@ -578,6 +580,19 @@ class SpectralSegmentationWidget(Container):
         with layer.block_history():
             layer.data_setitem(indices, values)
         self.status.value = f"split label {label} in {time.perf_counter() - started:.2f} s"
+
+    def _seeds_in_segment(self, image_layer, frame_labels, label, frame):
+        """Seed points inside the clicked segment: with two or more, the split
+        gives one part per point (the first point's part keeps the label)."""
+        points_layer = self.seeds.value
+        if points_layer is None or len(points_layer.data) < 2:
+            return None
+        pixels = self._seed_pixels(points_layer, image_layer, frame_labels.ndim, frame or None)
+        rounded = np.rint(pixels).astype(int)
+        inside = np.all((rounded >= 0) & (rounded < frame_labels.shape), axis=1)
+        rounded = rounded[inside]
+        in_segment = rounded[frame_labels[tuple(rounded.T)] == label]
+        return in_segment if len(in_segment) >= 2 else None
 
     @staticmethod
     def _in_frame(frame, indices):
