@@ -129,7 +129,6 @@ def coarsen_graph(graph: sp.csr_array, aggregate_of_node: np.ndarray, n_aggregat
     scipy.sparse.csr_array, shape (n_aggregates, n_aggregates)
         Same dtype as ``graph``; row sums equal the aggregated degrees.
     """
-    n = graph.shape[0]
     index_dtype = np.int32 if n_aggregates < 2**31 - 1 else np.int64
     agg = aggregate_of_node.astype(index_dtype, copy=False)
     row = np.repeat(agg, np.diff(graph.indptr))
