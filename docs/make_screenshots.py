@@ -31,6 +31,9 @@ def point_and_click(path):
     viewer.layers.selection.active = viewer.layers["four circles spectral"]
     for _ in range(20):
         QApplication.processEvents()
+    viewer.reset_view()
+    for _ in range(5):
+        QApplication.processEvents()
     viewer.screenshot(str(path), canvas_only=False)
     viewer.close()
 
@@ -56,6 +59,9 @@ def auto_nuclei(path):
     widget.wait(300)
     viewer.layers["nuclei spectral"].contour = 2
     for _ in range(20):
+        QApplication.processEvents()
+    viewer.reset_view()
+    for _ in range(5):
         QApplication.processEvents()
     viewer.screenshot(str(path), canvas_only=False)
     viewer.close()

@@ -56,6 +56,10 @@ def _segment_in_worker(engine: EngineProcess, image, mask, params, all_frames=Fa
     return result
 
 
+def _heading(text: str) -> Label:
+    return Label(value=f"<b>{text}</b>", label="")
+
+
 class SpectralSegmentationWidget(Container):
     """Dock widget: segment the chosen image layer by spectral clustering.
 
@@ -137,11 +141,15 @@ class SpectralSegmentationWidget(Container):
                                       tooltip="Write the current parameters to a JSON file for "
                                               "`napari-spectral-seg batch --params FILE`.")
         self.status = Label(name="status", value="")
+        # Grouped by the question each answers, with a heading per group.
         self.extend([
-            self.image, self.mask, self.auto_threshold, self.threshold, self.n_clusters, self.auto_segments,
-            self.sensitivity, self.beta, self.sigma, self.eigen_solver, self.min_size, self.dims, self.frames,
-            self.seeds, self.seed, self.run, self.cancel,
-            self.click_mode, self.save_params, self.status,
+            _heading("What to segment"), self.image, self.mask, self.auto_threshold, self.threshold,
+            self.min_size, self.sigma,
+            _heading("How many segments"), self.n_clusters, self.auto_segments, self.sensitivity, self.seeds,
+            _heading("Stacks"), self.dims, self.frames,
+            _heading("Fine tuning"), self.beta, self.eigen_solver, self.seed,
+            self.run, self.cancel, self.status,
+            _heading("Edit the result"), self.click_mode, self.save_params,
         ])
 
         self.auto_threshold.changed.connect(self._update_threshold_enabled)

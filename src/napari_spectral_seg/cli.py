@@ -237,6 +237,9 @@ def _demo_gui(screenshot) -> int:
         raise CliError(f"the demo segmentation did not produce '{result_name}' ({widget.status.value}).")
     for _ in range(20):  # let the canvas draw the new layer
         QApplication.processEvents()
+    viewer.reset_view()  # fit the image to the canvas at its final size
+    for _ in range(5):
+        QApplication.processEvents()
     viewer.screenshot(str(screenshot), canvas_only=False)
     print(f"{screenshot}: screenshot of the viewer ({widget.status.value})")
     viewer.close()
