@@ -255,6 +255,7 @@ def edge_weights_graph(
 
     if not heads:
         return sp.csr_array((n_nodes, n_nodes), dtype=dtype)
+    bounds = np.concatenate([[0], np.cumsum([len(h) for h in heads])])
     heads = np.concatenate(heads)
     tails = np.concatenate(tails)
     grad = np.concatenate(grads)
@@ -265,9 +266,17 @@ def edge_weights_graph(
     if not np.all(conductance == 1):
         weight *= conductance.astype(dtype)[axis_of_edge]
 
-    rows = np.concatenate([heads, tails])
-    cols = np.concatenate([tails, heads])
-    data = np.concatenate([weight, weight])
+    # Entries ordered so that the (stable, counting-sort) COO -> CSR
+    # conversion leaves every row's columns sorted when nodes follow raster
+    # order within each component (as index_pixels numbers them): first each
+    # node's neighbours at lower raster index, the axis with the largest
+    # stride first, then those at higher index, the smallest stride first.
+    # scipy then finds the indices sorted and skips its sort (measured
+    # ~20 ms at 1600^2); any other numbering still gets sorted.
+    lower = [slice(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+    rows = np.concatenate([tails[s] for s in lower] + [heads[s] for s in lower[::-1]])
+    cols = np.concatenate([heads[s] for s in lower] + [tails[s] for s in lower[::-1]])
+    data = np.concatenate([weight[s] for s in lower] + [weight[s] for s in lower[::-1]])
     graph = sp.coo_array((data, (rows, cols)), shape=(n_nodes, n_nodes)).tocsr()
     return graph
 
