@@ -11,7 +11,8 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from qtpy.QtWidgets import QApplication
+
+from napari_spectral_seg.cli import save_window_screenshot
 
 HERE = Path(__file__).parent
 
@@ -29,13 +30,7 @@ def point_and_click(path):
     widget.wait(300)
     widget.click_mode.value = "split"
     viewer.layers.selection.active = viewer.layers["four circles spectral"]
-    for _ in range(20):
-        QApplication.processEvents()
-    viewer.reset_view()
-    for _ in range(5):
-        QApplication.processEvents()
-    viewer.screenshot(str(path), canvas_only=False)
-    viewer.close()
+    save_window_screenshot(viewer, path)
 
 
 def auto_nuclei(path):
@@ -58,13 +53,7 @@ def auto_nuclei(path):
     widget.start()
     widget.wait(300)
     viewer.layers["nuclei spectral"].contour = 2
-    for _ in range(20):
-        QApplication.processEvents()
-    viewer.reset_view()
-    for _ in range(5):
-        QApplication.processEvents()
-    viewer.screenshot(str(path), canvas_only=False)
-    viewer.close()
+    save_window_screenshot(viewer, path)
 
 
 if __name__ == "__main__":

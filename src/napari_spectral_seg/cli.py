@@ -217,9 +217,21 @@ def _demo_headless(output) -> int:
     return 0
 
 
+def save_window_screenshot(viewer, path) -> None:
+    """Save a PNG of the whole napari window, image fitted to the canvas, then close the viewer."""
+    from qtpy.QtWidgets import QApplication
+
+    for _ in range(20):  # let the canvas draw the new layers
+        QApplication.processEvents()
+    viewer.reset_view()  # fit the image to the canvas at its final size
+    for _ in range(5):
+        QApplication.processEvents()
+    viewer.screenshot(str(path), canvas_only=False)
+    viewer.close()
+
+
 def _demo_gui(screenshot) -> int:
     import napari
-    from qtpy.QtWidgets import QApplication
 
     viewer = napari.Viewer(title="napari-spectral-seg demo", show=True)
     viewer.open_sample(PROG, "four_circles")
@@ -235,14 +247,9 @@ def _demo_gui(screenshot) -> int:
     result_name = "four circles spectral"
     if result_name not in viewer.layers:
         raise CliError(f"the demo segmentation did not produce '{result_name}' ({widget.status.value}).")
-    for _ in range(20):  # let the canvas draw the new layer
-        QApplication.processEvents()
-    viewer.reset_view()  # fit the image to the canvas at its final size
-    for _ in range(5):
-        QApplication.processEvents()
-    viewer.screenshot(str(screenshot), canvas_only=False)
-    print(f"{screenshot}: screenshot of the viewer ({widget.status.value})")
-    viewer.close()
+    status = widget.status.value  # read before the window (and the widget) closes
+    save_window_screenshot(viewer, screenshot)
+    print(f"{screenshot}: screenshot of the viewer ({status})")
     return 0
 
 
