@@ -56,6 +56,16 @@ def _segment_in_worker(engine: EngineProcess, image, mask, params, all_frames=Fa
     return result
 
 
+def _full_resolution(image_layer):
+    """The layer's pixel array at full resolution (level 0 of a multiscale layer)."""
+    return image_layer.data[0] if image_layer.multiscale else image_layer.data
+
+
+def _stack_shape(image_layer) -> tuple:
+    """Shape of the layer's non-channel axes: the shape of its result Labels layer."""
+    return tuple(_full_resolution(image_layer).shape[: image_layer.ndim])
+
+
 def _heading(text: str) -> Label:
     return Label(value=f"<b>{text}</b>", label="")
 
@@ -234,10 +244,7 @@ class SpectralSegmentationWidget(Container):
         layer = self.image.value
         if layer is None:
             raise ValueError("No image layer: open an image (or File > Open Sample > Four circles) and pick it in 'image'.")
-        if layer.multiscale:
-            data = layer.data[0]
-        else:
-            data = layer.data
+        data = _full_resolution(layer)
         spatial_ndim = self._spatial_ndim(layer)
         n_leading = layer.ndim - spatial_ndim  # time (or other) axes before the frame
         spatial_shape = tuple(data.shape[n_leading:layer.ndim])
@@ -252,7 +259,7 @@ class SpectralSegmentationWidget(Container):
             mask = self._shapes_mask(mask_layer, layer, spatial_shape)
         elif mask_layer is not None:
             mask_shape = tuple(mask_layer.data.shape)
-            full_shape = tuple(layer.data[0].shape if layer.multiscale else layer.data.shape)[:layer.ndim]
+            full_shape = _stack_shape(layer)
             if mask_shape not in (spatial_shape, full_shape):
                 raise ValueError(
                     f"mask '{mask_layer.name}' has shape {mask_shape} but image "
@@ -280,7 +287,7 @@ class SpectralSegmentationWidget(Container):
         """Index of the frame the viewer shows, over the layer's leading axes."""
         point = np.asarray(self._viewer.dims.point)[-layer.ndim:]
         coords = np.asarray(layer.world_to_data(point))[:n_leading]
-        shape = np.asarray(layer.data.shape[:n_leading] if not layer.multiscale else layer.data[0].shape[:n_leading])
+        shape = np.asarray(_stack_shape(layer)[:n_leading])
         return tuple(int(v) for v in np.clip(np.round(coords), 0, shape - 1))
 
     @staticmethod
@@ -463,8 +470,7 @@ class SpectralSegmentationWidget(Container):
 
     def _show_frame(self, image_layer, frame_index, frame_labels, params):
         """Put one frame's labels into the stack-shaped result layer (other frames kept)."""
-        full_shape = tuple(image_layer.data[0].shape if image_layer.multiscale else image_layer.data.shape)
-        full_shape = full_shape[:image_layer.ndim]
+        full_shape = _stack_shape(image_layer)
         existing = self._result_layer_for(image_layer)
         # How each frame was made: frames keep their labels across runs.
         per_frame = {}
@@ -573,7 +579,7 @@ class SpectralSegmentationWidget(Container):
                 "(renamed or removed); run the segmentation again."
             )
         image_layer = self._viewer.layers[params["image"]]
-        image = image_layer.data[0] if image_layer.multiscale else image_layer.data
+        image = _full_resolution(image_layer)
         frame = self._clicked_frame(layer, index)
         frame_labels = np.asarray(layer.data[frame])
         started = time.perf_counter()
