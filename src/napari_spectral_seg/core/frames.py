@@ -16,6 +16,7 @@ from typing import Callable, Generator
 import numpy as np
 
 from .pipeline import EmptyMaskError, Progress, iter_segment, run_to_end
+from .validation import check_random_state
 
 __all__ = ["iter_segment_frames", "segment_frames"]
 
@@ -100,8 +101,8 @@ def iter_segment_frames(
                 f"mask has shape {mask.shape}; pass one of shape {leading + spatial} (per frame) "
                 f"or {spatial} (the same for every frame)."
             )
-    if random_state is None:
-        random_state = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+    # One seed for every frame (drawn once if None), so frame t equals segment(image[t]).
+    random_state = check_random_state(random_state)
     labels = np.zeros(leading + spatial, dtype=np.int32)
     frames = list(np.ndindex(*leading)) if leading else [()]
     n = len(frames)
