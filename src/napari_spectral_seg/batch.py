@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli import PROG, SEGMENT_DEFAULTS, CliError, add_segmentation_arguments, write_labels
+from .core.validation import _is_integer
 
 __all__ = [
     "PARAMETER_KEYS",
@@ -205,15 +206,11 @@ _INFORMATIONAL_KEYS = frozenset(
 )
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def _check_types(params: dict) -> None:
     """Type checks that core's validation does not cover (or covers only per image)."""
-    if params.get("random_state") is not None and not _is_int(params["random_state"]):
+    if params.get("random_state") is not None and not _is_integer(params["random_state"]):
         raise TypeError(f"random_state={params['random_state']!r} must be an integer seed or null.")
-    if params.get("channel_axis") is not None and not _is_int(params["channel_axis"]):
+    if params.get("channel_axis") is not None and not _is_integer(params["channel_axis"]):
         raise TypeError(f"channel_axis={params['channel_axis']!r} must be an integer or null.")
     spacing = params.get("spacing")
     if spacing is not None:
