@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 
 from napari_spectral_seg import SegmentationCancelled, segment, segment_frames, touching_blobs
 from napari_spectral_seg.core.pipeline import iter_segment, run_to_end
@@ -57,6 +58,22 @@ def test_auto_keeps_single_disk_whole():
     labels = segment(image, mask, n_clusters="auto", random_state=0)
     assert labels.max() == 1
     assert np.array_equal(labels > 0, mask)
+
+
+def test_auto_splits_dim_small_object_on_bright_one():
+    # A dim small nucleus against a bright large one: in the distance x
+    # intensity landscape it is only a low shoulder (the bright one's
+    # blurred light lifts the pass almost to its top), but the mask still
+    # has a neck. Both must come out, each matching its truth.
+    shape = (48, 64)
+    big = disk(shape, (24, 22), 12)
+    small = disk(shape, (24, 38.5), 7.5) & ~big
+    image = ndi.gaussian_filter(1.0 * big + 0.4 * small, 1.0) + 0.05
+    image += 0.02 * np.random.default_rng(0).standard_normal(shape)
+    labels = segment(image, big | small, n_clusters="auto", random_state=0)
+    truth = big * 1 + small * 2
+    assert labels.max() == 2
+    assert f1_at_iou50(truth.astype(np.int64), labels) == 1.0
 
 
 def test_auto_keeps_elongated_ellipse_whole():

@@ -20,7 +20,11 @@ spectral bisection with a shape-and-intensity stopping rule:
 3. **Decision.** For each candidate, the pass height is the largest ``h``
    among the edges it cuts, and the hill heights are the largest ``h`` on
    each side. The cut with the smallest ratio ``pass / min(hills)`` is
-   taken if that ratio is below ``sensitivity``. The ratio is dimensionless
+   taken if that ratio is below ``sensitivity``. The same cuts are also
+   scored on the distance ``d`` alone and the lower ratio counts: next to a
+   bright object a dim one is a low hill in ``h``, and the bright one's
+   light, blurred across the neck, lifts the pass almost to that hill,
+   while in ``d`` the neck still shows. The ratio is dimensionless
    and does not depend on the object's size, brightness or elongation: for
    one disc, ellipse or sphere it is close to 1 (any cut crosses the
    middle), for two discs overlapping with centre distance 1.6 R it is about
@@ -38,6 +42,10 @@ spectral bisection with a shape-and-intensity stopping rule:
    object), while both sides of such a cut must hold at least 0.4 times the
    typical size. Sizes are
    compared as area-equivalents (volume ratios to the power 2/3 in 3D).
+   The typical size is then re-estimated from the new pieces and the size
+   pass repeated (up to three rounds, until nothing changes): clumps the
+   first median counted as objects raise it, and once they are cut smaller
+   clumps stand out as oversized too.
    Finally, slivers cut off inside a component (below a quarter of the
    typical size) rejoin their neighbour: they are false cuts, not objects.
 
@@ -94,6 +102,10 @@ _LARGE_PART_SMALLEST = 0.4
 # Pieces split off inside a component below this area-equivalent fraction of
 # the typical size are merged back (see iter_auto_labels).
 _SLIVER = 0.25
+# The typical size is re-estimated after each size pass, at most this many
+# times: cutting the clumps the first median counted as objects lowers it,
+# so other clumps then stand out.
+_CALIBRATION_ROUNDS = 3
 
 
 def check_sensitivity(sensitivity, n_clusters):
@@ -238,6 +250,43 @@ def _cut_heights(ranks_lo, ranks_hi, edge_h, candidates):
     return out
 
 
+def _sweep_cut(guide, heights, la, lb, m, smallest, eigen_solver, rng):
+    """Sweep cuts along the Fiedler vector of the graph weighted by ``guide``.
+
+    Returns the node ranks along the vector, the candidate prefix sizes and,
+    per candidate, the smallest pass/hill ratio over the ``heights``
+    landscapes; ``(None, None, None)`` when no candidate fits.
+    """
+    top = guide.max()
+    edge_g = np.minimum(guide[la], guide[lb])
+    # Squared so passes are much cheaper than hill tops: the Fiedler
+    # vector then changes sign across the lowest pass, not across the
+    # middle of an elongated object.
+    w = (edge_g / top) ** 2 + _WEIGHT_FLOOR
+    graph = sp.coo_array(
+        (np.concatenate([w, w]), (np.concatenate([la, lb]), np.concatenate([lb, la]))), shape=(m, m)
+    ).tocsr()
+    _, embedding = laplacian_eigenvectors(graph, 2, solver=eigen_solver, rng=rng)
+    order = np.argsort(embedding[:, 1], kind="stable")
+    rank = np.empty(m, dtype=np.int64)
+    rank[order] = np.arange(m)
+    r_lo = np.minimum(rank[la], rank[lb])
+    r_hi = np.maximum(rank[la], rank[lb])
+    candidates = np.arange(smallest, m - smallest + 1)
+    if len(candidates) == 0:
+        return None, None, None
+    if len(candidates) > _MAX_CANDIDATES:
+        candidates = np.unique(np.linspace(smallest, m - smallest, _MAX_CANDIDATES).round().astype(np.int64))
+    ratio = np.full(len(candidates), np.inf)
+    for height in heights:
+        sorted_h = height[order]
+        hill_lo = np.maximum.accumulate(sorted_h)[candidates - 1]
+        hill_hi = np.maximum.accumulate(sorted_h[::-1])[::-1][candidates]
+        passes = _cut_heights(r_lo, r_hi, np.minimum(height[la], height[lb]), candidates)
+        ratio = np.minimum(ratio, passes / np.maximum(np.minimum(hill_lo, hill_hi), 1e-12))
+    return rank, candidates, ratio
+
+
 def _merge_small_pieces(piece, n_pieces, a, b, min_part):
     """Give pieces smaller than ``min_part`` to the neighbour they share most edges with."""
     for _ in range(n_pieces):
@@ -255,8 +304,8 @@ def _merge_small_pieces(piece, n_pieces, a, b, min_part):
     return piece
 
 
-def _part_heights(part, coords, t, spacing):
-    """Landscape of one part: its own distance transform times the intensity cue.
+def _part_distance(part, coords, spacing):
+    """Distance to the boundary of one part alone (its own distance transform).
 
     Recomputed per part because after a cut the cut line is a boundary too:
     an object in the middle of a clump has no neck in the clump's distance
@@ -268,8 +317,12 @@ def _part_heights(part, coords, t, spacing):
     local = c - lo + 1
     box = np.zeros(tuple(local.max(axis=0) + 2), dtype=bool)
     box[tuple(local.T)] = True
-    d = ndi.distance_transform_edt(ndi.binary_fill_holes(box), sampling=spacing)[tuple(local.T)]
-    return d * t[part]
+    return ndi.distance_transform_edt(ndi.binary_fill_holes(box), sampling=spacing)[tuple(local.T)]
+
+
+def _part_heights(part, coords, t, spacing):
+    """Landscape of one part: its own distance transform times the intensity cue."""
+    return _part_distance(part, coords, spacing) * t[part]
 
 
 def _relative_size(size, typical, ndim):
@@ -369,37 +422,21 @@ def split_component(
         if top <= 0 or len(la) == 0:
             final.append(part)
             continue
-        edge_h = np.minimum(hp[la], hp[lb])
-        # Squared so passes are much cheaper than hill tops: the Fiedler
-        # vector then changes sign across the lowest pass, not across the
-        # middle of an elongated object.
-        w = (edge_h / top) ** 2 + _WEIGHT_FLOOR
-        graph = sp.coo_array(
-            (np.concatenate([w, w]), (np.concatenate([la, lb]), np.concatenate([lb, la]))), shape=(m, m)
-        ).tocsr()
-        _, embedding = laplacian_eigenvectors(graph, 2, solver=eigen_solver, rng=rng)
-        order = np.argsort(embedding[:, 1], kind="stable")
-        rank = np.empty(m, dtype=np.int64)
-        rank[order] = np.arange(m)
-        r_lo = np.minimum(rank[la], rank[lb])
-        r_hi = np.maximum(rank[la], rank[lb])
-        candidates = np.arange(smallest, m - smallest + 1)
-        if len(candidates) == 0:
+        # The shape alone is a second landscape: a dim object beside a bright
+        # one is a low hill in h, and the bright one's light blurred across
+        # the neck raises the pass almost to it; in d the neck still shows.
+        heights = [hp] if coords is None else [hp, _part_distance(part, coords, spacing)]
+        rank, candidates, ratio = _sweep_cut(hp, heights, la, lb, m, smallest, eigen_solver, rng)
+        if rank is None:
             final.append(part)
             continue
-        if len(candidates) > _MAX_CANDIDATES:
-            candidates = np.unique(np.linspace(smallest, m - smallest, _MAX_CANDIDATES).round().astype(np.int64))
-        sorted_h = hp[order]
-        hill_lo = np.maximum.accumulate(sorted_h)[candidates - 1]
-        hill_hi = np.maximum.accumulate(sorted_h[::-1])[::-1][candidates]
-        passes = _cut_heights(r_lo, r_hi, edge_h, candidates)
-        ratio = passes / np.maximum(np.minimum(hill_lo, hill_hi), 1e-12)
         best = int(np.argmin(ratio))
-        ratios.append(float(ratio[best]))
-        if ratio[best] >= threshold:
+        best_ratio, cut = float(ratio[best]), int(candidates[best])
+        ratios.append(best_ratio)
+        if best_ratio >= threshold:
             final.append(part)
             continue
-        side = (rank >= candidates[best]).astype(np.int64)
+        side = (rank >= cut).astype(np.int64)
         # A level set of the Fiedler vector can be in several pieces; each
         # connected piece is its own candidate object, tiny ones rejoin.
         same = side[la] == side[lb]
@@ -443,7 +480,8 @@ def iter_auto_labels(
         See :func:`split_component`.
     object_size : float, optional
         Typical object size in pixels (see :func:`split_component`);
-        default: the median size of the pieces of a first pass without it.
+        default: the median size of the pieces of a first pass without it,
+        re-estimated after each size pass (see the module docstring).
     random_state : int
         Seed; component ``c`` uses ``default_rng([random_state, c])``, so
         results do not depend on the order components are processed.
@@ -498,49 +536,44 @@ def iter_auto_labels(
     # Second pass, calibrated on size: the first pass's pieces are mostly
     # single objects, so their median size is the typical object size, and a
     # piece far larger than that is re-examined with a laxer threshold.
-    sizes = np.concatenate([np.bincount(p) for p in pieces]) if pieces else np.zeros(0)
-    # Specks below min_part (noise, when min_size is 0) are not objects and
-    # would drag the median down until every object looked oversized.
-    if np.any(sizes >= min_part):
-        sizes = sizes[sizes >= min_part]
-    typical = float(object_size) if object_size is not None else (float(np.median(sizes)) if len(sizes) else 0.0)
+    ndim = coords.shape[1]
+    rounds = 1 if object_size is not None else _CALIBRATION_ROUNDS
+    for round_ in range(rounds):
+        typical = float(object_size) if object_size is not None else _typical_size(pieces, min_part)
+        changed = False
+        for comp in range(n_comp):
+            start, stop = int(index.offsets[comp]), int(index.offsets[comp + 1])
+            e0, e1 = edge_start[comp], edge_start[comp + 1]
+            labels, ratios = _split_oversized(
+                pieces[comp],
+                heads[e0:e1] - start,
+                tails[e0:e1] - start,
+                coords[start:stop],
+                cue[start:stop],
+                typical,
+                spacing=spacing,
+                sensitivity=sensitivity,
+                min_part=min_part,
+                eigen_solver=eigen_solver,
+                seed=[random_state, comp, round_],
+            )
+            all_ratios[comp].extend(ratios)
+            changed |= labels.max() != pieces[comp].max()
+            pieces[comp] = labels
+            now = time.perf_counter()
+            if now - last_yield > _MIN_YIELD_INTERVAL:
+                last_yield = now
+                done = (round_ + stop / index.n_nodes) / rounds
+                yield 0.8 + 0.2 * done, f"size check {round_ + 1}, component {comp + 1} of {n_comp}"
+        # The median of the first pass counts unsplit clumps as objects; once
+        # they are cut the median drops and other clumps stand out as oversized.
+        if not changed:
+            break
     next_label = 1
     for comp in range(n_comp):
         start, stop = int(index.offsets[comp]), int(index.offsets[comp + 1])
         e0, e1 = edge_start[comp], edge_start[comp + 1]
         labels = pieces[comp]
-        sizes = np.bincount(labels)
-        ndim = coords.shape[1]
-        if typical > 0 and np.any(_relative_size(sizes, typical, ndim) > _LARGE_PART):
-            # Only the oversized pieces are looked at again; the rest of the
-            # component keeps its first-pass pieces (and costs nothing more).
-            a_local, b_local = heads[e0:e1] - start, tails[e0:e1] - start
-            labels = labels.copy()
-            next_piece = int(labels.max()) + 1
-            for p in np.flatnonzero(_relative_size(sizes, typical, ndim) > _LARGE_PART):
-                nodes = np.flatnonzero(labels == p)
-                local = np.full(stop - start, -1, dtype=np.int64)
-                local[nodes] = np.arange(len(nodes))
-                la, lb = local[a_local], local[b_local]
-                inside = (la >= 0) & (lb >= 0)
-                sub_coords, sub_cue = coords[start:stop][nodes], cue[start:stop][nodes]
-                sub, ratios = split_component(
-                    _part_heights(np.arange(len(nodes)), sub_coords, sub_cue, spacing),
-                    la[inside],
-                    lb[inside],
-                    coords=sub_coords,
-                    cue=sub_cue,
-                    spacing=spacing,
-                    sensitivity=sensitivity,
-                    min_part=min_part,
-                    eigen_solver=eigen_solver,
-                    rng=np.random.default_rng([random_state, comp, int(p)]),
-                    object_size=typical,
-                )
-                all_ratios[comp].extend(ratios)
-                labels[nodes[sub > 0]] = next_piece + sub[sub > 0] - 1
-                next_piece += int(sub.max())
-            _, labels = np.unique(labels, return_inverse=True)
         if typical > 0 and labels.max() > 0:
             # A sliver cut off an object (far below the typical size) is a
             # false cut, not an object: it rejoins the neighbour it shares
@@ -551,8 +584,57 @@ def iter_auto_labels(
             )
         node_label[start:stop] = next_label + labels
         next_label += int(labels.max()) + 1
-        now = time.perf_counter()
-        if now - last_yield > _MIN_YIELD_INTERVAL or comp == n_comp - 1:
-            last_yield = now
-            yield 0.8 + 0.2 * stop / index.n_nodes, f"size check, component {comp + 1} of {n_comp}"
+    yield 1.0, "size check done"
     return node_label, all_ratios
+
+
+def _typical_size(pieces, min_part):
+    """Median size of the pieces (per component label arrays), specks below ``min_part`` ignored."""
+    sizes = np.concatenate([np.bincount(p) for p in pieces]) if pieces else np.zeros(0)
+    # Specks below min_part (noise, when min_size is 0) are not objects and
+    # would drag the median down until every object looked oversized.
+    if np.any(sizes >= min_part):
+        sizes = sizes[sizes >= min_part]
+    return float(np.median(sizes)) if len(sizes) else 0.0
+
+
+def _split_oversized(labels, a, b, coords, cue, typical, *, spacing, sensitivity, min_part, eigen_solver, seed):
+    """Split again the pieces of one component that are much larger than ``typical``.
+
+    Only the oversized pieces are looked at; the rest of the component keeps
+    its pieces (and costs nothing more). Returns the new labels ``0..K-1``
+    and the ratios of the bisections tried.
+    """
+    sizes = np.bincount(labels)
+    ndim = coords.shape[1]
+    oversized = np.flatnonzero(_relative_size(sizes, typical, ndim) > _LARGE_PART) if typical > 0 else []
+    if len(oversized) == 0:
+        return labels, []
+    labels = labels.copy()
+    next_piece = int(labels.max()) + 1
+    all_ratios = []
+    for p in oversized:
+        nodes = np.flatnonzero(labels == p)
+        local = np.full(len(labels), -1, dtype=np.int64)
+        local[nodes] = np.arange(len(nodes))
+        la, lb = local[a], local[b]
+        inside = (la >= 0) & (lb >= 0)
+        sub_coords, sub_cue = coords[nodes], cue[nodes]
+        sub, ratios = split_component(
+            _part_heights(np.arange(len(nodes)), sub_coords, sub_cue, spacing),
+            la[inside],
+            lb[inside],
+            coords=sub_coords,
+            cue=sub_cue,
+            spacing=spacing,
+            sensitivity=sensitivity,
+            min_part=min_part,
+            eigen_solver=eigen_solver,
+            rng=np.random.default_rng([*seed, int(p)]),
+            object_size=typical,
+        )
+        all_ratios.extend(ratios)
+        labels[nodes[sub > 0]] = next_piece + sub[sub > 0] - 1
+        next_piece += int(sub.max())
+    _, labels = np.unique(labels, return_inverse=True)
+    return labels, all_ratios
