@@ -172,3 +172,36 @@ def test_component_solver_on_disconnected_graph_blocks():
     assert sp.issparse(graph)
     result = segment(np.ones(mask.shape), mask, n_clusters=2, random_state=0)
     assert set(np.unique(result)) == {0, 1, 2}
+
+
+def test_chebyshev_step_sizes_give_the_chebyshev_polynomial():
+    steps, lower = 5, 0.4
+    factors = multilevel._step_sizes(steps, 2.0 / 3.0, lower)
+    mu = np.linspace(lower, 2.0, 200)
+    product = np.prod([1.0 - w * mu for w in factors], axis=0)
+    # Equioscillates with the minimax bound 1 / T_s((2 + lower) / (2 - lower)).
+    bound = 1.0 / np.cosh(steps * np.arccosh((2.0 + lower) / (2.0 - lower)))
+    assert np.abs(product).max() <= bound * (1 + 1e-9)
+    assert np.abs(product).max() > 0.99 * bound
+    assert multilevel._step_sizes(3, 0.5, None) == [0.5, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("lower", [None, 0.4])
+def test_smoothing_removes_rough_error_on_a_graph_with_self_loops(circles_graph, lower):
+    # A Galerkin coarse graph keeps internal weights as self-loops; smoothing
+    # through W must account for them (L = D - W with both including them).
+    agg, n_agg = multilevel.aggregate_nodes(circles_graph)
+    coarse = multilevel.coarsen_graph(circles_graph, agg, n_agg).astype(np.float32)
+    assert coarse.diagonal().max() > 0
+    want_values, _ = _reference(coarse, 4)
+    degree = np.asarray(coarse.sum(axis=1)).ravel()
+    lap = multilevel._Laplacian(coarse, np.float32)
+    rng = np.random.default_rng(0)
+    _, exact = _reference(coarse, 6)
+    start = (exact + 0.02 * rng.standard_normal(exact.shape) / np.sqrt(degree)[:, None]).astype(np.float32)
+    start_values, _ = multilevel.smooth_block(coarse, lap, degree.astype(np.float32), start, 0)
+    values, x = multilevel.smooth_block(coarse, lap, degree.astype(np.float32), start, 6, lower=lower)
+    err_start = np.abs(start_values[1:4] / want_values[1:4] - 1).max()
+    err = np.abs(values[1:4] / want_values[1:4] - 1).max()
+    assert err < err_start / 3
+    assert x.dtype == np.float32
