@@ -316,6 +316,7 @@ def iter_segment(
                 int(counts[comp]),
                 method=assign_labels,
                 random_state=(random_state + comp) % (2**31),
+                graph=component_block(graph, start, stop),
             )
             node_label[start:stop] = next_label + clusters
         next_label += int(counts[comp])
