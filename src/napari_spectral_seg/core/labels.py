@@ -122,8 +122,12 @@ def refine_boundaries(graph, points, centres, reach=REFINE_REACH, n_thresholds=R
     points : ndarray of float64, shape (n, k)
         Embedding rows that were clustered.
     centres : ndarray, shape (n_clusters, k)
+        k-means centres of ``points``.
     reach : float
+        Nodes whose position between their two nearest centres is within
+        ``reach`` of the midpoint (the centres are at +-1/2) may move.
     n_thresholds : int
+        Candidate thresholds per pair, evenly spaced over ``[-reach, reach]``.
 
     Returns
     -------
