@@ -4,6 +4,7 @@ Usage::
 
     PYTHONPATH=src python bench/run.py            # full: 2D 100..4096, 3D 64^3, 128^3
     PYTHONPATH=src python bench/run.py --quick    # < 2 minutes
+    PYTHONPATH=src python bench/run.py --cases "2D 1600" --repeats 3 --no-seeds
 
 Every (case, method) runs in a fresh Python process (the script re-runs
 itself with the hidden ``--worker`` flag), so each peak memory figure
@@ -183,6 +184,7 @@ def main(argv=None):
     parser.add_argument("--cases", help="comma-separated case labels to run, e.g. '2D 1600,3D 128'")
     parser.add_argument("--no-sklearn", action="store_true", help="skip the scikit-learn pipelines")
     parser.add_argument("--no-seeds", action="store_true", help="skip the seed-example check (size 100, seeds 0..9)")
+    parser.add_argument("--repeats", type=int, help="timed runs per (case, method), all methods (default: 3 for ours, 1-3 for scikit-learn)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -243,7 +245,7 @@ def main(argv=None):
                 )
             else:
                 spec = {"method": method, "size": size, "ndim": ndim, "seed": 0,
-                        "repeats": _repeats(method, n_est, args.quick)}
+                        "repeats": args.repeats or _repeats(method, n_est, args.quick)}
                 row.update(run_worker(spec))
                 row.setdefault("n_nodes", n_est)
             rows.append(row)

@@ -316,6 +316,7 @@ def iter_segment(
                 int(counts[comp]),
                 method=assign_labels,
                 random_state=(random_state + comp) % (2**31),
+                graph=component_block(graph, start, stop),
             )
             node_label[start:stop] = next_label + clusters
         next_label += int(counts[comp])
@@ -473,7 +474,10 @@ def segment(
         (label 0). With ``n_clusters="auto"`` it is also the smallest piece a
         split may cut off (at least 10 pixels in 2D, 30 voxels in 3D).
     assign_labels : {"kmeans", "cluster_qr"}
-        How the spectral embedding is turned into labels.
+        How the spectral embedding is turned into labels. "kmeans" then
+        moves each boundary between two neighbouring segments to the best
+        normalised cut near it (see
+        :func:`napari_spectral_seg.core.labels.refine_boundaries`).
     seeds : array_like, shape (n_points, ndim), optional
         Points in pixel coordinates, one per wanted segment. Each connected
         piece of the mask gets one segment per point inside it (pieces without
