@@ -266,3 +266,17 @@ def test_auto_splits_bright_dim_pair_without_neck_along_the_step(seed, monkeypat
     # Without the step cue the pair stays merged (the test exercises it).
     monkeypatch.setattr(auto, "_STEP_SCORE", 0.0)
     assert segment(image, **kwargs).max() == 4
+
+
+def test_auto_oversized_part_with_shallow_pass_is_split(monkeypatch):
+    # A part 1.5-2 typical sizes large whose pass/hill ratio is 0.85-0.93
+    # holds several objects on the generator's images (single objects of
+    # that size score >= 0.94); here one such pair is left merged without
+    # the raised floor, and every object comes out with it.
+    from napari_spectral_seg.core import auto
+
+    image, truth = touching_blobs((128, 128), 14, seed=5)
+    kwargs = dict(threshold="otsu", n_clusters="auto", sigma=1.0, min_size=20, random_state=0)
+    assert f1_at_iou50(truth, segment(image, **kwargs)) == 1.0
+    monkeypatch.setattr(auto, "_LARGE_PART_FLOOR", 0.0)
+    assert f1_at_iou50(truth, segment(image, **kwargs)) < 1.0
