@@ -259,7 +259,7 @@ def test_auto_splits_bright_dim_pair_without_neck_along_the_step(seed, monkeypat
     from napari_spectral_seg.core import auto
 
     image, truth = _shoulder_scene(seed)
-    kwargs = dict(threshold="otsu", n_clusters="auto", sigma=1.0, min_size=20, random_state=0)
+    kwargs = {"threshold": "otsu", "n_clusters": "auto", "sigma": 1.0, "min_size": 20, "random_state": 0}
     labels = segment(image, **kwargs)
     assert labels.max() == 5
     assert f1_at_iou50(truth, labels) == 1.0
@@ -276,7 +276,7 @@ def test_auto_oversized_part_with_shallow_pass_is_split(monkeypatch):
     from napari_spectral_seg.core import auto
 
     image, truth = touching_blobs((128, 128), 14, seed=5)
-    kwargs = dict(threshold="otsu", n_clusters="auto", sigma=1.0, min_size=20, random_state=0)
+    kwargs = {"threshold": "otsu", "n_clusters": "auto", "sigma": 1.0, "min_size": 20, "random_state": 0}
     assert f1_at_iou50(truth, segment(image, **kwargs)) == 1.0
     monkeypatch.setattr(auto, "_LARGE_PART_FLOOR", 0.0)
     assert f1_at_iou50(truth, segment(image, **kwargs)) < 1.0
