@@ -224,3 +224,59 @@ def test_frames_with_an_empty_mask_are_zero_not_an_error():
     labels = segment_frames(volume, mask, spatial_ndim=2, n_clusters=4, random_state=0)
     assert np.all(labels[0] == 0) and not mask[0].any()
     np.testing.assert_array_equal(labels[15], segment(volume[15], mask[15], n_clusters=4, random_state=0))
+
+
+def _shoulder_scene(seed):
+    """A dim small nucleus deep in a bright large one (no neck) beside three single textured domes.
+
+    Rendered like :func:`touching_blobs`: dome profile, 15% smooth texture,
+    blur 1, noise 0.05; each pixel belongs to the object it lies deepest in.
+    """
+    shape = (80, 150)
+    grid = np.indices(shape, dtype=float)
+    objects = [((40, 30), 11, 1.0), ((40, 42), 8, 0.55), ((20, 100), 10, 0.8), ((58, 95), 10.5, 0.6), ((35, 128), 9.5, 0.9)]
+    best = np.full(shape, np.inf)
+    truth = np.zeros(shape, dtype=np.int64)
+    for i, (centre, radius, _) in enumerate(objects, start=1):
+        rho = np.hypot(grid[0] - centre[0], grid[1] - centre[1]) / radius
+        closer = (rho < 1) & (rho < best)
+        truth[closer] = i
+        best = np.where(closer, rho, best)
+    rng = np.random.default_rng(seed)
+    level = np.r_[0.0, [o[2] for o in objects]][truth]
+    texture = ndi.gaussian_filter(rng.standard_normal(shape), 1.5)
+    texture /= texture.std()
+    dome = np.where(truth > 0, 1 - 0.35 * np.minimum(best, 1) ** 2, 0.0)
+    image = ndi.gaussian_filter(level * dome * (1 + 0.15 * texture), 1.0) + 0.1 + 0.05 * rng.standard_normal(shape)
+    return image, truth
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_auto_splits_bright_dim_pair_without_neck_along_the_step(seed, monkeypatch):
+    # The pair's union has no neck and the dim object is a terrace, not a
+    # hill: only the intensity step between them shows the seam. The single
+    # textured domes beside it must stay whole.
+    from napari_spectral_seg.core import auto
+
+    image, truth = _shoulder_scene(seed)
+    kwargs = {"threshold": "otsu", "n_clusters": "auto", "sigma": 1.0, "min_size": 20, "random_state": 0}
+    labels = segment(image, **kwargs)
+    assert labels.max() == 5
+    assert f1_at_iou50(truth, labels) == 1.0
+    # Without the step cue the pair stays merged (the test exercises it).
+    monkeypatch.setattr(auto, "_STEP_SCORE", 0.0)
+    assert segment(image, **kwargs).max() == 4
+
+
+def test_auto_oversized_part_with_shallow_pass_is_split(monkeypatch):
+    # A part 1.5-2 typical sizes large whose pass/hill ratio is 0.85-0.93
+    # holds several objects on the generator's images (single objects of
+    # that size score >= 0.94); here one such pair is left merged without
+    # the raised floor, and every object comes out with it.
+    from napari_spectral_seg.core import auto
+
+    image, truth = touching_blobs((128, 128), 14, seed=5)
+    kwargs = {"threshold": "otsu", "n_clusters": "auto", "sigma": 1.0, "min_size": 20, "random_state": 0}
+    assert f1_at_iou50(truth, segment(image, **kwargs)) == 1.0
+    monkeypatch.setattr(auto, "_LARGE_PART_FLOOR", 0.0)
+    assert f1_at_iou50(truth, segment(image, **kwargs)) < 1.0
