@@ -316,8 +316,14 @@ def test_huge_beta_underflowing_weights(beta):
     image = np.zeros((10, 10))
     image[:, 5:] = 1.0
     image[4, 2] = 0.5
-    labels = segment(image, n_clusters=2, beta=beta, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no NaN weights from 0 * -inf
+        labels = segment(image, n_clusters=2, beta=beta, random_state=0)
     assert_valid_labels(labels, image.shape)
+    # Every edge of the odd pixel crosses a step, so it is the cheapest cut;
+    # the flat halves stay joined by their weight-1 edges.
+    others = np.delete(labels.ravel(), 4 * 10 + 2)
+    assert len(np.unique(others)) == 1 and labels[4, 2] != others[0]
 
 
 def test_floor_edge_weights():

@@ -262,7 +262,10 @@ def edge_weights_graph(
     axis_of_edge = np.concatenate(axis_of_edge)
 
     scale = seed_weight_scale(grad, image, node_of_pixel, multichannel)
-    weight = np.exp(grad * dtype(-beta / scale))
+    # Clipped to the dtype's range: a huge beta would otherwise give -inf,
+    # and 0 * -inf = NaN on flat edges, whose weight must stay exp(0) = 1.
+    factor = max(-beta / scale, -float(np.finfo(dtype).max))
+    weight = np.exp(grad * dtype(factor))
     if not np.all(conductance == 1):
         weight *= conductance.astype(dtype)[axis_of_edge]
 
