@@ -281,7 +281,7 @@ def refine_block(lap, degree, x, iterations, tol=1e-3):
     return values, np.ascontiguousarray(basis[:, xs]), it
 
 
-def smooth_block(graph, lap, degree, x, steps, omega=2.0 / 3.0, values=None, lower=None):
+def smooth_block(graph, lap, degree, x, steps, omega=2.0 / 3.0, values=None, lower=None, overwrite=False):
     """Jacobi or Chebyshev smoothing of a block of approximate eigenvectors, then Rayleigh-Ritz.
 
     Each step is ``x <- x - omega D^-1 (L x - lambda D x)`` with the Ritz
@@ -329,6 +329,8 @@ def smooth_block(graph, lap, degree, x, steps, omega=2.0 / 3.0, values=None, low
 
     lower : float, optional
         Lower end of the Chebyshev interval of ``D^-1 L`` eigenvalues to damp.
+    overwrite : bool
+        Whether ``x`` may be updated in place (saves a copy).
 
     Returns
     -------
@@ -339,26 +341,31 @@ def smooth_block(graph, lap, degree, x, steps, omega=2.0 / 3.0, values=None, low
     if values is None:
         values, coef = _rayleigh_ritz_w64(graph, degree, x, m)
         x = x @ coef
-    else:
+    elif not (overwrite and x.flags.c_contiguous):
         x = np.array(x, order="C")  # updated in place: not the caller's array
-    inv_d = (1.0 / degree.astype(np.float64)).astype(x.dtype)[:, None]
+    inv_d = (1.0 / degree.astype(np.float64)).astype(x.dtype)
     lam = np.asarray(values, dtype=np.float64)
-    weights = graph if graph.dtype == x.dtype else graph.astype(x.dtype)
+    # D^-1 W, formed once: a step then scales rows by nothing and columns
+    # by constants, which run as flat element-wise passes (broadcasting a
+    # per-row or per-column factor over rows of m = 8 entries was measured
+    # 5x slower than a flat pass).
+    data = graph.data.astype(x.dtype, copy=False) * np.repeat(inv_d, np.diff(graph.indptr))
+    walk = sp.csr_array((data, graph.indices, graph.indptr), shape=graph.shape)
+    del data
     n = x.shape[0]
-    w_inv_d = np.empty_like(inv_d)
+    flat_x = x.reshape(-1)  # a view: x is C-contiguous
+    chunk = _SMOOTH_CHUNK * m
     for w in _step_sizes(steps, omega, lower):
-        keep = (1.0 - w + w * lam).astype(x.dtype)
-        np.multiply(inv_d, x.dtype.type(w), out=w_inv_d)
-        wx = weights @ x
+        keep = np.tile((1.0 - w + w * lam).astype(x.dtype), _SMOOTH_CHUNK)
+        flat_wx = (walk @ x).reshape(-1)
         # x = keep * x + w D^-1 W x, in place, a cache-sized chunk of
         # rows at a time: one pass over memory instead of three.
-        for start in range(0, n, _SMOOTH_CHUNK):
-            rows = slice(start, start + _SMOOTH_CHUNK)
-            x_c, wx_c = x[rows], wx[rows]
-            wx_c *= w_inv_d[rows]
-            x_c *= keep
+        for start in range(0, n * m, chunk):
+            x_c, wx_c = flat_x[start : start + chunk], flat_wx[start : start + chunk]
+            wx_c *= x.dtype.type(w)
+            x_c *= keep[: len(x_c)]
             x_c += wx_c
-        del wx
+        del flat_wx
     values, coef = _rayleigh_ritz_w64(graph, degree, x, m)
     return values, x @ coef
 
@@ -620,7 +627,7 @@ def iter_multilevel_eigenvectors(
                 # k + 4 columns was measured 10x more accurate than over k.
                 values, x = smooth_block(
                     graphs[level], None, degrees[level].astype(dtype), x, count, values=values,
-                    lower=smoothing_lower,
+                    lower=smoothing_lower, overwrite=True,
                 )
                 its = count
             else:
