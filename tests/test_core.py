@@ -175,6 +175,8 @@ def test_multilevel_solve_reports_progress_per_level(big_circles):
     # events inside the one big component's solve, each further along.
     assert len(levels) >= 5
     assert any("refined level 0" in s.message for s in levels)
+    # The finest level (seconds at 16 MP) reports each smoothing step too.
+    assert sum("level 0" in s.message and "smoothing step" in s.message for s in levels) >= 3
     fractions = [s.fraction for s in during]
     assert fractions == sorted(fractions)
     assert len(set(s.fraction for s in levels)) == len(levels)
