@@ -158,6 +158,51 @@ def test_progress_callback_can_cancel(circles):
     assert seen[-1] == "graph" and "eigenvectors" not in seen
 
 
+@pytest.fixture(scope="module")
+def big_circles():
+    # 271k masked pixels: above AUTO_ARPACK_LIMIT, so "auto" runs the multilevel solver.
+    return four_circles(1000, noise=0.2, seed=0)
+
+
+def test_multilevel_solve_reports_progress_per_level(big_circles):
+    image, mask, truth = big_circles
+    seen = []
+    labels = segment(image, mask, n_clusters=4, random_state=0, progress=seen.append)
+    assert ari_against_truth(labels, truth) >= 0.99
+    during = [s for s in seen if s.step == "eigenvectors"]
+    levels = [s for s in during if "level" in s.message]
+    # Coarsening steps, the coarsest solve and every refined level: several
+    # events inside the one big component's solve, each further along.
+    assert len(levels) >= 5
+    assert any("refined level 0" in s.message for s in levels)
+    # The finest level (seconds at 16 MP) reports each smoothing step too.
+    assert sum("level 0" in s.message and "smoothing step" in s.message for s in levels) >= 3
+    fractions = [s.fraction for s in during]
+    assert fractions == sorted(fractions)
+    assert len(set(s.fraction for s in levels)) == len(levels)
+    assert during[0].fraction < levels[0].fraction and levels[-1].fraction <= 0.9
+
+
+def test_cancel_between_multilevel_levels(big_circles):
+    from threadpoolctl import threadpool_info
+
+    image, mask, _ = big_circles
+    threads = [pool["num_threads"] for pool in threadpool_info()]
+    seen = []
+
+    def stop_mid_solve(update):
+        seen.append(update)
+        if "refined level 2" in update.message:
+            raise SegmentationCancelled
+
+    with pytest.raises(SegmentationCancelled):
+        segment(image, mask, n_clusters=4, random_state=0, progress=stop_mid_solve)
+    assert "refined level 2" in seen[-1].message
+    assert not any("refined level 1" in s.message or s.step == "labels" for s in seen)
+    # No single-thread limit is left behind by the interrupted solver.
+    assert [pool["num_threads"] for pool in threadpool_info()] == threads
+
+
 def test_random_state_none_is_recorded_and_replays(circles):
     image, mask, _ = circles
     steps = iter_segment(image, mask, n_clusters=4)

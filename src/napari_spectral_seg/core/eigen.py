@@ -15,9 +15,15 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ._threads import single_threaded
-from .multilevel import multilevel_eigenvectors
+from .multilevel import drain, iter_multilevel_eigenvectors, multilevel_eigenvectors
 
-__all__ = ["EIGEN_SOLVERS", "normalized_laplacian", "laplacian_eigenvectors", "resolve_solver"]
+__all__ = [
+    "EIGEN_SOLVERS",
+    "iter_laplacian_eigenvectors",
+    "laplacian_eigenvectors",
+    "normalized_laplacian",
+    "resolve_solver",
+]
 
 EIGEN_SOLVERS = ("auto", "arpack", "lobpcg", "amg", "multilevel")
 
@@ -185,6 +191,23 @@ def laplacian_eigenvectors(
         coordinates), signs fixed so each column's largest entry is positive.
         float32 from the multilevel solver, float64 otherwise.
     """
+    return drain(iter_laplacian_eigenvectors(graph, k, solver=solver, rng=rng))
+
+
+def iter_laplacian_eigenvectors(
+    graph: sp.csr_array,
+    k: int,
+    *,
+    solver: str = "auto",
+    rng: np.random.Generator | None = None,
+):
+    """:func:`laplacian_eigenvectors` as a generator that reports its progress.
+
+    The multilevel solver yields ``(fraction, message)`` after each level
+    (see :func:`.multilevel.iter_multilevel_eigenvectors`); the other
+    solvers yield nothing. Returns ``(eigenvalues, embedding)`` as the
+    ``StopIteration`` value.
+    """
     if solver not in EIGEN_SOLVERS:
         raise ValueError(
             f"eigen_solver={solver!r} is unknown; use one of {', '.join(EIGEN_SOLVERS)}."
@@ -194,7 +217,7 @@ def laplacian_eigenvectors(
 
     chosen = resolve_solver(solver, n, k)
     if chosen == "multilevel":
-        values, embedding, _ = multilevel_eigenvectors(graph, k, rng=rng)
+        values, embedding, _ = yield from iter_multilevel_eigenvectors(graph, k, rng=rng)
         return values, _fix_signs(embedding)
 
     laplacian, sqrt_degree = normalized_laplacian(graph)

@@ -331,6 +331,8 @@ def component_block(graph: sp.csr_array, start: int, stop: int) -> sp.csr_array:
     Works in O(block size) because no edge leaves the block (nodes are
     numbered by component, see :func:`index_pixels`).
     """
+    if start == 0 and stop == graph.shape[0]:
+        return graph  # one component: the whole graph, no copy
     indptr = graph.indptr[start : stop + 1]
     first, last = indptr[0], indptr[-1]
     return sp.csr_array(

@@ -1,7 +1,8 @@
 """The segmentation pipeline: mask -> pixel graph -> eigenvectors -> labels.
 
 :func:`iter_segment` is a generator that yields :class:`Progress` between
-steps (and between connected components during the eigen-solve) and returns
+steps (and between connected components, and between the levels of the
+multilevel eigen-solver, during the eigen-solve) and returns
 a :class:`SegmentationResult`; stopping the iteration cancels the run. It is
 what the napari widget's worker drives. :func:`segment` runs it to the end
 for scripts.
@@ -30,8 +31,8 @@ from .validation import (
     check_random_state,
     check_spacing,
     floor_edge_weights,
+    iter_solve_component,
     scale_for_graph,
-    solve_component,
     warn_if_constant,
 )
 
@@ -286,10 +287,22 @@ def iter_segment(
             embeddings.append(None)
         else:
             block = component_block(graph, start, stop)
-            values, embedding = solve_component(
+            solve = iter_solve_component(
                 block, k, eigen_solver=eigen_solver,
                 rng_factory=lambda comp=comp: np.random.default_rng([random_state, comp]),
             )
+            # The multilevel solver reports each level of a big component
+            # (seconds each at 4096^2): passed on unthrottled, and stopping
+            # here between levels cancels the solve.
+            while True:
+                try:
+                    part, detail = next(solve)
+                except StopIteration as done_solving:
+                    values, embedding = done_solving.value
+                    break
+                done = (start + part * (stop - start)) / index.n_nodes
+                last_yield = time.perf_counter()
+                yield Progress("eigenvectors", lo + (hi - lo) * done, f"component {comp + 1} of {n_comp}: {detail}")
             eigenvalues.append(values)
             embeddings.append(embedding)
         now = time.perf_counter()
@@ -495,8 +508,10 @@ def segment(
         peaks (see :mod:`napari_spectral_seg.core.auto`); larger values split
         more. Default 0.85.
     progress : callable, optional
-        Called with a :class:`Progress` between steps; raise
-        :class:`SegmentationCancelled` from it to stop.
+        Called with a :class:`Progress` between steps, between connected
+        components and, for a component solved by the multilevel solver,
+        after each of its levels; raise :class:`SegmentationCancelled` from
+        it to stop (within a level of the solve).
 
     Returns
     -------

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from . import eigen as _eigen
-from .eigen import EIGEN_SOLVERS, laplacian_eigenvectors
+from .eigen import EIGEN_SOLVERS, iter_laplacian_eigenvectors, laplacian_eigenvectors, resolve_solver
 from .labels import LABEL_METHODS
 from .memory import check_image_memory
 
@@ -26,6 +26,7 @@ __all__ = [
     "check_spacing",
     "floor_edge_weights",
     "scale_for_graph",
+    "iter_solve_component",
     "solve_component",
     "warn_if_constant",
 ]
@@ -273,6 +274,49 @@ def solve_component(block, k, *, eigen_solver, rng_factory):
     ValueError
         If every solver failed, naming ``eigen_solver`` and the original error.
     """
+    return _drain(iter_solve_component(block, k, eigen_solver=eigen_solver, rng_factory=rng_factory))
+
+
+def _drain(steps):
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _quiet_steps(steps):
+    """Run a solver generator's steps with floating-point warnings off.
+
+    The ``np.errstate`` is entered per step, not around the suspended
+    generator, so it never leaks to the consumer between steps.
+    """
+    try:
+        while True:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                try:
+                    update = next(steps)
+                except StopIteration as stop:
+                    return stop.value
+            yield update
+    finally:
+        steps.close()
+
+
+def _solver_steps(block, k, solver, rng):
+    """Steps of one solver: only the multilevel one reports progress; the
+    others are one plain :func:`laplacian_eigenvectors` call."""
+    if solver in EIGEN_SOLVERS and resolve_solver(solver, block.shape[0], k) == "multilevel":
+        return (yield from iter_laplacian_eigenvectors(block, k, solver=solver, rng=rng))
+    return laplacian_eigenvectors(block, k, solver=solver, rng=rng)
+
+
+def iter_solve_component(block, k, *, eigen_solver, rng_factory):
+    """:func:`solve_component` as a generator yielding the solver's ``(fraction, message)``.
+
+    Progress restarts from 0 when a fallback solver takes over. Returns
+    ``(eigenvalues, embedding)`` as the ``StopIteration`` value.
+    """
     errors = []
     fallbacks = _FALLBACK.get(eigen_solver, ())
     if block.shape[0] > _ARPACK_FALLBACK_LIMIT:
@@ -280,8 +324,7 @@ def solve_component(block, k, *, eigen_solver, rng_factory):
         fallbacks = tuple(s for s in fallbacks if s != "arpack")
     for solver in (eigen_solver, *fallbacks):
         try:
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                values, embedding = laplacian_eigenvectors(block, k, solver=solver, rng=rng_factory())
+            values, embedding = yield from _quiet_steps(_solver_steps(block, k, solver, rng_factory()))
         except (ArithmeticError, ValueError, RuntimeError, np.linalg.LinAlgError) as err:
             # ArpackError / ArpackNoConvergence are RuntimeErrors; LinAlgError a ValueError.
             errors.append(f"{solver}: {type(err).__name__}: {err}")
@@ -292,7 +335,7 @@ def solve_component(block, k, *, eigen_solver, rng_factory):
                     f"eigen_solver={eigen_solver!r} failed on a component of {block.shape[0]} pixels; "
                     f"used {solver!r} instead.",
                     RuntimeWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
             return values, embedding
         errors.append(f"{solver}: NaN or infinite eigenvectors")
