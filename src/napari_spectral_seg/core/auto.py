@@ -56,6 +56,16 @@ spectral bisection with a shape-and-intensity stopping rule:
    sides) divided by the brightness step across it (median cue within 3
    pixels on each side) is below ``_STEP_SCORE``, both sides holding 0.4
    typical sizes; the pieces are tried again.
+7. **Shape moments (3D).** Two objects overlapping deeply, or two small
+   ones the size of one typical object, can leave no pass at all. Their
+   union is still not shaped like one ellipsoid: a 2-means clustering of its
+   voxel positions leaves less than 0.6 of its second moment, while a single
+   ellipsoid (axes up to 1.5:1, whole or clipped by a neighbour) leaves
+   0.66-0.80; such pieces (from 0.9 typical sizes) are cut along the 2-means
+   split if both halves are ellipsoid-like themselves (each leaves at least
+   0.6; a flat fragment left by earlier cuts does not). Conversely two touching pieces whose union leaves at least 0.68
+   and holds at most 2 typical sizes are one object cut in two and are
+   joined.
    Finally, slivers cut off inside a component (below a quarter of the
    typical size) rejoin their neighbour: they are false cuts, not objects.
 
@@ -890,6 +900,13 @@ def _split_moments(labels, a, b, coords, typical, *, spacing, min_part):
             continue
         side, left = _two_means(coords[nodes] * scale)
         if not left < _MOMENT_RATIO or np.bincount(side, minlength=2).min() < smallest:
+            final.append(nodes)
+            continue
+        # Two objects split into two ellipsoid-like halves; a fragment of one
+        # object (a slab or wedge left by earlier cuts) scores low too, but
+        # its halves are still flat.
+        x = coords[nodes] * scale
+        if min(_two_means(x[side == k])[1] for k in (0, 1)) < _MOMENT_RATIO:
             final.append(nodes)
             continue
         local = np.full(len(labels), -1, dtype=np.int64)
