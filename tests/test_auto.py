@@ -280,3 +280,48 @@ def test_auto_oversized_part_with_shallow_pass_is_split(monkeypatch):
     assert f1_at_iou50(truth, segment(image, **kwargs)) == 1.0
     monkeypatch.setattr(auto, "_LARGE_PART_FLOOR", 0.0)
     assert f1_at_iou50(truth, segment(image, **kwargs)) < 1.0
+
+
+def _voxel_graph(mask):
+    from napari_spectral_seg.core.auto import pixel_edges
+
+    node = np.full(mask.shape, -1, dtype=np.int64)
+    node[mask] = np.arange(int(mask.sum()))
+    heads, tails, _ = pixel_edges(node)
+    return np.argwhere(mask), heads, tails
+
+
+def test_moment_test_separates_single_ellipsoids_from_touching_pairs():
+    from napari_spectral_seg.core import auto
+
+    g = np.indices((40, 40, 60)).astype(float)
+    # one ellipsoid, axes 1.5:1:1.2 (the generator's most elongated case)
+    single = ((g[0] - 20) / 12) ** 2 + ((g[1] - 20) / 8) ** 2 + ((g[2] - 30) / 9.6) ** 2 < 1
+    # two balls, radii 9 and 7, centre distance 0.8 * (9 + 7)
+    ball_a = (g[0] - 20) ** 2 + (g[1] - 20) ** 2 + (g[2] - 20) ** 2 < 81
+    ball_b = (g[0] - 20) ** 2 + (g[1] - 20) ** 2 + (g[2] - 32.8) ** 2 < 49
+    pair = ball_a | ball_b
+    assert auto._two_means(np.argwhere(single).astype(float))[1] > auto._MOMENT_RATIO
+    assert auto._two_means(np.argwhere(pair).astype(float))[1] < auto._MOMENT_RATIO
+
+    # split: the pair as one piece becomes the two balls; the ellipsoid stays whole
+    typical = float(ball_a.sum() + ball_b.sum()) / 2
+    coords, a, b = _voxel_graph(pair)
+    out = auto._split_moments(np.zeros(len(coords), dtype=np.int64), a, b, coords, typical, spacing=None, min_part=30)
+    assert out.max() == 1
+    pred = np.zeros(pair.shape, dtype=np.int64)
+    pred[tuple(coords.T)] = out + 1
+    truth = np.where(ball_a, 1, np.where(ball_b, 2, 0))
+    assert f1_at_iou50(truth, pred) == 1.0
+    coords, a, b = _voxel_graph(single)
+    out = auto._split_moments(np.zeros(len(coords), dtype=np.int64), a, b, coords, typical, spacing=None, min_part=30)
+    assert out.max() == 0
+
+    # join: a ball cut in two halves is one object again; the two balls stay two
+    ball = (g[0] - 20) ** 2 + (g[1] - 20) ** 2 + (g[2] - 30) ** 2 < 100
+    coords, a, b = _voxel_graph(ball)
+    halves = (coords[:, 2] > 31).astype(np.int64)
+    assert auto._join_moments(halves, a, b, coords, float(ball.sum()), spacing=None).max() == 0
+    coords, a, b = _voxel_graph(pair)
+    two = (coords[:, 2] > 26).astype(np.int64)
+    assert auto._join_moments(two, a, b, coords, typical, spacing=None).max() == 1
