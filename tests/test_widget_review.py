@@ -45,6 +45,20 @@ def test_result_copies_rotate_and_shear(dock, qtbot):
     np.testing.assert_allclose(labels.data_to_world((30, 40)), viewer.layers["tilted"].data_to_world((30, 40)))
 
 
+def test_result_keeps_units_and_a_rerun_updates_the_same_layer(dock, qtbot):
+    image, _, _ = four_circles(seed=0)
+    viewer, widget = dock(image, name="cells", scale=(0.5, 0.5), units=("um", "um"))
+    run(widget, qtbot)
+    first = viewer.layers["cells spectral"]
+    assert [str(u) for u in first.units] == ["micrometer", "micrometer"]
+    viewer.layers["cells"].scale = (0.25, 0.25)  # the user corrects the pixel size
+    widget.seed.value = 1
+    run(widget, qtbot)
+    assert viewer.layers["cells spectral"] is first  # updated in place, no second layer
+    np.testing.assert_allclose(first.scale, (0.25, 0.25))
+    assert first.metadata["spectral_seg"]["random_state"] == 1
+
+
 def test_pipeline_warnings_reach_the_user(dock, qtbot):
     viewer, widget = dock(np.ones((30, 30)), name="flat")
     widget.auto_threshold.value = False
