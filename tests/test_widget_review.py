@@ -132,3 +132,20 @@ def test_each_frame_keeps_the_parameters_it_was_made_with(dock, qtbot):
     meta = viewer.layers["movie spectral"].metadata["spectral_seg"]
     assert meta["per_frame"]["(0,)"]["n_clusters"] == 4 and meta["per_frame"]["(0,)"]["beta"] == 1.0
     assert meta["per_frame"]["(1,)"]["n_clusters"] == 2 and meta["per_frame"]["(1,)"]["beta"] == 5.0
+
+
+def test_status_shows_engine_start_up_apart_from_the_segmentation_time(dock, qtbot):
+    from napari_spectral_seg._widget import _result_status
+
+    assert _result_status(4, {"wall": 1.9, "engine_start": 1.85}) == (
+        "4 segments in 0.05 s (+ 1.9 s engine start-up)"
+    )
+    assert _result_status(4, {"wall": 0.3, "engine_start": 0.01}) == "4 segments in 0.30 s"
+    image, mask, _ = four_circles(seed=0)
+    viewer, widget = dock(image, name="first")
+    run(widget, qtbot)  # right after docking: may include the engine's start
+    seconds = viewer.layers["first spectral"].metadata["spectral_seg"]["seconds"]
+    assert widget.status.value.startswith("4 segments in ")
+    run(widget, qtbot)  # the engine is up now: no start-up part
+    assert "start-up" not in widget.status.value
+    assert seconds > 0
