@@ -33,6 +33,9 @@ heldout-2d / heldout-3d
 fresh-2d / fresh-3d (``--fresh``)
     Seeds 300..319 and 300..305, a further range kept unseen while
     developing, for a final check after a change was tuned on the sets above.
+unseen-2d / unseen-3d (``--unseen``)
+    Seeds 500..539 and 500..511, first evaluated once at the end of the
+    round that added them (convex rejoin), after all choices were made.
 dsb2018-real
     A real fluorescence image of nuclei with hand-made instance annotations
     from the 2018 Data Science Bowl (Caicedo et al., Nature Methods 2019),
@@ -44,7 +47,7 @@ dsb2018-real
 
 Usage::
 
-    PYTHONPATH=src python bench/quality.py [--quick] [--fresh]
+    PYTHONPATH=src python bench/quality.py [--quick] [--fresh] [--unseen]
 
 Prints a table and writes ``bench/results/quality.json``.
 """
@@ -132,7 +135,7 @@ def ours(image: np.ndarray, spacing=None) -> np.ndarray:
 
 
 # -------------------------------------------------------------------- data
-def synthetic_sets(quick: bool, fresh: bool = False):
+def synthetic_sets(quick: bool, fresh: bool = False, unseen: bool = False):
     n2, n3 = (3, 1) if quick else (10, 3)
     sets = {
         "synthetic-2d": [touching_blobs((128, 128), 14, seed=s) for s in range(n2)],
@@ -146,6 +149,9 @@ def synthetic_sets(quick: bool, fresh: bool = False):
     if fresh:
         sets["fresh-2d"] = [touching_blobs((128, 128), 14, seed=s) for s in range(300, 320)]
         sets["fresh-3d"] = [touching_blobs((40, 64, 64), 12, seed=s) for s in range(300, 306)]
+    if unseen:
+        sets["unseen-2d"] = [touching_blobs((128, 128), 14, seed=s) for s in range(500, 540)]
+        sets["unseen-3d"] = [touching_blobs((40, 64, 64), 12, seed=s) for s in range(500, 512)]
     return sets
 
 
@@ -191,11 +197,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 2D + 1 3D synthetic images only")
     parser.add_argument("--fresh", action="store_true", help="also seeds 300..319 (2D) and 300..305 (3D)")
+    parser.add_argument("--unseen", action="store_true", help="also seeds 500..539 (2D) and 500..511 (3D)")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "quality.json"))
     args = parser.parse_args(argv)
 
     rows = []
-    for name, items in synthetic_sets(args.quick, args.fresh).items():
+    for name, items in synthetic_sets(args.quick, args.fresh, args.unseen).items():
         rows.append(evaluate(name, items))
     real, note = real_set()
     if real is not None:
@@ -218,6 +225,7 @@ def main(argv=None):
         "real_data": note,
         "quick": args.quick,
         "fresh": args.fresh,
+        "unseen": args.unseen,
         "python": platform.python_version(),
         "rows": rows,
     }

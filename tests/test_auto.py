@@ -325,3 +325,51 @@ def test_moment_test_separates_single_ellipsoids_from_touching_pairs():
     coords, a, b = _voxel_graph(pair)
     two = (coords[:, 2] > 26).astype(np.int64)
     assert auto._join_moments(two, a, b, coords, typical, spacing=None).max() == 1
+
+
+def _clipped_ellipse_scene(seed):
+    # A large ellipse (2.5 typical sizes) cut in half by the left image
+    # border, beside eight typical discs; mild smooth texture and noise.
+    shape = (100, 150)
+    yy, xx = np.indices(shape).astype(float)
+    rng = np.random.default_rng(seed)
+    truth = np.zeros(shape, dtype=np.int64)
+    truth[((yy - 50) / 21) ** 2 + (xx / 17) ** 2 < 1] = 1
+    centres = [(20, 60), (50, 70), (80, 60), (20, 100), (50, 110), (80, 100), (25, 135), (75, 135)]
+    for k, (cy, cx) in enumerate(centres, start=2):
+        truth[((yy - cy) ** 2 + (xx - cx) ** 2 < 64) & (truth == 0)] = k
+    texture = 1 + 0.45 * ndi.gaussian_filter(rng.standard_normal(shape), 3)
+    image = ndi.gaussian_filter((truth > 0) * texture, 1.0) + 0.1 + 0.03 * rng.standard_normal(shape)
+    return image, truth
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_auto_border_clipped_large_ellipse_stays_whole(seed, monkeypatch):
+    # The oversized rule cuts the big clipped ellipse although no pass
+    # divides it; its pieces' union is convex and their seam spans the
+    # object, so the convex rejoin makes it one object again.
+    from napari_spectral_seg.core import auto
+
+    image, truth = _clipped_ellipse_scene(seed)
+    kwargs = {"threshold": "otsu", "n_clusters": "auto", "sigma": 1.0, "min_size": 20, "random_state": 0}
+    labels = segment(image, **kwargs)
+    assert labels.max() == 9
+    assert f1_at_iou50(truth, labels) == 1.0
+    # Without the rejoin the ellipse is over-split (the test exercises it).
+    monkeypatch.setattr(auto, "_CONVEX_SOLIDITY", 2.0)
+    assert segment(image, **kwargs).max() > 9
+
+
+def test_solidity_and_seam_cues():
+    from napari_spectral_seg.core import auto
+
+    yy, xx = np.indices((60, 100))
+    ellipse = ((yy - 30) / 12) ** 2 + ((xx - 50) / 20) ** 2 < 1
+    pair = ((yy - 30) ** 2 + (xx - 40) ** 2 < 100) | ((yy - 30) ** 2 + (xx - 56) ** 2 < 100)
+    assert auto._solidity(np.argwhere(ellipse)) > 0.97
+    assert auto._solidity(np.argwhere(pair)) < 0.97
+    # ellipse cut along its long axis: the seam spans it; the pair meets at a neck
+    for mask, axis, cut, expected in ((ellipse, 0, 30, True), (pair, 1, 48, False)):
+        coords, a, b = _voxel_graph(mask)
+        halves = (coords[:, axis] >= cut).astype(np.int64)
+        assert (auto._seam_ratio(halves, a, b, 2, 0, 1) >= auto._CONVEX_SEAM) == expected

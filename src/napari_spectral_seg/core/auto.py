@@ -66,8 +66,17 @@ spectral bisection with a shape-and-intensity stopping rule:
    0.6; a flat fragment left by earlier cuts does not). Conversely two touching pieces whose union leaves at least 0.68
    and holds at most 2 typical sizes are one object cut in two and are
    joined.
-   Finally, slivers cut off inside a component (below a quarter of the
+   Slivers cut off inside a component (below a quarter of the
    typical size) rejoin their neighbour: they are false cuts, not objects.
+8. **Convex rejoin.** A large object (often clipped by the image border)
+   of 2-3.5 typical sizes has no pass, yet the oversized rule of step 5
+   cuts it. Its pieces meet along a seam as wide as the object, and their
+   union is convex; two touching objects meet at a neck or leave a dent.
+   Two touching pieces are joined when their union fills at least 0.97 of
+   its convex hull (pixel counts) and their seam is at least 1.4 times the
+   smaller piece's equivalent diameter (3D: central section), the union
+   holding at most 3.5 typical sizes. A border-clipped convex object stays
+   convex, so the border needs no special case.
 
 This module is numpy/scipy only; it calls the shared eigen-solver
 :func:`napari_spectral_seg.core.eigen.laplacian_eigenvectors`.
@@ -164,6 +173,25 @@ _MOMENT_MIN_SIZE = 0.9
 # are one object cut in two: they are joined again.
 _JOIN_RATIO = 0.68
 _JOIN_MAX_SIZE = 2.0
+# Convex rejoin (see _join_convex): two touching pieces are one object when
+# their union fills at least _CONVEX_SOLIDITY of its convex hull, the seam
+# between them is at least _CONVEX_SEAM times the smaller piece's
+# equivalent diameter (2D) or central section (3D), and the union holds at
+# most _CONVEX_MAX_SIZE typical sizes. Measured on the final pieces of tuning
+# seeds (2D 0-39, 3D 0-5), pieces of one truth object against pieces of two:
+# solidity (hull of pixel centres) 2D 13 over-split pairs median 0.971 vs
+# 442 true borders median 0.908, p90 0.961, max 0.988; 3D 3 over-split pairs
+# 0.85/0.98/0.99 vs 123 true borders max 0.963 (held-out 3D 224 borders max
+# 0.948). Seam: over-split median 1.48 (2D) vs true borders median 0.93, p90
+# 1.35 (2D; 3D 1.42-2.07 vs p90 1.44). Neither cue alone separates 2D
+# deep overlaps (convex unions); together, 2D tuning F1 0.929 -> 0.937 and
+# held-out 100-139 0.908 -> 0.912 (10 joins each), 3D tuning 0.875 -> 0.915,
+# held-out 100-111 unchanged (no pair qualifies).
+_CONVEX_SOLIDITY = 0.97
+_CONVEX_SEAM = 1.4
+# Over-split objects up to 3.2 typical sizes were seen (border-clipped large
+# ones); no true-border pair passes the two cues at any size.
+_CONVEX_MAX_SIZE = 3.5
 
 
 def check_sensitivity(sensitivity, n_clusters):
@@ -749,6 +777,8 @@ def iter_auto_labels(
             labels = _merge_small_pieces(
                 labels.copy(), int(labels.max()) + 1, heads[e0:e1] - start, tails[e0:e1] - start, max(sliver, min_part)
             )
+        if typical > 0 and labels.max() > 0:
+            labels = _join_convex(labels, heads[e0:e1] - start, tails[e0:e1] - start, coords[start:stop], typical)
         node_label[start:stop] = next_label + labels
         next_label += int(labels.max()) + 1
     yield 1.0, "size check done"
@@ -954,6 +984,84 @@ def _join_moments(labels, a, b, coords, typical, *, spacing):
             _, left = _two_means(x[(labels == p) | (labels == q)])
             if left >= best:
                 best, best_pair = left, (p, q)
+        if best_pair is None:
+            break
+        labels[labels == best_pair[1]] = best_pair[0]
+        _, labels = np.unique(labels, return_inverse=True)
+    return labels
+
+
+def _solidity(x):
+    """Pixels of a set over the pixels inside its convex hull (1 for a convex shape).
+
+    The hull is taken over the pixel centres and the box's pixel centres
+    inside it are counted, so digitisation does not bias the ratio with
+    size. A set clipped by the image border stays convex: the border cuts a
+    convex shape along a plane. A ratio of pixel counts needs no
+    ``spacing``: scaling the axes keeps hulls hulls and ratios alike.
+    """
+    from scipy.spatial import ConvexHull, QhullError
+
+    ndim = x.shape[1]
+    local, shape = _box(x)
+    box = np.zeros(shape, dtype=bool)
+    box[tuple(local.T)] = True
+    # Only the rim spans the hull; interior pixels add nothing but cost.
+    rim = np.argwhere(box & ~ndi.binary_erosion(box)).astype(float)
+    try:
+        hull = ConvexHull(rim)
+    except QhullError:  # flat sets (one pixel thick): no hull volume
+        return 1.0
+    grid = np.argwhere(np.ones(shape, dtype=bool)).astype(float)
+    inside = np.all(grid @ hull.equations[:, :-1].T + hull.equations[:, -1] <= 1e-9, axis=1)
+    return float(len(x) / max(int(inside.sum()), 1))
+
+
+def _seam_ratio(labels, a, b, ndim, p, q):
+    """Faces cut between pieces ``p`` and ``q`` over the smaller piece's cross-section.
+
+    The cross-section is the diameter of the smaller piece's equivalent disc
+    (2D) or the central section of its equivalent ball (3D). A cut through
+    one object runs from side to side of it (ratio 1.4-2); two objects meet
+    at a neck narrower than either (median 0.9).
+    """
+    la, lb = labels[a], labels[b]
+    n_seam = int(np.count_nonzero(((la == p) & (lb == q)) | ((la == q) & (lb == p))))
+    small = min(int(np.count_nonzero(labels == p)), int(np.count_nonzero(labels == q)))
+    if ndim == 2:
+        section = 2.0 * np.sqrt(small / np.pi)
+    else:
+        section = np.pi * (3.0 * small / (4.0 * np.pi)) ** (2.0 / 3.0)
+    return n_seam / max(section, 1e-12)
+
+
+def _join_convex(labels, a, b, coords, typical):
+    """Join touching pieces whose union is one convex object cut in two (see ``_CONVEX_SOLIDITY``).
+
+    A large object, often clipped by the image border, is cut by the
+    oversized rule although no pass divides it: its pieces meet along a
+    seam as wide as the object, and their union is convex. Two touching
+    objects meet at a neck (a narrow seam) or make a dent in the union's
+    outline. Greedy: the most convex qualifying union first, then again.
+    Returns labels ``0..K-1``.
+    """
+    ndim = coords.shape[1]
+    labels = labels.copy()
+    for _ in range(int(labels.max())):
+        la, lb = labels[a], labels[b]
+        cross = la != lb
+        pairs = np.unique(np.stack([np.minimum(la[cross], lb[cross]), np.maximum(la[cross], lb[cross])], axis=1), axis=0)
+        sizes = np.bincount(labels)
+        best, best_pair = _CONVEX_SOLIDITY, None
+        for p, q in pairs:
+            # The cheap tests first: the hull is the costly cue.
+            if _relative_size(sizes[p] + sizes[q], typical, ndim) > _CONVEX_MAX_SIZE:
+                continue
+            if _seam_ratio(labels, a, b, ndim, p, q) < _CONVEX_SEAM:
+                continue
+            solidity = _solidity(coords[(labels == p) | (labels == q)])
+            if solidity >= best:
+                best, best_pair = solidity, (p, q)
         if best_pair is None:
             break
         labels[labels == best_pair[1]] = best_pair[0]
