@@ -17,6 +17,7 @@ from . import eigen as _eigen
 from .eigen import EIGEN_SOLVERS, iter_laplacian_eigenvectors, laplacian_eigenvectors, resolve_solver
 from .labels import LABEL_METHODS
 from .memory import check_image_memory
+from .multilevel import drain
 
 __all__ = [
     "as_float_image",
@@ -274,15 +275,7 @@ def solve_component(block, k, *, eigen_solver, rng_factory):
     ValueError
         If every solver failed, naming ``eigen_solver`` and the original error.
     """
-    return _drain(iter_solve_component(block, k, eigen_solver=eigen_solver, rng_factory=rng_factory))
-
-
-def _drain(steps):
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
+    return drain(iter_solve_component(block, k, eigen_solver=eigen_solver, rng_factory=rng_factory))
 
 
 def _quiet_steps(steps):
