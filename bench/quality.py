@@ -36,6 +36,9 @@ fresh-2d / fresh-3d (``--fresh``)
 unseen-2d / unseen-3d (``--unseen``)
     Seeds 500..539 and 500..511, first evaluated once at the end of the
     round that added them (convex rejoin), after all choices were made.
+new-2d / new-3d (``--new``)
+    Seeds 700..739 and 700..711, first evaluated once at the end of the
+    round that made the typical-size estimate ignore fragments.
 dsb2018-real
     A real fluorescence image of nuclei with hand-made instance annotations
     from the 2018 Data Science Bowl (Caicedo et al., Nature Methods 2019),
@@ -47,7 +50,7 @@ dsb2018-real
 
 Usage::
 
-    PYTHONPATH=src python bench/quality.py [--quick] [--fresh] [--unseen]
+    PYTHONPATH=src python bench/quality.py [--quick] [--fresh] [--unseen] [--new]
 
 Prints a table and writes ``bench/results/quality.json``.
 """
@@ -135,7 +138,7 @@ def ours(image: np.ndarray, spacing=None) -> np.ndarray:
 
 
 # -------------------------------------------------------------------- data
-def synthetic_sets(quick: bool, fresh: bool = False, unseen: bool = False):
+def synthetic_sets(quick: bool, fresh: bool = False, unseen: bool = False, new: bool = False):
     n2, n3 = (3, 1) if quick else (10, 3)
     sets = {
         "synthetic-2d": [touching_blobs((128, 128), 14, seed=s) for s in range(n2)],
@@ -152,6 +155,9 @@ def synthetic_sets(quick: bool, fresh: bool = False, unseen: bool = False):
     if unseen:
         sets["unseen-2d"] = [touching_blobs((128, 128), 14, seed=s) for s in range(500, 540)]
         sets["unseen-3d"] = [touching_blobs((40, 64, 64), 12, seed=s) for s in range(500, 512)]
+    if new:
+        sets["new-2d"] = [touching_blobs((128, 128), 14, seed=s) for s in range(700, 740)]
+        sets["new-3d"] = [touching_blobs((40, 64, 64), 12, seed=s) for s in range(700, 712)]
     return sets
 
 
@@ -198,11 +204,12 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="3 2D + 1 3D synthetic images only")
     parser.add_argument("--fresh", action="store_true", help="also seeds 300..319 (2D) and 300..305 (3D)")
     parser.add_argument("--unseen", action="store_true", help="also seeds 500..539 (2D) and 500..511 (3D)")
+    parser.add_argument("--new", action="store_true", help="also seeds 700..739 (2D) and 700..711 (3D)")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "quality.json"))
     args = parser.parse_args(argv)
 
     rows = []
-    for name, items in synthetic_sets(args.quick, args.fresh, args.unseen).items():
+    for name, items in synthetic_sets(args.quick, args.fresh, args.unseen, args.new).items():
         rows.append(evaluate(name, items))
     real, note = real_set()
     if real is not None:
@@ -226,6 +233,7 @@ def main(argv=None):
         "quick": args.quick,
         "fresh": args.fresh,
         "unseen": args.unseen,
+        "new": args.new,
         "python": platform.python_version(),
         "rows": rows,
     }
