@@ -387,6 +387,39 @@ def _sweep_cut(guide, heights, la, lb, m, smallest, eigen_solver, rng):
     return rank, candidates, ratio
 
 
+def _local_edges(nodes, n_nodes, a, b):
+    """The edges ``(a, b)`` that join two of ``nodes``, renumbered ``0..len(nodes)-1``."""
+    local = np.full(n_nodes, -1, dtype=np.int64)
+    local[nodes] = np.arange(len(nodes))
+    la, lb = local[a], local[b]
+    inside = (la >= 0) & (lb >= 0)
+    return la[inside], lb[inside]
+
+
+def _cut_into_pieces(nodes, side, la, lb, min_part):
+    """Connected pieces of ``nodes`` once the edges between ``side`` 0 and 1 are cut.
+
+    Pieces below ``min_part`` rejoin a neighbour. Returns the pieces' node
+    arrays, or None when the cut leaves a single piece.
+    """
+    same = side[la] == side[lb]
+    n_pieces, piece = connected_components(
+        sp.coo_array((np.ones(int(same.sum())), (la[same], lb[same])), shape=(len(nodes),) * 2), directed=False
+    )
+    piece = _merge_small_pieces(piece, n_pieces, la, lb, min_part)
+    if piece.max() == 0:
+        return None
+    return [nodes[piece == p] for p in range(piece.max() + 1)]
+
+
+def _labels_of_pieces(pieces, like):
+    """Labels ``0..K-1`` (the shape and dtype of ``like``) from a list of node arrays."""
+    out = np.empty_like(like)
+    for i, nodes in enumerate(pieces):
+        out[nodes] = i
+    return out
+
+
 def _merge_small_pieces(piece, n_pieces, a, b, min_part):
     """Give pieces smaller than ``min_part`` to the neighbour they share most edges with."""
     for _ in range(n_pieces):
@@ -865,15 +898,12 @@ def _split_oversized(labels, a, b, coords, cue, typical, *, spacing, sensitivity
     all_ratios = []
     for p in oversized:
         nodes = np.flatnonzero(labels == p)
-        local = np.full(len(labels), -1, dtype=np.int64)
-        local[nodes] = np.arange(len(nodes))
-        la, lb = local[a], local[b]
-        inside = (la >= 0) & (lb >= 0)
+        la, lb = _local_edges(nodes, len(labels), a, b)
         sub_coords, sub_cue = coords[nodes], cue[nodes]
         sub, ratios = split_component(
             _part_heights(np.arange(len(nodes)), sub_coords, sub_cue, spacing),
-            la[inside],
-            lb[inside],
+            la,
+            lb,
             coords=sub_coords,
             cue=sub_cue,
             spacing=spacing,
@@ -909,29 +939,18 @@ def _split_steps(labels, a, b, coords, cue, typical, *, spacing, min_part, eigen
         if too_small or len(final) + len(stack) >= 1000:
             final.append(nodes)
             continue
-        local = np.full(len(labels), -1, dtype=np.int64)
-        local[nodes] = np.arange(len(nodes))
-        la, lb = local[a], local[b]
-        inside = (la >= 0) & (lb >= 0)
-        la, lb = la[inside], lb[inside]
+        la, lb = _local_edges(nodes, len(labels), a, b)
         score, side = _step_cut(coords[nodes], cue[nodes], la, lb, smallest,
                                 spacing=spacing, eigen_solver=eigen_solver, rng=rng)
         if not score < _STEP_SCORE:
             final.append(nodes)
             continue
-        same = side[la] == side[lb]
-        n_pieces, piece = connected_components(
-            sp.coo_array((np.ones(int(same.sum())), (la[same], lb[same])), shape=(len(nodes),) * 2), directed=False
-        )
-        piece = _merge_small_pieces(piece, n_pieces, la, lb, min_part)
-        if piece.max() == 0:
+        pieces = _cut_into_pieces(nodes, side, la, lb, min_part)
+        if pieces is None:
             final.append(nodes)
             continue
-        stack.extend(nodes[piece == p] for p in range(piece.max() + 1))
-    out = np.empty_like(labels)
-    for i, nodes in enumerate(final):
-        out[nodes] = i
-    return out
+        stack.extend(pieces)
+    return _labels_of_pieces(final, labels)
 
 
 def _two_means(x):
@@ -992,24 +1011,13 @@ def _split_moments(labels, a, b, coords, typical, *, spacing, min_part):
         if min(_two_means(x[side == k])[1] for k in (0, 1)) < _MOMENT_RATIO:
             final.append(nodes)
             continue
-        local = np.full(len(labels), -1, dtype=np.int64)
-        local[nodes] = np.arange(len(nodes))
-        la, lb = local[a], local[b]
-        inside = (la >= 0) & (lb >= 0)
-        la, lb = la[inside], lb[inside]
-        same = side[la] == side[lb]
-        n_pieces, piece = connected_components(
-            sp.coo_array((np.ones(int(same.sum())), (la[same], lb[same])), shape=(len(nodes),) * 2), directed=False
-        )
-        piece = _merge_small_pieces(piece, n_pieces, la, lb, min_part)
-        if piece.max() == 0:
+        la, lb = _local_edges(nodes, len(labels), a, b)
+        pieces = _cut_into_pieces(nodes, side, la, lb, min_part)
+        if pieces is None:
             final.append(nodes)
             continue
-        stack.extend(nodes[piece == p] for p in range(piece.max() + 1))
-    out = np.empty_like(labels)
-    for i, nodes in enumerate(final):
-        out[nodes] = i
-    return out
+        stack.extend(pieces)
+    return _labels_of_pieces(final, labels)
 
 
 def _join_moments(labels, a, b, coords, typical, *, spacing):
