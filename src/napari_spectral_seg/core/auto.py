@@ -1020,6 +1020,30 @@ def _split_moments(labels, a, b, coords, typical, *, spacing, min_part):
     return _labels_of_pieces(final, labels)
 
 
+def _join_greedily(labels, a, b, score, threshold):
+    """Join touching pieces, the best-scoring pair first, while a pair scores ``>= threshold``.
+
+    ``score(labels, sizes, p, q)`` rates the union of pieces ``p`` and ``q``
+    (None: not a candidate). Returns labels ``0..K-1``.
+    """
+    labels = labels.copy()
+    for _ in range(int(labels.max())):
+        la, lb = labels[a], labels[b]
+        cross = la != lb
+        pairs = np.unique(np.stack([np.minimum(la[cross], lb[cross]), np.maximum(la[cross], lb[cross])], axis=1), axis=0)
+        sizes = np.bincount(labels)
+        best, best_pair = threshold, None
+        for p, q in pairs:
+            value = score(labels, sizes, p, q)
+            if value is not None and value >= best:
+                best, best_pair = value, (p, q)
+        if best_pair is None:
+            break
+        labels[labels == best_pair[1]] = best_pair[0]
+        _, labels = np.unique(labels, return_inverse=True)
+    return labels
+
+
 def _join_moments(labels, a, b, coords, typical, *, spacing):
     """Join touching pieces whose union is shaped like one ellipsoid (3D; see ``_JOIN_RATIO``).
 
@@ -1032,24 +1056,13 @@ def _join_moments(labels, a, b, coords, typical, *, spacing):
     ndim = coords.shape[1]
     scale = np.ones(ndim) if spacing is None else np.asarray(spacing, dtype=float)
     x = coords * scale
-    labels = labels.copy()
-    for _ in range(int(labels.max())):
-        la, lb = labels[a], labels[b]
-        cross = la != lb
-        pairs = np.unique(np.stack([np.minimum(la[cross], lb[cross]), np.maximum(la[cross], lb[cross])], axis=1), axis=0)
-        sizes = np.bincount(labels)
-        best, best_pair = _JOIN_RATIO, None
-        for p, q in pairs:
-            if _relative_size(sizes[p] + sizes[q], typical, ndim) > _JOIN_MAX_SIZE:
-                continue
-            _, left = _two_means(x[(labels == p) | (labels == q)])
-            if left >= best:
-                best, best_pair = left, (p, q)
-        if best_pair is None:
-            break
-        labels[labels == best_pair[1]] = best_pair[0]
-        _, labels = np.unique(labels, return_inverse=True)
-    return labels
+
+    def moment_left(labels, sizes, p, q):
+        if _relative_size(sizes[p] + sizes[q], typical, ndim) > _JOIN_MAX_SIZE:
+            return None
+        return _two_means(x[(labels == p) | (labels == q)])[1]
+
+    return _join_greedily(labels, a, b, moment_left, _JOIN_RATIO)
 
 
 def _solidity(x):
@@ -1063,7 +1076,6 @@ def _solidity(x):
     """
     from scipy.spatial import ConvexHull, QhullError
 
-    ndim = x.shape[1]
     local, shape = _box(x)
     box = np.zeros(shape, dtype=bool)
     box[tuple(local.T)] = True
@@ -1107,24 +1119,13 @@ def _join_convex(labels, a, b, coords, typical):
     Returns labels ``0..K-1``.
     """
     ndim = coords.shape[1]
-    labels = labels.copy()
-    for _ in range(int(labels.max())):
-        la, lb = labels[a], labels[b]
-        cross = la != lb
-        pairs = np.unique(np.stack([np.minimum(la[cross], lb[cross]), np.maximum(la[cross], lb[cross])], axis=1), axis=0)
-        sizes = np.bincount(labels)
-        best, best_pair = _CONVEX_SOLIDITY, None
-        for p, q in pairs:
-            # The cheap tests first: the hull is the costly cue.
-            if _relative_size(sizes[p] + sizes[q], typical, ndim) > _CONVEX_MAX_SIZE:
-                continue
-            if _seam_ratio(labels, a, b, ndim, p, q) < _CONVEX_SEAM:
-                continue
-            solidity = _solidity(coords[(labels == p) | (labels == q)])
-            if solidity >= best:
-                best, best_pair = solidity, (p, q)
-        if best_pair is None:
-            break
-        labels[labels == best_pair[1]] = best_pair[0]
-        _, labels = np.unique(labels, return_inverse=True)
-    return labels
+
+    def solidity_of_union(labels, sizes, p, q):
+        # The cheap tests first: the hull is the costly cue.
+        if _relative_size(sizes[p] + sizes[q], typical, ndim) > _CONVEX_MAX_SIZE:
+            return None
+        if _seam_ratio(labels, a, b, ndim, p, q) < _CONVEX_SEAM:
+            return None
+        return _solidity(coords[(labels == p) | (labels == q)])
+
+    return _join_greedily(labels, a, b, solidity_of_union, _CONVEX_SOLIDITY)
