@@ -363,13 +363,7 @@ def _sweep_cut(guide, heights, la, lb, m, smallest, eigen_solver, rng):
     # vector then changes sign across the lowest pass, not across the
     # middle of an elongated object.
     w = (edge_g / top) ** 2 + _WEIGHT_FLOOR
-    graph = sp.coo_array(
-        (np.concatenate([w, w]), (np.concatenate([la, lb]), np.concatenate([lb, la]))), shape=(m, m)
-    ).tocsr()
-    _, embedding = laplacian_eigenvectors(graph, 2, solver=eigen_solver, rng=rng)
-    order = np.argsort(embedding[:, 1], kind="stable")
-    rank = np.empty(m, dtype=np.int64)
-    rank[order] = np.arange(m)
+    order, rank = _fiedler_order(w, la, lb, m, eigen_solver, rng)
     r_lo = np.minimum(rank[la], rank[lb])
     r_hi = np.maximum(rank[la], rank[lb])
     candidates = np.arange(smallest, m - smallest + 1)
