@@ -914,6 +914,32 @@ def _split_oversized(labels, a, b, coords, cue, typical, *, spacing, sensitivity
     return labels, all_ratios
 
 
+def _split_recursively(labels, a, b, min_part, worth_trying, propose_side):
+    """Split pieces, and their parts again, while a rule proposes a cut.
+
+    ``worth_trying(nodes)`` is a cheap pre-test; ``propose_side(nodes, la,
+    lb)`` (``la, lb``: the piece's edges in local numbering) returns a 0/1
+    side per node, or None to keep the piece. At most about 1000 pieces are
+    made, a guard against a rule that keeps cutting. Returns labels
+    ``0..K-1``.
+    """
+    stack = [np.flatnonzero(labels == p) for p in range(int(labels.max()) + 1)]
+    final = []
+    while stack:
+        nodes = stack.pop()
+        if not worth_trying(nodes) or len(final) + len(stack) >= 1000:
+            final.append(nodes)
+            continue
+        la, lb = _local_edges(nodes, len(labels), a, b)
+        side = propose_side(nodes, la, lb)
+        pieces = None if side is None else _cut_into_pieces(nodes, side, la, lb, min_part)
+        if pieces is None:
+            final.append(nodes)
+            continue
+        stack.extend(pieces)
+    return _labels_of_pieces(final, labels)
+
+
 def _split_steps(labels, a, b, coords, cue, typical, *, spacing, min_part, eigen_solver, seed):
     """Cut the pieces of one component along a strong intensity step (see ``_step_cut``).
 
@@ -925,26 +951,16 @@ def _split_steps(labels, a, b, coords, cue, typical, *, spacing, min_part, eigen
     """
     smallest = max(min_part, int(_LARGE_PART_SMALLEST * typical))
     rng = np.random.default_rng(seed)
-    stack = [np.flatnonzero(labels == p) for p in range(int(labels.max()) + 1)]
-    final = []
-    while stack:
-        nodes = stack.pop()
-        too_small = len(nodes) < 2 * smallest or _relative_size(len(nodes), typical, coords.shape[1]) < _STEP_MIN_SIZE
-        if too_small or len(final) + len(stack) >= 1000:
-            final.append(nodes)
-            continue
-        la, lb = _local_edges(nodes, len(labels), a, b)
+
+    def worth_trying(nodes):
+        return len(nodes) >= 2 * smallest and _relative_size(len(nodes), typical, coords.shape[1]) >= _STEP_MIN_SIZE
+
+    def step_side(nodes, la, lb):
         score, side = _step_cut(coords[nodes], cue[nodes], la, lb, smallest,
                                 spacing=spacing, eigen_solver=eigen_solver, rng=rng)
-        if not score < _STEP_SCORE:
-            final.append(nodes)
-            continue
-        pieces = _cut_into_pieces(nodes, side, la, lb, min_part)
-        if pieces is None:
-            final.append(nodes)
-            continue
-        stack.extend(pieces)
-    return _labels_of_pieces(final, labels)
+        return side if score < _STEP_SCORE else None
+
+    return _split_recursively(labels, a, b, min_part, worth_trying, step_side)
 
 
 def _two_means(x):
@@ -986,32 +1002,23 @@ def _split_moments(labels, a, b, coords, typical, *, spacing, min_part):
     ndim = coords.shape[1]
     smallest = max(min_part, int(_LARGE_PART_SMALLEST * typical))
     scale = np.ones(ndim) if spacing is None else np.asarray(spacing, dtype=float)
-    stack = [np.flatnonzero(labels == p) for p in range(int(labels.max()) + 1)]
-    final = []
-    while stack:
-        nodes = stack.pop()
-        if (len(nodes) < 2 * smallest or _relative_size(len(nodes), typical, ndim) < _MOMENT_MIN_SIZE
-                or len(final) + len(stack) >= 1000):
-            final.append(nodes)
-            continue
-        side, left = _two_means(coords[nodes] * scale)
+
+    def worth_trying(nodes):
+        return len(nodes) >= 2 * smallest and _relative_size(len(nodes), typical, ndim) >= _MOMENT_MIN_SIZE
+
+    def two_cluster_side(nodes, la, lb):
+        x = coords[nodes] * scale
+        side, left = _two_means(x)
         if not left < _MOMENT_RATIO or np.bincount(side, minlength=2).min() < smallest:
-            final.append(nodes)
-            continue
+            return None
         # Two objects split into two ellipsoid-like halves; a fragment of one
         # object (a slab or wedge left by earlier cuts) scores low too, but
         # its halves are still flat.
-        x = coords[nodes] * scale
         if min(_two_means(x[side == k])[1] for k in (0, 1)) < _MOMENT_RATIO:
-            final.append(nodes)
-            continue
-        la, lb = _local_edges(nodes, len(labels), a, b)
-        pieces = _cut_into_pieces(nodes, side, la, lb, min_part)
-        if pieces is None:
-            final.append(nodes)
-            continue
-        stack.extend(pieces)
-    return _labels_of_pieces(final, labels)
+            return None
+        return side
+
+    return _split_recursively(labels, a, b, min_part, worth_trying, two_cluster_side)
 
 
 def _join_greedily(labels, a, b, score, threshold):
