@@ -248,16 +248,16 @@ def test_check_memory_refuses_after_masking(monkeypatch):
 
 
 def test_solver_failure_falls_back(monkeypatch):
-    real = validation.laplacian_eigenvectors
+    real = validation.iter_laplacian_eigenvectors
     calls = []
 
     def flaky(graph, k, *, solver, rng):
         calls.append(solver)
         if solver == "lobpcg":
             raise spla.ArpackError(-9999)
-        return real(graph, k, solver=solver, rng=rng)
+        return (yield from real(graph, k, solver=solver, rng=rng))
 
-    monkeypatch.setattr(validation, "laplacian_eigenvectors", flaky)
+    monkeypatch.setattr(validation, "iter_laplacian_eigenvectors", flaky)
     with pytest.warns(RuntimeWarning, match="eigen_solver='lobpcg' failed .* used 'arpack'"):
         labels = segment(_image(), eigen_solver="lobpcg", random_state=0)
     assert_valid_labels(labels, (12, 12))
@@ -271,8 +271,9 @@ def test_solver_failure_falls_back(monkeypatch):
 def test_solver_failure_becomes_clear_error(monkeypatch, error):
     def broken(graph, k, *, solver, rng):
         raise error
+        yield  # a generator, as the solver it replaces
 
-    monkeypatch.setattr(validation, "laplacian_eigenvectors", broken)
+    monkeypatch.setattr(validation, "iter_laplacian_eigenvectors", broken)
     with pytest.raises(ValueError, match="eigen_solver='auto' could not compute the eigenvectors"):
         segment(_image(), random_state=0)
 
@@ -281,8 +282,9 @@ def test_solver_nan_result_becomes_clear_error(monkeypatch):
     def nans(graph, k, *, solver, rng):
         n = graph.shape[0]
         return np.full(k, np.nan), np.full((n, k), np.nan)
+        yield  # a generator, as the solver it replaces
 
-    monkeypatch.setattr(validation, "laplacian_eigenvectors", nans)
+    monkeypatch.setattr(validation, "iter_laplacian_eigenvectors", nans)
     with pytest.raises(ValueError, match="NaN or infinite eigenvectors"):
         segment(_image(), random_state=0)
 
@@ -484,8 +486,9 @@ def test_no_arpack_fallback_on_large_components(monkeypatch):
     def broken(graph, k, *, solver, rng):
         calls.append(solver)
         raise RuntimeError("boom")
+        yield  # a generator, as the solver it replaces
 
-    monkeypatch.setattr(validation, "laplacian_eigenvectors", broken)
+    monkeypatch.setattr(validation, "iter_laplacian_eigenvectors", broken)
     monkeypatch.setattr(validation, "_ARPACK_FALLBACK_LIMIT", 10)
     block = sp.csr_array(np.ones((20, 20)))
     with pytest.raises(ValueError, match="eigen_solver='amg' could not compute.*boom"):

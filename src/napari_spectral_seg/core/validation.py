@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from . import eigen as _eigen
-from .eigen import EIGEN_SOLVERS, iter_laplacian_eigenvectors, laplacian_eigenvectors, resolve_solver
+from .eigen import EIGEN_SOLVERS, iter_laplacian_eigenvectors
 from .labels import LABEL_METHODS
 from .memory import check_image_memory
 from .multilevel import drain
@@ -296,14 +296,6 @@ def _quiet_steps(steps):
         steps.close()
 
 
-def _solver_steps(block, k, solver, rng):
-    """Steps of one solver: only the multilevel one reports progress; the
-    others are one plain :func:`laplacian_eigenvectors` call."""
-    if solver in EIGEN_SOLVERS and resolve_solver(solver, block.shape[0], k) == "multilevel":
-        return (yield from iter_laplacian_eigenvectors(block, k, solver=solver, rng=rng))
-    return laplacian_eigenvectors(block, k, solver=solver, rng=rng)
-
-
 def iter_solve_component(block, k, *, eigen_solver, rng_factory):
     """:func:`solve_component` as a generator yielding the solver's ``(fraction, message)``.
 
@@ -317,7 +309,9 @@ def iter_solve_component(block, k, *, eigen_solver, rng_factory):
         fallbacks = tuple(s for s in fallbacks if s != "arpack")
     for solver in (eigen_solver, *fallbacks):
         try:
-            values, embedding = yield from _quiet_steps(_solver_steps(block, k, solver, rng_factory()))
+            values, embedding = yield from _quiet_steps(
+                iter_laplacian_eigenvectors(block, k, solver=solver, rng=rng_factory())
+            )
         except (ArithmeticError, ValueError, RuntimeError, np.linalg.LinAlgError) as err:
             # ArpackError / ArpackNoConvergence are RuntimeErrors; LinAlgError a ValueError.
             errors.append(f"{solver}: {type(err).__name__}: {err}")
