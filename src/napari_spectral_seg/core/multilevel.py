@@ -286,7 +286,7 @@ def refine_block(lap, degree, x, iterations, tol=1e-3):
     return values, np.ascontiguousarray(basis[:, xs]), it
 
 
-def smooth_block(graph, lap, degree, x, steps, omega=2.0 / 3.0, values=None, lower=None, overwrite=False):
+def smooth_block(graph, degree, x, steps, omega=2.0 / 3.0, values=None, lower=None, overwrite=False):
     """Jacobi or Chebyshev smoothing of a block of approximate eigenvectors, then Rayleigh-Ritz.
 
     Each step is ``x <- x - omega D^-1 (L x - lambda D x)`` with the Ritz
@@ -315,9 +315,6 @@ def smooth_block(graph, lap, degree, x, steps, omega=2.0 / 3.0, values=None, low
     ----------
     graph : scipy.sparse.csr_array, shape (n, n)
         Weights ``W`` (self-loops allowed), dtype of ``x``.
-    lap : _Laplacian or None
-        Not used (the Rayleigh-Ritz works from ``graph`` in float64); kept
-        for callers that pass the edge-difference operator.
     degree : ndarray, shape (n,)
         Row sums of ``graph``.
     x : ndarray, shape (n, m)
@@ -342,10 +339,10 @@ def smooth_block(graph, lap, degree, x, steps, omega=2.0 / 3.0, values=None, low
     values : ndarray of float64, shape (m,)
     x : ndarray, shape (n, m)
     """
-    return drain(iter_smooth_block(graph, lap, degree, x, steps, omega, values, lower, overwrite))
+    return drain(iter_smooth_block(graph, degree, x, steps, omega, values, lower, overwrite))
 
 
-def iter_smooth_block(graph, lap, degree, x, steps, omega=2.0 / 3.0, values=None, lower=None, overwrite=False):
+def iter_smooth_block(graph, degree, x, steps, omega=2.0 / 3.0, values=None, lower=None, overwrite=False):
     """:func:`smooth_block` as a generator: yields ``(steps done, steps)`` after each step.
 
     Returns ``(values, x)`` as the ``StopIteration`` value.
@@ -434,18 +431,6 @@ def _rayleigh_ritz_w64(graph, degree, x, m):
         l_rows -= rows @ x64
         gram_l += x_rows.T @ l_rows
     del x64
-    return _rayleigh_ritz(x, None, degree, m, gram_l=gram_l)
-
-
-def _rayleigh_ritz_energy(lap, degree, x, m):
-    """:func:`_rayleigh_ritz` with ``x^T L x`` as the Gram matrix of edge differences.
-
-    ``(B x)^T (B x)`` needs one product with the incidence matrix instead of
-    the two of ``x^T (L x)``.
-    """
-    diff = lap.b @ x
-    gram_l = diff.T @ diff
-    del diff
     return _rayleigh_ritz(x, None, degree, m, gram_l=gram_l)
 
 
@@ -654,7 +639,7 @@ def iter_multilevel_eigenvectors(
             # Each step reported: on the finest level of a 16 MP image they
             # take seconds together.
             smoothing = iter_smooth_block(
-                graphs[level], None, degrees[level].astype(dtype), x, count, values=values,
+                graphs[level], degrees[level].astype(dtype), x, count, values=values,
                 lower=smoothing_lower, overwrite=True,
             )
             while True:
