@@ -206,6 +206,22 @@ _CONVEX_SEAM = 1.4
 # Over-split objects up to 3.2 typical sizes were seen (border-clipped large
 # ones); no true-border pair passes the two cues at any size.
 _CONVEX_MAX_SIZE = 3.5
+# Notch cut (2D, see _split_notches): a piece of at least _NOTCH_MIN_SIZE
+# typical sizes is cut along the line between two notches of its outline
+# (each at least _NOTCH_MIN_DEPTH pixels inside the convex hull) when their
+# summed depth is at least _NOTCH_RATIO times the cut's length and the cut
+# is at most _NOTCH_SEAM times the smaller side's equivalent diameter, each
+# side holding _NOTCH_SMALLEST typical sizes. On the final pieces of 2D
+# seeds 500-539 (before this rule), 20 of 55 pieces holding several objects
+# had a notch pair scoring >= 0.2, every one cut between two different
+# objects, against 3 of 297 single objects; on the DSB 2018 image single
+# nuclei with ragged Otsu outlines scored up to 0.36 with seams of 0.92-1.45,
+# hence the seam and size conditions.
+_NOTCH_MIN_DEPTH = 1.5
+_NOTCH_RATIO = 0.3
+_NOTCH_SEAM = 1.1
+_NOTCH_MIN_SIZE = 1.2
+_NOTCH_SMALLEST = 0.35
 
 
 def check_sensitivity(sensitivity, n_clusters):
@@ -815,6 +831,9 @@ def iter_auto_labels(
                 labels, heads[e0:e1] - start, tails[e0:e1] - start, coords[start:stop], cue[start:stop], typical,
                 spacing=spacing, min_part=min_part, eigen_solver=eigen_solver, seed=[random_state, comp, rounds],
             )
+        if typical > 0 and ndim == 2 and _NOTCH_RATIO > 0:
+            labels = _split_notches(labels, heads[e0:e1] - start, tails[e0:e1] - start, coords[start:stop], typical,
+                                    spacing=spacing, min_part=min_part)
         if typical > 0 and ndim == 3 and _MOMENT_RATIO > 0:
             labels = _split_moments(
                 labels, heads[e0:e1] - start, tails[e0:e1] - start, coords[start:stop], typical,
@@ -1075,20 +1094,28 @@ def _solidity(x):
     convex shape along a plane. A ratio of pixel counts needs no
     ``spacing``: scaling the axes keeps hulls hulls and ratios alike.
     """
-    from scipy.spatial import ConvexHull, QhullError
-
     local, shape = _box(x)
     box = np.zeros(shape, dtype=bool)
     box[tuple(local.T)] = True
+    hull = _hull_mask(box)
+    if hull is None:  # flat sets (one pixel thick): no hull volume
+        return 1.0
+    return float(len(x) / max(int(hull.sum()), 1))
+
+
+def _hull_mask(box):
+    """Pixels of ``box``'s grid whose centres lie in the convex hull of its True pixels (None if flat)."""
+    from scipy.spatial import ConvexHull, QhullError
+
     # Only the rim spans the hull; interior pixels add nothing but cost.
     rim = np.argwhere(box & ~ndi.binary_erosion(box)).astype(float)
     try:
         hull = ConvexHull(rim)
-    except QhullError:  # flat sets (one pixel thick): no hull volume
-        return 1.0
-    grid = np.argwhere(np.ones(shape, dtype=bool)).astype(float)
+    except QhullError:
+        return None
+    grid = np.argwhere(np.ones(box.shape, dtype=bool)).astype(float)
     inside = np.all(grid @ hull.equations[:, :-1].T + hull.equations[:, -1] <= 1e-9, axis=1)
-    return float(len(x) / max(int(inside.sum()), 1))
+    return inside.reshape(box.shape)
 
 
 def _seam_ratio(labels, a, b, ndim, p, q):
@@ -1130,3 +1157,100 @@ def _join_convex(labels, a, b, coords, typical):
         return _solidity(coords[(labels == p) | (labels == q)])
 
     return _join_greedily(labels, a, b, solidity_of_union, _CONVEX_SOLIDITY)
+
+
+def _notch_cut(x, smallest, spacing=None):
+    """The best straight cut between two concave notches of a 2D piece, and its cues.
+
+    Parameters
+    ----------
+    x : ndarray of int, shape (m, 2)
+        Pixel coordinates of the piece.
+    smallest : int
+        Fewest pixels on either side of the cut.
+    spacing : (float, float), optional
+        Physical pixel size per axis.
+
+    Returns
+    -------
+    depth_ratio : float
+        Summed depth of the two notches (distance to the convex hull's edge)
+        over the cut's length; 0 when no cut qualifies.
+    seam : float
+        The cut's length over the equivalent-disc diameter of the smaller side.
+    side : ndarray of bool, shape (m,), or None
+        Which side of the line through the two notches each pixel is on.
+    """
+    scale = np.ones(2) if spacing is None else np.asarray(spacing, dtype=float)
+    local, shape = _box(x)
+    box = np.zeros(shape, dtype=bool)
+    box[tuple(local.T)] = True
+    hull = _hull_mask(box)
+    if hull is None:
+        return 0.0, np.inf, None
+    depth = ndi.distance_transform_edt(hull, sampling=scale)
+    notches, n = ndi.label(hull & ~box)
+    if n < 2:
+        return 0.0, np.inf, None
+    # Each notch's deepest point on the piece's outline: where a cut starts.
+    near = ndi.grey_dilation(notches, size=(3, 3))
+    outline = box & (near > 0)
+    ids = near[outline]
+    points = np.argwhere(outline)
+    found = np.unique(ids)
+    order = np.lexsort((-depth[outline], ids))
+    first = order[np.searchsorted(ids[order], found)]
+    tips, tip_depth = points[first], depth[outline][first]
+    deep = tip_depth >= _NOTCH_MIN_DEPTH * float(scale.min())
+    tips, tip_depth = tips[deep], tip_depth[deep]
+    area = float(np.prod(scale))
+    best = (0.0, np.inf, None)
+    for i in range(len(tips)):
+        for j in range(i + 1, len(tips)):
+            delta = (tips[j] - tips[i]) * scale
+            length = float(np.hypot(*delta))
+            if length < 1.0:
+                continue
+            ratio = (tip_depth[i] + tip_depth[j]) / length
+            if ratio <= best[0]:
+                continue
+            # Side of the line through the two tips (physical coordinates).
+            rel = (local - tips[i]) * scale
+            side = rel[:, 0] * delta[1] - rel[:, 1] * delta[0] > 0
+            n_side = int(side.sum())
+            small = min(n_side, len(side) - n_side)
+            if small < smallest:
+                continue
+            # The line must cut the piece in exactly two pieces (a line across
+            # a bent piece can cut it elsewhere too).
+            halves = np.zeros(shape, dtype=np.int8)
+            halves[tuple(local.T)] = np.where(side, 1, 2)
+            if any(ndi.label(halves == k)[1] != 1 for k in (1, 2)):
+                continue
+            seam = length / (2.0 * np.sqrt(small * area / np.pi))
+            best = (ratio, seam, side)
+    return best
+
+
+def _split_notches(labels, a, b, coords, typical, *, spacing, min_part):
+    """Cut 2D pieces between two deep concave notches of their outline (see ``_NOTCH_RATIO``).
+
+    Lobes of a clump can leave no pass in the landscape: in a clump of
+    three or four nuclei the distance transform's ridge runs through the
+    junction, and a dim lobe beside a bright one is a shoulder, not a hill.
+    The outline still shows where two objects meet: a notch on each side of
+    a neck narrower than either object. Parts are tested again. Returns the
+    new labels ``0..K-1``.
+    """
+    smallest = max(min_part, int(_NOTCH_SMALLEST * typical))
+
+    def worth_trying(nodes):
+        return len(nodes) >= 2 * smallest and _relative_size(len(nodes), typical, 2) >= _NOTCH_MIN_SIZE
+
+    def notch_side(nodes, la, lb):
+        ratio, seam, side = _notch_cut(coords[nodes], smallest, spacing)
+        if side is None or ratio < _NOTCH_RATIO or seam > _NOTCH_SEAM:
+            return None
+        return side.astype(np.int64)
+
+    return _split_recursively(labels, a, b, min_part, worth_trying, notch_side)

@@ -17,6 +17,7 @@ from typing import Callable, Generator
 import numpy as np
 
 from .auto import check_sensitivity, default_min_part, iter_auto_labels
+from .edges import DEFAULT_EDGE_LEVEL, check_edge_level, refine_object_edges
 from .eigen import resolve_solver
 from .graph import component_block, edge_weights_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
@@ -155,6 +156,7 @@ def iter_segment(
     seeds=None,
     sigma=None,
     sensitivity: float | None = None,
+    edge_level: float | None = DEFAULT_EDGE_LEVEL,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment an image step by step; see :func:`segment` for the parameters.
 
@@ -186,11 +188,13 @@ def iter_segment(
         if raw_mask.dtype.kind in "iu" and raw_mask.size and raw_mask.max() > 1:
             regions = raw_mask
     mask = check_mask(mask, spatial_shape)
+    explicit_mask = mask
     seed_pixels = None if seeds is None else check_seeds(seeds, spatial_shape)
     spacing = check_spacing(spacing, len(spatial_shape))
     random_state = check_random_state(random_state)
     sigma_checked = check_sigma(sigma, len(spatial_shape))
     sensitivity = check_sensitivity(sensitivity, n_clusters)
+    edge_level = check_edge_level(edge_level)
     # Smoothed before the mask so a threshold sees the denoised image too.
     data = smooth_image(data, sigma_checked, spacing, multichannel=data.ndim > len(spatial_shape))
 
@@ -207,6 +211,8 @@ def iter_segment(
         seeds=None if seed_pixels is None else seed_pixels.tolist(),
         sigma=sigma if sigma is None or np.isscalar(sigma) else [float(v) for v in sigma],
         sensitivity=sensitivity,
+        # Only auto mode with a threshold moves edges (see _iter_auto_tail).
+        edge_level=edge_level if n_clusters == "auto" and threshold is not None and seeds is None else None,
     )
     seconds = {}
     t0 = time.perf_counter()
@@ -257,7 +263,7 @@ def iter_segment(
         seed_node = nodes
     seconds["mask"] = time.perf_counter() - t0
     if n_clusters == "auto" and seeds_of_component is None:  # seed points decide the count
-        return (yield from _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0))
+        return (yield from _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0, explicit_mask))
 
     t1 = time.perf_counter()
     yield Progress("graph", _STEP_SPAN["graph"][0], f"pixel graph of {index.n_nodes} pixels")
@@ -352,7 +358,7 @@ def iter_segment(
     )
 
 
-def _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0):
+def _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0, explicit_mask=None):
     """The ``n_clusters="auto"`` steps after the mask: decide and cut each component.
 
     See :mod:`napari_spectral_seg.core.auto`.
@@ -387,7 +393,19 @@ def _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0):
     yield Progress("labels", _STEP_SPAN["labels"][0], "assigning labels")
     labels = np.zeros(int(np.prod(spatial_shape)), dtype=np.int64)
     labels[index.pixel_of_node] = node_label
-    labels = relabel_by_first_pixel(labels.reshape(spatial_shape))
+    labels = labels.reshape(spatial_shape)
+    used = parameters["threshold_used"]
+    if parameters["edge_level"] is not None and used is not None:
+        # The background level is only known when a threshold split the
+        # image into signal and no signal.
+        dark = intensity[intensity <= used]
+        if dark.size:
+            yield Progress("labels", _STEP_SPAN["labels"][0], "moving object edges to their own brightness")
+            labels = refine_object_edges(
+                intensity, labels, background=float(np.median(dark)), level=parameters["edge_level"],
+                spacing=parameters["spacing"], allowed=explicit_mask,
+            )
+    labels = relabel_by_first_pixel(labels)
     seconds["labels"] = time.perf_counter() - t3
     seconds["total"] = time.perf_counter() - t0
     parameters["split_ratios"] = ratios
@@ -435,6 +453,7 @@ def segment(
     seeds=None,
     sigma=None,
     sensitivity: float | None = None,
+    edge_level: float | None = DEFAULT_EDGE_LEVEL,
     progress: Callable[[Progress], object] | None = None,
 ) -> np.ndarray:
     """Segment an image by spectral clustering of its pixel graph.
@@ -507,6 +526,15 @@ def segment(
         two parts is lower than ``sensitivity`` times the lower of their
         peaks (see :mod:`napari_spectral_seg.core.auto`); larger values split
         more. Default 0.85.
+    edge_level : float, optional
+        ``n_clusters="auto"`` with a ``threshold`` only: each object's edge
+        is moved to where its intensity has fallen to this fraction of the
+        way from the background (the median below the threshold) to its own
+        bright level (95th percentile), dropping its pixels below that and
+        taking background pixels above it up to 3 pixels out (never outside
+        ``mask``). A global threshold cuts dim objects too small and bright
+        ones too large; see :mod:`napari_spectral_seg.core.edges`. Default
+        0.4; 0 or None keeps the mask's edges.
     progress : callable, optional
         Called with a :class:`Progress` between steps, between connected
         components and, for a component solved by the multilevel solver,
@@ -541,5 +569,6 @@ def segment(
         seeds=seeds,
         sigma=sigma,
         sensitivity=sensitivity,
+        edge_level=edge_level,
     )
     return run_to_end(steps, progress).labels

@@ -1,0 +1,182 @@
+"""Object edges at a fraction of each object's own brightness (auto mode).
+
+A global threshold draws every object's edge at the same intensity. For a
+dim nucleus that level sits high on its flank, so its outline shrinks and
+its neck region is cut off; for a bright one it sits low, in the blurred
+halo. A microscopist draws an edge where the object's own intensity has
+fallen part of the way to the background. :func:`refine_object_edges` moves
+each object's edge there: pixels of the object below its own level are
+dropped, and background pixels within a short reach that are above the level
+of the object next to them are added (grown from the object, so the added
+pixels stay connected to it).
+
+numpy/scipy only.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.ndimage as ndi
+
+__all__ = ["DEFAULT_EDGE_LEVEL", "check_edge_level", "object_levels", "refine_object_edges"]
+
+# Fraction of the way from the background to an object's bright level (its
+# 95th percentile) where its edge is drawn. On the DSB 2018 nuclei image
+# (hand annotations) F1 at IoU 0.5 of auto mode went from 0.758 (the Otsu
+# mask's edges) to 0.887 / 0.895 / 0.895 / 0.879 at 0.35 / 0.4 / 0.45 / 0.5;
+# synthetic 2D seeds 500-539 0.890 -> 0.893 (0.4-0.45), 3D 500-511 0.861
+# unchanged at 0.4 and 0.847 at 0.45 (bench/quality.py; reach 3 pixels).
+DEFAULT_EDGE_LEVEL = 0.4
+# How far (pixels along the finest axis) an edge may move outwards: the
+# blur of a widefield edge, not a search for missed objects.
+DEFAULT_EDGE_REACH = 3.0
+# Percentile of an object's intensity taken as its bright level; not the
+# maximum, so one hot pixel does not set it.
+_BRIGHT_PERCENTILE = 95.0
+
+
+def check_edge_level(edge_level):
+    """Validate ``edge_level``: None or 0 (off) or a number in (0, 1); returns a float or None."""
+    if edge_level is None:
+        return None
+    if isinstance(edge_level, bool) or not isinstance(edge_level, numbers.Real) or not (
+        np.isfinite(edge_level) and 0 <= edge_level < 1
+    ):
+        raise ValueError(
+            f"edge_level={edge_level!r} must be a number in [0, 1): the fraction of the way from the "
+            f"background to each object's brightness where its edge is drawn ({DEFAULT_EDGE_LEVEL} is "
+            "the default; 0 or None keeps the mask's edges)."
+        )
+    return float(edge_level) if edge_level > 0 else None
+
+
+def object_levels(intensity: np.ndarray, labels: np.ndarray, background: float, level: float) -> np.ndarray:
+    """Per-object edge level ``background + level * (bright - background)``.
+
+    Parameters
+    ----------
+    intensity : ndarray of float, shape S
+    labels : ndarray of int, shape S
+        0 background, ``1..M`` objects.
+    background : float
+        Intensity of "no signal".
+    level : float
+        Fraction in (0, 1).
+
+    Returns
+    -------
+    ndarray of float64, shape (M + 1,)
+        Index ``l`` is object ``l``'s edge level; index 0 (and labels with no
+        pixel) is ``+inf``, so nothing is ever grown from them.
+    """
+    flat = labels.ravel()
+    inside = np.flatnonzero(flat)
+    n = int(flat.max()) if flat.size else 0
+    out = np.full(n + 1, np.inf)
+    if len(inside) == 0:
+        return out
+    lab = flat[inside]
+    values = intensity.ravel()[inside]
+    # Sort by label, then intensity: each object's values are one sorted run,
+    # so every percentile is one index into it (no loop over objects).
+    order = np.lexsort((values, lab))
+    lab, values = lab[order], values[order]
+    counts = np.bincount(lab, minlength=n + 1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    present = np.flatnonzero(counts)
+    present = present[present > 0]
+    pick = starts[present] + np.floor((counts[present] - 1) * _BRIGHT_PERCENTILE / 100.0).astype(np.int64)
+    bright = values[pick]
+    out[present] = background + level * (bright - background)
+    return out
+
+
+def refine_object_edges(
+    intensity: np.ndarray,
+    labels: np.ndarray,
+    *,
+    background: float,
+    level: float = DEFAULT_EDGE_LEVEL,
+    reach: float = DEFAULT_EDGE_REACH,
+    spacing=None,
+    allowed: np.ndarray | None = None,
+) -> np.ndarray:
+    """Move each object's edge to ``level`` of the way from background to its brightness.
+
+    Parameters
+    ----------
+    intensity : ndarray of float, shape S
+        Single-channel intensity (smoothed as the segmentation saw it).
+    labels : ndarray of int, shape S
+        0 background, ``1..M`` objects. Never modified.
+    background : float
+        Intensity of "no signal", e.g. the median outside a threshold mask.
+    level : float
+        Fraction in (0, 1); see :data:`DEFAULT_EDGE_LEVEL`.
+    reach : float
+        Largest outward move of an edge, in units of the finest pixel size
+        (pixels without ``spacing``).
+    spacing : sequence of float, optional
+        Physical pixel size per axis: an axis with a coarser step gets
+        fewer growth steps (``round(reach * finest / spacing[axis])``).
+    allowed : ndarray of bool, shape S, optional
+        Pixels an object may grow into (an explicit mask); default: all.
+
+    Returns
+    -------
+    ndarray, shape S, dtype of ``labels``
+        Each object keeps its label; an object is its largest connected
+        piece above its level, plus the pixels grown from it. Objects with
+        no pixel left are gone (the caller renumbers).
+    """
+    ndim = labels.ndim
+    levels = object_levels(intensity, labels, background, level)
+    out = np.asarray(labels).copy()
+    # Drop the object's own pixels below its level (the mask's edge was
+    # drawn too far out for a bright object).
+    out[(out > 0) & (intensity <= levels[out])] = 0
+    # Grow outwards one pixel per step, only through pixels above the level
+    # of the object they would join: geodesic, so no blob far away is taken.
+    steps = np.ones(ndim) * reach
+    if spacing is not None:
+        spacing = np.broadcast_to(np.asarray(spacing, dtype=float), (ndim,))
+        steps = reach * spacing.min() / spacing
+    steps = np.round(steps).astype(int)
+    free = out == 0 if allowed is None else (out == 0) & np.asarray(allowed, dtype=bool)
+    for step in range(int(steps.max()) if ndim else 0):
+        footprint = ndi.generate_binary_structure(ndim, 1)
+        for axis in range(ndim):
+            if step >= steps[axis]:
+                # This axis's step is coarser: it has had its share of growth.
+                index = [1] * ndim
+                for end in (0, 2):
+                    index[axis] = end
+                    footprint[tuple(index)] = False
+        grown = ndi.grey_dilation(out, footprint=footprint)
+        take = free & (grown > 0) & (intensity > levels[grown])
+        if not take.any():
+            break
+        out[take] = grown[take]
+        free &= ~take
+    # Dropping dim pixels can leave an object in pieces (a dim bridge
+    # between two lobes); its largest piece is the object.
+    return _largest_piece_per_label(out)
+
+
+def _largest_piece_per_label(labels: np.ndarray) -> np.ndarray:
+    """Keep, for each label, only its largest face-connected piece."""
+    out = labels
+    for lab, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        own = labels[box] == lab
+        pieces, n = ndi.label(own)
+        if n <= 1:
+            continue
+        sizes = np.bincount(pieces.ravel())
+        sizes[0] = 0
+        region = out[box]
+        region[own & (pieces != sizes.argmax())] = 0
+    return out
