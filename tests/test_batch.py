@@ -170,6 +170,19 @@ def test_load_parameters_reads_the_widget_format(tmp_path):
         load_parameters(tmp_path / "typo.json")
 
 
+def test_edge_level_defaults_like_segment_and_is_none_where_unused():
+    auto = {"n_clusters": "auto", "threshold": "otsu"}
+    assert resolve_parameters(None, auto)[0]["edge_level"] == 0.4  # segment()'s default
+    assert resolve_parameters({"edge_level": 0.25}, auto)[0]["edge_level"] == 0.25
+    assert resolve_parameters({"edge_level": 0.25}, dict(auto, edge_level=0.0))[0]["edge_level"] is None
+    assert resolve_parameters({"edge_level": None}, auto)[0]["edge_level"] is None  # a file saying "off"
+    # Stored as segment() records it: None where it is not used.
+    assert resolve_parameters(None, {"n_clusters": 4, "threshold": "otsu"})[0]["edge_level"] is None
+    assert resolve_parameters(None, {"n_clusters": "auto"})[0]["edge_level"] is None
+    with pytest.raises(ValueError, match="edge_level"):
+        resolve_parameters({"edge_level": 1.0}, auto)
+
+
 def test_frames_are_the_trailing_spatial_axes():
     assert frame_indices((40, 40), 2, None) == [()]
     assert frame_indices((3, 40, 40), 2, None) == [(0,), (1,), (2,)]
@@ -187,6 +200,7 @@ def test_frames_are_the_trailing_spatial_axes():
         (["{p}/a.bmp"], "unsupported file type"),
         (["{p}/a.npy", "--params", "{p}/missing.json"], "no such parameter file"),
         (["{p}/a.npy", "--n-clusters", "0"], "n_clusters"),
+        (["{p}/a.npy", "--n-clusters", "auto", "--threshold", "otsu", "--edge-level", "1.5"], "edge_level"),
         (["{p}/a.npy", "--spacing", "1,1,1", "--spatial-ndim", "2"], "spacing has 3 values"),
         (["{p}/a.npy", "{p}/a.tif"], "would all be written to"),
     ],
@@ -215,7 +229,8 @@ def test_interrupted_zarr_series_resumes_frame_by_frame(tmp_path, scheduler):
     store = zarr.open_array(str(partial), mode="r+")
     stored = dict(store.attrs["spectral_seg"])
     request = {k: stored[k] for k in (*PARAMS, "beta", "eigen_solver", "spacing", "channel_axis",
-                                      "assign_labels", "sigma", "sensitivity", "spatial_ndim")}
+                                      "assign_labels", "sigma", "sensitivity", "edge_level",
+                                      "spatial_ndim")}
     store.attrs["spectral_seg"] = request
     store.attrs["spectral_seg_frames_done"] = stored["frame_info"][:2]
     store[0] = 7

@@ -73,6 +73,38 @@ def test_bad_input_is_one_line_and_non_zero(circle_files, capsys, args, message)
     assert not (path / "out.tif").exists()
 
 
+def test_edge_level_moves_auto_edges_and_is_validated(tmp_path, capsys):
+    import scipy.ndimage as ndi
+
+    yy, xx = np.mgrid[:48, :80]
+    dim = (yy - 24) ** 2 + (xx - 58) ** 2 < 49
+    signal = 1.0 * ((yy - 24) ** 2 + (xx - 20) ** 2 < 49) + 0.4 * dim
+    image = ndi.gaussian_filter(signal, 1.5) + 0.1 + 0.01 * np.random.default_rng(0).standard_normal(signal.shape)
+    np.save(tmp_path / "discs.npy", image)
+    auto = ["--threshold", "otsu", "--n-clusters", "auto", "--min-size", "20"]
+    outputs = {}
+    for name, extra in (("default", []), ("off", ["--edge-level", "0"])):
+        out = tmp_path / f"{name}.tif"
+        assert main(["segment", str(tmp_path / "discs.npy"), "-o", str(out), *auto, *extra]) == 0
+        outputs[name] = tifffile.imread(out)
+        with tifffile.TiffFile(out) as tif:
+            outputs[name + " edge_level"] = json.loads(tif.pages[0].description)["edge_level"]
+        assert outputs[name].max() == 2
+        np.testing.assert_array_equal(
+            outputs[name], segment(image, threshold="otsu", n_clusters="auto", min_size=20, random_state=0,
+                                   edge_level=0 if extra else 0.4))
+    assert outputs["default edge_level"] == pytest.approx(0.4) and outputs["off edge_level"] is None
+    # The default draws the dim disc's edge lower on its flank than Otsu's level: closer to its true area.
+    areas = {name: int((outputs[name] == outputs[name][24, 58]).sum()) for name in ("default", "off")}
+    assert abs(areas["default"] - dim.sum()) < abs(areas["off"] - dim.sum())
+    capsys.readouterr()
+    code = main(["segment", str(tmp_path / "discs.npy"), "-o", str(tmp_path / "bad.tif"), *auto,
+                 "--edge-level", "1.5"])
+    err = capsys.readouterr().err
+    assert code == 2 and "edge_level" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.tif").exists()
+
+
 def test_bad_option_value_exits_non_zero_without_traceback(circle_files):
     path = circle_files[0]
     proc = subprocess.run(

@@ -39,6 +39,51 @@ def test_auto_segments_finds_each_object(dock, qtbot):
     assert meta["n_clusters"] == "auto" and meta["sensitivity"] == pytest.approx(0.85)
 
 
+def bright_and_dim_disc():
+    """Two blurred discs of radius 7 on an offset background, one at 40 % of the other's brightness."""
+    import scipy.ndimage as ndi
+
+    yy, xx = np.mgrid[:48, :80]
+    bright = (yy - 24) ** 2 + (xx - 20) ** 2 < 49
+    dim = (yy - 24) ** 2 + (xx - 58) ** 2 < 49
+    signal = 1.0 * bright + 0.4 * dim
+    noise = np.random.default_rng(0).standard_normal(signal.shape)
+    return ndi.gaussian_filter(signal, 1.5) + 0.1 + 0.01 * noise, dim
+
+
+def test_edge_level_gives_a_dim_object_its_own_outline(dock, qtbot):
+    # Otsu's level, set between the bright disc and the background, sits high
+    # on the dim disc's flank and cuts it about a third too small.
+    image, dim = bright_and_dim_disc()
+    viewer, widget = dock(image, name="discs")
+    assert not widget.edge_level.enabled  # auto is off
+    widget.mask.value = None  # Otsu
+    widget.auto_segments.value = True
+    assert widget.edge_level.enabled and widget.edge_level.value == pytest.approx(0.4)
+    ious = {}
+    for level in (0.0, 0.4):
+        widget.edge_level.value = level
+        run(widget, qtbot)
+        layer = viewer.layers["discs spectral"]
+        assert layer.data.max() == 2
+        dim_label = layer.data == layer.data[24, 58]
+        ious[level] = (dim_label & dim).sum() / (dim_label | dim).sum()
+        area = dim_label.sum()
+        meta = layer.metadata["spectral_seg"]
+        if level:
+            assert meta["edge_level"] == pytest.approx(0.4)
+            assert abs(area - np.pi * 49) < 15
+        else:
+            assert meta["edge_level"] is None  # 0: the threshold's edges were kept
+            assert area < 0.75 * np.pi * 49
+    assert ious[0.0] < 0.75 and ious[0.4] > 0.9
+    # With a mask layer there is no threshold, so the field is off and not passed.
+    viewer.add_labels((image > 0.2).astype(np.int32), name="cells mask")
+    widget.mask.value = viewer.layers["cells mask"]
+    assert not widget.edge_level.enabled
+    assert widget.current_parameters()["edge_level"] is None
+
+
 def test_sigma_smooths_before_segmenting(dock, qtbot):
     image, _, _ = four_circles(seed=0)
     viewer, widget = dock(image, name="circles")

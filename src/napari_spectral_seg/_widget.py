@@ -28,6 +28,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from . import __version__
 from .core import EIGEN_SOLVERS, merge_labels, split_label
+from .core.edges import DEFAULT_EDGE_LEVEL
 from .core.pipeline import SegmentationResult
 from .core.process import EngineProcess
 
@@ -128,7 +129,7 @@ class SpectralSegmentationWidget(Container):
     -----
     Sub-widgets, by name, for scripts and tests: ``image``, ``mask``,
     ``auto_threshold``, ``threshold``, ``n_clusters``, ``auto_segments``,
-    ``sensitivity``, ``beta``, ``sigma``, ``eigen_solver``, ``min_size``,
+    ``sensitivity``, ``edge_level``, ``beta``, ``sigma``, ``eigen_solver``, ``min_size``,
     ``dims``, ``frames``, ``seeds``, ``seed``, ``run``, ``cancel``,
     ``click_mode``, ``save_params``, ``status``.
     """
@@ -165,6 +166,14 @@ class SpectralSegmentationWidget(Container):
         self.sensitivity = FloatSpinBox(name="sensitivity", label="sensitivity", value=0.85, min=0.0, max=1.0,
                                         step=0.05, enabled=False,
                                         tooltip="Auto only: larger values split more readily (0..1).")
+        self.edge_level = FloatSpinBox(
+            name="edge_level", label="edge level", value=DEFAULT_EDGE_LEVEL, min=0.0, max=0.95, step=0.05,
+            enabled=False,
+            tooltip="Auto with a threshold (mask 'none') only: each object's outline is drawn where its "
+                    "signal above background has fallen to this fraction of that object's own brightness "
+                    "(0.4 = 40 %), so one global threshold no longer cuts dim objects too small and draws "
+                    "bright ones too large. Outlines move at most 3 px outwards. Lower values give larger "
+                    "outlines; 0 keeps the threshold's edges.")
         self.sigma = FloatSpinBox(name="sigma", label="smoothing σ (px)", value=0.0, min=0.0, max=100.0, step=0.5,
                                   tooltip="Gaussian smoothing before the mask and the graph; 0 = none.")
         self.dims = ComboBox(name="dims", label="segment in", choices=list(DIMS), value="2D",
@@ -201,7 +210,8 @@ class SpectralSegmentationWidget(Container):
         self.extend([
             _heading("What to segment"), self.image, self.mask, self.auto_threshold, self.threshold,
             self.min_size, self.sigma,
-            _heading("How many segments"), self.n_clusters, self.auto_segments, self.sensitivity, self.seeds,
+            _heading("How many segments"), self.n_clusters, self.auto_segments, self.sensitivity,
+            self.edge_level, self.seeds,
             _heading("Stacks"), self.dims, self.frames,
             _heading("Fine tuning"), self.beta, self.eigen_solver, self.seed,
             self.run, self.cancel, self.status,
@@ -254,6 +264,7 @@ class SpectralSegmentationWidget(Container):
         uses_threshold = self.mask.value is None
         self.auto_threshold.enabled = uses_threshold
         self.threshold.enabled = uses_threshold and not self.auto_threshold.value
+        self._update_edge_level_enabled()
 
     def _update_count_enabled(self, _=None):
         # Seed points fix the number of segments; auto decides it.
@@ -261,6 +272,13 @@ class SpectralSegmentationWidget(Container):
         self.auto_segments.enabled = not seeded
         self.n_clusters.enabled = not seeded and not self.auto_segments.value
         self.sensitivity.enabled = not seeded and self.auto_segments.value
+        self._update_edge_level_enabled()
+
+    def _update_edge_level_enabled(self, _=None):
+        # Edges are moved only in auto mode, and only when a threshold (not a
+        # mask layer) tells the background apart (see current_parameters).
+        seeded = self.seeds.value is not None
+        self.edge_level.enabled = not seeded and self.auto_segments.value and self.mask.value is None
 
     def _update_frames_enabled(self, _=None):
         layer = self.image.value
@@ -384,6 +402,9 @@ class SpectralSegmentationWidget(Container):
             threshold=None if uses_mask else ("otsu" if self.auto_threshold.value else float(self.threshold.value)),
             n_clusters="auto" if auto else int(self.n_clusters.value),
             sensitivity=float(self.sensitivity.value) if auto else None,
+            # None where the core would not use it (no auto, or a mask layer
+            # instead of a threshold), so saved parameters say what was done.
+            edge_level=(float(self.edge_level.value) or None) if auto and not uses_mask else None,
             beta=float(self.beta.value),
             sigma=float(self.sigma.value) or None,
             eigen_solver=self.eigen_solver.value,

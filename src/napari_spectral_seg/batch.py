@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli import PROG, SEGMENT_DEFAULTS, CliError, add_segmentation_arguments, write_labels
+from .core.edges import DEFAULT_EDGE_LEVEL, check_edge_level
 from .core.validation import _is_integer
 
 __all__ = [
@@ -80,6 +81,7 @@ PARAMETER_KEYS = (
     "assign_labels",
     "sigma",
     "sensitivity",
+    "edge_level",
 )
 # Batch-only setting that may also come from the file.
 BATCH_KEYS = ("spatial_ndim",)
@@ -97,6 +99,7 @@ DEFAULT_PARAMETERS = dict(
     assign_labels="kmeans",
     sigma=None,
     sensitivity=None,
+    edge_level=DEFAULT_EDGE_LEVEL,
 )
 NESTED_KEY = "spectral_seg"
 INPUT_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy", ".zarr")
@@ -264,6 +267,11 @@ def resolve_parameters(file_params: dict | None = None, flags: dict | None = Non
         assign_labels=params["assign_labels"],
         min_size=params["min_size"],
     )
+    # Checked here (not per frame) so a bad value fails before any work, and
+    # recorded as None where segment() does not use it (as it records it), so
+    # the outputs' stored parameters say what was done.
+    edge_level = check_edge_level(params["edge_level"])
+    params["edge_level"] = edge_level if params["n_clusters"] == "auto" and params["threshold"] is not None else None
     if spatial_ndim is None:
         spatial_ndim = len(params["spacing"]) if params["spacing"] is not None else 2
     if params["spacing"] is not None and len(params["spacing"]) != spatial_ndim:
@@ -827,7 +835,7 @@ def cmd_batch(args) -> int:
         file_params = load_parameters(args.params) if args.params else {}
         flags = dict(threshold=args.threshold, n_clusters=args.n_clusters, beta=args.beta,
                      eigen_solver=args.eigen_solver, min_size=args.min_size, spacing=args.spacing,
-                     sigma=args.sigma, sensitivity=args.sensitivity,
+                     sigma=args.sigma, sensitivity=args.sensitivity, edge_level=args.edge_level,
                      random_state=args.seed, spatial_ndim=args.spatial_ndim)
         params, spatial_ndim = resolve_parameters(file_params, flags)
     except (ValueError, TypeError) as exc:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .core.edges import DEFAULT_EDGE_LEVEL
+
 PROG = "napari-spectral-seg"
 READ_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy")
 WRITE_SUFFIXES = (".tif", ".tiff", ".npy")
@@ -131,7 +133,7 @@ def _sigma(text: str):
 # Defaults of `segment`'s flags (those of segment()); batch passes None for
 # "not given", so a --params file can fill them in.
 SEGMENT_DEFAULTS = dict(threshold=None, n_clusters=4, beta=1.0, eigen_solver="auto", min_size=0,
-                        spacing=None, sigma=None, sensitivity=None, seed=0)
+                        spacing=None, sigma=None, sensitivity=None, edge_level=DEFAULT_EDGE_LEVEL, seed=0)
 
 
 def add_segmentation_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
@@ -150,6 +152,10 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser, defaults: dict) 
                         help="Gaussian pre-smoothing in pixels (one number, or one per axis)")
     parser.add_argument("--sensitivity", type=float, default=d["sensitivity"],
                         help="with --n-clusters auto: 0..1, larger splits more (default 0.85)")
+    parser.add_argument("--edge-level", type=float, default=d["edge_level"],
+                        help="with --n-clusters auto and --threshold: draw each object's edge where its signal "
+                             "has fallen to this fraction of its own brightness above background, 0..<1 "
+                             f"(default {DEFAULT_EDGE_LEVEL}; 0 keeps the threshold's edges)")
     parser.add_argument("--seed", type=int, default=d["seed"], help="random seed (default 0)")
 
 
@@ -181,6 +187,7 @@ def cmd_segment(args) -> int:
         min_size=args.min_size,
         sigma=args.sigma,
         sensitivity=args.sensitivity,
+        edge_level=args.edge_level,
     )
     try:
         result = run_to_end(steps)
