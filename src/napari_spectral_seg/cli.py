@@ -302,4 +302,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run as ``python -m napari_spectral_seg.cli``, this file is __main__ and
+    # batch imports a second copy of it, whose CliError this copy's main()
+    # would not catch: use the package's module.
+    from napari_spectral_seg.cli import main as package_main
+
+    sys.exit(package_main())

@@ -47,7 +47,7 @@ def check_edge_level(edge_level):
         raise ValueError(
             f"edge_level={edge_level!r} must be a number in [0, 1): the fraction of the way from the "
             f"background to each object's brightness where its edge is drawn ({DEFAULT_EDGE_LEVEL} is "
-            "the default; 0 or None keeps the mask's edges)."
+            "the default; 0 keeps the threshold's edges)."
         )
     return float(edge_level) if edge_level > 0 else None
 
