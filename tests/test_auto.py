@@ -415,3 +415,64 @@ def test_auto_3d_seed_510_typical_size_does_not_collapse(monkeypatch):
     # Truth median 1684 voxels; the count median had fallen to 52-88.
     assert min(seen) > 1000
     assert f1_at_iou50(truth, labels) > 0.5
+
+
+def test_notch_cut_separates_lobes_and_leaves_ellipses_whole():
+    from napari_spectral_seg.core import auto
+    from napari_spectral_seg.core.auto import pixel_edges
+    from napari_spectral_seg.core.graph import index_pixels
+
+    shape = (64, 64)
+    centres = [(22, 20), (22, 43), (42, 31)]  # centre distance 23 = 0.82 x (2 r)
+    discs = [disk(shape, c, 14) for c in centres]
+    clump = np.any(discs, axis=0)
+    # Truth: each pixel to its nearest centre (the union's natural seams).
+    yy, xx = np.indices(shape)
+    nearest = np.argmin([(yy - c[0]) ** 2 + (xx - c[1]) ** 2 for c in centres], axis=0) + 1
+    truth = np.where(clump, nearest, 0)
+    typical = float(discs[0].sum())
+
+    index = index_pixels(clump)
+    heads, tails, _ = pixel_edges(index.node_of_pixel)
+    coords = np.stack(np.unravel_index(index.pixel_of_node, shape), axis=1)
+    pieces = auto._split_notches(np.zeros(index.n_nodes, dtype=np.int64), heads, tails, coords, typical,
+                                 spacing=None, min_part=20)
+    assert pieces.max() + 1 == 3
+    labels = np.zeros(shape, dtype=np.int64)
+    labels[tuple(coords.T)] = pieces + 1
+    assert f1_at_iou50(truth, labels) == 1.0
+
+    # One ellipse, whole or clipped by the image border, has no notch pair.
+    ellipse = ((yy - 32) / 20.0) ** 2 + ((xx - 32) / 12.0) ** 2 < 1
+    for region in (ellipse, ellipse & (yy > 20)):
+        ratio, seam, side = auto._notch_cut(np.argwhere(region), smallest=50)
+        assert side is None or ratio < auto._NOTCH_RATIO
+
+
+def test_giant_single_ellipsoid_is_not_chopped_by_the_size_rule(monkeypatch):
+    from napari_spectral_seg.core import auto
+
+    zz, yy, xx = np.indices((30, 44, 44))
+    giant = ((zz - 15) / 13.0) ** 2 + ((yy - 22) / 19.0) ** 2 + ((xx - 22) / 17.0) ** 2 < 1
+    ball = ((zz - 15) / 8.0) ** 2 + ((yy - 22) / 8.0) ** 2 + ((xx - 22) / 8.0) ** 2 < 1
+    pair = (((zz - 15) / 8.0) ** 2 + ((yy - 22) / 8.0) ** 2 + ((xx - 14) / 8.0) ** 2 < 1) | (
+        ((zz - 15) / 8.0) ** 2 + ((yy - 22) / 8.0) ** 2 + ((xx - 27) / 8.0) ** 2 < 1)
+    assert auto._is_one_convex_body(np.argwhere(giant), None)
+    assert auto._is_one_convex_body(np.argwhere(ball), None)
+    assert not auto._is_one_convex_body(np.argwhere(pair), None)
+    # End to end: a giant ellipsoid among normal balls stays one object;
+    # without the test the size rule chops it.
+    volume = np.zeros((30, 96, 96))
+    volume[:, 26:70, 26:70] = giant
+    z, y, x = np.indices(volume.shape)
+    for cy, cx in ((12, 12), (12, 84), (84, 12), (84, 84), (12, 48)):
+        volume[(z - 15) ** 2 + (y - cy) ** 2 + (x - cx) ** 2 < 64] = 1.0
+    rng = np.random.default_rng(3)
+    image = ndi.gaussian_filter(volume, 1.0) + 0.1 + 0.03 * rng.standard_normal(volume.shape)
+    kw = dict(threshold="otsu", n_clusters="auto", sigma=1.0, min_size=20, random_state=0)
+    labels = segment(image, **kw)
+    centre = labels[15, 48, 48]
+    assert labels.max() == 6
+    assert np.count_nonzero(labels == centre) > 0.9 * giant.sum()
+    monkeypatch.setattr(auto, "_ONE_BODY_DIMS", ())
+    assert segment(image, **kw).max() > 6
