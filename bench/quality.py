@@ -38,7 +38,12 @@ unseen-2d / unseen-3d (``--unseen``)
     round that added them (convex rejoin), after all choices were made.
 new-2d / new-3d (``--new``)
     Seeds 700..739 and 700..711, first evaluated once at the end of the
-    round that made the typical-size estimate ignore fragments.
+    round that made the typical-size estimate ignore fragments (and looked
+    at while adding object edges, notch cuts and the one-body test).
+final-2d / final-3d (``--final``)
+    Seeds 900..939 and 900..911, first evaluated once at the end of the
+    round that added object edges (``edge_level``), notch cuts and the
+    one-body test, after every choice of that round was made.
 dsb2018-real
     A real fluorescence image of nuclei with hand-made instance annotations
     from the 2018 Data Science Bowl (Caicedo et al., Nature Methods 2019),
@@ -50,7 +55,7 @@ dsb2018-real
 
 Usage::
 
-    PYTHONPATH=src python bench/quality.py [--quick] [--fresh] [--unseen] [--new]
+    PYTHONPATH=src python bench/quality.py [--quick] [--fresh] [--unseen] [--new] [--final]
 
 Prints a table and writes ``bench/results/quality.json``.
 """
@@ -138,7 +143,7 @@ def ours(image: np.ndarray, spacing=None) -> np.ndarray:
 
 
 # -------------------------------------------------------------------- data
-def synthetic_sets(quick: bool, fresh: bool = False, unseen: bool = False, new: bool = False):
+def synthetic_sets(quick: bool, fresh: bool = False, unseen: bool = False, new: bool = False, final: bool = False):
     n2, n3 = (3, 1) if quick else (10, 3)
     sets = {
         "synthetic-2d": [touching_blobs((128, 128), 14, seed=s) for s in range(n2)],
@@ -158,6 +163,9 @@ def synthetic_sets(quick: bool, fresh: bool = False, unseen: bool = False, new: 
     if new:
         sets["new-2d"] = [touching_blobs((128, 128), 14, seed=s) for s in range(700, 740)]
         sets["new-3d"] = [touching_blobs((40, 64, 64), 12, seed=s) for s in range(700, 712)]
+    if final:
+        sets["final-2d"] = [touching_blobs((128, 128), 14, seed=s) for s in range(900, 940)]
+        sets["final-3d"] = [touching_blobs((40, 64, 64), 12, seed=s) for s in range(900, 912)]
     return sets
 
 
@@ -205,11 +213,12 @@ def main(argv=None):
     parser.add_argument("--fresh", action="store_true", help="also seeds 300..319 (2D) and 300..305 (3D)")
     parser.add_argument("--unseen", action="store_true", help="also seeds 500..539 (2D) and 500..511 (3D)")
     parser.add_argument("--new", action="store_true", help="also seeds 700..739 (2D) and 700..711 (3D)")
+    parser.add_argument("--final", action="store_true", help="also seeds 900..939 (2D) and 900..911 (3D)")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "quality.json"))
     args = parser.parse_args(argv)
 
     rows = []
-    for name, items in synthetic_sets(args.quick, args.fresh, args.unseen, args.new).items():
+    for name, items in synthetic_sets(args.quick, args.fresh, args.unseen, args.new, args.final).items():
         rows.append(evaluate(name, items))
     real, note = real_set()
     if real is not None:
@@ -234,6 +243,7 @@ def main(argv=None):
         "fresh": args.fresh,
         "unseen": args.unseen,
         "new": args.new,
+        "final": args.final,
         "python": platform.python_version(),
         "rows": rows,
     }
