@@ -445,9 +445,13 @@ def test_notch_cut_separates_lobes_and_leaves_ellipses_whole():
     labels[tuple(coords.T)] = pieces + 1
     assert f1_at_iou50(truth, labels) == 1.0
 
-    # One ellipse, whole or clipped by the image border, has no notch pair.
+    # One ellipse, whole or clipped by the image border (row 0), and a disc
+    # with two dark holes inside (holes are not notches) have no notch pair.
     ellipse = ((yy - 32) / 20.0) ** 2 + ((xx - 32) / 12.0) ** 2 < 1
-    for region in (ellipse, ellipse & (yy > 20)):
+    clipped = ((yy - 8) / 20.0) ** 2 + ((xx - 32) / 12.0) ** 2 < 1
+    holed = disk(shape, (32, 32), 28)
+    holed[20:23, 30:33] = holed[40:43, 30:33] = False
+    for region in (ellipse, clipped, holed):
         ratio, seam, side = auto._notch_cut(np.argwhere(region), smallest=50)
         assert side is None or ratio < auto._NOTCH_RATIO
 

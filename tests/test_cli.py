@@ -162,7 +162,17 @@ def test_ctrl_c_exits_130_with_one_line_and_no_output(tmp_path):
          "--mask", str(tmp_path / "mask.npy"), "--eigen-solver", "arpack"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(5)  # imports done, segmenting
+    # Interrupt once the imports are done and the solve runs: wait for 3 s of
+    # CPU time rather than of wall time, which a loaded CI machine stretches
+    # (a fixed 5 s sleep hit the imports there).
+    ticks = os.sysconf("SC_CLK_TCK")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        with open(f"/proc/{proc.pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        if (int(fields[11]) + int(fields[12])) / ticks >= 3.0:
+            break
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130

@@ -107,4 +107,62 @@ def test_edge_level_is_validated_recorded_and_only_used_in_auto_mode_with_a_thre
     result = run_to_end(iter_segment(image, mask, n_clusters="auto", random_state=0))
     assert result.parameters["edge_level"] is None
     # No threshold: the mask's edges are the user's, kept exactly.
-    assert np.array_equal(result.labels > 0, ndi.binary_fill_holes(mask) & mask)
+    assert np.array_equal(result.labels > 0, mask)
+    # A threshold below the image minimum leaves no background to measure:
+    # nothing is moved, and the parameters say so.
+    result = run_to_end(iter_segment(image, threshold=float(image.min()) - 1, n_clusters="auto", random_state=0))
+    assert result.parameters["edge_level"] is None
+
+
+def test_dim_interior_is_kept_and_holes_filled():
+    # A dim nucleus (0.5) with a bright core (1.5) on 12% of its area: the
+    # core sets the object's bright level far above the nucleoplasm, yet
+    # only pixels near the edge may be dropped, and holes are filled.
+    shape = (60, 60)
+    nucleus = disk(shape, (30, 30), 20)
+    intensity = 0.1 + 0.5 * nucleus + 1.0 * disk(shape, (30, 30), 7)
+    intensity[28:31, 20:23] = 0.1  # a dark spot inside
+    labels = nucleus.astype(np.int32)
+    out = refine_object_edges(intensity, labels, background=0.1, level=0.4, reach=3)
+    # The edge moves in by at most the reach (3 px: the nucleoplasm's rim is
+    # below 0.4 of the core's brightness), never further.
+    assert np.all(out[disk(shape, (30, 30), 16)] == 1)  # interior and the dark spot kept
+    assert np.count_nonzero(out == 1) >= disk(shape, (30, 30), 16).sum()
+
+
+def test_growth_does_not_depend_on_label_numbers():
+    # A pixel column between a bright and a dim object, above the dim one's
+    # level only: it joins the dim object, whichever label each carries.
+    intensity = np.array([[1.0, 1.0, 0.3, 0.3, 0.3, 0.1]])
+    results = []
+    for bright, dim in ((1, 2), (2, 1)):
+        labels = np.array([[bright, bright, 0, dim, dim, 0]], dtype=np.int32)
+        out = refine_object_edges(intensity, labels, background=0.1, level=0.4, reach=1)
+        results.append(np.where(out == bright, "b", np.where(out == dim, "d", "-")))
+    np.testing.assert_array_equal(results[0], results[1])
+    assert "".join(results[0][0]) == "bbddd-"
+
+
+def test_touching_label_regions_in_auto_mode_stay_apart():
+    from napari_spectral_seg.data import touching_blobs
+
+    image, truth = touching_blobs((128, 128), 14, seed=1)
+    regions = np.zeros_like(truth)
+    regions[:, :64], regions[:, 64:] = 1, 2
+    regions[truth == 0] = 0
+    for threshold in (None, "otsu"):
+        labels = segment(image, regions, threshold=threshold, n_clusters="auto", random_state=0)
+        assert labels.max() >= 10
+        for lab in range(1, labels.max() + 1):
+            assert len(np.unique(regions[labels == lab])) == 1  # never across a region border
+        assert not np.any(labels[regions == 0])
+
+
+def test_invalid_arguments_name_the_parameter():
+    labels = np.zeros((5, 5), dtype=np.int32)
+    with pytest.raises(ValueError, match="intensity has shape"):
+        refine_object_edges(np.zeros((4, 4)), labels, background=0.0)
+    with pytest.raises(ValueError, match="level="):
+        refine_object_edges(np.zeros((5, 5)), labels, background=0.0, level=1.5)
+    with pytest.raises(ValueError, match="reach="):
+        refine_object_edges(np.zeros((5, 5)), labels, background=0.0, reach=-1)

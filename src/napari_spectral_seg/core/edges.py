@@ -102,41 +102,69 @@ def refine_object_edges(
     reach: float = DEFAULT_EDGE_REACH,
     spacing=None,
     allowed: np.ndarray | None = None,
+    regions: np.ndarray | None = None,
 ) -> np.ndarray:
     """Move each object's edge to ``level`` of the way from background to its brightness.
 
     Parameters
     ----------
     intensity : ndarray of float, shape S
-        Single-channel intensity (smoothed as the segmentation saw it).
+        Single-channel intensity (smoothed as the segmentation saw it), in
+        the image's units.
     labels : ndarray of int, shape S
         0 background, ``1..M`` objects. Never modified.
     background : float
-        Intensity of "no signal", e.g. the median outside a threshold mask.
+        Intensity of "no signal" (image units), e.g. the median below a
+        threshold.
     level : float
         Fraction in (0, 1); see :data:`DEFAULT_EDGE_LEVEL`.
     reach : float
-        Largest outward move of an edge, in units of the finest pixel size
-        (pixels without ``spacing``).
+        Largest move of an edge, inwards or outwards, in units of the finest
+        pixel size (pixels without ``spacing``).
     spacing : sequence of float, optional
         Physical pixel size per axis: an axis with a coarser step gets
         fewer growth steps (``round(reach * finest / spacing[axis])``).
     allowed : ndarray of bool, shape S, optional
         Pixels an object may grow into (an explicit mask); default: all.
+    regions : ndarray of int, shape S, optional
+        Regions of a Labels-layer mask: an object never grows out of the
+        region it lies in.
 
     Returns
     -------
     ndarray, shape S, dtype of ``labels``
-        Each object keeps its label; an object is its largest connected
-        piece above its level, plus the pixels grown from it. Objects with
-        no pixel left are gone (the caller renumbers).
+        Each object keeps its label: its pixels at most ``reach`` inside its
+        old edge and not above its level are dropped, pixels up to ``reach``
+        outside and above its level are added (grown from it, so they stay
+        connected), holes are filled, and its largest connected piece is
+        kept. Objects with no pixel left are gone (the caller renumbers).
+
+    Raises
+    ------
+    ValueError
+        Shapes that differ, ``level`` outside (0, 1), a negative or
+        non-finite ``reach``, or negative labels.
     """
+    labels = np.asarray(labels)
+    intensity = np.asarray(intensity)
+    for name, other in (("intensity", intensity), ("allowed", allowed), ("regions", regions)):
+        if other is not None and np.shape(other) != labels.shape:
+            raise ValueError(f"{name} has shape {np.shape(other)} but labels has {labels.shape}; pass arrays of one shape.")
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r} must be in (0, 1), e.g. {DEFAULT_EDGE_LEVEL}.")
+    if not (np.isfinite(reach) and reach >= 0):
+        raise ValueError(f"reach={reach!r} must be a finite number of pixels >= 0, e.g. {DEFAULT_EDGE_REACH}.")
+    if labels.size and labels.min() < 0:
+        raise ValueError("labels must be >= 0 (0 is background); relabel the image first.")
     ndim = labels.ndim
     levels = object_levels(intensity, labels, background, level)
-    out = np.asarray(labels).copy()
-    # Drop the object's own pixels below its level (the mask's edge was
-    # drawn too far out for a bright object).
-    out[(out > 0) & (intensity <= levels[out])] = 0
+    out = labels.copy()
+    # Drop the object's own pixels below its level (a global threshold drew
+    # a bright object's edge in its blurred halo), but only near the old
+    # edge: a dim interior (nucleoplasm around bright chromocentres) is
+    # still the object.
+    rim = _near_own_edge(labels, reach, spacing)
+    out[rim & (intensity <= levels[out])] = 0
     # Grow outwards one pixel per step, only through pixels above the level
     # of the object they would join: geodesic, so no blob far away is taken.
     steps = np.ones(ndim) * reach
@@ -145,6 +173,12 @@ def refine_object_edges(
         steps = reach * spacing.min() / spacing
     steps = np.round(steps).astype(int)
     free = out == 0 if allowed is None else (out == 0) & np.asarray(allowed, dtype=bool)
+    region_of = None
+    if regions is not None:
+        region_of = np.zeros(int(out.max()) + 1, dtype=np.asarray(regions).dtype)
+        region_of[out[out > 0]] = np.asarray(regions)[out > 0]
+    # Background neighbours take this value in the minimum filter.
+    no_label = int(out.max()) + 1
     for step in range(int(steps.max()) if ndim else 0):
         footprint = ndi.generate_binary_structure(ndim, 1)
         for axis in range(ndim):
@@ -154,8 +188,19 @@ def refine_object_edges(
                 for end in (0, 2):
                     index[axis] = end
                     footprint[tuple(index)] = False
-        grown = ndi.grey_dilation(out, footprint=footprint)
-        take = free & (grown > 0) & (intensity > levels[grown])
+        # A pixel between two objects could join either: of the neighbours
+        # whose level it exceeds, the brighter object's (higher level) wins,
+        # whatever the label numbers.
+        high = ndi.maximum_filter(out, footprint=footprint)
+        low = ndi.minimum_filter(np.where(out > 0, out, no_label), footprint=footprint)
+        low = np.where(low == no_label, 0, low)
+        fits_high = intensity > levels[high]
+        fits_low = intensity > levels[low]
+        grown = np.where(fits_high & fits_low, np.where(levels[high] >= levels[low], high, low),
+                         np.where(fits_high, high, np.where(fits_low, low, 0)))
+        take = free & (grown > 0)
+        if region_of is not None:
+            take &= np.asarray(regions) == region_of[grown]
         if not take.any():
             break
         out[take] = grown[take]
@@ -165,18 +210,38 @@ def refine_object_edges(
     return _largest_piece_per_label(out)
 
 
+def _near_own_edge(labels, reach, spacing):
+    """Object pixels within ``reach`` (finest-pixel units) of their object's edge."""
+    inside = labels > 0
+    # An object's edge: pixels with a face neighbour outside it (background,
+    # another object, or the image border).
+    edge = np.zeros_like(inside)
+    padded = np.pad(labels, 1, mode="constant", constant_values=-1)
+    centre = tuple(slice(1, -1) for _ in range(labels.ndim))
+    for axis in range(labels.ndim):
+        for shift in (-1, 1):
+            neighbour = np.roll(padded, shift, axis=axis)[centre]
+            edge |= inside & (neighbour != labels)
+    unit = 1.0 if spacing is None else float(np.min(spacing))
+    distance = ndi.distance_transform_edt(~edge, sampling=spacing)
+    return inside & (distance < reach * unit)
+
+
 def _largest_piece_per_label(labels: np.ndarray) -> np.ndarray:
-    """Keep, for each label, only its largest face-connected piece."""
+    """Keep, for each label, only its largest face-connected piece, holes filled."""
     out = labels
     for lab, box in enumerate(ndi.find_objects(labels), start=1):
         if box is None:
             continue
-        own = labels[box] == lab
-        pieces, n = ndi.label(own)
-        if n <= 1:
-            continue
-        sizes = np.bincount(pieces.ravel())
-        sizes[0] = 0
         region = out[box]
-        region[own & (pieces != sizes.argmax())] = 0
+        own = region == lab
+        pieces, n = ndi.label(own)
+        if n > 1:
+            sizes = np.bincount(pieces.ravel())
+            sizes[0] = 0
+            region[own & (pieces != sizes.argmax())] = 0
+            own = pieces == sizes.argmax()
+        # A hole of background enclosed by the object is the object (a dim
+        # spot inside it); other objects inside it are left alone.
+        region[ndi.binary_fill_holes(own) & (region == 0)] = lab
     return out

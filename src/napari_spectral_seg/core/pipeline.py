@@ -263,7 +263,7 @@ def iter_segment(
         seed_node = nodes
     seconds["mask"] = time.perf_counter() - t0
     if n_clusters == "auto" and seeds_of_component is None:  # seed points decide the count
-        return (yield from _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0, explicit_mask))
+        return (yield from _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0, explicit_mask, regions))
 
     t1 = time.perf_counter()
     yield Progress("graph", _STEP_SPAN["graph"][0], f"pixel graph of {index.n_nodes} pixels")
@@ -358,7 +358,7 @@ def iter_segment(
     )
 
 
-def _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0, explicit_mask=None):
+def _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0, explicit_mask=None, regions=None):
     """The ``n_clusters="auto"`` steps after the mask: decide and cut each component.
 
     See :mod:`napari_spectral_seg.core.auto`.
@@ -403,8 +403,10 @@ def _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0, explici
             yield Progress("labels", _STEP_SPAN["labels"][0], "moving object edges to their own brightness")
             labels = refine_object_edges(
                 intensity, labels, background=float(np.median(dark)), level=parameters["edge_level"],
-                spacing=parameters["spacing"], allowed=explicit_mask,
+                spacing=parameters["spacing"], allowed=explicit_mask, regions=regions,
             )
+        else:
+            parameters["edge_level"] = None  # nothing below the threshold: no background level
     labels = relabel_by_first_pixel(labels)
     seconds["labels"] = time.perf_counter() - t3
     seconds["total"] = time.perf_counter() - t0
