@@ -172,7 +172,7 @@ class SpectralSegmentationWidget(Container):
             tooltip="Auto with a threshold (mask 'none') only: each object's outline is drawn where its "
                     "signal above background has fallen to this fraction of that object's own brightness "
                     "(0.4 = 40 %), so one global threshold no longer cuts dim objects too small and draws "
-                    "bright ones too large. Outlines move at most 3 px outwards. Lower values give larger "
+                    "bright ones too large. Outlines move at most 3 px, in or out. Lower values give larger "
                     "outlines; 0 keeps the threshold's edges.")
         self.sigma = FloatSpinBox(name="sigma", label="smoothing σ (px)", value=0.0, min=0.0, max=100.0, step=0.5,
                                   tooltip="Gaussian smoothing before the mask and the graph; 0 = none.")

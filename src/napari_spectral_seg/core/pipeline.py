@@ -532,11 +532,12 @@ def segment(
         ``n_clusters="auto"`` with a ``threshold`` only: each object's edge
         is moved to where its intensity has fallen to this fraction of the
         way from the background (the median below the threshold) to its own
-        bright level (95th percentile), dropping its pixels below that and
-        taking background pixels above it up to 3 pixels out (never outside
-        ``mask``). A global threshold cuts dim objects too small and bright
-        ones too large; see :mod:`napari_spectral_seg.core.edges`. Default
-        0.4; 0 or None keeps the mask's edges.
+        bright level (95th percentile): its pixels below that within 3
+        pixels of its edge are dropped, background pixels above it up to 3
+        pixels out are added (never outside ``mask``), holes are filled. A
+        global threshold cuts dim objects too small and bright ones too
+        large; see :mod:`napari_spectral_seg.core.edges`. Default 0.4; 0 or
+        None keeps the threshold's edges.
     progress : callable, optional
         Called with a :class:`Progress` between steps, between connected
         components and, for a component solved by the multilevel solver,
