@@ -161,6 +161,10 @@ def test_ctrl_c_exits_130_with_one_line_and_no_output(tmp_path):
         [sys.executable, "-m", "napari_spectral_seg.cli", "segment", str(tmp_path / "big.npy"), "-o", str(out),
          "--mask", str(tmp_path / "mask.npy"), "--eigen-solver", "arpack"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell's background job (e.g. CI started with `&`) ignores SIGINT,
+        # and children inherit that: give the command the default, as a
+        # terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # Interrupt once the imports are done and the solve runs: wait for 3 s of
     # CPU time rather than of wall time, which a loaded CI machine stretches
