@@ -191,3 +191,26 @@ def test_rgb_layer_uses_colour_differences(dock, qtbot):
     assert len(np.unique(layer.data[:, :28])) == 1 and len(np.unique(layer.data[:, 32:])) == 1
     assert layer.data[0, 0] != layer.data[0, -1]
     assert layer.metadata["spectral_seg"]["channel_axis"] == -1
+
+
+def test_auto_with_a_labels_mask_of_touching_regions(dock, qtbot):
+    # A Labels layer whose regions touch, with Auto on: each region is cut
+    # into its own objects and no object crosses a region border (this
+    # path raised IndexError before pixel_edges left out cross-region edges).
+    from napari_spectral_seg.data import touching_blobs
+
+    image, truth = touching_blobs((128, 128), 14, seed=1)
+    regions = np.zeros_like(truth)
+    regions[:, :64], regions[:, 64:] = 1, 2
+    regions[truth == 0] = 0
+    viewer, widget = dock(image, name="blobs")
+    viewer.add_labels(regions, name="halves")
+    widget.mask.value = viewer.layers["halves"]
+    widget.auto_segments.value = True
+    run(widget, qtbot)
+    labels = viewer.layers["blobs spectral"].data
+    assert labels.max() >= 10
+    for lab in range(1, labels.max() + 1):
+        assert len(np.unique(regions[labels == lab])) == 1
+    np.testing.assert_array_equal(labels, segment(image, regions, **widget.current_parameters()))
+    np.testing.assert_array_equal(viewer.layers["halves"].data, regions)  # the user's layer is untouched
