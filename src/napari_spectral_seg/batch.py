@@ -204,8 +204,8 @@ def load_parameters(path) -> dict:
 
 # Keys written next to the parameters by the widget, `segment` and `batch`.
 _INFORMATIONAL_KEYS = frozenset(
-    {"image", "mask", "seeds", "seconds", "version", "threshold_used", "n_segments", "input", "frames",
-     "frame_info", "sample", "ari"}
+    {"image", "mask", "seeds", "seconds", "engine_start_seconds", "version", "threshold_used", "n_segments",
+     "input", "frames", "frame_info", "sample", "ari"}
 )
 
 
