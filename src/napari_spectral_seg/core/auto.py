@@ -493,12 +493,7 @@ def _part_distance(part, coords, spacing):
     an object in the middle of a clump has no neck in the clump's distance
     transform, but once its neighbours are cut away its own shape shows it.
     """
-    c = coords[part]
-    lo = c.min(axis=0)
-    # One pixel of padding so the box border counts as outside.
-    local = c - lo + 1
-    box = np.zeros(tuple(local.max(axis=0) + 2), dtype=bool)
-    box[tuple(local.T)] = True
+    local, box = _box_mask(coords[part])
     return ndi.distance_transform_edt(ndi.binary_fill_holes(box), sampling=spacing)[tuple(local.T)]
 
 
@@ -524,6 +519,19 @@ def _box(coords):
     """Local box coordinates (1 pixel padding) and its shape, for per-part transforms."""
     local = coords - coords.min(axis=0) + 1
     return local, tuple(local.max(axis=0) + 2)
+
+
+def _box_mask(coords):
+    """Local box coordinates (1 pixel padding, so the box border counts as outside) and the part's mask in it."""
+    local, shape = _box(coords)
+    box = np.zeros(shape, dtype=bool)
+    box[tuple(local.T)] = True
+    return local, box
+
+
+def _axis_scale(spacing, ndim):
+    """Physical size of a pixel step per axis (ones without ``spacing``)."""
+    return np.ones(ndim) if spacing is None else np.asarray(spacing, dtype=float)
 
 
 def _fiedler_order(w, la, lb, m, eigen_solver, rng):
@@ -1059,7 +1067,7 @@ def _split_moments(labels, a, b, coords, typical, *, spacing, min_part):
     """
     ndim = coords.shape[1]
     smallest = max(min_part, int(_LARGE_PART_SMALLEST * typical))
-    scale = np.ones(ndim) if spacing is None else np.asarray(spacing, dtype=float)
+    scale = _axis_scale(spacing, ndim)
 
     def worth_trying(nodes):
         return len(nodes) >= 2 * smallest and _relative_size(len(nodes), typical, ndim) >= _MOMENT_MIN_SIZE
@@ -1113,7 +1121,7 @@ def _join_moments(labels, a, b, coords, typical, *, spacing):
     ``0..K-1``.
     """
     ndim = coords.shape[1]
-    scale = np.ones(ndim) if spacing is None else np.asarray(spacing, dtype=float)
+    scale = _axis_scale(spacing, ndim)
     x = coords * scale
 
     def moment_left(labels, sizes, p, q):
@@ -1133,9 +1141,7 @@ def _solidity(x):
     convex shape along a plane. A ratio of pixel counts needs no
     ``spacing``: scaling the axes keeps hulls hulls and ratios alike.
     """
-    local, shape = _box(x)
-    box = np.zeros(shape, dtype=bool)
-    box[tuple(local.T)] = True
+    _, box = _box_mask(x)
     hull = _hull_mask(box)
     if hull is None:  # flat sets (one pixel thick): no hull volume
         return 1.0
@@ -1144,8 +1150,7 @@ def _solidity(x):
 
 def _is_one_convex_body(x, spacing):
     """Whether pixels ``x`` (n, ndim) form one convex, ellipsoid-like body (see ``_ONE_BODY_SOLIDITY``)."""
-    scale = np.ones(x.shape[1]) if spacing is None else np.asarray(spacing, dtype=float)
-    if _two_means(x * scale)[1] < _ONE_BODY_MOMENT:
+    if _two_means(x * _axis_scale(spacing, x.shape[1]))[1] < _ONE_BODY_MOMENT:
         return False
     return _solidity(x) >= _ONE_BODY_SOLIDITY
 
@@ -1232,10 +1237,9 @@ def _notch_cut(x, smallest, spacing=None):
     side : ndarray of bool, shape (m,), or None
         Which side of the line through the two notches each pixel is on.
     """
-    scale = np.ones(2) if spacing is None else np.asarray(spacing, dtype=float)
-    local, shape = _box(x)
-    box = np.zeros(shape, dtype=bool)
-    box[tuple(local.T)] = True
+    scale = _axis_scale(spacing, 2)
+    local, box = _box_mask(x)
+    shape = box.shape
     # A hole (a dark spot inside a nucleus) is not a notch of the outline.
     box = ndi.binary_fill_holes(box)
     hull = _hull_mask(box)
