@@ -62,13 +62,17 @@ def _result_geometry(image_layer, spatial: int) -> dict:
     return geometry
 
 
+def _run_seconds(seconds: dict) -> float:
+    """The run's own time: wall time from the click minus the wait for the engine to start."""
+    return seconds.get("wall", seconds.get("total", 0.0)) - seconds.get("engine_start", 0.0)
+
+
 def _result_status(n_segments: int, seconds: dict) -> str:
     """Status line after a run: segments and time, engine start-up shown apart."""
-    wall = seconds.get("wall", seconds.get("total", 0.0))
     startup = seconds.get("engine_start", 0.0)
     if startup < 0.5:  # the engine was ready: the usual case
-        return f"{n_segments} segments in {wall - startup:.2f} s"
-    return f"{n_segments} segments in {wall - startup:.2f} s (+ {startup:.1f} s engine start-up)"
+        return f"{n_segments} segments in {_run_seconds(seconds):.2f} s"
+    return f"{n_segments} segments in {_run_seconds(seconds):.2f} s (+ {startup:.1f} s engine start-up)"
 
 
 def result_layer_name(image_name: str) -> str:
@@ -523,8 +527,7 @@ class SpectralSegmentationWidget(Container):
             mask=None if job["mask_layer"] is None else job["mask_layer"].name,
             # The run's own time; a wait for the engine to start (first run
             # only) is recorded apart, as the status line shows it.
-            seconds=round(result.seconds.get("wall", result.seconds.get("total", 0.0))
-                          - result.seconds.get("engine_start", 0.0), 3),
+            seconds=round(_run_seconds(result.seconds), 3),
             engine_start_seconds=round(result.seconds.get("engine_start", 0.0), 3),
             n_segments=int(result.labels.max()),
             frames="all" if job["all_frames"] else job["frame_index"],
