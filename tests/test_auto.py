@@ -11,6 +11,10 @@ from napari_spectral_seg.core.pipeline import iter_segment, run_to_end
 from napari_spectral_seg.data import four_circles
 
 
+# The settings of bench/quality.py's auto mode: Otsu mask, sigma 1, min size 20.
+AUTO_OTSU = {"threshold": "otsu", "n_clusters": "auto", "sigma": 1.0, "min_size": 20, "random_state": 0}
+
+
 def f1_at_iou50(truth, pred):
     """F1 at IoU > 0.5 (unique matches), written out independently of bench/."""
     tp = 0
@@ -95,7 +99,7 @@ def test_auto_two_separate_disks_and_tiny_speck():
 
 def test_auto_touching_blobs_f1():
     image, truth = touching_blobs((96, 96), 8, seed=3)
-    labels = segment(image, threshold="otsu", n_clusters="auto", sigma=1.0, min_size=20, random_state=0)
+    labels = segment(image, **AUTO_OTSU)
     assert labels.dtype == np.int32
     # Consecutive labels 1..M.
     assert np.array_equal(np.unique(labels)[1:], np.arange(1, labels.max() + 1))
@@ -259,7 +263,7 @@ def test_auto_splits_bright_dim_pair_without_neck_along_the_step(seed, monkeypat
     from napari_spectral_seg.core import auto
 
     image, truth = _shoulder_scene(seed)
-    kwargs = {"threshold": "otsu", "n_clusters": "auto", "sigma": 1.0, "min_size": 20, "random_state": 0}
+    kwargs = AUTO_OTSU
     labels = segment(image, **kwargs)
     assert labels.max() == 5
     assert f1_at_iou50(truth, labels) == 1.0
@@ -279,7 +283,7 @@ def test_auto_oversized_part_with_shallow_pass_is_split(monkeypatch):
     from napari_spectral_seg.core import auto
 
     image, truth = touching_blobs((128, 128), 14, seed=5)
-    kwargs = {"threshold": "otsu", "n_clusters": "auto", "sigma": 1.0, "min_size": 20, "random_state": 0}
+    kwargs = AUTO_OTSU
     assert f1_at_iou50(truth, segment(image, **kwargs)) == 1.0
     monkeypatch.setattr(auto, "_LARGE_PART_FLOOR", 0.0)
     assert f1_at_iou50(truth, segment(image, **kwargs)) < 1.0
@@ -354,7 +358,7 @@ def test_auto_border_clipped_large_ellipse_stays_whole(seed, monkeypatch):
     from napari_spectral_seg.core import auto
 
     image, truth = _clipped_ellipse_scene(seed)
-    kwargs = {"threshold": "otsu", "n_clusters": "auto", "sigma": 1.0, "min_size": 20, "random_state": 0}
+    kwargs = AUTO_OTSU
     labels = segment(image, **kwargs)
     assert labels.max() == 9
     assert f1_at_iou50(truth, labels) == 1.0
@@ -413,7 +417,7 @@ def test_auto_3d_seed_510_typical_size_does_not_collapse(monkeypatch):
 
     monkeypatch.setattr(auto, "_typical_size", spy)
     image, truth = touching_blobs((40, 64, 64), 12, seed=510)
-    labels = segment(image, threshold="otsu", n_clusters="auto", sigma=1.0, min_size=20, random_state=0)
+    labels = segment(image, **AUTO_OTSU)
     assert abs(int(labels.max()) - int(truth.max())) <= 3
     # Truth median 1684 voxels; the count median had fallen to 52-88.
     assert min(seen) > 1000
@@ -476,7 +480,7 @@ def test_giant_single_ellipsoid_is_not_chopped_by_the_size_rule(monkeypatch):
         volume[(z - 15) ** 2 + (y - cy) ** 2 + (x - cx) ** 2 < 64] = 1.0
     rng = np.random.default_rng(3)
     image = ndi.gaussian_filter(volume, 1.0) + 0.1 + 0.03 * rng.standard_normal(volume.shape)
-    kw = dict(threshold="otsu", n_clusters="auto", sigma=1.0, min_size=20, random_state=0)
+    kw = AUTO_OTSU
     labels = segment(image, **kw)
     centre = labels[15, 48, 48]
     assert labels.max() == 6
