@@ -194,19 +194,32 @@ def real_set():
 
 # --------------------------------------------------------------------- run
 def evaluate(name, items):
-    row = {"set": name, "images": len(items), "objects": int(sum(int(t.max() > 0) and len(np.unique(t)) - 1 for _, t in items))}
+    row = {
+        "set": name,
+        "images": len(items),
+        "objects": int(sum(int(t.max() > 0) and len(np.unique(t)) - 1 for _, t in items)),
+    }
     methods = {"auto": ours, "otsu_cc": otsu_cc}
     for method, fn in methods.items():
         t0 = time.perf_counter()
         counts = [match_counts(truth, fn(image)) for image, truth in items]
-        row[method] = {"f1": round(f1_from(counts), 4), "seconds": round(time.perf_counter() - t0, 2),
-                       "tp": sum(c[0] for c in counts), "n_pred": sum(c[2] for c in counts)}
+        row[method] = {
+            "f1": round(f1_from(counts), 4),
+            "seconds": round(time.perf_counter() - t0, 2),
+            "tp": sum(c[0] for c in counts),
+            "n_pred": sum(c[2] for c in counts),
+        }
     best = None
     for spot in SPOT_SIGMAS:
         t0 = time.perf_counter()
         counts = [match_counts(truth, voronoi_otsu(image, spot)) for image, truth in items]
-        entry = {"f1": round(f1_from(counts), 4), "seconds": round(time.perf_counter() - t0, 2),
-                 "tp": sum(c[0] for c in counts), "n_pred": sum(c[2] for c in counts), "spot_sigma": spot}
+        entry = {
+            "f1": round(f1_from(counts), 4),
+            "seconds": round(time.perf_counter() - t0, 2),
+            "tp": sum(c[0] for c in counts),
+            "n_pred": sum(c[2] for c in counts),
+            "spot_sigma": spot,
+        }
         row[f"voronoi_otsu_spot{spot:g}"] = entry
         if best is None or entry["f1"] > best["f1"]:
             best = entry
@@ -233,7 +246,9 @@ def main(argv=None):
     else:
         print(f"real data skipped: {note}")
 
-    header = f"{'set':<14} {'imgs':>4} {'objs':>5} | {'auto':>6} {'otsu_cc':>8} {'voronoi_otsu(best)':>19} | {'auto s':>7}"
+    header = (
+        f"{'set':<14} {'imgs':>4} {'objs':>5} | {'auto':>6} {'otsu_cc':>8} {'voronoi_otsu(best)':>19} | {'auto s':>7}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -244,7 +259,12 @@ def main(argv=None):
         )
     result = {
         "metric": "F1 at IoU > 0.5, pooled over the images of a set",
-        "parameters": {"sigma": SIGMA, "min_size": MIN_SIZE, "spot_sigmas": SPOT_SIGMAS, "outline_sigma": OUTLINE_SIGMA},
+        "parameters": {
+            "sigma": SIGMA,
+            "min_size": MIN_SIZE,
+            "spot_sigmas": SPOT_SIGMAS,
+            "outline_sigma": OUTLINE_SIGMA,
+        },
         "real_data": note,
         "quick": args.quick,
         "fresh": args.fresh,

@@ -184,7 +184,11 @@ def main(argv=None):
     parser.add_argument("--cases", help="comma-separated case labels to run, e.g. '2D 1600,3D 128'")
     parser.add_argument("--no-sklearn", action="store_true", help="skip the scikit-learn pipelines")
     parser.add_argument("--no-seeds", action="store_true", help="skip the seed-example check (size 100, seeds 0..9)")
-    parser.add_argument("--repeats", type=int, help="timed runs per (case, method), all methods (default: 3 for ours, 1-3 for scikit-learn)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        help="timed runs per (case, method), all methods (default: 3 for ours, 1-3 for scikit-learn)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -202,7 +206,9 @@ def main(argv=None):
 
     results = []
     started = time.perf_counter()
-    header = f"{'case':<9}{'nodes':>10}  {'method':<15}{'wall s':>8}{'cpu s':>8}{'peak GiB':>9}{'ARI':>8}{'x arpack':>9}"
+    header = (
+        f"{'case':<9}{'nodes':>10}  {'method':<15}{'wall s':>8}{'cpu s':>8}{'peak GiB':>9}{'ARI':>8}{'x arpack':>9}"
+    )
     print(header)
     print("-" * len(header), flush=True)
 
@@ -244,8 +250,13 @@ def main(argv=None):
                     n_nodes=n_est,
                 )
             else:
-                spec = {"method": method, "size": size, "ndim": ndim, "seed": 0,
-                        "repeats": args.repeats or _repeats(method, n_est, args.quick)}
+                spec = {
+                    "method": method,
+                    "size": size,
+                    "ndim": ndim,
+                    "seed": 0,
+                    "repeats": args.repeats or _repeats(method, n_est, args.quick),
+                }
                 row.update(run_worker(spec))
                 row.setdefault("n_nodes", n_est)
             rows.append(row)

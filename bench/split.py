@@ -33,9 +33,13 @@ def case(size: int, repeats: int = 5) -> dict:
     out = labels.copy()
     out[indices] = values
     inside = (truth == 1) | (truth == 2)
-    return dict(size=size, segment_pixels=pixels, median_s=round(float(np.median(times)), 3),
-                all_s=[round(t, 3) for t in times],
-                ari=round(float(adjusted_rand_score(truth[inside], out[inside])), 4))
+    return dict(
+        size=size,
+        segment_pixels=pixels,
+        median_s=round(float(np.median(times)), 3),
+        all_s=[round(t, 3) for t in times],
+        ari=round(float(adjusted_rand_score(truth[inside], out[inside])), 4),
+    )
 
 
 def main():

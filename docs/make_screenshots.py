@@ -22,8 +22,9 @@ def point_and_click(path):
     viewer.window.resize(1400, 850)
     viewer.open_sample("napari-spectral-seg", "four_circles")
     _, widget = viewer.window.add_plugin_dock_widget("napari-spectral-seg", "Spectral segmentation")
-    points = viewer.add_points(np.array([(67, 58), (28, 24), (24, 70), (40, 50)]), name="clicks",
-                               size=4, face_color="yellow")
+    points = viewer.add_points(
+        np.array([(67, 58), (28, 24), (24, 70), (40, 50)]), name="clicks", size=4, face_color="yellow"
+    )
     widget.mask.value = viewer.layers["four circles mask"]
     widget.seeds.value = points
     widget.start()

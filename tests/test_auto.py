@@ -10,7 +10,6 @@ from napari_spectral_seg import SegmentationCancelled, segment, segment_frames, 
 from napari_spectral_seg.core.pipeline import iter_segment, run_to_end
 from napari_spectral_seg.data import four_circles
 
-
 # The settings of bench/quality.py's auto mode: Otsu mask, sigma 1, min size 20.
 AUTO_OTSU = {"threshold": "otsu", "n_clusters": "auto", "sigma": 1.0, "min_size": 20, "random_state": 0}
 
@@ -238,7 +237,13 @@ def _shoulder_scene(seed):
     """
     shape = (80, 150)
     grid = np.indices(shape, dtype=float)
-    objects = [((40, 30), 11, 1.0), ((40, 42), 8, 0.55), ((20, 100), 10, 0.8), ((58, 95), 10.5, 0.6), ((35, 128), 9.5, 0.9)]
+    objects = [
+        ((40, 30), 11, 1.0),
+        ((40, 42), 8, 0.55),
+        ((20, 100), 10, 0.8),
+        ((58, 95), 10.5, 0.6),
+        ((35, 128), 9.5, 0.9),
+    ]
     best = np.full(shape, np.inf)
     truth = np.zeros(shape, dtype=np.int64)
     for i, (centre, radius, _) in enumerate(objects, start=1):
@@ -442,8 +447,9 @@ def test_notch_cut_separates_lobes_and_leaves_ellipses_whole():
     index = index_pixels(clump)
     heads, tails, _ = pixel_edges(index.node_of_pixel)
     coords = np.stack(np.unravel_index(index.pixel_of_node, shape), axis=1)
-    pieces = auto._split_notches(np.zeros(index.n_nodes, dtype=np.int64), heads, tails, coords, typical,
-                                 spacing=None, min_part=20)
+    pieces = auto._split_notches(
+        np.zeros(index.n_nodes, dtype=np.int64), heads, tails, coords, typical, spacing=None, min_part=20
+    )
     assert pieces.max() + 1 == 3
     labels = np.zeros(shape, dtype=np.int64)
     labels[tuple(coords.T)] = pieces + 1
@@ -467,7 +473,8 @@ def test_giant_single_ellipsoid_is_not_chopped_by_the_size_rule(monkeypatch):
     giant = ((zz - 15) / 13.0) ** 2 + ((yy - 22) / 19.0) ** 2 + ((xx - 22) / 17.0) ** 2 < 1
     ball = ((zz - 15) / 8.0) ** 2 + ((yy - 22) / 8.0) ** 2 + ((xx - 22) / 8.0) ** 2 < 1
     pair = (((zz - 15) / 8.0) ** 2 + ((yy - 22) / 8.0) ** 2 + ((xx - 14) / 8.0) ** 2 < 1) | (
-        ((zz - 15) / 8.0) ** 2 + ((yy - 22) / 8.0) ** 2 + ((xx - 27) / 8.0) ** 2 < 1)
+        ((zz - 15) / 8.0) ** 2 + ((yy - 22) / 8.0) ** 2 + ((xx - 27) / 8.0) ** 2 < 1
+    )
     assert auto._is_one_convex_body(np.argwhere(giant), None)
     assert auto._is_one_convex_body(np.argwhere(ball), None)
     assert not auto._is_one_convex_body(np.argwhere(pair), None)

@@ -27,8 +27,9 @@ FLAGS = ["--threshold", "otsu", "--n-clusters", "4", "--min-size", "20", "--seed
 
 @pytest.fixture(scope="module")
 def scheduler():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    ) as cluster:
         yield cluster.scheduler_address
 
 
@@ -71,8 +72,21 @@ def test_interrupted_run_resumes_and_skips_complete_outputs(tmp_path, scheduler,
     images = write_images(tmp_path, range(4))
     out = tmp_path / "out"
     # "Interrupted" first run: only two of the inputs got done.
-    assert main(["batch", str(tmp_path / "img0.tif"), str(tmp_path / "img1.npy"), "--out", str(out),
-                 "--scheduler", scheduler, *FLAGS]) == 0
+    assert (
+        main(
+            [
+                "batch",
+                str(tmp_path / "img0.tif"),
+                str(tmp_path / "img1.npy"),
+                "--out",
+                str(out),
+                "--scheduler",
+                scheduler,
+                *FLAGS,
+            ]
+        )
+        == 0
+    )
     done_before = {p: os.stat(out / p).st_mtime_ns for p in ("img0_labels.tif", "img1_labels.tif")}
     (out / "img1_labels.tif").unlink()  # lost output: must be redone
     (out / ".img2_labels.tif.partial.tif").write_bytes(b"half a tiff")  # killed mid-write
@@ -85,11 +99,28 @@ def test_interrupted_run_resumes_and_skips_complete_outputs(tmp_path, scheduler,
         np.testing.assert_array_equal(tifffile.imread(out / f"{stem}_labels.tif"), segment(image, **PARAMS))
     assert sorted(os.listdir(out)) == [f"img{i}_labels.tif" for i in range(4)]
     # Other parameters do not silently reuse or clobber outputs; --overwrite redoes them.
-    assert main(["batch", str(tmp_path / "img0.tif"), "--out", str(out), "--scheduler", scheduler,
-                 *FLAGS, "--seed", "4"]) == 1
+    assert (
+        main(["batch", str(tmp_path / "img0.tif"), "--out", str(out), "--scheduler", scheduler, *FLAGS, "--seed", "4"])
+        == 1
+    )
     assert "other parameters; pass --overwrite" in capsys.readouterr().out
-    assert main(["batch", str(tmp_path / "img0.tif"), "--out", str(out), "--scheduler", scheduler,
-                 *FLAGS, "--seed", "4", "--overwrite"]) == 0
+    assert (
+        main(
+            [
+                "batch",
+                str(tmp_path / "img0.tif"),
+                "--out",
+                str(out),
+                "--scheduler",
+                scheduler,
+                *FLAGS,
+                "--seed",
+                "4",
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
     assert description(out / "img0_labels.tif")["random_state"] == 4
 
 
@@ -98,9 +129,22 @@ def test_a_corrupt_input_fails_alone_with_its_reason(tmp_path, scheduler, capsys
     (tmp_path / "broken.tif").write_bytes(b"not a tiff at all")
     np.save(tmp_path / "empty.npy", np.zeros((40, 40)))  # reads fine, but nothing above the threshold
     out = tmp_path / "out"
-    code = main(["batch", str(tmp_path / "*.tif"), str(tmp_path / "*.npy"), str(tmp_path / "gone.npy"),
-                 "--out", str(out),
-                 "--scheduler", scheduler, *FLAGS[:-3], "--threshold", "1.5", "--no-progress"])
+    code = main(
+        [
+            "batch",
+            str(tmp_path / "*.tif"),
+            str(tmp_path / "*.npy"),
+            str(tmp_path / "gone.npy"),
+            "--out",
+            str(out),
+            "--scheduler",
+            scheduler,
+            *FLAGS[:-3],
+            "--threshold",
+            "1.5",
+            "--no-progress",
+        ]
+    )
     assert code == 1
     captured = capsys.readouterr()
     assert "broken.tif: cannot read it as an image" in captured.err
@@ -108,19 +152,20 @@ def test_a_corrupt_input_fails_alone_with_its_reason(tmp_path, scheduler, capsys
     assert "gone.npy: no such file" in captured.err
     assert "2 written, 0 skipped (already complete), 3 failed" in captured.out
     for stem, image in images.items():
-        np.testing.assert_array_equal(tifffile.imread(out / f"{stem}_labels.tif"),
-                                      segment(image, **dict(PARAMS, threshold=1.5)))
+        np.testing.assert_array_equal(
+            tifffile.imread(out / f"{stem}_labels.tif"), segment(image, **dict(PARAMS, threshold=1.5))
+        )
     assert sorted(os.listdir(out)) == ["img0_labels.tif", "img1_labels.tif"]
 
 
 def test_zarr_time_series_is_written_frame_by_frame_by_the_workers(tmp_path, scheduler):
     frames = np.stack([four_circles(size=40, seed=s)[0] for s in range(3)]).astype(np.float32)
-    source = zarr.open_array(str(tmp_path / "movie.zarr"), mode="w", shape=frames.shape,
-                             chunks=(1, 40, 40), dtype="float32")
+    source = zarr.open_array(
+        str(tmp_path / "movie.zarr"), mode="w", shape=frames.shape, chunks=(1, 40, 40), dtype="float32"
+    )
     source[...] = frames
     out = tmp_path / "out"
-    assert main(["batch", str(tmp_path / "movie.zarr"), "--out", str(out), "--scheduler", scheduler,
-                 *FLAGS]) == 0
+    assert main(["batch", str(tmp_path / "movie.zarr"), "--out", str(out), "--scheduler", scheduler, *FLAGS]) == 0
     result = zarr.open_array(str(out / "movie_labels.zarr"), mode="r")
     assert result.shape == (3, 40, 40) and result.chunks == (1, 40, 40)
     for t in range(3):
@@ -134,32 +179,67 @@ def test_npy_time_series_gives_one_tif_and_spatial_ndim_3_one_volume(tmp_path, s
     frames = np.stack([four_circles(size=40, seed=s)[0] for s in range(2)])
     np.save(tmp_path / "movie.npy", frames)
     out = tmp_path / "out"
-    assert main(["batch", str(tmp_path / "movie.npy"), "--out", str(out), "--scheduler", scheduler,
-                 *FLAGS]) == 0
+    assert main(["batch", str(tmp_path / "movie.npy"), "--out", str(out), "--scheduler", scheduler, *FLAGS]) == 0
     labels = tifffile.imread(out / "movie_labels.tif")
     assert labels.shape == (2, 40, 40)
     for t in range(2):
         np.testing.assert_array_equal(labels[t], segment(frames[t], **PARAMS))
     assert description(out / "movie_labels.tif")["spatial_ndim"] == 2
     # The same file as one 3D volume: another output, so another directory.
-    assert main(["batch", str(tmp_path / "movie.npy"), "--out", str(tmp_path / "vol"),
-                 "--scheduler", scheduler, *FLAGS, "--spatial-ndim", "3"]) == 0
-    np.testing.assert_array_equal(tifffile.imread(tmp_path / "vol" / "movie_labels.tif"),
-                                  segment(frames, **PARAMS))
+    assert (
+        main(
+            [
+                "batch",
+                str(tmp_path / "movie.npy"),
+                "--out",
+                str(tmp_path / "vol"),
+                "--scheduler",
+                scheduler,
+                *FLAGS,
+                "--spatial-ndim",
+                "3",
+            ]
+        )
+        == 0
+    )
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "vol" / "movie_labels.tif"), segment(frames, **PARAMS))
 
 
 # ---------------------------------------------------------------- no cluster needed
 def test_load_parameters_reads_the_widget_format(tmp_path):
-    saved = {"spectral_seg": {"threshold": "otsu", "n_clusters": 3, "beta": 2.0, "eigen_solver": "auto",
-                              "random_state": 7, "spacing": [2, 1], "channel_axis": None, "min_size": 5,
-                              "assign_labels": "kmeans", "seeds": None, "threshold_used": 1.49,
-                              "image": "cells", "mask": None, "seconds": 0.3, "n_segments": 3,
-                              "version": "0.1.0"}}
+    saved = {
+        "spectral_seg": {
+            "threshold": "otsu",
+            "n_clusters": 3,
+            "beta": 2.0,
+            "eigen_solver": "auto",
+            "random_state": 7,
+            "spacing": [2, 1],
+            "channel_axis": None,
+            "min_size": 5,
+            "assign_labels": "kmeans",
+            "seeds": None,
+            "threshold_used": 1.49,
+            "image": "cells",
+            "mask": None,
+            "seconds": 0.3,
+            "n_segments": 3,
+            "version": "0.1.0",
+        }
+    }
     (tmp_path / "p.json").write_text(json.dumps(saved))
     params = load_parameters(tmp_path / "p.json")
-    assert params == {"threshold": "otsu", "n_clusters": 3, "beta": 2.0, "eigen_solver": "auto",
-                      "random_state": 7, "spacing": (2.0, 1.0), "channel_axis": None, "min_size": 5,
-                      "assign_labels": "kmeans"}
+    assert params == {
+        "threshold": "otsu",
+        "n_clusters": 3,
+        "beta": 2.0,
+        "eigen_solver": "auto",
+        "random_state": 7,
+        "spacing": (2.0, 1.0),
+        "channel_axis": None,
+        "min_size": 5,
+        "assign_labels": "kmeans",
+    }
     (tmp_path / "p.yaml").write_text("n_clusters: 5\nthreshold: 1.5\nimage: x\n")
     assert load_parameters(tmp_path / "p.yaml") == {"n_clusters": 5, "threshold": 1.5}
     # Flags override the file; the rest keeps the file's values, then the defaults.
@@ -216,8 +296,9 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, capsys, args, message):
 
 def test_interrupted_zarr_series_resumes_frame_by_frame(tmp_path, scheduler):
     frames = np.stack([four_circles(size=40, seed=s)[0] for s in range(3)]).astype(np.float32)
-    zarr.open_array(str(tmp_path / "movie.zarr"), mode="w", shape=frames.shape, chunks=(1, 40, 40),
-                    dtype="float32")[...] = frames
+    zarr.open_array(str(tmp_path / "movie.zarr"), mode="w", shape=frames.shape, chunks=(1, 40, 40), dtype="float32")[
+        ...
+    ] = frames
     out = tmp_path / "out"
     argv = ["batch", str(tmp_path / "movie.zarr"), "--out", str(out), "--scheduler", scheduler, *FLAGS]
     assert main(argv) == 0
@@ -228,9 +309,21 @@ def test_interrupted_zarr_series_resumes_frame_by_frame(tmp_path, scheduler):
     os.replace(final, partial)
     store = zarr.open_array(str(partial), mode="r+")
     stored = dict(store.attrs["spectral_seg"])
-    request = {k: stored[k] for k in (*PARAMS, "beta", "eigen_solver", "spacing", "channel_axis",
-                                      "assign_labels", "sigma", "sensitivity", "edge_level",
-                                      "spatial_ndim")}
+    request = {
+        k: stored[k]
+        for k in (
+            *PARAMS,
+            "beta",
+            "eigen_solver",
+            "spacing",
+            "channel_axis",
+            "assign_labels",
+            "sigma",
+            "sensitivity",
+            "edge_level",
+            "spatial_ndim",
+        )
+    }
     store.attrs["spectral_seg"] = request
     store.attrs["spectral_seg_frames_done"] = stored["frame_info"][:2]
     store[0] = 7
@@ -249,12 +342,37 @@ def test_params_file_with_flag_override_and_a_colour_png(tmp_path, scheduler):
     image = four_circles(size=40, seed=0)[0]
     rgb = np.clip(np.stack([image, image[::-1], image], axis=-1) * 100, 0, 255).astype(np.uint8)
     iio.imwrite(tmp_path / "colour.png", rgb)
-    saved = {"spectral_seg": {"n_clusters": 3, "random_state": 1, "beta": 2.0, "image": "colour",
-                              "seconds": 0.1, "version": "0.1.0", "threshold_used": None}}
+    saved = {
+        "spectral_seg": {
+            "n_clusters": 3,
+            "random_state": 1,
+            "beta": 2.0,
+            "image": "colour",
+            "seconds": 0.1,
+            "version": "0.1.0",
+            "threshold_used": None,
+        }
+    }
     (tmp_path / "p.json").write_text(json.dumps(saved))
     out = tmp_path / "out"
-    assert main(["batch", str(tmp_path / "colour.png"), "--out", str(out), "--params", str(tmp_path / "p.json"),
-                 "--n-clusters", "2", "--scheduler", scheduler, "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "batch",
+                str(tmp_path / "colour.png"),
+                "--out",
+                str(out),
+                "--params",
+                str(tmp_path / "p.json"),
+                "--n-clusters",
+                "2",
+                "--scheduler",
+                scheduler,
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     labels = tifffile.imread(out / "colour_labels.tif")
     np.testing.assert_array_equal(labels, segment(rgb, channel_axis=-1, n_clusters=2, random_state=1, beta=2.0))
     stored = description(out / "colour_labels.tif")

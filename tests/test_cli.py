@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 import tifffile
-
 from conftest import ari_against_truth
+
 from napari_spectral_seg import segment
 from napari_spectral_seg.cli import main
 from napari_spectral_seg.data import four_circles
@@ -27,8 +27,20 @@ def circle_files(tmp_path):
 def test_segment_npy_to_tif_matches_the_api(circle_files, capsys):
     path, image, mask, truth = circle_files
     out = path / "labels.tif"
-    code = main(["segment", str(path / "img.npy"), "-o", str(out), "--mask", str(path / "mask.tif"),
-                 "--n-clusters", "4", "--seed", "5"])
+    code = main(
+        [
+            "segment",
+            str(path / "img.npy"),
+            "-o",
+            str(out),
+            "--mask",
+            str(path / "mask.tif"),
+            "--n-clusters",
+            "4",
+            "--seed",
+            "5",
+        ]
+    )
     assert code == 0
     labels = tifffile.imread(out)
     np.testing.assert_array_equal(labels, segment(image, mask, n_clusters=4, random_state=5))
@@ -42,8 +54,7 @@ def test_segment_npy_to_tif_matches_the_api(circle_files, capsys):
 def test_segment_otsu_to_npy_with_sidecar(circle_files):
     path, image, _, truth = circle_files
     out = path / "labels.npy"
-    assert main(["segment", str(path / "img.tif"), "-o", str(out), "--threshold", "otsu",
-                 "--min-size", "20"]) == 0
+    assert main(["segment", str(path / "img.tif"), "-o", str(out), "--threshold", "otsu", "--min-size", "20"]) == 0
     labels = np.load(out)
     assert labels.max() == 4 and ari_against_truth(labels, truth) >= 0.95
     sidecar = json.loads((path / "labels.npy.json").read_text())
@@ -91,15 +102,17 @@ def test_edge_level_moves_auto_edges_and_is_validated(tmp_path, capsys):
             outputs[name + " edge_level"] = json.loads(tif.pages[0].description)["edge_level"]
         assert outputs[name].max() == 2
         np.testing.assert_array_equal(
-            outputs[name], segment(image, threshold="otsu", n_clusters="auto", min_size=20, random_state=0,
-                                   edge_level=0 if extra else 0.4))
+            outputs[name],
+            segment(
+                image, threshold="otsu", n_clusters="auto", min_size=20, random_state=0, edge_level=0 if extra else 0.4
+            ),
+        )
     assert outputs["default edge_level"] == pytest.approx(0.4) and outputs["off edge_level"] is None
     # The default draws the dim disc's edge lower on its flank than Otsu's level: closer to its true area.
     areas = {name: int((outputs[name] == outputs[name][24, 58]).sum()) for name in ("default", "off")}
     assert abs(areas["default"] - dim.sum()) < abs(areas["off"] - dim.sum())
     capsys.readouterr()
-    code = main(["segment", str(tmp_path / "discs.npy"), "-o", str(tmp_path / "bad.tif"), *auto,
-                 "--edge-level", "1.5"])
+    code = main(["segment", str(tmp_path / "discs.npy"), "-o", str(tmp_path / "bad.tif"), *auto, "--edge-level", "1.5"])
     err = capsys.readouterr().err
     assert code == 2 and "edge_level" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad.tif").exists()
@@ -108,9 +121,19 @@ def test_edge_level_moves_auto_edges_and_is_validated(tmp_path, capsys):
 def test_bad_option_value_exits_non_zero_without_traceback(circle_files):
     path = circle_files[0]
     proc = subprocess.run(
-        [sys.executable, "-m", "napari_spectral_seg.cli", "segment", str(path / "img.npy"), "-o",
-         str(path / "o.tif"), "--threshold", "high"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "napari_spectral_seg.cli",
+            "segment",
+            str(path / "img.npy"),
+            "-o",
+            str(path / "o.tif"),
+            "--threshold",
+            "high",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2 and "neither a number nor 'otsu'" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -130,7 +153,9 @@ def test_demo_screenshot_shows_window_and_result(tmp_path):
     out = tmp_path / "shot.png"
     proc = subprocess.run(
         [sys.executable, "-m", "napari_spectral_seg.cli", "demo", "--screenshot", str(out)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     import imageio.v3 as iio
@@ -158,9 +183,22 @@ def test_ctrl_c_exits_130_with_one_line_and_no_output(tmp_path):
     np.save(tmp_path / "mask.npy", mask)
     out = tmp_path / "labels.tif"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "napari_spectral_seg.cli", "segment", str(tmp_path / "big.npy"), "-o", str(out),
-         "--mask", str(tmp_path / "mask.npy"), "--eigen-solver", "arpack"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "napari_spectral_seg.cli",
+            "segment",
+            str(tmp_path / "big.npy"),
+            "-o",
+            str(out),
+            "--mask",
+            str(tmp_path / "mask.npy"),
+            "--eigen-solver",
+            "arpack",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         # A shell's background job (e.g. CI started with `&`) ignores SIGINT,
         # and children inherit that: give the command the default, as a
         # terminal would.

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import ari_against_truth
 from sklearn.feature_extraction import image as sk_image
 
-from conftest import ari_against_truth
 from napari_spectral_seg import SegmentationCancelled, build_pixel_graph, iter_segment, segment
 from napari_spectral_seg.core import STEPS, otsu_threshold
 from napari_spectral_seg.data import four_circles
@@ -254,4 +254,5 @@ def test_label_mask_keeps_touching_regions_apart():
     assert labels.max() == 3
     for value in (5, 9):
         assert set(np.unique(labels[regions == value])).isdisjoint(
-            np.unique(labels[(regions != value) & (regions > 0)]))
+            np.unique(labels[(regions != value) & (regions > 0)])
+        )

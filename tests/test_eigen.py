@@ -32,9 +32,7 @@ def _reference(graph, k):
     lap, sqrt_degree = eigen.normalized_laplacian(graph.astype(np.float64))
     # A shift just below 0, close to the wanted eigenvalues (~1e-4), makes
     # them the best separated ones of the inverted operator.
-    values, vectors = scipy.sparse.linalg.eigsh(
-        lap, k=k, sigma=-1e-4, which="LM", v0=np.ones(lap.shape[0]), tol=1e-10
-    )
+    values, vectors = scipy.sparse.linalg.eigsh(lap, k=k, sigma=-1e-4, which="LM", v0=np.ones(lap.shape[0]), tol=1e-10)
     order = np.argsort(values)
     return values[order], vectors[:, order] / sqrt_degree[:, None]
 
@@ -51,9 +49,7 @@ def test_eigenvalues_match_dense_reference(circles_graph, reference, solver, mon
     # Force the iterative paths on this small graph (normally solved dense).
     monkeypatch.setattr(eigen, "DENSE_LIMIT", 10)
     want_values, want_vectors = reference
-    values, embedding = eigen.laplacian_eigenvectors(
-        circles_graph, 4, solver=solver, rng=np.random.default_rng(0)
-    )
+    values, embedding = eigen.laplacian_eigenvectors(circles_graph, 4, solver=solver, rng=np.random.default_rng(0))
     assert values.shape == (4,) and embedding.shape == (circles_graph.shape[0], 4)
     assert abs(values[0]) < 1e-6
     np.testing.assert_allclose(values[1:], want_values[1:], rtol=2e-2)

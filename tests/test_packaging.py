@@ -13,8 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_npe2_validate_with_imports():
     npe2 = shutil.which("npe2") or str(Path(sys.executable).with_name("npe2"))
-    proc = subprocess.run([npe2, "validate", "napari-spectral-seg", "--imports"],
-                          capture_output=True, text=True)
+    proc = subprocess.run([npe2, "validate", "napari-spectral-seg", "--imports"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "valid" in proc.stdout
 
@@ -40,7 +39,8 @@ def test_manifest_contributions_are_registered():
 def test_wheel_contains_the_manifest(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     wheel = next(tmp_path.glob("napari_spectral_seg-*.whl"))

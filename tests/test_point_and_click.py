@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from conftest import ari_against_truth
 from napari.utils.notifications import notification_manager
 
-from conftest import ari_against_truth
 from napari_spectral_seg import segment
 from napari_spectral_seg.core import merge_labels, split_label
 from napari_spectral_seg.data import four_circles

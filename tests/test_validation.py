@@ -9,8 +9,7 @@ import pytest
 import scipy.sparse.linalg as spla
 
 from napari_spectral_seg import segment
-from napari_spectral_seg.core import validation
-from napari_spectral_seg.core import memory
+from napari_spectral_seg.core import memory, validation
 from napari_spectral_seg.core.memory import InsufficientMemoryError
 from napari_spectral_seg.core.validation import floor_edge_weights, scale_for_graph
 
@@ -266,7 +265,11 @@ def test_solver_failure_falls_back(monkeypatch):
 
 @pytest.mark.parametrize(
     "error",
-    [spla.ArpackNoConvergence("no convergence", np.zeros(0), np.zeros((0, 0))), np.linalg.LinAlgError("eigh"), FloatingPointError()],
+    [
+        spla.ArpackNoConvergence("no convergence", np.zeros(0), np.zeros((0, 0))),
+        np.linalg.LinAlgError("eigh"),
+        FloatingPointError(),
+    ],
 )
 def test_solver_failure_becomes_clear_error(monkeypatch, error):
     def broken(graph, k, *, solver, rng):
@@ -475,7 +478,9 @@ def test_channel_axis_image():
     image = _image((8, 8, 3))
     labels = segment(image, channel_axis=-1, n_clusters=2, random_state=0)
     assert_valid_labels(labels, (8, 8))
-    np.testing.assert_array_equal(labels, segment(np.moveaxis(image, -1, 0), channel_axis=0, n_clusters=2, random_state=0))
+    np.testing.assert_array_equal(
+        labels, segment(np.moveaxis(image, -1, 0), channel_axis=0, n_clusters=2, random_state=0)
+    )
 
 
 def test_no_arpack_fallback_on_large_components(monkeypatch):

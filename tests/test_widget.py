@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import ari_against_truth
 from napari.layers import Labels
 from napari.utils.notifications import notification_manager
 
-from conftest import ari_against_truth
 from napari_spectral_seg.data import four_circles
 
 PLUGIN = "napari-spectral-seg"

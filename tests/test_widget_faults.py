@@ -34,8 +34,7 @@ def test_image_removed_mid_run_discards_the_result(slow_setup, qtbot):
     viewer.layers.remove("big")
     wait_done(widget, qtbot)
     assert "big spectral" not in viewer.layers
-    assert any("was removed while it was being segmented" in str(n.message)
-               for n in notification_manager.records)
+    assert any("was removed while it was being segmented" in str(n.message) for n in notification_manager.records)
     assert widget.run.enabled
 
 

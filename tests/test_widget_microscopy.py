@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import ari_against_truth, run_and_wait
+
 from napari_spectral_seg import segment
 from napari_spectral_seg.data import four_circles
 
@@ -131,12 +131,11 @@ def test_all_frames_segments_every_frame(dock, qtbot):
     widget.frames.value = "all frames"
     steps = []
     widget.run.native.click()
-    qtbot.waitUntil(lambda: (steps.append(widget.status.value) or not widget.running), timeout=120_000)
+    qtbot.waitUntil(lambda: steps.append(widget.status.value) or not widget.running, timeout=120_000)
     layer = viewer.layers["movie spectral"]
     np.testing.assert_allclose(layer.scale, (5.0, 0.5, 0.5))
     for t in range(3):
-        expected = segment(stack[t], threshold="otsu", n_clusters=4, min_size=20, random_state=0,
-                           spacing=(0.5, 0.5))
+        expected = segment(stack[t], threshold="otsu", n_clusters=4, min_size=20, random_state=0, spacing=(0.5, 0.5))
         np.testing.assert_array_equal(layer.data[t], expected)
     assert layer.metadata["spectral_seg"]["frames"] == "all"
 
@@ -168,8 +167,7 @@ def test_volume_as_3d_or_as_2d_frames(dock, qtbot):
     widget.frames.value = "all frames"
     run(widget, qtbot)
     planes = viewer.layers["vol spectral"].data
-    np.testing.assert_array_equal(planes[15], segment(volume[15], mask[15], n_clusters=4, min_size=20,
-                                                      random_state=0))
+    np.testing.assert_array_equal(planes[15], segment(volume[15], mask[15], n_clusters=4, min_size=20, random_state=0))
 
 
 def test_rgb_layer_uses_colour_differences(dock, qtbot):

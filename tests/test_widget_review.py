@@ -5,9 +5,9 @@ import signal
 
 import numpy as np
 import pytest
+from conftest import run_and_wait
 from napari.utils.notifications import notification_manager
 
-from conftest import run_and_wait
 from napari_spectral_seg.data import four_circles
 
 PLUGIN = "napari-spectral-seg"
@@ -137,9 +137,7 @@ def test_each_frame_keeps_the_parameters_it_was_made_with(dock, qtbot):
 def test_status_shows_engine_start_up_apart_from_the_segmentation_time(dock, qtbot):
     from napari_spectral_seg._widget import _result_status
 
-    assert _result_status(4, {"wall": 1.9, "engine_start": 1.85}) == (
-        "4 segments in 0.05 s (+ 1.9 s engine start-up)"
-    )
+    assert _result_status(4, {"wall": 1.9, "engine_start": 1.85}) == ("4 segments in 0.05 s (+ 1.9 s engine start-up)")
     assert _result_status(4, {"wall": 0.3, "engine_start": 0.01}) == "4 segments in 0.29 s"
     image, mask, _ = four_circles(seed=0)
     viewer, widget = dock(image, name="first")

@@ -138,7 +138,7 @@ class SpectralSegmentationWidget(Container):
     ``click_mode``, ``save_params``, ``status``.
     """
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
         self._viewer = napari_viewer
         self._worker = None
@@ -151,76 +151,183 @@ class SpectralSegmentationWidget(Container):
         self._engine = EngineProcess()
         self._engine.start()
 
-        self.image = ComboBox(name="image", label="image", choices=self._image_choices,
-                              tooltip="Image layer to segment (the active one by default).")
-        self.mask = ComboBox(name="mask", label="mask", choices=self._mask_choices,
-                             tooltip="Labels layer (each label region is segmented on its own) or "
-                                     "Shapes layer (the drawn regions). 'none' uses the threshold instead.")
-        self.auto_threshold = CheckBox(name="auto_threshold", text="Otsu threshold", value=True,
-                                       tooltip="Without a mask, segment pixels above Otsu's threshold.")
-        self.threshold = FloatSpinBox(name="threshold", label="threshold", value=0.0,
-                                      min=-1e12, max=1e12, step=0.01, enabled=False,
-                                      tooltip="Without a mask, segment pixels brighter than this. "
-                                              "Set it below the image minimum to use the whole image.")
-        self.n_clusters = SpinBox(name="n_clusters", label="segments", value=4, min=1, max=10_000,
-                                  tooltip="Number of segments (each separate piece of the mask gets at least one).")
-        self.auto_segments = CheckBox(name="auto_segments", text="Auto: decide per object", value=False,
-                                      tooltip="Split each piece of the mask where it holds touching objects "
-                                              "(necks, dark seams), keep it whole where it is one object.")
-        self.sensitivity = FloatSpinBox(name="sensitivity", label="sensitivity", value=0.85, min=0.0, max=1.0,
-                                        step=0.05, enabled=False,
-                                        tooltip="Auto only: larger values split more readily (0..1).")
+        self.image = ComboBox(
+            name="image",
+            label="image",
+            choices=self._image_choices,
+            tooltip="Image layer to segment (the active one by default).",
+        )
+        self.mask = ComboBox(
+            name="mask",
+            label="mask",
+            choices=self._mask_choices,
+            tooltip="Labels layer (each label region is segmented on its own) or "
+            "Shapes layer (the drawn regions). 'none' uses the threshold instead.",
+        )
+        self.auto_threshold = CheckBox(
+            name="auto_threshold",
+            text="Otsu threshold",
+            value=True,
+            tooltip="Without a mask, segment pixels above Otsu's threshold.",
+        )
+        self.threshold = FloatSpinBox(
+            name="threshold",
+            label="threshold",
+            value=0.0,
+            min=-1e12,
+            max=1e12,
+            step=0.01,
+            enabled=False,
+            tooltip="Without a mask, segment pixels brighter than this. "
+            "Set it below the image minimum to use the whole image.",
+        )
+        self.n_clusters = SpinBox(
+            name="n_clusters",
+            label="segments",
+            value=4,
+            min=1,
+            max=10_000,
+            tooltip="Number of segments (each separate piece of the mask gets at least one).",
+        )
+        self.auto_segments = CheckBox(
+            name="auto_segments",
+            text="Auto: decide per object",
+            value=False,
+            tooltip="Split each piece of the mask where it holds touching objects "
+            "(necks, dark seams), keep it whole where it is one object.",
+        )
+        self.sensitivity = FloatSpinBox(
+            name="sensitivity",
+            label="sensitivity",
+            value=0.85,
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            enabled=False,
+            tooltip="Auto only: larger values split more readily (0..1).",
+        )
         self.edge_level = FloatSpinBox(
-            name="edge_level", label="edge level", value=DEFAULT_EDGE_LEVEL, min=0.0, max=0.95, step=0.05,
+            name="edge_level",
+            label="edge level",
+            value=DEFAULT_EDGE_LEVEL,
+            min=0.0,
+            max=0.95,
+            step=0.05,
             enabled=False,
             tooltip="Auto with a threshold (mask 'none') only: each object's outline is drawn where its "
-                    "signal above background has fallen to this fraction of that object's own brightness "
-                    "(0.4 = 40 %), so one global threshold no longer cuts dim objects too small and draws "
-                    "bright ones too large. Outlines move at most 3 px, in or out. Lower values give larger "
-                    "outlines; 0 keeps the threshold's edges.")
-        self.sigma = FloatSpinBox(name="sigma", label="smoothing σ (px)", value=0.0, min=0.0, max=100.0, step=0.5,
-                                  tooltip="Gaussian smoothing before the mask and the graph; 0 = none.")
-        self.dims = ComboBox(name="dims", label="segment in", choices=list(DIMS), value="2D",
-                             tooltip="2D: each (y, x) plane is a frame. 3D: each (z, y, x) volume is one, "
-                                     "segmented with the layer's scale as voxel size.")
-        self.frames = ComboBox(name="frames", label="frames", choices=list(FRAMES), value="current frame",
-                               enabled=False,
-                               tooltip="For stacks with more axes than 'segment in' (time series): the frame "
-                                       "shown in the viewer, or every frame (cancel stops between frames).")
-        self.beta = FloatSpinBox(name="beta", label="beta", value=1.0, min=0.001, max=1e4, step=0.1,
-                                 tooltip="Edge sensitivity: weights are exp(-beta * gradient / std). "
-                                         "1 is the scikit-learn example.")
-        self.eigen_solver = ComboBox(name="eigen_solver", label="eigen solver", choices=list(EIGEN_SOLVERS),
-                                     value="auto")
-        self.min_size = SpinBox(name="min_size", label="min size (px)", value=20, min=0, max=10**9,
-                                tooltip="Pieces of the mask smaller than this are left out.")
-        self.seeds = ComboBox(name="seeds", label="seed points", choices=self._points_choices,
-                              tooltip="Points layer: one segment per point (label i holds point i); "
-                                      "'none' uses the number of segments.")
-        self.seed = SpinBox(name="seed", label="seed", value=0, min=0, max=2**31 - 1,
-                            tooltip="Random seed: the same seed gives the same labels.")
-        self.click_mode = ComboBox(name="click_mode", label="click on result", choices=list(CLICK_MODES),
-                                   value="off",
-                                   tooltip="split: a click on a segment cuts it in two (spectral cut of that "
-                                           "segment alone). merge: click two segments to join them. "
-                                           "Each edit is one undo step (Ctrl+Z on the result layer).")
+            "signal above background has fallen to this fraction of that object's own brightness "
+            "(0.4 = 40 %), so one global threshold no longer cuts dim objects too small and draws "
+            "bright ones too large. Outlines move at most 3 px, in or out. Lower values give larger "
+            "outlines; 0 keeps the threshold's edges.",
+        )
+        self.sigma = FloatSpinBox(
+            name="sigma",
+            label="smoothing σ (px)",
+            value=0.0,
+            min=0.0,
+            max=100.0,
+            step=0.5,
+            tooltip="Gaussian smoothing before the mask and the graph; 0 = none.",
+        )
+        self.dims = ComboBox(
+            name="dims",
+            label="segment in",
+            choices=list(DIMS),
+            value="2D",
+            tooltip="2D: each (y, x) plane is a frame. 3D: each (z, y, x) volume is one, "
+            "segmented with the layer's scale as voxel size.",
+        )
+        self.frames = ComboBox(
+            name="frames",
+            label="frames",
+            choices=list(FRAMES),
+            value="current frame",
+            enabled=False,
+            tooltip="For stacks with more axes than 'segment in' (time series): the frame "
+            "shown in the viewer, or every frame (cancel stops between frames).",
+        )
+        self.beta = FloatSpinBox(
+            name="beta",
+            label="beta",
+            value=1.0,
+            min=0.001,
+            max=1e4,
+            step=0.1,
+            tooltip="Edge sensitivity: weights are exp(-beta * gradient / std). 1 is the scikit-learn example.",
+        )
+        self.eigen_solver = ComboBox(
+            name="eigen_solver", label="eigen solver", choices=list(EIGEN_SOLVERS), value="auto"
+        )
+        self.min_size = SpinBox(
+            name="min_size",
+            label="min size (px)",
+            value=20,
+            min=0,
+            max=10**9,
+            tooltip="Pieces of the mask smaller than this are left out.",
+        )
+        self.seeds = ComboBox(
+            name="seeds",
+            label="seed points",
+            choices=self._points_choices,
+            tooltip="Points layer: one segment per point (label i holds point i); 'none' uses the number of segments.",
+        )
+        self.seed = SpinBox(
+            name="seed",
+            label="seed",
+            value=0,
+            min=0,
+            max=2**31 - 1,
+            tooltip="Random seed: the same seed gives the same labels.",
+        )
+        self.click_mode = ComboBox(
+            name="click_mode",
+            label="click on result",
+            choices=list(CLICK_MODES),
+            value="off",
+            tooltip="split: a click on a segment cuts it in two (spectral cut of that "
+            "segment alone). merge: click two segments to join them. "
+            "Each edit is one undo step (Ctrl+Z on the result layer).",
+        )
         self.run = PushButton(name="run", text="Run")
         self.cancel = PushButton(name="cancel", text="Cancel", enabled=False)
-        self.save_params = PushButton(name="save_params", text="Save parameters...",
-                                      tooltip="Write the current parameters to a JSON file for "
-                                              "`napari-spectral-seg batch --params FILE`.")
+        self.save_params = PushButton(
+            name="save_params",
+            text="Save parameters...",
+            tooltip="Write the current parameters to a JSON file for `napari-spectral-seg batch --params FILE`.",
+        )
         self.status = Label(name="status", value="")
         # Grouped by the question each answers, with a heading per group.
-        self.extend([
-            _heading("What to segment"), self.image, self.mask, self.auto_threshold, self.threshold,
-            self.min_size, self.sigma,
-            _heading("How many segments"), self.n_clusters, self.auto_segments, self.sensitivity,
-            self.edge_level, self.seeds,
-            _heading("Stacks"), self.dims, self.frames,
-            _heading("Fine tuning"), self.beta, self.eigen_solver, self.seed,
-            self.run, self.cancel, self.status,
-            _heading("Edit the result"), self.click_mode, self.save_params,
-        ])
+        self.extend(
+            [
+                _heading("What to segment"),
+                self.image,
+                self.mask,
+                self.auto_threshold,
+                self.threshold,
+                self.min_size,
+                self.sigma,
+                _heading("How many segments"),
+                self.n_clusters,
+                self.auto_segments,
+                self.sensitivity,
+                self.edge_level,
+                self.seeds,
+                _heading("Stacks"),
+                self.dims,
+                self.frames,
+                _heading("Fine tuning"),
+                self.beta,
+                self.eigen_solver,
+                self.seed,
+                self.run,
+                self.cancel,
+                self.status,
+                _heading("Edit the result"),
+                self.click_mode,
+                self.save_params,
+            ]
+        )
 
         self.auto_threshold.changed.connect(self._update_threshold_enabled)
         self.mask.changed.connect(self._update_threshold_enabled)
@@ -250,9 +357,11 @@ class SpectralSegmentationWidget(Container):
         return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
 
     def _mask_choices(self, _widget=None):
-        masks = [(layer.name, layer) for layer in self._viewer.layers
-                 if (isinstance(layer, Labels) and METADATA_KEY not in layer.metadata)
-                 or isinstance(layer, Shapes)]
+        masks = [
+            (layer.name, layer)
+            for layer in self._viewer.layers
+            if (isinstance(layer, Labels) and METADATA_KEY not in layer.metadata) or isinstance(layer, Shapes)
+        ]
         return [("none", None), *masks]
 
     def _points_choices(self, _widget=None):
@@ -311,11 +420,13 @@ class SpectralSegmentationWidget(Container):
         """Read the layers and fields; returns (job dict) or raises ValueError with a user message."""
         layer = self.image.value
         if layer is None:
-            raise ValueError("No image layer: open an image (or File > Open Sample > Four circles) and pick it in 'image'.")
+            raise ValueError(
+                "No image layer: open an image (or File > Open Sample > Four circles) and pick it in 'image'."
+            )
         data = _full_resolution(layer)
         spatial_ndim = self._spatial_ndim(layer)
         n_leading = layer.ndim - spatial_ndim  # time (or other) axes before the frame
-        spatial_shape = tuple(data.shape[n_leading:layer.ndim])
+        spatial_shape = tuple(data.shape[n_leading : layer.ndim])
         all_frames = n_leading > 0 and self.frames.value == "all frames"
         frame_index = None
         if n_leading and not all_frames:
@@ -348,12 +459,19 @@ class SpectralSegmentationWidget(Container):
             params.pop("seeds")
             params["spatial_ndim"] = spatial_ndim
         image = np.array(data)  # copy: the worker never reads a layer the user can edit
-        return dict(layer=layer, mask_layer=mask_layer, image=image, mask=mask, params=params,
-                    frame_index=frame_index, all_frames=all_frames)
+        return dict(
+            layer=layer,
+            mask_layer=mask_layer,
+            image=image,
+            mask=mask,
+            params=params,
+            frame_index=frame_index,
+            all_frames=all_frames,
+        )
 
     def _current_frame(self, layer, n_leading) -> tuple:
         """Index of the frame the viewer shows, over the layer's leading axes."""
-        point = np.asarray(self._viewer.dims.point)[-layer.ndim:]
+        point = np.asarray(self._viewer.dims.point)[-layer.ndim :]
         coords = np.asarray(layer.world_to_data(point))[:n_leading]
         shape = np.asarray(_stack_shape(layer)[:n_leading])
         return tuple(int(v) for v in np.clip(np.round(coords), 0, shape - 1))
@@ -392,8 +510,10 @@ class SpectralSegmentationWidget(Container):
                     "add points on this frame."
                 )
             if not on_frame.all():
-                show_info(f"Using the {int(on_frame.sum())} seed point(s) on frame {frame_index}; "
-                          f"{int((~on_frame).sum())} on other frames are ignored.")
+                show_info(
+                    f"Using the {int(on_frame.sum())} seed point(s) on frame {frame_index}; "
+                    f"{int((~on_frame).sum())} on other frames are ignored."
+                )
             pixels = pixels[on_frame]
         return pixels[:, -spatial_ndim:]
 
@@ -439,8 +559,9 @@ class SpectralSegmentationWidget(Container):
     def _ask_where_to_save(self, _=None):
         from qtpy.QtWidgets import QFileDialog
 
-        path, _ = QFileDialog.getSaveFileName(self.native, "Save parameters", "spectral_seg_params.json",
-                                              "JSON (*.json)")
+        path, _ = QFileDialog.getSaveFileName(
+            self.native, "Save parameters", "spectral_seg_params.json", "JSON (*.json)"
+        )
         if path:
             self.save_parameters(path)
 
@@ -652,10 +773,14 @@ class SpectralSegmentationWidget(Container):
         frame_labels = np.asarray(layer.data[frame])
         started = time.perf_counter()
         indices, values = split_label(
-            np.asarray(image[frame]), frame_labels, label,
+            np.asarray(image[frame]),
+            frame_labels,
+            label,
             seeds=self._seeds_in_segment(image_layer, frame_labels, label, frame),
-            beta=params["beta"], random_state=params["random_state"],
-            spacing=params.get("spacing"), sigma=params.get("sigma"),
+            beta=params["beta"],
+            random_state=params["random_state"],
+            spacing=params.get("spacing"),
+            sigma=params.get("sigma"),
             channel_axis=-1 if image_layer.rgb else None,
         )
         indices = self._in_frame(frame, indices)

@@ -103,8 +103,7 @@ DEFAULT_PARAMETERS = dict(
 )
 NESTED_KEY = "spectral_seg"
 INPUT_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy", ".zarr")
-_KIND = {".tif": "tif", ".tiff": "tif", ".png": "png", ".jpg": "png", ".jpeg": "png", ".npy": "npy",
-         ".zarr": "zarr"}
+_KIND = {".tif": "tif", ".tiff": "tif", ".png": "png", ".jpg": "png", ".jpeg": "png", ".npy": "npy", ".zarr": "zarr"}
 # The zarr attribute holding the parameters, and the ones a partial zarr
 # output uses to remember finished frames across interrupted runs.
 ZARR_ATTR = "spectral_seg"
@@ -185,7 +184,7 @@ def load_parameters(path) -> dict:
     if isinstance(data, dict) and isinstance(data.get(NESTED_KEY), dict):
         data = data[NESTED_KEY]
     if not isinstance(data, dict):
-        raise ParameterFileError(f"{path}: expected an object of parameters, e.g. {{\"n_clusters\": 4}}.")
+        raise ParameterFileError(f'{path}: expected an object of parameters, e.g. {{"n_clusters": 4}}.')
     known = PARAMETER_KEYS + BATCH_KEYS
     for key in data:
         if key not in known:
@@ -204,8 +203,21 @@ def load_parameters(path) -> dict:
 
 # Keys written next to the parameters by the widget, `segment` and `batch`.
 _INFORMATIONAL_KEYS = frozenset(
-    {"image", "mask", "seeds", "seconds", "engine_start_seconds", "version", "threshold_used", "n_segments",
-     "input", "frames", "frame_info", "sample", "ari"}
+    {
+        "image",
+        "mask",
+        "seeds",
+        "seconds",
+        "engine_start_seconds",
+        "version",
+        "threshold_used",
+        "n_segments",
+        "input",
+        "frames",
+        "frame_info",
+        "sample",
+        "ari",
+    }
 )
 
 
@@ -217,10 +229,13 @@ def _check_types(params: dict) -> None:
         raise TypeError(f"channel_axis={params['channel_axis']!r} must be an integer or null.")
     spacing = params.get("spacing")
     if spacing is not None:
-        if not isinstance(spacing, (list, tuple)) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-            for v in spacing
-        ) or len(spacing) not in (2, 3):
+        if (
+            not isinstance(spacing, (list, tuple))
+            or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in spacing
+            )
+            or len(spacing) not in (2, 3)
+        ):
             raise ValueError(f"spacing={spacing!r} must be 2 or 3 positive numbers, one per spatial axis.")
     if "spatial_ndim" in params and params["spatial_ndim"] not in (2, 3):
         raise ValueError(f"spatial_ndim={params['spatial_ndim']!r} must be 2 or 3.")
@@ -458,7 +473,9 @@ def expand_inputs(patterns) -> list[Path]:
         for match in matches:
             path = Path(match).absolute()
             if path.suffix.lower() not in INPUT_SUFFIXES:
-                raise CliError(f"{path}: unsupported file type '{path.suffix}'; use one of {', '.join(INPUT_SUFFIXES)}.")
+                raise CliError(
+                    f"{path}: unsupported file type '{path.suffix}'; use one of {', '.join(INPUT_SUFFIXES)}."
+                )
             if path not in seen:
                 seen.add(path)
                 paths.append(path)
@@ -505,10 +522,10 @@ def _plan(item: _Input, params: dict, spatial_ndim: int, overwrite: bool) -> Non
     except ValueError as exc:
         item.status, item.reason = "failed", str(exc)
         return
-    frame_shape = item.shape[len(item.shape) - spatial_ndim - (item.params["channel_axis"] is not None):]
+    frame_shape = item.shape[len(item.shape) - spatial_ndim - (item.params["channel_axis"] is not None) :]
     if item.params["channel_axis"] is not None:
         axis = item.params["channel_axis"] % len(frame_shape)
-        frame_shape = frame_shape[:axis] + frame_shape[axis + 1:]
+        frame_shape = frame_shape[:axis] + frame_shape[axis + 1 :]
     item.spatial_shape = tuple(frame_shape)
     if item.output.exists() and not overwrite:
         stored = _stored_parameters(item.output)
@@ -531,8 +548,14 @@ def _output_parameters(item: _Input, spatial_ndim: int) -> dict:
     infos = [item.infos[idx] for idx in item.indices]
     from . import __version__
 
-    parameters = dict(_request(item.params, spatial_ndim), input=str(item.path), frames=item.n_frames,
-                      n_segments=item.n_segments, seconds=round(item.seconds, 3), version=__version__)
+    parameters = dict(
+        _request(item.params, spatial_ndim),
+        input=str(item.path),
+        frames=item.n_frames,
+        n_segments=item.n_segments,
+        seconds=round(item.seconds, 3),
+        version=__version__,
+    )
     if item.indices == [()]:
         parameters["threshold_used"] = infos[0]["threshold_used"]
     parameters["frame_info"] = infos
@@ -612,11 +635,14 @@ def _connect(scheduler: str | None, workers: int):
         try:
             return Client(scheduler, timeout="10s"), None
         except Exception as exc:
-            raise CliError(f"cannot connect to the dask scheduler at {scheduler} ({type(exc).__name__}: {exc}).") from exc
+            raise CliError(
+                f"cannot connect to the dask scheduler at {scheduler} ({type(exc).__name__}: {exc})."
+            ) from exc
     # Processes with one thread each: the pipeline holds the GIL in places,
     # and one BLAS thread per worker avoids oversubscribing the cores.
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    )
     return Client(cluster), cluster
 
 
@@ -628,17 +654,29 @@ def _summary(items, wall: float) -> str:
         seconds = f"{item.seconds:.2f}" if item.infos else "-"
         rows.append((item.path.name, str(item.n_frames or "-"), objects, seconds, status))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join([row[0].ljust(widths[0])] + [row[i].rjust(widths[i]) for i in (1, 2, 3)] + [row[4]])
-             for row in rows]
+    lines = [
+        "  ".join([row[0].ljust(widths[0])] + [row[i].rjust(widths[i]) for i in (1, 2, 3)] + [row[4]]) for row in rows
+    ]
     counts = {s: sum(item.status == s for item in items) for s in ("written", "skipped", "failed")}
-    lines.append(f"{len(items)} input(s): {counts['written']} written, {counts['skipped']} skipped "
-                 f"(already complete), {counts['failed']} failed; {wall:.1f} s")
+    lines.append(
+        f"{len(items)} input(s): {counts['written']} written, {counts['skipped']} skipped "
+        f"(already complete), {counts['failed']} failed; {wall:.1f} s"
+    )
     return "\n".join(lines)
 
 
-def run_batch(inputs, out_dir, params: dict, spatial_ndim: int, *, scheduler: str | None = None,
-              workers: int | None = None, overwrite: bool = False, progress: bool = True,
-              stream=None) -> tuple[int, list]:
+def run_batch(
+    inputs,
+    out_dir,
+    params: dict,
+    spatial_ndim: int,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    stream=None,
+) -> tuple[int, list]:
     """Segment every frame of every input on a dask cluster and write the outputs.
 
     Parameters
@@ -695,8 +733,10 @@ def run_batch(inputs, out_dir, params: dict, spatial_ndim: int, *, scheduler: st
         clash.setdefault(item.output, []).append(item.path)
     for output, sources in clash.items():
         if len(sources) > 1:
-            raise CliError(f"{', '.join(map(str, sources))} would all be written to {output}; "
-                           "rename them or run them into different --out directories.")
+            raise CliError(
+                f"{', '.join(map(str, sources))} would all be written to {output}; "
+                "rename them or run them into different --out directories."
+            )
     for item in items:
         _plan(item, params, spatial_ndim, overwrite)
 
@@ -734,18 +774,27 @@ def run_batch(inputs, out_dir, params: dict, spatial_ndim: int, *, scheduler: st
                 for index in item.indices:
                     if index in skip:
                         continue
-                    future = client.submit(segment_frame, str(item.path), item.kind, index, item.params,
-                                           out_zarr, pure=False,
-                                           # unique: other clients may share the scheduler
-                                           key=f"segment-{item.path.stem}-{uuid.uuid4().hex}")
+                    future = client.submit(
+                        segment_frame,
+                        str(item.path),
+                        item.kind,
+                        index,
+                        item.params,
+                        out_zarr,
+                        pure=False,
+                        # unique: other clients may share the scheduler
+                        key=f"segment-{item.path.stem}-{uuid.uuid4().hex}",
+                    )
                     futures[future] = (item, index)
             n_total = len(futures)
             bar = tqdm(total=n_total, unit="frame", file=sys.stderr, disable=not progress, dynamic_ncols=True)
 
             def postfix():
                 states = [item.status for item in items]
-                bar.set_postfix_str(f"inputs done {states.count('written') + states.count('skipped')}, "
-                                    f"failed {states.count('failed')}, remaining {states.count('running')}")
+                bar.set_postfix_str(
+                    f"inputs done {states.count('written') + states.count('skipped')}, "
+                    f"failed {states.count('failed')}, remaining {states.count('running')}"
+                )
 
             postfix()
             # Inputs whose remaining frames were all done in an earlier run.
@@ -798,8 +847,11 @@ def run_batch(inputs, out_dir, params: dict, spatial_ndim: int, *, scheduler: st
             cluster.close()
     if interrupted:
         written = sum(item.status == "written" for item in items)
-        print(f"{PROG}: interrupted; {written} output(s) complete and no partial file left; "
-              "run the same command again to resume.", file=sys.stderr)
+        print(
+            f"{PROG}: interrupted; {written} output(s) complete and no partial file left; "
+            "run the same command again to resume.",
+            file=sys.stderr,
+        )
         return 130, items
     print(_summary(items, time.perf_counter() - t0), file=stream)
     code = 1 if any(item.status == "failed" for item in items) else 0
@@ -809,20 +861,32 @@ def run_batch(inputs, out_dir, params: dict, spatial_ndim: int, *, scheduler: st
 # ---------------------------------------------------------------- command line
 def add_batch_arguments(parser) -> None:
     """The ``batch`` subcommand's arguments (flags default to None: "not given")."""
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="image files or glob patterns (.tif, .png, .jpg, .npy, .zarr); quote globs")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output directory: DIR/<stem>_labels.tif (or .zarr for zarr inputs)")
-    parser.add_argument("--params", metavar="FILE",
-                        help="JSON/YAML parameter file (as the widget saves it); flags override it")
-    parser.add_argument("--spatial-ndim", type=int, choices=(2, 3), default=None,
-                        help="axes of one frame; leading axes beyond are a time series "
-                             "(default: len(spacing), else 2)")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image files or glob patterns (.tif, .png, .jpg, .npy, .zarr); quote globs",
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="output directory: DIR/<stem>_labels.tif (or .zarr for zarr inputs)"
+    )
+    parser.add_argument(
+        "--params", metavar="FILE", help="JSON/YAML parameter file (as the widget saves it); flags override it"
+    )
+    parser.add_argument(
+        "--spatial-ndim",
+        type=int,
+        choices=(2, 3),
+        default=None,
+        help="axes of one frame; leading axes beyond are a time series (default: len(spacing), else 2)",
+    )
     add_segmentation_arguments(parser, {name: None for name in SEGMENT_DEFAULTS})
-    parser.add_argument("--scheduler", metavar="ADDRESS",
-                        help="submit to a running dask scheduler, e.g. tcp://host:8786")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="without --scheduler: local worker processes (default: CPU count)")
+    parser.add_argument(
+        "--scheduler", metavar="ADDRESS", help="submit to a running dask scheduler, e.g. tcp://host:8786"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="without --scheduler: local worker processes (default: CPU count)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="redo inputs whose output is complete")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -833,13 +897,30 @@ def cmd_batch(args) -> int:
         raise CliError(f"--workers {args.workers}: need at least 1.")
     try:
         file_params = load_parameters(args.params) if args.params else {}
-        flags = dict(threshold=args.threshold, n_clusters=args.n_clusters, beta=args.beta,
-                     eigen_solver=args.eigen_solver, min_size=args.min_size, spacing=args.spacing,
-                     sigma=args.sigma, sensitivity=args.sensitivity, edge_level=args.edge_level,
-                     random_state=args.seed, spatial_ndim=args.spatial_ndim)
+        flags = dict(
+            threshold=args.threshold,
+            n_clusters=args.n_clusters,
+            beta=args.beta,
+            eigen_solver=args.eigen_solver,
+            min_size=args.min_size,
+            spacing=args.spacing,
+            sigma=args.sigma,
+            sensitivity=args.sensitivity,
+            edge_level=args.edge_level,
+            random_state=args.seed,
+            spatial_ndim=args.spatial_ndim,
+        )
         params, spatial_ndim = resolve_parameters(file_params, flags)
     except (ValueError, TypeError) as exc:
         raise CliError(str(exc)) from exc
-    code, _ = run_batch(args.inputs, args.out, params, spatial_ndim, scheduler=args.scheduler,
-                        workers=args.workers, overwrite=args.overwrite, progress=not args.no_progress)
+    code, _ = run_batch(
+        args.inputs,
+        args.out,
+        params,
+        spatial_ndim,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
     return code

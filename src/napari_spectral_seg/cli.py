@@ -132,30 +132,61 @@ def _sigma(text: str):
 
 # Defaults of `segment`'s flags (those of segment()); batch passes None for
 # "not given", so a --params file can fill them in.
-SEGMENT_DEFAULTS = dict(threshold=None, n_clusters=4, beta=1.0, eigen_solver="auto", min_size=0,
-                        spacing=None, sigma=None, sensitivity=None, edge_level=DEFAULT_EDGE_LEVEL, seed=0)
+SEGMENT_DEFAULTS = dict(
+    threshold=None,
+    n_clusters=4,
+    beta=1.0,
+    eigen_solver="auto",
+    min_size=0,
+    spacing=None,
+    sigma=None,
+    sensitivity=None,
+    edge_level=DEFAULT_EDGE_LEVEL,
+    seed=0,
+)
 
 
 def add_segmentation_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     """The segmentation flags shared by ``segment`` and ``batch``."""
     d = defaults
-    parser.add_argument("--threshold", type=_threshold, default=d["threshold"],
-                        help="segment pixels above VALUE, or 'otsu'; default: the whole image (or the mask)")
-    parser.add_argument("--n-clusters", type=_n_clusters, default=d["n_clusters"],
-                        help="number of segments, or 'auto' to decide per object (default 4)")
+    parser.add_argument(
+        "--threshold",
+        type=_threshold,
+        default=d["threshold"],
+        help="segment pixels above VALUE, or 'otsu'; default: the whole image (or the mask)",
+    )
+    parser.add_argument(
+        "--n-clusters",
+        type=_n_clusters,
+        default=d["n_clusters"],
+        help="number of segments, or 'auto' to decide per object (default 4)",
+    )
     parser.add_argument("--beta", type=float, default=d["beta"], help="edge sensitivity (default 1, the seed example)")
     parser.add_argument("--eigen-solver", default=d["eigen_solver"], help="auto, multilevel, arpack, lobpcg or amg")
-    parser.add_argument("--min-size", type=int, default=d["min_size"],
-                        help="drop mask pieces smaller than this (pixels)")
+    parser.add_argument(
+        "--min-size", type=int, default=d["min_size"], help="drop mask pieces smaller than this (pixels)"
+    )
     parser.add_argument("--spacing", type=_spacing, default=d["spacing"], help="pixel size per axis, e.g. 4,1,1")
-    parser.add_argument("--sigma", type=_sigma, default=d["sigma"],
-                        help="Gaussian pre-smoothing in pixels (one number, or one per axis)")
-    parser.add_argument("--sensitivity", type=float, default=d["sensitivity"],
-                        help="with --n-clusters auto: 0..1, larger splits more (default 0.85)")
-    parser.add_argument("--edge-level", type=float, default=d["edge_level"],
-                        help="with --n-clusters auto and --threshold: draw each object's edge where its signal "
-                             "has fallen to this fraction of its own brightness above background, 0..<1 "
-                             f"(default {DEFAULT_EDGE_LEVEL}; 0 keeps the threshold's edges)")
+    parser.add_argument(
+        "--sigma",
+        type=_sigma,
+        default=d["sigma"],
+        help="Gaussian pre-smoothing in pixels (one number, or one per axis)",
+    )
+    parser.add_argument(
+        "--sensitivity",
+        type=float,
+        default=d["sensitivity"],
+        help="with --n-clusters auto: 0..1, larger splits more (default 0.85)",
+    )
+    parser.add_argument(
+        "--edge-level",
+        type=float,
+        default=d["edge_level"],
+        help="with --n-clusters auto and --threshold: draw each object's edge where its signal "
+        "has fallen to this fraction of its own brightness above background, 0..<1 "
+        f"(default {DEFAULT_EDGE_LEVEL}; 0 keeps the threshold's edges)",
+    )
     parser.add_argument("--seed", type=int, default=d["seed"], help="random seed (default 0)")
 
 
@@ -219,8 +250,10 @@ def _demo_headless(output) -> int:
     inside = truth > 0
     ari = adjusted_rand_score(truth[inside], result.labels[inside])
     write_labels(output, result.labels, dict(result.parameters, sample="four circles", ari=ari))
-    print(f"{output}: {int(result.labels.max())} segments of the four circles sample, "
-          f"adjusted Rand index {ari:.3f} against the true circles, {result.seconds['total']:.2f} s")
+    print(
+        f"{output}: {int(result.labels.max())} segments of the four circles sample, "
+        f"adjusted Rand index {ari:.3f} against the true circles, {result.seconds['total']:.2f} s"
+    )
     return 0
 
 
@@ -266,10 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="open napari with the sample image and the widget docked")
     group = demo.add_mutually_exclusive_group()
-    group.add_argument("--screenshot", metavar="FILE.png",
-                       help="run the segmentation once, save a PNG of the whole window and exit")
-    group.add_argument("--headless", metavar="OUT.tif",
-                       help="no window: segment the sample and write the labels to OUT (.tif or .npy)")
+    group.add_argument(
+        "--screenshot", metavar="FILE.png", help="run the segmentation once, save a PNG of the whole window and exit"
+    )
+    group.add_argument(
+        "--headless", metavar="OUT.tif", help="no window: segment the sample and write the labels to OUT (.tif or .npy)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     seg = sub.add_parser("segment", help="segment an image file and write the labels")

@@ -75,8 +75,9 @@ def _volume_and_colour_cases():
         "seed_points": lambda: _run(image, mask, seeds=seeds, random_state=0),
         "touching_labels_mask": lambda: _run(image, regions, n_clusters=4, random_state=0),
         "touching_labels_mask_auto": lambda: _run(image, regions, n_clusters="auto", random_state=0),
-        "threshold_sigma_min_size": lambda: _run(noisy, threshold=1.5, sigma=1.0, min_size=20, n_clusters=4,
-                                                 random_state=0),
+        "threshold_sigma_min_size": lambda: _run(
+            noisy, threshold=1.5, sigma=1.0, min_size=20, n_clusters=4, random_state=0
+        ),
         "threshold_otsu_beta": lambda: _run(noisy, threshold="otsu", beta=3.0, n_clusters=5, random_state=1),
     }
 
@@ -95,8 +96,9 @@ def _auto_cases():
             image3, threshold="otsu", n_clusters="auto", spacing=(2.0, 1.0, 1.0), edge_level=lv, random_state=0
         )
     cases["auto2d_defaults"] = lambda: _run(image2, threshold="otsu", n_clusters="auto", random_state=0)
-    cases["auto2d_sensitivity"] = lambda: _run(image2, threshold="otsu", n_clusters="auto", sensitivity=0.6,
-                                               random_state=0)
+    cases["auto2d_sensitivity"] = lambda: _run(
+        image2, threshold="otsu", n_clusters="auto", sensitivity=0.6, random_state=0
+    )
     return cases
 
 
@@ -137,9 +139,24 @@ def _batch_cases():
             tmp = Path(tmp)
             np.save(tmp / "a.npy", four_circles(size=40, seed=1)[0].astype(np.float32))
             tifffile.imwrite(tmp / "b.tif", np.stack([four_circles(size=40, seed=s)[0] for s in (2, 3)]))
-            code = main(["batch", str(tmp / "*.npy"), str(tmp / "*.tif"), "--out", str(tmp / "out"),
-                         "--threshold", "otsu", "--min-size", "20", "--seed", "3", "--workers", "1",
-                         "--no-progress"])
+            code = main(
+                [
+                    "batch",
+                    str(tmp / "*.npy"),
+                    str(tmp / "*.tif"),
+                    "--out",
+                    str(tmp / "out"),
+                    "--threshold",
+                    "otsu",
+                    "--min-size",
+                    "20",
+                    "--seed",
+                    "3",
+                    "--workers",
+                    "1",
+                    "--no-progress",
+                ]
+            )
             assert code == 0
             labels, parameters = [], []
             for name in ("a_labels.tif", "b_labels.tif"):
@@ -154,8 +171,20 @@ def _batch_cases():
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             np.save(tmp / "in.npy", four_circles(size=40, seed=4)[0])
-            code = main(["segment", str(tmp / "in.npy"), "-o", str(tmp / "out.npy"), "--threshold", "otsu",
-                         "--min-size", "20", "--seed", "3"])
+            code = main(
+                [
+                    "segment",
+                    str(tmp / "in.npy"),
+                    "-o",
+                    str(tmp / "out.npy"),
+                    "--threshold",
+                    "otsu",
+                    "--min-size",
+                    "20",
+                    "--seed",
+                    "3",
+                ]
+            )
             assert code == 0
             return np.load(tmp / "out.npy"), json.loads((tmp / "out.npy.json").read_text())
 

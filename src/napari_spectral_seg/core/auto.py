@@ -104,7 +104,7 @@ from __future__ import annotations
 
 import numbers
 import time
-from typing import Generator
+from collections.abc import Generator
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -117,7 +117,11 @@ __all__ = [
     "DEFAULT_SENSITIVITY",
     "check_sensitivity",
     "default_min_part",
-    "landscape", "pixel_edges", "split_component", "iter_auto_labels"]
+    "landscape",
+    "pixel_edges",
+    "split_component",
+    "iter_auto_labels",
+]
 
 # Default split threshold on the pass/hill ratio. On synthetic nuclei
 # smoothed with sigma=1, single objects score 0.97-1.0 and touching pairs
@@ -256,14 +260,15 @@ def check_sensitivity(sensitivity, n_clusters):
     if n_clusters != "auto":
         if sensitivity is not None:
             raise ValueError(
-                f"sensitivity={sensitivity!r} only applies with n_clusters='auto'; "
-                "drop it or pass n_clusters='auto'."
+                f"sensitivity={sensitivity!r} only applies with n_clusters='auto'; drop it or pass n_clusters='auto'."
             )
         return None
     if sensitivity is None:
         return DEFAULT_SENSITIVITY
-    if isinstance(sensitivity, bool) or not isinstance(sensitivity, numbers.Real) or not (
-        np.isfinite(sensitivity) and 0 <= sensitivity <= 1
+    if (
+        isinstance(sensitivity, bool)
+        or not isinstance(sensitivity, numbers.Real)
+        or not (np.isfinite(sensitivity) and 0 <= sensitivity <= 1)
     ):
         raise ValueError(
             f"sensitivity={sensitivity!r} must be a number in [0, 1]; larger splits more, "
@@ -693,7 +698,9 @@ def split_component(
         if relative > _LARGE_PART:
             excess = np.clip((relative - _LARGE_PART) / _LARGE_PART_RAMP, 0.0, 1.0)
             threshold = sensitivity + (max(_LARGE_PART_SENSITIVITY, sensitivity) - sensitivity) * excess
-            floor = min(_LARGE_PART_FLOOR * sensitivity / DEFAULT_SENSITIVITY, max(_LARGE_PART_SENSITIVITY, sensitivity))
+            floor = min(
+                _LARGE_PART_FLOOR * sensitivity / DEFAULT_SENSITIVITY, max(_LARGE_PART_SENSITIVITY, sensitivity)
+            )
             threshold = max(threshold, floor)
             smallest = max(min_part, int(_LARGE_PART_SMALLEST * object_size))
         if m < 2 * smallest or len(final) + len(stack) + 1 >= max_segments:
@@ -875,19 +882,40 @@ def iter_auto_labels(
         labels = pieces[comp]
         if typical > 0 and _STEP_SCORE > 0:
             labels = _split_steps(
-                labels, heads[e0:e1] - start, tails[e0:e1] - start, coords[start:stop], cue[start:stop], typical,
-                spacing=spacing, min_part=min_part, eigen_solver=eigen_solver, seed=[random_state, comp, rounds],
+                labels,
+                heads[e0:e1] - start,
+                tails[e0:e1] - start,
+                coords[start:stop],
+                cue[start:stop],
+                typical,
+                spacing=spacing,
+                min_part=min_part,
+                eigen_solver=eigen_solver,
+                seed=[random_state, comp, rounds],
             )
         if typical > 0 and ndim == 2 and _NOTCH_RATIO > 0:
-            labels = _split_notches(labels, heads[e0:e1] - start, tails[e0:e1] - start, coords[start:stop], typical,
-                                    spacing=spacing, min_part=min_part)
+            labels = _split_notches(
+                labels,
+                heads[e0:e1] - start,
+                tails[e0:e1] - start,
+                coords[start:stop],
+                typical,
+                spacing=spacing,
+                min_part=min_part,
+            )
         if typical > 0 and ndim == 3 and _MOMENT_RATIO > 0:
             labels = _split_moments(
-                labels, heads[e0:e1] - start, tails[e0:e1] - start, coords[start:stop], typical,
-                spacing=spacing, min_part=min_part,
+                labels,
+                heads[e0:e1] - start,
+                tails[e0:e1] - start,
+                coords[start:stop],
+                typical,
+                spacing=spacing,
+                min_part=min_part,
             )
-            labels = _join_moments(labels, heads[e0:e1] - start, tails[e0:e1] - start, coords[start:stop], typical,
-                                   spacing=spacing)
+            labels = _join_moments(
+                labels, heads[e0:e1] - start, tails[e0:e1] - start, coords[start:stop], typical, spacing=spacing
+            )
         if typical > 0 and labels.max() > 0:
             # A sliver cut off an object (far below the typical size) is a
             # false cut, not an object: it rejoins the neighbour it shares
@@ -1022,8 +1050,9 @@ def _split_steps(labels, a, b, coords, cue, typical, *, spacing, min_part, eigen
         return len(nodes) >= 2 * smallest and _relative_size(len(nodes), typical, coords.shape[1]) >= _STEP_MIN_SIZE
 
     def step_side(nodes, la, lb):
-        score, side = _step_cut(coords[nodes], cue[nodes], la, lb, smallest,
-                                spacing=spacing, eigen_solver=eigen_solver, rng=rng)
+        score, side = _step_cut(
+            coords[nodes], cue[nodes], la, lb, smallest, spacing=spacing, eigen_solver=eigen_solver, rng=rng
+        )
         return side if score < _STEP_SCORE else None
 
     return _split_recursively(labels, a, b, min_part, worth_trying, step_side)
@@ -1097,7 +1126,9 @@ def _join_greedily(labels, a, b, score, threshold):
     for _ in range(int(labels.max())):
         la, lb = labels[a], labels[b]
         cross = la != lb
-        pairs = np.unique(np.stack([np.minimum(la[cross], lb[cross]), np.maximum(la[cross], lb[cross])], axis=1), axis=0)
+        pairs = np.unique(
+            np.stack([np.minimum(la[cross], lb[cross]), np.maximum(la[cross], lb[cross])], axis=1), axis=0
+        )
         sizes = np.bincount(labels)
         best, best_pair = threshold, None
         for p, q in pairs:

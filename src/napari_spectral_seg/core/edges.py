@@ -43,8 +43,10 @@ def check_edge_level(edge_level):
     """Validate ``edge_level``: None or 0 (off) or a number in (0, 1); returns a float or None."""
     if edge_level is None:
         return None
-    if isinstance(edge_level, bool) or not isinstance(edge_level, numbers.Real) or not (
-        np.isfinite(edge_level) and 0 <= edge_level < 1
+    if (
+        isinstance(edge_level, bool)
+        or not isinstance(edge_level, numbers.Real)
+        or not (np.isfinite(edge_level) and 0 <= edge_level < 1)
     ):
         raise ValueError(
             f"edge_level={edge_level!r} must be a number in [0, 1): the fraction of the way from the "
@@ -151,7 +153,9 @@ def refine_object_edges(
     intensity = np.asarray(intensity)
     for name, other in (("intensity", intensity), ("allowed", allowed), ("regions", regions)):
         if other is not None and np.shape(other) != labels.shape:
-            raise ValueError(f"{name} has shape {np.shape(other)} but labels has {labels.shape}; pass arrays of one shape.")
+            raise ValueError(
+                f"{name} has shape {np.shape(other)} but labels has {labels.shape}; pass arrays of one shape."
+            )
     if not 0 < level < 1:
         raise ValueError(f"level={level!r} must be in (0, 1), e.g. {DEFAULT_EDGE_LEVEL}.")
     if not (np.isfinite(reach) and reach >= 0):
@@ -198,8 +202,11 @@ def refine_object_edges(
         low = np.where(low == no_label, 0, low)
         fits_high = intensity > levels[high]
         fits_low = intensity > levels[low]
-        grown = np.where(fits_high & fits_low, np.where(levels[high] >= levels[low], high, low),
-                         np.where(fits_high, high, np.where(fits_low, low, 0)))
+        grown = np.where(
+            fits_high & fits_low,
+            np.where(levels[high] >= levels[low], high, low),
+            np.where(fits_high, high, np.where(fits_low, low, 0)),
+        )
         take = free & (grown > 0)
         if region_of is not None:
             take &= np.asarray(regions) == region_of[grown]

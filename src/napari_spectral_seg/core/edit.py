@@ -17,8 +17,7 @@ __all__ = ["split_label", "merge_labels"]
 def _bounding_box(region: np.ndarray, margin: int = 1):
     coords = np.nonzero(region)
     return tuple(
-        slice(max(int(c.min()) - margin, 0), min(int(c.max()) + margin + 1, n))
-        for c, n in zip(coords, region.shape)
+        slice(max(int(c.min()) - margin, 0), min(int(c.max()) + margin + 1, n)) for c, n in zip(coords, region.shape)
     )
 
 
@@ -102,9 +101,7 @@ def merge_labels(labels: np.ndarray, keep: int, other: int):
     """
     labels = np.asarray(labels)
     if keep <= 0 or other <= 0 or keep == other:
-        raise ValueError(
-            f"cannot merge label {other} into {keep}: pick two different segments (not background)."
-        )
+        raise ValueError(f"cannot merge label {other} into {keep}: pick two different segments (not background).")
     indices = np.nonzero(labels == other)
     if len(indices[0]) == 0:
         raise ValueError(f"label={other} is not a segment of this label image.")

@@ -76,9 +76,7 @@ def _arpack(laplacian, k, rng):
     # 1 / (lambda + 1e-5). The seed's shift of 1 (sklearn: sigma=1 on -L)
     # maps them all to ~1 instead: measured 3.7 s vs 0.24 s at 200 x 200.
     v0 = rng.uniform(-1, 1, laplacian.shape[0])
-    values, vectors = spla.eigsh(
-        laplacian.astype(np.float64), k=k, sigma=-ARPACK_SHIFT, which="LM", v0=v0, tol=1e-8
-    )
+    values, vectors = spla.eigsh(laplacian.astype(np.float64), k=k, sigma=-ARPACK_SHIFT, which="LM", v0=v0, tol=1e-8)
     order = np.argsort(values)
     return values[order], vectors[:, order]
 
@@ -95,9 +93,7 @@ def _lobpcg(laplacian, k, sqrt_degree, rng, preconditioner=None, tol=1e-6, maxit
     with warnings.catch_warnings():
         # LOBPCG warns when it stops at maxiter; the result is still usable.
         warnings.simplefilter("ignore", UserWarning)
-        values, vectors = spla.lobpcg(
-            laplacian, x, M=preconditioner, tol=tol, maxiter=maxiter, largest=False
-        )
+        values, vectors = spla.lobpcg(laplacian, x, M=preconditioner, tol=tol, maxiter=maxiter, largest=False)
     order = np.argsort(values)
     return values[order], vectors[:, order]
 
@@ -209,9 +205,7 @@ def iter_laplacian_eigenvectors(
     ``StopIteration`` value.
     """
     if solver not in EIGEN_SOLVERS:
-        raise ValueError(
-            f"eigen_solver={solver!r} is unknown; use one of {', '.join(EIGEN_SOLVERS)}."
-        )
+        raise ValueError(f"eigen_solver={solver!r} is unknown; use one of {', '.join(EIGEN_SOLVERS)}.")
     rng = np.random.default_rng() if rng is None else rng
     n = graph.shape[0]
 

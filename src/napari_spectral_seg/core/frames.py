@@ -11,7 +11,7 @@ to the end.
 from __future__ import annotations
 
 import numbers
-from typing import Callable, Generator
+from collections.abc import Callable, Generator
 
 import numpy as np
 
@@ -27,8 +27,10 @@ def _frame_layout(shape, spatial_ndim, channel_axis):
         raise ValueError(f"spatial_ndim={spatial_ndim!r} must be 2 (y, x frames) or 3 (z, y, x frames).")
     ndim = len(shape)
     if channel_axis is not None:
-        if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral) or not (
-            -ndim <= channel_axis < ndim
+        if (
+            isinstance(channel_axis, bool)
+            or not isinstance(channel_axis, numbers.Integral)
+            or not (-ndim <= channel_axis < ndim)
         ):
             raise ValueError(f"channel_axis={channel_axis!r} is out of range for an image with {ndim} axes.")
         channel_axis = int(channel_axis) % ndim
@@ -91,8 +93,10 @@ def iter_segment_frames(
     if channel_axis is not None:
         # Channels last so a frame is image[index] for an index over L.
         # np.moveaxis dispatches to dask's own (NEP 18), so nothing is loaded here.
-        image = np.moveaxis(image, channel_axis, -1) if hasattr(image, "__array_function__") else np.moveaxis(
-            np.asarray(image), channel_axis, -1
+        image = (
+            np.moveaxis(image, channel_axis, -1)
+            if hasattr(image, "__array_function__")
+            else np.moveaxis(np.asarray(image), channel_axis, -1)
         )
     if mask is not None:
         mask = np.asarray(mask)

@@ -221,16 +221,19 @@ def refine_boundaries(graph, points, centres, reach=REFINE_REACH, n_thresholds=R
         lo = np.minimum(own_bin[paired], nb_bin[paired])
         hi = np.maximum(own_bin[paired], nb_bin[paired])
         # Edge inside a u b: cut between A_g = {bin <= g} and B_g for lo <= g < hi.
-        between = np.cumsum(
-            np.bincount(lo, w[paired], minlength=g_all) - np.bincount(hi, w[paired], minlength=g_all)
-        )[:n_thresholds]
+        between = np.cumsum(np.bincount(lo, w[paired], minlength=g_all) - np.bincount(hi, w[paired], minlength=g_all))[
+            :n_thresholds
+        ]
         # Edge to another cluster: cuts A_g for g >= own bin, B_g below it.
         other = np.bincount(own_bin[~paired], w[~paired], minlength=g_all)
         out_a = np.cumsum(other)[:n_thresholds]
         out_b = other.sum() - out_a
         band_a, band_b = between + out_a, between + out_b
-        vol_a = (vol[a] - degree[nodes][labels[nodes] == a].sum()
-                 + np.cumsum(np.bincount(bins, degree[nodes], minlength=g_all))[:n_thresholds])
+        vol_a = (
+            vol[a]
+            - degree[nodes][labels[nodes] == a].sum()
+            + np.cumsum(np.bincount(bins, degree[nodes], minlength=g_all))[:n_thresholds]
+        )
         vol_b = vol[a] + vol[b] - vol_a
         fixed_a, fixed_b = cut[a] - band_a[mid], cut[b] - band_b[mid]
         with np.errstate(divide="ignore", invalid="ignore"):

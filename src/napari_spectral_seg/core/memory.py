@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 __all__ = [
     "InsufficientMemoryError",
     "available_memory",
@@ -18,6 +17,7 @@ class InsufficientMemoryError(ValueError, MemoryError):
     Both a ValueError (bad input: the message says what to change) and a
     MemoryError (what it prevents).
     """
+
 
 # Bytes per image pixel held through the whole run: the float64 working copy
 # of the image, the boolean mask, the int32 node numbering, the int64 label
@@ -120,9 +120,7 @@ def check_memory(n_pixels: int, n_nodes: int, ndim: int, k: int, solver: str, av
     fixes = []
     if solver != "multilevel":
         multilevel_peak = estimate_peak_bytes(n_pixels, n_nodes, ndim, k, "multilevel")
-        fixes.append(
-            f"use eigen_solver='multilevel' (coarsens the graph; about {multilevel_peak / gib:.1f} GiB)"
-        )
+        fixes.append(f"use eigen_solver='multilevel' (coarsens the graph; about {multilevel_peak / gib:.1f} GiB)")
     fixes += [
         "crop the image to the region of interest",
         "downsample it (e.g. image[::2, ::2])",

@@ -597,13 +597,10 @@ def iter_multilevel_eigenvectors(
             del w, sym
         if x.shape[1] < m:
             x = np.hstack([x, rng.standard_normal((nc, m - x.shape[1]))])
+
     def plan(level):
         """("smooth", steps) or ("lobpcg", iterations) for a level."""
-        if (
-            level < smooth_levels
-            and smoothing_steps is not None
-            and graphs[level].shape[0] > SMOOTH_MIN_NODES
-        ):
+        if level < smooth_levels and smoothing_steps is not None and graphs[level].shape[0] > SMOOTH_MIN_NODES:
             # Small graphs can afford LOBPCG refinement on every level.
             return "smooth", smoothing_steps if np.isscalar(smoothing_steps) else smoothing_steps[level]
         if level == 0 and smoothing_steps is None:
@@ -639,8 +636,13 @@ def iter_multilevel_eigenvectors(
             # Each step reported: on the finest level of a 16 MP image they
             # take seconds together.
             smoothing = iter_smooth_block(
-                graphs[level], degrees[level].astype(dtype), x, count, values=values,
-                lower=smoothing_lower, overwrite=True,
+                graphs[level],
+                degrees[level].astype(dtype),
+                x,
+                count,
+                values=values,
+                lower=smoothing_lower,
+                overwrite=True,
             )
             while True:
                 with single_threaded("eigen", user_api="blas"):

@@ -11,8 +11,8 @@ for scripts.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Callable, Generator
 
 import numpy as np
 
@@ -37,7 +37,15 @@ from .validation import (
     warn_if_constant,
 )
 
-__all__ = ["STEPS", "EmptyMaskError", "Progress", "SegmentationResult", "SegmentationCancelled", "iter_segment", "segment"]
+__all__ = [
+    "STEPS",
+    "EmptyMaskError",
+    "Progress",
+    "SegmentationResult",
+    "SegmentationCancelled",
+    "iter_segment",
+    "segment",
+]
 
 STEPS = ("mask", "graph", "eigenvectors", "labels")
 # Rough share of the run time of each step, for one overall progress fraction.
@@ -116,11 +124,7 @@ def _split_counts(eigenvalues_per_component, n_clusters):
     extra = n_clusters - n_components
     if extra <= 0:
         return counts
-    candidates = [
-        (value, comp)
-        for comp, values in enumerate(eigenvalues_per_component)
-        for value in values[1:]
-    ]
+    candidates = [(value, comp) for comp, values in enumerate(eigenvalues_per_component) for value in values[1:]]
     candidates.sort(key=lambda item: item[0])
     for _, comp in candidates[:extra]:
         counts[comp] += 1
@@ -294,7 +298,9 @@ def iter_segment(
         else:
             block = component_block(graph, start, stop)
             solve = iter_solve_component(
-                block, k, eigen_solver=eigen_solver,
+                block,
+                k,
+                eigen_solver=eigen_solver,
                 rng_factory=lambda comp=comp: np.random.default_rng([random_state, comp]),
             )
             # The multilevel solver reports each level of a big component
@@ -402,8 +408,13 @@ def _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0, explici
         if dark.size:
             yield Progress("labels", _STEP_SPAN["labels"][0], "moving object edges to their own brightness")
             labels = refine_object_edges(
-                intensity, labels, background=float(np.median(dark)), level=parameters["edge_level"],
-                spacing=parameters["spacing"], allowed=explicit_mask, regions=regions,
+                intensity,
+                labels,
+                background=float(np.median(dark)),
+                level=parameters["edge_level"],
+                spacing=parameters["spacing"],
+                allowed=explicit_mask,
+                regions=regions,
             )
         else:
             parameters["edge_level"] = None  # nothing below the threshold: no background level

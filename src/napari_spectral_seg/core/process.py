@@ -25,8 +25,8 @@ import socket
 import subprocess
 import sys
 import warnings
+from collections.abc import Generator
 from multiprocessing.connection import Connection
-from typing import Generator
 
 from .frames import iter_segment_frames
 from .pipeline import Progress, SegmentationResult, iter_segment, run_to_end
@@ -133,6 +133,7 @@ class EngineProcess:
                 return None
         process.join(1)  # pragma: no cover - Windows
         return process.exitcode  # pragma: no cover
+
     def steps(
         self, image, mask, params: dict, heartbeat: float = 0.1, frames: bool = False
     ) -> Generator[Progress | None, None, SegmentationResult]:

@@ -51,9 +51,7 @@ def check_sigma(sigma, n_spatial: int):
         try:
             values = np.asarray(sigma, dtype=float).ravel()
         except (TypeError, ValueError):
-            raise TypeError(
-                f"sigma={sigma!r} must be a number of pixels, one per spatial axis, or None."
-            ) from None
+            raise TypeError(f"sigma={sigma!r} must be a number of pixels, one per spatial axis, or None.") from None
         scalar = False
         if len(values) != n_spatial:
             raise ValueError(

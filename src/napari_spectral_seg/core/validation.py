@@ -78,22 +78,16 @@ def as_float_image(image, channel_axis=None) -> tuple[np.ndarray, tuple[int, ...
     """
     shape, dtype, source = _peek(image)
     if dtype.kind == "c":
-        raise TypeError(
-            "image is complex; pass a real image, e.g. np.abs(image) for the magnitude."
-        )
+        raise TypeError("image is complex; pass a real image, e.g. np.abs(image) for the magnitude.")
     if dtype.kind not in "biuf":
         raise TypeError(f"image has dtype {dtype}; pass a numeric (bool, integer or float) array.")
     ndim = len(shape)
     if channel_axis is not None:
         if not _is_integer(channel_axis):
-            raise TypeError(
-                f"channel_axis={channel_axis!r} must be an integer axis index (e.g. -1) or None."
-            )
+            raise TypeError(f"channel_axis={channel_axis!r} must be an integer axis index (e.g. -1) or None.")
         channel_axis = int(channel_axis)
         if not -ndim <= channel_axis < ndim:
-            raise ValueError(
-                f"channel_axis={channel_axis} is out of range for an image with {ndim} axes."
-            )
+            raise ValueError(f"channel_axis={channel_axis} is out of range for an image with {ndim} axes.")
         spatial_shape = tuple(s for i, s in enumerate(shape) if i != channel_axis % ndim)
         n_channels = shape[channel_axis]
     else:
@@ -160,7 +154,11 @@ def check_parameters(*, n_clusters, beta, eigen_solver, threshold, assign_labels
         if isinstance(threshold, str):
             if threshold.lower() != "otsu":
                 raise ValueError(f"threshold={threshold!r} is not understood; pass a number or 'otsu'.")
-        elif isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold):
+        elif (
+            isinstance(threshold, (bool, np.bool_))
+            or not isinstance(threshold, numbers.Real)
+            or not np.isfinite(threshold)
+        ):
             raise ValueError(f"threshold={threshold!r} must be a finite number or 'otsu'.")
     if not _is_integer(min_size) or min_size < 0:
         raise ValueError(f"min_size={min_size!r} must be a whole number of pixels >= 0.")
@@ -192,7 +190,6 @@ def check_random_state(random_state) -> int:
     if random_state < 0:
         raise ValueError(f"random_state={random_state} must be a non-negative integer seed or None.")
     return int(random_state)
-
 
 
 # ---------------------------------------------------------------- numerical guards
