@@ -1,0 +1,64 @@
+"""Progress generators: the one way long steps report progress and are cancelled.
+
+A long step is a generator that yields progress updates and returns its result
+(as the ``StopIteration`` value); closing it cancels the step. These helpers
+pass such updates on, drive a generator to its end, or drive it while calling
+a callback, so no caller writes the ``next``/``StopIteration`` loop itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
+
+__all__ = ["SegmentationCancelled", "drain", "relay", "run_to_end"]
+
+T = TypeVar("T")
+
+
+class SegmentationCancelled(Exception):
+    """Raised by a progress callback to stop :func:`napari_spectral_seg.segment` at the next step."""
+
+
+def relay(steps: Generator[Any, None, T], transform: Callable[[Any], Any] | None = None) -> Generator[Any, None, T]:
+    """Yield every update of ``steps`` (mapped by ``transform``) and return its result.
+
+    Use as ``result = yield from relay(steps, transform)``. ``transform``
+    returning None drops that update. Closing the relay closes ``steps``.
+    """
+    try:
+        while True:
+            try:
+                update = next(steps)
+            except StopIteration as stop:
+                return stop.value
+            if transform is not None:
+                update = transform(update)
+            if update is not None:
+                yield update
+    finally:
+        steps.close()
+
+
+def drain(steps: Generator[Any, None, T]) -> T:
+    """Run a progress generator to its end, ignoring its updates; returns its result."""
+    return run_to_end(steps)
+
+
+def run_to_end(steps: Generator[Any, None, T], progress: Callable[[Any], object] | None = None) -> T:
+    """Drive a progress generator to its result, calling ``progress`` with each update.
+
+    ``progress`` may raise :class:`SegmentationCancelled` to stop: the
+    generator is closed and the exception propagates.
+    """
+    while True:
+        try:
+            update = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            try:
+                progress(update)
+            except SegmentationCancelled:
+                steps.close()
+                raise
