@@ -1,0 +1,473 @@
+"""Every segmentation parameter, declared once.
+
+:class:`SegmentationParams` is the one home of the parameters of
+:func:`napari_spectral_seg.segment`: each field carries its default, its
+check, a help text and the rule that says when it applies. The widget's
+fields, the command line's flags, the parameter files of ``batch`` and the
+metadata recorded with every result are built from it, so a new parameter is
+declared here and used where it acts, nowhere else.
+
+Two sets of defaults exist, decided here and nowhere else:
+
+* ``default``: the library's (``segment()``): no guess is made for a script,
+  which gets the scikit-learn example's behaviour (the whole image or the
+  given mask, every piece kept) and a freshly drawn seed unless it sets one.
+* ``tool_default``: what the napari widget, the ``segment`` command and
+  ``batch`` use when the user sets nothing, where it differs: a user with an
+  image file or layer wants objects on a background (Otsu's threshold, noise
+  specks under 20 pixels dropped) and a result that a re-run reproduces
+  (seed 0).
+
+Checks that need the image (``spacing``, ``sigma`` per axis, ``seeds``,
+``channel_axis``) run when the image is known: :func:`check_spacing`,
+:func:`check_sigma` and the pipeline's image checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_EDGE_LEVEL",
+    "DEFAULT_SENSITIVITY",
+    "EIGEN_SOLVERS",
+    "LABEL_METHODS",
+    "PER_IMAGE",
+    "ParameterSpec",
+    "SegmentationParams",
+    "check_random_state",
+    "check_sigma",
+    "check_spacing",
+    "is_integer",
+]
+
+EIGEN_SOLVERS = ("auto", "arpack", "lobpcg", "amg", "multilevel")
+LABEL_METHODS = ("kmeans", "cluster_qr")
+DEFAULT_SENSITIVITY = 0.85
+DEFAULT_EDGE_LEVEL = 0.4
+# Parameters that describe one image (its points, its axes), not a recipe:
+# a parameter file for many images leaves out ``seeds``.
+PER_IMAGE = ("seeds",)
+
+_UNSET = object()
+
+
+def is_integer(value) -> bool:
+    """Whether ``value`` is a whole number (and not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+# ---------------------------------------------------------------- checks (today's messages, word for word)
+def _check_threshold(value, params):
+    if value is None:
+        return
+    if isinstance(value, str):
+        if value.lower() != "otsu":
+            raise ValueError(f"threshold={value!r} is not understood; pass a number or 'otsu'.")
+    elif not _is_real(value) or not np.isfinite(value):
+        raise ValueError(f"threshold={value!r} must be a finite number or 'otsu'.")
+
+
+def _check_n_clusters(value, params):
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(f"n_clusters={value!r} is not understood; pass a whole number or 'auto'.")
+    elif not is_integer(value):
+        raise TypeError(f"n_clusters={value!r} must be a whole number, e.g. n_clusters=4, or 'auto'.")
+    elif value < 1:
+        raise ValueError(f"n_clusters={value} must be at least 1.")
+
+
+def _check_beta(value, params):
+    if not _is_real(value) or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"beta={value!r} must be a positive finite number; 1.0 is the seed example's value.")
+
+
+def _check_choice(choices):
+    def check(value, params, name):
+        if not isinstance(value, str) or value not in choices:
+            raise ValueError(f"{name}={value!r} is unknown; use one of {', '.join(choices)}.")
+
+    return check
+
+
+def _check_min_size(value, params):
+    if not is_integer(value) or value < 0:
+        raise ValueError(f"min_size={value!r} must be a whole number of pixels >= 0.")
+
+
+def _check_random_state(value, params):
+    if value is None:
+        return
+    if not is_integer(value):
+        raise TypeError(f"random_state={value!r} must be an integer seed or None.")
+    if value < 0:
+        raise ValueError(f"random_state={value} must be a non-negative integer seed or None.")
+
+
+def _check_channel_axis(value, params):
+    if value is not None and not is_integer(value):
+        raise TypeError(f"channel_axis={value!r} must be an integer axis index (e.g. -1) or None.")
+
+
+def _check_sensitivity(value, params):
+    if params.n_clusters != "auto":
+        if value is not None:
+            raise ValueError(
+                f"sensitivity={value!r} only applies with n_clusters='auto'; drop it or pass n_clusters='auto'."
+            )
+        return
+    if value is None:
+        return
+    if not _is_real(value) or not (np.isfinite(value) and 0 <= value <= 1):
+        raise ValueError(
+            f"sensitivity={value!r} must be a number in [0, 1]; larger splits more, {DEFAULT_SENSITIVITY} is the default."
+        )
+
+
+def _check_edge_level(value, params):
+    if value is None:
+        return
+    if not _is_real(value) or not (np.isfinite(value) and 0 <= value < 1):
+        raise ValueError(
+            f"edge_level={value!r} must be a number in [0, 1): the fraction of the way from the "
+            f"background to each object's brightness where its edge is drawn ({DEFAULT_EDGE_LEVEL} is "
+            "the default; 0 keeps the threshold's edges)."
+        )
+
+
+def check_spacing(spacing, ndim) -> np.ndarray | None:
+    """Validate ``spacing``: ``ndim`` positive finite pixel sizes (or None)."""
+    if spacing is None:
+        return None
+    message = (
+        f"spacing={spacing!r} must be {ndim} positive numbers, one pixel size per spatial axis"
+        f" (e.g. spacing={(1.0,) * ndim})."
+    )
+    try:
+        values = np.asarray(spacing, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    if values.shape != (ndim,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(message)
+    return values
+
+
+def check_sigma(sigma, n_spatial: int):
+    """Validate ``sigma`` and return it as ``("scalar", value)``, a per-axis tuple of floats, or None.
+
+    Parameters
+    ----------
+    sigma : None, float, or sequence of float
+        ``None`` or ``0``: no smoothing. A scalar applies to every spatial
+        axis (scaled by spacing); a sequence gives one value per spatial
+        axis, in pixels of that axis.
+    n_spatial : int
+        Number of spatial axes.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bool, a non-number, negative, NaN or infinite values, or a
+        sequence of the wrong length.
+    """
+    if sigma is None:
+        return None
+    if isinstance(sigma, bool):
+        raise TypeError(f"sigma={sigma!r} must be a number of pixels (e.g. sigma=1.0) or None.")
+    if isinstance(sigma, numbers.Real):
+        values, scalar = np.array([float(sigma)]), True
+    else:
+        try:
+            values = np.asarray(sigma, dtype=float).ravel()
+        except (TypeError, ValueError):
+            raise TypeError(f"sigma={sigma!r} must be a number of pixels, one per spatial axis, or None.") from None
+        scalar = False
+        if len(values) != n_spatial:
+            raise ValueError(
+                f"sigma={tuple(values.tolist())} has {len(values)} value(s) but the image has "
+                f"{n_spatial} spatial axes; pass one number or {n_spatial}."
+            )
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError(
+            f"sigma={sigma!r} must be >= 0 and finite (Gaussian width in pixels); "
+            "use 0 or None for no smoothing, e.g. sigma=1.0 for mild smoothing."
+        )
+    if np.all(values == 0):
+        return None
+    return ("scalar", float(values[0])) if scalar else tuple(float(v) for v in values)
+
+
+def check_random_state(random_state) -> int:
+    """The integer seed to use: ``random_state`` itself, or a fresh one if None."""
+    _check_random_state(random_state, None)
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+    return int(random_state)
+
+
+# ---------------------------------------------------------------- when a parameter applies
+def _auto(params) -> bool:
+    return params.n_clusters == "auto" and params.seeds is None
+
+
+def _auto_with_threshold(params) -> bool:
+    return _auto(params) and params.threshold is not None
+
+
+def _counted(params) -> bool:
+    return params.n_clusters != "auto" and params.seeds is None
+
+
+def _spectral(params) -> bool:
+    return not _auto(params)
+
+
+# ---------------------------------------------------------------- the declaration
+@dataclass(frozen=True)
+class ParameterSpec:
+    """What is declared about one parameter.
+
+    Attributes
+    ----------
+    name : str
+        The keyword of :func:`napari_spectral_seg.segment`.
+    default : object
+        The library's default.
+    tool_default : object
+        The widget's, the ``segment`` command's and ``batch``'s default.
+    help : str
+        One line for tooltips and ``--help``.
+    check : callable
+        ``check(value, params)`` raises TypeError/ValueError naming the
+        parameter and the fix; image-dependent checks run in the pipeline.
+    applies : callable
+        ``applies(params)``: whether the parameter acts on this run; where
+        it does not, the recorded value is None.
+    applies_text : str
+        The same rule in words ("" when it always applies).
+    flag : str or None
+        The command-line flag (None: not a flag).
+    gui : dict
+        Hints for the widget: label, min, max, step, or None for no field.
+    """
+
+    name: str
+    default: Any
+    tool_default: Any
+    help: str
+    check: Callable
+    applies: Callable
+    applies_text: str
+    flag: str | None
+    gui: dict | None
+
+
+def _param(
+    default,
+    *,
+    help: str,
+    check: Callable,
+    applies: Callable | None = None,
+    applies_text: str = "",
+    tool_default=_UNSET,
+    flag: str | None | object = _UNSET,
+    gui: dict | None = None,
+):
+    """A dataclass field that carries its :class:`ParameterSpec` in ``metadata``."""
+    spec = dict(
+        default=default,
+        tool_default=default if tool_default is _UNSET else tool_default,
+        help=help,
+        check=check,
+        applies=applies or (lambda params: True),
+        applies_text=applies_text,
+        flag=flag,
+        gui=gui,
+    )
+    return field(default=default, metadata={"spec": spec})
+
+
+@dataclass(frozen=True)
+class SegmentationParams:
+    """The parameters of one segmentation, checked when created.
+
+    See :func:`napari_spectral_seg.segment` for what each does. Values are
+    kept as given; :meth:`used` gives the values a run acts on (None where a
+    parameter does not apply).
+
+    Raises
+    ------
+    TypeError, ValueError
+        An invalid value, with a message naming the parameter and the fix.
+    """
+
+    threshold: float | str | None = _param(
+        None,
+        tool_default="otsu",
+        help="segment pixels above VALUE, or 'otsu'; default: the whole image (or the mask)",
+        check=_check_threshold,
+        gui=dict(label="threshold"),
+    )
+    n_clusters: int | str = _param(
+        4,
+        help="number of segments, or 'auto' to decide per object (default 4)",
+        check=_check_n_clusters,
+        gui=dict(label="segments", min=1, max=10_000),
+    )
+    beta: float = _param(
+        1.0,
+        help="edge sensitivity (default 1, the seed example)",
+        check=_check_beta,
+        applies=_spectral,
+        gui=dict(label="beta", min=0.001, max=1e4, step=0.1),
+    )
+    eigen_solver: str = _param(
+        "auto",
+        help="auto, multilevel, arpack, lobpcg or amg",
+        check=lambda v, p: _check_choice(EIGEN_SOLVERS)(v, p, "eigen_solver"),
+        gui=dict(label="eigen solver", choices=EIGEN_SOLVERS),
+    )
+    random_state: int | None = _param(
+        None,
+        tool_default=0,
+        help="random seed (default 0)",
+        check=_check_random_state,
+        flag="--seed",
+        gui=dict(label="seed", min=0, max=2**31 - 1),
+    )
+    spacing: tuple | None = _param(
+        None,
+        help="pixel size per axis, e.g. 4,1,1",
+        check=lambda v, p: None,  # needs the number of spatial axes: check_spacing
+    )
+    channel_axis: int | None = _param(
+        None,
+        help="axis holding channels (RGB or fluorescence channels)",
+        check=_check_channel_axis,
+        flag=None,
+    )
+    min_size: int = _param(
+        0,
+        tool_default=20,
+        help="drop mask pieces smaller than this (pixels)",
+        check=_check_min_size,
+        gui=dict(label="min size (px)", min=0, max=10**9),
+    )
+    assign_labels: str = _param(
+        "kmeans",
+        help="how the embedding becomes labels: kmeans or cluster_qr",
+        check=lambda v, p: _check_choice(LABEL_METHODS)(v, p, "assign_labels"),
+        applies=_spectral,
+        flag=None,
+    )
+    seeds: Any = _param(
+        None,
+        help="points in pixel coordinates, one per wanted segment",
+        check=lambda v, p: None,  # needs the image's shape: seeds.check_seeds
+        flag=None,
+    )
+    sigma: float | tuple | None = _param(
+        None,
+        help="Gaussian pre-smoothing in pixels (one number, or one per axis)",
+        check=lambda v, p: None,  # needs the number of spatial axes: check_sigma
+        gui=dict(label="smoothing σ (px)", min=0.0, max=100.0, step=0.5),
+    )
+    sensitivity: float | None = _param(
+        None,
+        help=f"with --n-clusters auto: 0..1, larger splits more (default {DEFAULT_SENSITIVITY})",
+        check=_check_sensitivity,
+        applies=_auto,
+        applies_text="with n_clusters='auto' only",
+        gui=dict(label="sensitivity", min=0.0, max=1.0, step=0.05),
+    )
+    edge_level: float | None = _param(
+        DEFAULT_EDGE_LEVEL,
+        help=(
+            "with --n-clusters auto and --threshold: draw each object's edge where its signal has fallen "
+            "to this fraction of its own brightness above background, 0..<1 "
+            f"(default {DEFAULT_EDGE_LEVEL}; 0 keeps the threshold's edges)"
+        ),
+        check=_check_edge_level,
+        applies=_auto_with_threshold,
+        applies_text="with n_clusters='auto' and a threshold only",
+        gui=dict(label="edge level", min=0.0, max=0.95, step=0.05),
+    )
+
+    def __post_init__(self):
+        for spec in self.specs():
+            spec.check(getattr(self, spec.name), self)
+
+    # ------------------------------------------------------------ the declaration, read back
+    @classmethod
+    def specs(cls) -> tuple[ParameterSpec, ...]:
+        """Every parameter's :class:`ParameterSpec`, in declaration order."""
+        return tuple(ParameterSpec(name=f.name, **f.metadata["spec"]) for f in dataclasses.fields(cls))
+
+    @classmethod
+    def spec(cls, name: str) -> ParameterSpec:
+        """One parameter's :class:`ParameterSpec`."""
+        return next(s for s in cls.specs() if s.name == name)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def tool_defaults(cls, **changes) -> SegmentationParams:
+        """The parameters the widget, ``segment`` and ``batch`` start from, with ``changes``."""
+        return cls(**{**{s.name: s.tool_default for s in cls.specs()}, **changes})
+
+    @classmethod
+    def from_mapping(cls, values: Mapping, *, base: SegmentationParams | None = None, ignore=()) -> SegmentationParams:
+        """Parameters from a mapping (a parameter file), over ``base`` (default: the library's defaults).
+
+        A key that is not a parameter raises ValueError naming the closest
+        parameter, unless it is in ``ignore`` (informational keys).
+        """
+        names = cls.names()
+        for key in values:
+            if key not in names and key not in ignore:
+                close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; parameters are {', '.join(names)}."
+                raise ValueError(f"unknown parameter '{key}'{hint}")
+        chosen = {key: values[key] for key in names if key in values}
+        if chosen.get("spacing") is not None and isinstance(chosen["spacing"], list):
+            chosen["spacing"] = tuple(chosen["spacing"])
+        return dataclasses.replace(base, **chosen) if base is not None else cls(**chosen)
+
+    def replace(self, **changes) -> SegmentationParams:
+        """A copy with ``changes`` (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_kwargs(self) -> dict:
+        """The values as given, as keyword arguments of :func:`napari_spectral_seg.segment`."""
+        return {name: getattr(self, name) for name in self.names()}
+
+    # ------------------------------------------------------------ what a run acts on
+    def applies(self, name: str) -> bool:
+        """Whether parameter ``name`` acts on a run with these parameters."""
+        return self.spec(name).applies(self)
+
+    def used_sensitivity(self) -> float | None:
+        """The sensitivity a run uses: the given one, the default in auto mode, else None."""
+        if self.n_clusters != "auto":
+            return None
+        return DEFAULT_SENSITIVITY if self.sensitivity is None else float(self.sensitivity)
+
+    def used_edge_level(self) -> float | None:
+        """The edge level a run uses: None where it does not apply or is 0."""
+        if not self.applies("edge_level") or self.edge_level is None or self.edge_level == 0:
+            return None
+        return float(self.edge_level)
