@@ -7,7 +7,8 @@ import pytest
 import scipy.ndimage as ndi
 
 from napari_spectral_seg import segment
-from napari_spectral_seg.core.edges import check_edge_level, object_levels, refine_object_edges
+from napari_spectral_seg.core.edges import object_levels, refine_object_edges
+from napari_spectral_seg.core.params import SegmentationParams
 from napari_spectral_seg.core.pipeline import iter_segment, run_to_end
 
 
@@ -97,8 +98,9 @@ def test_edge_level_is_validated_recorded_and_only_used_in_auto_mode_with_a_thre
     image, _, _ = bright_and_dim_discs()
     for bad in (-0.1, 1.0, float("nan"), "half", True):
         with pytest.raises(ValueError, match="edge_level"):
-            check_edge_level(bad)
-    assert check_edge_level(0) is None and check_edge_level(None) is None
+            SegmentationParams(n_clusters="auto", threshold="otsu", edge_level=bad)
+    for off in (0, None):
+        assert SegmentationParams(n_clusters="auto", threshold="otsu", edge_level=off).used_edge_level() is None
     result = run_to_end(iter_segment(image, threshold="otsu", n_clusters="auto", edge_level=0.3, random_state=0))
     assert result.parameters["edge_level"] == 0.3
     result = run_to_end(iter_segment(image, threshold="otsu", n_clusters=2, random_state=0))

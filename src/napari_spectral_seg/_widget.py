@@ -28,7 +28,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from . import __version__
 from .core import EIGEN_SOLVERS, merge_labels, split_label
-from .core.edges import DEFAULT_EDGE_LEVEL
+from .core.params import DEFAULT_EDGE_LEVEL
 from .core.pipeline import SegmentationResult
 from .core.process import EngineProcess
 

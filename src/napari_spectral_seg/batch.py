@@ -53,8 +53,8 @@ from pathlib import Path
 import numpy as np
 
 from .cli import PROG, SEGMENT_DEFAULTS, CliError, add_segmentation_arguments, write_labels
-from .core.edges import DEFAULT_EDGE_LEVEL, check_edge_level
-from .core.validation import _is_integer
+from .core.params import DEFAULT_EDGE_LEVEL, SegmentationParams
+from .core.params import is_integer as _is_integer
 
 __all__ = [
     "PARAMETER_KEYS",
@@ -264,7 +264,6 @@ def resolve_parameters(file_params: dict | None = None, flags: dict | None = Non
     ValueError, TypeError
         An invalid value, naming the parameter.
     """
-    from .core.validation import check_parameters
 
     merged = dict(DEFAULT_PARAMETERS)
     merged.update(file_params or {})
@@ -274,19 +273,11 @@ def resolve_parameters(file_params: dict | None = None, flags: dict | None = Non
     params = {key: merged[key] for key in PARAMETER_KEYS}
     if params["spacing"] is not None:
         params["spacing"] = tuple(float(v) for v in params["spacing"])
-    check_parameters(
-        n_clusters=params["n_clusters"],
-        beta=params["beta"],
-        eigen_solver=params["eigen_solver"],
-        threshold=params["threshold"],
-        assign_labels=params["assign_labels"],
-        min_size=params["min_size"],
-    )
     # Checked here (not per frame) so a bad value fails before any work, and
     # recorded as None where segment() does not use it (as it records it), so
     # the outputs' stored parameters say what was done.
-    edge_level = check_edge_level(params["edge_level"])
-    params["edge_level"] = edge_level if params["n_clusters"] == "auto" and params["threshold"] is not None else None
+    checked = SegmentationParams(**{k: v for k, v in params.items() if k not in ("spacing", "sigma")})
+    params["edge_level"] = checked.used_edge_level()
     if spatial_ndim is None:
         spatial_ndim = len(params["spacing"]) if params["spacing"] is not None else 2
     if params["spacing"] is not None and len(params["spacing"]) != spatial_ndim:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.edges import DEFAULT_EDGE_LEVEL
+from .core.params import DEFAULT_EDGE_LEVEL
 
 PROG = "napari-spectral-seg"
 READ_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy")

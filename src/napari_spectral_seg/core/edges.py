@@ -15,45 +15,19 @@ numpy/scipy only.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.ndimage as ndi
 
-__all__ = ["DEFAULT_EDGE_LEVEL", "check_edge_level", "object_levels", "refine_object_edges"]
+from .params import DEFAULT_EDGE_LEVEL
 
-# Fraction of the way from the background to an object's bright level (its
-# 95th percentile) where its edge is drawn. Chosen on auto mode's labels
-# before the notch cut existed: on the DSB 2018 nuclei image (hand
-# annotations) F1 at IoU 0.5 went from 0.758 (the Otsu mask's edges) to
-# 0.887 / 0.895 / 0.895 / 0.879 at 0.35 / 0.4 / 0.45 / 0.5; synthetic 2D
-# seeds 500-539 0.890 -> 0.893 (0.4-0.45), 3D 500-511 0.861 unchanged at 0.4
-# and 0.847 at 0.45 (reach 3 pixels). With the notch cut the shipped figure
-# is 0.872 (bench/results/quality.json).
-DEFAULT_EDGE_LEVEL = 0.4
+__all__ = ["DEFAULT_EDGE_LEVEL", "object_levels", "refine_object_edges"]
+
 # How far (pixels along the finest axis) an edge may move outwards: the
 # blur of a widefield edge, not a search for missed objects.
 DEFAULT_EDGE_REACH = 3.0
 # Percentile of an object's intensity taken as its bright level; not the
 # maximum, so one hot pixel does not set it.
 _BRIGHT_PERCENTILE = 95.0
-
-
-def check_edge_level(edge_level):
-    """Validate ``edge_level``: None or 0 (off) or a number in (0, 1); returns a float or None."""
-    if edge_level is None:
-        return None
-    if (
-        isinstance(edge_level, bool)
-        or not isinstance(edge_level, numbers.Real)
-        or not (np.isfinite(edge_level) and 0 <= edge_level < 1)
-    ):
-        raise ValueError(
-            f"edge_level={edge_level!r} must be a number in [0, 1): the fraction of the way from the "
-            f"background to each object's brightness where its edge is drawn ({DEFAULT_EDGE_LEVEL} is "
-            "the default; 0 keeps the threshold's edges)."
-        )
-    return float(edge_level) if edge_level > 0 else None
 
 
 def object_levels(intensity: np.ndarray, labels: np.ndarray, background: float, level: float) -> np.ndarray:

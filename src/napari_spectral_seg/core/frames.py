@@ -15,8 +15,9 @@ from collections.abc import Callable, Generator
 
 import numpy as np
 
-from .pipeline import EmptyMaskError, Progress, iter_segment, run_to_end
-from .validation import check_random_state
+from .params import SegmentationParams, check_random_state
+from .pipeline import EmptyMaskError, Progress, iter_segment
+from .progress import relay, run_to_end
 
 __all__ = ["iter_segment_frames", "segment_frames"]
 
@@ -105,30 +106,29 @@ def iter_segment_frames(
                 f"mask has shape {mask.shape}; pass one of shape {leading + spatial} (per frame) "
                 f"or {spatial} (the same for every frame)."
             )
-    # One seed for every frame (drawn once if None), so frame t equals segment(image[t]).
-    random_state = check_random_state(random_state)
+    # One seed for every frame (drawn once if None), so frame t equals segment(image[t]);
+    # the parameters are checked once, before the first frame.
+    params = SegmentationParams(
+        channel_axis=-1 if channel_axis is not None else None,
+        random_state=check_random_state(random_state),
+        **kwargs,
+    )
     labels = np.zeros(leading + spatial, dtype=np.int32)
     frames = list(np.ndindex(*leading)) if leading else [()]
     n = len(frames)
     for i, index in enumerate(frames):
         frame_mask = None if mask is None else (mask if mask.shape == spatial else mask[index])
         name = f"frame {index}" if leading else "image"
-        steps = iter_segment(
-            image[index] if index else image,
-            frame_mask,
-            channel_axis=-1 if channel_axis is not None else None,
-            random_state=random_state,
-            **kwargs,
-        )
-        while True:
-            try:
-                update = next(steps)
-            except StopIteration as stop:
-                labels[index] = stop.value.labels
-                break
-            except EmptyMaskError:
-                break  # nothing in this frame (e.g. before the cells appear): labels stay 0
-            yield Progress(update.step, (i + update.fraction) / n, f"{name} ({i + 1} of {n}): {update.message}")
+
+        def in_stack(update, i=i, name=name):
+            return Progress(update.step, (i + update.fraction) / n, f"{name} ({i + 1} of {n}): {update.message}")
+
+        steps = iter_segment(image[index] if index else image, frame_mask, params)
+        try:
+            result = yield from relay(steps, in_stack)
+        except EmptyMaskError:
+            continue  # nothing in this frame (e.g. before the cells appear): labels stay 0
+        labels[index] = result.labels
     return labels
 
 

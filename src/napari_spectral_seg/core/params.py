@@ -57,6 +57,8 @@ DEFAULT_EDGE_LEVEL = 0.4
 PER_IMAGE = ("seeds",)
 
 _UNSET = object()
+# Names users reach for that mean another parameter (parameter files, batch).
+_ALIASES = {"seed": "random_state", "random_seed": "random_state", "n_segments": "n_clusters"}
 
 
 def is_integer(value) -> bool:
@@ -226,14 +228,6 @@ def _auto_with_threshold(params) -> bool:
     return _auto(params) and params.threshold is not None
 
 
-def _counted(params) -> bool:
-    return params.n_clusters != "auto" and params.seeds is None
-
-
-def _spectral(params) -> bool:
-    return not _auto(params)
-
-
 # ---------------------------------------------------------------- the declaration
 @dataclass(frozen=True)
 class ParameterSpec:
@@ -272,6 +266,7 @@ class ParameterSpec:
     applies_text: str
     flag: str | None
     gui: dict | None
+    record: Callable
 
 
 def _param(
@@ -284,8 +279,12 @@ def _param(
     tool_default=_UNSET,
     flag: str | None | object = _UNSET,
     gui: dict | None = None,
+    record: Callable | None = None,
 ):
-    """A dataclass field that carries its :class:`ParameterSpec` in ``metadata``."""
+    """A dataclass field that carries its :class:`ParameterSpec` in ``metadata``.
+
+    ``record(value)`` gives the value as recorded with a result (JSON types).
+    """
     spec = dict(
         default=default,
         tool_default=default if tool_default is _UNSET else tool_default,
@@ -295,11 +294,28 @@ def _param(
         applies_text=applies_text,
         flag=flag,
         gui=gui,
+        record=record or (lambda value: value),
     )
     return field(default=default, metadata={"spec": spec})
 
 
-@dataclass(frozen=True)
+def _as_tuple(value):
+    """A 1D list or array of numbers as a tuple of floats (comparable, hashable); anything else as given."""
+    if isinstance(value, (list, np.ndarray)) and np.ndim(value) == 1:
+        try:
+            return tuple(float(v) for v in value)
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.shape(a) == np.shape(b) and bool(np.array_equal(a, b))
+    return a == b
+
+
+@dataclass(frozen=True, eq=False)
 class SegmentationParams:
     """The parameters of one segmentation, checked when created.
 
@@ -325,13 +341,14 @@ class SegmentationParams:
         help="number of segments, or 'auto' to decide per object (default 4)",
         check=_check_n_clusters,
         gui=dict(label="segments", min=1, max=10_000),
+        record=lambda v: v if v == "auto" else int(v),
     )
     beta: float = _param(
         1.0,
         help="edge sensitivity (default 1, the seed example)",
         check=_check_beta,
-        applies=_spectral,
         gui=dict(label="beta", min=0.001, max=1e4, step=0.1),
+        record=float,
     )
     eigen_solver: str = _param(
         "auto",
@@ -351,6 +368,7 @@ class SegmentationParams:
         None,
         help="pixel size per axis, e.g. 4,1,1",
         check=lambda v, p: None,  # needs the number of spatial axes: check_spacing
+        record=lambda v: None if v is None else [float(s) for s in v],
     )
     channel_axis: int | None = _param(
         None,
@@ -364,12 +382,12 @@ class SegmentationParams:
         help="drop mask pieces smaller than this (pixels)",
         check=_check_min_size,
         gui=dict(label="min size (px)", min=0, max=10**9),
+        record=int,
     )
     assign_labels: str = _param(
         "kmeans",
         help="how the embedding becomes labels: kmeans or cluster_qr",
         check=lambda v, p: _check_choice(LABEL_METHODS)(v, p, "assign_labels"),
-        applies=_spectral,
         flag=None,
     )
     seeds: Any = _param(
@@ -382,6 +400,7 @@ class SegmentationParams:
         None,
         help="Gaussian pre-smoothing in pixels (one number, or one per axis)",
         check=lambda v, p: None,  # needs the number of spatial axes: check_sigma
+        record=lambda v: v if v is None or np.isscalar(v) else [float(x) for x in v],
         gui=dict(label="smoothing σ (px)", min=0.0, max=100.0, step=0.5),
     )
     sensitivity: float | None = _param(
@@ -406,8 +425,17 @@ class SegmentationParams:
     )
 
     def __post_init__(self):
+        for name in ("spacing", "sigma"):
+            object.__setattr__(self, name, _as_tuple(getattr(self, name)))
         for spec in self.specs():
             spec.check(getattr(self, spec.name), self)
+
+    def __eq__(self, other) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(_same(getattr(self, name), getattr(other, name)) for name in self.names())
+
+    __hash__ = object.__hash__
 
     # ------------------------------------------------------------ the declaration, read back
     @classmethod
@@ -439,7 +467,9 @@ class SegmentationParams:
         names = cls.names()
         for key in values:
             if key not in names and key not in ignore:
-                close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+                close = (
+                    [_ALIASES[key]] if key in _ALIASES else difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+                )
                 hint = f"; did you mean '{close[0]}'?" if close else f"; parameters are {', '.join(names)}."
                 raise ValueError(f"unknown parameter '{key}'{hint}")
         chosen = {key: values[key] for key in names if key in values}
@@ -465,6 +495,22 @@ class SegmentationParams:
         if self.n_clusters != "auto":
             return None
         return DEFAULT_SENSITIVITY if self.sensitivity is None else float(self.sensitivity)
+
+    def record(self, *, random_state: int, seeds=None) -> dict:
+        """The parameters as recorded with a result: every parameter, as used.
+
+        ``random_state`` is the seed actually used (drawn when None was
+        given) and ``seeds`` the seed points as pixel indices; parameters
+        that do not apply to this run are recorded as None.
+        """
+        recorded = {spec.name: spec.record(getattr(self, spec.name)) for spec in self.specs()}
+        recorded.update(
+            random_state=int(random_state),
+            seeds=None if seeds is None else np.asarray(seeds).tolist(),
+            sensitivity=self.used_sensitivity(),
+            edge_level=self.used_edge_level(),
+        )
+        return recorded
 
     def used_edge_level(self) -> float | None:
         """The edge level a run uses: None where it does not apply or is 0."""

@@ -16,21 +16,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .auto import check_sensitivity, default_min_part, iter_auto_labels
-from .edges import DEFAULT_EDGE_LEVEL, check_edge_level, refine_object_edges
+from .auto import default_min_part, iter_auto_labels
+from .edges import refine_object_edges
 from .eigen import resolve_solver
-from .graph import component_block, edge_weights_graph, index_pixels
+from .graph import PixelIndex, component_block, edge_weights_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
 from .mask import resolve_mask
 from .memory import check_memory
+from .params import DEFAULT_EDGE_LEVEL, SegmentationParams, check_random_state, check_sigma, check_spacing
+from .progress import STEPS, Progress, SegmentationCancelled, relay, run_to_end
 from .seeds import assign_to_seeds, check_seeds, seed_nodes
-from .smooth import check_sigma, smooth_image
+from .smooth import smooth_image
 from .validation import (
     as_float_image,
     check_mask,
-    check_parameters,
-    check_random_state,
-    check_spacing,
     floor_edge_weights,
     iter_solve_component,
     scale_for_graph,
@@ -47,7 +46,6 @@ __all__ = [
     "segment",
 ]
 
-STEPS = ("mask", "graph", "eigenvectors", "labels")
 # Rough share of the run time of each step, for one overall progress fraction.
 _STEP_SPAN = {"mask": (0.0, 0.05), "graph": (0.05, 0.2), "eigenvectors": (0.2, 0.9), "labels": (0.9, 1.0)}
 # Yield at most this often inside a step, so thousands of tiny components do
@@ -61,29 +59,6 @@ class EmptyMaskError(ValueError):
     An error for one image; a time series treats such a frame as empty
     (all labels 0) and goes on.
     """
-
-
-class SegmentationCancelled(Exception):
-    """Raised by a progress callback to stop :func:`segment` at the next step."""
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where a running segmentation is.
-
-    Attributes
-    ----------
-    step : str
-        One of ``STEPS``: "mask", "graph", "eigenvectors", "labels".
-    fraction : float
-        Overall completion in [0, 1].
-    message : str
-        Human-readable detail, e.g. "component 3 of 12".
-    """
-
-    step: str
-    fraction: float
-    message: str = ""
 
 
 @dataclass
@@ -144,25 +119,148 @@ def _label_by_seeds(node_label, index, seeds_of_component, seed_node, embeddings
             node_label[start:stop] = seed_ids[owner] + 1
 
 
+@dataclass
+class _Run:
+    """What the steps of one run share: the checked inputs and what the mask step found."""
+
+    params: SegmentationParams
+    data: np.ndarray
+    spatial_shape: tuple
+    regions: np.ndarray | None
+    explicit_mask: np.ndarray | None
+    seed_pixels: np.ndarray | None
+    spacing: np.ndarray | None
+    random_state: int
+    parameters: dict
+    t0: float
+    seconds: dict = field(default_factory=dict)
+    index: PixelIndex | None = None
+    k_max: int = 1
+    seeds_of_component: list | None = None
+    seed_node: np.ndarray | None = None
+
+
+def _as_params(params: SegmentationParams | None, keywords: dict) -> SegmentationParams:
+    """The run's parameters: ``params``, or the keyword arguments, or ``params`` with them replaced."""
+    if params is None:
+        return SegmentationParams(**keywords)
+    if not isinstance(params, SegmentationParams):
+        raise TypeError(f"params={params!r} must be a SegmentationParams; pass keyword arguments instead.")
+    return params.replace(**keywords) if keywords else params
+
+
+def _start_run(image, mask, params: SegmentationParams) -> _Run:
+    """Check the image, mask, seeds and image-dependent parameters; smooth the image."""
+    data, spatial_shape = as_float_image(image, params.channel_axis)
+    regions = None
+    if mask is not None:
+        raw_mask = np.asarray(mask)
+        # An integer mask with several labels (a Labels layer): each label is
+        # segmented on its own and touching labels are kept apart.
+        if raw_mask.dtype.kind in "iu" and raw_mask.size and raw_mask.max() > 1:
+            regions = raw_mask
+    explicit_mask = check_mask(mask, spatial_shape)
+    seed_pixels = None if params.seeds is None else check_seeds(params.seeds, spatial_shape)
+    spacing = check_spacing(params.spacing, len(spatial_shape))
+    random_state = check_random_state(params.random_state)
+    sigma = check_sigma(params.sigma, len(spatial_shape))
+    # Smoothed before the mask so a threshold sees the denoised image too.
+    data = smooth_image(data, sigma, spacing, multichannel=data.ndim > len(spatial_shape))
+    parameters = params.record(random_state=random_state, seeds=seed_pixels)
+    return _Run(
+        params,
+        data,
+        spatial_shape,
+        regions,
+        explicit_mask,
+        seed_pixels,
+        spacing,
+        random_state,
+        parameters,
+        time.perf_counter(),
+    )
+
+
+def _empty_mask_error(run: _Run, used_threshold) -> EmptyMaskError:
+    data, threshold = run.data, run.params.threshold
+    if used_threshold is None:
+        hint = "draw or pass a mask with some nonzero pixels"
+    elif isinstance(threshold, str) and data.max() == data.min():
+        hint = "the image is constant, so threshold='otsu' keeps nothing; pass threshold=None"
+    else:
+        hint = f"lower the threshold (it is {used_threshold:.4g}, the image maximum is {data.max():.4g})"
+    return EmptyMaskError(f"mask is empty: no pixel to segment; {hint}.")
+
+
+def _iter_mask(run: _Run):
+    """The mask step: threshold, pieces, the memory check and the seeds' pieces."""
+    params = run.params
+    yield Progress("mask", 0.0, "building the mask")
+    mask, used_threshold = resolve_mask(run.data, run.explicit_mask, params.threshold, run.spatial_shape)
+    run.parameters["threshold_used"] = used_threshold
+    n_masked = int(mask.sum())
+    if n_masked == 0:
+        raise _empty_mask_error(run, used_threshold)
+    n_clusters = params.n_clusters
+    if run.seed_pixels is None and n_clusters != "auto" and n_clusters > n_masked:
+        raise ValueError(
+            f"n_clusters={n_clusters} is larger than the {n_masked} pixel(s) in the mask; "
+            "lower n_clusters or enlarge the mask."
+        )
+    warn_if_constant(run.data, mask)
+    index = index_pixels(mask, min_size=max(params.min_size, 1), regions=run.regions)
+    if index.n_nodes == 0:
+        raise EmptyMaskError(
+            f"every connected piece of the mask is smaller than min_size={params.min_size} pixels; lower min_size."
+        )
+    run.index = index
+    _check_fits(run)
+    if run.seed_pixels is not None:
+        nodes = seed_nodes(run.seed_pixels, index)
+        component_of_seed = np.searchsorted(index.offsets, nodes, side="right") - 1
+        run.seeds_of_component = [np.flatnonzero(component_of_seed == c) for c in range(index.n_components)]
+        run.seed_node = nodes
+    run.seconds["mask"] = time.perf_counter() - run.t0
+
+
+def _check_fits(run: _Run) -> None:
+    """Refuse runs that cannot fit before the graph is allocated."""
+    index, params = run.index, run.params
+    if run.seed_pixels is not None:
+        run.k_max = len(run.seed_pixels)
+    elif params.n_clusters == "auto":
+        run.k_max = 2  # recursive two-way cuts
+    else:
+        run.k_max = max(params.n_clusters - index.n_components + 1, 1)
+    largest = int(np.diff(index.offsets).max())
+    check_memory(
+        int(np.prod(run.spatial_shape)),
+        index.n_nodes,
+        len(run.spatial_shape),
+        run.k_max,
+        resolve_solver(params.eigen_solver, largest, run.k_max),
+    )
+
+
 def iter_segment(
     image,
     mask=None,
+    params: SegmentationParams | None = None,
     *,
-    threshold=None,
-    n_clusters: int | str = 4,
-    beta: float = 1.0,
-    eigen_solver: str = "auto",
-    random_state: int | None = None,
-    spacing=None,
-    channel_axis: int | None = None,
-    min_size: int = 0,
-    assign_labels: str = "kmeans",
-    seeds=None,
-    sigma=None,
-    sensitivity: float | None = None,
-    edge_level: float | None = DEFAULT_EDGE_LEVEL,
+    auto_config=None,
+    **parameters,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment an image step by step; see :func:`segment` for the parameters.
+
+    Parameters
+    ----------
+    image, mask
+        As in :func:`segment`.
+    params : SegmentationParams, optional
+        The parameters; keyword ``parameters`` (any of its fields) replace
+        its values, or give them all when ``params`` is None.
+    auto_config : AutoConfig, optional
+        The thresholds of ``n_clusters="auto"`` (default: ``AutoConfig()``).
 
     Yields
     ------
@@ -175,146 +273,67 @@ def iter_segment(
     SegmentationResult
         As the ``StopIteration.value`` of the generator.
     """
-    check_parameters(
-        n_clusters=n_clusters,
-        beta=beta,
-        eigen_solver=eigen_solver,
-        threshold=threshold,
-        assign_labels=assign_labels,
-        min_size=min_size,
-    )
-    data, spatial_shape = as_float_image(image, channel_axis)
-    regions = None
-    if mask is not None:
-        raw_mask = np.asarray(mask)
-        # An integer mask with several labels (a Labels layer): each label is
-        # segmented on its own and touching labels are kept apart.
-        if raw_mask.dtype.kind in "iu" and raw_mask.size and raw_mask.max() > 1:
-            regions = raw_mask
-    mask = check_mask(mask, spatial_shape)
-    explicit_mask = mask
-    seed_pixels = None if seeds is None else check_seeds(seeds, spatial_shape)
-    spacing = check_spacing(spacing, len(spatial_shape))
-    random_state = check_random_state(random_state)
-    sigma_checked = check_sigma(sigma, len(spatial_shape))
-    sensitivity = check_sensitivity(sensitivity, n_clusters)
-    edge_level = check_edge_level(edge_level)
-    # Smoothed before the mask so a threshold sees the denoised image too.
-    data = smooth_image(data, sigma_checked, spacing, multichannel=data.ndim > len(spatial_shape))
+    params = _as_params(params, parameters)
+    run = _start_run(image, mask, params)
+    yield from _iter_mask(run)
+    if params.n_clusters == "auto" and run.seeds_of_component is None:  # seed points decide the count
+        return (yield from _iter_auto_tail(run, auto_config))
+    graph = yield from _iter_graph(run)
+    eigenvalues, embeddings = yield from _iter_eigenvectors(run, graph)
+    return (yield from _iter_labels(run, graph, eigenvalues, embeddings))
 
-    parameters = dict(
-        threshold=threshold,
-        n_clusters=n_clusters if n_clusters == "auto" else int(n_clusters),
-        beta=float(beta),
-        eigen_solver=eigen_solver,
-        random_state=random_state,
-        spacing=None if spacing is None else [float(s) for s in spacing],
-        channel_axis=channel_axis,
-        min_size=int(min_size),
-        assign_labels=assign_labels,
-        seeds=None if seed_pixels is None else seed_pixels.tolist(),
-        sigma=sigma if sigma is None or np.isscalar(sigma) else [float(v) for v in sigma],
-        sensitivity=sensitivity,
-        # Only auto mode with a threshold moves edges (see _iter_auto_tail).
-        edge_level=edge_level if n_clusters == "auto" and threshold is not None and seeds is None else None,
-    )
-    seconds = {}
-    t0 = time.perf_counter()
 
-    yield Progress("mask", 0.0, "building the mask")
-    mask, used_threshold = resolve_mask(data, mask, threshold, spatial_shape)
-    parameters["threshold_used"] = used_threshold
-    n_masked = int(mask.sum())
-    if n_masked == 0:
-        if used_threshold is None:
-            hint = "draw or pass a mask with some nonzero pixels"
-        elif isinstance(threshold, str) and data.max() == data.min():
-            hint = "the image is constant, so threshold='otsu' keeps nothing; pass threshold=None"
-        else:
-            hint = f"lower the threshold (it is {used_threshold:.4g}, the image maximum is {data.max():.4g})"
-        raise EmptyMaskError(f"mask is empty: no pixel to segment; {hint}.")
-    if seed_pixels is None and n_clusters != "auto" and n_clusters > n_masked:
-        raise ValueError(
-            f"n_clusters={n_clusters} is larger than the {n_masked} pixel(s) in the mask; "
-            "lower n_clusters or enlarge the mask."
-        )
-    warn_if_constant(data, mask)
-    index = index_pixels(mask, min_size=max(min_size, 1), regions=regions)
-    if index.n_nodes == 0:
-        raise EmptyMaskError(
-            f"every connected piece of the mask is smaller than min_size={min_size} pixels; lower min_size."
-        )
-    # Refuse runs that cannot fit before the graph is allocated.
-    if seed_pixels is not None:
-        k_max = len(seed_pixels)
-    elif n_clusters == "auto":
-        k_max = 2  # recursive two-way cuts
-    else:
-        k_max = max(n_clusters - index.n_components + 1, 1)
-    largest = int(np.diff(index.offsets).max())
-    check_memory(
-        int(np.prod(spatial_shape)),
-        index.n_nodes,
-        len(spatial_shape),
-        k_max,
-        resolve_solver(eigen_solver, largest, k_max),
-    )
-    seeds_of_component = None
-    if seed_pixels is not None:
-        nodes = seed_nodes(seed_pixels, index)
-        component_of_seed = np.searchsorted(index.offsets, nodes, side="right") - 1
-        seeds_of_component = [np.flatnonzero(component_of_seed == c) for c in range(index.n_components)]
-        seed_node = nodes
-    seconds["mask"] = time.perf_counter() - t0
-    if n_clusters == "auto" and seeds_of_component is None:  # seed points decide the count
-        return (yield from _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0, explicit_mask, regions))
-
+def _iter_graph(run: _Run):
     t1 = time.perf_counter()
+    index = run.index
     yield Progress("graph", _STEP_SPAN["graph"][0], f"pixel graph of {index.n_nodes} pixels")
     graph = edge_weights_graph(
-        scale_for_graph(data), index.node_of_pixel, index.n_nodes, beta=beta, spacing=spacing, regions=regions
+        scale_for_graph(run.data),
+        index.node_of_pixel,
+        index.n_nodes,
+        beta=run.params.beta,
+        spacing=run.spacing,
+        regions=run.regions,
     )
     graph = floor_edge_weights(graph)
-    seconds["graph"] = time.perf_counter() - t1
+    run.seconds["graph"] = time.perf_counter() - t1
+    return graph
 
+
+def _iter_eigenvectors(run: _Run, graph):
+    """Each component's eigenvectors: at most ``k_max``, one per segment it could receive (see _split_counts)."""
     t2 = time.perf_counter()
-    n_comp = index.n_components
+    index, n_comp = run.index, run.index.n_components
     yield Progress("eigenvectors", _STEP_SPAN["eigenvectors"][0], f"{n_comp} connected component(s)")
-    # Each component needs at most k_max eigenvectors: one per segment it
-    # could receive (see _split_counts).
     eigenvalues, embeddings = [], []
     lo, hi = _STEP_SPAN["eigenvectors"]
     last_yield = time.perf_counter()
     for comp in range(n_comp):
         start, stop = index.offsets[comp], index.offsets[comp + 1]
-        if seeds_of_component is not None:
-            # One segment per seed in this component (none: left out).
-            k = len(seeds_of_component[comp])
-        else:
-            k = min(k_max, stop - start)
+        # With seeds: one segment per seed in this component (none: left out).
+        k = len(run.seeds_of_component[comp]) if run.seeds_of_component is not None else min(run.k_max, stop - start)
         if k <= 1:
             eigenvalues.append(np.zeros(1))
             embeddings.append(None)
         else:
-            block = component_block(graph, start, stop)
             solve = iter_solve_component(
-                block,
+                component_block(graph, start, stop),
                 k,
-                eigen_solver=eigen_solver,
-                rng_factory=lambda comp=comp: np.random.default_rng([random_state, comp]),
+                eigen_solver=run.params.eigen_solver,
+                rng_factory=lambda comp=comp: np.random.default_rng([run.random_state, comp]),
             )
-            # The multilevel solver reports each level of a big component
-            # (seconds each at 4096^2): passed on unthrottled, and stopping
-            # here between levels cancels the solve.
-            while True:
-                try:
-                    part, detail = next(solve)
-                except StopIteration as done_solving:
-                    values, embedding = done_solving.value
-                    break
-                done = (start + part * (stop - start)) / index.n_nodes
+
+            def level(update, start=start, stop=stop, comp=comp):
+                # The multilevel solver reports each level of a big component
+                # (seconds each at 4096^2): passed on unthrottled, and stopping
+                # here between levels cancels the solve.
+                nonlocal last_yield
+                part, detail = update
                 last_yield = time.perf_counter()
-                yield Progress("eigenvectors", lo + (hi - lo) * done, f"component {comp + 1} of {n_comp}: {detail}")
+                done = (start + part * (stop - start)) / index.n_nodes
+                return Progress("eigenvectors", lo + (hi - lo) * done, f"component {comp + 1} of {n_comp}: {detail}")
+
+            values, embedding = yield from relay(solve, level)
             eigenvalues.append(values)
             embeddings.append(embedding)
         now = time.perf_counter()
@@ -322,14 +341,19 @@ def iter_segment(
             last_yield = now
             done = index.offsets[comp + 1] / index.n_nodes
             yield Progress("eigenvectors", lo + (hi - lo) * done, f"component {comp + 1} of {n_comp}")
-    seconds["eigenvectors"] = time.perf_counter() - t2
+    run.seconds["eigenvectors"] = time.perf_counter() - t2
+    return eigenvalues, embeddings
 
+
+def _iter_labels(run: _Run, graph, eigenvalues, embeddings):
     t3 = time.perf_counter()
+    index, params = run.index, run.params
     yield Progress("labels", _STEP_SPAN["labels"][0], "assigning labels")
     node_label = np.empty(index.n_nodes, dtype=np.int64)
-    if seeds_of_component is not None:
-        _label_by_seeds(node_label, index, seeds_of_component, seed_node, embeddings, random_state)
-    counts = _split_counts(eigenvalues, n_clusters) if seeds_of_component is None else []
+    seeded = run.seeds_of_component is not None
+    if seeded:
+        _label_by_seeds(node_label, index, run.seeds_of_component, run.seed_node, embeddings, run.random_state)
+    counts = [] if seeded else _split_counts(eigenvalues, params.n_clusters)
     next_label = 1
     for comp in range(len(counts)):
         start, stop = index.offsets[comp], index.offsets[comp + 1]
@@ -339,115 +363,100 @@ def iter_segment(
             clusters = cluster_embedding(
                 embeddings[comp][:, : counts[comp]],
                 int(counts[comp]),
-                method=assign_labels,
-                random_state=(random_state + comp) % (2**31),
+                method=params.assign_labels,
+                random_state=(run.random_state + comp) % (2**31),
                 graph=component_block(graph, start, stop),
             )
             node_label[start:stop] = next_label + clusters
         next_label += int(counts[comp])
+    labels = _paint(node_label, index, run.spatial_shape)
+    # With seeds, label i is the segment of point i.
+    labels = labels.astype(np.int32) if seeded else relabel_by_first_pixel(labels)
+    return (yield from _finish(run, labels, t3, eigenvalues))
+
+
+def _paint(node_label, index, spatial_shape) -> np.ndarray:
+    """Node labels painted onto the image grid (0 outside the mask)."""
     labels = np.zeros(int(np.prod(spatial_shape)), dtype=np.int64)
     labels[index.pixel_of_node] = node_label
-    labels = labels.reshape(spatial_shape)
-    if seeds_of_component is None:
-        labels = relabel_by_first_pixel(labels)
-    else:
-        labels = labels.astype(np.int32)  # label i is the segment of point i
-    seconds["labels"] = time.perf_counter() - t3
-    seconds["total"] = time.perf_counter() - t0
+    return labels.reshape(spatial_shape)
+
+
+def _finish(run: _Run, labels, t3, eigenvalues):
+    run.seconds["labels"] = time.perf_counter() - t3
+    run.seconds["total"] = time.perf_counter() - run.t0
     yield Progress("labels", 1.0, "done")
     return SegmentationResult(
         labels=labels,
-        parameters=parameters,
-        n_components=n_comp,
+        parameters=run.parameters,
+        n_components=run.index.n_components,
         eigenvalues=eigenvalues,
-        seconds=seconds,
+        seconds=run.seconds,
     )
 
 
-def _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0, explicit_mask=None, regions=None):
+def _iter_auto_tail(run: _Run, auto_config=None):
     """The ``n_clusters="auto"`` steps after the mask: decide and cut each component.
 
     See :mod:`napari_spectral_seg.core.auto`.
     """
     t1 = time.perf_counter()
+    index, parameters = run.index, run.parameters
     yield Progress("graph", _STEP_SPAN["graph"][0], f"shape and intensity cues of {index.n_nodes} pixels")
-    intensity = data if data.ndim == len(spatial_shape) else data.mean(axis=-1)
+    intensity = run.data if run.data.ndim == len(run.spatial_shape) else run.data.mean(axis=-1)
     steps = iter_auto_labels(
         intensity,
         index,
         spacing=parameters["spacing"],
         background=parameters["threshold_used"],
         sensitivity=parameters["sensitivity"],
-        min_part=default_min_part(parameters["min_size"], len(spatial_shape)),
+        min_part=default_min_part(parameters["min_size"], len(run.spatial_shape)),
         eigen_solver=parameters["eigen_solver"],
         random_state=parameters["random_state"],
+        **({} if auto_config is None else {"config": auto_config}),
     )
     lo, hi = _STEP_SPAN["eigenvectors"]
-    first = True
-    while True:
-        try:
-            done, message = next(steps)
-        except StopIteration as stop:
-            node_label, ratios = stop.value
-            break
-        if first:
-            seconds["graph"] = time.perf_counter() - t1
-            t1, first = time.perf_counter(), False
-        yield Progress("eigenvectors", lo + (hi - lo) * done, message)
-    seconds["eigenvectors"] = time.perf_counter() - t1
+
+    def cut(update):
+        nonlocal t1
+        if "graph" not in run.seconds:  # the cues are computed before the first cut reports
+            run.seconds["graph"] = time.perf_counter() - t1
+            t1 = time.perf_counter()
+        done, message = update
+        return Progress("eigenvectors", lo + (hi - lo) * done, message)
+
+    node_label, ratios = yield from relay(steps, cut)
+    run.seconds["eigenvectors"] = time.perf_counter() - t1
     t3 = time.perf_counter()
     yield Progress("labels", _STEP_SPAN["labels"][0], "assigning labels")
-    labels = np.zeros(int(np.prod(spatial_shape)), dtype=np.int64)
-    labels[index.pixel_of_node] = node_label
-    labels = labels.reshape(spatial_shape)
-    used = parameters["threshold_used"]
-    if parameters["edge_level"] is not None and used is not None:
-        # The background level is only known when a threshold split the
-        # image into signal and no signal.
-        dark = intensity[intensity <= used]
-        if dark.size:
-            yield Progress("labels", _STEP_SPAN["labels"][0], "moving object edges to their own brightness")
-            labels = refine_object_edges(
-                intensity,
-                labels,
-                background=float(np.median(dark)),
-                level=parameters["edge_level"],
-                spacing=parameters["spacing"],
-                allowed=explicit_mask,
-                regions=regions,
-            )
-        else:
-            parameters["edge_level"] = None  # nothing below the threshold: no background level
-    labels = relabel_by_first_pixel(labels)
-    seconds["labels"] = time.perf_counter() - t3
-    seconds["total"] = time.perf_counter() - t0
+    labels = _paint(node_label, index, run.spatial_shape)
+    labels = yield from _iter_object_edges(run, intensity, labels)
     parameters["split_ratios"] = ratios
-    yield Progress("labels", 1.0, "done")
-    return SegmentationResult(
-        labels=labels,
-        parameters=parameters,
-        n_components=index.n_components,
-        eigenvalues=[],
-        seconds=seconds,
+    return (yield from _finish(run, relabel_by_first_pixel(labels), t3, []))
+
+
+def _iter_object_edges(run: _Run, intensity, labels):
+    """Auto mode with a threshold: each object's edge moved to its own brightness (see core.edges)."""
+    parameters = run.parameters
+    used = parameters["threshold_used"]
+    if parameters["edge_level"] is None or used is None:
+        return labels
+    # The background level is only known when a threshold split the
+    # image into signal and no signal.
+    dark = intensity[intensity <= used]
+    if not dark.size:
+        parameters["edge_level"] = None  # nothing below the threshold: no background level
+        return labels
+    yield Progress("labels", _STEP_SPAN["labels"][0], "moving object edges to their own brightness")
+    return refine_object_edges(
+        intensity,
+        labels,
+        background=float(np.median(dark)),
+        level=parameters["edge_level"],
+        spacing=parameters["spacing"],
+        allowed=run.explicit_mask,
+        regions=run.regions,
     )
-
-
-def run_to_end(
-    steps: Generator[Progress, None, SegmentationResult],
-    progress: Callable[[Progress], object] | None = None,
-) -> SegmentationResult:
-    """Drive an :func:`iter_segment` generator to its result, reporting progress."""
-    while True:
-        try:
-            update = next(steps)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            try:
-                progress(update)
-            except SegmentationCancelled:
-                steps.close()
-                raise
 
 
 def segment(
@@ -568,21 +577,7 @@ def segment(
         ValueError also when the estimated peak memory exceeds the available
         memory (the message says how much and how to shrink the problem).
     """
-    steps = iter_segment(
-        image,
-        mask,
-        threshold=threshold,
-        n_clusters=n_clusters,
-        beta=beta,
-        eigen_solver=eigen_solver,
-        random_state=random_state,
-        spacing=spacing,
-        channel_axis=channel_axis,
-        min_size=min_size,
-        assign_labels=assign_labels,
-        seeds=seeds,
-        sigma=sigma,
-        sensitivity=sensitivity,
-        edge_level=edge_level,
-    )
-    return run_to_end(steps, progress).labels
+    # The keyword arguments are the dataclass's fields (a test keeps them equal).
+    arguments = locals()
+    params = SegmentationParams(**{name: arguments[name] for name in SegmentationParams.names()})
+    return run_to_end(iter_segment(image, mask, params), progress).labels

@@ -9,11 +9,33 @@ a callback, so no caller writes the ``next``/``StopIteration`` loop itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["SegmentationCancelled", "drain", "relay", "run_to_end"]
+__all__ = ["STEPS", "Progress", "SegmentationCancelled", "drain", "relay", "run_to_end"]
+
+STEPS = ("mask", "graph", "eigenvectors", "labels")
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a running segmentation is.
+
+    Attributes
+    ----------
+    step : str
+        One of ``STEPS``: "mask", "graph", "eigenvectors", "labels".
+    fraction : float
+        Overall completion in [0, 1].
+    message : str
+        Human-readable detail, e.g. "component 3 of 12".
+    """
+
+    step: str
+    fraction: float
+    message: str = ""
 
 
 class SegmentationCancelled(Exception):

@@ -10,64 +10,12 @@ direction.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.ndimage as ndi
 
+from .params import check_sigma
+
 __all__ = ["check_sigma", "smooth_image"]
-
-
-def check_sigma(sigma, n_spatial: int):
-    """Validate ``sigma`` and return it as a per-axis tuple of floats (or None).
-
-    Parameters
-    ----------
-    sigma : None, float, or sequence of float
-        ``None`` or ``0``: no smoothing. A scalar applies to every spatial
-        axis (scaled by spacing, see :func:`smooth_image`); a sequence gives
-        one value per spatial axis, in pixels of that axis.
-    n_spatial : int
-        Number of spatial axes.
-
-    Returns
-    -------
-    tuple of float, or None
-        ``None`` when no smoothing is asked for.
-
-    Raises
-    ------
-    ValueError
-        Negative, NaN or infinite values, or a sequence of the wrong length.
-    """
-    if sigma is None:
-        return None
-    if isinstance(sigma, bool):
-        raise TypeError(f"sigma={sigma!r} must be a number of pixels (e.g. sigma=1.0) or None.")
-    if isinstance(sigma, numbers.Real):
-        values = np.array([float(sigma)])
-        scalar = True
-    else:
-        try:
-            values = np.asarray(sigma, dtype=float).ravel()
-        except (TypeError, ValueError):
-            raise TypeError(f"sigma={sigma!r} must be a number of pixels, one per spatial axis, or None.") from None
-        scalar = False
-        if len(values) != n_spatial:
-            raise ValueError(
-                f"sigma={tuple(values.tolist())} has {len(values)} value(s) but the image has "
-                f"{n_spatial} spatial axes; pass one number or {n_spatial}."
-            )
-    if not np.all(np.isfinite(values)) or np.any(values < 0):
-        raise ValueError(
-            f"sigma={sigma!r} must be >= 0 and finite (Gaussian width in pixels); "
-            "use 0 or None for no smoothing, e.g. sigma=1.0 for mild smoothing."
-        )
-    if np.all(values == 0):
-        return None
-    if scalar:
-        return ("scalar", float(values[0]))
-    return tuple(float(v) for v in values)
 
 
 def smooth_image(image: np.ndarray, sigma, spacing=None, multichannel: bool = False) -> np.ndarray:

@@ -8,23 +8,19 @@ fails with a clear message) instead of leaking an ARPACK/LAPACK error.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
 
 from . import eigen as _eigen
-from .eigen import EIGEN_SOLVERS, iter_laplacian_eigenvectors
-from .labels import LABEL_METHODS
+from .eigen import iter_laplacian_eigenvectors
 from .memory import check_image_memory
 from .multilevel import drain
+from .params import is_integer
 
 __all__ = [
     "as_float_image",
     "check_mask",
-    "check_parameters",
-    "check_random_state",
-    "check_spacing",
     "floor_edge_weights",
     "scale_for_graph",
     "iter_solve_component",
@@ -33,8 +29,7 @@ __all__ = [
 ]
 
 
-def _is_integer(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+_is_integer = is_integer
 
 
 def _peek(image):
@@ -133,63 +128,6 @@ def check_mask(mask, spatial_shape) -> np.ndarray | None:
     if mask.dtype.kind == "f" and not np.all(np.isfinite(mask)):
         raise ValueError("mask has NaN or infinite values; pass a boolean array, e.g. mask=labels > 0.")
     return mask != 0
-
-
-def check_parameters(*, n_clusters, beta, eigen_solver, threshold, assign_labels, min_size):
-    """Validate the scalar parameters of :func:`napari_spectral_seg.segment`."""
-    if isinstance(n_clusters, str):
-        if n_clusters != "auto":
-            raise ValueError(f"n_clusters={n_clusters!r} is not understood; pass a whole number or 'auto'.")
-    elif not _is_integer(n_clusters):
-        raise TypeError(f"n_clusters={n_clusters!r} must be a whole number, e.g. n_clusters=4, or 'auto'.")
-    elif n_clusters < 1:
-        raise ValueError(f"n_clusters={n_clusters} must be at least 1.")
-    if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, numbers.Real) or not np.isfinite(beta) or beta <= 0:
-        raise ValueError(f"beta={beta!r} must be a positive finite number; 1.0 is the seed example's value.")
-    if not isinstance(eigen_solver, str) or eigen_solver not in EIGEN_SOLVERS:
-        raise ValueError(f"eigen_solver={eigen_solver!r} is unknown; use one of {', '.join(EIGEN_SOLVERS)}.")
-    if not isinstance(assign_labels, str) or assign_labels not in LABEL_METHODS:
-        raise ValueError(f"assign_labels={assign_labels!r} is unknown; use one of {', '.join(LABEL_METHODS)}.")
-    if threshold is not None:
-        if isinstance(threshold, str):
-            if threshold.lower() != "otsu":
-                raise ValueError(f"threshold={threshold!r} is not understood; pass a number or 'otsu'.")
-        elif (
-            isinstance(threshold, (bool, np.bool_))
-            or not isinstance(threshold, numbers.Real)
-            or not np.isfinite(threshold)
-        ):
-            raise ValueError(f"threshold={threshold!r} must be a finite number or 'otsu'.")
-    if not _is_integer(min_size) or min_size < 0:
-        raise ValueError(f"min_size={min_size!r} must be a whole number of pixels >= 0.")
-
-
-def check_spacing(spacing, ndim) -> np.ndarray | None:
-    """Validate ``spacing``: ``ndim`` positive finite pixel sizes (or None)."""
-    if spacing is None:
-        return None
-    message = (
-        f"spacing={spacing!r} must be {ndim} positive numbers, one pixel size per spatial axis"
-        f" (e.g. spacing={(1.0,) * ndim})."
-    )
-    try:
-        values = np.asarray(spacing, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(message) from None
-    if values.shape != (ndim,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ValueError(message)
-    return values
-
-
-def check_random_state(random_state) -> int:
-    """The integer seed to use: ``random_state`` itself, or a fresh one if None."""
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
-    if not _is_integer(random_state):
-        raise TypeError(f"random_state={random_state!r} must be an integer seed or None.")
-    if random_state < 0:
-        raise ValueError(f"random_state={random_state} must be a non-negative integer seed or None.")
-    return int(random_state)
 
 
 # ---------------------------------------------------------------- numerical guards
