@@ -3,6 +3,7 @@
 from .core import (
     Progress,
     SegmentationCancelled,
+    SegmentationParams,
     SegmentationResult,
     build_pixel_graph,
     iter_segment,
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Progress",
     "SegmentationCancelled",
+    "SegmentationParams",
     "SegmentationResult",
     "build_pixel_graph",
     "four_circles",

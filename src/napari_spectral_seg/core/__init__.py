@@ -8,15 +8,9 @@ from .labels import cluster_embedding, relabel_by_first_pixel
 from .mask import otsu_threshold, resolve_mask
 from .memory import available_memory, check_memory, estimate_peak_bytes
 from .multilevel import multilevel_eigenvectors
-from .pipeline import (
-    STEPS,
-    Progress,
-    SegmentationCancelled,
-    SegmentationResult,
-    iter_segment,
-    run_to_end,
-    segment,
-)
+from .params import SegmentationParams
+from .pipeline import SegmentationResult, iter_segment, segment
+from .progress import STEPS, Progress, SegmentationCancelled, run_to_end
 
 __all__ = [
     "EIGEN_SOLVERS",
@@ -27,6 +21,7 @@ __all__ = [
     "multilevel_eigenvectors",
     "Progress",
     "SegmentationCancelled",
+    "SegmentationParams",
     "SegmentationResult",
     "build_pixel_graph",
     "cluster_embedding",
