@@ -55,29 +55,40 @@ dsb2018-real
 
 Usage::
 
-    PYTHONPATH=src python bench/quality.py [--quick] [--fresh] [--unseen] [--new] [--final]
+    .venv/bin/python bench/quality.py [--quick] [--fresh] [--unseen] [--new] [--final]
 
-Prints a table and writes ``bench/results/quality.json``.
+Prints a table and writes ``bench/results/quality.json`` (not with ``--quick``).
+It imports this checkout's ``src`` first. A missing dependency stops it with
+one line (exit code 2); a set whose evaluation raises is shown as FAILED, the
+others still run, and the run exits with code 1 without touching
+``quality.json``: its rows go to ``bench/results/quality-FAILED.json.tmp``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import sys
 import time
+import traceback
 
-import numpy as np
-import scipy.ndimage as ndi
+from _bench_support import error_text, exit_missing, require, save_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "src"))
 
-from napari_spectral_seg import segment  # noqa: E402
-from napari_spectral_seg.data import touching_blobs  # noqa: E402
+try:
+    import numpy as np
+    import scipy.ndimage as ndi
+
+    from napari_spectral_seg import segment
+    from napari_spectral_seg.data import touching_blobs
+except ImportError as _err:
+    exit_missing(_err, __file__)
+# Imported where used (the first baseline call pays the import, as before); only looked up here.
+require(["skimage", "tifffile"], __file__)
 
 SIGMA = 1.0
 MIN_SIZE = 20
@@ -180,7 +191,7 @@ def real_set():
     """The DSB 2018 image from the stardist wheel, or None with the reason."""
     spec = importlib.util.find_spec("stardist")
     if spec is None or not spec.submodule_search_locations:
-        return None, "stardist wheel not installed (pip install --no-deps stardist)"
+        return None, "stardist wheel not installed (.venv/bin/pip install --no-deps stardist==0.9.2)"
     import tifffile
 
     folder = os.path.join(list(spec.submodule_search_locations)[0], "data", "images")
@@ -227,7 +238,37 @@ def evaluate(name, items):
     return row
 
 
+def _evaluate_all(sets) -> list:
+    """:func:`evaluate` on every set; a set that raises gives a row with its ``error``."""
+    rows = []
+    for name, items in sets.items():
+        try:
+            rows.append(evaluate(name, items))
+        except Exception as exc:  # reported, and the run fails at the end
+            traceback.print_exc()
+            rows.append({"set": name, "images": len(items), "error": error_text(exc)})
+    return rows
+
+
+def _print_table(rows):
+    header = (
+        f"{'set':<14} {'imgs':>4} {'objs':>5} | {'auto':>6} {'otsu_cc':>8} {'voronoi_otsu(best)':>19} | {'auto s':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        if "error" in r:
+            print(f"{r['set']:<14} {r['images']:>4} {'':>5} | FAILED: {r['error']}")
+            continue
+        vo = r["voronoi_otsu_best"]
+        print(
+            f"{r['set']:<14} {r['images']:>4} {r['objects']:>5} | {r['auto']['f1']:>6.3f} {r['otsu_cc']['f1']:>8.3f} "
+            f"{vo['f1']:>12.3f} (s={vo['spot_sigma']:g}) | {r['auto']['seconds']:>7.2f}"
+        )
+
+
 def main(argv=None):
+    """Run the sets, print the table, write the results; return the exit code (0: every set ran)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 2D + 1 3D synthetic images only")
     parser.add_argument("--fresh", action="store_true", help="also seeds 300..319 (2D) and 300..305 (3D)")
@@ -237,26 +278,14 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(HERE, "results", "quality.json"))
     args = parser.parse_args(argv)
 
-    rows = []
-    for name, items in synthetic_sets(args.quick, args.fresh, args.unseen, args.new, args.final).items():
-        rows.append(evaluate(name, items))
+    rows = _evaluate_all(synthetic_sets(args.quick, args.fresh, args.unseen, args.new, args.final))
     real, note = real_set()
     if real is not None:
-        rows.append(evaluate("dsb2018-real", real))
+        rows.extend(_evaluate_all({"dsb2018-real": real}))
     else:
         print(f"real data skipped: {note}")
 
-    header = (
-        f"{'set':<14} {'imgs':>4} {'objs':>5} | {'auto':>6} {'otsu_cc':>8} {'voronoi_otsu(best)':>19} | {'auto s':>7}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        vo = r["voronoi_otsu_best"]
-        print(
-            f"{r['set']:<14} {r['images']:>4} {r['objects']:>5} | {r['auto']['f1']:>6.3f} {r['otsu_cc']['f1']:>8.3f} "
-            f"{vo['f1']:>12.3f} (s={vo['spot_sigma']:g}) | {r['auto']['seconds']:>7.2f}"
-        )
+    _print_table(rows)
     result = {
         "metric": "F1 at IoU > 0.5, pooled over the images of a set",
         "parameters": {
@@ -274,13 +303,12 @@ def main(argv=None):
         "python": platform.python_version(),
         "rows": rows,
     }
-    if not args.quick:
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
-        with open(args.out, "w") as fh:
-            json.dump(result, fh, indent=1)
+    failures = [f"{r['set']}: {r['error']}" for r in rows if "error" in r]
+    code = save_results([] if args.quick else [args.out], result, failures, indent=1, failed_to=args.out)
+    if not code and not args.quick:
         print(f"wrote {args.out}")
-    return result
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,9 +2,10 @@
 
 Usage::
 
-    PYTHONPATH=src python bench/run.py            # full: 2D 100..4096, 3D 64^3, 128^3
-    PYTHONPATH=src python bench/run.py --quick    # < 2 minutes
-    PYTHONPATH=src python bench/run.py --cases "2D 1600" --repeats 3 --no-seeds
+    .venv/bin/pip install -e ".[test,bench]"          # once; bench = matplotlib for the plot
+    .venv/bin/python bench/run.py            # full: 2D 100..4096, 3D 64^3, 128^3
+    .venv/bin/python bench/run.py --quick    # < 2 minutes
+    .venv/bin/python bench/run.py --cases "2D 1600" --repeats 3 --no-seeds
 
 Every (case, method) runs in a fresh Python process (the script re-runs
 itself with the hidden ``--worker`` flag), so each peak memory figure
@@ -27,12 +28,21 @@ Data: ``four_circles(size, noise=0.2, seed)`` (2D circles or 3D spheres),
 mask = the circles; ARI is scored on the pixels inside exactly one circle.
 Results go to ``bench/results/<timestamp>.json`` (and ``latest.json``), and a
 time-vs-pixels plot to ``docs/performance.png`` when matplotlib is installed.
+The workers import this checkout's ``src`` (put first on their ``PYTHONPATH``).
+
+A missing dependency stops the run at once with one line (exit code 2). A case
+that fails (its worker raised) is shown as FAILED; the run then goes on with
+the other cases, exits with code 1 and leaves ``latest.json`` and the plot
+alone: its rows go to ``bench/results/<timestamp>-FAILED.json.tmp``. Cases over
+the size limits below, or past the worker timeout, are skipped, not failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import importlib
+import io
 import json
 import os
 import platform
@@ -41,6 +51,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _bench_support import INSTALL, exit_missing, save_results, write_atomic
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -158,9 +170,12 @@ def run_worker(spec: dict) -> dict:
     except subprocess.TimeoutExpired:
         return {"skipped": f"timed out after {WORKER_TIMEOUT} s"}
     if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["?"]
+        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
         return {"error": tail[0]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"error": f"the worker printed no result: {proc.stdout.strip()[-200:]!r}"}
 
 
 def _repeats(method: str, n_nodes: int, quick: bool) -> int:
@@ -178,7 +193,28 @@ def _fmt_bytes(b):
     return "-" if b is None else f"{b / 2**30:.2f}"
 
 
-def main(argv=None):
+# What the workers import. Checked in this process only: a worker imports just what its
+# method needs, and its peak memory counts what it imported.
+WORKER_IMPORTS = (
+    "napari_spectral_seg",
+    "napari_spectral_seg.data",
+    "numpy",
+    "sklearn.cluster",
+    "sklearn.feature_extraction.image",
+    "sklearn.metrics",
+)
+
+
+def _check_imports():
+    """Exit with one line if something a worker imports is missing (every case would fail)."""
+    for name in WORKER_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            exit_missing(err, __file__)
+
+
+def _parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small cases only (< 2 minutes)")
     parser.add_argument("--cases", help="comma-separated case labels to run, e.g. '2D 1600,3D 128'")
@@ -189,92 +225,90 @@ def main(argv=None):
         type=int,
         help="timed runs per (case, method), all methods (default: 3 for ours, 1-3 for scikit-learn)",
     )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=HERE / "results",
+        help="where <timestamp>.json and latest.json go (default: bench/results)",
+    )
+    parser.add_argument("--no-plot", action="store_true", help="do not draw docs/performance.png")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-
-    if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
-        return 0
-
-    cases = QUICK_CASES if args.quick else FULL_CASES
     if args.cases:
-        wanted = {c.strip() for c in args.cases.split(",")}
-        cases = [c for c in FULL_CASES if c[0] in wanted]
-    methods = ("ours",) if args.no_sklearn else METHODS
-    if args.quick:
-        methods = tuple(m for m in methods if m != "sklearn-amg")  # stay under 2 minutes
+        known = {c[0] for c in FULL_CASES}
+        unknown = sorted({c.strip() for c in args.cases.split(",")} - known)
+        if unknown:
+            parser.error(
+                f"unknown case(s) {', '.join(map(repr, unknown))}; known: {', '.join(c[0] for c in FULL_CASES)}"
+            )
+    return args
 
+
+def _report(row):
+    ratio = row.get("speedup_vs_arpack")
+    if "wall_s" in row:
+        print(
+            f"{row['case']:<9}{row['n_nodes']:>10}  {row['method']:<15}{row['wall_s']:>8.2f}{row['cpu_s']:>8.2f}"
+            f"{_fmt_bytes(row['peak_rss_bytes']):>9}{row['ari_min']:>8.4f}"
+            f"{(f'{ratio:.1f}' if ratio else '-'):>9}",
+            flush=True,
+        )
+    elif "error" in row:
+        print(f"{row['case']:<9}{row['n_nodes']:>10}  {row['method']:<15}  FAILED: {row['error']}", flush=True)
+    else:
+        print(f"{row['case']:<9}{row['n_nodes']:>10}  {row['method']:<15}  skipped: {row['skipped']}", flush=True)
+
+
+def _seed_rows(no_sklearn: bool) -> list:
+    """The seed example itself: size 100, noise seeds 0..9."""
     results = []
-    started = time.perf_counter()
-    header = (
-        f"{'case':<9}{'nodes':>10}  {'method':<15}{'wall s':>8}{'cpu s':>8}{'peak GiB':>9}{'ARI':>8}{'x arpack':>9}"
-    )
-    print(header)
-    print("-" * len(header), flush=True)
+    for method in ("ours",) if no_sklearn else ("ours", "sklearn-arpack"):
+        spec = {"method": method, "size": 100, "ndim": 2, "repeats": 1, "seeds": list(range(10))}
+        row = {"case": "seed 0-9", "method": method, **run_worker(spec)}
+        row.setdefault("n_nodes", 2678)
+        results.append(row)
+    arpack_row = results[-1] if not no_sklearn else None
+    for row in results:
+        if arpack_row and "wall_s" in row and "wall_s" in arpack_row:
+            row["speedup_vs_arpack"] = arpack_row["wall_s"] / row["wall_s"]
+        _report(row)
+    return results
 
-    def report(row):
-        ratio = row.get("speedup_vs_arpack")
-        if "wall_s" in row:
-            print(
-                f"{row['case']:<9}{row['n_nodes']:>10}  {row['method']:<15}{row['wall_s']:>8.2f}{row['cpu_s']:>8.2f}"
-                f"{_fmt_bytes(row['peak_rss_bytes']):>9}{row['ari_min']:>8.4f}"
-                f"{(f'{ratio:.1f}' if ratio else '-'):>9}",
-                flush=True,
+
+def _case_rows(label, size, ndim, methods, args) -> list:
+    """Every method on one case, in fresh processes; the rows, also printed."""
+    n_est = _approx_nodes(size, ndim)
+    rows = []
+    for method in methods:
+        row = {"case": label, "size": size, "ndim": ndim, "method": method}
+        limit = SKLEARN_LIMITS.get((method, ndim))
+        if limit is not None and n_est > limit:
+            row.update(
+                skipped=f"~{n_est:,} nodes > {limit:,}: would take > ~60 s or several GiB",
+                n_nodes=n_est,
             )
         else:
-            reason = row.get("skipped") or row.get("error")
-            print(f"{row['case']:<9}{row['n_nodes']:>10}  {row['method']:<15}  skipped: {reason}", flush=True)
+            spec = {
+                "method": method,
+                "size": size,
+                "ndim": ndim,
+                "seed": 0,
+                "repeats": args.repeats or _repeats(method, n_est, args.quick),
+            }
+            row.update(run_worker(spec))
+            row.setdefault("n_nodes", n_est)
+        rows.append(row)
+    arpack = next((r for r in rows if r["method"] == "sklearn-arpack" and "wall_s" in r), None)
+    for row in rows:
+        if arpack is not None and "wall_s" in row:
+            row["speedup_vs_arpack"] = arpack["wall_s"] / row["wall_s"]
+            row["memory_vs_arpack"] = row["peak_rss_bytes"] / arpack["peak_rss_bytes"]
+        _report(row)
+    return rows
 
-    if not args.no_seeds:
-        # The seed example itself: size 100, noise seeds 0..9.
-        for method in ("ours",) if args.no_sklearn else ("ours", "sklearn-arpack"):
-            spec = {"method": method, "size": 100, "ndim": 2, "repeats": 1, "seeds": list(range(10))}
-            row = {"case": "seed 0-9", "method": method, **run_worker(spec)}
-            row.setdefault("n_nodes", 2678)
-            results.append(row)
-        arpack_row = results[-1] if not args.no_sklearn else None
-        for row in results:
-            if arpack_row and "wall_s" in row and "wall_s" in arpack_row:
-                row["speedup_vs_arpack"] = arpack_row["wall_s"] / row["wall_s"]
-            report(row)
 
-    for label, size, ndim in cases:
-        n_est = _approx_nodes(size, ndim)
-        rows = []
-        for method in methods:
-            row = {"case": label, "size": size, "ndim": ndim, "method": method}
-            limit = SKLEARN_LIMITS.get((method, ndim))
-            if limit is not None and n_est > limit:
-                row.update(
-                    skipped=f"~{n_est:,} nodes > {limit:,}: would take > ~60 s or several GiB",
-                    n_nodes=n_est,
-                )
-            else:
-                spec = {
-                    "method": method,
-                    "size": size,
-                    "ndim": ndim,
-                    "seed": 0,
-                    "repeats": args.repeats or _repeats(method, n_est, args.quick),
-                }
-                row.update(run_worker(spec))
-                row.setdefault("n_nodes", n_est)
-            rows.append(row)
-        arpack = next((r for r in rows if r["method"] == "sklearn-arpack" and "wall_s" in r), None)
-        for row in rows:
-            if arpack is not None and "wall_s" in row:
-                row["speedup_vs_arpack"] = arpack["wall_s"] / row["wall_s"]
-                row["memory_vs_arpack"] = row["peak_rss_bytes"] / arpack["peak_rss_bytes"]
-            report(row)
-        results.extend(rows)
-
-    total = time.perf_counter() - started
-    print(f"\nbenchmark took {total:.0f} s; wall = median over repeats, cpu = median process CPU time,")
-    print("peak = max RSS of a fresh process (includes Python, imports and the test image),")
-    print("x arpack = sklearn-arpack wall time / this wall time, same run.")
-
-    out_dir = HERE / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _save(results, args, total) -> int:
+    """Write the results (only if no case failed) and the plot; return the exit code."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     payload = {
         "when": stamp,
@@ -288,11 +322,47 @@ def main(argv=None):
         "benchmark_seconds": total,
         "results": results,
     }
-    for name in (f"{stamp}{'-quick' if args.quick else ''}.json", "latest.json"):
-        (out_dir / name).write_text(json.dumps(payload, indent=1))
-    print(f"wrote {out_dir / (stamp + ('-quick' if args.quick else '') + '.json')}")
-    _plot(results)
+    out = args.out_dir / f"{stamp}{'-quick' if args.quick else ''}.json"
+    failures = [f"{r['case']} {r['method']}: {r['error']}" for r in results if "error" in r]
+    code = save_results([out, args.out_dir / "latest.json"], payload, failures, indent=1)
+    if code:
+        return code
+    print(f"wrote {out}")
+    if not args.no_plot:
+        _plot(results)
     return 0
+
+
+def main(argv=None):
+    args = _parse(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    _check_imports()
+
+    cases = QUICK_CASES if args.quick else FULL_CASES
+    if args.cases:
+        wanted = {c.strip() for c in args.cases.split(",")}
+        cases = [c for c in FULL_CASES if c[0] in wanted]
+    methods = ("ours",) if args.no_sklearn else METHODS
+    if args.quick:
+        methods = tuple(m for m in methods if m != "sklearn-amg")  # stay under 2 minutes
+
+    started = time.perf_counter()
+    header = (
+        f"{'case':<9}{'nodes':>10}  {'method':<15}{'wall s':>8}{'cpu s':>8}{'peak GiB':>9}{'ARI':>8}{'x arpack':>9}"
+    )
+    print(header)
+    print("-" * len(header), flush=True)
+    results = [] if args.no_seeds else _seed_rows(args.no_sklearn)
+    for label, size, ndim in cases:
+        results.extend(_case_rows(label, size, ndim, methods, args))
+
+    total = time.perf_counter() - started
+    print(f"\nbenchmark took {total:.0f} s; wall = median over repeats, cpu = median process CPU time,")
+    print("peak = max RSS of a fresh process (includes Python, imports and the test image),")
+    print("x arpack = sklearn-arpack wall time / this wall time, same run.")
+    return _save(results, args, total)
 
 
 def _plot(results):
@@ -302,7 +372,7 @@ def _plot(results):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib not installed: no plot (pip install matplotlib)")
+        print(f"matplotlib not installed: no plot (it is in the bench extra: {INSTALL})")
         return
     fig, ax = plt.subplots(figsize=(6, 4))
     for method, marker in zip(METHODS, "osd"):
@@ -326,9 +396,10 @@ def _plot(results):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     out = ROOT / "docs" / "performance.png"
-    out.parent.mkdir(exist_ok=True)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
+    write_atomic(out, png.getvalue())
     print(f"wrote {out}")
 
 
