@@ -26,8 +26,9 @@ sklearn-arpack, sklearn-amg
 
 Data: ``four_circles(size, noise=0.2, seed)`` (2D circles or 3D spheres),
 mask = the circles; ARI is scored on the pixels inside exactly one circle.
-Results go to ``bench/results/<timestamp>.json`` (and ``latest.json``), and a
-time-vs-pixels plot to ``docs/performance.png`` when matplotlib is installed.
+Results go to ``bench/results/<timestamp>.json``; a full run (no ``--quick``,
+no ``--cases``) also replaces ``latest.json`` and draws the time-vs-pixels plot
+``docs/performance.png`` when matplotlib is installed.
 The workers import this checkout's ``src`` (put first on their ``PYTHONPATH``).
 
 A missing dependency stops the run at once with one line (exit code 2). A case
@@ -324,11 +325,13 @@ def _save(results, args, total) -> int:
     }
     out = args.out_dir / f"{stamp}{'-quick' if args.quick else ''}.json"
     failures = [f"{r['case']} {r['method']}: {r['error']}" for r in results if "error" in r]
-    code = save_results([out, args.out_dir / "latest.json"], payload, failures, indent=1)
+    # A quick or partial run is not the full benchmark: it never replaces latest.json or the plot.
+    full = not args.quick and not args.cases
+    code = save_results([out, args.out_dir / "latest.json"] if full else [out], payload, failures, indent=1)
     if code:
         return code
     print(f"wrote {out}")
-    if not args.no_plot:
+    if full and not args.no_plot:
         _plot(results)
     return 0
 
