@@ -109,14 +109,16 @@ def test_run_py_case_that_fails_keeps_latest_json_and_the_plot(load, tmp_path, m
     assert "left unchanged" in err and str(failed) in err
 
 
-def test_run_py_run_that_succeeds_replaces_latest_json(load, tmp_path, monkeypatch):
+def test_run_py_partial_run_that_succeeds_writes_its_own_file_and_keeps_latest_json(load, tmp_path, monkeypatch):
     run = load("run")
     latest = tracked(tmp_path / "latest.json")
+    before = latest.read_text()
     figures = dict(wall_s=0.5, cpu_s=0.5, peak_rss_bytes=2**28, ari_min=1.0, n_nodes=2678)
     monkeypatch.setattr(run, "run_worker", lambda spec: dict(figures))
     assert run.main(["--cases", "2D 100", "--no-seeds", "--no-sklearn", "--no-plot", "--out-dir", str(tmp_path)]) == 0
-    assert json.loads(latest.read_text())["results"][0]["wall_s"] == 0.5
-    assert len(list(tmp_path.glob("2*.json"))) == 1
+    assert latest.read_text() == before
+    (own,) = tmp_path.glob("2*.json")
+    assert json.loads(own.read_text())["results"][0]["wall_s"] == 0.5
     assert list(tmp_path.glob("*.tmp")) == []
 
 
