@@ -7,7 +7,7 @@ import scipy.sparse.linalg
 from sklearn.metrics import adjusted_rand_score
 
 from napari_spectral_seg import segment
-from napari_spectral_seg.core import eigen, labels, memory, multilevel
+from napari_spectral_seg.core import coarsen, eigen, labels, memory, multilevel, refine
 from napari_spectral_seg.core.graph import edge_weights_graph, index_pixels
 from napari_spectral_seg.core.pipeline import iter_segment, run_to_end
 from napari_spectral_seg.data import four_circles
@@ -69,11 +69,11 @@ def test_multilevel_builds_levels_and_refines(circles_graph, reference):
 
 
 def test_coarse_graph_keeps_degrees_and_total_weight(circles_graph):
-    agg, n_agg = multilevel.aggregate_nodes(circles_graph)
+    agg, n_agg = coarsen.aggregate_nodes(circles_graph)
     n = circles_graph.shape[0]
     assert agg.shape == (n,) and agg.min() == 0 and agg.max() == n_agg - 1
     assert n_agg < n / 2  # aggregates of several pixels
-    coarse = multilevel.coarsen_graph(circles_graph, agg, n_agg)
+    coarse = coarsen.coarsen_graph(circles_graph, agg, n_agg)
     assert coarse.shape == (n_agg, n_agg)
     fine_degree = np.asarray(circles_graph.sum(axis=1)).ravel()
     coarse_degree = np.asarray(coarse.sum(axis=1)).ravel()
@@ -82,7 +82,7 @@ def test_coarse_graph_keeps_degrees_and_total_weight(circles_graph):
 
 
 def test_laplacian_operator_matches_d_minus_w(circles_graph):
-    lap = multilevel._Laplacian(circles_graph, np.float64)
+    lap = refine.EdgeLaplacian(circles_graph, np.float64)
     x = np.random.default_rng(0).standard_normal((circles_graph.shape[0], 3))
     degree = np.asarray(circles_graph.sum(axis=1)).ravel()
     want = degree[:, None] * x - circles_graph.astype(np.float64) @ x
@@ -172,30 +172,30 @@ def test_component_solver_on_disconnected_graph_blocks():
 
 def test_chebyshev_step_sizes_give_the_chebyshev_polynomial():
     steps, lower = 5, 0.4
-    factors = multilevel._step_sizes(steps, 2.0 / 3.0, lower)
+    factors = refine._step_sizes(steps, 2.0 / 3.0, lower)
     mu = np.linspace(lower, 2.0, 200)
     product = np.prod([1.0 - w * mu for w in factors], axis=0)
     # Equioscillates with the minimax bound 1 / T_s((2 + lower) / (2 - lower)).
     bound = 1.0 / np.cosh(steps * np.arccosh((2.0 + lower) / (2.0 - lower)))
     assert np.abs(product).max() <= bound * (1 + 1e-9)
     assert np.abs(product).max() > 0.99 * bound
-    assert multilevel._step_sizes(3, 0.5, None) == [0.5, 0.5, 0.5]
+    assert refine._step_sizes(3, 0.5, None) == [0.5, 0.5, 0.5]
 
 
 @pytest.mark.parametrize("lower", [None, 0.4])
 def test_smoothing_removes_rough_error_on_a_graph_with_self_loops(circles_graph, lower):
     # A Galerkin coarse graph keeps internal weights as self-loops; smoothing
     # through W must account for them (L = D - W with both including them).
-    agg, n_agg = multilevel.aggregate_nodes(circles_graph)
-    coarse = multilevel.coarsen_graph(circles_graph, agg, n_agg).astype(np.float32)
+    agg, n_agg = coarsen.aggregate_nodes(circles_graph)
+    coarse = coarsen.coarsen_graph(circles_graph, agg, n_agg).astype(np.float32)
     assert coarse.diagonal().max() > 0
     want_values, _ = _reference(coarse, 4)
     degree = np.asarray(coarse.sum(axis=1)).ravel()
     rng = np.random.default_rng(0)
     _, exact = _reference(coarse, 6)
     start = (exact + 0.02 * rng.standard_normal(exact.shape) / np.sqrt(degree)[:, None]).astype(np.float32)
-    start_values, _ = multilevel.smooth_block(coarse, degree.astype(np.float32), start, 0)
-    values, x = multilevel.smooth_block(coarse, degree.astype(np.float32), start, 6, lower=lower)
+    start_values, _ = refine.smooth_block(coarse, degree.astype(np.float32), start, 0)
+    values, x = refine.smooth_block(coarse, degree.astype(np.float32), start, 6, lower=lower)
     err_start = np.abs(start_values[1:4] / want_values[1:4] - 1).max()
     err = np.abs(values[1:4] / want_values[1:4] - 1).max()
     assert err < err_start / 3

@@ -6,10 +6,9 @@ import warnings
 
 import numpy as np
 import pytest
-import scipy.sparse.linalg as spla
 
 from napari_spectral_seg import segment
-from napari_spectral_seg.core import memory, validation
+from napari_spectral_seg.core import memory
 from napari_spectral_seg.core.memory import InsufficientMemoryError
 from napari_spectral_seg.core.validation import floor_edge_weights, scale_for_graph
 
@@ -246,52 +245,6 @@ def test_check_memory_refuses_after_masking(monkeypatch):
 # ---------------------------------------------------- faults deep in the pipeline
 
 
-def test_solver_failure_falls_back(monkeypatch):
-    real = validation.iter_laplacian_eigenvectors
-    calls = []
-
-    def flaky(graph, k, *, solver, rng):
-        calls.append(solver)
-        if solver == "lobpcg":
-            raise spla.ArpackError(-9999)
-        return (yield from real(graph, k, solver=solver, rng=rng))
-
-    monkeypatch.setattr(validation, "iter_laplacian_eigenvectors", flaky)
-    with pytest.warns(RuntimeWarning, match="eigen_solver='lobpcg' failed .* used 'arpack'"):
-        labels = segment(_image(), eigen_solver="lobpcg", random_state=0)
-    assert_valid_labels(labels, (12, 12))
-    assert calls[:2] == ["lobpcg", "arpack"]
-
-
-@pytest.mark.parametrize(
-    "error",
-    [
-        spla.ArpackNoConvergence("no convergence", np.zeros(0), np.zeros((0, 0))),
-        np.linalg.LinAlgError("eigh"),
-        FloatingPointError(),
-    ],
-)
-def test_solver_failure_becomes_clear_error(monkeypatch, error):
-    def broken(graph, k, *, solver, rng):
-        raise error
-        yield  # a generator, as the solver it replaces
-
-    monkeypatch.setattr(validation, "iter_laplacian_eigenvectors", broken)
-    with pytest.raises(ValueError, match="eigen_solver='auto' could not compute the eigenvectors"):
-        segment(_image(), random_state=0)
-
-
-def test_solver_nan_result_becomes_clear_error(monkeypatch):
-    def nans(graph, k, *, solver, rng):
-        n = graph.shape[0]
-        return np.full(k, np.nan), np.full((n, k), np.nan)
-        yield  # a generator, as the solver it replaces
-
-    monkeypatch.setattr(validation, "iter_laplacian_eigenvectors", nans)
-    with pytest.raises(ValueError, match="NaN or infinite eigenvectors"):
-        segment(_image(), random_state=0)
-
-
 @pytest.mark.parametrize("solver", ["auto", "arpack", "lobpcg", "amg"])
 def test_single_row_of_identical_pixels(solver):
     image = np.ones((1, 30))
@@ -481,21 +434,3 @@ def test_channel_axis_image():
     np.testing.assert_array_equal(
         labels, segment(np.moveaxis(image, -1, 0), channel_axis=0, n_clusters=2, random_state=0)
     )
-
-
-def test_no_arpack_fallback_on_large_components(monkeypatch):
-    import scipy.sparse as sp
-
-    calls = []
-
-    def broken(graph, k, *, solver, rng):
-        calls.append(solver)
-        raise RuntimeError("boom")
-        yield  # a generator, as the solver it replaces
-
-    monkeypatch.setattr(validation, "iter_laplacian_eigenvectors", broken)
-    monkeypatch.setattr(validation, "_ARPACK_FALLBACK_LIMIT", 10)
-    block = sp.csr_array(np.ones((20, 20)))
-    with pytest.raises(ValueError, match="eigen_solver='amg' could not compute.*boom"):
-        validation.solve_component(block, 2, eigen_solver="amg", rng_factory=np.random.default_rng)
-    assert calls == ["amg", "lobpcg"]

@@ -15,7 +15,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ._threads import single_threaded
-from .multilevel import drain, iter_multilevel_eigenvectors, multilevel_eigenvectors
+from .multilevel import iter_multilevel_eigenvectors, multilevel_eigenvectors
+from .progress import drain
 
 __all__ = [
     "EIGEN_SOLVERS",

@@ -27,11 +27,11 @@ from .params import DEFAULT_EDGE_LEVEL, SegmentationParams, check_random_state, 
 from .progress import STEPS, Progress, SegmentationCancelled, relay, run_to_end
 from .seeds import assign_to_seeds, check_seeds, seed_nodes
 from .smooth import smooth_image
+from .solve import iter_solve_component
 from .validation import (
     as_float_image,
     check_mask,
     floor_edge_weights,
-    iter_solve_component,
     scale_for_graph,
     warn_if_constant,
 )

@@ -9,6 +9,7 @@ a callback, so no caller writes the ``next``/``StopIteration`` loop itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -42,18 +43,28 @@ class SegmentationCancelled(Exception):
     """Raised by a progress callback to stop :func:`napari_spectral_seg.segment` at the next step."""
 
 
-def relay(steps: Generator[Any, None, T], transform: Callable[[Any], Any] | None = None) -> Generator[Any, None, T]:
+def relay(
+    steps: Generator[Any, None, T],
+    transform: Callable[[Any], Any] | None = None,
+    *,
+    within: Callable[[], AbstractContextManager] | None = None,
+) -> Generator[Any, None, T]:
     """Yield every update of ``steps`` (mapped by ``transform``) and return its result.
 
     Use as ``result = yield from relay(steps, transform)``. ``transform``
     returning None drops that update. Closing the relay closes ``steps``.
+    ``within()``, if given, is a context manager entered around each step of
+    ``steps`` alone (e.g. ``np.errstate`` or a thread limit): it is off while
+    the relay is suspended and while ``transform`` runs.
     """
+    step_context = nullcontext if within is None else within
     try:
         while True:
-            try:
-                update = next(steps)
-            except StopIteration as stop:
-                return stop.value
+            with step_context():
+                try:
+                    update = next(steps)
+                except StopIteration as stop:
+                    return stop.value
             if transform is not None:
                 update = transform(update)
             if update is not None:

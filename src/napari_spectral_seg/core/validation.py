@@ -1,9 +1,9 @@
-"""Input checks with messages that name the parameter and say what to change.
+"""Checks of the image and mask, with messages that name the input and say what to change.
 
 Also the few guards the pipeline needs against numerical faults: a memory
-estimate checked before allocating, rescaling of extreme intensities, a floor
-on edge weights, and an eigen-solve that falls back to another solver (or
-fails with a clear message) instead of leaking an ARPACK/LAPACK error.
+estimate checked before allocating, rescaling of extreme intensities and a
+floor on edge weights. Parameter checks live in :mod:`.params`, the
+eigen-solver fallback in :mod:`.solve`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,7 @@ import warnings
 
 import numpy as np
 
-from . import eigen as _eigen
-from .eigen import iter_laplacian_eigenvectors
 from .memory import check_image_memory
-from .multilevel import drain
 from .params import is_integer
 
 __all__ = [
@@ -23,13 +20,8 @@ __all__ = [
     "check_mask",
     "floor_edge_weights",
     "scale_for_graph",
-    "iter_solve_component",
-    "solve_component",
     "warn_if_constant",
 ]
-
-
-_is_integer = is_integer
 
 
 def _peek(image):
@@ -78,7 +70,7 @@ def as_float_image(image, channel_axis=None) -> tuple[np.ndarray, tuple[int, ...
         raise TypeError(f"image has dtype {dtype}; pass a numeric (bool, integer or float) array.")
     ndim = len(shape)
     if channel_axis is not None:
-        if not _is_integer(channel_axis):
+        if not is_integer(channel_axis):
             raise TypeError(f"channel_axis={channel_axis!r} must be an integer axis index (e.g. -1) or None.")
         channel_axis = int(channel_axis)
         if not -ndim <= channel_axis < ndim:
@@ -191,78 +183,3 @@ def warn_if_constant(data: np.ndarray, mask: np.ndarray) -> bool:
         )
         return True
     return False
-
-
-# Above this many pixels "arpack" is not tried as a fallback.
-_ARPACK_FALLBACK_LIMIT = getattr(_eigen, "AUTO_ARPACK_LIMIT", 60_000)
-_FALLBACK = {"auto": ("arpack", "lobpcg"), "arpack": ("lobpcg",), "lobpcg": ("arpack",), "amg": ("arpack", "lobpcg")}
-
-
-def solve_component(block, k, *, eigen_solver, rng_factory):
-    """:func:`laplacian_eigenvectors` that never leaks a solver error.
-
-    Tries ``eigen_solver``, then the fallbacks in ``_FALLBACK``; a result
-    with NaN or infinite values counts as a failure. ``rng_factory()`` gives a
-    fresh generator per attempt, so a run stays reproducible.
-
-    Raises
-    ------
-    ValueError
-        If every solver failed, naming ``eigen_solver`` and the original error.
-    """
-    return drain(iter_solve_component(block, k, eigen_solver=eigen_solver, rng_factory=rng_factory))
-
-
-def _quiet_steps(steps):
-    """Run a solver generator's steps with floating-point warnings off.
-
-    The ``np.errstate`` is entered per step, not around the suspended
-    generator, so it never leaks to the consumer between steps.
-    """
-    try:
-        while True:
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                try:
-                    update = next(steps)
-                except StopIteration as stop:
-                    return stop.value
-            yield update
-    finally:
-        steps.close()
-
-
-def iter_solve_component(block, k, *, eigen_solver, rng_factory):
-    """:func:`solve_component` as a generator yielding the solver's ``(fraction, message)``.
-
-    Progress restarts from 0 when a fallback solver takes over. Returns
-    ``(eigenvalues, embedding)`` as the ``StopIteration`` value.
-    """
-    errors = []
-    fallbacks = _FALLBACK.get(eigen_solver, ())
-    if block.shape[0] > _ARPACK_FALLBACK_LIMIT:
-        # shift-invert ARPACK factorises the matrix: too slow and large here
-        fallbacks = tuple(s for s in fallbacks if s != "arpack")
-    for solver in (eigen_solver, *fallbacks):
-        try:
-            values, embedding = yield from _quiet_steps(
-                iter_laplacian_eigenvectors(block, k, solver=solver, rng=rng_factory())
-            )
-        except (ArithmeticError, ValueError, RuntimeError, np.linalg.LinAlgError) as err:
-            # ArpackError / ArpackNoConvergence are RuntimeErrors; LinAlgError a ValueError.
-            errors.append(f"{solver}: {type(err).__name__}: {err}")
-            continue
-        if np.all(np.isfinite(values)) and np.all(np.isfinite(embedding)):
-            if solver != eigen_solver:
-                warnings.warn(
-                    f"eigen_solver={eigen_solver!r} failed on a component of {block.shape[0]} pixels; "
-                    f"used {solver!r} instead.",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-            return values, embedding
-        errors.append(f"{solver}: NaN or infinite eigenvectors")
-    raise ValueError(
-        f"eigen_solver={eigen_solver!r} could not compute the eigenvectors of a connected component of "
-        f"{block.shape[0]} pixels ({'; '.join(errors)}). Try another eigen_solver or random_state, a "
-        "smaller beta, or n_clusters=1; please report this with the image if it persists."
-    )
