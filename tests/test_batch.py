@@ -13,8 +13,9 @@ import pytest
 import tifffile
 
 from napari_spectral_seg import segment
-from napari_spectral_seg.batch import ParameterFileError, frame_indices, load_parameters, resolve_parameters
+from napari_spectral_seg.batch import frame_indices, recorded_parameters, resolve_parameters
 from napari_spectral_seg.cli import main
+from napari_spectral_seg.core.params import SegmentationParams
 from napari_spectral_seg.data import four_circles
 
 distributed = pytest.importorskip("distributed")
@@ -206,59 +207,29 @@ def test_npy_time_series_gives_one_tif_and_spatial_ndim_3_one_volume(tmp_path, s
 
 
 # ---------------------------------------------------------------- no cluster needed
-def test_load_parameters_reads_the_widget_format(tmp_path):
-    saved = {
-        "spectral_seg": {
-            "threshold": "otsu",
-            "n_clusters": 3,
-            "beta": 2.0,
-            "eigen_solver": "auto",
-            "random_state": 7,
-            "spacing": [2, 1],
-            "channel_axis": None,
-            "min_size": 5,
-            "assign_labels": "kmeans",
-            "seeds": None,
-            "threshold_used": 1.49,
-            "image": "cells",
-            "mask": None,
-            "seconds": 0.3,
-            "n_segments": 3,
-            "version": "0.1.0",
-        }
-    }
-    (tmp_path / "p.json").write_text(json.dumps(saved))
-    params = load_parameters(tmp_path / "p.json")
-    assert params == {
-        "threshold": "otsu",
-        "n_clusters": 3,
-        "beta": 2.0,
-        "eigen_solver": "auto",
-        "random_state": 7,
-        "spacing": (2.0, 1.0),
-        "channel_axis": None,
-        "min_size": 5,
-        "assign_labels": "kmeans",
-    }
-    (tmp_path / "p.yaml").write_text("n_clusters: 5\nthreshold: 1.5\nimage: x\n")
-    assert load_parameters(tmp_path / "p.yaml") == {"n_clusters": 5, "threshold": 1.5}
-    # Flags override the file; the rest keeps the file's values, then the defaults.
-    resolved, spatial_ndim = resolve_parameters(params, {"n_clusters": 6, "beta": None})
-    assert resolved["n_clusters"] == 6 and resolved["beta"] == 2.0 and spatial_ndim == 2
-    (tmp_path / "typo.json").write_text('{"n_cluster": 4}')
-    with pytest.raises(ParameterFileError, match="did you mean 'n_clusters'"):
-        load_parameters(tmp_path / "typo.json")
+def test_flags_override_the_file_which_overrides_the_tool_defaults():
+    from_file = {"n_clusters": 3, "beta": 2.0, "spacing": (2, 1), "min_size": 5, "random_state": 7}
+    resolved, spatial_ndim = resolve_parameters(from_file, {"n_clusters": 6, "beta": None})
+    assert isinstance(resolved, SegmentationParams)
+    assert resolved.n_clusters == 6 and resolved.beta == 2.0 and resolved.random_state == 7
+    assert resolved.min_size == 5 and resolved.spacing == (2.0, 1.0) and spatial_ndim == 2
+    # Neither in the file nor a flag: the tool defaults.
+    assert resolved.threshold == "otsu" and resolved.eigen_solver == "auto"
+    assert resolve_parameters()[0] == SegmentationParams.tool_defaults()
 
 
-def test_edge_level_defaults_like_segment_and_is_none_where_unused():
+def test_edge_level_defaults_like_segment_and_is_recorded_none_where_unused():
+    def recorded_edge_level(file_params, flags):
+        return recorded_parameters(*resolve_parameters(file_params, flags))["edge_level"]
+
     auto = {"n_clusters": "auto", "threshold": "otsu"}
-    assert resolve_parameters(None, auto)[0]["edge_level"] == 0.4  # segment()'s default
-    assert resolve_parameters({"edge_level": 0.25}, auto)[0]["edge_level"] == 0.25
-    assert resolve_parameters({"edge_level": 0.25}, dict(auto, edge_level=0.0))[0]["edge_level"] is None
-    assert resolve_parameters({"edge_level": None}, auto)[0]["edge_level"] is None  # a file saying "off"
+    assert recorded_edge_level(None, auto) == 0.4  # segment()'s default
+    assert recorded_edge_level({"edge_level": 0.25}, auto) == 0.25
+    assert recorded_edge_level({"edge_level": 0.25}, dict(auto, edge_level=0.0)) is None
+    assert recorded_edge_level({"edge_level": None}, auto) is None  # a file saying "off"
     # Stored as segment() records it: None where it is not used.
-    assert resolve_parameters(None, {"n_clusters": 4, "threshold": "otsu"})[0]["edge_level"] is None
-    assert resolve_parameters(None, {"n_clusters": "auto"})[0]["edge_level"] is None
+    assert recorded_edge_level(None, {"n_clusters": 4, "threshold": "otsu"}) is None
+    assert recorded_edge_level({"threshold": None}, {"n_clusters": "auto"}) is None
     with pytest.raises(ValueError, match="edge_level"):
         resolve_parameters({"edge_level": 1.0}, auto)
 
@@ -374,6 +345,8 @@ def test_params_file_with_flag_override_and_a_colour_png(tmp_path, scheduler):
         == 0
     )
     labels = tifffile.imread(out / "colour_labels.tif")
-    np.testing.assert_array_equal(labels, segment(rgb, channel_axis=-1, n_clusters=2, random_state=1, beta=2.0))
+    # Not in the file nor a flag: the tool defaults (Otsu's threshold, min_size 20).
+    expected = segment(rgb, channel_axis=-1, n_clusters=2, random_state=1, beta=2.0, threshold="otsu", min_size=20)
+    np.testing.assert_array_equal(labels, expected)
     stored = description(out / "colour_labels.tif")
     assert (stored["n_clusters"], stored["random_state"], stored["channel_axis"]) == (2, 1, -1)

@@ -12,6 +12,7 @@ from conftest import ari_against_truth
 
 from napari_spectral_seg import segment
 from napari_spectral_seg.cli import main
+from napari_spectral_seg.core.params import SegmentationParams
 from napari_spectral_seg.data import four_circles
 
 
@@ -43,11 +44,13 @@ def test_segment_npy_to_tif_matches_the_api(circle_files, capsys):
     )
     assert code == 0
     labels = tifffile.imread(out)
-    np.testing.assert_array_equal(labels, segment(image, mask, n_clusters=4, random_state=5))
+    # The tool's min_size 20; with --mask, no threshold unless --threshold is given.
+    np.testing.assert_array_equal(labels, segment(image, mask, n_clusters=4, random_state=5, min_size=20))
     assert ari_against_truth(labels, truth) >= 0.97
     with tifffile.TiffFile(out) as tif:
         params = json.loads(tif.pages[0].description)
     assert params["n_clusters"] == 4 and params["random_state"] == 5
+    assert params["min_size"] == 20 and params["threshold"] is None
     assert "4 segments" in capsys.readouterr().out
 
 
@@ -59,6 +62,32 @@ def test_segment_otsu_to_npy_with_sidecar(circle_files):
     assert labels.max() == 4 and ari_against_truth(labels, truth) >= 0.95
     sidecar = json.loads((path / "labels.npy.json").read_text())
     assert sidecar["threshold"] == "otsu" and 1.3 < sidecar["threshold_used"] < 1.7
+
+
+def test_segment_without_flags_uses_the_tool_defaults(circle_files):
+    path, image, _, truth = circle_files
+    out = path / "labels.npy"
+    assert main(["segment", str(path / "img.npy"), "-o", str(out)]) == 0
+    expected = SegmentationParams.tool_defaults()
+    np.testing.assert_array_equal(np.load(out), segment(image, **expected.as_kwargs()))
+    sidecar = json.loads((path / "labels.npy.json").read_text())
+    assert (sidecar["threshold"], sidecar["min_size"], sidecar["random_state"]) == ("otsu", 20, 0)
+    assert ari_against_truth(np.load(out), truth) >= 0.95
+
+
+@pytest.mark.parametrize("command", ["segment", "batch"])
+def test_help_lists_every_flag_of_the_parameters_with_its_default(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for spec in SegmentationParams.specs():
+        if spec.flag is not None:
+            assert (spec.flag if isinstance(spec.flag, str) else "--" + spec.name.replace("_", "-")) in text
+    assert "--channel-axis" not in text and "--seeds" not in text
+    assert "(default: 20)" in text and "random seed (default: 0)" in text
+    with_mask = "or none with --mask" in text
+    assert with_mask == (command == "segment") and "'otsu' (default: otsu" in text
 
 
 @pytest.mark.parametrize(

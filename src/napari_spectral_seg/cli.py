@@ -1,112 +1,40 @@
-"""Command line: ``napari-spectral-seg demo`` and ``napari-spectral-seg segment``.
+"""Command line: ``napari-spectral-seg demo``, ``segment`` and ``batch``.
+
+The segmentation flags of ``segment`` and ``batch`` are built from
+:meth:`SegmentationParams.specs() <napari_spectral_seg.core.params.SegmentationParams.specs>`:
+one flag per parameter that declares one, with its help and the tool default
+(:meth:`~napari_spectral_seg.core.params.SegmentationParams.tool_defaults`).
+With ``--mask`` there is no threshold unless ``--threshold`` is given, like in
+the widget.
 
 Errors are one line on stderr and a non-zero exit code, never a traceback.
+Nothing imports this module: it is the entry point.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import re
 import sys
-from pathlib import Path
+import typing
 
-import numpy as np
-
-from .core.params import DEFAULT_EDGE_LEVEL
+from .batch import BatchError, BatchInterrupted, load_parameters, resolve_parameters, run_batch
+from .batch.task import segmentation_steps
+from .core.params import ParameterSpec, SegmentationParams
+from .core.progress import run_to_end
+from .io import InputError, check_output_path, read_image, write_labels
 
 PROG = "napari-spectral-seg"
-READ_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy")
-WRITE_SUFFIXES = (".tif", ".tiff", ".npy")
+# Tool defaults that change when a mask is given: the mask is the region to
+# segment, so no threshold is applied unless one is asked for (as in the widget).
+WITH_MASK = {"threshold": None}
 
 
 class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
-# ---------------------------------------------------------------- files
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
-    """Read an image file.
-
-    Parameters
-    ----------
-    path : path-like
-        ``.tif``/``.tiff``, ``.png``/``.jpg`` or ``.npy``.
-
-    Returns
-    -------
-    image : ndarray
-    channel_axis : int or None
-        -1 for colour PNG/JPEG (alpha dropped), else None.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in READ_SUFFIXES:
-        raise CliError(f"{path}: unsupported file type '{suffix}'; use one of {', '.join(READ_SUFFIXES)}.")
-    if not path.exists():
-        raise CliError(f"{path}: no such file.")
-    try:
-        if suffix == ".npy":
-            image = np.load(path, allow_pickle=False)
-        elif suffix in (".tif", ".tiff"):
-            import tifffile
-
-            image = tifffile.imread(path)
-        else:
-            import imageio.v3 as iio
-
-            image = iio.imread(path)
-    except Exception as exc:  # any reader failure is a bad file for the user
-        raise CliError(f"{path}: cannot read it as an image ({type(exc).__name__}: {exc}).") from exc
-    channel_axis = None
-    if suffix in (".png", ".jpg", ".jpeg") and image.ndim == 3:
-        image = image[..., :3]
-        channel_axis = -1
-    return np.asarray(image), channel_axis
-
-
-def check_output_path(path: str | os.PathLike) -> Path:
-    """Refuse an output path that cannot be written, before any work is done."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in WRITE_SUFFIXES:
-        raise CliError(f"{path}: cannot write '{suffix}'; the output must end in .tif or .npy.")
-    if not path.parent.is_dir():
-        raise CliError(f"{path.parent}: output directory does not exist; create it first.")
-    if not os.access(path.parent, os.W_OK):
-        raise CliError(f"{path.parent}: output directory is not writable.")
-    return path
-
-
-def write_labels(path: str | os.PathLike, labels: np.ndarray, parameters: dict) -> None:
-    """Write labels atomically (temporary file, then rename) with the parameters.
-
-    ``.tif`` files carry the parameters as JSON in the image description;
-    ``.npy`` files get a sidecar ``<name>.json``. A failed or interrupted
-    write leaves no file behind.
-    """
-    path = check_output_path(path)
-    suffix = path.suffix.lower()
-    text = json.dumps(parameters, default=str)
-    tmp = path.with_name(f".{path.name}.partial{suffix}")
-    try:
-        if suffix == ".npy":
-            np.save(tmp, labels)
-        else:
-            import tifffile
-
-            tifffile.imwrite(tmp, labels, description=text, metadata=None)
-        os.replace(tmp, path)
-        if suffix == ".npy":
-            path.with_name(path.name + ".json").write_text(text)
-    except OSError as exc:
-        raise CliError(f"{path}: cannot write it ({exc.strerror or exc}).") from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-# ---------------------------------------------------------------- commands
+# ---------------------------------------------------------------- segmentation flags
 def _threshold(text: str):
     if text.lower() == "otsu":
         return "otsu"
@@ -125,71 +53,6 @@ def _n_clusters(text: str):
         raise argparse.ArgumentTypeError(f"'{text}' is neither a whole number nor 'auto'") from None
 
 
-def _sigma(text: str):
-    values = _spacing(text)
-    return values[0] if len(values) == 1 else values
-
-
-# Defaults of `segment`'s flags (those of segment()); batch passes None for
-# "not given", so a --params file can fill them in.
-SEGMENT_DEFAULTS = dict(
-    threshold=None,
-    n_clusters=4,
-    beta=1.0,
-    eigen_solver="auto",
-    min_size=0,
-    spacing=None,
-    sigma=None,
-    sensitivity=None,
-    edge_level=DEFAULT_EDGE_LEVEL,
-    seed=0,
-)
-
-
-def add_segmentation_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
-    """The segmentation flags shared by ``segment`` and ``batch``."""
-    d = defaults
-    parser.add_argument(
-        "--threshold",
-        type=_threshold,
-        default=d["threshold"],
-        help="segment pixels above VALUE, or 'otsu'; default: the whole image (or the mask)",
-    )
-    parser.add_argument(
-        "--n-clusters",
-        type=_n_clusters,
-        default=d["n_clusters"],
-        help="number of segments, or 'auto' to decide per object (default 4)",
-    )
-    parser.add_argument("--beta", type=float, default=d["beta"], help="edge sensitivity (default 1, the seed example)")
-    parser.add_argument("--eigen-solver", default=d["eigen_solver"], help="auto, multilevel, arpack, lobpcg or amg")
-    parser.add_argument(
-        "--min-size", type=int, default=d["min_size"], help="drop mask pieces smaller than this (pixels)"
-    )
-    parser.add_argument("--spacing", type=_spacing, default=d["spacing"], help="pixel size per axis, e.g. 4,1,1")
-    parser.add_argument(
-        "--sigma",
-        type=_sigma,
-        default=d["sigma"],
-        help="Gaussian pre-smoothing in pixels (one number, or one per axis)",
-    )
-    parser.add_argument(
-        "--sensitivity",
-        type=float,
-        default=d["sensitivity"],
-        help="with --n-clusters auto: 0..1, larger splits more (default 0.85)",
-    )
-    parser.add_argument(
-        "--edge-level",
-        type=float,
-        default=d["edge_level"],
-        help="with --n-clusters auto and --threshold: draw each object's edge where its signal "
-        "has fallen to this fraction of its own brightness above background, 0..<1 "
-        f"(default {DEFAULT_EDGE_LEVEL}; 0 keeps the threshold's edges)",
-    )
-    parser.add_argument("--seed", type=int, default=d["seed"], help="random seed (default 0)")
-
-
 def _spacing(text: str):
     try:
         return tuple(float(v) for v in text.split(","))
@@ -197,31 +60,86 @@ def _spacing(text: str):
         raise argparse.ArgumentTypeError(f"'{text}' is not comma-separated numbers, e.g. 4,1,1") from None
 
 
-def cmd_segment(args) -> int:
-    from .core import iter_segment, run_to_end
+def _sigma(text: str):
+    values = _spacing(text)
+    return values[0] if len(values) == 1 else values
 
+
+# Parameters whose text is not one number: parsed by their own function;
+# the others by the first type of their annotation (int, float or str).
+_PARSERS = {"threshold": _threshold, "n_clusters": _n_clusters, "spacing": _spacing, "sigma": _sigma}
+
+
+def flag_specs() -> list[ParameterSpec]:
+    """The parameters that have a command-line flag, in declaration order."""
+    return [spec for spec in SegmentationParams.specs() if spec.flag is not None]
+
+
+def _flag(spec: ParameterSpec) -> str:
+    return spec.flag if isinstance(spec.flag, str) else "--" + spec.name.replace("_", "-")
+
+
+def _parser(spec: ParameterSpec):
+    if spec.name in _PARSERS:
+        return _PARSERS[spec.name]
+    hint = typing.get_type_hints(SegmentationParams)[spec.name]
+    return next(kind for kind in typing.get_args(hint) or (hint,) if kind is not type(None))
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def _help(spec: ParameterSpec, with_mask: bool) -> str:
+    """The flag's help: the parameter's, with the command's default where it does not say it."""
+    text = spec.help
+    if spec.tool_default != spec.default:  # the help states the library's default, not the command's
+        text = re.split(r";?\s*\(?\bdefault\b", text)[0].rstrip(" ,;")
+    if "default" not in text:
+        default = _shown(spec.tool_default)
+        if with_mask and spec.name in WITH_MASK:
+            default += f", or {_shown(WITH_MASK[spec.name])} with --mask"
+        text += f" (default: {default})"
+    return text.replace("%", "%%")
+
+
+def add_segmentation_arguments(parser: argparse.ArgumentParser, *, with_mask: bool) -> None:
+    """One flag per parameter that declares one; unset flags are None ("not given")."""
+    for spec in flag_specs():
+        flag = _flag(spec)
+        parser.add_argument(
+            flag,
+            dest=spec.name,
+            type=_parser(spec),
+            default=None,
+            metavar=flag.lstrip("-").replace("-", "_").upper(),
+            help=_help(spec, with_mask),
+        )
+
+
+def given_flags(args) -> dict:
+    """The segmentation flags given on the command line, by parameter name."""
+    return {spec.name: getattr(args, spec.name) for spec in flag_specs() if getattr(args, spec.name) is not None}
+
+
+def segment_parameters(args, *, has_mask: bool, channel_axis: int | None) -> SegmentationParams:
+    """``segment``'s parameters: the tool defaults (no threshold with a mask), then the flags."""
+    defaults = WITH_MASK if has_mask else {}
+    return SegmentationParams.tool_defaults(**{**defaults, **given_flags(args), "channel_axis": channel_axis})
+
+
+# ---------------------------------------------------------------- commands
+def cmd_segment(args) -> int:
     check_output_path(args.output)  # before the work, not after
     image, channel_axis = read_image(args.input)
-    mask = None
-    if args.mask:
-        mask, _ = read_image(args.mask)
-    steps = iter_segment(
-        image,
-        mask,
-        threshold=args.threshold,
-        n_clusters=args.n_clusters,
-        beta=args.beta,
-        eigen_solver=args.eigen_solver,
-        random_state=args.seed,
-        spacing=args.spacing,
-        channel_axis=channel_axis,
-        min_size=args.min_size,
-        sigma=args.sigma,
-        sensitivity=args.sensitivity,
-        edge_level=args.edge_level,
-    )
+    mask = read_image(args.mask)[0] if args.mask else None
     try:
-        result = run_to_end(steps)
+        params = segment_parameters(args, has_mask=mask is not None, channel_axis=channel_axis)
+        result = run_to_end(segmentation_steps(image, mask, params))
     except (ValueError, TypeError, MemoryError) as exc:
         raise CliError(str(exc)) from exc
     parameters = dict(result.parameters, input=str(args.input), seconds=result.seconds)
@@ -233,6 +151,29 @@ def cmd_segment(args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    """Run ``napari-spectral-seg batch``; returns the exit code."""
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers {args.workers}: need at least 1.")
+    try:
+        file_params = load_parameters(args.params) if args.params else {}
+        flags = dict(given_flags(args), spatial_ndim=args.spatial_ndim)
+        params, spatial_ndim = resolve_parameters(file_params, flags)
+    except (ValueError, TypeError) as exc:
+        raise CliError(str(exc)) from exc
+    code, _ = run_batch(
+        args.inputs,
+        args.out,
+        params,
+        spatial_ndim,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    return code
+
+
 def cmd_demo(args) -> int:
     if args.headless:
         return _demo_headless(args.headless)
@@ -242,7 +183,7 @@ def cmd_demo(args) -> int:
 def _demo_headless(output) -> int:
     from sklearn.metrics import adjusted_rand_score
 
-    from .core import iter_segment, run_to_end
+    from .core import iter_segment
     from .data import four_circles
 
     image, mask, truth = four_circles(seed=0)
@@ -293,10 +234,8 @@ def _demo_gui(screenshot) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Spectral-clustering segmentation of images.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+# ---------------------------------------------------------------- parser
+def _add_demo(sub) -> None:
     demo = sub.add_parser("demo", help="open napari with the sample image and the widget docked")
     group = demo.add_mutually_exclusive_group()
     group.add_argument(
@@ -307,39 +246,73 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
+
+def _add_segment(sub) -> None:
     seg = sub.add_parser("segment", help="segment an image file and write the labels")
     seg.add_argument("input", help="image file (.tif, .png, .jpg, .npy), 2D or 3D")
     seg.add_argument("-o", "--output", required=True, help="labels file to write (.tif or .npy)")
     seg.add_argument("--mask", help="mask file of the same shape (nonzero = segment)")
-    add_segmentation_arguments(seg, SEGMENT_DEFAULTS)
+    add_segmentation_arguments(seg, with_mask=True)
     seg.set_defaults(func=cmd_segment)
 
-    from .batch import add_batch_arguments, cmd_batch  # here: batch imports this module
 
+def _add_batch(sub) -> None:
     batch = sub.add_parser("batch", help="segment many images and time-series frames on a dask cluster")
-    add_batch_arguments(batch)
+    batch.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image files or glob patterns (.tif, .png, .jpg, .npy, .zarr); quote globs",
+    )
+    batch.add_argument(
+        "--out", required=True, metavar="DIR", help="output directory: DIR/<stem>_labels.tif (or .zarr for zarr inputs)"
+    )
+    batch.add_argument(
+        "--params", metavar="FILE", help="JSON/YAML parameter file (as the widget saves it); flags override it"
+    )
+    batch.add_argument(
+        "--spatial-ndim",
+        type=int,
+        choices=(2, 3),
+        default=None,
+        help="axes of one frame; leading axes beyond are a time series (default: len(spacing), else 2)",
+    )
+    add_segmentation_arguments(batch, with_mask=False)
+    batch.add_argument(
+        "--scheduler", metavar="ADDRESS", help="submit to a running dask scheduler, e.g. tcp://host:8786"
+    )
+    batch.add_argument(
+        "--workers", type=int, default=None, help="without --scheduler: local worker processes (default: CPU count)"
+    )
+    batch.add_argument("--overwrite", action="store_true", help="redo inputs whose output is complete")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
     batch.set_defaults(func=cmd_batch)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Spectral-clustering segmentation of images.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_demo(sub)
+    _add_segment(sub)
+    _add_batch(sub)
     return parser
 
 
 def main(argv=None) -> int:
     """Entry point of the ``napari-spectral-seg`` command."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except CliError as exc:
+    except (CliError, InputError, BatchError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except BatchInterrupted as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no output written.", file=sys.stderr)
         return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # Run as ``python -m napari_spectral_seg.cli``, this file is __main__ and
-    # batch imports a second copy of it, whose CliError this copy's main()
-    # would not catch: use the package's module.
-    from napari_spectral_seg.cli import main as package_main
-
-    sys.exit(package_main())
+    sys.exit(main())

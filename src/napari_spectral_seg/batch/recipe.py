@@ -1,0 +1,93 @@
+"""What a batch computes: one :class:`SegmentationParams` and the frame size, and how it is recorded."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from ..core.params import PER_IMAGE, SegmentationParams, check_spacing, is_integer
+
+__all__ = ["check_recipe", "recorded_parameters", "resolve_parameters"]
+
+
+def resolve_parameters(file_params: Mapping | None = None, flags: Mapping | None = None):
+    """Tool defaults, overridden by the parameter file, overridden by command-line flags.
+
+    Parameters
+    ----------
+    file_params : mapping, optional
+        From :func:`napari_spectral_seg.io.load_parameters`; may hold
+        ``spatial_ndim``.
+    flags : mapping, optional
+        Flag values by parameter name (and ``spatial_ndim``); ``None`` means
+        "not given".
+
+    Returns
+    -------
+    params : SegmentationParams
+        Validated; ``spacing`` as floats.
+    spatial_ndim : int
+        Axes of a frame (without channels): given, else ``len(spacing)``, else 2.
+
+    Raises
+    ------
+    ValueError, TypeError
+        An invalid value, naming the parameter.
+    """
+    given = dict(file_params or {})
+    given.update({key: value for key, value in (flags or {}).items() if value is not None})
+    spatial_ndim = given.pop("spatial_ndim", None)
+    params = SegmentationParams.from_mapping(given, base=SegmentationParams.tool_defaults())
+    spatial_ndim = _spatial_ndim(spatial_ndim, params.spacing)
+    if params.spacing is not None:
+        params = params.replace(spacing=tuple(float(v) for v in check_spacing(params.spacing, spatial_ndim)))
+    return params, spatial_ndim
+
+
+def _spatial_ndim(given, spacing) -> int:
+    """The frame size: ``given``, else the length of ``spacing``, else 2; checked against ``spacing``."""
+    if spacing is not None:
+        try:
+            n_spacing = len(spacing)
+        except TypeError:
+            n_spacing = None
+        if n_spacing not in (2, 3):
+            raise ValueError(f"spacing={spacing!r} must be 2 or 3 positive numbers, one per spatial axis.")
+    if given is None:
+        given = 2 if spacing is None else n_spacing
+    if not is_integer(given) or given not in (2, 3):
+        raise ValueError(f"spatial_ndim={given!r} must be 2 or 3.")
+    if spacing is not None and n_spacing != given:
+        raise ValueError(f"spacing has {n_spacing} values but frames have spatial_ndim={given} axes.")
+    return int(given)
+
+
+def check_recipe(params: SegmentationParams, spatial_ndim: int) -> None:
+    """Refuse a recipe that cannot run, before any input is read.
+
+    Raises
+    ------
+    TypeError
+        ``params`` is not a :class:`SegmentationParams`.
+    ValueError
+        ``spatial_ndim`` is not 2 or 3, or ``spacing`` does not fit it.
+    """
+    if not isinstance(params, SegmentationParams):
+        raise TypeError(
+            f"params must be a SegmentationParams (e.g. from resolve_parameters), not {type(params).__name__}."
+        )
+    _spatial_ndim(spatial_ndim, params.spacing)
+    check_spacing(params.spacing, spatial_ndim)
+
+
+def recorded_parameters(params: SegmentationParams, spatial_ndim: int) -> dict:
+    """What decides an output's content, as stored in it (JSON-normalised, for comparison).
+
+    Every parameter but the per-image ones, and ``spatial_ndim``. The
+    values as given, except ``edge_level``: the one a run uses (None
+    where it does not apply or is 0), as :func:`napari_spectral_seg.segment`
+    records it.
+    """
+    values = {name: getattr(params, name) for name in SegmentationParams.names() if name not in PER_IMAGE}
+    values["edge_level"] = params.used_edge_level()
+    return json.loads(json.dumps(dict(values, spatial_ndim=spatial_ndim), default=str))

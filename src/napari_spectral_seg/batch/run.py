@@ -1,0 +1,252 @@
+"""Running a batch: the dask client, one task per frame, results collected as they come, the summary."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import uuid
+
+import numpy as np
+
+from ..core.params import SegmentationParams
+from .plan import BatchError, InputItem, plan_batch
+from .recipe import check_recipe
+from .store import finish, flush_progress, open_partial_zarr
+from .task import segment_frame
+
+__all__ = ["BatchInterrupted", "run_batch"]
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a batch; the message says what is complete and how to resume."""
+
+
+def run_batch(
+    inputs,
+    out_dir,
+    params: SegmentationParams,
+    spatial_ndim: int,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    stream=None,
+) -> tuple[int, list]:
+    """Segment every frame of every input on a dask cluster and write the outputs.
+
+    Parameters
+    ----------
+    inputs : list of str
+        Files or glob patterns.
+    out_dir : path-like
+        Output directory (created if missing).
+    params : SegmentationParams
+        E.g. from :func:`resolve_parameters`; handed to every task as it is.
+    spatial_ndim : {2, 3}
+        Axes of a frame; leading axes beyond it are a series.
+    scheduler : str, optional
+        Address of a running dask scheduler; None starts a local cluster of
+        ``workers`` processes with one thread each.
+    workers : int, optional
+        Local cluster size (default: the number of CPUs).
+    overwrite : bool
+        Redo inputs whose output is already complete.
+    progress : bool
+        Show a progress bar on stderr.
+    stream : file, optional
+        Where the summary table goes (stdout).
+
+    Returns
+    -------
+    exit_code : int
+        0 if every input is written or skipped, 1 if any failed.
+    items : list of InputItem
+        Per input: path, output, status, reason, frames, segments, seconds.
+
+    Raises
+    ------
+    InputError, BatchError
+        Usage errors: nothing to do, clashing output names, no scheduler.
+    BatchInterrupted
+        Ctrl-C: complete outputs are kept, a zarr series keeps its finished frames.
+    """
+    check_recipe(params, spatial_ndim)
+    t0 = time.perf_counter()
+    items = plan_batch(inputs, out_dir, params, spatial_ndim, overwrite)
+    run = _Run(items, spatial_ndim, progress)
+    for item in items:
+        if item.status == "failed":
+            run.report_failure(item, item.reason)
+    todo = [item for item in items if item.status == "pending"]
+    if todo:
+        try:
+            with contextlib.ExitStack() as resources:  # closed in reverse: bar, client, cluster
+                client = _connect(scheduler, workers or os.cpu_count() or 1, resources)
+                run.submit(client, todo)
+                resources.enter_context(run.open_bar())
+                run.collect(client, todo)
+        except KeyboardInterrupt:
+            written = run.keep_finished_frames()
+            raise BatchInterrupted(
+                f"interrupted; {written} output(s) complete and no partial file left; "
+                "run the same command again to resume."
+            ) from None
+    print(summary(items, time.perf_counter() - t0), file=stream or sys.stdout)
+    return (1 if any(item.status == "failed" for item in items) else 0), items
+
+
+def _connect(scheduler: str | None, workers: int, resources: contextlib.ExitStack):
+    """A dask client: to ``scheduler`` if given, else to a new local cluster; closed with ``resources``."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return resources.enter_context(Client(scheduler, timeout="10s"))
+        except Exception as exc:
+            raise BatchError(
+                f"cannot connect to the dask scheduler at {scheduler} ({type(exc).__name__}: {exc})."
+            ) from exc
+    # Processes with one thread each: the pipeline holds the GIL in places,
+    # and one BLAS thread per worker avoids oversubscribing the cores.
+    cluster = resources.enter_context(
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+        )
+    )
+    return resources.enter_context(Client(cluster))
+
+
+class _Run:
+    """The frames in flight of one batch, the progress bar, and what happens as each frame ends."""
+
+    def __init__(self, items: list[InputItem], spatial_ndim: int, progress: bool):
+        self.items = items
+        self.spatial_ndim = spatial_ndim
+        self.progress = progress
+        self.futures = {}  # future -> (item, frame index)
+        self.flushed = {}  # id(item) -> time of the last flush of its done frames
+        self.bar = None
+
+    def report_failure(self, item: InputItem, reason: str) -> None:
+        item.fail(reason)
+        item.labels = None
+        if item.partial is not None and item.partial.exists():
+            flush_progress(item)  # keep its finished frames for the next run
+        message = f"failed: {item.path}: {reason}"
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
+
+    def submit(self, client, todo: list[InputItem]) -> None:
+        """One task per frame not done yet; a zarr input gets its partial store first."""
+        for item in todo:
+            item.status = "running"
+            done, out_zarr = set(), None
+            if item.kind == "zarr":
+                done = open_partial_zarr(item, self.spatial_ndim)
+                out_zarr = str(item.partial)
+            for index in item.indices:
+                if index in done:
+                    continue
+                future = client.submit(
+                    segment_frame,
+                    str(item.path),
+                    item.kind,
+                    index,
+                    item.params,
+                    out_zarr,
+                    pure=False,
+                    key=f"segment-{item.path.stem}-{uuid.uuid4().hex}",  # unique: other clients may share the scheduler
+                )
+                self.futures[future] = (item, index)
+
+    def open_bar(self):
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=len(self.futures), unit="frame", file=sys.stderr, disable=not self.progress, dynamic_ncols=True
+        )
+        self.postfix()
+        return self.bar
+
+    def postfix(self) -> None:
+        states = [item.status for item in self.items]
+        self.bar.set_postfix_str(
+            f"inputs done {states.count('written') + states.count('skipped')}, "
+            f"failed {states.count('failed')}, remaining {states.count('running')}"
+        )
+
+    def collect(self, client, todo: list[InputItem]) -> None:
+        """Take every frame's result as it comes; write each input once all its frames are in."""
+        from distributed import as_completed
+
+        for item in todo:  # inputs whose remaining frames were all done in an earlier run
+            if item.status == "running" and len(item.infos) == item.n_frames:
+                self.complete(item)
+        for future in as_completed(list(self.futures)):
+            item, index = self.futures.pop(future)
+            if item.status == "running":
+                self.take(client, future, item, index)
+            else:  # a frame of an input that already failed
+                future.cancel()
+            self.bar.update(1)
+            self.postfix()
+
+    def take(self, client, future, item: InputItem, index: tuple) -> None:
+        """One frame's result: kept (or its failure reported, and the input's other frames cancelled)."""
+        try:
+            labels, info = future.result()
+        except Exception as exc:
+            where = f"frame {index}: " if index else ""
+            self.report_failure(item, f"{where}{exc}")
+            client.cancel([other for other, (owner, _) in self.futures.items() if owner is item])
+            return
+        item.infos[index] = info
+        if labels is not None:
+            if item.labels is None:  # allocated on the first frame, not for queued inputs
+                item.labels = np.zeros(item.shape[: len(index)] + labels.shape, labels.dtype)
+            item.labels[index if index else ...] = labels
+        else:
+            flush_progress(item, self.flushed)
+        if len(item.infos) == item.n_frames:
+            self.complete(item)
+
+    def complete(self, item: InputItem) -> None:
+        try:
+            finish(item, self.spatial_ndim)
+            item.status = "written"
+        except Exception as exc:
+            self.report_failure(item, f"cannot write {item.output} ({exc})")
+
+    def keep_finished_frames(self) -> int:
+        """After Ctrl-C: record the finished frames of the zarr series still running; returns the outputs written."""
+        for item in self.items:
+            if item.status == "running" and item.partial is not None:
+                flush_progress(item)
+        return sum(item.status == "written" for item in self.items)
+
+
+def summary(items: list[InputItem], wall: float) -> str:
+    """The table printed at the end: per input its frames, objects, seconds and status, then the counts."""
+    rows = [("input", "frames", "objects", "seconds", "status")]
+    for item in items:
+        status = item.status if item.status != "failed" else f"failed: {item.reason}"
+        objects = str(item.n_segments) if item.infos else "-"
+        seconds = f"{item.seconds:.2f}" if item.infos else "-"
+        rows.append((item.path.name, str(item.n_frames or "-"), objects, seconds, status))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join([row[0].ljust(widths[0])] + [row[i].rjust(widths[i]) for i in (1, 2, 3)] + [row[4]]) for row in rows
+    ]
+    counts = {s: sum(item.status == s for item in items) for s in ("written", "skipped", "failed")}
+    lines.append(
+        f"{len(items)} input(s): {counts['written']} written, {counts['skipped']} skipped "
+        f"(already complete), {counts['failed']} failed; {wall:.1f} s"
+    )
+    return "\n".join(lines)

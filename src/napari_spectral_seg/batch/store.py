@@ -1,0 +1,120 @@
+"""The outputs of a batch: labels TIFFs (written through :mod:`napari_spectral_seg.io`), zarr
+stores built by the workers, and the record of finished frames that lets a run resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+from ..io import METADATA_KEY, write_labels
+from .plan import InputItem
+from .recipe import recorded_parameters
+
+__all__ = ["ZARR_DONE_ATTR", "finish", "flush_progress", "open_partial_zarr", "output_parameters"]
+
+# The zarr attribute a partial output uses to remember finished frames across interrupted runs.
+ZARR_DONE_ATTR = "spectral_seg_frames_done"
+# Update a partial zarr's list of done frames at most this often: the list is
+# only a resume hint, losing the last second of it costs a few recomputed frames.
+_ZARR_FLUSH_INTERVAL = 2.0  # seconds
+
+
+def output_parameters(item: InputItem, spatial_ndim: int) -> dict:
+    """What a finished output stores: the recorded parameters, the input and every frame's info."""
+    from .. import __version__
+
+    infos = [item.infos[idx] for idx in item.indices]
+    parameters = dict(
+        recorded_parameters(item.params, spatial_ndim),
+        input=str(item.path),
+        frames=item.n_frames,
+        n_segments=item.n_segments,
+        seconds=round(item.seconds, 3),
+        version=__version__,
+    )
+    if item.indices == [()]:
+        parameters["threshold_used"] = infos[0]["threshold_used"]
+    parameters["frame_info"] = infos
+    return parameters
+
+
+def open_partial_zarr(item: InputItem, spatial_ndim: int) -> set:
+    """Create (or reopen, to resume) the zarr an input's workers write into.
+
+    It is ``DIR/.<name>.partial.zarr``, chunked one frame per chunk.
+
+    Returns
+    -------
+    set of tuple
+        Frames already done in an earlier, interrupted run (their infos are
+        added to ``item.infos``).
+    """
+    import zarr
+
+    item.partial = item.output.with_name(f".{item.output.name}.partial.zarr")
+    request = recorded_parameters(item.params, spatial_ndim)
+    shape = tuple(item.shape[: len(item.indices[0])]) + item.spatial_shape
+    if item.partial.exists():
+        done = _resumable_frames(item, shape, request)
+        if done is not None:
+            item.infos.update(done)
+            return set(done)
+        shutil.rmtree(item.partial)
+    chunks = (1,) * (len(shape) - len(item.spatial_shape)) + item.spatial_shape
+    array = zarr.open_array(str(item.partial), mode="w", shape=shape, chunks=chunks, dtype="int32", fill_value=0)
+    array.attrs[METADATA_KEY] = request
+    array.attrs[ZARR_DONE_ATTR] = []
+    return set()
+
+
+def _resumable_frames(item: InputItem, shape: tuple, request: dict) -> dict | None:
+    """The frames a partial zarr of an earlier run holds (index -> info), or None if it cannot be resumed."""
+    import zarr
+
+    try:
+        array = zarr.open_array(str(item.partial), mode="r+")
+        stored = dict(array.attrs)
+        if array.shape != shape or stored.get(METADATA_KEY) != request:
+            return None
+        return {tuple(info["index"]): info for info in stored.get(ZARR_DONE_ATTR, [])}
+    except Exception:
+        return None  # unreadable leftovers: start again
+
+
+def flush_progress(item: InputItem, last: dict | None = None) -> None:
+    """Record an input's finished frames in its partial zarr.
+
+    With ``last`` (a dict of input id -> time of its last flush), at most
+    once every ``_ZARR_FLUSH_INTERVAL`` seconds per input.
+    """
+    if last is not None:
+        if time.monotonic() - last.get(id(item), 0) <= _ZARR_FLUSH_INTERVAL:
+            return
+        last[id(item)] = time.monotonic()
+    import zarr
+
+    array = zarr.open_array(str(item.partial), mode="r+")
+    array.attrs[ZARR_DONE_ATTR] = list(item.infos.values())
+
+
+def finish(item: InputItem, spatial_ndim: int) -> None:
+    """Write a finished input's output (TIFF), or seal its zarr by renaming it."""
+    parameters = output_parameters(item, spatial_ndim)
+    if item.kind != "zarr":
+        write_labels(item.output, item.labels, parameters)
+        item.labels = None
+        return
+    import zarr
+
+    array = zarr.open_array(str(item.partial), mode="r+")
+    array.attrs[METADATA_KEY] = parameters
+    del array.attrs[ZARR_DONE_ATTR]
+    if item.output.exists():  # --overwrite: move the old one aside, then swap
+        old = item.output.with_name(f".{item.output.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(item.output, old)
+        os.replace(item.partial, item.output)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(item.partial, item.output)
