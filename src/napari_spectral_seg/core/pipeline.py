@@ -161,8 +161,12 @@ def iter_segment(
     sigma=None,
     sensitivity: float | None = None,
     edge_level: float | None = DEFAULT_EDGE_LEVEL,
+    auto_config=None,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment an image step by step; see :func:`segment` for the parameters.
+
+    ``auto_config`` (an :class:`napari_spectral_seg.core.auto.AutoConfig`)
+    replaces the thresholds of ``n_clusters="auto"``; None: the defaults.
 
     Yields
     ------
@@ -267,7 +271,8 @@ def iter_segment(
         seed_node = nodes
     seconds["mask"] = time.perf_counter() - t0
     if n_clusters == "auto" and seeds_of_component is None:  # seed points decide the count
-        return (yield from _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0, explicit_mask, regions))
+        tail = _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0, explicit_mask, regions, auto_config)
+        return (yield from tail)
 
     t1 = time.perf_counter()
     yield Progress("graph", _STEP_SPAN["graph"][0], f"pixel graph of {index.n_nodes} pixels")
@@ -364,7 +369,9 @@ def iter_segment(
     )
 
 
-def _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0, explicit_mask=None, regions=None):
+def _iter_auto_tail(
+    data, index, spatial_shape, parameters, seconds, t0, explicit_mask=None, regions=None, auto_config=None
+):
     """The ``n_clusters="auto"`` steps after the mask: decide and cut each component.
 
     See :mod:`napari_spectral_seg.core.auto`.
@@ -381,6 +388,7 @@ def _iter_auto_tail(data, index, spatial_shape, parameters, seconds, t0, explici
         min_part=default_min_part(parameters["min_size"], len(spatial_shape)),
         eigen_solver=parameters["eigen_solver"],
         random_state=parameters["random_state"],
+        config=auto_config,
     )
     lo, hi = _STEP_SPAN["eigenvectors"]
     first = True
