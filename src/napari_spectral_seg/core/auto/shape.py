@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 
+from .._threads import single_threaded
 from .config import AutoConfig
 from .geometry import axis_scale, box_mask
 
@@ -74,16 +75,20 @@ def hull_mask(box):
 
     # Only the rim spans the hull; interior pixels add nothing but cost.
     rim = np.argwhere(box & ~ndi.binary_erosion(box)).astype(float)
-    try:
-        hull = ConvexHull(rim)
-        # Point location in a triangulation of the hull's corners: memory
-        # linear in the box (a test against every facet at once needs
-        # voxels x facets, tens of GiB for a large ball).
-        cells = Delaunay(rim[hull.vertices])
-    except QhullError:
-        return None
-    grid = np.argwhere(np.ones(box.shape, dtype=bool)).astype(float)
-    inside = cells.find_simplex(grid, tol=1e-9) >= 0
+    # One BLAS thread, like the engine's other dense steps: the
+    # triangulation's linear algebra is small, and threads only add
+    # contention on a busy machine.
+    with single_threaded("auto", user_api="blas"):
+        try:
+            hull = ConvexHull(rim)
+            # Point location in a triangulation of the hull's corners: memory
+            # linear in the box (a test against every facet at once needs
+            # voxels x facets, tens of GiB for a large ball).
+            cells = Delaunay(rim[hull.vertices])
+        except QhullError:
+            return None
+        grid = np.argwhere(np.ones(box.shape, dtype=bool)).astype(float)
+        inside = cells.find_simplex(grid, tol=1e-9) >= 0
     return inside.reshape(box.shape)
 
 
