@@ -389,10 +389,9 @@ def test_solidity_and_seam_cues():
 def test_typical_size_does_not_collapse_under_fragments():
     """A swarm of min_part chips must not put the typical size at a chip's size.
 
-    The sizes are those of the first pass on 3D ``touching_blobs`` seed 510
-    before thin parts were left unsplit (truth: 12 objects of 841-5836
-    voxels, median 1684), where the count median was 88 voxels and 232
-    pieces came out.
+    The sizes are a first pass that chipped thin sheets into min_part pieces
+    on a 3D volume whose 12 objects hold 841-5836 voxels (median 1684); the
+    count median of these sizes is 88 voxels.
     """
     from napari_spectral_seg.core.auto.pieces import typical_size
 
@@ -404,11 +403,11 @@ def test_typical_size_does_not_collapse_under_fragments():
     assert typical_size(whole, 30, AutoConfig()) == 350.0
 
 
-def test_auto_3d_seed_510_typical_size_does_not_collapse(monkeypatch):
-    """End to end on the volume that collapsed: piece count near the truth's 12.
+def test_auto_3d_thin_sheets_do_not_collapse_the_typical_size(monkeypatch):
+    """Piece count near the truth's 12 on a volume whose cuts leave thin sheets.
 
-    Thin sheets left along cuts are no longer chipped into min_part pieces,
-    so the first pass's median stays near the objects' size.
+    Thin sheets left along cuts are not chipped into min_part pieces, so the
+    first pass's median stays near the objects' size.
     """
     from napari_spectral_seg.core.auto import recipe
 
@@ -423,7 +422,7 @@ def test_auto_3d_seed_510_typical_size_does_not_collapse(monkeypatch):
     image, truth = touching_blobs((40, 64, 64), 12, seed=510)
     labels = segment(image, **AUTO_OTSU)
     assert abs(int(labels.max()) - int(truth.max())) <= 3
-    # Truth median 1684 voxels; the count median had fallen to 52-88.
+    # Truth median 1684 voxels; chipped sheets would put the count median at 52-88.
     assert min(seen) > 1000
     assert f1_at_iou50(truth, labels) > 0.5
 
