@@ -111,6 +111,14 @@ def test_auto_touching_blobs_f1():
     assert f1_at_iou50(truth, labels) >= 0.8
 
 
+def test_auto_config_defaults_are_the_default_run():
+    image, mask, _ = four_circles()
+    default = segment(image, mask, n_clusters="auto", random_state=0)
+    assert np.array_equal(segment_with(image, AutoConfig(), mask=mask, n_clusters="auto", random_state=0), default)
+    with pytest.raises(AttributeError):
+        AutoConfig().notch_ratio = 0.0  # frozen: a run's thresholds cannot change under it
+
+
 def test_auto_records_parameters_and_validates_sensitivity():
     image, mask, _ = four_circles()
     result = run_to_end(iter_segment(image, mask, n_clusters="auto", random_state=0))
