@@ -7,6 +7,7 @@ import pytest
 import scipy.ndimage as ndi
 
 from napari_spectral_seg import SegmentationCancelled, segment, segment_frames, touching_blobs
+from napari_spectral_seg.core.auto import AutoConfig
 from napari_spectral_seg.core.pipeline import iter_segment, run_to_end
 from napari_spectral_seg.data import four_circles
 
@@ -41,6 +42,11 @@ def majority_agreement(truth, pred):
         ids, counts = np.unique(pred[truth == t], return_counts=True)
         best[t] = ids[np.argmax(counts)]
     return best
+
+
+def segment_with(image, config, **kwargs):
+    """Labels of an auto-mode run with the thresholds ``config``."""
+    return run_to_end(iter_segment(image, auto_config=config, **kwargs)).labels
 
 
 def test_auto_splits_seed_four_circles_into_four():
@@ -103,6 +109,14 @@ def test_auto_touching_blobs_f1():
     # Consecutive labels 1..M.
     assert np.array_equal(np.unique(labels)[1:], np.arange(1, labels.max() + 1))
     assert f1_at_iou50(truth, labels) >= 0.8
+
+
+def test_auto_config_defaults_are_the_default_run():
+    image, mask, _ = four_circles()
+    default = segment(image, mask, n_clusters="auto", random_state=0)
+    assert np.array_equal(segment_with(image, AutoConfig(), mask=mask, n_clusters="auto", random_state=0), default)
+    with pytest.raises(AttributeError):
+        AutoConfig().notch_ratio = 0.0  # frozen: a run's thresholds cannot change under it
 
 
 def test_auto_records_parameters_and_validates_sensitivity():
@@ -261,12 +275,10 @@ def _shoulder_scene(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_auto_splits_bright_dim_pair_without_neck_along_the_step(seed, monkeypatch):
+def test_auto_splits_bright_dim_pair_without_neck_along_the_step(seed):
     # The pair's union has no neck and the dim object is a terrace, not a
     # hill: only the intensity step between them shows the seam. The single
     # textured domes beside it must stay whole.
-    from napari_spectral_seg.core import auto
-
     image, truth = _shoulder_scene(seed)
     kwargs = AUTO_OTSU
     labels = segment(image, **kwargs)
@@ -274,24 +286,19 @@ def test_auto_splits_bright_dim_pair_without_neck_along_the_step(seed, monkeypat
     assert f1_at_iou50(truth, labels) == 1.0
     # Without the step cue (and the notch cut, which sees the pair's slight
     # dent too) the pair stays merged: the test exercises the step cue.
-    monkeypatch.setattr(auto, "_NOTCH_RATIO", 0.0)
-    assert segment(image, **kwargs).max() == 5
-    monkeypatch.setattr(auto, "_STEP_SCORE", 0.0)
-    assert segment(image, **kwargs).max() == 4
+    assert segment_with(image, AutoConfig(notch_ratio=0.0), **kwargs).max() == 5
+    assert segment_with(image, AutoConfig(notch_ratio=0.0, step_score=0.0), **kwargs).max() == 4
 
 
-def test_auto_oversized_part_with_shallow_pass_is_split(monkeypatch):
+def test_auto_oversized_part_with_shallow_pass_is_split():
     # A part 1.5-2 typical sizes large whose pass/hill ratio is 0.85-0.93
     # holds several objects on the generator's images (single objects of
     # that size score >= 0.94); here one such pair is left merged without
     # the raised floor, and every object comes out with it.
-    from napari_spectral_seg.core import auto
-
     image, truth = touching_blobs((128, 128), 14, seed=5)
     kwargs = AUTO_OTSU
     assert f1_at_iou50(truth, segment(image, **kwargs)) == 1.0
-    monkeypatch.setattr(auto, "_LARGE_PART_FLOOR", 0.0)
-    assert f1_at_iou50(truth, segment(image, **kwargs)) < 1.0
+    assert f1_at_iou50(truth, segment_with(image, AutoConfig(large_part_floor=0.0), **kwargs)) < 1.0
 
 
 def _voxel_graph(mask):
@@ -304,8 +311,9 @@ def _voxel_graph(mask):
 
 
 def test_moment_test_separates_single_ellipsoids_from_touching_pairs():
-    from napari_spectral_seg.core import auto
+    from napari_spectral_seg.core.auto import rules, shape
 
+    config = AutoConfig()
     g = np.indices((40, 40, 60)).astype(float)
     # one ellipsoid, axes 1.5:1:1.2 (the generator's most elongated case)
     single = ((g[0] - 20) / 12) ** 2 + ((g[1] - 20) / 8) ** 2 + ((g[2] - 30) / 9.6) ** 2 < 1
@@ -313,30 +321,32 @@ def test_moment_test_separates_single_ellipsoids_from_touching_pairs():
     ball_a = (g[0] - 20) ** 2 + (g[1] - 20) ** 2 + (g[2] - 20) ** 2 < 81
     ball_b = (g[0] - 20) ** 2 + (g[1] - 20) ** 2 + (g[2] - 32.8) ** 2 < 49
     pair = ball_a | ball_b
-    assert auto._two_means(np.argwhere(single).astype(float))[1] > auto._MOMENT_RATIO
-    assert auto._two_means(np.argwhere(pair).astype(float))[1] < auto._MOMENT_RATIO
+    assert shape.two_means(np.argwhere(single).astype(float))[1] > config.moment_ratio
+    assert shape.two_means(np.argwhere(pair).astype(float))[1] < config.moment_ratio
 
     # split: the pair as one piece becomes the two balls; the ellipsoid stays whole
     typical = float(ball_a.sum() + ball_b.sum()) / 2
     coords, a, b = _voxel_graph(pair)
-    out = auto._split_moments(np.zeros(len(coords), dtype=np.int64), a, b, coords, typical, spacing=None, min_part=30)
+    zeros = np.zeros(len(coords), dtype=np.int64)
+    out = rules.split_moments(zeros, a, b, coords, typical, spacing=None, min_part=30, config=config)
     assert out.max() == 1
     pred = np.zeros(pair.shape, dtype=np.int64)
     pred[tuple(coords.T)] = out + 1
     truth = np.where(ball_a, 1, np.where(ball_b, 2, 0))
     assert f1_at_iou50(truth, pred) == 1.0
     coords, a, b = _voxel_graph(single)
-    out = auto._split_moments(np.zeros(len(coords), dtype=np.int64), a, b, coords, typical, spacing=None, min_part=30)
+    zeros = np.zeros(len(coords), dtype=np.int64)
+    out = rules.split_moments(zeros, a, b, coords, typical, spacing=None, min_part=30, config=config)
     assert out.max() == 0
 
     # join: a ball cut in two halves is one object again; the two balls stay two
     ball = (g[0] - 20) ** 2 + (g[1] - 20) ** 2 + (g[2] - 30) ** 2 < 100
     coords, a, b = _voxel_graph(ball)
     halves = (coords[:, 2] > 31).astype(np.int64)
-    assert auto._join_moments(halves, a, b, coords, float(ball.sum()), spacing=None).max() == 0
+    assert rules.join_moments(halves, a, b, coords, float(ball.sum()), spacing=None, config=config).max() == 0
     coords, a, b = _voxel_graph(pair)
     two = (coords[:, 2] > 26).astype(np.int64)
-    assert auto._join_moments(two, a, b, coords, typical, spacing=None).max() == 1
+    assert rules.join_moments(two, a, b, coords, typical, spacing=None, config=config).max() == 1
 
 
 def _clipped_ellipse_scene(seed):
@@ -356,83 +366,81 @@ def _clipped_ellipse_scene(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_auto_border_clipped_large_ellipse_stays_whole(seed, monkeypatch):
+def test_auto_border_clipped_large_ellipse_stays_whole(seed):
     # The oversized rule cuts the big clipped ellipse although no pass
     # divides it; its pieces' union is convex and their seam spans the
     # object, so the convex rejoin makes it one object again.
-    from napari_spectral_seg.core import auto
-
     image, truth = _clipped_ellipse_scene(seed)
     kwargs = AUTO_OTSU
     labels = segment(image, **kwargs)
     assert labels.max() == 9
     assert f1_at_iou50(truth, labels) == 1.0
     # Without the rejoin the ellipse is over-split (the test exercises it).
-    monkeypatch.setattr(auto, "_CONVEX_SOLIDITY", 2.0)
-    assert segment(image, **kwargs).max() > 9
+    assert segment_with(image, AutoConfig(convex_solidity=2.0), **kwargs).max() > 9
 
 
 def test_solidity_and_seam_cues():
-    from napari_spectral_seg.core import auto
+    from napari_spectral_seg.core.auto import shape
 
     yy, xx = np.indices((60, 100))
     ellipse = ((yy - 30) / 12) ** 2 + ((xx - 50) / 20) ** 2 < 1
     pair = ((yy - 30) ** 2 + (xx - 40) ** 2 < 100) | ((yy - 30) ** 2 + (xx - 56) ** 2 < 100)
-    assert auto._solidity(np.argwhere(ellipse)) > 0.97
-    assert auto._solidity(np.argwhere(pair)) < 0.97
+    assert shape.solidity(np.argwhere(ellipse)) > 0.97
+    assert shape.solidity(np.argwhere(pair)) < 0.97
     # ellipse cut along its long axis: the seam spans it; the pair meets at a neck
     for mask, axis, cut, expected in ((ellipse, 0, 30, True), (pair, 1, 48, False)):
         coords, a, b = _voxel_graph(mask)
         halves = (coords[:, axis] >= cut).astype(np.int64)
-        assert (auto._seam_ratio(halves, a, b, 2, 0, 1) >= auto._CONVEX_SEAM) == expected
+        assert (shape.seam_ratio(halves, a, b, 2, 0, 1) >= AutoConfig().convex_seam) == expected
 
 
 def test_typical_size_does_not_collapse_under_fragments():
     """A swarm of min_part chips must not put the typical size at a chip's size.
 
-    The sizes are those of the first pass on 3D ``touching_blobs`` seed 510
-    before thin parts were left unsplit (truth: 12 objects of 841-5836
-    voxels, median 1684), where the count median was 88 voxels and 232
-    pieces came out.
+    The sizes are a first pass that chipped thin sheets into min_part pieces
+    on a 3D volume whose 12 objects hold 841-5836 voxels (median 1684); the
+    count median of these sizes is 88 voxels.
     """
-    from napari_spectral_seg.core.auto import _typical_size
+    from napari_spectral_seg.core.auto.pieces import typical_size
 
     sizes = [13100, 4592, 4526, 3363, 2384, 1171, 1011, 515, 88, 56, 49, 39, 30, 30, 30, 30, 30]
     pieces = [np.repeat(np.arange(len(sizes)), sizes)]
-    assert 400 <= _typical_size(pieces, 30) <= 4000
+    assert 400 <= typical_size(pieces, 30, AutoConfig()) <= 4000
     # Without fragments the estimate is the plain median, even with a clump.
     whole = [np.repeat(np.arange(6), [100, 200, 300, 400, 500, 2500])]
-    assert _typical_size(whole, 30) == 350.0
+    assert typical_size(whole, 30, AutoConfig()) == 350.0
 
 
-def test_auto_3d_seed_510_typical_size_does_not_collapse(monkeypatch):
-    """End to end on the volume that collapsed: piece count near the truth's 12.
+def test_auto_3d_thin_sheets_do_not_collapse_the_typical_size(monkeypatch):
+    """Piece count near the truth's 12 on a volume whose cuts leave thin sheets.
 
-    Thin sheets left along cuts are no longer chipped into min_part pieces,
-    so the first pass's median stays near the objects' size.
+    Thin sheets left along cuts are not chipped into min_part pieces, so the
+    first pass's median stays near the objects' size.
     """
-    import napari_spectral_seg.core.auto as auto
+    from napari_spectral_seg.core.auto import recipe
 
     seen = []
-    original = auto._typical_size
+    original = recipe.typical_size
 
-    def spy(pieces, min_part):
-        seen.append(original(pieces, min_part))
+    def spy(pieces, min_part, config):
+        seen.append(original(pieces, min_part, config))
         return seen[-1]
 
-    monkeypatch.setattr(auto, "_typical_size", spy)
+    monkeypatch.setattr(recipe, "typical_size", spy)
     image, truth = touching_blobs((40, 64, 64), 12, seed=510)
     labels = segment(image, **AUTO_OTSU)
     assert abs(int(labels.max()) - int(truth.max())) <= 3
-    # Truth median 1684 voxels; the count median had fallen to 52-88.
+    # Truth median 1684 voxels; chipped sheets would put the count median at 52-88.
     assert min(seen) > 1000
     assert f1_at_iou50(truth, labels) > 0.5
 
 
 def test_notch_cut_separates_lobes_and_leaves_ellipses_whole():
-    from napari_spectral_seg.core import auto
-    from napari_spectral_seg.core.auto import pixel_edges
+    from napari_spectral_seg.core.auto import pixel_edges, rules
+    from napari_spectral_seg.core.auto.shape import notch_cut
     from napari_spectral_seg.core.graph import index_pixels
+
+    config = AutoConfig()
 
     shape = (64, 64)
     centres = [(22, 20), (22, 43), (42, 31)]  # centre distance 23 = 0.82 x (2 r)
@@ -447,9 +455,8 @@ def test_notch_cut_separates_lobes_and_leaves_ellipses_whole():
     index = index_pixels(clump)
     heads, tails, _ = pixel_edges(index.node_of_pixel)
     coords = np.stack(np.unravel_index(index.pixel_of_node, shape), axis=1)
-    pieces = auto._split_notches(
-        np.zeros(index.n_nodes, dtype=np.int64), heads, tails, coords, typical, spacing=None, min_part=20
-    )
+    zeros = np.zeros(index.n_nodes, dtype=np.int64)
+    pieces = rules.split_notches(zeros, heads, tails, coords, typical, spacing=None, min_part=20, config=config)
     assert pieces.max() + 1 == 3
     labels = np.zeros(shape, dtype=np.int64)
     labels[tuple(coords.T)] = pieces + 1
@@ -462,12 +469,14 @@ def test_notch_cut_separates_lobes_and_leaves_ellipses_whole():
     holed = disk(shape, (32, 32), 28)
     holed[20:23, 30:33] = holed[40:43, 30:33] = False
     for region in (ellipse, clipped, holed):
-        ratio, seam, side = auto._notch_cut(np.argwhere(region), smallest=50)
-        assert side is None or ratio < auto._NOTCH_RATIO
+        ratio, seam, side = notch_cut(np.argwhere(region), smallest=50, config=config)
+        assert side is None or ratio < config.notch_ratio
 
 
-def test_giant_single_ellipsoid_is_not_chopped_by_the_size_rule(monkeypatch):
-    from napari_spectral_seg.core import auto
+def test_giant_single_ellipsoid_is_not_chopped_by_the_size_rule():
+    from napari_spectral_seg.core.auto import shape
+
+    config = AutoConfig()
 
     zz, yy, xx = np.indices((30, 44, 44))
     giant = ((zz - 15) / 13.0) ** 2 + ((yy - 22) / 19.0) ** 2 + ((xx - 22) / 17.0) ** 2 < 1
@@ -475,9 +484,9 @@ def test_giant_single_ellipsoid_is_not_chopped_by_the_size_rule(monkeypatch):
     pair = (((zz - 15) / 8.0) ** 2 + ((yy - 22) / 8.0) ** 2 + ((xx - 14) / 8.0) ** 2 < 1) | (
         ((zz - 15) / 8.0) ** 2 + ((yy - 22) / 8.0) ** 2 + ((xx - 27) / 8.0) ** 2 < 1
     )
-    assert auto._is_one_convex_body(np.argwhere(giant), None)
-    assert auto._is_one_convex_body(np.argwhere(ball), None)
-    assert not auto._is_one_convex_body(np.argwhere(pair), None)
+    assert shape.is_one_convex_body(np.argwhere(giant), None, config)
+    assert shape.is_one_convex_body(np.argwhere(ball), None, config)
+    assert not shape.is_one_convex_body(np.argwhere(pair), None, config)
     # End to end: a giant ellipsoid among normal balls stays one object;
     # without the test the size rule chops it.
     volume = np.zeros((30, 96, 96))
@@ -492,5 +501,4 @@ def test_giant_single_ellipsoid_is_not_chopped_by_the_size_rule(monkeypatch):
     centre = labels[15, 48, 48]
     assert labels.max() == 6
     assert np.count_nonzero(labels == centre) > 0.9 * giant.sum()
-    monkeypatch.setattr(auto, "_ONE_BODY_DIMS", ())
-    assert segment(image, **kw).max() > 6
+    assert segment_with(image, AutoConfig(one_body_dims=()), **kw).max() > 6

@@ -50,7 +50,12 @@ __all__ = [
 
 EIGEN_SOLVERS = ("auto", "arpack", "lobpcg", "amg", "multilevel")
 LABEL_METHODS = ("kmeans", "cluster_qr")
+# Split threshold on the pass/hill ratio of auto mode: single objects score
+# close to 1, touching pairs well below; irregular real outlines go down to
+# about this value, which is why it is not higher.
 DEFAULT_SENSITIVITY = 0.85
+# Where auto mode draws an object's edge, as a fraction of the way from the
+# background to the object's own brightness (see core/edges.py).
 DEFAULT_EDGE_LEVEL = 0.4
 # Parameters that describe one image (its points, its axes), not a recipe:
 # a parameter file for many images leaves out ``seeds``.

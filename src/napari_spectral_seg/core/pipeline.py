@@ -413,7 +413,7 @@ def _iter_auto_tail(run: _Run, auto_config=None):
         min_part=default_min_part(parameters["min_size"], len(run.spatial_shape)),
         eigen_solver=parameters["eigen_solver"],
         random_state=parameters["random_state"],
-        **({} if auto_config is None else {"config": auto_config}),
+        config=auto_config,
     )
     lo, hi = _STEP_SPAN["eigenvectors"]
 

@@ -1,0 +1,111 @@
+"""The settings of auto mode: the tuned thresholds in one place, and the checks of its parameters.
+
+Every rule of :mod:`napari_spectral_seg.core.auto` reads its thresholds from
+an :class:`AutoConfig` passed down to it, so a study of one rule can change
+one field without touching the code. How the defaults were chosen is
+recorded in ``docs/auto_tuning.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..params import DEFAULT_SENSITIVITY
+
+__all__ = ["DEFAULT_SENSITIVITY", "AutoConfig", "default_min_part"]
+
+# The default sensitivity (declared with the parameters) is the split threshold
+# on the pass/hill ratio: single objects score close to 1, touching pairs well below.
+
+
+@dataclass(frozen=True)
+class AutoConfig:
+    """Thresholds of the automatic split (see :mod:`napari_spectral_seg.core.auto`).
+
+    "Typical sizes" are area-equivalent multiples of the typical object size
+    (volume ratios to the power 2/3 in 3D), except in ``large_part_smallest``
+    and ``notch_smallest``, which are plain fractions of its pixel count.
+    """
+
+    # --- landscape and candidate cuts
+    #: Added to every edge weight, so the pixel graph stays connected while boundary edges stay cheap.
+    weight_floor: float = 1e-3
+    #: Most candidate cuts tested per bisection (more only refine the cut position).
+    max_candidates: int = 256
+    #: Width (pixels) of the averaging of the intensity cue, so pixel noise makes no passes.
+    cue_sigma: float = 1.0
+    #: Parts whose deepest pixel lies less than this many pixels inside are not split (thin sheets).
+    min_depth: float = 2.0
+
+    # --- oversized parts (size calibration)
+    #: A part larger than this many typical sizes is re-examined with a raised threshold.
+    large_part: float = 1.5
+    #: Over this many more typical sizes the raised threshold ramps up to ``large_part_sensitivity``.
+    large_part_ramp: float = 1.0
+    #: Threshold reached at the end of the ramp (1.0: any cut below the lower hill's top).
+    large_part_sensitivity: float = 1.0
+    #: Each side of a cut of an oversized part (and of the later rules' cuts) holds this many typical sizes.
+    large_part_smallest: float = 0.4
+    #: Lowest threshold of an oversized part, at ``large_part_floor_sensitivity``.
+    large_part_floor: float = 0.93
+    #: The sensitivity at which ``large_part_floor`` holds as given; it scales in proportion to sensitivity.
+    large_part_floor_sensitivity: float = DEFAULT_SENSITIVITY
+    #: Most rounds of re-estimating the typical size and splitting oversized parts again.
+    calibration_rounds: int = 3
+    #: The typical size is at least the size of the piece holding the median pixel divided by this.
+    collapse: float = 10.0
+    #: Pieces cut off inside a component below this many typical sizes rejoin a neighbour.
+    sliver: float = 0.25
+
+    # --- intensity steps
+    #: Strength of the intensity-gradient factor ``exp(-step_beta |dt| / median |dt|)`` in the step graph.
+    step_beta: float = 1.0
+    #: Width (pixels) of the band on each side of a cut where the brightness step is measured.
+    step_band: float = 3.0
+    #: Largest ``ncut / step`` score taken as two objects (0 turns the rule off).
+    step_score: float = 0.04
+    #: Only pieces of at least this many typical sizes are tried for a step cut.
+    step_min_size: float = 1.1
+
+    # --- shape moments (3D)
+    #: A piece whose 2-means split leaves less than this fraction of its second moment is two objects (0: off).
+    moment_ratio: float = 0.6
+    #: Only pieces of at least this many typical sizes are tested for two clusters.
+    moment_min_size: float = 0.9
+    #: Two touching pieces whose union's 2-means leaves at least this fraction are one object and are joined.
+    join_ratio: float = 0.68
+    #: ...if their union holds at most this many typical sizes.
+    join_max_size: float = 2.0
+
+    # --- one convex body (kept whole although oversized)
+    #: A part cut only by the size rule is kept whole if it fills at least this fraction of its convex hull...
+    one_body_solidity: float = 0.97
+    #: ...and its 2-means split leaves at least this fraction of its second moment.
+    one_body_moment: float = 0.66
+    #: Numbers of spatial dimensions in which that test applies.
+    one_body_dims: tuple[int, ...] = (3,)
+
+    # --- convex rejoin
+    #: Two touching pieces are joined when their union fills at least this fraction of its convex hull...
+    convex_solidity: float = 0.97
+    #: ...their seam is at least this many times the smaller piece's equivalent diameter (3D: central section)...
+    convex_seam: float = 1.4
+    #: ...and the union holds at most this many typical sizes.
+    convex_max_size: float = 3.5
+
+    # --- notches (2D)
+    #: A notch of the outline counts when it reaches at least this many pixels inside the convex hull.
+    notch_min_depth: float = 1.5
+    #: A notch cut needs the two notches' summed depth to be at least this times the cut's length (0: off).
+    notch_ratio: float = 0.3
+    #: ...and the cut at most this many times the smaller side's equivalent diameter.
+    notch_seam: float = 1.1
+    #: Only pieces of at least this many typical sizes are tried for a notch cut.
+    notch_min_size: float = 1.2
+    #: Each side of a notch cut holds at least this many typical sizes.
+    notch_smallest: float = 0.35
+
+
+def default_min_part(min_size: int, n_spatial: int) -> int:
+    """Smallest piece a split may cut off: ``min_size``, at least 10 px (2D) or 30 voxels (3D)."""
+    return max(int(min_size), 10 if n_spatial == 2 else 30)

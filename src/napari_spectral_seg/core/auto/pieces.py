@@ -1,0 +1,142 @@
+"""Pieces of a component: cutting along a side assignment, merging small pieces, the typical size.
+
+A component's split is held as labels ``0..K-1`` per node (its pieces);
+edges ``a, b`` are in the component's local node numbering.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from .config import AutoConfig
+
+__all__ = [
+    "cut_into_pieces",
+    "labels_of_pieces",
+    "local_edges",
+    "merge_small_pieces",
+    "split_recursively",
+    "typical_size",
+]
+
+# Guard against a rule that keeps cutting: at most about this many pieces
+# per component come out of split_recursively.
+_MAX_PIECES = 1000
+
+
+def local_edges(nodes, n_nodes, a, b):
+    """The edges ``(a, b)`` that join two of ``nodes``, renumbered ``0..len(nodes)-1``."""
+    local = np.full(n_nodes, -1, dtype=np.int64)
+    local[nodes] = np.arange(len(nodes))
+    la, lb = local[a], local[b]
+    inside = (la >= 0) & (lb >= 0)
+    return la[inside], lb[inside]
+
+
+def cut_into_pieces(nodes, side, la, lb, min_part):
+    """Connected pieces of ``nodes`` once the edges between ``side`` 0 and 1 are cut.
+
+    A side can be in several pieces; each connected piece is its own
+    candidate object, and pieces below ``min_part`` rejoin a neighbour.
+    Returns the pieces' node arrays, or None when the cut leaves a single
+    piece.
+    """
+    same = side[la] == side[lb]
+    n_pieces, piece = connected_components(
+        sp.coo_array((np.ones(int(same.sum())), (la[same], lb[same])), shape=(len(nodes),) * 2), directed=False
+    )
+    piece = merge_small_pieces(piece, n_pieces, la, lb, min_part)
+    if piece.max() == 0:
+        return None
+    return [nodes[piece == p] for p in range(piece.max() + 1)]
+
+
+def labels_of_pieces(pieces, like):
+    """Labels ``0..K-1`` (the shape and dtype of ``like``) from a list of node arrays."""
+    out = np.empty_like(like)
+    for i, nodes in enumerate(pieces):
+        out[nodes] = i
+    return out
+
+
+def merge_small_pieces(piece, n_pieces, a, b, min_part):
+    """Give pieces smaller than ``min_part`` to the neighbour they share most edges with."""
+    for _ in range(n_pieces):
+        sizes = np.bincount(piece, minlength=n_pieces)
+        small = np.flatnonzero((sizes > 0) & (sizes < min_part))
+        if len(small) == 0 or np.count_nonzero(sizes) <= 1:
+            break
+        p = small[np.argmin(sizes[small])]
+        pa, pb = piece[a], piece[b]
+        touching = np.concatenate([pb[(pa == p) & (pb != p)], pa[(pb == p) & (pa != p)]])
+        if len(touching) == 0:
+            break
+        piece[piece == p] = np.bincount(touching).argmax()
+    _, piece = np.unique(piece, return_inverse=True)
+    return piece
+
+
+def split_recursively(labels, a, b, min_part, worth_trying, propose_side):
+    """Split pieces, and their parts again, while a rule proposes a cut.
+
+    ``worth_trying(nodes)`` is a cheap pre-test; ``propose_side(nodes, la,
+    lb)`` (``la, lb``: the piece's edges in local numbering) returns a 0/1
+    side per node, or None to keep the piece. At most about 1000 pieces are
+    made, a guard against a rule that keeps cutting. Returns labels
+    ``0..K-1``.
+    """
+    stack = [np.flatnonzero(labels == p) for p in range(int(labels.max()) + 1)]
+    final = []
+    while stack:
+        nodes = stack.pop()
+        if not worth_trying(nodes) or len(final) + len(stack) >= _MAX_PIECES:
+            final.append(nodes)
+            continue
+        la, lb = local_edges(nodes, len(labels), a, b)
+        side = propose_side(nodes, la, lb)
+        pieces = None if side is None else cut_into_pieces(nodes, side, la, lb, min_part)
+        if pieces is None:
+            final.append(nodes)
+            continue
+        stack.extend(pieces)
+    return labels_of_pieces(final, labels)
+
+
+def typical_size(pieces, min_part, config: AutoConfig):
+    """Median size of the pieces, guarded against a swarm of fragments.
+
+    Parameters
+    ----------
+    pieces : list of ndarray of int
+        Per component, the piece label of each node (``0..K-1``).
+    min_part : int
+        Pieces below this many pixels are specks, never objects.
+    config : AutoConfig
+        Its ``collapse`` sets the floor below.
+
+    Returns
+    -------
+    float
+        The median size of the pieces of at least ``min_part`` pixels, but
+        at least ``1 / config.collapse`` of the size of the piece holding the
+        median pixel; 0 when there are none.
+    """
+    sizes = np.concatenate([np.bincount(p) for p in pieces]) if pieces else np.zeros(0)
+    # Specks below min_part (noise, when min_size is 0) are not objects and
+    # would drag the median down until every object looked oversized.
+    if np.any(sizes >= min_part):
+        sizes = sizes[sizes >= min_part]
+    if len(sizes) == 0:
+        return 0.0
+    # A count median lets many small fragments outvote the few pieces that
+    # hold the mask, and every object then looks oversized. The piece
+    # holding the median pixel (size-weighted median) ignores fragments, but
+    # clumps lift it (a first pass leaves them whole), so it is only a
+    # floor, far enough below to change nothing unless the median has
+    # collapsed.
+    order = np.sort(sizes)
+    mass = np.cumsum(order)
+    weighted = float(order[np.searchsorted(mass, mass[-1] / 2.0)])
+    return max(float(np.median(sizes)), weighted / config.collapse)

@@ -1,0 +1,284 @@
+"""The auto-mode recipe: first split, size calibration, then the shape rules, per component.
+
+:func:`iter_auto_labels` runs the steps in order (numbers as in
+:mod:`napari_spectral_seg.core.auto`):
+
+1. :func:`_first_pass` splits every component by the pass/hill rule (steps 1-4);
+2. :func:`_calibrate_sizes` estimates the typical object size and splits
+   oversized pieces again, re-estimating a few times (step 5);
+3. :func:`refine_component` applies the shape rules to each component's
+   pieces (steps 6-9) in a fixed order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bisection import split_component
+from .config import DEFAULT_SENSITIVITY, AutoConfig
+from .landscape import landscape, pixel_edges
+from .pieces import typical_size
+from .rules import join_convex, join_moments, merge_slivers, split_moments, split_notches, split_oversized, split_steps
+
+__all__ = ["iter_auto_labels", "refine_component"]
+
+# Least time between two progress reports, in seconds (not a tuning value:
+# it only keeps the reports from flooding the caller).
+_MIN_YIELD_INTERVAL = 0.05
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The settings of one run, shared by every step."""
+
+    spacing: object
+    sensitivity: float
+    min_part: int
+    eigen_solver: str
+    random_state: int
+    config: AutoConfig
+
+
+@dataclass(frozen=True)
+class _Component:
+    """One connected component: its slice of the node arrays, edges in its local numbering."""
+
+    start: int
+    stop: int
+    h: np.ndarray
+    cue: np.ndarray
+    coords: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+
+class _Graph:
+    """Landscape, cue, pixel coordinates and edges of every node, cut into components on demand."""
+
+    def __init__(self, intensity, index, spacing, background, config):
+        self.h, self.cue = landscape(
+            intensity,
+            index.node_of_pixel,
+            index.offsets,
+            index.pixel_of_node,
+            spacing=spacing,
+            background=background,
+            config=config,
+        )
+        self.heads, self.tails, _ = pixel_edges(index.node_of_pixel, index.offsets)
+        self.coords = np.stack(np.unravel_index(index.pixel_of_node, index.node_of_pixel.shape), axis=1)
+        self.edge_start = np.searchsorted(self.heads, index.offsets)
+        self.offsets = index.offsets
+        self.n_nodes = index.n_nodes
+        self.n_components = index.n_components
+
+    def component(self, comp):
+        """Component ``comp``: its node range and its edges renumbered from 0."""
+        start, stop = int(self.offsets[comp]), int(self.offsets[comp + 1])
+        e0, e1 = self.edge_start[comp], self.edge_start[comp + 1]
+        return _Component(
+            start=start,
+            stop=stop,
+            h=self.h[start:stop],
+            cue=self.cue[start:stop],
+            coords=self.coords[start:stop],
+            a=self.heads[e0:e1] - start,
+            b=self.tails[e0:e1] - start,
+        )
+
+
+class _Ticker:
+    """Says when the next progress report is due (at most one per ``_MIN_YIELD_INTERVAL``)."""
+
+    def __init__(self):
+        self.last = time.perf_counter()
+
+    def due(self):
+        now = time.perf_counter()
+        if now - self.last > _MIN_YIELD_INTERVAL:
+            self.last = now
+            return True
+        return False
+
+
+def _first_pass(graph, run, ticker):
+    """Split every component by the pass/hill rule alone; yields progress in [0, 0.8].
+
+    Returns the pieces (per component, labels ``0..K-1``) and the pass/hill
+    ratios tried (per component, a list).
+    """
+    pieces, all_ratios = [], []
+    n_comp = graph.n_components
+    for comp in range(n_comp):
+        part = graph.component(comp)
+        labels, ratios = split_component(
+            part.h,
+            part.a,
+            part.b,
+            coords=part.coords,
+            cue=part.cue,
+            spacing=run.spacing,
+            sensitivity=run.sensitivity,
+            min_part=run.min_part,
+            eigen_solver=run.eigen_solver,
+            rng=np.random.default_rng([run.random_state, comp]),
+            config=run.config,
+        )
+        pieces.append(labels)
+        all_ratios.append(ratios)
+        if ticker.due():
+            yield 0.8 * part.stop / graph.n_nodes, f"component {comp + 1} of {n_comp}"
+    return pieces, all_ratios
+
+
+def _calibrate_sizes(graph, run, pieces, all_ratios, object_size, ticker):
+    """Estimate the typical object size and split oversized pieces again; yields progress in [0.8, 1].
+
+    The first pass's pieces are mostly single objects, so their median size
+    is the typical object size, and a piece far larger than that is
+    re-examined with a laxer threshold. The median counts unsplit clumps as
+    objects; once they are cut it drops and other clumps stand out as
+    oversized, so the estimate is repeated until nothing changes (at most
+    ``config.calibration_rounds`` times; once when ``object_size`` is given).
+    ``pieces`` and ``all_ratios`` are updated in place. Returns the typical
+    size and the number of rounds allowed.
+    """
+    n_comp = graph.n_components
+    rounds = 1 if object_size is not None else run.config.calibration_rounds
+    for round_ in range(rounds):
+        typical = float(object_size) if object_size is not None else typical_size(pieces, run.min_part, run.config)
+        changed = False
+        for comp in range(n_comp):
+            part = graph.component(comp)
+            labels, ratios = split_oversized(
+                pieces[comp],
+                part.a,
+                part.b,
+                part.coords,
+                part.cue,
+                typical,
+                spacing=run.spacing,
+                sensitivity=run.sensitivity,
+                min_part=run.min_part,
+                eigen_solver=run.eigen_solver,
+                seed=[run.random_state, comp, round_],
+                config=run.config,
+            )
+            all_ratios[comp].extend(ratios)
+            changed |= labels.max() != pieces[comp].max()
+            pieces[comp] = labels
+            if ticker.due():
+                done = (round_ + part.stop / graph.n_nodes) / rounds
+                yield 0.8 + 0.2 * done, f"size check {round_ + 1}, component {comp + 1} of {n_comp}"
+        if not changed:
+            break
+    return typical, rounds
+
+
+def refine_component(part, labels, typical, seed, run):
+    """The shape rules on one component's pieces, in order; returns labels ``0..K-1``.
+
+    Intensity steps first, then notches (2D) or two-cluster splits and
+    ellipsoid joins (3D), then slivers rejoin a neighbour, and last pieces
+    that are one convex object cut in two are joined. Nothing happens
+    without a typical size (``typical`` 0). ``seed`` seeds the step cut's
+    eigen-solver.
+    """
+    config = run.config
+    ndim = part.coords.shape[1]
+    if typical > 0 and config.step_score > 0:
+        labels = split_steps(
+            labels,
+            part.a,
+            part.b,
+            part.coords,
+            part.cue,
+            typical,
+            spacing=run.spacing,
+            min_part=run.min_part,
+            eigen_solver=run.eigen_solver,
+            seed=seed,
+            config=config,
+        )
+    if typical > 0 and ndim == 2 and config.notch_ratio > 0:
+        labels = split_notches(
+            labels, part.a, part.b, part.coords, typical, spacing=run.spacing, min_part=run.min_part, config=config
+        )
+    if typical > 0 and ndim == 3 and config.moment_ratio > 0:
+        labels = split_moments(
+            labels, part.a, part.b, part.coords, typical, spacing=run.spacing, min_part=run.min_part, config=config
+        )
+        labels = join_moments(labels, part.a, part.b, part.coords, typical, spacing=run.spacing, config=config)
+    if typical > 0 and labels.max() > 0:
+        labels = merge_slivers(labels, part.a, part.b, typical, ndim, run.min_part, config)
+    if typical > 0 and labels.max() > 0:
+        labels = join_convex(labels, part.a, part.b, part.coords, typical, config)
+    return labels
+
+
+def iter_auto_labels(
+    intensity: np.ndarray,
+    index,
+    *,
+    spacing=None,
+    background: float | None = None,
+    sensitivity: float = DEFAULT_SENSITIVITY,
+    min_part: int = 10,
+    eigen_solver: str = "auto",
+    random_state: int = 0,
+    object_size: float | None = None,
+    config: AutoConfig | None = None,
+) -> Generator[tuple[float, str], None, tuple[np.ndarray, list]]:
+    """Decide and cut every connected component; yields ``(fraction, message)``.
+
+    Parameters
+    ----------
+    intensity : ndarray of float, spatial shape
+        Single-channel (channel-mean) intensity, smoothed if asked for.
+    index : PixelIndex
+        From :func:`napari_spectral_seg.core.graph.index_pixels`.
+    spacing, background
+        See :func:`landscape`.
+    sensitivity, min_part, eigen_solver
+        See :func:`split_component`.
+    object_size : float, optional
+        Typical object size in pixels (see :func:`split_component`);
+        default: the median size of the pieces of a first pass without it,
+        re-estimated after each size pass (see the module docstring).
+    random_state : int
+        Seed; component ``c`` uses ``default_rng([random_state, c])``, so
+        results do not depend on the order components are processed.
+    config : AutoConfig, optional
+        The thresholds of every rule; default ``AutoConfig()``.
+
+    Yields
+    ------
+    (float, str)
+        Fraction of nodes done in [0, 1] and a message.
+
+    Returns
+    -------
+    node_label : ndarray of int64, shape (n_nodes,)
+        ``1..M``, unique over the whole image.
+    ratios : list of list of float
+        Per component, the pass/hill ratios of the bisections tried.
+    """
+    config = AutoConfig() if config is None else config
+    run = _Run(spacing, sensitivity, min_part, eigen_solver, random_state, config)
+    graph = _Graph(intensity, index, spacing, background, config)
+    ticker = _Ticker()
+    pieces, all_ratios = yield from _first_pass(graph, run, ticker)
+    typical, rounds = yield from _calibrate_sizes(graph, run, pieces, all_ratios, object_size, ticker)
+    node_label = np.zeros(index.n_nodes, dtype=np.int64)
+    next_label = 1
+    for comp in range(graph.n_components):
+        part = graph.component(comp)
+        labels = refine_component(part, pieces[comp], typical, [random_state, comp, rounds], run)
+        node_label[part.start : part.stop] = next_label + labels
+        next_label += int(labels.max()) + 1
+    yield 1.0, "size check done"
+    return node_label, all_ratios

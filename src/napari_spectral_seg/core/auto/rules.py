@@ -1,0 +1,246 @@
+"""The rules applied to a component's pieces once the typical object size is known.
+
+Each rule takes the component's labels ``0..K-1`` (edges ``a, b`` in its
+local numbering, ``coords`` its nodes' pixel coordinates) and returns new
+labels ``0..K'-1``: oversized pieces are bisected again, pieces are cut along
+an intensity step, two clusters of voxels (3D) or two notches (2D), and
+pieces that are one object cut in two are joined again. The order in which
+they run is :func:`napari_spectral_seg.core.auto.recipe.refine_component`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .bisection import split_component, step_cut
+from .config import AutoConfig
+from .geometry import axis_scale, relative_size
+from .landscape import part_heights
+from .pieces import local_edges, merge_small_pieces, split_recursively
+from .shape import notch_cut, seam_ratio, solidity, two_means
+
+__all__ = [
+    "join_convex",
+    "join_moments",
+    "merge_slivers",
+    "split_moments",
+    "split_notches",
+    "split_oversized",
+    "split_steps",
+]
+
+
+def split_oversized(
+    labels, a, b, coords, cue, typical, *, spacing, sensitivity, min_part, eigen_solver, seed, config: AutoConfig
+):
+    """Split again the pieces of one component that are much larger than ``typical``.
+
+    Deep overlaps and clumps can hide a pass; a piece far larger than the
+    typical object is bisected again with the raised threshold of
+    :func:`split_component`. Only the oversized pieces are looked at; the
+    rest of the component keeps its pieces (and costs nothing more). Returns
+    the new labels ``0..K-1`` and the ratios of the bisections tried.
+    """
+    sizes = np.bincount(labels)
+    ndim = coords.shape[1]
+    oversized = np.flatnonzero(relative_size(sizes, typical, ndim) > config.large_part) if typical > 0 else []
+    if len(oversized) == 0:
+        return labels, []
+    labels = labels.copy()
+    next_piece = int(labels.max()) + 1
+    all_ratios = []
+    for p in oversized:
+        nodes = np.flatnonzero(labels == p)
+        la, lb = local_edges(nodes, len(labels), a, b)
+        sub_coords, sub_cue = coords[nodes], cue[nodes]
+        sub, ratios = split_component(
+            part_heights(np.arange(len(nodes)), sub_coords, sub_cue, spacing),
+            la,
+            lb,
+            coords=sub_coords,
+            cue=sub_cue,
+            spacing=spacing,
+            sensitivity=sensitivity,
+            min_part=min_part,
+            eigen_solver=eigen_solver,
+            rng=np.random.default_rng([*seed, int(p)]),
+            object_size=typical,
+            config=config,
+        )
+        all_ratios.extend(ratios)
+        labels[nodes[sub > 0]] = next_piece + sub[sub > 0] - 1
+        next_piece += int(sub.max())
+    _, labels = np.unique(labels, return_inverse=True)
+    return labels, all_ratios
+
+
+def split_steps(labels, a, b, coords, cue, typical, *, spacing, min_part, eigen_solver, seed, config: AutoConfig):
+    """Cut the pieces of one component along a strong intensity step (see ``step_cut``).
+
+    A small object bulging off a larger one with no neck in the mask makes
+    no pass in ``h`` or ``d``; when the two differ in brightness the seam
+    between them is a step the pass/hill rule cannot see. Each side must
+    hold ``config.large_part_smallest`` typical sizes; pieces cut here are
+    tried again. Returns the new labels ``0..K-1``.
+    """
+    smallest = max(min_part, int(config.large_part_smallest * typical))
+    rng = np.random.default_rng(seed)
+
+    def worth_trying(nodes):
+        return (
+            len(nodes) >= 2 * smallest and relative_size(len(nodes), typical, coords.shape[1]) >= config.step_min_size
+        )
+
+    def step_side(nodes, la, lb):
+        score, side = step_cut(
+            coords[nodes],
+            cue[nodes],
+            la,
+            lb,
+            smallest,
+            spacing=spacing,
+            eigen_solver=eigen_solver,
+            rng=rng,
+            config=config,
+        )
+        return side if score < config.step_score else None
+
+    return split_recursively(labels, a, b, min_part, worth_trying, step_side)
+
+
+def split_moments(labels, a, b, coords, typical, *, spacing, min_part, config: AutoConfig):
+    """Split pieces of one component whose voxels form two compact clusters (3D).
+
+    Deep overlaps of two objects, and pairs of small objects the size of one
+    typical object, can leave no pass in the landscape, but their union is
+    not shaped like one ellipsoid: 2-means of the voxel positions (physical
+    units) removes far more of the second moment than for any single
+    ellipsoid (``config.moment_ratio``). Both halves must hold
+    ``config.large_part_smallest`` typical sizes; parts are tested again.
+    Returns the new labels ``0..K-1``.
+    """
+    ndim = coords.shape[1]
+    smallest = max(min_part, int(config.large_part_smallest * typical))
+    scale = axis_scale(spacing, ndim)
+
+    def worth_trying(nodes):
+        return len(nodes) >= 2 * smallest and relative_size(len(nodes), typical, ndim) >= config.moment_min_size
+
+    def two_cluster_side(nodes, la, lb):
+        x = coords[nodes] * scale
+        side, left = two_means(x)
+        if not left < config.moment_ratio or np.bincount(side, minlength=2).min() < smallest:
+            return None
+        # Two objects split into two ellipsoid-like halves; a fragment of one
+        # object (a slab or wedge left by earlier cuts) scores low too, but
+        # its halves are still flat.
+        if min(two_means(x[side == k])[1] for k in (0, 1)) < config.moment_ratio:
+            return None
+        return side
+
+    return split_recursively(labels, a, b, min_part, worth_trying, two_cluster_side)
+
+
+def _join_greedily(labels, a, b, score, threshold):
+    """Join touching pieces, the best-scoring pair first, while a pair scores ``>= threshold``.
+
+    ``score(labels, sizes, p, q)`` rates the union of pieces ``p`` and ``q``
+    (None: not a candidate). Returns labels ``0..K-1``.
+    """
+    labels = labels.copy()
+    for _ in range(int(labels.max())):
+        la, lb = labels[a], labels[b]
+        cross = la != lb
+        pairs = np.unique(
+            np.stack([np.minimum(la[cross], lb[cross]), np.maximum(la[cross], lb[cross])], axis=1), axis=0
+        )
+        sizes = np.bincount(labels)
+        best, best_pair = threshold, None
+        for p, q in pairs:
+            value = score(labels, sizes, p, q)
+            if value is not None and value >= best:
+                best, best_pair = value, (p, q)
+        if best_pair is None:
+            break
+        labels[labels == best_pair[1]] = best_pair[0]
+        _, labels = np.unique(labels, return_inverse=True)
+    return labels
+
+
+def join_moments(labels, a, b, coords, typical, *, spacing, config: AutoConfig):
+    """Join touching pieces whose union is shaped like one ellipsoid (3D; see ``config.join_ratio``).
+
+    The recursive cuts sometimes halve one object along a dim texture
+    valley; the halves' union then leaves as much second moment to a 2-means
+    split as one ellipsoid does, while two touching objects leave less.
+    Greedy: the most ellipsoid-like union first, then again. Returns labels
+    ``0..K-1``.
+    """
+    ndim = coords.shape[1]
+    scale = axis_scale(spacing, ndim)
+    x = coords * scale
+
+    def moment_left(labels, sizes, p, q):
+        if relative_size(sizes[p] + sizes[q], typical, ndim) > config.join_max_size:
+            return None
+        return two_means(x[(labels == p) | (labels == q)])[1]
+
+    return _join_greedily(labels, a, b, moment_left, config.join_ratio)
+
+
+def merge_slivers(labels, a, b, typical, ndim, min_part, config: AutoConfig):
+    """Give pieces far below the typical size (``config.sliver``) to a neighbour.
+
+    A sliver cut off an object is a false cut, not an object: it rejoins the
+    neighbour it shares the longest border with. Whole small components are
+    kept. Returns labels ``0..K-1``.
+    """
+    sliver = typical * config.sliver ** (ndim / 2.0)
+    return merge_small_pieces(labels.copy(), int(labels.max()) + 1, a, b, max(sliver, min_part))
+
+
+def join_convex(labels, a, b, coords, typical, config: AutoConfig):
+    """Join touching pieces whose union is one convex object cut in two (see ``config.convex_solidity``).
+
+    A large object, often clipped by the image border, is cut by the
+    oversized rule although no pass divides it: its pieces meet along a
+    seam as wide as the object, and their union is convex. Two touching
+    objects meet at a neck (a narrow seam) or make a dent in the union's
+    outline. Greedy: the most convex qualifying union first, then again.
+    Returns labels ``0..K-1``.
+    """
+    ndim = coords.shape[1]
+
+    def solidity_of_union(labels, sizes, p, q):
+        # The cheap tests first: the hull is the costly cue.
+        if relative_size(sizes[p] + sizes[q], typical, ndim) > config.convex_max_size:
+            return None
+        if seam_ratio(labels, a, b, ndim, p, q) < config.convex_seam:
+            return None
+        return solidity(coords[(labels == p) | (labels == q)])
+
+    return _join_greedily(labels, a, b, solidity_of_union, config.convex_solidity)
+
+
+def split_notches(labels, a, b, coords, typical, *, spacing, min_part, config: AutoConfig):
+    """Cut 2D pieces between two deep concave notches of their outline (see ``config.notch_ratio``).
+
+    Lobes of a clump can leave no pass in the landscape: in a clump of
+    three or four nuclei the distance transform's ridge runs through the
+    junction, and a dim lobe beside a bright one is a shoulder, not a hill.
+    The outline still shows where two objects meet: a notch on each side of
+    a neck narrower than either object. Parts are tested again. Returns the
+    new labels ``0..K-1``.
+    """
+    smallest = max(min_part, int(config.notch_smallest * typical))
+
+    def worth_trying(nodes):
+        return len(nodes) >= 2 * smallest and relative_size(len(nodes), typical, 2) >= config.notch_min_size
+
+    def notch_side(nodes, la, lb):
+        ratio, seam, side = notch_cut(coords[nodes], smallest, spacing, config=config)
+        if side is None or ratio < config.notch_ratio or seam > config.notch_seam:
+            return None
+        return side.astype(np.int64)
+
+    return split_recursively(labels, a, b, min_part, worth_trying, notch_side)

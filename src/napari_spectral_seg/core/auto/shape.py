@@ -1,0 +1,185 @@
+"""Shape cues of a piece: second moments, convexity, seams and notches of its outline.
+
+These tell one object from two when the landscape shows no pass: one object
+is shaped like one ellipse or ellipsoid and is nearly convex; two touching
+objects leave a dent, a neck or two clusters of pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.ndimage as ndi
+
+from .._threads import single_threaded
+from .config import AutoConfig
+from .geometry import axis_scale, box_mask
+
+__all__ = ["hull_mask", "is_one_convex_body", "notch_cut", "seam_ratio", "solidity", "two_means"]
+
+
+def two_means(x):
+    """2-means of points ``x`` (n, d): labels and the fraction of the second moment left.
+
+    Started from the split of the principal axis at the mean, then Lloyd
+    iterations; deterministic.
+    """
+    centred = x - x.mean(axis=0)
+    total = float((centred**2).sum())
+    if total <= 0:
+        return np.zeros(len(x), dtype=np.int64), 1.0
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    side = (centred @ vt[0] > 0).astype(np.int64)
+    for _ in range(50):
+        if side.min() == side.max():
+            return np.zeros(len(x), dtype=np.int64), 1.0
+        centres = np.stack([x[side == k].mean(axis=0) for k in (0, 1)])
+        dist = ((x[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+        new = np.argmin(dist, axis=1)
+        if np.array_equal(new, side):
+            break
+        side = new
+    left = float(np.min(dist, axis=1).sum())
+    return side, left / total
+
+
+def solidity(x):
+    """Pixels of a set over the pixels inside its convex hull (1 for a convex shape).
+
+    The hull is taken over the pixel centres and the box's pixel centres
+    inside it are counted, so digitisation does not bias the ratio with
+    size. A set clipped by the image border stays convex: the border cuts a
+    convex shape along a plane. A ratio of pixel counts needs no
+    ``spacing``: scaling the axes keeps hulls hulls and ratios alike.
+    """
+    _, box = box_mask(x)
+    hull = hull_mask(box)
+    if hull is None:  # flat sets (one pixel thick): no hull volume
+        return 1.0
+    return float(len(x) / max(int(hull.sum()), 1))
+
+
+def is_one_convex_body(x, spacing, config: AutoConfig):
+    """Whether pixels ``x`` (n, ndim) form one convex, ellipsoid-like body.
+
+    Both ``config.one_body_moment`` (2-means) and ``config.one_body_solidity``
+    must be reached.
+    """
+    if two_means(x * axis_scale(spacing, x.shape[1]))[1] < config.one_body_moment:
+        return False
+    return solidity(x) >= config.one_body_solidity
+
+
+def hull_mask(box):
+    """Pixels of ``box``'s grid whose centres lie in the convex hull of its True pixels (None if flat)."""
+    from scipy.spatial import ConvexHull, Delaunay, QhullError
+
+    # Only the rim spans the hull; interior pixels add nothing but cost.
+    rim = np.argwhere(box & ~ndi.binary_erosion(box)).astype(float)
+    # One BLAS thread, like the engine's other dense steps: the
+    # triangulation's linear algebra is small, and threads only add
+    # contention on a busy machine.
+    with single_threaded("auto", user_api="blas"):
+        try:
+            hull = ConvexHull(rim)
+            # Point location in a triangulation of the hull's corners: memory
+            # linear in the box (a test against every facet at once needs
+            # voxels x facets, tens of GiB for a large ball).
+            cells = Delaunay(rim[hull.vertices])
+        except QhullError:
+            return None
+        grid = np.argwhere(np.ones(box.shape, dtype=bool)).astype(float)
+        inside = cells.find_simplex(grid, tol=1e-9) >= 0
+    return inside.reshape(box.shape)
+
+
+def seam_ratio(labels, a, b, ndim, p, q):
+    """Faces cut between pieces ``p`` and ``q`` over the smaller piece's cross-section.
+
+    The cross-section is the diameter of the smaller piece's equivalent disc
+    (2D) or the central section of its equivalent ball (3D). A cut through
+    one object runs from side to side of it (ratio 1.4-2); two objects meet
+    at a neck narrower than either (median 0.9).
+    """
+    la, lb = labels[a], labels[b]
+    n_seam = int(np.count_nonzero(((la == p) & (lb == q)) | ((la == q) & (lb == p))))
+    small = min(int(np.count_nonzero(labels == p)), int(np.count_nonzero(labels == q)))
+    if ndim == 2:
+        section = 2.0 * np.sqrt(small / np.pi)
+    else:
+        section = np.pi * (3.0 * small / (4.0 * np.pi)) ** (2.0 / 3.0)
+    return n_seam / max(section, 1e-12)
+
+
+def notch_cut(x, smallest, spacing=None, *, config: AutoConfig):
+    """The best straight cut between two concave notches of a 2D piece, and its cues.
+
+    Parameters
+    ----------
+    x : ndarray of int, shape (m, 2)
+        Pixel coordinates of the piece.
+    smallest : int
+        Fewest pixels on either side of the cut.
+    spacing : (float, float), optional
+        Physical pixel size per axis.
+    config : AutoConfig
+        Its ``notch_min_depth`` is the depth a notch must reach.
+
+    Returns
+    -------
+    depth_ratio : float
+        Summed depth of the two notches (distance to the convex hull's edge)
+        over the cut's length; 0 when no cut qualifies.
+    seam : float
+        The cut's length over the equivalent-disc diameter of the smaller side.
+    side : ndarray of bool, shape (m,), or None
+        Which side of the line through the two notches each pixel is on.
+    """
+    scale = axis_scale(spacing, 2)
+    local, box = box_mask(x)
+    shape = box.shape
+    # A hole (a dark spot inside a nucleus) is not a notch of the outline.
+    box = ndi.binary_fill_holes(box)
+    hull = hull_mask(box)
+    if hull is None:
+        return 0.0, np.inf, None
+    depth = ndi.distance_transform_edt(hull, sampling=scale)
+    notches, n = ndi.label(hull & ~box)
+    if n < 2:
+        return 0.0, np.inf, None
+    # Each notch's deepest point on the piece's outline: where a cut starts.
+    near = ndi.grey_dilation(notches, size=(3, 3))
+    outline = box & (near > 0)
+    ids = near[outline]
+    points = np.argwhere(outline)
+    found = np.unique(ids)
+    order = np.lexsort((-depth[outline], ids))
+    first = order[np.searchsorted(ids[order], found)]
+    tips, tip_depth = points[first], depth[outline][first]
+    deep = tip_depth >= config.notch_min_depth * float(scale.min())
+    tips, tip_depth = tips[deep], tip_depth[deep]
+    area = float(np.prod(scale))
+    i, j = np.triu_indices(len(tips), k=1)
+    length = np.hypot(*((tips[j] - tips[i]) * scale).T) if len(i) else np.zeros(0)
+    ratio = (tip_depth[i] + tip_depth[j]) / np.maximum(length, 1e-12)
+    # Best pair first: the first one that cuts the piece properly is the
+    # answer, so the costly side test runs once in the usual case.
+    for k in np.argsort(-ratio, kind="stable"):
+        if length[k] < 1.0:
+            continue
+        delta = (tips[j[k]] - tips[i[k]]) * scale
+        # Side of the line through the two tips (physical coordinates).
+        rel = (local - tips[i[k]]) * scale
+        side = rel[:, 0] * delta[1] - rel[:, 1] * delta[0] > 0
+        n_side = int(side.sum())
+        small = min(n_side, len(side) - n_side)
+        if small < smallest:
+            continue
+        # The line must cut the piece in exactly two pieces (a line across
+        # a bent piece can cut it elsewhere too).
+        halves = np.zeros(shape, dtype=np.int8)
+        halves[tuple(local.T)] = np.where(side, 1, 2)
+        if any(ndi.label(halves == h)[1] != 1 for h in (1, 2)):
+            continue
+        seam = float(length[k]) / (2.0 * np.sqrt(small * area / np.pi))
+        return float(ratio[k]), seam, side
+    return 0.0, np.inf, None
