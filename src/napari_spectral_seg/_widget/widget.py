@@ -26,11 +26,11 @@ from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from . import __version__
-from .core import EIGEN_SOLVERS, merge_labels, split_label
-from .core.edges import DEFAULT_EDGE_LEVEL
-from .core.pipeline import SegmentationResult
-from .core.process import EngineProcess
+from .. import __version__
+from ..core import EIGEN_SOLVERS, merge_labels, split_label
+from ..core.edges import DEFAULT_EDGE_LEVEL
+from ..core.pipeline import SegmentationResult
+from ..core.process import EngineProcess
 
 if TYPE_CHECKING:
     import napari
