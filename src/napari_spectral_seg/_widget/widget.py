@@ -29,8 +29,8 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from .. import __version__
 from ..core import EIGEN_SOLVERS, merge_labels, split_label
 from ..core.edges import DEFAULT_EDGE_LEVEL
-from ..core.pipeline import SegmentationResult
-from ..core.process import EngineProcess
+from ..core.params import SegmentationParams
+from .engine import HEARTBEAT, EngineProcess, run_seconds, segment_in_worker
 
 if TYPE_CHECKING:
     import napari
@@ -62,49 +62,17 @@ def _result_geometry(image_layer, spatial: int) -> dict:
     return geometry
 
 
-def _run_seconds(seconds: dict) -> float:
-    """The run's own time: wall time from the click minus the wait for the engine to start."""
-    return seconds.get("wall", seconds.get("total", 0.0)) - seconds.get("engine_start", 0.0)
-
-
 def _result_status(n_segments: int, seconds: dict) -> str:
     """Status line after a run: segments and time, engine start-up shown apart."""
     startup = seconds.get("engine_start", 0.0)
     if startup < 0.5:  # the engine was ready: the usual case
-        return f"{n_segments} segments in {_run_seconds(seconds):.2f} s"
-    return f"{n_segments} segments in {_run_seconds(seconds):.2f} s (+ {startup:.1f} s engine start-up)"
+        return f"{n_segments} segments in {run_seconds(seconds):.2f} s"
+    return f"{n_segments} segments in {run_seconds(seconds):.2f} s (+ {startup:.1f} s engine start-up)"
 
 
 def result_layer_name(image_name: str) -> str:
     """Name of the Labels layer that holds the segmentation of ``image_name``."""
     return f"{image_name} spectral"
-
-
-def _segment_in_worker(engine: EngineProcess, image, mask, params, all_frames=False):
-    # Runs in the worker thread, which only relays: the computation happens in
-    # a child process so the GUI's interpreter (GIL) stays free.
-    started = time.perf_counter()
-    first_message = None
-    steps = engine.steps(image, mask, params, frames=all_frames)
-    try:
-        while True:
-            item = next(steps)
-            if item is not None and first_message is None:
-                first_message = time.perf_counter()
-            yield item
-    except StopIteration as stop:
-        result = stop.value
-    finally:
-        steps.close()
-    if all_frames:  # a label stack: wrap it like one image's result
-        result = SegmentationResult(labels=result, parameters=dict(params, threshold_used=None))
-    ended = time.perf_counter()
-    result.seconds["wall"] = ended - started
-    # Until the engine's first message, the run waited for the engine to
-    # start (only right after the widget opened): shown apart, so a tiny
-    # image does not look like it took two seconds to segment.
-    result.seconds["engine_start"] = (first_message or ended) - started
-    return result
 
 
 def _full_resolution(image_layer):
@@ -578,13 +546,16 @@ class SpectralSegmentationWidget(Container):
         self._job = job
         self._progress = progress(total=100, desc="Spectral segmentation")
         self._progress_n = 0
+        params = dict(job["params"])
+        spatial_ndim = params.pop("spatial_ndim", None)
         worker = create_worker(
-            _segment_in_worker,
+            segment_in_worker,
             self._engine,
             job["image"],
             job["mask"],
-            job["params"],
-            job["all_frames"],
+            SegmentationParams(**params),
+            spatial_ndim,
+            dict(job["params"], threshold_used=None),
             _start_thread=False,
             _connect={
                 "yielded": self._on_progress,
@@ -620,7 +591,7 @@ class SpectralSegmentationWidget(Container):
     # ------------------------------------------------------------ worker callbacks (main thread)
     def _on_progress(self, update):
         bar = self._progress
-        if self._closed or bar is None or update is None:  # None: the relay's heartbeat
+        if self._closed or bar is None or update is HEARTBEAT:
             return
         if isinstance(update, str):  # a warning from the pipeline
             show_warning(f"Spectral segmentation: {update}")
@@ -648,7 +619,7 @@ class SpectralSegmentationWidget(Container):
             mask=None if job["mask_layer"] is None else job["mask_layer"].name,
             # The run's own time; a wait for the engine to start (first run
             # only) is recorded apart, as the status line shows it.
-            seconds=round(_run_seconds(result.seconds), 3),
+            seconds=round(run_seconds(result.seconds), 3),
             engine_start_seconds=round(result.seconds.get("engine_start", 0.0), 3),
             n_segments=int(result.labels.max()),
             frames="all" if job["all_frames"] else job["frame_index"],
