@@ -105,23 +105,23 @@ def test_collect_job_reads_the_frame_shown_its_mask_and_seed_points():
     mask = Labels(np.ones((3, 6, 7), np.uint8))
     points = Points(np.array([[1, 2, 3], [1, 4, 5]]))
     params = SegmentationParams.tool_defaults()
-    job = L.collect_job(stack, mask, points, params, n_spatial=2, all_frames=False, dims_point=(1, 0, 0))
+    job = L.collect_job(stack, mask, points, params, dims=2, all_frames=False, dims_point=(1, 0, 0))
     assert job.frame_index == (1,) and not job.all_frames and job.spatial_ndim is None
     np.testing.assert_array_equal(job.image, data[1])
     assert job.image.base is not data  # a copy
     assert job.mask.shape == (6, 7)
     np.testing.assert_allclose(job.params.seeds, [[2, 3], [4, 5]])
     assert job.params.replace(seeds=None) == params
-    every = L.collect_job(stack, None, None, params, n_spatial=2, all_frames=True, dims_point=(1, 0, 0))
+    every = L.collect_job(stack, None, None, params, dims=2, all_frames=True, dims_point=(1, 0, 0))
     assert every.all_frames and every.frame_index is None and every.image.shape == data.shape
     stack_record = every.stack_parameters()
     assert stack_record["spatial_ndim"] == 2 and stack_record["threshold_used"] is None
-    volume = L.collect_job(stack, None, None, params, n_spatial=3, all_frames=True, dims_point=(1, 0, 0))
+    volume = L.collect_job(stack, None, None, params, dims=3, all_frames=True, dims_point=(1, 0, 0))
     assert volume.frame_index is None and not volume.all_frames  # no leading axis: one image
     with pytest.raises(ValueError, match="Seed points work on one frame"):
-        L.collect_job(stack, None, points, params, n_spatial=2, all_frames=True, dims_point=(1, 0, 0))
+        L.collect_job(stack, None, points, params, dims=2, all_frames=True, dims_point=(1, 0, 0))
     with pytest.raises(ValueError, match="No image layer"):
-        L.collect_job(None, None, None, params, n_spatial=2, all_frames=False, dims_point=(0, 0))
+        L.collect_job(None, None, None, params, dims=2, all_frames=False, dims_point=(0, 0))
 
 
 def a_result(labels, **parameters):

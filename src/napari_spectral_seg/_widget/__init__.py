@@ -1,8 +1,16 @@
 """The "Spectral segmentation" dock widget.
 
-Modules: ``widget`` (the dock widget itself). Names are imported on first
-use, so importing a module of this package does not import napari, Qt or
-magicgui unless that module does.
+Modules:
+
+* ``widget``: :class:`SpectralSegmentationWidget`, the dock widget, composing
+* ``form``: the parameter fields, built from ``SegmentationParams.specs()``;
+* ``layers``: napari layers <-> arrays (no Qt): what a run reads, where its labels go;
+* ``clicks``: click-to-split / merge on the result;
+* ``engine``: the engine host, the pipeline in a child process.
+
+Names are imported on first use: the engine's child process runs ``python -m
+napari_spectral_seg._widget.engine``, which imports this package, and must
+start without napari, Qt or magicgui.
 """
 
 from __future__ import annotations
@@ -12,8 +20,8 @@ import importlib
 # Public name -> module of this package that defines it.
 _EXPORTS = {
     "SpectralSegmentationWidget": "widget",
-    "METADATA_KEY": "widget",
-    "result_layer_name": "widget",
+    "METADATA_KEY": "layers",
+    "result_layer_name": "layers",
     "_result_status": "widget",
 }
 

@@ -280,7 +280,7 @@ def collect_job(
     points_layer: Points | None,
     params: SegmentationParams,
     *,
-    n_spatial: int,
+    dims: int,
     all_frames: bool,
     dims_point: Sequence[float],
 ) -> Job:
@@ -292,8 +292,8 @@ def collect_job(
         The chosen image, mask and seed-points layers (None: not chosen).
     params : SegmentationParams
         The fields' parameters, without seed points.
-    n_spatial : int
-        Axes of one frame (:func:`spatial_ndim`).
+    dims : {2, 3}
+        Segment in 2D or 3D: frames of up to this many axes (:func:`spatial_ndim`).
     all_frames : bool
         Segment every frame of a stack, not the one shown.
     dims_point : sequence of float
@@ -307,6 +307,7 @@ def collect_job(
     """
     if layer is None:
         raise ValueError("No image layer: open an image (or File > Open Sample > Four circles) and pick it in 'image'.")
+    n_spatial = spatial_ndim(layer, dims)
     data = full_resolution(layer)
     n_leading = layer.ndim - n_spatial  # time (or other) axes before the frame
     spatial_shape = tuple(data.shape[n_leading : layer.ndim])

@@ -1,9 +1,11 @@
 """The "Spectral segmentation" dock widget.
 
-Thin by design: it reads the chosen layers, starts the core pipeline
-(:func:`napari_spectral_seg.core.iter_segment`) in a ``napari.qt.threading``
-worker, and adds or updates the result Labels layer on the main thread. The
-worker never touches the viewer.
+Thin by design: the parameter fields come from :mod:`.form`, the layers are
+read and the result layer written by :mod:`.layers`, clicks on the result
+are edits of :mod:`.clicks`, and the segmentation runs on the engine of
+:mod:`.engine` (a child process) from a ``napari.qt.threading`` worker that
+only relays progress. The worker never touches the viewer: the result is
+put into the viewer on the main thread.
 """
 
 from __future__ import annotations
@@ -11,55 +13,37 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FloatSpinBox,
-    Label,
-    PushButton,
-    SpinBox,
-)
+from magicgui.widgets import ComboBox, Container, Label, PushButton
 from napari.layers import Image, Labels, Points, Shapes
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .. import __version__
-from ..core import EIGEN_SOLVERS, merge_labels, split_label
-from ..core.edges import DEFAULT_EDGE_LEVEL
 from ..core.params import SegmentationParams
+from ..core.pipeline import SegmentationResult
+from .clicks import CLICK_MODES, ClickEditor
 from .engine import HEARTBEAT, EngineProcess, run_seconds, segment_in_worker
+from .form import ParameterForm
+from .layers import (
+    METADATA_KEY,
+    collect_job,
+    is_result_layer,
+    layer_parameters,
+    put_result,
+    recorded_parameters,
+    result_layer_name,
+    result_metadata,
+    spatial_ndim,
+)
 
 if TYPE_CHECKING:
     import napari
 
-METADATA_KEY = "spectral_seg"
-CLICK_MODES = ("off", "split", "merge")
+__all__ = ["METADATA_KEY", "SpectralSegmentationWidget", "result_layer_name"]
+
 DIMS = ("2D", "3D")
 FRAMES = ("current frame", "all frames")
-
-
-def _result_geometry(image_layer, spatial: int) -> dict:
-    """The image layer's world transform for a result of ``spatial`` axes.
-
-    Scale and translate of the image's trailing (spatial) axes; for a
-    result with as many axes as the image also rotate, shear, affine and
-    units, so the labels overlay the image exactly in world coordinates
-    (an RGB layer's scale has no channel entry, a stack's result frame is
-    placed by scale and translate only).
-    """
-    geometry = dict(
-        scale=tuple(image_layer.scale)[-spatial:],
-        translate=tuple(image_layer.translate)[-spatial:],
-    )
-    units = getattr(image_layer, "units", None)  # napari < 0.6 has no units
-    if units is not None:
-        geometry["units"] = tuple(units)[-spatial:]
-    if image_layer.ndim == spatial:
-        geometry.update(rotate=image_layer.rotate, shear=image_layer.shear, affine=image_layer.affine)
-    return geometry
 
 
 def _result_status(n_segments: int, seconds: dict) -> str:
@@ -68,21 +52,6 @@ def _result_status(n_segments: int, seconds: dict) -> str:
     if startup < 0.5:  # the engine was ready: the usual case
         return f"{n_segments} segments in {run_seconds(seconds):.2f} s"
     return f"{n_segments} segments in {run_seconds(seconds):.2f} s (+ {startup:.1f} s engine start-up)"
-
-
-def result_layer_name(image_name: str) -> str:
-    """Name of the Labels layer that holds the segmentation of ``image_name``."""
-    return f"{image_name} spectral"
-
-
-def _full_resolution(image_layer):
-    """The layer's pixel array at full resolution (level 0 of a multiscale layer)."""
-    return image_layer.data[0] if image_layer.multiscale else image_layer.data
-
-
-def _stack_shape(image_layer) -> tuple:
-    """Shape of the layer's non-channel axes: the shape of its result Labels layer."""
-    return tuple(_full_resolution(image_layer).shape[: image_layer.ndim])
 
 
 def _heading(text: str) -> Label:
@@ -118,7 +87,53 @@ class SpectralSegmentationWidget(Container):
         # are done by the time the user clicks Run.
         self._engine = EngineProcess()
         self._engine.start()
+        self._form = ParameterForm()
+        self._add_controls()
+        self._clicks = ClickEditor(napari_viewer.layers, lambda: self.seeds.value, self._show_status)
+        self._connect()
+        self.reset_choices()
+        self._follow_active_layer()
+        self._on_image_changed()  # the first choice was set before the signals were connected
+        self._update_enabled()
 
+    def _add_controls(self) -> None:
+        """The layer pickers and buttons, then every control in its group under a heading."""
+        self._make_pickers_and_buttons()
+        form = self._form.widgets
+        # Grouped by the question each answers, with a heading per group.
+        self.extend(
+            [
+                _heading("What to segment"),
+                self.image,
+                self.mask,
+                form["auto_threshold"],
+                form["threshold"],
+                form["min_size"],
+                form["sigma"],
+                _heading("How many segments"),
+                form["n_clusters"],
+                form["auto_segments"],
+                form["sensitivity"],
+                form["edge_level"],
+                self.seeds,
+                _heading("Stacks"),
+                self.dims,
+                self.frames,
+                _heading("Fine tuning"),
+                form["beta"],
+                form["eigen_solver"],
+                form["seed"],
+                self.run,
+                self.cancel,
+                self.status,
+                _heading("Edit the result"),
+                self.click_mode,
+                self.save_params,
+            ]
+        )
+
+    def _make_pickers_and_buttons(self) -> None:
+        """The layer pickers, the stack and click choices, the buttons and the status line."""
         self.image = ComboBox(
             name="image",
             label="image",
@@ -132,70 +147,11 @@ class SpectralSegmentationWidget(Container):
             tooltip="Labels layer (each label region is segmented on its own) or "
             "Shapes layer (the drawn regions). 'none' uses the threshold instead.",
         )
-        self.auto_threshold = CheckBox(
-            name="auto_threshold",
-            text="Otsu threshold",
-            value=True,
-            tooltip="Without a mask, segment pixels above Otsu's threshold.",
-        )
-        self.threshold = FloatSpinBox(
-            name="threshold",
-            label="threshold",
-            value=0.0,
-            min=-1e12,
-            max=1e12,
-            step=0.01,
-            enabled=False,
-            tooltip="Without a mask, segment pixels brighter than this. "
-            "Set it below the image minimum to use the whole image.",
-        )
-        self.n_clusters = SpinBox(
-            name="n_clusters",
-            label="segments",
-            value=4,
-            min=1,
-            max=10_000,
-            tooltip="Number of segments (each separate piece of the mask gets at least one).",
-        )
-        self.auto_segments = CheckBox(
-            name="auto_segments",
-            text="Auto: decide per object",
-            value=False,
-            tooltip="Split each piece of the mask where it holds touching objects "
-            "(necks, dark seams), keep it whole where it is one object.",
-        )
-        self.sensitivity = FloatSpinBox(
-            name="sensitivity",
-            label="sensitivity",
-            value=0.85,
-            min=0.0,
-            max=1.0,
-            step=0.05,
-            enabled=False,
-            tooltip="Auto only: larger values split more readily (0..1).",
-        )
-        self.edge_level = FloatSpinBox(
-            name="edge_level",
-            label="edge level",
-            value=DEFAULT_EDGE_LEVEL,
-            min=0.0,
-            max=0.95,
-            step=0.05,
-            enabled=False,
-            tooltip="Auto with a threshold (mask 'none') only: each object's outline is drawn where its "
-            "signal above background has fallen to this fraction of that object's own brightness "
-            "(0.4 = 40 %), so one global threshold no longer cuts dim objects too small and draws "
-            "bright ones too large. Outlines move at most 3 px, in or out. Lower values give larger "
-            "outlines; 0 keeps the threshold's edges.",
-        )
-        self.sigma = FloatSpinBox(
-            name="sigma",
-            label="smoothing σ (px)",
-            value=0.0,
-            min=0.0,
-            max=100.0,
-            step=0.5,
-            tooltip="Gaussian smoothing before the mask and the graph; 0 = none.",
+        self.seeds = ComboBox(
+            name="seeds",
+            label="seed points",
+            choices=self._points_choices,
+            tooltip="Points layer: one segment per point (label i holds point i); 'none' uses the number of segments.",
         )
         self.dims = ComboBox(
             name="dims",
@@ -214,40 +170,6 @@ class SpectralSegmentationWidget(Container):
             tooltip="For stacks with more axes than 'segment in' (time series): the frame "
             "shown in the viewer, or every frame (cancel stops between frames).",
         )
-        self.beta = FloatSpinBox(
-            name="beta",
-            label="beta",
-            value=1.0,
-            min=0.001,
-            max=1e4,
-            step=0.1,
-            tooltip="Edge sensitivity: weights are exp(-beta * gradient / std). 1 is the scikit-learn example.",
-        )
-        self.eigen_solver = ComboBox(
-            name="eigen_solver", label="eigen solver", choices=list(EIGEN_SOLVERS), value="auto"
-        )
-        self.min_size = SpinBox(
-            name="min_size",
-            label="min size (px)",
-            value=20,
-            min=0,
-            max=10**9,
-            tooltip="Pieces of the mask smaller than this are left out.",
-        )
-        self.seeds = ComboBox(
-            name="seeds",
-            label="seed points",
-            choices=self._points_choices,
-            tooltip="Points layer: one segment per point (label i holds point i); 'none' uses the number of segments.",
-        )
-        self.seed = SpinBox(
-            name="seed",
-            label="seed",
-            value=0,
-            min=0,
-            max=2**31 - 1,
-            tooltip="Random seed: the same seed gives the same labels.",
-        )
         self.click_mode = ComboBox(
             name="click_mode",
             label="click on result",
@@ -265,60 +187,25 @@ class SpectralSegmentationWidget(Container):
             tooltip="Write the current parameters to a JSON file for `napari-spectral-seg batch --params FILE`.",
         )
         self.status = Label(name="status", value="")
-        # Grouped by the question each answers, with a heading per group.
-        self.extend(
-            [
-                _heading("What to segment"),
-                self.image,
-                self.mask,
-                self.auto_threshold,
-                self.threshold,
-                self.min_size,
-                self.sigma,
-                _heading("How many segments"),
-                self.n_clusters,
-                self.auto_segments,
-                self.sensitivity,
-                self.edge_level,
-                self.seeds,
-                _heading("Stacks"),
-                self.dims,
-                self.frames,
-                _heading("Fine tuning"),
-                self.beta,
-                self.eigen_solver,
-                self.seed,
-                self.run,
-                self.cancel,
-                self.status,
-                _heading("Edit the result"),
-                self.click_mode,
-                self.save_params,
-            ]
-        )
 
-        self.auto_threshold.changed.connect(self._update_threshold_enabled)
-        self.mask.changed.connect(self._update_threshold_enabled)
+    def _connect(self) -> None:
+        form = self._form.widgets
+        for choice in (form["auto_threshold"], self.mask, self.seeds, form["auto_segments"]):
+            choice.changed.connect(self._update_enabled)
         self.image.changed.connect(self._on_image_changed)
         self.run.changed.connect(self.start)
         self.cancel.changed.connect(self.stop)
         self.save_params.changed.connect(self._ask_where_to_save)
         self.click_mode.changed.connect(self._install_click_callbacks)
-        self.seeds.changed.connect(self._update_count_enabled)
-        self.auto_segments.changed.connect(self._update_count_enabled)
         self.dims.changed.connect(self._update_frames_enabled)
-        self._merge_first = None  # label picked by the first click in merge mode
-        self._clicked_layers = []  # result layers carrying our mouse callback
-
         layer_events = self._viewer.layers.events
         for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
             event.connect(self.reset_choices)
         self._viewer.layers.selection.events.active.connect(self._follow_active_layer)
         self.native.destroyed.connect(self._on_destroyed)
-        self.reset_choices()
-        self._follow_active_layer()
-        self._on_image_changed()  # the first choice was set before the signals were connected
-        self._update_threshold_enabled()
+
+    def _show_status(self, text: str) -> None:
+        self.status.value = text
 
     # ------------------------------------------------------------ choices
     def _image_choices(self, _widget=None):
@@ -328,7 +215,7 @@ class SpectralSegmentationWidget(Container):
         masks = [
             (layer.name, layer)
             for layer in self._viewer.layers
-            if (isinstance(layer, Labels) and METADATA_KEY not in layer.metadata) or isinstance(layer, Shapes)
+            if (isinstance(layer, Labels) and not is_result_layer(layer)) or isinstance(layer, Shapes)
         ]
         return [("none", None), *masks]
 
@@ -341,32 +228,15 @@ class SpectralSegmentationWidget(Container):
         if isinstance(active, Image) and active in [v for _, v in self._image_choices()]:
             self.image.value = active
 
-    def _update_threshold_enabled(self, _=None):
-        uses_threshold = self.mask.value is None
-        self.auto_threshold.enabled = uses_threshold
-        self.threshold.enabled = uses_threshold and not self.auto_threshold.value
-        self._update_edge_level_enabled()
-
-    def _update_count_enabled(self, _=None):
-        # Seed points fix the number of segments; auto decides it.
-        seeded = self.seeds.value is not None
-        self.auto_segments.enabled = not seeded
-        self.n_clusters.enabled = not seeded and not self.auto_segments.value
-        self.sensitivity.enabled = not seeded and self.auto_segments.value
-        self._update_edge_level_enabled()
-
-    def _update_edge_level_enabled(self, _=None):
-        # Edges are moved only in auto mode, and only when a threshold (not a
-        # mask layer) tells the background apart (see current_parameters).
-        seeded = self.seeds.value is not None
-        self.edge_level.enabled = not seeded and self.auto_segments.value and self.mask.value is None
+    def _update_enabled(self, _=None):
+        self._form.update_enabled(uses_mask=self.mask.value is not None, seeded=self.seeds.value is not None)
 
     def _update_frames_enabled(self, _=None):
         layer = self.image.value
         self.frames.enabled = layer is not None and layer.ndim > self._spatial_ndim(layer)
 
     def _spatial_ndim(self, layer) -> int:
-        return min(int(self.dims.value[0]), layer.ndim)
+        return spatial_ndim(layer, int(self.dims.value[0]))
 
     def _on_image_changed(self, layer=None):
         layer = self.image.value
@@ -378,141 +248,17 @@ class SpectralSegmentationWidget(Container):
         if not self.threshold.enabled:
             self.threshold.value = (lo + hi) / 2
 
-    # ------------------------------------------------------------ running
-    @property
-    def running(self) -> bool:
-        """Whether a segmentation is running."""
-        return self._worker is not None
+    # ------------------------------------------------------------ parameters
+    def current_parameters(self) -> SegmentationParams:
+        """The fields and the image layer's geometry (spacing, channel axis) as parameters.
 
-    def _collect_job(self):
-        """Read the layers and fields; returns (job dict) or raises ValueError with a user message."""
-        layer = self.image.value
-        if layer is None:
-            raise ValueError(
-                "No image layer: open an image (or File > Open Sample > Four circles) and pick it in 'image'."
-            )
-        data = _full_resolution(layer)
-        spatial_ndim = self._spatial_ndim(layer)
-        n_leading = layer.ndim - spatial_ndim  # time (or other) axes before the frame
-        spatial_shape = tuple(data.shape[n_leading : layer.ndim])
-        all_frames = n_leading > 0 and self.frames.value == "all frames"
-        frame_index = None
-        if n_leading and not all_frames:
-            frame_index = self._current_frame(layer, n_leading)
-            data = data[frame_index]
-        mask_layer = self.mask.value
-        mask = None
-        if isinstance(mask_layer, Shapes):
-            mask = self._shapes_mask(mask_layer, layer, spatial_shape)
-        elif mask_layer is not None:
-            mask_shape = tuple(mask_layer.data.shape)
-            full_shape = _stack_shape(layer)
-            if mask_shape not in (spatial_shape, full_shape):
-                raise ValueError(
-                    f"mask '{mask_layer.name}' has shape {mask_shape} but image "
-                    f"'{layer.name}' has {spatial_shape}; pick a mask drawn on this image, or 'none'."
-                )
-            # A copy: the user's layer is untouched. Integer labels keep their
-            # regions apart in the core.
-            mask = np.array(mask_layer.data)
-            if mask_shape == full_shape and frame_index is not None and mask_shape != spatial_shape:
-                mask = mask[frame_index]
-        seeds = None
-        if self.seeds.value is not None:
-            if all_frames:
-                raise ValueError("Seed points work on one frame: set 'frames' to 'current frame'.")
-            seeds = self._seed_pixels(self.seeds.value, layer, spatial_ndim, frame_index)
-        params = dict(self.current_parameters(), seeds=seeds)
-        if all_frames:
-            params.pop("seeds")
-            params["spatial_ndim"] = spatial_ndim
-        image = np.array(data)  # copy: the worker never reads a layer the user can edit
-        return dict(
-            layer=layer,
-            mask_layer=mask_layer,
-            image=image,
-            mask=mask,
-            params=params,
-            frame_index=frame_index,
-            all_frames=all_frames,
-        )
-
-    def _current_frame(self, layer, n_leading) -> tuple:
-        """Index of the frame the viewer shows, over the layer's leading axes."""
-        point = np.asarray(self._viewer.dims.point)[-layer.ndim :]
-        coords = np.asarray(layer.world_to_data(point))[:n_leading]
-        shape = np.asarray(_stack_shape(layer)[:n_leading])
-        return tuple(int(v) for v in np.clip(np.round(coords), 0, shape - 1))
-
-    @staticmethod
-    def _shapes_mask(shapes_layer, image_layer, spatial_shape):
-        """Union of the drawn shapes, rasterised on the image's pixel grid."""
-        if len(shapes_layer.data) == 0:
-            raise ValueError(f"mask '{shapes_layer.name}' has no shapes; draw a region or pick 'none'.")
-        ndim = len(spatial_shape)
-        # Vertices in the image's pixel coordinates, whatever the two layers' transforms.
-        vertices = [
-            np.array([image_layer.world_to_data(shapes_layer.data_to_world(v)) for v in shape])[:, -ndim:]
-            for shape in shapes_layer.data
-        ]
-        on_image = Shapes(vertices, shape_type=list(shapes_layer.shape_type), ndim=ndim)
-        masks = on_image.to_masks(mask_shape=spatial_shape)
-        return np.any(masks, axis=0)
-
-    @staticmethod
-    def _seed_pixels(points_layer, image_layer, spatial_ndim, frame_index=None):
-        """Points of ``points_layer`` as pixel coordinates of ``image_layer``, shape (n, spatial_ndim).
-
-        For a frame of a stack, only the points placed on that frame count.
+        Without seed points (read from their layer when a run starts); a
+        mask layer makes the threshold None. ``.as_kwargs()`` gives keyword
+        arguments of :func:`napari_spectral_seg.segment`.
         """
-        if len(points_layer.data) == 0:
-            raise ValueError(f"seed points '{points_layer.name}' has no points; add points or pick 'none'.")
-        world = np.array([points_layer.data_to_world(p) for p in points_layer.data])
-        pixels = np.array([image_layer.world_to_data(w) for w in world])
-        if frame_index and pixels.shape[1] > spatial_ndim:
-            leading = np.rint(pixels[:, : len(frame_index)]).astype(int)
-            on_frame = np.all(leading == np.asarray(frame_index), axis=1)
-            if not on_frame.any():
-                raise ValueError(
-                    f"None of the seed points of '{points_layer.name}' is on frame {frame_index}; "
-                    "add points on this frame."
-                )
-            if not on_frame.all():
-                show_info(
-                    f"Using the {int(on_frame.sum())} seed point(s) on frame {frame_index}; "
-                    f"{int((~on_frame).sum())} on other frames are ignored."
-                )
-            pixels = pixels[on_frame]
-        return pixels[:, -spatial_ndim:]
-
-    def current_parameters(self) -> dict:
-        """The fields (and the image layer's geometry) as keyword arguments of
-        :func:`napari_spectral_seg.segment`, without mask and seed points."""
-        uses_mask = self.mask.value is not None
-        auto = self.auto_segments.value
-        params = dict(
-            threshold=None if uses_mask else ("otsu" if self.auto_threshold.value else float(self.threshold.value)),
-            n_clusters="auto" if auto else int(self.n_clusters.value),
-            sensitivity=float(self.sensitivity.value) if auto else None,
-            # None where the core would not use it (no auto, or a mask layer
-            # instead of a threshold), so saved parameters say what was done.
-            edge_level=(float(self.edge_level.value) or None) if auto and not uses_mask else None,
-            beta=float(self.beta.value),
-            sigma=float(self.sigma.value) or None,
-            eigen_solver=self.eigen_solver.value,
-            random_state=int(self.seed.value),
-            min_size=int(self.min_size.value),
-        )
         layer = self.image.value
-        if layer is not None:
-            spatial_ndim = self._spatial_ndim(layer)  # an RGB layer's ndim leaves out the channel axis
-            params.update(
-                channel_axis=-1 if layer.rgb else None,
-                # The layer's scale is the pixel (voxel) size: anisotropic
-                # stacks are segmented as physical objects.
-                spacing=[float(v) for v in layer.scale[-spatial_ndim:]],
-            )
-        return params
+        geometry = {} if layer is None else layer_parameters(layer, self._spatial_ndim(layer))
+        return self._form.parameters(uses_mask=self.mask.value is not None, layer_parameters=geometry)
 
     def save_parameters(self, path) -> None:
         """Write the current parameters as JSON ``{"spectral_seg": {...}}``, the format
@@ -520,7 +266,8 @@ class SpectralSegmentationWidget(Container):
         import json
         from pathlib import Path
 
-        params = dict(self.current_parameters(), version=__version__)
+        record = recorded_parameters(self.current_parameters(), from_layer=self.image.value is not None)
+        params = dict(record, version=__version__)
         Path(path).write_text(json.dumps({METADATA_KEY: params}, indent=2))
         self.status.value = f"parameters saved to {Path(path).name}"
 
@@ -533,12 +280,26 @@ class SpectralSegmentationWidget(Container):
         if path:
             self.save_parameters(path)
 
+    # ------------------------------------------------------------ running
+    @property
+    def running(self) -> bool:
+        """Whether a segmentation is running."""
+        return self._worker is not None
+
     def start(self, _=None):
         """Start a segmentation with the current fields (does nothing while one runs)."""
         if self.running:
             return
         try:
-            job = self._collect_job()
+            job = collect_job(
+                self.image.value,
+                self.mask.value,
+                self.seeds.value,
+                self.current_parameters(),
+                dims=int(self.dims.value[0]),
+                all_frames=self.frames.value == "all frames",
+                dims_point=self._viewer.dims.point,
+            )
         except ValueError as exc:
             show_warning(str(exc))
             self.status.value = "not started"
@@ -546,16 +307,14 @@ class SpectralSegmentationWidget(Container):
         self._job = job
         self._progress = progress(total=100, desc="Spectral segmentation")
         self._progress_n = 0
-        params = dict(job["params"])
-        spatial_ndim = params.pop("spatial_ndim", None)
         worker = create_worker(
             segment_in_worker,
             self._engine,
-            job["image"],
-            job["mask"],
-            SegmentationParams(**params),
-            spatial_ndim,
-            dict(job["params"], threshold_used=None),
+            job.image,
+            job.mask,
+            job.params,
+            job.spatial_ndim,
+            job.stack_parameters() if job.all_frames else None,
             _start_thread=False,
             _connect={
                 "yielded": self._on_progress,
@@ -604,211 +363,22 @@ class SpectralSegmentationWidget(Container):
             bar.update(target - self._progress_n)
             self._progress_n = target
 
-    def _on_result(self, result):
+    def _on_result(self, result: SegmentationResult):
         if self._closed:
             return
         job = self._job
-        layer = job["layer"]
-        if layer not in self._viewer.layers:
-            show_warning(f"Image '{layer.name}' was removed while it was being segmented; the result was discarded.")
+        if job.layer not in self._viewer.layers:
+            show_warning(
+                f"Image '{job.layer.name}' was removed while it was being segmented; the result was discarded."
+            )
             self.status.value = "discarded (image removed)"
             return
-        params = dict(result.parameters)
-        params.update(
-            image=layer.name,
-            mask=None if job["mask_layer"] is None else job["mask_layer"].name,
-            # The run's own time; a wait for the engine to start (first run
-            # only) is recorded apart, as the status line shows it.
-            seconds=round(run_seconds(result.seconds), 3),
-            engine_start_seconds=round(result.seconds.get("engine_start", 0.0), 3),
-            n_segments=int(result.labels.max()),
-            frames="all" if job["all_frames"] else job["frame_index"],
-            version=__version__,
-        )
-        if job["frame_index"] is not None:
-            self._show_frame(layer, job["frame_index"], result.labels, params)
-        else:
-            self._show_labels(layer, result.labels, params)
+        metadata = result_metadata(job, result, run_seconds(result.seconds))
+        put_result(self._viewer.layers, job, result.labels, metadata)
         self._install_click_callbacks()
-        if params["threshold_used"] is not None and params["threshold"] == "otsu":
-            self.threshold.value = float(params["threshold_used"])
-        self.status.value = _result_status(params["n_segments"], result.seconds)
-
-    def _show_frame(self, image_layer, frame_index, frame_labels, params):
-        """Put one frame's labels into the stack-shaped result layer (other frames kept)."""
-        full_shape = _stack_shape(image_layer)
-        existing = self._result_layer_for(image_layer)
-        # How each frame was made: frames keep their labels across runs.
-        per_frame = {}
-        if existing is not None and existing.data.shape == full_shape:
-            per_frame = dict(existing.metadata.get(METADATA_KEY, {}).get("per_frame", {}))
-        per_frame[str(tuple(frame_index))] = dict(params)
-        params = dict(params, per_frame=per_frame)
-        if existing is not None and existing.data.shape == full_shape:
-            existing.data[frame_index] = frame_labels
-            existing.metadata = {**existing.metadata, METADATA_KEY: params}
-            existing.refresh()
-            return existing
-        stack = np.zeros(full_shape, dtype=np.int32)
-        stack[frame_index] = frame_labels
-        return self._show_labels(image_layer, stack, params)
-
-    def _show_labels(self, image_layer, labels, params):
-        name = result_layer_name(image_layer.name)
-        geometry = _result_geometry(image_layer, labels.ndim)
-        metadata = {METADATA_KEY: params}
-        existing = self._viewer.layers[name] if name in self._viewer.layers else None
-        if isinstance(existing, Labels) and existing.data.shape == labels.shape:
-            existing.data = labels.astype(existing.data.dtype, copy=False)
-            for key, value in geometry.items():
-                try:
-                    setattr(existing, key, value)
-                except (AttributeError, ValueError, TypeError):
-                    pass  # e.g. units the layer cannot take
-            existing.metadata = {**existing.metadata, **metadata}
-            return existing
-        if existing is not None:
-            name = f"{name} [{len(self._viewer.layers)}]"
-        # The whole transform goes in at construction: setting it afterwards
-        # fires a refresh per attribute (measured ~25 ms of main-thread time
-        # at 1024^2, on top of the ~90 ms napari needs to add a layer).
-        try:
-            return self._viewer.add_labels(labels, name=name, metadata=metadata, **geometry)
-        except (ValueError, TypeError):
-            geometry.pop("units", None)  # units napari does not accept
-            return self._viewer.add_labels(labels, name=name, metadata=metadata, **geometry)
-
-    # ------------------------------------------------------------ click to split / merge
-    def _result_layer_for(self, image_layer):
-        name = result_layer_name(image_layer.name)
-        layer = self._viewer.layers[name] if name in self._viewer.layers else None
-        return layer if isinstance(layer, Labels) else None
-
-    def _install_click_callbacks(self, mode=None):
-        self._merge_first = None
-        for layer in self._clicked_layers:
-            if self._on_click in layer.mouse_drag_callbacks:
-                layer.mouse_drag_callbacks.remove(self._on_click)
-        self._clicked_layers = []
-        if self.click_mode.value == "off":
-            return
-        for layer in self._viewer.layers:
-            if isinstance(layer, Labels) and METADATA_KEY in layer.metadata:
-                layer.mouse_drag_callbacks.append(self._on_click)
-                self._clicked_layers.append(layer)
-        if not self._clicked_layers:
-            show_info("No segmentation result yet: click Run first, then click on its segments.")
-
-    def _on_click(self, layer, event):
-        if event.type != "mouse_press":
-            return
-        world = np.asarray(event.position)
-        try:
-            if self.click_mode.value == "split":
-                self.split_at(world, layer)
-            elif self.click_mode.value == "merge":
-                self.merge_at(world, layer)
-        except (ValueError, KeyError, IndexError) as exc:
-            show_warning(str(exc))
-
-    def _label_under(self, layer, world):
-        index = tuple(int(round(v)) for v in layer.world_to_data(world))
-        if any(i < 0 or i >= n for i, n in zip(index, layer.data.shape)):
-            raise ValueError("The click is outside the segmentation; click inside a segment.")
-        return index, int(layer.data[index])
-
-    @staticmethod
-    def _clicked_frame(layer, index):
-        """Leading (time) index of the clicked pixel, () for a single image or volume.
-
-        Labels restart at 1 in every frame, so an edit must stay in its frame.
-        """
-        spatial = len(layer.metadata[METADATA_KEY].get("spacing") or ()) or layer.ndim
-        return tuple(index[: layer.ndim - spatial])
-
-    def split_at(self, world_position, layer=None):
-        """Split the segment under ``world_position`` in two (one undo step)."""
-        layer = layer if layer is not None else self._clicked_layers[0]
-        index, label = self._label_under(layer, world_position)
-        if label == 0:
-            raise ValueError("That click is on the background; click inside the segment to split.")
-        params = layer.metadata[METADATA_KEY]
-        if params["image"] not in self._viewer.layers:
-            raise ValueError(
-                f"The image '{params['image']}' this result was computed from is no longer in the viewer "
-                "(renamed or removed); run the segmentation again."
-            )
-        image_layer = self._viewer.layers[params["image"]]
-        image = _full_resolution(image_layer)
-        frame = self._clicked_frame(layer, index)
-        frame_labels = np.asarray(layer.data[frame])
-        started = time.perf_counter()
-        indices, values = split_label(
-            np.asarray(image[frame]),
-            frame_labels,
-            label,
-            seeds=self._seeds_in_segment(image_layer, frame_labels, label, frame),
-            beta=params["beta"],
-            random_state=params["random_state"],
-            spacing=params.get("spacing"),
-            sigma=params.get("sigma"),
-            channel_axis=-1 if image_layer.rgb else None,
-        )
-        indices = self._in_frame(frame, indices)
-        with layer.block_history():
-            layer.data_setitem(indices, values)
-        self.status.value = f"split label {label} in {time.perf_counter() - started:.2f} s"
-
-    def _seeds_in_segment(self, image_layer, frame_labels, label, frame):
-        """Seed points inside the clicked segment: with two or more, the split
-        gives one part per point (the first point's part keeps the label)."""
-        points_layer = self.seeds.value
-        if points_layer is None or len(points_layer.data) < 2:
-            return None
-        pixels = self._seed_pixels(points_layer, image_layer, frame_labels.ndim, frame or None)
-        rounded = np.rint(pixels).astype(int)
-        inside = np.all((rounded >= 0) & (rounded < frame_labels.shape), axis=1)
-        rounded = rounded[inside]
-        in_segment = rounded[frame_labels[tuple(rounded.T)] == label]
-        return in_segment if len(in_segment) >= 2 else None
-
-    @staticmethod
-    def _in_frame(frame, indices):
-        """Frame-local pixel indices as indices into the whole stack."""
-        if not frame:
-            return indices
-        n = len(indices[0])
-        return tuple(np.full(n, i, dtype=np.intp) for i in frame) + tuple(indices)
-
-    def merge_at(self, world_position, layer=None):
-        """First call picks a segment, the second merges the segment under it into the first."""
-        layer = layer if layer is not None else self._clicked_layers[0]
-        index, label = self._label_under(layer, world_position)
-        if label == 0:
-            raise ValueError("That click is on the background; click inside a segment to merge.")
-        frame = self._clicked_frame(layer, index)
-        if self._merge_first is None or self._merge_first == (frame, label):
-            self._merge_first = (frame, label)
-            self.status.value = f"merge: label {label} picked, click the segment to join to it"
-            return
-        first_frame, keep = self._merge_first
-        if first_frame != frame:
-            self._merge_first = None
-            raise ValueError("The two segments to merge are in different frames; click two segments of one frame.")
-        indices, value = merge_labels(np.asarray(layer.data[frame]), keep, label)
-        indices = self._in_frame(frame, indices)
-        with layer.block_history():
-            layer.data_setitem(indices, value)
-        self.status.value = f"merged label {label} into {keep}"
-        self._merge_first = None
-
-    def _on_destroyed(self, *_):
-        # The viewer (or the dock) closed: stop the worker and the engine;
-        # callbacks of a worker that still finishes find _closed and do nothing.
-        self._closed = True
-        if self._worker is not None:
-            self._worker.quit()
-        self._engine.terminate()
+        if metadata["threshold_used"] is not None and metadata["threshold"] == "otsu":
+            self.threshold.value = float(metadata["threshold_used"])
+        self.status.value = _result_status(metadata["n_segments"], result.seconds)
 
     def _on_error(self, exc):
         if self._closed:
@@ -836,3 +406,23 @@ class SpectralSegmentationWidget(Container):
             return
         self.run.enabled = True
         self.cancel.enabled = False
+
+    def _on_destroyed(self, *_):
+        # The viewer (or the dock) closed: stop the worker and the engine;
+        # callbacks of a worker that still finishes find _closed and do nothing.
+        self._closed = True
+        if self._worker is not None:
+            self._worker.quit()
+        self._engine.terminate()
+
+    # ------------------------------------------------------------ click to split / merge
+    def _install_click_callbacks(self, _=None):
+        self._clicks.install(self.click_mode.value)
+
+    def split_at(self, world_position, layer: Labels | None = None) -> None:
+        """Split the segment under ``world_position`` in two (one undo step)."""
+        self._clicks.split_at(world_position, layer)
+
+    def merge_at(self, world_position, layer: Labels | None = None) -> None:
+        """First call picks a segment, the second merges the segment under it into the first."""
+        self._clicks.merge_at(world_position, layer)
