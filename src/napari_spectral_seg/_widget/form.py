@@ -15,6 +15,7 @@ current parameters.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -146,8 +147,25 @@ def make_field(spec: ParameterSpec, compound: Compound | None = None) -> ValueWi
         return ComboBox(choices=list(gui["choices"]), value=spec.tool_default, **options)
     ranges = dict(compound.number_range if compound is not None else {})
     ranges.update({key: gui[key] for key in ("min", "max", "step") if key in gui})
-    kind = SpinBox if _whole_number(spec) else FloatSpinBox
-    return kind(value=initial_value(spec), **ranges, **options)
+    if _whole_number(spec):
+        return SpinBox(value=initial_value(spec), **ranges, **options)
+    widget = FloatSpinBox(value=initial_value(spec), **ranges, **options)
+    _show_minimum(widget, ranges.get("min"))
+    return widget
+
+
+def _show_minimum(widget: FloatSpinBox, minimum: float | None) -> None:
+    """Give a FloatSpinBox the decimals its positive minimum needs.
+
+    Qt rounds the range to the decimals shown (2 unless the step needs
+    more): beta's minimum 0.001 became 0, a value the parameter refuses.
+    """
+    if not minimum or minimum <= 0:
+        return
+    decimals = math.ceil(-math.log10(minimum))
+    if decimals > widget.native.decimals():
+        widget.native.setDecimals(decimals)
+        widget.min = minimum
 
 
 class ParameterForm:
