@@ -10,7 +10,8 @@ stack (labels restart at 1 in every frame).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from napari.components import LayerList
@@ -25,7 +26,7 @@ __all__ = ["CLICK_MODES", "ClickEditor", "clicked_frame", "in_frame", "label_und
 CLICK_MODES = ("off", "split", "merge")
 
 
-def label_under(layer: Labels, world) -> tuple[tuple[int, ...], int]:
+def label_under(layer: Labels, world: Sequence[float]) -> tuple[tuple[int, ...], int]:
     """The pixel index under the world position ``world`` and its label.
 
     Raises
@@ -116,7 +117,7 @@ class ClickEditor:
         if not self._clicked_layers:
             show_info("No segmentation result yet: click Run first, then click on its segments.")
 
-    def on_click(self, layer: Labels, event) -> None:
+    def on_click(self, layer: Labels, event: Any) -> None:
         """The mouse callback: split or merge at the click; a problem is a warning."""
         if event.type != "mouse_press":
             return
@@ -129,7 +130,7 @@ class ClickEditor:
         except (ValueError, KeyError, IndexError) as exc:
             show_warning(str(exc))
 
-    def split_at(self, world_position, layer: Labels | None = None) -> None:
+    def split_at(self, world_position: Sequence[float], layer: Labels | None = None) -> None:
         """Split the segment under ``world_position`` in two (one undo step).
 
         Raises
@@ -168,7 +169,7 @@ class ClickEditor:
             layer.data_setitem(in_frame(frame, indices), values)
         self._report(f"split label {label} in {time.perf_counter() - started:.2f} s")
 
-    def merge_at(self, world_position, layer: Labels | None = None) -> None:
+    def merge_at(self, world_position: Sequence[float], layer: Labels | None = None) -> None:
         """First call picks a segment, the second merges the segment under it into the first.
 
         Raises

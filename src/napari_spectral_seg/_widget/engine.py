@@ -32,6 +32,7 @@ import time
 import warnings
 from collections.abc import Generator
 from multiprocessing.connection import Connection
+from typing import Any
 
 from ..core.frames import iter_segment_frames
 from ..core.params import SegmentationParams
@@ -143,8 +144,8 @@ class EngineProcess:
 
     def steps(
         self,
-        image,
-        mask,
+        image: Any,
+        mask: Any,
         params: SegmentationParams,
         heartbeat: float = 0.1,
         spatial_ndim: int | None = None,
@@ -264,8 +265,8 @@ def run_seconds(seconds: dict) -> float:
 
 def segment_in_worker(
     engine: EngineProcess,
-    image,
-    mask,
+    image: Any,
+    mask: Any,
     params: SegmentationParams,
     spatial_ndim: int | None = None,
     stack_parameters: dict | None = None,
@@ -299,7 +300,7 @@ def segment_in_worker(
     started = time.perf_counter()
     first_message = []
 
-    def note(update):
+    def note(update):  # the relay's transform: time the first message, name the heartbeat
         if update is None:
             return HEARTBEAT
         if not first_message:

@@ -104,7 +104,7 @@ def tooltip(spec: ParameterSpec) -> str:
     return f"{text}\nApplies {spec.applies_text}." if spec.applies_text else text
 
 
-def initial_value(spec: ParameterSpec):
+def initial_value(spec: ParameterSpec) -> int | float | str:
     """A field's first value: the parameter's tool default, as a field can show it.
 
     None shows :data:`SHOWN_FOR_NONE`; a compound's word (the threshold's

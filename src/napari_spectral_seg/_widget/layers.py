@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from napari.components import LayerList
-from napari.layers import Image, Labels, Points, Shapes
+from napari.layers import Image, Labels, Layer, Points, Shapes
 from napari.utils.notifications import show_info
 
 from .. import __version__
@@ -54,14 +55,14 @@ def result_layer_name(image_name: str) -> str:
     return f"{image_name} spectral"
 
 
-def is_result_layer(layer) -> bool:
+def is_result_layer(layer: Layer) -> bool:
     """Whether ``layer`` is a segmentation result (a Labels layer carrying our metadata)."""
     return isinstance(layer, Labels) and METADATA_KEY in layer.metadata
 
 
 # ---------------------------------------------------------------- the image layer's geometry
-def full_resolution(image_layer: Image):
-    """The layer's pixel array at full resolution (level 0 of a multiscale layer)."""
+def full_resolution(image_layer: Image) -> Any:
+    """The layer's pixel array at full resolution (level 0 of a multiscale layer): numpy, dask, zarr..."""
     return image_layer.data[0] if image_layer.multiscale else image_layer.data
 
 

@@ -10,7 +10,9 @@ put into the viewer on the main thread.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import ComboBox, Container, Label, PushButton
@@ -260,7 +262,7 @@ class SpectralSegmentationWidget(Container):
         geometry = {} if layer is None else layer_parameters(layer, self._spatial_ndim(layer))
         return self._form.parameters(uses_mask=self.mask.value is not None, layer_parameters=geometry)
 
-    def save_parameters(self, path) -> None:
+    def save_parameters(self, path: str | os.PathLike) -> None:
         """Write the current parameters as JSON ``{"spectral_seg": {...}}``, the format
         ``napari-spectral-seg batch --params`` reads, so a batch run replays this widget exactly."""
         import json
@@ -286,7 +288,7 @@ class SpectralSegmentationWidget(Container):
         """Whether a segmentation is running."""
         return self._worker is not None
 
-    def start(self, _=None):
+    def start(self, _=None) -> None:
         """Start a segmentation with the current fields (does nothing while one runs)."""
         if self.running:
             return
@@ -330,7 +332,7 @@ class SpectralSegmentationWidget(Container):
         self.status.value = "running..."
         worker.start()
 
-    def stop(self, _=None):
+    def stop(self, _=None) -> None:
         """Ask the running segmentation to stop at its next step."""
         if self._worker is not None:
             self.status.value = "cancelling..."
@@ -419,10 +421,10 @@ class SpectralSegmentationWidget(Container):
     def _install_click_callbacks(self, _=None):
         self._clicks.install(self.click_mode.value)
 
-    def split_at(self, world_position, layer: Labels | None = None) -> None:
+    def split_at(self, world_position: Sequence[float], layer: Labels | None = None) -> None:
         """Split the segment under ``world_position`` in two (one undo step)."""
         self._clicks.split_at(world_position, layer)
 
-    def merge_at(self, world_position, layer: Labels | None = None) -> None:
+    def merge_at(self, world_position: Sequence[float], layer: Labels | None = None) -> None:
         """First call picks a segment, the second merges the segment under it into the first."""
         self._clicks.merge_at(world_position, layer)
