@@ -128,7 +128,7 @@ def test_widget_merge_then_split_by_clicking_with_undo(viewer_widget, qtbot):
     layer = viewer.layers["four circles spectral"]
     original = layer.data.copy()
     widget.click_mode.value = "merge"
-    assert widget._on_click in layer.mouse_drag_callbacks
+    assert widget._clicks.on_click in layer.mouse_drag_callbacks
     widget.merge_at((28, 24))
     widget.merge_at((40, 50))
     assert layer.data[28, 24] == layer.data[40, 50]

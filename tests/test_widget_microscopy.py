@@ -81,7 +81,7 @@ def test_edge_level_gives_a_dim_object_its_own_outline(dock, qtbot):
     viewer.add_labels((image > 0.2).astype(np.int32), name="cells mask")
     widget.mask.value = viewer.layers["cells mask"]
     assert not widget.edge_level.enabled
-    assert widget.current_parameters()["edge_level"] is None
+    assert widget.current_parameters().used_edge_level() is None
 
 
 def test_sigma_smooths_before_segmenting(dock, qtbot):
@@ -210,5 +210,5 @@ def test_auto_with_a_labels_mask_of_touching_regions(dock, qtbot):
     assert labels.max() >= 10
     for lab in range(1, labels.max() + 1):
         assert len(np.unique(regions[labels == lab])) == 1
-    np.testing.assert_array_equal(labels, segment(image, regions, **widget.current_parameters()))
+    np.testing.assert_array_equal(labels, segment(image, regions, **widget.current_parameters().as_kwargs()))
     np.testing.assert_array_equal(viewer.layers["halves"].data, regions)  # the user's layer is untouched

@@ -1,4 +1,4 @@
-"""The widget under faults, on a real viewer: layers removed or switched mid-run, viewer closed, double clicks."""
+"""A run under way, on a real viewer: its image removed or switched, a second Run click, the viewer closed."""
 
 import numpy as np
 import pytest

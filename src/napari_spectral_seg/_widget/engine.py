@@ -1,4 +1,4 @@
-"""Run the segmentation pipeline in a long-lived child process.
+"""The engine host: the segmentation pipeline in a long-lived child process.
 
 Why: scipy.sparse and pyamg hold the GIL for long stretches, so a thread
 running the pipeline froze napari's event loop for up to 310 ms on a 512 x 512
@@ -9,12 +9,16 @@ next step.
 The child is started once and serves one job after another, so the engine's
 imports (about 1.5 s) are paid once, in the background, not on every Run.
 On Linux and macOS it is a fresh interpreter (``python -m
-napari_spectral_seg.core.process FD``) talking over a socket pair: unlike
+napari_spectral_seg._widget.engine FD``) talking over a socket pair: unlike
 multiprocessing's "spawn" and "forkserver", that never re-runs the user's
 ``__main__`` script (a napari script without an ``if __name__ ==
 "__main__":`` guard would otherwise open a second viewer in the child), and
 never forks a process that runs Qt threads. Windows has no fd passing: there
 multiprocessing "spawn" is used, and scripts need the usual guard.
+
+:func:`segment_in_worker` is what the widget's thread worker runs: it relays
+the engine's progress to the main thread and times the run. This module
+imports no napari, Qt or magicgui (the child imports it).
 """
 
 from __future__ import annotations
@@ -24,17 +28,21 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Generator
 from multiprocessing.connection import Connection
+from typing import Any
 
-from .frames import iter_segment_frames
-from .pipeline import Progress, SegmentationResult, iter_segment, run_to_end
+from ..core.frames import iter_segment_frames
+from ..core.params import SegmentationParams
+from ..core.pipeline import Progress, SegmentationResult, iter_segment
+from ..core.progress import relay, run_to_end
 
 # What a job may run: one image, or every frame of a stack.
 _JOBS = {"segment": iter_segment, "frames": iter_segment_frames}
 
-__all__ = ["EngineError", "EngineProcess"]
+__all__ = ["HEARTBEAT", "EngineError", "EngineProcess", "run_seconds", "segment_in_worker"]
 
 _USE_SUBPROCESS = os.name == "posix"
 
@@ -56,13 +64,12 @@ def _serve(conn):
             return
         if message[0] == "quit":
             return
-        kind, image, mask, params = message
+        kind, image, mask, params, options = message
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                result = run_to_end(
-                    _JOBS[kind](image, mask, **params), progress=lambda update: conn.send(("progress", update))
-                )
+                steps = _JOBS[kind](image, mask, **params.as_kwargs(), **options)
+                result = run_to_end(steps, progress=lambda update: conn.send(("progress", update)))
             # Warnings (constant image, solver fallback) go to the user, not the child's stderr.
             for item in caught:
                 conn.send(("warning", str(item.message)))
@@ -83,7 +90,8 @@ class EngineProcess:
     --------
     >>> engine = EngineProcess()
     >>> engine.start()              # optional: warm up in the background   # doctest: +SKIP
-    >>> result = run_to_end(engine.steps(image, mask, dict(n_clusters=4)))  # doctest: +SKIP
+    >>> params = SegmentationParams(n_clusters=4)
+    >>> result = run_to_end(engine.steps(image, mask, params))  # doctest: +SKIP
     >>> engine.close()                                                       # doctest: +SKIP
     """
 
@@ -98,7 +106,7 @@ class EngineProcess:
         if _USE_SUBPROCESS:
             parent, child = socket.socketpair()
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "napari_spectral_seg.core.process", str(child.fileno())],
+                [sys.executable, "-m", "napari_spectral_seg._widget.engine", str(child.fileno())],
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
@@ -135,22 +143,27 @@ class EngineProcess:
         return process.exitcode  # pragma: no cover
 
     def steps(
-        self, image, mask, params: dict, heartbeat: float = 0.1, frames: bool = False
-    ) -> Generator[Progress | None, None, SegmentationResult]:
+        self,
+        image: Any,
+        mask: Any,
+        params: SegmentationParams,
+        heartbeat: float = 0.1,
+        spatial_ndim: int | None = None,
+    ) -> Generator[Progress | str | None, None, SegmentationResult]:
         """Run one segmentation in the child and relay its progress.
 
         Parameters
         ----------
         image, mask
             As for :func:`iter_segment` (copied to the child).
-        params : dict
-            Keyword arguments of :func:`iter_segment` (or, with ``frames``,
-            of :func:`iter_segment_frames`, ``spatial_ndim`` included).
-        frames : bool
-            Segment every frame of a stack; the result is then the label
-            array of the whole stack instead of a SegmentationResult.
+        params : SegmentationParams
+            The parameters of the run (sent to the child as they are).
         heartbeat : float
             Seconds between ``None`` items when the child has nothing to say.
+        spatial_ndim : int, optional
+            Segment every frame of a stack, frames of this many axes (see
+            :func:`iter_segment_frames`); the result is then the label
+            array of the whole stack instead of a SegmentationResult.
 
         Yields
         ------
@@ -163,13 +176,17 @@ class EngineProcess:
 
         Returns
         -------
-        SegmentationResult
+        SegmentationResult or ndarray
+            The label stack with ``spatial_ndim``.
         """
+        if not isinstance(params, SegmentationParams):
+            raise TypeError(f"params must be a SegmentationParams, not {type(params).__name__}.")
+        kind, options = ("segment", {}) if spatial_ndim is None else ("frames", {"spatial_ndim": spatial_ndim})
         self.start()
         conn, process = self._conn, self._process
         finished = False
         try:
-            conn.send(("frames" if frames else "segment", image, mask, params))
+            conn.send((kind, image, mask, params, options))
             while True:
                 if not conn.poll(heartbeat):
                     yield None
@@ -229,9 +246,83 @@ class EngineProcess:
         self.terminate()
 
 
-if __name__ == "__main__":  # the engine child: python -m napari_spectral_seg.core.process FD
+class Heartbeat:
+    """What :func:`segment_in_worker` yields while the engine has nothing to say."""
+
+    def __repr__(self) -> str:
+        return "HEARTBEAT"
+
+
+# napari's generator worker checks for Cancel between items: the relay yields
+# this (the engine's ``None``) so that a long step can still be cancelled.
+HEARTBEAT = Heartbeat()
+
+
+def run_seconds(seconds: dict) -> float:
+    """The run's own time: wall time from the click minus the wait for the engine to start."""
+    return seconds.get("wall", seconds.get("total", 0.0)) - seconds.get("engine_start", 0.0)
+
+
+def segment_in_worker(
+    engine: EngineProcess,
+    image: Any,
+    mask: Any,
+    params: SegmentationParams,
+    spatial_ndim: int | None = None,
+    stack_parameters: dict | None = None,
+) -> Generator[Progress | str | Heartbeat, None, SegmentationResult]:
+    """Run one job on ``engine``, relaying its progress; what the widget's thread worker runs.
+
+    The worker thread only relays: the computation happens in the engine's
+    child process, so the GUI's interpreter (GIL) stays free.
+
+    Parameters
+    ----------
+    engine : EngineProcess
+        The engine to run on.
+    image, mask, params, spatial_ndim
+        As for :meth:`EngineProcess.steps`.
+    stack_parameters : dict, optional
+        With ``spatial_ndim``: the parameters to record with the stack's
+        labels (the engine returns the label array alone).
+
+    Yields
+    ------
+    Progress, str or Heartbeat
+        The engine's updates; :data:`HEARTBEAT` where it sent ``None``.
+
+    Returns
+    -------
+    SegmentationResult
+        With ``seconds["wall"]`` (from the call) and
+        ``seconds["engine_start"]`` (the wait for the engine's first message).
+    """
+    started = time.perf_counter()
+    first_message = []
+
+    def note(update):  # the relay's transform: time the first message, name the heartbeat
+        if update is None:
+            return HEARTBEAT
+        if not first_message:
+            first_message.append(time.perf_counter())
+        return update
+
+    steps = engine.steps(image, mask, params, spatial_ndim=spatial_ndim)
+    result = yield from relay(steps, note)
+    if spatial_ndim is not None:  # a label stack: wrap it like one image's result
+        result = SegmentationResult(labels=result, parameters=dict(stack_parameters or {}))
+    ended = time.perf_counter()
+    result.seconds["wall"] = ended - started
+    # Until the engine's first message, the run waited for the engine to
+    # start (only right after the widget opened): shown apart, so a tiny
+    # image does not look like it took two seconds to segment.
+    result.seconds["engine_start"] = (first_message[0] if first_message else ended) - started
+    return result
+
+
+if __name__ == "__main__":  # the engine child: python -m napari_spectral_seg._widget.engine FD
     # Through the package module, so what the child pickles (EngineError)
     # names a module the parent can import, not "__main__".
-    from napari_spectral_seg.core.process import _serve as serve
+    from napari_spectral_seg._widget.engine import _serve as serve
 
     serve(Connection(int(sys.argv[1])))

@@ -1,0 +1,248 @@
+"""The dock widget's parameter fields, built from :meth:`SegmentationParams.specs`.
+
+One field per parameter whose spec has ``gui`` hints: a ComboBox for
+``choices``, a SpinBox for a whole-number default, a FloatSpinBox otherwise;
+label, range and step from ``spec.gui``, tooltip from ``spec.help`` and
+``spec.applies_text``, first value from ``spec.tool_default``.
+
+Two parameters take a word as well as a number, and are compound controls: a
+checkbox for the word beside the number field (:data:`COMPOUNDS`). A mask
+layer replaces the threshold, seed points replace the number of segments:
+then the compound is disabled. A field whose spec says when it applies
+(``applies_text``) is enabled only where ``spec.applies`` holds for the
+current parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
+from magicgui.widgets.bases import ValueWidget
+
+from ..core.params import DEFAULT_SENSITIVITY, ParameterSpec, SegmentationParams, is_integer
+
+__all__ = ["COMPOUNDS", "Compound", "ParameterForm", "field_name", "initial_value", "make_field", "tooltip"]
+
+# Today's sub-widget name where it is not the parameter's (scripts and docs use it).
+FIELD_NAMES = {"random_state": "seed"}
+# Fields whose 0 means off, which a run takes as None (sigma: no smoothing;
+# edge_level: the threshold's edges are kept).
+OFF_AT_ZERO = ("sigma", "edge_level")
+# What a field shows for a parameter whose tool default is None (a field
+# cannot show None): the value a run then uses.
+SHOWN_FOR_NONE = {"sensitivity": DEFAULT_SENSITIVITY, "sigma": 0.0}
+# Stands in for the seed points when deciding which fields apply: the points
+# are read only when a run starts (they depend on the frame shown).
+SEED_POINTS = ()
+
+
+@dataclass(frozen=True)
+class Compound:
+    """A checkbox that stands for a word of a parameter, beside the parameter's number field.
+
+    Attributes
+    ----------
+    parameter, word : str
+        Ticked, the parameter is ``word``; unticked, the number field's value.
+    name, text, tooltip : str
+        The checkbox's sub-widget name, text and tooltip.
+    number_tooltip : str
+        The number field's tooltip.
+    replaced_by : {"mask", "seeds"}
+        The layer choice that replaces the parameter: the compound is then disabled.
+    number_range : dict
+        The number field's range where the spec's ``gui`` gives none.
+    """
+
+    parameter: str
+    word: str
+    name: str
+    text: str
+    tooltip: str
+    number_tooltip: str
+    replaced_by: str
+    number_range: dict = field(default_factory=dict)
+
+
+COMPOUNDS = (
+    Compound(
+        parameter="threshold",
+        word="otsu",
+        name="auto_threshold",
+        text="Otsu threshold",
+        tooltip="Without a mask, segment pixels above Otsu's threshold.",
+        number_tooltip="Without a mask, segment pixels brighter than this. "
+        "Set it below the image minimum to use the whole image.",
+        replaced_by="mask",
+        # A threshold is in the image's units: any number.
+        number_range=dict(min=-1e12, max=1e12, step=0.01),
+    ),
+    Compound(
+        parameter="n_clusters",
+        word="auto",
+        name="auto_segments",
+        text="Auto: decide per object",
+        tooltip="Split each piece of the mask where it holds touching objects "
+        "(necks, dark seams), keep it whole where it is one object.",
+        number_tooltip="Number of segments (each separate piece of the mask gets at least one).",
+        replaced_by="seeds",
+    ),
+)
+
+
+def field_name(parameter: str) -> str:
+    """The sub-widget name of ``parameter``'s field."""
+    return FIELD_NAMES.get(parameter, parameter)
+
+
+def tooltip(spec: ParameterSpec) -> str:
+    """A field's tooltip: the parameter's help, and when it applies."""
+    text = f"{spec.help[:1].upper()}{spec.help[1:]}."
+    return f"{text}\nApplies {spec.applies_text}." if spec.applies_text else text
+
+
+def initial_value(spec: ParameterSpec) -> int | float | str:
+    """A field's first value: the parameter's tool default, as a field can show it.
+
+    None shows :data:`SHOWN_FOR_NONE`; a compound's word (the threshold's
+    "otsu") leaves the number at 0 (the checkbox is ticked).
+    """
+    value = spec.tool_default
+    if value is None:
+        return SHOWN_FOR_NONE[spec.name]
+    if isinstance(value, str) and "choices" not in spec.gui:
+        return 0
+    return value
+
+
+def _whole_number(spec: ParameterSpec) -> bool:
+    value = spec.tool_default if spec.tool_default is not None else spec.default
+    return is_integer(value)
+
+
+def make_field(spec: ParameterSpec, compound: Compound | None = None) -> ValueWidget:
+    """The field of one parameter (``spec.gui`` not None), or the number field of its compound.
+
+    Parameters
+    ----------
+    spec : ParameterSpec
+        The parameter.
+    compound : Compound, optional
+        The compound control the field belongs to (its tooltip and range).
+
+    Returns
+    -------
+    ComboBox, SpinBox or FloatSpinBox
+    """
+    gui = spec.gui
+    options = dict(
+        name=field_name(spec.name),
+        label=gui["label"],
+        tooltip=compound.number_tooltip if compound is not None else tooltip(spec),
+    )
+    if "choices" in gui:
+        return ComboBox(choices=list(gui["choices"]), value=spec.tool_default, **options)
+    ranges = dict(compound.number_range if compound is not None else {})
+    ranges.update({key: gui[key] for key in ("min", "max", "step") if key in gui})
+    if _whole_number(spec):
+        return SpinBox(value=initial_value(spec), **ranges, **options)
+    widget = FloatSpinBox(value=initial_value(spec), **ranges, **options)
+    _show_minimum(widget, ranges.get("min"))
+    return widget
+
+
+def _show_minimum(widget: FloatSpinBox, minimum: float | None) -> None:
+    """Give a FloatSpinBox the decimals its positive minimum needs.
+
+    Qt rounds the range to the decimals shown (2 unless the step needs
+    more): beta's minimum 0.001 became 0, a value the parameter refuses.
+    """
+    if not minimum or minimum <= 0:
+        return
+    decimals = math.ceil(-math.log10(minimum))
+    if decimals > widget.native.decimals():
+        widget.native.setDecimals(decimals)
+        widget.min = minimum
+
+
+class ParameterForm:
+    """The parameter fields and the two compound controls, and the rules that enable them.
+
+    Attributes
+    ----------
+    fields : dict
+        Parameter name -> its field, one per spec with ``gui`` hints.
+    widgets : dict
+        Sub-widget name -> widget: the fields and the compounds' checkboxes.
+    """
+
+    def __init__(self) -> None:
+        specs = [spec for spec in SegmentationParams.specs() if spec.gui is not None]
+        self._specs = specs
+        self._compounds = {compound.parameter: compound for compound in COMPOUNDS}
+        # The fields that apply only sometimes, as their specs say.
+        self._conditional = [spec.name for spec in specs if spec.applies_text]
+        self.fields = {spec.name: make_field(spec, self._compounds.get(spec.name)) for spec in specs}
+        self.widgets = {widget.name: widget for widget in self.fields.values()}
+        for compound in COMPOUNDS:
+            ticked = SegmentationParams.spec(compound.parameter).tool_default == compound.word
+            box = CheckBox(name=compound.name, text=compound.text, value=ticked, tooltip=compound.tooltip)
+            self.widgets[compound.name] = box
+        self.update_enabled(uses_mask=False, seeded=False)
+
+    def _value(self, spec: ParameterSpec):
+        """The parameter as its field (and its compound's checkbox) says."""
+        compound = self._compounds.get(spec.name)
+        if compound is not None and self.widgets[compound.name].value:
+            return compound.word
+        widget = self.fields[spec.name]
+        if isinstance(widget, ComboBox):
+            return widget.value
+        number = int(widget.value) if isinstance(widget, SpinBox) else float(widget.value)
+        return None if spec.name in OFF_AT_ZERO and number == 0 else number
+
+    def parameters(self, *, uses_mask: bool = False, layer_parameters: Mapping | None = None) -> SegmentationParams:
+        """The parameters the fields give, over the tool defaults.
+
+        Parameters
+        ----------
+        uses_mask : bool
+            A mask layer is chosen: it replaces the threshold (None).
+        layer_parameters : mapping, optional
+            The parameters the image layer decides (spacing, channel axis).
+
+        Returns
+        -------
+        SegmentationParams
+            Without seed points. A parameter that does not apply (e.g.
+            sensitivity without auto) keeps its tool default; its field
+            keeps its value for when it applies again.
+        """
+        values = {spec.name: self._value(spec) for spec in self._specs}
+        if uses_mask:
+            values["threshold"] = None
+        given = {name: value for name, value in values.items() if name not in self._conditional}
+        params = SegmentationParams.tool_defaults(**given, **(layer_parameters or {}))
+        return params.replace(**{name: values[name] for name in self._conditional if params.applies(name)})
+
+    def update_enabled(self, *, uses_mask: bool, seeded: bool) -> None:
+        """Enable the fields that act with the current choices.
+
+        Parameters
+        ----------
+        uses_mask : bool
+            A mask layer is chosen (it replaces the threshold).
+        seeded : bool
+            A seed-points layer is chosen (its points fix the number of segments).
+        """
+        replaced = {"mask": uses_mask, "seeds": seeded}
+        for compound in COMPOUNDS:
+            box = self.widgets[compound.name]
+            box.enabled = not replaced[compound.replaced_by]
+            self.fields[compound.parameter].enabled = box.enabled and not box.value
+        params = self.parameters(uses_mask=uses_mask).replace(seeds=SEED_POINTS if seeded else None)
+        for name in self._conditional:
+            self.fields[name].enabled = params.applies(name)

@@ -1,0 +1,430 @@
+"""The "Spectral segmentation" dock widget.
+
+Thin by design: the parameter fields come from :mod:`.form`, the layers are
+read and the result layer written by :mod:`.layers`, clicks on the result
+are edits of :mod:`.clicks`, and the segmentation runs on the engine of
+:mod:`.engine` (a child process) from a ``napari.qt.threading`` worker that
+only relays progress. The worker never touches the viewer: the result is
+put into the viewer on the main thread.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import ComboBox, Container, Label, PushButton
+from napari.layers import Image, Labels, Points, Shapes
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info, show_warning
+
+from .. import __version__
+from ..core.params import SegmentationParams
+from ..core.pipeline import SegmentationResult
+from .clicks import CLICK_MODES, ClickEditor
+from .engine import HEARTBEAT, EngineProcess, run_seconds, segment_in_worker
+from .form import ParameterForm
+from .layers import (
+    METADATA_KEY,
+    collect_job,
+    is_result_layer,
+    layer_parameters,
+    put_result,
+    recorded_parameters,
+    result_layer_name,
+    result_metadata,
+    spatial_ndim,
+)
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["METADATA_KEY", "SpectralSegmentationWidget", "result_layer_name"]
+
+DIMS = ("2D", "3D")
+FRAMES = ("current frame", "all frames")
+
+
+def _result_status(n_segments: int, seconds: dict) -> str:
+    """Status line after a run: segments and time, engine start-up shown apart."""
+    startup = seconds.get("engine_start", 0.0)
+    if startup < 0.5:  # the engine was ready: the usual case
+        return f"{n_segments} segments in {run_seconds(seconds):.2f} s"
+    return f"{n_segments} segments in {run_seconds(seconds):.2f} s (+ {startup:.1f} s engine start-up)"
+
+
+def _heading(text: str) -> Label:
+    return Label(value=f"<b>{text}</b>", label="")
+
+
+class SpectralSegmentationWidget(Container):
+    """Dock widget: segment the chosen image layer by spectral clustering.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer whose layers are read and written.
+
+    Notes
+    -----
+    Sub-widgets, by name, for scripts and tests: ``image``, ``mask``,
+    ``auto_threshold``, ``threshold``, ``n_clusters``, ``auto_segments``,
+    ``sensitivity``, ``edge_level``, ``beta``, ``sigma``, ``eigen_solver``, ``min_size``,
+    ``dims``, ``frames``, ``seeds``, ``seed``, ``run``, ``cancel``,
+    ``click_mode``, ``save_params``, ``status``.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = napari_viewer
+        self._worker = None
+        self._progress = None
+        self._progress_n = 0
+        self._job = None  # what the running worker was started with
+        self._closed = False  # set when the Qt widget is destroyed
+        # The engine runs in a child process; start it now so its imports
+        # are done by the time the user clicks Run.
+        self._engine = EngineProcess()
+        self._engine.start()
+        self._form = ParameterForm()
+        self._add_controls()
+        self._clicks = ClickEditor(napari_viewer.layers, lambda: self.seeds.value, self._show_status)
+        self._connect()
+        self.reset_choices()
+        self._follow_active_layer()
+        self._on_image_changed()  # the first choice was set before the signals were connected
+        self._update_enabled()
+
+    def _add_controls(self) -> None:
+        """The layer pickers and buttons, then every control in its group under a heading."""
+        self._make_pickers_and_buttons()
+        form = self._form.widgets
+        # Grouped by the question each answers, with a heading per group.
+        self.extend(
+            [
+                _heading("What to segment"),
+                self.image,
+                self.mask,
+                form["auto_threshold"],
+                form["threshold"],
+                form["min_size"],
+                form["sigma"],
+                _heading("How many segments"),
+                form["n_clusters"],
+                form["auto_segments"],
+                form["sensitivity"],
+                form["edge_level"],
+                self.seeds,
+                _heading("Stacks"),
+                self.dims,
+                self.frames,
+                _heading("Fine tuning"),
+                form["beta"],
+                form["eigen_solver"],
+                form["seed"],
+                self.run,
+                self.cancel,
+                self.status,
+                _heading("Edit the result"),
+                self.click_mode,
+                self.save_params,
+            ]
+        )
+
+    def _make_pickers_and_buttons(self) -> None:
+        """The layer pickers, the stack and click choices, the buttons and the status line."""
+        self.image = ComboBox(
+            name="image",
+            label="image",
+            choices=self._image_choices,
+            tooltip="Image layer to segment (the active one by default).",
+        )
+        self.mask = ComboBox(
+            name="mask",
+            label="mask",
+            choices=self._mask_choices,
+            tooltip="Labels layer (each label region is segmented on its own) or "
+            "Shapes layer (the drawn regions). 'none' uses the threshold instead.",
+        )
+        self.seeds = ComboBox(
+            name="seeds",
+            label="seed points",
+            choices=self._points_choices,
+            tooltip="Points layer: one segment per point (label i holds point i); 'none' uses the number of segments.",
+        )
+        self.dims = ComboBox(
+            name="dims",
+            label="segment in",
+            choices=list(DIMS),
+            value="2D",
+            tooltip="2D: each (y, x) plane is a frame. 3D: each (z, y, x) volume is one, "
+            "segmented with the layer's scale as voxel size.",
+        )
+        self.frames = ComboBox(
+            name="frames",
+            label="frames",
+            choices=list(FRAMES),
+            value="current frame",
+            enabled=False,
+            tooltip="For stacks with more axes than 'segment in' (time series): the frame "
+            "shown in the viewer, or every frame (cancel stops between frames).",
+        )
+        self.click_mode = ComboBox(
+            name="click_mode",
+            label="click on result",
+            choices=list(CLICK_MODES),
+            value="off",
+            tooltip="split: a click on a segment cuts it in two (spectral cut of that "
+            "segment alone). merge: click two segments to join them. "
+            "Each edit is one undo step (Ctrl+Z on the result layer).",
+        )
+        self.run = PushButton(name="run", text="Run")
+        self.cancel = PushButton(name="cancel", text="Cancel", enabled=False)
+        self.save_params = PushButton(
+            name="save_params",
+            text="Save parameters...",
+            tooltip="Write the current parameters to a JSON file for `napari-spectral-seg batch --params FILE`.",
+        )
+        self.status = Label(name="status", value="")
+
+    def _connect(self) -> None:
+        form = self._form.widgets
+        for choice in (form["auto_threshold"], self.mask, self.seeds, form["auto_segments"]):
+            choice.changed.connect(self._update_enabled)
+        self.image.changed.connect(self._on_image_changed)
+        self.run.changed.connect(self.start)
+        self.cancel.changed.connect(self.stop)
+        self.save_params.changed.connect(self._ask_where_to_save)
+        self.click_mode.changed.connect(self._install_click_callbacks)
+        self.dims.changed.connect(self._update_frames_enabled)
+        layer_events = self._viewer.layers.events
+        for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
+            event.connect(self.reset_choices)
+        self._viewer.layers.selection.events.active.connect(self._follow_active_layer)
+        self.native.destroyed.connect(self._on_destroyed)
+
+    def _show_status(self, text: str) -> None:
+        self.status.value = text
+
+    # ------------------------------------------------------------ choices
+    def _image_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
+
+    def _mask_choices(self, _widget=None):
+        masks = [
+            (layer.name, layer)
+            for layer in self._viewer.layers
+            if (isinstance(layer, Labels) and not is_result_layer(layer)) or isinstance(layer, Shapes)
+        ]
+        return [("none", None), *masks]
+
+    def _points_choices(self, _widget=None):
+        points = [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Points)]
+        return [("none", None), *points]
+
+    def _follow_active_layer(self, event=None):
+        active = self._viewer.layers.selection.active
+        if isinstance(active, Image) and active in [v for _, v in self._image_choices()]:
+            self.image.value = active
+
+    def _update_enabled(self, _=None):
+        self._form.update_enabled(uses_mask=self.mask.value is not None, seeded=self.seeds.value is not None)
+
+    def _update_frames_enabled(self, _=None):
+        layer = self.image.value
+        self.frames.enabled = layer is not None and layer.ndim > self._spatial_ndim(layer)
+
+    def _spatial_ndim(self, layer) -> int:
+        return spatial_ndim(layer, int(self.dims.value[0]))
+
+    def _on_image_changed(self, layer=None):
+        layer = self.image.value
+        if layer is None:
+            return
+        self.dims.value = "3D" if layer.ndim >= 3 else "2D"
+        self._update_frames_enabled()
+        lo, hi = (float(v) for v in layer.contrast_limits_range)
+        if not self.threshold.enabled:
+            self.threshold.value = (lo + hi) / 2
+
+    # ------------------------------------------------------------ parameters
+    def current_parameters(self) -> SegmentationParams:
+        """The fields and the image layer's geometry (spacing, channel axis) as parameters.
+
+        Without seed points (read from their layer when a run starts); a
+        mask layer makes the threshold None. ``.as_kwargs()`` gives keyword
+        arguments of :func:`napari_spectral_seg.segment`.
+        """
+        layer = self.image.value
+        geometry = {} if layer is None else layer_parameters(layer, self._spatial_ndim(layer))
+        return self._form.parameters(uses_mask=self.mask.value is not None, layer_parameters=geometry)
+
+    def save_parameters(self, path: str | os.PathLike) -> None:
+        """Write the current parameters as JSON ``{"spectral_seg": {...}}``, the format
+        ``napari-spectral-seg batch --params`` reads, so a batch run replays this widget exactly."""
+        import json
+        from pathlib import Path
+
+        record = recorded_parameters(self.current_parameters(), from_layer=self.image.value is not None)
+        params = dict(record, version=__version__)
+        Path(path).write_text(json.dumps({METADATA_KEY: params}, indent=2))
+        self.status.value = f"parameters saved to {Path(path).name}"
+
+    def _ask_where_to_save(self, _=None):
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getSaveFileName(
+            self.native, "Save parameters", "spectral_seg_params.json", "JSON (*.json)"
+        )
+        if path:
+            self.save_parameters(path)
+
+    # ------------------------------------------------------------ running
+    @property
+    def running(self) -> bool:
+        """Whether a segmentation is running."""
+        return self._worker is not None
+
+    def start(self, _=None) -> None:
+        """Start a segmentation with the current fields (does nothing while one runs)."""
+        if self.running:
+            return
+        try:
+            job = collect_job(
+                self.image.value,
+                self.mask.value,
+                self.seeds.value,
+                self.current_parameters(),
+                dims=int(self.dims.value[0]),
+                all_frames=self.frames.value == "all frames",
+                dims_point=self._viewer.dims.point,
+            )
+        except ValueError as exc:
+            show_warning(str(exc))
+            self.status.value = "not started"
+            return
+        self._job = job
+        self._progress = progress(total=100, desc="Spectral segmentation")
+        self._progress_n = 0
+        worker = create_worker(
+            segment_in_worker,
+            self._engine,
+            job.image,
+            job.mask,
+            job.params,
+            job.spatial_ndim,
+            job.stack_parameters() if job.all_frames else None,
+            _start_thread=False,
+            _connect={
+                "yielded": self._on_progress,
+                "returned": self._on_result,
+                "errored": self._on_error,
+                "aborted": self._on_aborted,
+                "finished": self._on_finished,
+            },
+        )
+        self._worker = worker
+        self.run.enabled = False
+        self.cancel.enabled = True
+        self.status.value = "running..."
+        worker.start()
+
+    def stop(self, _=None) -> None:
+        """Ask the running segmentation to stop at its next step."""
+        if self._worker is not None:
+            self.status.value = "cancelling..."
+            self._worker.quit()
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Block (processing Qt events) until the running segmentation ends; for scripts."""
+        from qtpy.QtWidgets import QApplication
+
+        deadline = time.monotonic() + timeout
+        while self.running and time.monotonic() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.01)
+        if self.running:
+            raise TimeoutError(f"segmentation still running after {timeout} s")
+
+    # ------------------------------------------------------------ worker callbacks (main thread)
+    def _on_progress(self, update):
+        bar = self._progress
+        if self._closed or bar is None or update is HEARTBEAT:
+            return
+        if isinstance(update, str):  # a warning from the pipeline
+            show_warning(f"Spectral segmentation: {update}")
+            return
+        self.status.value = f"{update.step}: {update.message}"
+        bar.set_description(f"Spectral segmentation: {update.step}")
+        target = int(round(update.fraction * 100))
+        if target > self._progress_n:
+            # update() may process events, even this worker's "finished"
+            bar.update(target - self._progress_n)
+            self._progress_n = target
+
+    def _on_result(self, result: SegmentationResult):
+        if self._closed:
+            return
+        job = self._job
+        if job.layer not in self._viewer.layers:
+            show_warning(
+                f"Image '{job.layer.name}' was removed while it was being segmented; the result was discarded."
+            )
+            self.status.value = "discarded (image removed)"
+            return
+        metadata = result_metadata(job, result, run_seconds(result.seconds))
+        put_result(self._viewer.layers, job, result.labels, metadata)
+        self._install_click_callbacks()
+        if metadata["threshold_used"] is not None and metadata["threshold"] == "otsu":
+            self.threshold.value = float(metadata["threshold_used"])
+        self.status.value = _result_status(metadata["n_segments"], result.seconds)
+
+    def _on_error(self, exc):
+        if self._closed:
+            return
+        if isinstance(exc, (ValueError, TypeError, MemoryError)):
+            show_error(f"Spectral segmentation: {exc}")
+        else:
+            show_error(f"Spectral segmentation failed ({type(exc).__name__}): {exc}")
+        self.status.value = "failed"
+
+    def _on_aborted(self):
+        self._engine.terminate()  # it is still busy with the abandoned job
+        if self._closed:
+            return
+        show_info("Spectral segmentation cancelled; no layer was changed.")
+        self.status.value = "cancelled"
+
+    def _on_finished(self):
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        self._worker = None
+        self._job = None
+        if self._closed:
+            return
+        self.run.enabled = True
+        self.cancel.enabled = False
+
+    def _on_destroyed(self, *_):
+        # The viewer (or the dock) closed: stop the worker and the engine;
+        # callbacks of a worker that still finishes find _closed and do nothing.
+        self._closed = True
+        if self._worker is not None:
+            self._worker.quit()
+        self._engine.terminate()
+
+    # ------------------------------------------------------------ click to split / merge
+    def _install_click_callbacks(self, _=None):
+        self._clicks.install(self.click_mode.value)
+
+    def split_at(self, world_position: Sequence[float], layer: Labels | None = None) -> None:
+        """Split the segment under ``world_position`` in two (one undo step)."""
+        self._clicks.split_at(world_position, layer)
+
+    def merge_at(self, world_position: Sequence[float], layer: Labels | None = None) -> None:
+        """First call picks a segment, the second merges the segment under it into the first."""
+        self._clicks.merge_at(world_position, layer)

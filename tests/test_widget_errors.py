@@ -1,0 +1,43 @@
+"""Failures reach the user, on a real viewer: the engine killed mid-run, warnings of the pipeline."""
+
+import os
+import signal
+
+import numpy as np
+from conftest import run_and_wait
+from napari.utils.notifications import notification_manager
+
+from napari_spectral_seg.data import four_circles
+
+
+def messages():
+    return [str(n.message) for n in notification_manager.records]
+
+
+def run(widget, qtbot):
+    run_and_wait(widget, qtbot)
+
+
+def test_engine_killed_mid_run_notifies_and_frees_the_buttons(dock, qtbot):
+    image, mask, _ = four_circles(size=400, seed=0)
+    viewer, widget = dock(image, name="big")
+    viewer.add_labels(mask.astype(np.uint8), name="big mask")
+    widget.mask.value = viewer.layers["big mask"]
+    widget.eigen_solver.value = "arpack"
+    widget.run.native.click()
+    qtbot.waitUntil(lambda: widget._engine.pid is not None and "eigenvectors" in widget.status.value, timeout=60_000)
+    os.kill(widget._engine.pid, signal.SIGKILL)  # as the out-of-memory killer would
+    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
+    assert any("stopped unexpectedly" in m for m in messages())
+    assert widget.run.enabled and not widget.cancel.enabled and "big spectral" not in viewer.layers
+    run(widget, qtbot)  # a new engine serves the next run
+    assert viewer.layers["big spectral"].data.max() == 4
+
+
+def test_pipeline_warnings_reach_the_user(dock, qtbot):
+    viewer, widget = dock(np.ones((30, 30)), name="flat")
+    widget.auto_threshold.value = False
+    widget.threshold.value = 0.0
+    widget.n_clusters.value = 2
+    run(widget, qtbot)
+    assert any("image is constant inside the mask" in m for m in messages())
