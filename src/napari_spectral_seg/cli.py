@@ -76,7 +76,7 @@ def flag_specs() -> list[ParameterSpec]:
 
 
 def _flag(spec: ParameterSpec) -> str:
-    return spec.flag if isinstance(spec.flag, str) else "--" + spec.name.replace("_", "-")
+    return spec.flag
 
 
 def _parser(spec: ParameterSpec):

@@ -446,7 +446,13 @@ class SegmentationParams:
     @classmethod
     def specs(cls) -> tuple[ParameterSpec, ...]:
         """Every parameter's :class:`ParameterSpec`, in declaration order."""
-        return tuple(ParameterSpec(name=f.name, **f.metadata["spec"]) for f in dataclasses.fields(cls))
+        specs = []
+        for f in dataclasses.fields(cls):
+            spec = dict(f.metadata["spec"])
+            if spec["flag"] is _UNSET:  # the usual flag: --name-with-dashes
+                spec["flag"] = "--" + f.name.replace("_", "-")
+            specs.append(ParameterSpec(name=f.name, **spec))
+        return tuple(specs)
 
     @classmethod
     def spec(cls, name: str) -> ParameterSpec:
