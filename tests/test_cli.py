@@ -83,11 +83,11 @@ def test_help_lists_every_flag_of_the_parameters_with_its_default(command, capsy
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     for spec in SegmentationParams.specs():
         if spec.flag is not None:
-            assert (spec.flag if isinstance(spec.flag, str) else "--" + spec.name.replace("_", "-")) in text
+            assert spec.flag in text
     assert "--channel-axis" not in text and "--seeds" not in text
-    assert "(default: 20)" in text and "random seed (default: 0)" in text
+    assert "(default: 20)" in text and "same labels (default: 0)" in text
     with_mask = "or none with --mask" in text
-    assert with_mask == (command == "segment") and "'otsu' (default: otsu" in text
+    assert with_mask == (command == "segment") and "mask) (default: otsu" in text
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ Nothing imports this module: it is the entry point.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import typing
 
@@ -96,9 +95,7 @@ def _shown(value) -> str:
 
 def _help(spec: ParameterSpec, with_mask: bool) -> str:
     """The flag's help: the parameter's, with the command's default where it does not say it."""
-    text = spec.help
-    if spec.tool_default != spec.default:  # the help states the library's default, not the command's
-        text = re.split(r";?\s*\(?\bdefault\b", text)[0].rstrip(" ,;")
+    text = spec.help + (f"; {spec.applies_text}" if spec.applies_text else "")
     if "default" not in text:
         default = _shown(spec.tool_default)
         if with_mask and spec.name in WITH_MASK:

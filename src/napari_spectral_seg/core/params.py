@@ -337,41 +337,41 @@ class SegmentationParams:
     threshold: float | str | None = _param(
         None,
         tool_default="otsu",
-        help="segment pixels above VALUE, or 'otsu'; default: the whole image (or the mask)",
+        help="segment the pixels brighter than this number, or 'otsu' for Otsu's threshold; none: the whole image (or the mask)",
         check=_check_threshold,
         gui=dict(label="threshold"),
     )
     n_clusters: int | str = _param(
         4,
-        help="number of segments, or 'auto' to decide per object (default 4)",
+        help="number of segments, or 'auto' to decide per object",
         check=_check_n_clusters,
         gui=dict(label="segments", min=1, max=10_000),
         record=lambda v: v if v == "auto" else int(v),
     )
     beta: float = _param(
         1.0,
-        help="edge sensitivity (default 1, the seed example)",
+        help="edge sensitivity: weights are exp(-beta * gradient / std); 1 is the scikit-learn example",
         check=_check_beta,
         gui=dict(label="beta", min=0.001, max=1e4, step=0.1),
         record=float,
     )
     eigen_solver: str = _param(
         "auto",
-        help="auto, multilevel, arpack, lobpcg or amg",
+        help="auto (exact on small pieces, multilevel above), multilevel, arpack, lobpcg or amg",
         check=lambda v, p: _check_choice(EIGEN_SOLVERS)(v, p, "eigen_solver"),
         gui=dict(label="eigen solver", choices=EIGEN_SOLVERS),
     )
     random_state: int | None = _param(
         None,
         tool_default=0,
-        help="random seed (default 0)",
+        help="random seed: the same seed gives the same labels",
         check=_check_random_state,
         flag="--seed",
         gui=dict(label="seed", min=0, max=2**31 - 1),
     )
     spacing: tuple | None = _param(
         None,
-        help="pixel size per axis, e.g. 4,1,1",
+        help="pixel (voxel) size per spatial axis, e.g. 4,1,1 for a z step of 4 xy pixels",
         check=lambda v, p: None,  # needs the number of spatial axes: check_spacing
         record=lambda v: None if v is None else [float(s) for s in v],
     )
@@ -384,7 +384,7 @@ class SegmentationParams:
     min_size: int = _param(
         0,
         tool_default=20,
-        help="drop mask pieces smaller than this (pixels)",
+        help="pieces of the mask smaller than this many pixels are left out",
         check=_check_min_size,
         gui=dict(label="min size (px)", min=0, max=10**9),
         record=int,
@@ -403,29 +403,28 @@ class SegmentationParams:
     )
     sigma: float | tuple | None = _param(
         None,
-        help="Gaussian pre-smoothing in pixels (one number, or one per axis)",
+        help="Gaussian smoothing before the mask and the graph, in pixels (0: none)",
         check=lambda v, p: None,  # needs the number of spatial axes: check_sigma
         record=lambda v: v if v is None or np.isscalar(v) else [float(x) for x in v],
         gui=dict(label="smoothing σ (px)", min=0.0, max=100.0, step=0.5),
     )
     sensitivity: float | None = _param(
         None,
-        help=f"with --n-clusters auto: 0..1, larger splits more (default {DEFAULT_SENSITIVITY})",
+        help=f"0..1: larger values split more readily ({DEFAULT_SENSITIVITY} when not set)",
         check=_check_sensitivity,
         applies=_auto,
-        applies_text="with n_clusters='auto' only",
+        applies_text="in auto mode only (n_clusters 'auto')",
         gui=dict(label="sensitivity", min=0.0, max=1.0, step=0.05),
     )
     edge_level: float | None = _param(
         DEFAULT_EDGE_LEVEL,
         help=(
-            "with --n-clusters auto and --threshold: draw each object's edge where its signal has fallen "
-            "to this fraction of its own brightness above background, 0..<1 "
-            f"(default {DEFAULT_EDGE_LEVEL}; 0 keeps the threshold's edges)"
+            "each object's outline is drawn where its signal above background has fallen to this fraction "
+            "of its own brightness, 0..<1; outlines move at most 3 px; 0 keeps the threshold's edges"
         ),
         check=_check_edge_level,
         applies=_auto_with_threshold,
-        applies_text="with n_clusters='auto' and a threshold only",
+        applies_text="in auto mode with a threshold only (not with a mask)",
         gui=dict(label="edge level", min=0.0, max=0.95, step=0.05),
     )
 
