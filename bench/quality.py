@@ -259,7 +259,7 @@ GROUPS = ("tuning", "report", "real", "legacy", "blobs", "textured")
 def _synthetic(generator, kind, ndim, seeds, label=None):
     source, make = GENERATORS[(generator, ndim)]
     name = f"{generator}-{label or kind}-{ndim}d"
-    text = f"{source}, seeds {seeds[0]}-{seeds[-1]}"
+    text = f"{source}, seed {seeds[0]}" if len(seeds) == 1 else f"{source}, seeds {seeds[0]}-{seeds[-1]}"
     return BenchSet(name, kind, text, lambda: [make(s) for s in seeds])
 
 
