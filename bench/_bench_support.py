@@ -30,6 +30,7 @@ PACKAGES = {
     "skimage": "scikit-image",
     "yaml": "pyyaml",
     "PyQt6": "napari[pyqt6]",
+    "napari_segment_blobs_and_things_with_membranes": "napari-segment-blobs-and-things-with-membranes",
 }
 
 

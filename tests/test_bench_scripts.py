@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 INSTALL = '.venv/bin/pip install -e ".[test,bench]"'
+NSBATWM = "napari_segment_blobs_and_things_with_membranes"
 
 # Runs a script as `python script args...` would, with the named modules made unimportable
 # (None in sys.modules), whatever is installed or on PYTHONPATH.
@@ -62,7 +64,11 @@ def test_without_the_project_a_script_prints_one_line_and_exits_non_zero(script,
 
 @pytest.mark.parametrize(
     "blocked,script,package",
-    [("sklearn", "bench/split.py", "scikit-learn"), ("skimage", "bench/quality.py", "scikit-image")],
+    [
+        ("sklearn", "bench/split.py", "scikit-learn"),
+        ("skimage", "bench/quality.py", "scikit-image"),
+        (NSBATWM, "bench/quality.py", "napari-segment-blobs-and-things-with-membranes"),
+    ],
 )
 def test_a_missing_dependency_is_named_by_its_package(blocked, script, package, tmp_path):
     proc = run_blocked(blocked, script, ["--help"], tmp_path)
@@ -138,20 +144,119 @@ def test_run_py_rejects_an_unknown_case(load):
     assert exc.value.code == 2
 
 
-def test_quality_py_set_that_fails_keeps_quality_json(load, tmp_path, monkeypatch):
+@pytest.fixture
+def quality(load, monkeypatch, tmp_path):
+    """bench/quality.py with one tiny set of each kind instead of the real ones, results under tmp_path."""
+    pytest.importorskip(NSBATWM, reason="bench/quality.py needs the bench extra (nsbatwm)")
     quality = load("quality")
+
+    def tiny(kind, seed):
+        return quality.BenchSet(f"tiny-{kind}", kind, "touching_blobs((48, 48), 3)", lambda: [tiny_item(seed)])
+
+    def tiny_item(seed):
+        return (*quality.touching_blobs((48, 48), 3, seed=seed), None)
+
+    sets = {s.name: s for s in (tiny("tuning", 0), tiny("report", 1), tiny("real", 2))}
+    monkeypatch.setattr(quality, "all_sets", lambda quick=False: sets)
+    monkeypatch.setattr(quality, "DEFAULT_OUT", str(tmp_path / "quality.json"))
+    return quality
+
+
+def test_quality_py_set_that_fails_keeps_quality_json(quality, tmp_path, monkeypatch):
     out = tracked(tmp_path / "quality.json")
 
     def broken(image, spacing=None):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(quality, "ours", broken)
-    monkeypatch.setattr(quality, "synthetic_sets", lambda *a: {"tiny": [quality.touching_blobs((48, 48), 3, seed=0)]})
-    monkeypatch.setattr(quality, "real_set", lambda: (None, "not in this test"))
-    assert quality.main(["--out", str(out)]) == 1
+    monkeypatch.setitem(quality.METHODS, "defaults", broken)
+    assert quality.main(["--sets", "tiny-tuning", "--out", str(out)]) == 1
     assert out.read_text() == '{"tracked": true}'
     rows = json.loads((tmp_path / "quality-FAILED.json.tmp").read_text())["rows"]
-    assert rows == [{"set": "tiny", "images": 1, "error": "RuntimeError: boom"}]
+    assert rows == [{"set": "tiny-tuning", "kind": "tuning", "images": 1, "error": "RuntimeError: boom"}]
+
+
+def test_quality_py_full_run_writes_quality_json_and_a_partial_run_nothing(quality, tmp_path, capsys):
+    out = tmp_path / "quality.json"
+    assert quality.main(["--quick"]) == 0
+    assert not out.exists()
+    assert "tiny-report" not in capsys.readouterr().out  # a quick run leaves the report sets alone
+    assert quality.main(["--sets", "tiny-report"]) == 0
+    assert not out.exists()
+    assert quality.main([]) == 0
+    result = json.loads(out.read_text())
+    assert result["sets"] == ["tiny-tuning", "tiny-report", "tiny-real"]
+    row = result["rows"][1]
+    assert row["kind"] == "report"
+    expected = {"defaults", "tuned", "nsbatwm-defaults", "nsbatwm-best", "otsu-cc", "dt-watershed"}
+    assert set(row["methods"]) == expected
+    assert row["methods"]["nsbatwm-best"]["spot_sigma"] in quality.SPOT_SIGMAS
+    assert "REPORT: run once after the last choice" in capsys.readouterr().out
+
+
+def test_quality_py_selects_sets_by_name_stem_and_group(load):
+    pytest.importorskip(NSBATWM, reason="bench/quality.py needs the bench extra (nsbatwm)")
+    quality = load("quality")
+    sets = quality.all_sets(quick=True)
+    assert quality.select(sets, ["blobs-final"]) == ["blobs-final-2d", "blobs-final-3d"]
+    tuning = quality.select(sets, ["tuning"])
+    assert tuning == ["blobs-tuning-2d", "blobs-tuning-3d", "textured-tuning-2d", "textured-tuning-3d"]
+    assert quality.select(sets, ["textured"]) == [n for n in sets if n.startswith("textured-")]
+    assert all(sets[n].kind == "report" for n in quality.select(sets, ["report"]))
+    with pytest.raises(ValueError, match="unknown set"):
+        quality.select(sets, ["blobs-tuning-4d"])
+
+
+# ------------------------------------------------------------------ scoring (numpy only)
+def squares(shape, *boxes):
+    """A label image with object k+1 filling boxes[k] = (y0, y1, x0, x1)."""
+    labels = np.zeros(shape, dtype=np.int32)
+    for k, (y0, y1, x0, x1) in enumerate(boxes, start=1):
+        labels[y0:y1, x0:x1] = k
+    return labels
+
+
+def check_partition(s):
+    assert s["n_true"] == s["tp"] + s["splits"] + s["lost_to_merges"] + s["misses"]
+
+
+def test_score_counts_splits_merges_misses_and_false_positives(load):
+    score = load("_scoring").score
+    truth = squares((40, 40), (0, 10, 0, 10))
+    perfect = score(truth, truth)
+    assert (perfect["tp"], perfect["splits"], perfect["misses"], perfect["false_pos"]) == (1, 0, 0, 0)
+
+    halves = score(truth, squares((40, 40), (0, 10, 0, 5), (0, 10, 5, 10)))
+    assert (halves["tp"], halves["splits"], halves["false_pos"]) == (0, 1, 0)
+
+    big_and_small = squares((40, 40), (0, 10, 0, 8), (0, 10, 8, 10))  # 80 and 20 pixels
+    merged = score(big_and_small, squares((40, 40), (0, 10, 0, 10)))
+    assert (merged["tp"], merged["merges"], merged["lost_to_merges"], merged["misses"]) == (1, 1, 1, 0)
+
+    equal_pair = squares((40, 40), (0, 10, 0, 5), (0, 10, 5, 10))
+    both_lost = score(equal_pair, squares((40, 40), (0, 10, 0, 10)))  # IoU exactly 0.5 is no match
+    assert (both_lost["tp"], both_lost["merges"], both_lost["lost_to_merges"]) == (0, 1, 2)
+
+    too_small = score(truth, squares((40, 40), (0, 3, 0, 10)))
+    assert (too_small["misses"], too_small["false_pos"], too_small["fp_background"]) == (1, 1, 0)
+
+    speck = score(truth, squares((40, 40), (0, 10, 0, 10), (30, 31, 30, 33)))
+    assert (speck["tp"], speck["false_pos"], speck["fp_background"], speck["fp_sizes"]) == (1, 1, 1, [3])
+    for s in (perfect, halves, merged, both_lost, too_small, speck):
+        check_partition(s)
+
+
+def test_score_takes_any_label_values_and_pools_sets(load):
+    scoring = load("_scoring")
+    truth = squares((40, 40), (0, 10, 0, 10), (20, 30, 20, 30)) * 7  # labels 7 and 14
+    pred = squares((40, 40), (0, 10, 0, 10), (20, 30, 20, 30), (35, 36, 0, 2)) + 3  # no 0 at all
+    s = scoring.score(truth, pred)
+    # pred's background (3) is an object of 1600 - 202 pixels covering nothing well: a false positive
+    assert (s["n_true"], s["n_pred"], s["tp"]) == (2, 4, 2)
+    empty = scoring.score(truth, np.zeros_like(truth))
+    assert (empty["tp"], empty["misses"], empty["n_pred"]) == (0, 2, 0)
+    total = scoring.pooled([s, empty], [1.0, 3.0])
+    assert total["tp"] == 2 and total["f1"] == round(2 * 2 / (4 + 4), 4) and total["median_s"] == 2.0
+    check_partition(total)
 
 
 def test_split_py_case_that_fails_keeps_split_json(load, tmp_path, monkeypatch):

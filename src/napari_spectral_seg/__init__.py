@@ -11,7 +11,7 @@ from .core import (
     segment,
     segment_frames,
 )
-from .data import four_circles, touching_blobs
+from .data import four_circles, textured_nuclei, touching_blobs
 
 __version__ = "0.1.0"
 
@@ -22,6 +22,7 @@ __all__ = [
     "SegmentationResult",
     "build_pixel_graph",
     "four_circles",
+    "textured_nuclei",
     "touching_blobs",
     "iter_segment",
     "iter_segment_frames",
