@@ -60,13 +60,30 @@ def _spacing(text: str):
 
 
 def _sigma(text: str):
+    if text.lower() == "auto":
+        return "auto"
     values = _spacing(text)
     return values[0] if len(values) == 1 else values
 
 
+def _min_size(text: str):
+    if text.lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither a whole number of pixels nor 'auto'") from None
+
+
 # Parameters whose text is not one number: parsed by their own function;
 # the others by the first type of their annotation (int, float or str).
-_PARSERS = {"threshold": _threshold, "n_clusters": _n_clusters, "spacing": _spacing, "sigma": _sigma}
+_PARSERS = {
+    "threshold": _threshold,
+    "n_clusters": _n_clusters,
+    "spacing": _spacing,
+    "sigma": _sigma,
+    "min_size": _min_size,
+}
 
 
 def flag_specs() -> list[ParameterSpec]:

@@ -110,8 +110,10 @@ def _check_choice(choices):
 
 
 def _check_min_size(value, params):
+    if value == "auto":
+        return
     if not is_integer(value) or value < 0:
-        raise ValueError(f"min_size={value!r} must be a whole number of pixels >= 0.")
+        raise ValueError(f"min_size={value!r} must be a whole number of pixels >= 0, or 'auto'.")
 
 
 def _check_random_state(value, params):
@@ -191,6 +193,8 @@ def check_sigma(sigma, n_spatial: int):
     """
     if sigma is None:
         return None
+    if isinstance(sigma, str):
+        raise ValueError(f"sigma={sigma!r} is not understood; pass a number of pixels, 'auto' or None.")
     if isinstance(sigma, bool):
         raise TypeError(f"sigma={sigma!r} must be a number of pixels (e.g. sigma=1.0) or None.")
     if isinstance(sigma, numbers.Real):
@@ -384,10 +388,10 @@ class SegmentationParams:
     min_size: int = _param(
         0,
         tool_default=20,
-        help="pieces of the mask smaller than this many pixels are left out",
+        help="pieces of the mask smaller than this many pixels are left out; 'auto': a tenth of the typical object",
         check=_check_min_size,
         gui=dict(label="min size (px)", min=0, max=10**9),
-        record=int,
+        record=lambda v: v if v == "auto" else int(v),
     )
     assign_labels: str = _param(
         "kmeans",
@@ -403,7 +407,10 @@ class SegmentationParams:
     )
     sigma: float | tuple | None = _param(
         None,
-        help="Gaussian smoothing before the mask and the graph, in pixels (0: none)",
+        help=(
+            "Gaussian smoothing before the mask and the graph, in pixels (0: none); 'auto' (auto mode): "
+            "from the image's noise and its typical object size"
+        ),
         check=lambda v, p: None,  # needs the number of spatial axes: check_sigma
         record=lambda v: v if v is None or np.isscalar(v) else [float(x) for x in v],
         gui=dict(label="smoothing σ (px)", min=0.0, max=100.0, step=0.5),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .adapt import measure_scales
 from .auto import default_min_part, iter_auto_labels
 from .edges import refine_object_edges
 from .eigen import resolve_solver
@@ -138,6 +139,7 @@ class _Run:
     k_max: int = 1
     seeds_of_component: list | None = None
     seed_node: np.ndarray | None = None
+    min_size: int = 0
 
 
 def _as_params(params: SegmentationParams | None, keywords: dict) -> SegmentationParams:
@@ -163,11 +165,11 @@ def _start_run(image, mask, params: SegmentationParams) -> _Run:
     seed_pixels = None if params.seeds is None else check_seeds(params.seeds, spatial_shape)
     spacing = check_spacing(params.spacing, len(spatial_shape))
     random_state = check_random_state(params.random_state)
-    sigma = check_sigma(params.sigma, len(spatial_shape))
+    parameters = params.record(random_state=random_state, seeds=seed_pixels)
+    sigma, min_size = _chosen_settings(data, explicit_mask, params, spatial_shape, spacing, parameters)
     # Smoothed before the mask so a threshold sees the denoised image too.
     data = smooth_image(data, sigma, spacing, multichannel=data.ndim > len(spatial_shape))
-    parameters = params.record(random_state=random_state, seeds=seed_pixels)
-    return _Run(
+    run = _Run(
         params,
         data,
         spatial_shape,
@@ -179,6 +181,34 @@ def _start_run(image, mask, params: SegmentationParams) -> _Run:
         parameters,
         time.perf_counter(),
     )
+    run.min_size = min_size
+    return run
+
+
+def _chosen_settings(data, explicit_mask, params, spatial_shape, spacing, parameters):
+    """The smoothing and smallest piece to use: as given, or chosen from the image ("auto").
+
+    ``sigma="auto"`` smooths in auto mode only (a fixed count follows the
+    scikit-learn example, which does not smooth). What was chosen is
+    recorded in ``parameters``.
+    """
+    if params.sigma != "auto" and params.min_size != "auto":
+        return check_sigma(params.sigma, len(spatial_shape)), params.min_size
+    intensity = data if data.ndim == len(spatial_shape) else data.mean(axis=-1)
+    scales = measure_scales(intensity, mask=explicit_mask, threshold=params.threshold, spacing=spacing)
+    parameters.update(scales.record())
+    if params.sigma != "auto":
+        sigma = check_sigma(params.sigma, len(spatial_shape))
+        parameters["sigma_used"] = params.sigma
+    elif params.n_clusters == "auto" and scales.sigma > 0:
+        sigma = ("scalar", scales.sigma)
+    else:
+        sigma = None
+        parameters["sigma_used"] = None
+    if params.min_size == "auto":
+        return sigma, scales.min_size
+    parameters["min_size_used"] = params.min_size
+    return sigma, params.min_size
 
 
 def _empty_mask_error(run: _Run, used_threshold) -> EmptyMaskError:
@@ -208,10 +238,10 @@ def _iter_mask(run: _Run):
             "lower n_clusters or enlarge the mask."
         )
     warn_if_constant(run.data, mask)
-    index = index_pixels(mask, min_size=max(params.min_size, 1), regions=run.regions)
+    index = index_pixels(mask, min_size=max(run.min_size, 1), regions=run.regions)
     if index.n_nodes == 0:
         raise EmptyMaskError(
-            f"every connected piece of the mask is smaller than min_size={params.min_size} pixels; lower min_size."
+            f"every connected piece of the mask is smaller than min_size={run.min_size} pixels; lower min_size."
         )
     run.index = index
     _check_fits(run)
@@ -410,7 +440,7 @@ def _iter_auto_tail(run: _Run, auto_config=None):
         spacing=parameters["spacing"],
         background=parameters["threshold_used"],
         sensitivity=parameters["sensitivity"],
-        min_part=default_min_part(parameters["min_size"], len(run.spatial_shape)),
+        min_part=default_min_part(run.min_size, len(run.spatial_shape)),
         eigen_solver=parameters["eigen_solver"],
         random_state=parameters["random_state"],
         config=auto_config,

@@ -1,0 +1,229 @@
+"""Settings chosen from the image itself: ``sigma="auto"`` and ``min_size="auto"``.
+
+A user should not have to guess how much to smooth or how small a speck is.
+Both follow from two things the image shows: its pixel noise and the size of
+its objects.
+
+* Noise: the robust spread (MAD) of differences between neighbouring pixels.
+  Blurred objects and background change little from one pixel to the next,
+  so the differences are mostly noise.
+* Typical object radius: the inscribed radius (largest distance to the
+  background) of each piece of a rough foreground mask. A clump of touching
+  nuclei has the inscribed radius of one nucleus, so clumping does not
+  inflate it; its area-weighted median ignores specks.
+* ``sigma``: the smallest Gaussian width that brings the smoothed noise below
+  an eighth of the object-to-background contrast and leaves at most a few
+  brightness peaks per typical object (so noise and texture no longer make
+  passes inside an object), at least 1 pixel (detail finer than that is below
+  the optical resolution of a well-sampled image) and never more than a
+  quarter of the typical radius (so necks between touching objects survive).
+* ``min_size``: a tenth of the typical object's area (volume): smaller
+  pieces are noise above the threshold, not objects.
+
+numpy and scipy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.ndimage as ndi
+
+from .mask import otsu_threshold
+
+__all__ = ["ImageScales", "estimate_noise", "measure_scales"]
+
+# Smoothed noise at most this fraction of the object contrast: a pass of
+# three noise standard deviations inside an object then stays under
+# half of its contrast.
+_NOISE_TO_CONTRAST = 1.0 / 8.0
+# Smoothing never wider than this fraction of the typical radius.
+_SIGMA_PER_RADIUS = 0.25
+# Pieces smaller than this fraction of the typical object are specks.
+_MIN_SIZE_PER_OBJECT = 0.1
+# Smoothing goes on while the foreground holds more local brightness peaks
+# than this per typical object (texture and noise make many; a smooth nucleus one).
+_PEAKS_PER_OBJECT = 8
+# At most this many samples for the noise estimate (a median of them).
+_NOISE_SAMPLES = 500_000
+
+
+@dataclass(frozen=True)
+class ImageScales:
+    """What the image says about itself.
+
+    Attributes
+    ----------
+    noise : float
+        Pixel noise standard deviation.
+    contrast : float
+        Median foreground minus median background of the rough mask.
+    radius : float
+        Typical object radius, in pixels of the finest axis.
+    sigma : float
+        Chosen smoothing width, in pixels of the finest axis (0: none).
+    min_size : int
+        Chosen smallest piece, in pixels.
+    """
+
+    noise: float
+    contrast: float
+    radius: float
+    sigma: float
+    min_size: int
+
+    def record(self) -> dict:
+        """As recorded with a result."""
+        return dict(
+            noise=round(self.noise, 6),
+            contrast=round(self.contrast, 6),
+            typical_radius=round(self.radius, 3),
+            sigma_used=self.sigma,
+            min_size_used=self.min_size,
+        )
+
+
+def estimate_noise(image: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Robust pixel-noise standard deviation of ``image`` (spatial axes only).
+
+    Parameters
+    ----------
+    image : ndarray of float, shape S
+    where : ndarray of bool, shape S, optional
+        Only differences between two pixels both in ``where`` count.
+
+    Returns
+    -------
+    float
+        1.4826 times the median absolute deviation of the differences between
+        neighbours along the last axis, divided by sqrt(2).
+    """
+    if image.shape[-1] < 2:
+        return 0.0
+    differences = np.diff(image, axis=-1)
+    if where is not None:
+        differences = differences[where[..., 1:] & where[..., :-1]]
+    differences = differences.ravel()
+    if differences.size == 0:
+        return 0.0
+    differences = differences[:: max(1, differences.size // _NOISE_SAMPLES)]
+    deviation = np.median(np.abs(differences - np.median(differences)))
+    return float(1.4826 * deviation / np.sqrt(2.0))
+
+
+def _unit_spacing(spacing, ndim) -> np.ndarray:
+    """Pixel size per axis in units of the finest axis."""
+    spacing = np.ones(ndim) if spacing is None else np.asarray(spacing, dtype=float)
+    return spacing / spacing.min()
+
+
+def _smoothed_noise_factor(sigma: float, unit: np.ndarray) -> float:
+    """Standard deviation of unit white noise after a Gaussian of ``sigma`` finest-axis pixels."""
+    factor = 1.0
+    for width in sigma / unit:
+        if width > 0.3:  # narrower kernels leave the noise almost as it is
+            factor /= np.sqrt(2.0 * np.sqrt(np.pi) * width)
+    return float(factor)
+
+
+def _rough_mask(intensity, mask, threshold, unit) -> np.ndarray:
+    """Foreground of the lightly smoothed image: the mask, or above the threshold."""
+    if threshold is None:
+        rough = np.ones(intensity.shape, bool) if mask is None else mask
+    else:
+        light = ndi.gaussian_filter(intensity, 1.0 / unit, mode="nearest")
+        level = otsu_threshold(light) if isinstance(threshold, str) else float(threshold)
+        rough = light > level
+        if mask is not None:
+            rough &= mask
+    return ndi.binary_fill_holes(rough)
+
+
+def _typical_radius(rough: np.ndarray, unit: np.ndarray) -> float:
+    """Area-weighted median of the pieces' inscribed radii, in finest-axis pixels."""
+    labels, n = ndi.label(rough)
+    if n == 0:
+        return 1.0
+    depth = ndi.distance_transform_edt(np.pad(rough, 1), sampling=unit)[(slice(1, -1),) * rough.ndim]
+    radii = ndi.maximum(depth, labels, np.arange(1, n + 1))
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(float)
+    order = np.argsort(radii)
+    mass = np.cumsum(areas[order])
+    return float(max(radii[order][np.searchsorted(mass, mass[-1] / 2.0)], 1.0))
+
+
+def _choose_sigma(noise: float, contrast: float, radius: float, unit: np.ndarray) -> float:
+    """The smallest width (quarter-pixel steps) that brings the smoothed noise below the contrast share."""
+    cap = _SIGMA_PER_RADIUS * radius
+    if contrast <= 0 or noise <= contrast * _NOISE_TO_CONTRAST:
+        return 0.0
+    for sigma in np.arange(0.5, cap + 1e-9, 0.25):
+        if noise * _smoothed_noise_factor(sigma, unit) <= contrast * _NOISE_TO_CONTRAST:
+            return float(sigma)
+    return float(max(round(cap * 4) / 4, 0.0))
+
+
+def _sigma_for_peaks(intensity, rough, radius, unit) -> float:
+    """Smallest width (from 1 px, half-pixel steps, up to a quarter radius) that leaves at most
+    ``_PEAKS_PER_OBJECT`` brightness peaks per typical object inside the foreground.
+
+    Texture (chromatin, nucleoli) is not white noise: its peaks survive more
+    smoothing than the noise estimate predicts, so they are counted instead.
+    """
+    if not rough.any():
+        return 0.0
+    n_objects = rough.sum() / _object_area(radius, unit)
+    cap = max(_SIGMA_PER_RADIUS * radius, 1.0)
+    sigma = 1.0
+    while sigma <= cap:
+        smooth = ndi.gaussian_filter(intensity, sigma / unit, mode="nearest")
+        peaks = (ndi.maximum_filter(smooth, size=3, mode="nearest") == smooth) & rough
+        if peaks.sum() <= _PEAKS_PER_OBJECT * max(n_objects, 1.0):
+            return sigma
+        sigma += 0.5
+    return float(round(cap * 2) / 2)
+
+
+def _object_area(radius: float, unit: np.ndarray) -> float:
+    """Pixels (voxels) in a disc (ball) of ``radius`` finest-axis pixels."""
+    if len(unit) == 2:
+        return np.pi * radius**2 / np.prod(unit)
+    return 4.0 / 3.0 * np.pi * radius**3 / np.prod(unit)
+
+
+def _choose_min_size(radius: float, unit: np.ndarray) -> int:
+    """A tenth of a disc (ball) of the typical radius, in pixels (voxels)."""
+    return max(int(round(_MIN_SIZE_PER_OBJECT * _object_area(radius, unit))), 1)
+
+
+def measure_scales(intensity: np.ndarray, *, mask=None, threshold=None, spacing=None) -> ImageScales:
+    """Noise, contrast and typical object radius of an image, and the settings they imply.
+
+    Parameters
+    ----------
+    intensity : ndarray of float, shape S
+        The image (channel mean for colour images), not yet smoothed.
+    mask : ndarray of bool, shape S, optional
+        Pixels that may be foreground.
+    threshold : float or "otsu", optional
+        How the foreground is told from the background (as in ``segment``).
+    spacing : sequence of float, optional
+        Pixel size per axis.
+
+    Returns
+    -------
+    ImageScales
+    """
+    unit = _unit_spacing(spacing, intensity.ndim)
+    rough = _rough_mask(intensity, mask, threshold, unit)
+    noise = estimate_noise(intensity)
+    inside, outside = intensity[rough], intensity[~rough]
+    contrast = float(np.median(inside) - np.median(outside)) if inside.size and outside.size else 0.0
+    radius = _typical_radius(rough, unit) if rough.any() else 1.0
+    sigma = max(
+        _choose_sigma(noise, contrast, radius, unit),
+        min(1.0, _SIGMA_PER_RADIUS * radius),  # below the optical resolution of a well-sampled image
+        _sigma_for_peaks(intensity, rough, radius, unit),
+    )
+    return ImageScales(noise, contrast, radius, sigma, _choose_min_size(radius, unit))
