@@ -9,6 +9,10 @@ defaults
     ``spacing=`` is passed for the anisotropic 3D sets (a property of the
     data, not a setting). ``random_state`` is left at its default (a fresh
     seed per call), as a user calling it gets.
+image-chosen
+    The same with ``sigma="auto", min_size="auto"``: smoothing and the
+    smallest piece chosen from the image itself (``core/adapt.py``), the
+    proposed defaults. Its rules were chosen on the tuning sets only.
 tuned
     The same with the settings chosen while developing:
     ``sigma=1, min_size=20, random_state=0`` (see :data:`TUNED`).
@@ -177,6 +181,11 @@ def defaults(image, spacing=None):
     return segment(image, threshold="otsu", n_clusters="auto", **extra)
 
 
+def image_chosen(image, spacing=None):
+    extra = {} if spacing is None else {"spacing": spacing}
+    return segment(image, threshold="otsu", n_clusters="auto", sigma="auto", min_size="auto", **extra)
+
+
 def tuned(image, spacing=None):
     extra = {} if spacing is None else {"spacing": spacing}
     return segment(image, threshold="otsu", n_clusters="auto", **TUNED, **extra)
@@ -217,6 +226,7 @@ def nsbatwm_defaults(image, spacing=None):
 # name -> function(image, spacing) -> labels; nsbatwm-best is found in evaluate()
 METHODS = {
     "defaults": defaults,
+    "image-chosen": image_chosen,
     "tuned": tuned,
     "nsbatwm-defaults": nsbatwm_defaults,
     "otsu-cc": otsu_cc,
@@ -366,6 +376,7 @@ def _evaluate_all(sets: dict, names: list) -> tuple[list, dict]:
 # ------------------------------------------------------------------ output
 TABLE_ROWS = [
     ("defaults", "defaults"),
+    ("image-chosen", "sigma, min_size 'auto'"),
     ("tuned", "tuned (sigma=1, min_size=20)"),
     ("nsbatwm-defaults", "nsbatwm VOL, defaults (2, 2)"),
     ("nsbatwm-best", "nsbatwm VOL, best spot_sigma"),
@@ -466,6 +477,7 @@ def main(argv=None):
         "metric": "F1 at IoU > 0.5, pooled over the images of a set; error kinds as in bench/quality.py's docstring",
         "settings": {
             "defaults": 'segment(image, threshold="otsu", n_clusters="auto"[, spacing=...])',
+            "image_chosen": 'the same with sigma="auto", min_size="auto"',
             "tuned": TUNED,
             "nsbatwm_defaults": NSBATWM_DEFAULTS,
             "nsbatwm_spot_sigmas": SPOT_SIGMAS,
