@@ -49,3 +49,14 @@ def test_wheel_contains_the_manifest(tmp_path):
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[napari.manifest]" in text and "napari_spectral_seg:napari.yaml" in text
+
+
+def test_the_plain_install_is_the_engine_and_command_line_only():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {dep.split(">")[0].split("[")[0].split("=")[0].strip() for dep in project["dependencies"]}
+    assert not names & {"napari", "magicgui", "qtpy", "PyQt6", "dask", "zarr", "tqdm"}
+    extras = project["optional-dependencies"]
+    assert {"napari", "batch", "all", "test"} <= set(extras)
+    assert "version" in project["dynamic"]

@@ -14,6 +14,7 @@ Nothing imports this module: it is the entry point.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import typing
 
@@ -165,8 +166,19 @@ def cmd_segment(args) -> int:
     return 0
 
 
+def _require(modules, extra: str, what: str) -> None:
+    """Refuse a command whose optional packages are not installed, naming the extra that brings them."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise CliError(
+            f"{what} needs {', '.join(missing)}, not installed here; "
+            f"install it with: pip install 'napari-spectral-seg[{extra}]'"
+        )
+
+
 def cmd_batch(args) -> int:
     """Run ``napari-spectral-seg batch``; returns the exit code."""
+    _require(("distributed", "zarr", "tqdm"), "batch", "batch")
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers {args.workers}: need at least 1.")
     try:
@@ -226,6 +238,7 @@ def save_window_screenshot(viewer, path) -> None:
 
 
 def _demo_gui(screenshot) -> int:
+    _require(("napari", "magicgui", "qtpy"), "all", "the demo window")
     import napari
 
     viewer = napari.Viewer(title="napari-spectral-seg demo", show=True)
