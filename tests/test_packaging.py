@@ -29,7 +29,10 @@ def test_manifest_contributions_are_registered():
     pm = PluginManager.instance()
     pm.discover()
     manifest = pm.get_manifest("napari-spectral-seg")
-    assert [w.display_name for w in manifest.contributions.widgets] == ["Spectral segmentation"]
+    assert [w.display_name for w in manifest.contributions.widgets] == [
+        "Spectral segmentation",
+        "Spectral segmentation (function)",
+    ]
     assert [s.display_name for s in manifest.contributions.sample_data] == [
         "Four circles (spectral clustering example)"
     ]
