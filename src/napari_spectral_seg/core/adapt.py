@@ -31,8 +31,9 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from .mask import otsu_threshold
+from .params import check_sigma
 
-__all__ = ["ImageScales", "estimate_noise", "measure_scales"]
+__all__ = ["ImageScales", "chosen_settings", "estimate_noise", "measure_scales"]
 
 # Smoothed noise at most this fraction of the object contrast: a pass of
 # three noise standard deviations inside an object then stays under
@@ -227,3 +228,29 @@ def measure_scales(intensity: np.ndarray, *, mask=None, threshold=None, spacing=
         _sigma_for_peaks(intensity, rough, radius, unit),
     )
     return ImageScales(noise, contrast, radius, sigma, _choose_min_size(radius, unit))
+
+
+def chosen_settings(data, explicit_mask, params, spatial_shape, spacing, parameters: dict):
+    """The smoothing and smallest piece to use: as given, or chosen from the image ("auto").
+
+    ``sigma="auto"`` smooths in auto mode only (a fixed count follows the
+    scikit-learn example, which does not smooth). What was chosen is
+    recorded in ``parameters``.
+    """
+    if params.sigma != "auto" and params.min_size != "auto":
+        return check_sigma(params.sigma, len(spatial_shape)), params.min_size
+    intensity = data if data.ndim == len(spatial_shape) else data.mean(axis=-1)
+    scales = measure_scales(intensity, mask=explicit_mask, threshold=params.threshold, spacing=spacing)
+    parameters.update(scales.record())
+    if params.sigma != "auto":
+        sigma = check_sigma(params.sigma, len(spatial_shape))
+        parameters["sigma_used"] = params.sigma
+    elif params.n_clusters == "auto" and scales.sigma > 0:
+        sigma = ("scalar", scales.sigma)
+    else:
+        sigma = None
+        parameters["sigma_used"] = None
+    if params.min_size == "auto":
+        return sigma, scales.min_size
+    parameters["min_size_used"] = params.min_size
+    return sigma, params.min_size

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .adapt import measure_scales
+from .adapt import chosen_settings
 from .auto import default_min_part, iter_auto_labels
 from .edges import refine_object_edges
 from .eigen import resolve_solver
@@ -24,7 +24,7 @@ from .graph import PixelIndex, component_block, edge_weights_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
 from .mask import resolve_mask
 from .memory import check_memory
-from .params import DEFAULT_EDGE_LEVEL, SegmentationParams, check_random_state, check_sigma, check_spacing
+from .params import DEFAULT_EDGE_LEVEL, SegmentationParams, check_random_state, check_spacing
 from .progress import STEPS, Progress, SegmentationCancelled, relay, run_to_end
 from .seeds import assign_to_seeds, check_seeds, seed_nodes
 from .smooth import smooth_image
@@ -166,7 +166,7 @@ def _start_run(image, mask, params: SegmentationParams) -> _Run:
     spacing = check_spacing(params.spacing, len(spatial_shape))
     random_state = check_random_state(params.random_state)
     parameters = params.record(random_state=random_state, seeds=seed_pixels)
-    sigma, min_size = _chosen_settings(data, explicit_mask, params, spatial_shape, spacing, parameters)
+    sigma, min_size = chosen_settings(data, explicit_mask, params, spatial_shape, spacing, parameters)
     # Smoothed before the mask so a threshold sees the denoised image too.
     data = smooth_image(data, sigma, spacing, multichannel=data.ndim > len(spatial_shape))
     run = _Run(
@@ -183,32 +183,6 @@ def _start_run(image, mask, params: SegmentationParams) -> _Run:
     )
     run.min_size = min_size
     return run
-
-
-def _chosen_settings(data, explicit_mask, params, spatial_shape, spacing, parameters):
-    """The smoothing and smallest piece to use: as given, or chosen from the image ("auto").
-
-    ``sigma="auto"`` smooths in auto mode only (a fixed count follows the
-    scikit-learn example, which does not smooth). What was chosen is
-    recorded in ``parameters``.
-    """
-    if params.sigma != "auto" and params.min_size != "auto":
-        return check_sigma(params.sigma, len(spatial_shape)), params.min_size
-    intensity = data if data.ndim == len(spatial_shape) else data.mean(axis=-1)
-    scales = measure_scales(intensity, mask=explicit_mask, threshold=params.threshold, spacing=spacing)
-    parameters.update(scales.record())
-    if params.sigma != "auto":
-        sigma = check_sigma(params.sigma, len(spatial_shape))
-        parameters["sigma_used"] = params.sigma
-    elif params.n_clusters == "auto" and scales.sigma > 0:
-        sigma = ("scalar", scales.sigma)
-    else:
-        sigma = None
-        parameters["sigma_used"] = None
-    if params.min_size == "auto":
-        return sigma, scales.min_size
-    parameters["min_size_used"] = params.min_size
-    return sigma, params.min_size
 
 
 def _empty_mask_error(run: _Run, used_threshold) -> EmptyMaskError:
