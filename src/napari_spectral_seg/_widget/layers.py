@@ -473,11 +473,12 @@ def put_result(layers: LayerList, job: Job, labels: np.ndarray, metadata: dict, 
 
 
 class EditWatch:
-    """Whether a Labels layer was edited since the watch began: painted, filled, set, undone or redone, replaced.
+    """Whether a Labels layer was edited since the watch began: painted, filled, set or its data replaced.
 
-    ``events.paint`` counts every undo step napari records (brush, fill,
-    ``data_setitem``, the click edits); the lengths of the undo and redo
-    histories and the data's identity catch undo, redo and a new array.
+    ``events.paint`` fires for every undo step napari records (brush,
+    fill, polygon, ``data_setitem``, the click edits); the data's identity
+    catches a new array. An undo (Ctrl+Z) emits no public event and is not
+    seen.
     """
 
     def __init__(self, layer: Labels | None) -> None:
@@ -487,9 +488,8 @@ class EditWatch:
             self._start = self._state()
             layer.events.paint.connect(self._count)
 
-    def _state(self) -> tuple:
-        layer = self.layer
-        return id(layer.data), len(getattr(layer, "_undo_history", ())), len(getattr(layer, "_redo_history", ()))
+    def _state(self) -> int:
+        return id(self.layer.data)
 
     def _count(self, _event=None) -> None:
         self._edits += 1
