@@ -98,7 +98,8 @@ def test_mask_of_another_shape_is_refused_before_running(viewer_and_widget, qtbo
     widget.mask.value = viewer.layers["small mask"]
     widget.run.native.click()
     assert not widget.running
-    assert any("pick a mask drawn on this image" in m for m in messages())
+    assert any("has shape" in m for m in messages())  # the first sentence; the fix in the status tooltip
+    assert "pick a mask drawn on this image" in widget.status.tooltip
     assert RESULT not in viewer.layers
 
 
@@ -109,7 +110,7 @@ def test_too_many_clusters_gives_a_notification(viewer_and_widget, qtbot):
     widget.min_size.value = 0
     widget.n_clusters.value = 10
     click_run_and_wait(widget, qtbot)
-    assert any("n_clusters=10 is larger than the 4 pixel(s)" in m for m in messages())
+    assert any("'segments' 10 is larger than the 4 pixel(s)" in m for m in messages())  # the field's label
     assert "tiny spectral" not in [layer.name for layer in viewer.layers]
 
 

@@ -106,8 +106,22 @@ def test_every_frame_of_a_stack_in_one_job(engine):
 
     stack = np.stack([four_circles(size=40, seed=s)[0] for s in range(2)])
     params = SegmentationParams.tool_defaults()
-    labels = run_to_end(engine.steps(stack, None, params, spatial_ndim=2))
-    np.testing.assert_array_equal(labels, segment_frames(stack, spatial_ndim=2, **params.as_kwargs()))
+    result = run_to_end(engine.steps(stack, None, params, spatial_ndim=2))
+    np.testing.assert_array_equal(result.labels, segment_frames(stack, spatial_ndim=2, **params.as_kwargs()))
+    # Each frame's own threshold, count and seed are recorded.
+    per_frame = result.parameters["per_frame"]
+    assert list(per_frame) == ["(0,)", "(1,)"]
+    for index, record in per_frame.items():
+        frame = segment(stack[int(index[1])], **params.as_kwargs())
+        assert record["n_segments"] == frame.max() and record["random_state"] == 0
+        assert record["threshold_used"] is not None
+
+
+def test_an_empty_frame_is_recorded_with_no_segments(engine):
+    stack = np.stack([four_circles(size=40, seed=0)[0], np.zeros((40, 40))])
+    result = run_to_end(engine.steps(stack, None, SegmentationParams(threshold=0.5), spatial_ndim=2))
+    assert result.parameters["per_frame"]["(1,)"]["n_segments"] == 0
+    assert result.labels[1].max() == 0 and result.labels[0].max() > 0
 
 
 def test_parameters_are_a_segmentation_params(engine):
@@ -128,7 +142,8 @@ def test_the_worker_relays_heartbeats_and_times_the_run(engine):
     stack = np.stack([small, small])
     record = {"n_clusters": 4, "spatial_ndim": 2, "threshold_used": None}
     result = run_to_end(segment_in_worker(engine, stack, small_mask, SegmentationParams(), 2, record))
-    assert result.labels.shape == stack.shape and result.parameters == record
+    assert result.labels.shape == stack.shape
+    assert {key: result.parameters[key] for key in record} == record and len(result.parameters["per_frame"]) == 2
 
 
 def test_the_engine_module_imports_no_gui():

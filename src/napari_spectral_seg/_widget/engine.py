@@ -28,21 +28,61 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Generator
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..core.frames import iter_segment_frames
-from ..core.params import SegmentationParams
-from ..core.pipeline import Progress, SegmentationResult, iter_segment
+import numpy as np
+
+from ..core.params import SegmentationParams, check_random_state
+from ..core.pipeline import EmptyMaskError, Progress, SegmentationResult, iter_segment
 from ..core.progress import relay, run_to_end
 
-# What a job may run: one image, or every frame of a stack.
-_JOBS = {"segment": iter_segment, "frames": iter_segment_frames}
 
-__all__ = ["HEARTBEAT", "EngineError", "EngineProcess", "run_seconds", "segment_in_worker"]
+def iter_frames_recorded(image, mask=None, *, spatial_ndim: int, **kwargs):
+    """Every frame of a stack segmented on its own, with each frame's parameters recorded.
+
+    The labels equal :func:`napari_spectral_seg.core.frames.iter_segment_frames`'s
+    for a channel-last stack (the widget's): one seed for every frame, a
+    frame with nothing to segment all 0. The result's ``parameters`` hold
+    ``per_frame``: frame index (as text) -> ``threshold_used``,
+    ``n_segments`` and ``random_state``.
+    """
+    params = SegmentationParams(**kwargs)
+    params = params.replace(random_state=check_random_state(params.random_state))
+    shape = tuple(np.shape(image))
+    non_channel = shape[:-1] if params.channel_axis is not None else shape
+    leading, spatial = non_channel[: len(non_channel) - spatial_ndim], non_channel[len(non_channel) - spatial_ndim :]
+    mask = None if mask is None else np.asarray(mask)
+    labels = np.zeros(leading + spatial, dtype=np.int32)
+    frames = list(np.ndindex(*leading))
+    per_frame = {}
+    for i, index in enumerate(frames):
+        frame_mask = None if mask is None else (mask if mask.shape == spatial else mask[index])
+
+        def in_stack(update, i=i, index=index):
+            n = len(frames)
+            return Progress(update.step, (i + update.fraction) / n, f"frame {index} ({i + 1} of {n}): {update.message}")
+
+        record = {"random_state": params.random_state, "threshold_used": None, "n_segments": 0}
+        try:
+            result = yield from relay(iter_segment(image[index], frame_mask, params), in_stack)
+        except EmptyMaskError:
+            pass  # nothing in this frame: labels stay 0
+        else:
+            labels[index] = result.labels
+            record.update(threshold_used=result.parameters["threshold_used"], n_segments=int(result.labels.max()))
+        per_frame[str(tuple(int(v) for v in index))] = record
+    return SegmentationResult(labels=labels, parameters={"per_frame": per_frame})
+
+
+# What a job may run: one image, or every frame of a stack.
+_JOBS = {"segment": iter_segment, "frames": iter_frames_recorded}
+
+__all__ = ["HEARTBEAT", "EngineError", "EngineProcess", "iter_frames_recorded", "run_seconds", "segment_in_worker"]
 
 _USE_SUBPROCESS = os.name == "posix"
 
@@ -162,8 +202,8 @@ class EngineProcess:
             Seconds between ``None`` items when the child has nothing to say.
         spatial_ndim : int, optional
             Segment every frame of a stack, frames of this many axes (see
-            :func:`iter_segment_frames`); the result is then the label
-            array of the whole stack instead of a SegmentationResult.
+            :func:`iter_frames_recorded`): the result's labels are the
+            whole stack's, its parameters each frame's.
 
         Yields
         ------
@@ -176,8 +216,7 @@ class EngineProcess:
 
         Returns
         -------
-        SegmentationResult or ndarray
-            The label stack with ``spatial_ndim``.
+        SegmentationResult
         """
         if not isinstance(params, SegmentationParams):
             raise TypeError(f"params must be a SegmentationParams, not {type(params).__name__}.")
@@ -216,34 +255,70 @@ class EngineProcess:
                 self.terminate()
 
     def terminate(self) -> None:
-        """Stop the child now; the next job starts a fresh one."""
+        """Stop the child; the next job starts a fresh one. Never waits.
+
+        The child gets SIGTERM at once; a background thread waits for it
+        and kills it if it has not exited after :data:`KILL_AFTER` seconds
+        (a frozen child: stopped, or stuck in native code), so a caller on
+        the GUI thread never blocks.
+        """
         process, self._process = self._process, None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        if process is None:
-            return
-        if _USE_SUBPROCESS:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(5)
-                except subprocess.TimeoutExpired:  # pragma: no cover - ignored SIGTERM
-                    process.kill()
-                    process.wait(5)
-        elif process.is_alive():  # pragma: no cover - Windows
-            process.terminate()
-            process.join(5)
+        if process is not None:
+            _stop_in_background(process, polite=False)
+
+    def restart(self) -> None:
+        """Stop the child and start a fresh one at once (it warms up while the user looks)."""
+        self.terminate()
+        self.start()
 
     def close(self) -> None:
-        """Ask the child to exit (used when the widget goes away)."""
-        if self.running:
+        """Ask the child to exit (used when the widget goes away); never waits.
+
+        The child is asked to quit, and stopped or killed by a background
+        thread if it has not exited within :data:`KILL_AFTER` seconds.
+        """
+        process, conn = self._process, self._conn
+        self._process, self._conn = None, None
+        if process is None:
+            return
+        try:
+            conn.send(("quit",))
+        except (OSError, ValueError):
+            pass
+        conn.close()
+        _stop_in_background(process, polite=True)
+
+
+# Seconds a stopped child gets to exit before it is killed.
+KILL_AFTER = 1.0
+
+
+def _stop_in_background(process, *, polite: bool) -> threading.Thread:
+    """End ``process`` off the caller's thread: SIGTERM (unless ``polite``: it was asked to quit), then SIGKILL."""
+
+    def stop():
+        if _USE_SUBPROCESS:
+            if not polite and process.poll() is None:
+                process.terminate()
             try:
-                self._conn.send(("quit",))
-            except (OSError, ValueError):
-                pass
-            self._exit_code(self._process)
-        self.terminate()
+                process.wait(KILL_AFTER)
+            except subprocess.TimeoutExpired:
+                process.kill()  # frozen: SIGKILL also ends a stopped process
+                process.wait()
+        else:  # pragma: no cover - Windows
+            if not polite and process.is_alive():
+                process.terminate()
+            process.join(KILL_AFTER)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+    thread = threading.Thread(target=stop, name="spectral-seg-engine-stop", daemon=True)
+    thread.start()
+    return thread
 
 
 class Heartbeat:
@@ -309,8 +384,8 @@ def segment_in_worker(
 
     steps = engine.steps(image, mask, params, spatial_ndim=spatial_ndim)
     result = yield from relay(steps, note)
-    if spatial_ndim is not None:  # a label stack: wrap it like one image's result
-        result = SegmentationResult(labels=result, parameters=dict(stack_parameters or {}))
+    if spatial_ndim is not None:  # a label stack: the stack's parameters, and each frame's
+        result.parameters = {**(stack_parameters or {}), **result.parameters}
     ended = time.perf_counter()
     result.seconds["wall"] = ended - started
     # Until the engine's first message, the run waited for the engine to

@@ -24,9 +24,11 @@ from ..core.pipeline import SegmentationResult
 __all__ = [
     "LAYER_PARAMETERS",
     "METADATA_KEY",
+    "EditWatch",
     "Job",
     "collect_job",
     "current_frame",
+    "default_dims",
     "full_resolution",
     "is_result_layer",
     "labels_mask",
@@ -77,6 +79,27 @@ def spatial_ndim(image_layer: Image, dims: int) -> int:
     An RGB layer's ``ndim`` leaves out the channel axis.
     """
     return min(int(dims), image_layer.ndim)
+
+
+# Axis labels that name time: a stack whose first axis has one is a movie of 2D frames.
+TIME_AXIS_LABELS = ("t", "time", "frame", "frames")
+
+
+def default_dims(image_layer: Image, viewer_axis_labels: Sequence[str] = ()) -> int:
+    """2 or 3: how to segment the layer by default.
+
+    3D for a stack of three or more axes (a z-stack), except when its first
+    axis is labelled as time (``t``, ``time``; the layer's ``axis_labels``,
+    or the viewer's for the layer's axes): then each (y, x) frame.
+    """
+    if image_layer.ndim < 3:
+        return 2
+    labels = tuple(getattr(image_layer, "axis_labels", ()) or ())
+    viewer_labels = tuple(viewer_axis_labels)[-image_layer.ndim :]
+    for names in (labels, viewer_labels):
+        if len(names) == image_layer.ndim and str(names[0]).strip().lower() in TIME_AXIS_LABELS:
+            return 2
+    return 3
 
 
 def layer_parameters(image_layer: Image, n_spatial: int) -> dict:
@@ -352,6 +375,13 @@ def result_metadata(job: Job, result: SegmentationResult, seconds: float) -> dic
         frames="all" if job.all_frames else job.frame_index,
         version=__version__,
     )
+    per_frame = result.parameters.get("per_frame")
+    if job.all_frames and per_frame:
+        # Each frame is labelled 1..M_t on its own: the total is the sum,
+        # and the threshold the frames' own (one number if they agree).
+        metadata["n_segments"] = sum(record["n_segments"] for record in per_frame.values())
+        used = [record["threshold_used"] for record in per_frame.values()]
+        metadata["threshold_used"] = used[0] if len(set(used)) == 1 else used
     return metadata
 
 
@@ -363,18 +393,21 @@ def result_layer(layers: LayerList, image_layer: Image) -> Labels | None:
     return layer if isinstance(layer, Labels) else None
 
 
-def show_labels(layers: LayerList, image_layer: Image, labels: np.ndarray, metadata: dict) -> Labels:
+def show_labels(
+    layers: LayerList, image_layer: Image, labels: np.ndarray, metadata: dict, *, new_layer: bool = False
+) -> Labels:
     """Put ``labels`` in the image's result layer: updated in place if it fits, else a new layer.
 
     The result layer takes the image's world transform and ``metadata``
-    under :data:`METADATA_KEY`. A new layer is appended to ``layers``; it
-    gets a numbered name if another layer holds the result name.
+    under :data:`METADATA_KEY`. A new layer (always one with
+    ``new_layer``) is appended to ``layers``; it gets a numbered name if
+    another layer holds the result name.
     """
     name = result_layer_name(image_layer.name)
     geometry = result_geometry(image_layer, labels.ndim)
     metadata = {METADATA_KEY: metadata}
     existing = layers[name] if name in layers else None
-    if isinstance(existing, Labels) and existing.data.shape == labels.shape:
+    if isinstance(existing, Labels) and existing.data.shape == labels.shape and not new_layer:
         existing.data = labels.astype(existing.data.dtype, copy=False)
         for key, value in geometry.items():
             try:
@@ -398,16 +431,23 @@ def show_labels(layers: LayerList, image_layer: Image, labels: np.ndarray, metad
 
 
 def show_frame(
-    layers: LayerList, image_layer: Image, frame_index: tuple, frame_labels: np.ndarray, metadata: dict
+    layers: LayerList,
+    image_layer: Image,
+    frame_index: tuple,
+    frame_labels: np.ndarray,
+    metadata: dict,
+    *,
+    new_layer: bool = False,
 ) -> Labels:
     """Put one frame's labels into the stack-shaped result layer (other frames kept).
 
     Each frame's parameters are kept under ``metadata["per_frame"]``,
-    keyed by the frame index as text, across runs.
+    keyed by the frame index as text, across runs. With ``new_layer``, a
+    new stack layer holds this frame alone.
     """
     full_shape = stack_shape(image_layer)
     existing = result_layer(layers, image_layer)
-    fits = existing is not None and existing.data.shape == full_shape
+    fits = existing is not None and existing.data.shape == full_shape and not new_layer
     # How each frame was made: frames keep their labels across runs.
     per_frame = dict(existing.metadata.get(METADATA_KEY, {}).get("per_frame", {})) if fits else {}
     per_frame[str(tuple(frame_index))] = dict(metadata)
@@ -419,11 +459,47 @@ def show_frame(
         return existing
     stack = np.zeros(full_shape, dtype=np.int32)
     stack[frame_index] = frame_labels
-    return show_labels(layers, image_layer, stack, metadata)
+    return show_labels(layers, image_layer, stack, metadata, new_layer=new_layer)
 
 
-def put_result(layers: LayerList, job: Job, labels: np.ndarray, metadata: dict) -> Labels:
-    """Put a run's labels where they belong: the frame it segmented, or the whole result layer."""
+def put_result(layers: LayerList, job: Job, labels: np.ndarray, metadata: dict, *, new_layer: bool = False) -> Labels:
+    """Put a run's labels where they belong: the frame it segmented, or the whole result layer.
+
+    ``new_layer``: in a new layer, never over the existing result (it was edited during the run).
+    """
     if job.frame_index is not None:
-        return show_frame(layers, job.layer, job.frame_index, labels, metadata)
-    return show_labels(layers, job.layer, labels, metadata)
+        return show_frame(layers, job.layer, job.frame_index, labels, metadata, new_layer=new_layer)
+    return show_labels(layers, job.layer, labels, metadata, new_layer=new_layer)
+
+
+class EditWatch:
+    """Whether a Labels layer was edited since the watch began: painted, filled, set or its data replaced.
+
+    ``events.paint`` fires for every undo step napari records (brush,
+    fill, polygon, ``data_setitem``, the click edits); the data's identity
+    catches a new array. An undo (Ctrl+Z) emits no public event and is not
+    seen.
+    """
+
+    def __init__(self, layer: Labels | None) -> None:
+        self.layer = layer
+        self._edits = 0
+        if layer is not None:
+            self._start = self._state()
+            layer.events.paint.connect(self._count)
+
+    def _state(self) -> int:
+        return id(self.layer.data)
+
+    def _count(self, _event=None) -> None:
+        self._edits += 1
+
+    @property
+    def edited(self) -> bool:
+        """Whether the layer changed since the watch began."""
+        return self.layer is not None and (self._edits > 0 or self._state() != self._start)
+
+    def close(self) -> None:
+        """Stop counting."""
+        if self.layer is not None:
+            self.layer.events.paint.disconnect(self._count)

@@ -29,15 +29,19 @@ from .engine import HEARTBEAT, EngineProcess, run_seconds, segment_in_worker
 from .form import ParameterForm
 from .layers import (
     METADATA_KEY,
+    EditWatch,
     collect_job,
+    default_dims,
     is_result_layer,
     layer_parameters,
     put_result,
     recorded_parameters,
+    result_layer,
     result_layer_name,
     result_metadata,
     spatial_ndim,
 )
+from .messages import for_widget, headline
 
 if TYPE_CHECKING:
     import napari
@@ -48,12 +52,28 @@ DIMS = ("2D", "3D")
 FRAMES = ("current frame", "all frames")
 
 
-def _result_status(n_segments: int, seconds: dict) -> str:
-    """Status line after a run: segments and time, engine start-up shown apart."""
+def _result_status(n_segments: int, seconds: dict, n_frames: int | None = None) -> str:
+    """Status line after a run: segments (all frames together) and time, engine start-up shown apart."""
     startup = seconds.get("engine_start", 0.0)
+    what = f"{n_segments} segments" if n_frames is None else f"{n_segments} segments in {n_frames} frames"
     if startup < 0.5:  # the engine was ready: the usual case
-        return f"{n_segments} segments in {run_seconds(seconds):.2f} s"
-    return f"{n_segments} segments in {run_seconds(seconds):.2f} s (+ {startup:.1f} s engine start-up)"
+        return f"{what} in {run_seconds(seconds):.2f} s"
+    return f"{what} in {run_seconds(seconds):.2f} s (+ {startup:.1f} s engine start-up)"
+
+
+def _write_atomically(path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in its folder: a reader never sees half a file."""
+    import tempfile
+
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
 
 
 def _heading(text: str) -> Label:
@@ -84,6 +104,8 @@ class SpectralSegmentationWidget(Container):
         self._progress = None
         self._progress_n = 0
         self._job = None  # what the running worker was started with
+        self._watch = EditWatch(None)  # edits of the result layer during the run
+        self._typed_threshold = None  # the threshold the user typed, kept while Otsu is ticked
         self._closed = False  # set when the Qt widget is destroyed
         # The engine runs in a child process; start it now so its imports
         # are done by the time the user clicks Run.
@@ -200,7 +222,9 @@ class SpectralSegmentationWidget(Container):
         self.save_params.changed.connect(self._ask_where_to_save)
         self.click_mode.changed.connect(self._install_click_callbacks)
         self.dims.changed.connect(self._update_frames_enabled)
+        form["auto_threshold"].changed.connect(self._on_otsu_toggled)
         layer_events = self._viewer.layers.events
+        layer_events.removed.connect(self._on_layer_removed)
         for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
             event.connect(self.reset_choices)
         self._viewer.layers.selection.events.active.connect(self._follow_active_layer)
@@ -244,11 +268,19 @@ class SpectralSegmentationWidget(Container):
         layer = self.image.value
         if layer is None:
             return
-        self.dims.value = "3D" if layer.ndim >= 3 else "2D"
+        # A (t, y, x) movie is segmented frame by frame; a z-stack as a volume.
+        self.dims.value = f"{default_dims(layer, self._viewer.dims.axis_labels)}D"
         self._update_frames_enabled()
         lo, hi = (float(v) for v in layer.contrast_limits_range)
-        if not self.threshold.enabled:
+        if self.auto_threshold.value:  # informational while Otsu is ticked; a typed value is kept apart
             self.threshold.value = (lo + hi) / 2
+
+    def _on_otsu_toggled(self, ticked: bool) -> None:
+        """Ticked: the field shows Otsu's values, the typed value is kept; unticked: the typed value is back."""
+        if ticked:
+            self._typed_threshold = float(self.threshold.value)
+        elif self._typed_threshold is not None:
+            self.threshold.value = self._typed_threshold
 
     # ------------------------------------------------------------ parameters
     def current_parameters(self) -> SegmentationParams:
@@ -268,10 +300,26 @@ class SpectralSegmentationWidget(Container):
         import json
         from pathlib import Path
 
+        path = Path(path)
+        if not path.parent.is_dir():
+            self._notify(show_error, f"The folder {path.parent} does not exist; parameters were not saved.")
+            self.status.value = "parameters not saved"
+            return
         record = recorded_parameters(self.current_parameters(), from_layer=self.image.value is not None)
-        params = dict(record, version=__version__)
-        Path(path).write_text(json.dumps({METADATA_KEY: params}, indent=2))
-        self.status.value = f"parameters saved to {Path(path).name}"
+        text = json.dumps({METADATA_KEY: dict(record, version=__version__)}, indent=2)
+        try:
+            _write_atomically(path, text)
+        except OSError as exc:
+            self._notify(show_error, f"Parameters were not saved to {path}: {exc.strerror or exc}.")
+            self.status.value = "parameters not saved"
+            return
+        self.status.value = f"parameters saved to {path.name}"
+
+    def _notify(self, show, message: str) -> None:
+        """A notification with the first sentence of ``message`` in the fields' words; the full text in the status tooltip."""
+        text = for_widget(message)
+        show(f"Spectral segmentation: {headline(text)}")
+        self.status.tooltip = text
 
     def _ask_where_to_save(self, _=None):
         from qtpy.QtWidgets import QFileDialog
@@ -303,10 +351,12 @@ class SpectralSegmentationWidget(Container):
                 dims_point=self._viewer.dims.point,
             )
         except ValueError as exc:
-            show_warning(str(exc))
+            self._notify(show_warning, str(exc))
             self.status.value = "not started"
             return
         self._job = job
+        # The result layer this run lands on: edits made to it meanwhile are never overwritten.
+        self._watch = EditWatch(result_layer(self._viewer.layers, job.layer))
         self._progress = progress(total=100, desc="Spectral segmentation")
         self._progress_n = 0
         worker = create_worker(
@@ -338,6 +388,17 @@ class SpectralSegmentationWidget(Container):
             self.status.value = "cancelling..."
             self._worker.quit()
 
+    def _on_layer_removed(self, event) -> None:
+        """The image being segmented, or the result layer it lands on, was removed: cancel the run."""
+        job = self._job
+        if job is None or self._worker is None:
+            return
+        removed = event.value
+        if removed is job.layer or removed is self._watch.layer:
+            what = "Image" if removed is job.layer else "Result layer"
+            show_info(f"{what} '{removed.name}' was removed while it was being segmented; the run was cancelled.")
+            self.stop()
+
     def wait(self, timeout: float = 60.0) -> None:
         """Block (processing Qt events) until the running segmentation ends; for scripts."""
         from qtpy.QtWidgets import QApplication
@@ -355,7 +416,7 @@ class SpectralSegmentationWidget(Container):
         if self._closed or bar is None or update is HEARTBEAT:
             return
         if isinstance(update, str):  # a warning from the pipeline
-            show_warning(f"Spectral segmentation: {update}")
+            self._notify(show_warning, update)
             return
         self.status.value = f"{update.step}: {update.message}"
         bar.set_description(f"Spectral segmentation: {update.step}")
@@ -376,25 +437,37 @@ class SpectralSegmentationWidget(Container):
             self.status.value = "discarded (image removed)"
             return
         metadata = result_metadata(job, result, run_seconds(result.seconds))
-        put_result(self._viewer.layers, job, result.labels, metadata)
+        edited = self._watch.edited
+        layer = put_result(self._viewer.layers, job, result.labels, metadata, new_layer=edited)
+        if edited:
+            show_info(
+                f"'{self._watch.layer.name}' was edited during the run, so your edits are kept; "
+                f"the new result is in '{layer.name}'."
+            )
         self._install_click_callbacks()
-        if metadata["threshold_used"] is not None and metadata["threshold"] == "otsu":
-            self.threshold.value = float(metadata["threshold_used"])
-        self.status.value = _result_status(metadata["n_segments"], result.seconds)
+        used = metadata["threshold_used"]
+        # Only while Otsu is ticked (the field is informational then): a typed threshold is never replaced.
+        if isinstance(used, float) and metadata["threshold"] == "otsu" and self.auto_threshold.value:
+            self.threshold.value = used
+        n_frames = len(result.parameters.get("per_frame", {})) if job.all_frames else None
+        self.status.value = _result_status(metadata["n_segments"], result.seconds, n_frames)
 
     def _on_error(self, exc):
         if self._closed:
             return
         if isinstance(exc, (ValueError, TypeError, MemoryError)):
-            show_error(f"Spectral segmentation: {exc}")
+            self._notify(show_error, str(exc))
         else:
-            show_error(f"Spectral segmentation failed ({type(exc).__name__}): {exc}")
+            self._notify(show_error, f"failed ({type(exc).__name__}): {exc}")
         self.status.value = "failed"
 
     def _on_aborted(self):
-        self._engine.terminate()  # it is still busy with the abandoned job
         if self._closed:
+            self._engine.terminate()
             return
+        # The engine may still be busy with the abandoned job: a fresh one
+        # starts now (without waiting), so the next Run finds it ready.
+        self._engine.restart()
         show_info("Spectral segmentation cancelled; no layer was changed.")
         self.status.value = "cancelled"
 
@@ -404,6 +477,8 @@ class SpectralSegmentationWidget(Container):
             self._progress = None
         self._worker = None
         self._job = None
+        self._watch.close()
+        self._watch = EditWatch(None)
         if self._closed:
             return
         self.run.enabled = True

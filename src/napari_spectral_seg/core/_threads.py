@@ -4,15 +4,57 @@
 every call (~3 ms measured); the engine enters such a section once per
 connected component, so thousands of small components would pay seconds.
 A cached ``ThreadpoolController`` makes entering one ~20 us.
+
+Thread pools are process-wide, so sections that overlap in threads (two
+``segment()`` calls at once) share one limit: the first to enter records
+each library's thread count and sets it to 1, the last to leave puts the
+recorded counts back. Each section restoring what it saw on entry would
+leave the pools at 1 thread when the sections end out of order (the second
+one saw the first one's limit). threadpoolctl's own guard (only one
+"controlling" thread may set OpenBLAS's pool) ignored the second section's
+limit instead, and left its restore to it.
 """
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+
 from threadpoolctl import ThreadpoolController
 
+__all__ = ["single_threaded"]
+
 _controllers: dict[str, ThreadpoolController] = {}
+_lock = threading.Lock()
+_depth = 0  # sections open, in every thread
+_saved: dict[str, tuple] = {}  # library path -> (its controller, thread count before the first section)
 
 
+def _libraries(scope: str, user_api: str | None):
+    controller = _controllers.get(scope)
+    if controller is None:
+        controller = _controllers[scope] = ThreadpoolController()
+    if user_api is not None:
+        controller = controller.select(user_api=user_api)
+    return controller.lib_controllers
+
+
+def _set_threads(library, count: int) -> None:
+    """Set one library's pool, whichever thread asks (under ``_lock``).
+
+    threadpoolctl lets only one "controlling" thread set OpenBLAS's
+    process-wide pool and ignores the others; the sections here are
+    serialised by ``_lock``, so the caller takes control and gives it back.
+    """
+    release = getattr(type(library), "clear_controlling_thread", None)
+    if release is not None:
+        release(force=True)
+    library.set_num_threads(count)
+    if release is not None:
+        release(force=True)
+
+
+@contextmanager
 def single_threaded(scope: str, user_api: str | None = None):
     """Context manager limiting native thread pools to one thread.
 
@@ -25,7 +67,19 @@ def single_threaded(scope: str, user_api: str | None = None):
     user_api : {"blas", "openmp"}, optional
         Limit only this kind of pool; all if omitted.
     """
-    controller = _controllers.get(scope)
-    if controller is None:
-        controller = _controllers[scope] = ThreadpoolController()
-    return controller.limit(limits=1, user_api=user_api)
+    global _depth
+    with _lock:
+        _depth += 1
+        for library in _libraries(scope, user_api):
+            if library.filepath not in _saved:
+                _saved[library.filepath] = (library, library.num_threads)
+                _set_threads(library, 1)
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                for library, count in _saved.values():
+                    _set_threads(library, count)
+                _saved.clear()

@@ -238,12 +238,12 @@ def chosen_settings(data, explicit_mask, params, spatial_shape, spacing, paramet
     recorded in ``parameters``.
     """
     if params.sigma != "auto" and params.min_size != "auto":
-        return check_sigma(params.sigma, len(spatial_shape)), params.min_size
+        return check_sigma(params.sigma, len(spatial_shape), shape=spatial_shape, spacing=spacing), params.min_size
     intensity = data if data.ndim == len(spatial_shape) else data.mean(axis=-1)
     scales = measure_scales(intensity, mask=explicit_mask, threshold=params.threshold, spacing=spacing)
     parameters.update(scales.record())
     if params.sigma != "auto":
-        sigma = check_sigma(params.sigma, len(spatial_shape))
+        sigma = check_sigma(params.sigma, len(spatial_shape), shape=spatial_shape, spacing=spacing)
         parameters["sigma_used"] = params.sigma
     elif params.n_clusters == "auto" and scales.sigma > 0:
         sigma = ("scalar", scales.sigma)

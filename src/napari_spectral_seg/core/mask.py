@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .validation import scale_for_graph
+
 __all__ = ["otsu_threshold", "resolve_mask"]
 
 
@@ -27,10 +29,43 @@ def otsu_threshold(image: np.ndarray, n_bins: int = 256) -> float:
     lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
         return lo
-    counts, edges = np.histogram(values, bins=n_bins, range=(lo, hi))
+    # On a copy scaled by a power of two (exact) when the squares of the
+    # between-class variance would overflow or underflow: the threshold of
+    # image * 2**k is then exactly 2**k times the image's, the same mask.
+    scaled = scale_for_graph(values)
+    exponent = _scale_exponent(values, scaled)
+    return float(np.ldexp(_otsu_scaled(scaled, n_bins), exponent))
+
+
+def _scale_exponent(values: np.ndarray, scaled: np.ndarray) -> int:
+    """``e`` with ``values == scaled * 2**e`` (0 when nothing was scaled)."""
+    if scaled is values:
+        return 0
+    i = int(np.argmax(np.abs(values)))
+    return int(np.frexp(values[i])[1] - np.frexp(scaled[i])[1])
+
+
+def _otsu_scaled(values: np.ndarray, n_bins: int) -> float:
+    """Otsu's threshold of values whose magnitude is moderate (see :func:`otsu_threshold`)."""
+    lo, hi = float(values.min()), float(values.max())
+    try:
+        counts, edges = np.histogram(values, bins=n_bins, range=(lo, hi))
+    except ValueError:
+        # A range too narrow for n_bins distinct float64 edges ("Too many
+        # bins for data range"): only a few distinct values, cut between them.
+        distinct, counts = np.unique(values, return_counts=True)
+        return _best_cut(counts, distinct, np.concatenate([[lo], distinct]), len(values))
     centers = (edges[:-1] + edges[1:]) / 2
+    return _best_cut(counts, centers, edges, len(values))
+
+
+def _best_cut(counts, centers, edges, n_values) -> float:
+    """The upper edge of the last "below" bin that maximises the between-class variance.
+
+    ``edges[i + 1]`` is the upper edge of bin ``i`` (``centers[i]`` its value).
+    """
     weight_below = np.cumsum(counts)[:-1]
-    weight_above = values.size - weight_below
+    weight_above = n_values - weight_below
     sum_below = np.cumsum(counts * centers)[:-1]
     mean_below = sum_below / weight_below.clip(min=1)
     mean_above = (np.sum(counts * centers) - sum_below) / weight_above.clip(min=1)

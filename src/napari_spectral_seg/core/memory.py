@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
 __all__ = [
+    "TIME_LIMIT_SECONDS",
     "InsufficientMemoryError",
+    "RunEstimate",
+    "TooMuchWorkError",
+    "check_run",
+    "estimate_run",
+    "label_counts",
     "available_memory",
     "estimate_peak_bytes",
     "check_memory",
@@ -17,6 +27,10 @@ class InsufficientMemoryError(ValueError, MemoryError):
     Both a ValueError (bad input: the message says what to change) and a
     MemoryError (what it prevents).
     """
+
+
+class TooMuchWorkError(ValueError):
+    """A run refused before it starts because it asks for so many segments that it would take too long."""
 
 
 # Bytes per image pixel held through the whole run: the float64 working copy
@@ -116,17 +130,22 @@ def check_memory(n_pixels: int, n_nodes: int, ndim: int, k: int, solver: str, av
         available = available_memory()
     if available is None or peak <= available:
         return peak
+    multilevel_peak = None if solver == "multilevel" else estimate_peak_bytes(n_pixels, n_nodes, ndim, k, "multilevel")
+    raise _image_too_big(n_pixels, n_nodes, solver, peak, available, multilevel_peak)
+
+
+def _image_too_big(n_pixels, n_nodes, solver, peak, available, multilevel_peak) -> InsufficientMemoryError:
+    """The refusal of an image too large for memory, with the fixes (the multilevel solver's estimate if given)."""
     gib = 2.0**30
     fixes = []
-    if solver != "multilevel":
-        multilevel_peak = estimate_peak_bytes(n_pixels, n_nodes, ndim, k, "multilevel")
+    if multilevel_peak is not None:
         fixes.append(f"use eigen_solver='multilevel' (coarsens the graph; about {multilevel_peak / gib:.1f} GiB)")
     fixes += [
         "crop the image to the region of interest",
         "downsample it (e.g. image[::2, ::2])",
         "or shrink the mask / raise the threshold so fewer pixels are segmented",
     ]
-    raise InsufficientMemoryError(
+    return InsufficientMemoryError(
         f"segmenting {n_nodes:,} pixels of a {n_pixels:,}-pixel image with eigen_solver={solver!r} "
         f"needs about {peak / gib:.1f} GiB but only {available / gib:.1f} GiB of memory is available; "
         + "; ".join(fixes)
@@ -166,3 +185,261 @@ def check_image_memory(n_pixels: int, n_channels: int = 1, available: int | None
             "(e.g. image[::2, ::2]) or segment one region of interest."
         )
     return needed
+
+
+# ---------------------------------------------------------------- a whole run, piece by piece
+# Bytes per graph node and spatial axis shared by every piece: the float32
+# weights and int32 indices of the pixel graph kept through the run, and the
+# edge arrays of its construction (heads, tails, gradients, the COO triplets
+# and their CSR conversion), measured on the nuclei and circle benchmarks.
+_GRAPH_BYTES_PER_NODE_AXIS = 80
+# One piece's eigen-solve, bytes per node (Laplacian copies, solver
+# workspace); the n x k blocks are counted apart (see _solve_bytes).
+_SOLVE_BYTES_PER_NODE = {"dense": 0, "multilevel": 120, "amg": 700, "lobpcg": 400, "arpack": 1500}
+# Seconds per unit of work, measured on this project's 2-core machine (one
+# BLAS thread, as the engine runs): a dense eigh costs n^3 units, the other
+# solvers n * k^2 (orthogonalising k vectors of n entries), k-means
+# n * c^2 per fit of c clusters (c columns), ten restarts (one with seed
+# points, which start at the points).
+_SECONDS_PER_UNIT = {"dense": 6e-11, "arpack": 7e-9, "lobpcg": 1e-8, "amg": 1e-8, "multilevel": 2e-9}
+_KMEANS_SECONDS_PER_UNIT = 2e-8
+_SEEDED_KMEANS_SECONDS_PER_UNIT = 2e-9
+# k-means is fitted on at most this many rows (labels.KMEANS_SUBSAMPLE).
+_KMEANS_ROWS = 20_000
+# Runs whose segment-count-dependent work is estimated above this are
+# refused: the estimate is rough (a factor of 2 either way), the limit far
+# above what a sensible number of segments costs (n_clusters=400 on a
+# 100 x 100 piece: about 40 s).
+TIME_LIMIT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """What :func:`estimate_run` expects of a run.
+
+    Attributes
+    ----------
+    peak_bytes : int
+        Arrays shared by all pieces plus the largest piece's solve and labelling.
+    seconds : float
+        The work that grows with the number of segments (eigenvectors and
+        k-means), all pieces together.
+    piece_size, piece_k, piece_solver
+        The piece whose solve and labelling dominate the peak: its pixels,
+        eigenvectors and solver.
+    """
+
+    peak_bytes: int
+    seconds: float
+    piece_size: int
+    piece_k: int
+    piece_solver: str
+
+
+def label_counts(sizes: np.ndarray, ks: np.ndarray, n_segments: int) -> np.ndarray:
+    """An upper bound of the clusters each piece is labelled with: ``n_segments`` spent on the largest first.
+
+    Every piece gets one; the rest go to the largest pieces, each up to its
+    number of eigenvectors (``ks``), the costliest way the pipeline's
+    split (by eigenvalue) could spend them.
+    """
+    counts = np.ones(len(sizes), dtype=np.int64)
+    extra = max(int(n_segments) - len(sizes), 0)
+    for piece in np.argsort(-sizes, kind="stable"):
+        if extra <= 0:
+            break
+        more = min(int(ks[piece]) - 1, extra)
+        counts[piece] += max(more, 0)
+        extra -= max(more, 0)
+    return counts
+
+
+def _solve_bytes(n: np.ndarray, k: np.ndarray, solver: str, ndim: int) -> np.ndarray:
+    """Peak bytes of one piece's eigen-solve (without the graph and the kept embedding)."""
+    n, k = n.astype(np.float64), k.astype(np.float64)
+    base = n * _SOLVE_BYTES_PER_NODE[solver]
+    if solver == "dense":
+        return 3 * 8 * n * n  # the dense Laplacian, LAPACK's copy and workspace
+    if solver == "arpack":
+        # LU fill-in grows like n^(1/ndim) per node (see estimate_peak_bytes); 2k + 1 Lanczos vectors.
+        base = base * np.maximum(1.0, (n / 1e5) ** (1.0 / (2 * ndim))) + 8 * n * (2 * k + 1) + 8 * (2 * k + 1) ** 2
+    elif solver == "multilevel":
+        base = base + 36 * n * k
+    else:  # lobpcg, amg: X, AX, P, AP, R, AR of k (+4 guard) columns, and their Gram matrices
+        base = base + 8 * 6 * n * (k + 4) + 8 * (3 * k + 12) ** 2
+    return base
+
+
+def _labels_bytes(n: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Peak bytes of labelling one piece with ``c`` clusters.
+
+    The float64 points and the centre scores (n x c each), the cluster
+    indicators and weights into each cluster (float32, n x c each), and the
+    pairwise centre differences of the boundary refinement (c x c x c).
+    """
+    n, c = n.astype(np.float64), c.astype(np.float64)
+    return np.where(c > 1, 24 * n * c + 8 * c**3 + 64 * n, 0.0)
+
+
+def estimate_run(
+    n_pixels: int, sizes, ndim: int, ks, eigen_solver: str, *, n_segments: int, seeded: bool = False
+) -> RunEstimate:
+    """Peak memory and segment-dependent time of a run, piece by piece.
+
+    Parameters
+    ----------
+    n_pixels : int
+        Pixels (voxels) of the image.
+    sizes : array of int
+        Pixels of each connected piece of the mask that is segmented.
+    ndim : int
+        Spatial axes (about ``ndim`` edges per node).
+    ks : array of int
+        Eigenvectors each piece asks for (a piece with ``k <= 1`` is not solved).
+    eigen_solver : str
+        The requested solver; each piece gets the one ``resolve_solver``
+        chooses for its size.
+    n_segments : int
+        Segments of the whole run (seed points: their number).
+    seeded : bool
+        Seed points: each piece is labelled with its own points (one k-means fit).
+
+    Returns
+    -------
+    RunEstimate
+    """
+    from .eigen import resolve_solver
+
+    sizes = np.asarray(sizes, dtype=np.int64)
+    ks = np.minimum(np.asarray(ks, dtype=np.int64), sizes)
+    counts = ks.copy() if seeded else label_counts(sizes, ks, n_segments)
+    solved = ks > 1
+    shared = n_pixels * _BYTES_PER_PIXEL + int(sizes.sum()) * _GRAPH_BYTES_PER_NODE_AXIS * ndim
+    piece_bytes = _labels_bytes(sizes, counts)
+    solvers = np.array([resolve_solver(eigen_solver, int(n), int(k)) if k > 1 else "none" for n, k in zip(sizes, ks)])
+    seconds, kept = 0.0, 0.0
+    for solver in set(solvers.tolist()) - {"none"}:
+        chosen = solvers == solver
+        n, k = sizes[chosen], ks[chosen]
+        piece_bytes[chosen] = np.maximum(piece_bytes[chosen], _solve_bytes(n, k, solver, ndim))
+        work = n.astype(np.float64) ** 3 if solver == "dense" else n * k.astype(np.float64) ** 2
+        seconds += _SECONDS_PER_UNIT[solver] * float(work.sum())
+        kept += (4 if solver == "multilevel" else 8) * float((n * k.astype(np.float64)).sum())  # embeddings
+    unit = _SEEDED_KMEANS_SECONDS_PER_UNIT if seeded else _KMEANS_SECONDS_PER_UNIT
+    rows = np.minimum(sizes, _KMEANS_ROWS).astype(np.float64)
+    seconds += unit * float((rows * np.where(counts > 1, counts, 0).astype(np.float64) ** 2).sum())
+    if not solved.any():
+        return RunEstimate(int(shared), seconds, int(sizes.max(initial=0)), 1, "none")
+    worst = int(np.argmax(piece_bytes))
+    peak = int(shared + kept + piece_bytes[worst])
+    return RunEstimate(peak, seconds, int(sizes[worst]), int(ks[worst]), str(solvers[worst]))
+
+
+def _piece_ks(sizes: np.ndarray, n_segments: int, seeds_per_piece) -> np.ndarray:
+    """Eigenvectors per piece, as the pipeline asks for them."""
+    if seeds_per_piece is not None:
+        return np.asarray(seeds_per_piece, dtype=np.int64)
+    # Every piece gets one segment; any piece may get all the others (pipeline._split_counts).
+    return np.minimum(max(int(n_segments) - len(sizes) + 1, 1), sizes)
+
+
+def _most_segments(fits, n_segments: int) -> int:
+    """The largest count in ``1 .. n_segments - 1`` for which ``fits(count)`` holds (1 if none)."""
+    lo, hi = 1, int(n_segments) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def check_run(
+    n_pixels: int,
+    sizes,
+    ndim: int,
+    eigen_solver: str,
+    *,
+    n_segments: int,
+    seeds_per_piece=None,
+    auto: bool = False,
+    available: int | None = None,
+    time_limit: float = TIME_LIMIT_SECONDS,
+) -> RunEstimate:
+    """Refuse a run that would not fit in memory, or whose segments would take too long.
+
+    Parameters
+    ----------
+    n_pixels, sizes, ndim, eigen_solver
+        See :func:`estimate_run`.
+    n_segments : int
+        ``n_clusters``, or the number of seed points.
+    seeds_per_piece : array of int, optional
+        Seed points in each piece (a seeded run).
+    auto : bool
+        ``n_clusters="auto"``: two-way cuts of every piece (``n_segments`` unused).
+    available : int, optional
+        Available bytes; read from the system when omitted (no memory check if unknown).
+    time_limit : float
+        Seconds of segment-dependent work above which the run is refused.
+
+    Returns
+    -------
+    RunEstimate
+
+    Raises
+    ------
+    InsufficientMemoryError
+        The run would not fit; the message names n_clusters (or the seed
+        points) when they are what does not fit, with the count that fits.
+    TooMuchWorkError
+        The segments would take longer than ``time_limit``.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    seeded = seeds_per_piece is not None
+    if auto:  # two segments per cut whatever the image: only memory can refuse it
+        time_limit = float("inf")
+
+    def estimate(count, scale=1.0):
+        if auto:  # two-way cuts, no k-means
+            return estimate_run(n_pixels, sizes, ndim, np.minimum(2, sizes), eigen_solver, n_segments=len(sizes))
+        per_piece = None if not seeded else np.ceil(np.asarray(seeds_per_piece) * scale).astype(np.int64)
+        ks = _piece_ks(sizes, count, per_piece)
+        return estimate_run(n_pixels, sizes, ndim, ks, eigen_solver, n_segments=count, seeded=seeded)
+
+    run = estimate(n_segments)
+    run_ks = np.minimum(2, sizes) if auto else _piece_ks(sizes, n_segments, seeds_per_piece)
+    if available is None:
+        available = available_memory()
+    too_big = available is not None and run.peak_bytes > available
+    if not too_big and run.seconds <= time_limit:
+        return run
+    what = f"{n_segments} seed points" if seeded else f"n_clusters={n_segments}"
+
+    def fits(count):
+        other = estimate(count, count / n_segments)
+        return other.seconds <= time_limit and (available is None or other.peak_bytes <= available)
+
+    if too_big and (auto or n_segments <= 2 or not fits(1)):  # the image is too big, not the segments
+        multilevel = None
+        if eigen_solver != "multilevel":
+            multilevel = estimate_run(n_pixels, sizes, ndim, run_ks, "multilevel", n_segments=n_segments).peak_bytes
+        raise _image_too_big(n_pixels, int(sizes.sum()), eigen_solver, run.peak_bytes, available, multilevel)
+    most = _most_segments(fits, n_segments)
+    fix = (
+        f"use at most about {most} {'seed points' if seeded else 'segments'} for this mask, or segment "
+        "fewer pixels per piece (a mask or threshold that splits the image into smaller pieces, or a crop)"
+    )
+    gib = 2.0**30
+    if too_big:
+        raise InsufficientMemoryError(
+            f"{what} needs about {run.peak_bytes / gib:.1f} GiB of memory (eigenvectors and k-means of up to "
+            f"{run.piece_k} segments in a piece of {run.piece_size:,} pixels) but only {available / gib:.1f} GiB "
+            f"is available; {fix}."
+        )
+    raise TooMuchWorkError(
+        f"{what} would take about {_duration(run.seconds)} (eigenvectors and k-means of up to {run.piece_k} "
+        f"segments in a piece of {run.piece_size:,} pixels; the limit is {_duration(time_limit)}); {fix}."
+    )

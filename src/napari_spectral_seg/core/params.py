@@ -130,6 +130,25 @@ def _check_channel_axis(value, params):
         raise TypeError(f"channel_axis={value!r} must be an integer axis index (e.g. -1) or None.")
 
 
+def _check_seeds(value, params):
+    # The shape against the image is checked when the image is known (seeds.check_seeds).
+    if value is None:
+        return
+    message = (
+        f"seeds={_short(value)} must be a list of points, each a list of pixel coordinates, "
+        "e.g. seeds=[(10, 20), (30, 40)]"
+    )
+    try:
+        np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(message + "; some points have a different number of coordinates or are not numbers.") from None
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _check_sensitivity(value, params):
     if params.n_clusters != "auto":
         if value is not None:
@@ -173,7 +192,7 @@ def check_spacing(spacing, ndim) -> np.ndarray | None:
     return values
 
 
-def check_sigma(sigma, n_spatial: int):
+def check_sigma(sigma, n_spatial: int, shape=None, spacing=None):
     """Validate ``sigma`` and return it as ``("scalar", value)``, a per-axis tuple of floats, or None.
 
     Parameters
@@ -184,12 +203,17 @@ def check_sigma(sigma, n_spatial: int):
         axis, in pixels of that axis.
     n_spatial : int
         Number of spatial axes.
+    shape, spacing : sequence, optional
+        The image's spatial shape and pixel sizes: a width (in pixels of
+        its axis, after ``spacing``) larger than the image along that axis
+        is refused, as the filter's cost grows with the width and the
+        result is a flat image.
 
     Raises
     ------
     TypeError, ValueError
-        A bool, a non-number, negative, NaN or infinite values, or a
-        sequence of the wrong length.
+        A bool, a non-number, negative, NaN or infinite values, a
+        sequence of the wrong length, or wider than the image.
     """
     if sigma is None:
         return None
@@ -217,7 +241,28 @@ def check_sigma(sigma, n_spatial: int):
         )
     if np.all(values == 0):
         return None
+    if shape is not None:
+        _check_sigma_fits(sigma, values, scalar, shape, spacing)
     return ("scalar", float(values[0])) if scalar else tuple(float(v) for v in values)
+
+
+def _check_sigma_fits(sigma, values, scalar, shape, spacing) -> None:
+    """Refuse a smoothing width larger than the image along any axis (per-axis pixels as smooth_image uses them)."""
+    extent = np.asarray(shape, dtype=float)
+    if scalar:
+        sizes = np.ones(len(extent)) if spacing is None else np.asarray(spacing, dtype=float)
+        widths = values[0] * sizes.min() / sizes
+    else:
+        widths = values
+    wide = np.flatnonzero(widths > extent)
+    if len(wide):
+        axis = int(wide[0])
+        limit = float(extent[axis] if not scalar else extent[axis] * widths[0] / widths[axis])
+        raise ValueError(
+            f"sigma={sigma!r} is wider than the image: {widths[axis]:.4g} pixels along axis {axis}, which has "
+            f"{int(extent[axis])}. Smoothing that wide leaves a flat image and takes time in proportion to sigma; "
+            f"use sigma={limit:.4g} or less (e.g. sigma=1.0 against pixel noise), or 0 for none."
+        )
 
 
 def check_random_state(random_state) -> int:
@@ -310,11 +355,11 @@ def _param(
 
 def _as_tuple(value):
     """A 1D list or array of numbers as a tuple of floats (comparable, hashable); anything else as given."""
-    if isinstance(value, (list, np.ndarray)) and np.ndim(value) == 1:
-        try:
+    try:
+        if isinstance(value, (list, np.ndarray)) and np.ndim(value) == 1:
             return tuple(float(v) for v in value)
-        except (TypeError, ValueError):
-            return value
+    except (TypeError, ValueError):  # ragged or not numbers: the parameter's own check says so
+        pass
     return value
 
 
@@ -402,7 +447,7 @@ class SegmentationParams:
     seeds: Any = _param(
         None,
         help="points in pixel coordinates, one per wanted segment",
-        check=lambda v, p: None,  # needs the image's shape: seeds.check_seeds
+        check=_check_seeds,  # the shape against the image: seeds.check_seeds
         flag=None,
     )
     sigma: float | tuple | None = _param(

@@ -19,11 +19,10 @@ import numpy as np
 from .adapt import chosen_settings
 from .auto import default_min_part, iter_auto_labels
 from .edges import refine_object_edges
-from .eigen import resolve_solver
 from .graph import PixelIndex, component_block, edge_weights_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
 from .mask import resolve_mask
-from .memory import check_memory
+from .memory import check_run
 from .params import DEFAULT_EDGE_LEVEL, SegmentationParams, check_random_state, check_spacing
 from .progress import STEPS, Progress, SegmentationCancelled, relay, run_to_end
 from .seeds import assign_to_seeds, check_seeds, seed_nodes
@@ -32,6 +31,7 @@ from .solve import iter_solve_component
 from .validation import (
     as_float_image,
     check_mask,
+    check_segment_count,
     floor_edge_weights,
     scale_for_graph,
     warn_if_constant,
@@ -153,7 +153,7 @@ def _as_params(params: SegmentationParams | None, keywords: dict) -> Segmentatio
 
 def _start_run(image, mask, params: SegmentationParams) -> _Run:
     """Check the image, mask, seeds and image-dependent parameters; smooth the image."""
-    data, spatial_shape = as_float_image(image, params.channel_axis)
+    data, spatial_shape = as_float_image(image, params.channel_axis, mask=mask)
     regions = None
     if mask is not None:
         raw_mask = np.asarray(mask)
@@ -165,8 +165,9 @@ def _start_run(image, mask, params: SegmentationParams) -> _Run:
     seed_pixels = None if params.seeds is None else check_seeds(params.seeds, spatial_shape)
     spacing = check_spacing(params.spacing, len(spatial_shape))
     random_state = check_random_state(params.random_state)
-    parameters = params.record(random_state=random_state, seeds=seed_pixels)
+    parameters = {}
     sigma, min_size = chosen_settings(data, explicit_mask, params, spatial_shape, spacing, parameters)
+    parameters = {**params.record(random_state=random_state, seeds=seed_pixels), **parameters}
     # Smoothed before the mask so a threshold sees the denoised image too.
     data = smooth_image(data, sigma, spacing, multichannel=data.ndim > len(spatial_shape))
     run = _Run(
@@ -205,12 +206,8 @@ def _iter_mask(run: _Run):
     n_masked = int(mask.sum())
     if n_masked == 0:
         raise _empty_mask_error(run, used_threshold)
-    n_clusters = params.n_clusters
-    if run.seed_pixels is None and n_clusters != "auto" and n_clusters > n_masked:
-        raise ValueError(
-            f"n_clusters={n_clusters} is larger than the {n_masked} pixel(s) in the mask; "
-            "lower n_clusters or enlarge the mask."
-        )
+    if run.seed_pixels is None and params.n_clusters != "auto":
+        check_segment_count(params.n_clusters, n_masked)
     warn_if_constant(run.data, mask)
     index = index_pixels(mask, min_size=max(run.min_size, 1), regions=run.regions)
     if index.n_nodes == 0:
@@ -218,12 +215,12 @@ def _iter_mask(run: _Run):
             f"every connected piece of the mask is smaller than min_size={run.min_size} pixels; lower min_size."
         )
     run.index = index
-    _check_fits(run)
     if run.seed_pixels is not None:
         nodes = seed_nodes(run.seed_pixels, index)
         component_of_seed = np.searchsorted(index.offsets, nodes, side="right") - 1
         run.seeds_of_component = [np.flatnonzero(component_of_seed == c) for c in range(index.n_components)]
         run.seed_node = nodes
+    _check_fits(run)
     run.seconds["mask"] = time.perf_counter() - run.t0
 
 
@@ -236,13 +233,15 @@ def _check_fits(run: _Run) -> None:
         run.k_max = 2  # recursive two-way cuts
     else:
         run.k_max = max(params.n_clusters - index.n_components + 1, 1)
-    largest = int(np.diff(index.offsets).max())
-    check_memory(
+    seeds = None if run.seeds_of_component is None else [len(s) for s in run.seeds_of_component]
+    check_run(
         int(np.prod(run.spatial_shape)),
-        index.n_nodes,
+        np.diff(index.offsets),
         len(run.spatial_shape),
-        run.k_max,
-        resolve_solver(params.eigen_solver, largest, run.k_max),
+        params.eigen_solver,
+        n_segments=run.k_max if params.n_clusters == "auto" or seeds is not None else params.n_clusters,
+        seeds_per_piece=seeds,
+        auto=params.n_clusters == "auto" and seeds is None,
     )
 
 

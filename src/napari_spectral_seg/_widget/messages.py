@@ -1,0 +1,67 @@
+"""The core's messages in the words of the dock widget.
+
+The library's errors name keyword arguments (``n_clusters=900``, ``pass
+threshold=None``); a widget user sees fields ("segments", "threshold").
+:func:`for_widget` rewrites a message with the field labels, from one
+mapping built from the parameters' ``gui`` labels (:data:`FIELD_LABELS`),
+and :func:`headline` gives its first sentence for a notification, short
+enough not to be cut off; the full text goes to the status line's tooltip.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..core.params import SegmentationParams
+
+__all__ = ["FIELD_LABELS", "for_widget", "headline"]
+
+# Parameter -> the label of its field; those without a field by what sets them.
+FIELD_LABELS = {
+    **{spec.name: spec.gui["label"] for spec in SegmentationParams.specs() if spec.gui is not None},
+    "seeds": "seed points",
+    "spacing": "the image layer's scale",
+    "channel_axis": "the image layer's channels",
+}
+# Whole phrases that say what to do in the library's terms.
+_PHRASES = (
+    ("pass threshold=None", "untick 'Otsu threshold' and set 'threshold' below the image minimum"),
+    ("threshold='otsu'", "'Otsu threshold'"),
+    ("n_clusters='auto'", "'Auto: decide per object'"),
+    ("draw or pass a mask", "draw a mask"),
+    ("eigen_solver='multilevel'", "'eigen solver' multilevel"),
+)
+_NAMES = "|".join(map(re.escape, FIELD_LABELS))
+# A quoted phrase (left as it is), a name=value, or a bare parameter name.
+_TOKEN = re.compile(
+    r"(?P<quoted>'[^']*')"
+    r"|\b(?P<assigned>" + _NAMES + r")=(?P<value>\([^)]*\)|\[[^\]]*\]|'[^']*'|[^\s,;:)]+)"
+    r"|\b(?P<name>" + _NAMES + r")\b"
+)
+
+
+def _field_words(match: re.Match) -> str:
+    if match.group("quoted"):
+        return match.group("quoted")
+    if match.group("assigned"):
+        return f"'{FIELD_LABELS[match.group('assigned')]}' {match.group('value').strip(chr(39))}"
+    name = match.group("name")
+    return name if FIELD_LABELS[name] == name else f"'{FIELD_LABELS[name]}'"
+
+
+HEADLINE_LENGTH = 110
+
+
+def for_widget(message: str) -> str:
+    """``message`` with parameter names replaced by the widget's field labels."""
+    for phrase, words in _PHRASES:
+        message = message.replace(phrase, words)
+    return _TOKEN.sub(_field_words, message)
+
+
+def headline(message: str, limit: int = HEADLINE_LENGTH) -> str:
+    """The first sentence (or clause) of ``message``, at most ``limit`` characters."""
+    first = re.split(r"(?<=[.;])\s", message, maxsplit=1)[0].rstrip(";")
+    if len(first) > limit:
+        first = first[: limit - 1].rsplit(" ", 1)[0] + "…"
+    return first

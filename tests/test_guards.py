@@ -1,0 +1,206 @@
+"""Guards against unbounded work and refusals of work that fits: sigma wider than the image, too many
+segments for the mask, the per-piece memory estimate, Otsu at extreme magnitudes, thread limits of
+overlapping runs, NaN outside the mask and the messages of ragged or odd inputs."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from napari_spectral_seg import segment
+from napari_spectral_seg.core import memory
+from napari_spectral_seg.core._threads import single_threaded
+from napari_spectral_seg.core.mask import otsu_threshold
+from napari_spectral_seg.data import four_circles
+
+GIB = 2**30
+
+
+def nuclei(side, per_side, radius, seed=0):
+    """Bright discs on a grid (one connected piece each), with noise."""
+    rng = np.random.default_rng(seed)
+    image = np.zeros((side, side))
+    step = side / per_side
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    disc = yy**2 + xx**2 <= radius**2
+    for i in range(per_side):
+        for j in range(per_side):
+            cy, cx = int((i + 0.5) * step), int((j + 0.5) * step)
+            image[cy - radius : cy + radius + 1, cx - radius : cx + radius + 1][disc] = 1.0 + 0.2 * rng.random()
+    return image + 0.05 * rng.standard_normal(image.shape)
+
+
+# ---------------------------------------------------------------- 1. sigma
+def test_sigma_wider_than_the_image_is_refused_at_once():
+    image = np.random.default_rng(0).random((60, 60))
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"sigma=10000000.0 is wider than the image.*use sigma=60 or less"):
+        segment(image, sigma=1e7)
+    with pytest.raises(ValueError, match=r"sigma=\(1.0, 100.0\).*along axis 1, which has 60"):
+        segment(image, sigma=(1.0, 100.0))
+    assert time.perf_counter() - started < 1.0
+    assert segment(image, sigma=60.0, random_state=0).shape == image.shape  # as wide as the image: allowed
+
+
+def test_sigma_bound_follows_spacing():
+    # z pixels 4x larger: sigma=8 (xy pixels) is 2 z pixels, within the 5 slices.
+    volume = np.random.default_rng(0).random((5, 20, 20))
+    segment(volume, sigma=8.0, spacing=(4.0, 1.0, 1.0), n_clusters=2, random_state=0)
+    with pytest.raises(ValueError, match="along axis 0, which has 5"):
+        segment(volume, sigma=8.0, n_clusters=2, random_state=0)
+
+
+# ---------------------------------------------------------------- 2. segments the mask cannot hold
+@pytest.mark.parametrize(("side", "n_clusters", "most"), [(30, 900, 225), (40, 1200, 400)])
+def test_far_more_segments_than_the_mask_holds_are_refused(side, n_clusters, most):
+    image = np.random.default_rng(0).random((side, side))
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=rf"n_clusters={n_clusters} asks for segments of .* use at most {most}"):
+        segment(image, n_clusters=n_clusters, random_state=0)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_segments_that_would_not_fit_in_memory_name_n_clusters():
+    image = np.random.default_rng(0).random((100, 100))
+    started = time.perf_counter()
+    with pytest.raises(memory.InsufficientMemoryError) as info:
+        segment(image, n_clusters=2000, random_state=0)
+    message = str(info.value)
+    assert message.startswith("n_clusters=2000 needs about") and "use at most about" in message
+    assert time.perf_counter() - started < 1.0
+
+
+def test_seed_points_that_would_take_minutes_are_refused():
+    rng = np.random.default_rng(0)
+    image = rng.random((100, 100))
+    seeds = np.stack(np.unravel_index(rng.choice(10_000, 1000, replace=False), (100, 100)), axis=1)
+    started = time.perf_counter()
+    with pytest.raises(memory.TooMuchWorkError, match=r"1000 seed points would take about .* use at most about \d+"):
+        segment(image, seeds=seeds, random_state=0)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_the_refinement_of_many_clusters_is_counted():
+    # k-means with c clusters refines boundaries with a c x c x c array (8 c^3 bytes).
+    small = memory.estimate_run(10_000, [10_000], 2, [100], "auto", n_segments=100)
+    large = memory.estimate_run(10_000, [10_000], 2, [1000], "auto", n_segments=1000)
+    assert large.peak_bytes > 8 * 1000**3 > small.peak_bytes
+    assert large.seconds > 10 * small.seconds
+
+
+# ---------------------------------------------------------------- 3. per-piece estimate
+def test_many_small_pieces_are_estimated_per_piece():
+    # 11,025 nuclei of 529 pixels in a 6000^2 image, the default solver:
+    # measured 1.7 GiB peak (the old whole-graph arpack estimate said 29.8 GiB).
+    sizes = np.full(11_025, 529)
+    run = memory.check_run(6000**2, sizes, 2, "auto", n_segments=4, available=4 * GIB)
+    assert run.peak_bytes < 3 * GIB
+    # 3,600 nuclei of 149 pixels, two segments each: measured 0.58 GiB.
+    run = memory.check_run(1200**2, np.full(3600, 149), 2, "auto", n_segments=7200, available=2 * GIB)
+    assert run.peak_bytes < 1.5 * GIB and run.piece_solver == "dense"
+
+
+def test_a_run_of_many_pieces_is_not_refused_by_the_whole_graph(monkeypatch):
+    # 900 nuclei: the old estimate (every node at the largest piece's solver
+    # and n_clusters - C + 1 eigenvectors) asked for 4 GiB; it runs in a few hundred MB.
+    image = nuclei(600, 30, 7)
+    monkeypatch.setattr(memory, "available_memory", lambda: 600 * 2**20)
+    labels = segment(image, threshold=0.5, n_clusters=1800, min_size=5, random_state=0)
+    assert labels.max() == 1800
+
+
+def test_an_image_too_big_for_memory_still_says_crop():
+    with pytest.raises(memory.InsufficientMemoryError, match=r"segmenting 100,000,000 pixels .* crop"):
+        memory.check_run(10**8, [10**8], 2, "arpack", n_segments=4, available=GIB)
+
+
+# ---------------------------------------------------------------- 10. Otsu, threads, NaN outside the mask
+@pytest.mark.parametrize("exponent", [600, -600, 1000, -1000, 40])
+def test_otsu_gives_the_same_mask_at_any_power_of_two(exponent):
+    image, _, _ = four_circles(size=100, noise=0.2, seed=0)
+    scaled = np.ldexp(image, exponent)
+    assert np.array_equal(scaled > otsu_threshold(scaled), image > otsu_threshold(image))
+    reference = segment(image, threshold="otsu", n_clusters=4, min_size=20, random_state=0)
+    np.testing.assert_array_equal(
+        segment(scaled, threshold="otsu", n_clusters=4, min_size=20, random_state=0), reference
+    )
+
+
+def test_otsu_on_a_range_too_narrow_for_its_bins():
+    one = 1.0
+    values = np.array([one, one, np.nextafter(one, 2), np.nextafter(np.nextafter(one, 2), 2)])
+    with pytest.raises(ValueError, match="Too many bins"):
+        np.histogram(values, bins=256, range=(values.min(), values.max()))  # what used to reach the user
+    threshold = otsu_threshold(values)
+    assert (values > threshold).sum() == 2
+
+
+def _blas_threads():
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
+def test_overlapping_one_thread_sections_restore_the_thread_count():
+    before = _blas_threads()
+    entered, release = threading.Event(), threading.Event()
+
+    def first():
+        with single_threaded("test-a", user_api="blas"):
+            entered.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    entered.wait(10)
+    with single_threaded("test-b", user_api="blas"):  # enters while the first holds the limit
+        assert set(_blas_threads()) == {1}
+        release.set()
+        thread.join(10)  # the first leaves first
+        assert set(_blas_threads()) == {1}  # still inside this one
+    assert _blas_threads() == before
+
+
+def test_concurrent_segment_calls_leave_the_thread_pools_as_they_were():
+    before = _blas_threads()
+    image, mask, _ = four_circles(size=60, seed=0)
+    threads = [
+        threading.Thread(target=segment, args=(image, mask), kwargs=dict(n_clusters=4, random_state=i))
+        for i in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert _blas_threads() == before
+
+
+def test_nan_outside_the_mask_is_accepted_and_inside_refused():
+    image, mask, _ = four_circles(size=100, noise=0.2, seed=0)
+    reference = segment(image, mask, n_clusters=4, random_state=0, sigma=1.0)
+    holes = image.copy()
+    holes[~mask] = np.nan
+    holes[0, 0] = np.inf
+    np.testing.assert_array_equal(segment(holes, mask, n_clusters=4, random_state=0, sigma=1.0), reference)
+    rows, cols = np.nonzero(mask)
+    holes[rows[0], cols[0]] = np.nan
+    with pytest.raises(ValueError, match="1 NaN or infinite pixel.* inside the mask"):
+        segment(holes, mask, n_clusters=4, random_state=0)
+    with pytest.raises(ValueError, match="leave them out with mask"):
+        segment(holes, n_clusters=4, random_state=0)
+
+
+# ---------------------------------------------------------------- 13. messages that name the parameter
+@pytest.mark.parametrize(
+    ("name", "value", "match"),
+    [
+        ("seeds", [[1, 2], [3]], "seeds=.* must be a list of points.*different number of coordinates"),
+        ("seeds", [1, 2], r"seeds has shape \(2,\); pass an \(n_points, 2\) array"),
+        ("spacing", [1, [2, 3]], "spacing=.* must be 2 positive numbers"),
+        ("sigma", [[1, 2], [3]], "sigma=.* must be a number of pixels"),
+    ],
+)
+def test_ragged_lists_are_refused_in_words(name, value, match):
+    with pytest.raises((ValueError, TypeError), match=match) as info:
+        segment(np.random.default_rng(0).random((12, 12)), **{name: value})
+    assert "inhomogeneous" not in str(info.value)
