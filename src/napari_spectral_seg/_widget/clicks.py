@@ -162,7 +162,7 @@ class ClickEditor:
             beta=params["beta"],
             random_state=params["random_state"],
             spacing=params.get("spacing"),
-            sigma=params.get("sigma"),
+            sigma=params.get("sigma_used", params.get("sigma")),  # the width used, also when "auto" chose it
             channel_axis=-1 if image_layer.rgb else None,
         )
         with layer.block_history():

@@ -5,7 +5,7 @@ One field per parameter whose spec has ``gui`` hints: a ComboBox for
 label, range and step from ``spec.gui``, tooltip from ``spec.help`` and
 ``spec.applies_text``, first value from ``spec.tool_default``.
 
-Two parameters take a word as well as a number, and are compound controls: a
+Four parameters take a word as well as a number, and are compound controls: a
 checkbox for the word beside the number field (:data:`COMPOUNDS`). A mask
 layer replaces the threshold, seed points replace the number of segments:
 then the compound is disabled. A field whose spec says when it applies
@@ -51,7 +51,7 @@ class Compound:
         The checkbox's sub-widget name, text and tooltip.
     number_tooltip : str
         The number field's tooltip.
-    replaced_by : {"mask", "seeds"}
+    replaced_by : {"mask", "seeds"} or None
         The layer choice that replaces the parameter: the compound is then disabled.
     number_range : dict
         The number field's range where the spec's ``gui`` gives none.
@@ -63,7 +63,7 @@ class Compound:
     text: str
     tooltip: str
     number_tooltip: str
-    replaced_by: str
+    replaced_by: str | None
     number_range: dict = field(default_factory=dict)
 
 
@@ -89,6 +89,25 @@ COMPOUNDS = (
         "(necks, dark seams), keep it whole where it is one object.",
         number_tooltip="Number of segments (each separate piece of the mask gets at least one).",
         replaced_by="seeds",
+    ),
+    Compound(
+        parameter="min_size",
+        word="auto",
+        name="auto_min_size",
+        text="Auto min size",
+        tooltip="Leave out pieces smaller than a tenth of the typical object, measured on the image.",
+        number_tooltip="Pieces of the mask smaller than this many pixels are left out.",
+        replaced_by=None,
+    ),
+    Compound(
+        parameter="sigma",
+        word="auto",
+        name="auto_sigma",
+        text="Auto smoothing",
+        tooltip="Auto mode: smooth by the width the image's noise, texture and object size call for "
+        "(the value used is shown after a run).",
+        number_tooltip="Gaussian smoothing before the mask and the graph, in pixels; 0 = none.",
+        replaced_by=None,
     ),
 )
 
@@ -238,7 +257,7 @@ class ParameterForm:
         seeded : bool
             A seed-points layer is chosen (its points fix the number of segments).
         """
-        replaced = {"mask": uses_mask, "seeds": seeded}
+        replaced = {"mask": uses_mask, "seeds": seeded, None: False}
         for compound in COMPOUNDS:
             box = self.widgets[compound.name]
             box.enabled = not replaced[compound.replaced_by]

@@ -132,7 +132,9 @@ class SpectralSegmentationWidget(Container):
                 self.mask,
                 form["auto_threshold"],
                 form["threshold"],
+                form["auto_min_size"],
                 form["min_size"],
+                form["auto_sigma"],
                 form["sigma"],
                 _heading("How many segments"),
                 form["n_clusters"],
@@ -214,7 +216,8 @@ class SpectralSegmentationWidget(Container):
 
     def _connect(self) -> None:
         form = self._form.widgets
-        for choice in (form["auto_threshold"], self.mask, self.seeds, form["auto_segments"]):
+        compounds = ("auto_threshold", "auto_segments", "auto_min_size", "auto_sigma")
+        for choice in (self.mask, self.seeds, *(form[name] for name in compounds)):
             choice.changed.connect(self._update_enabled)
         self.image.changed.connect(self._on_image_changed)
         self.run.changed.connect(self.start)
@@ -449,8 +452,20 @@ class SpectralSegmentationWidget(Container):
         # Only while Otsu is ticked (the field is informational then): a typed threshold is never replaced.
         if isinstance(used, float) and metadata["threshold"] == "otsu" and self.auto_threshold.value:
             self.threshold.value = used
+        self._show_chosen(metadata)
         n_frames = len(result.parameters.get("per_frame", {})) if job.all_frames else None
         self.status.value = _result_status(metadata["n_segments"], result.seconds, n_frames)
+
+    def _show_chosen(self, metadata: dict) -> None:
+        """Show the values the engine chose for 'auto' fields (informational while their box is ticked)."""
+        for box, field_, key in (
+            (self.auto_sigma, self.sigma, "sigma_used"),
+            (self.auto_min_size, self.min_size, "min_size_used"),
+        ):
+            chosen = metadata.get(key)
+            if box.value and chosen is not None:
+                field_.value = chosen
+                field_.tooltip = f"{field_.tooltip.split(' (chosen')[0]} (chosen from the image: {chosen})"
 
     def _on_error(self, exc):
         if self._closed:
