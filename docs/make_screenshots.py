@@ -73,8 +73,8 @@ def auto_nuclei(path):
     viewer.add_image(image, name="nuclei", colormap="gray")
     _, widget = viewer.window.add_plugin_dock_widget("napari-spectral-seg", "Spectral segmentation")
     widget.auto_segments.value = True
-    widget.sigma.value = 1.0
-    widget.min_size.value = 30
+    widget.auto_sigma.value = True  # smoothing and min size chosen from the image
+    widget.auto_min_size.value = True
     widget.start()
     widget.wait(300)
     viewer.layers["nuclei spectral"].contour = 2
