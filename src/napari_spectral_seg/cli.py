@@ -390,13 +390,18 @@ def _safe_console() -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts():
+def _sigterm_interrupts(enabled: bool = True):
     """SIGTERM raises KeyboardInterrupt in the main thread, so cleanup (``finally``) runs as for Ctrl-C.
 
     Yields a dict whose ``"terminated"`` says whether it happened. A second
-    SIGTERM is ignored, so that the cleanup is not cut short.
+    SIGTERM is ignored, so that the cleanup is not cut short. Not
+    ``enabled`` (napari's window, whose Qt event loop would hold the
+    signal back): SIGTERM keeps its default, ending the process.
     """
     state = {"terminated": False}
+    if not enabled:
+        yield state
+        return
 
     def interrupt(signum, frame):
         state["terminated"] = True
@@ -418,7 +423,8 @@ def main(argv=None) -> int:
     """Entry point of the ``napari-spectral-seg`` command."""
     _safe_console()
     args = build_parser().parse_args(argv)
-    with _sigterm_interrupts() as state:
+    gui = args.command == "demo" and not args.headless
+    with _sigterm_interrupts(enabled=not gui) as state:
         try:
             return args.func(args)
         except (CliError, InputError, BatchError) as exc:

@@ -11,6 +11,7 @@ import uuid
 import numpy as np
 
 from ..core.params import SegmentationParams
+from ..io import InputError
 from . import cluster
 from .lock import output_lock
 from .plan import InputItem, check_outputs_differ, expand_inputs, make_output_dir, plan_batch
@@ -253,6 +254,8 @@ class _Run:
         try:
             finish(item, self.spatial_ndim)
             item.status = "written"
+        except InputError as exc:  # names the output and why, already
+            self.report_failure(item, str(exc).rstrip("."))
         except Exception as exc:
             self.report_failure(item, f"cannot write {item.output} ({exc})")
 
