@@ -103,6 +103,8 @@ def test_help_lists_every_flag_of_the_parameters_with_its_default(command, capsy
         (["segment", "{p}/img.npy", "-o", "{p}/out.tif", "--beta", "-2"], "beta"),
         (["segment", "{p}/img.npy", "-o", "{p}/out.tif", "--threshold", "99"], "mask is empty"),
         (["segment", "{p}/garbage.tif", "-o", "{p}/out.tif"], "cannot read"),
+        (["segment", "{p}/img.npy", "-o", "{p}/out.tif", "--channel-axis", "5"], "--channel-axis 5 is out of range"),
+        (["segment", "{p}/img.npy", "-o", "{p}/out.tif", "--spatial-ndim", "3"], "fewer than --spatial-ndim 3"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(circle_files, capsys, args, message):

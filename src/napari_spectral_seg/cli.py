@@ -156,6 +156,8 @@ def cmd_segment(args) -> int:
     try:
         params = segment_parameters(args, has_mask=mask is not None, channel_axis=channel_axis)
         spatial_ndim = frame_ndim(args.spatial_ndim, params.spacing)
+        if channel_axis is not None and not -image.ndim <= channel_axis < image.ndim:
+            raise ValueError(f"--channel-axis {channel_axis} is out of range for an image of shape {image.shape}.")
         n_leading = image.ndim - (channel_axis is not None) - spatial_ndim
         if n_leading < 0:
             raise ValueError(
@@ -317,7 +319,9 @@ def _add_demo(sub) -> None:
 
 def _add_segment(sub) -> None:
     seg = sub.add_parser("segment", help="segment an image file and write the labels")
-    seg.add_argument("input", help="image file (.tif, .png, .jpg, .npy), 2D or 3D")
+    seg.add_argument(
+        "input", help="image file (.tif, .png, .jpg, .npy): 2D, 3D, or a stack of them (see --spatial-ndim)"
+    )
     seg.add_argument("-o", "--output", required=True, help="labels file to write (.tif or .npy)")
     seg.add_argument("--mask", help="mask file of the same shape (nonzero = segment)")
     seg.add_argument(
