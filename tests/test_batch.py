@@ -7,6 +7,13 @@ One local cluster (2 worker processes) is shared by the module through
 import json
 import logging
 import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -26,11 +33,22 @@ PARAMS = dict(threshold="otsu", n_clusters=4, min_size=20, random_state=3)
 FLAGS = ["--threshold", "otsu", "--n-clusters", "4", "--min-size", "20", "--seed", "3", "--no-progress"]
 
 
+def local_cluster(n_workers, **kwargs):
+    """A cluster of worker processes, its HTTP server on a free port (no "8787 in use" warning)."""
+    return distributed.LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.ERROR,
+        **kwargs,
+    )
+
+
 @pytest.fixture(scope="module")
 def scheduler():
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
-    ) as cluster:
+    with local_cluster(2) as cluster:
         yield cluster.scheduler_address
 
 
@@ -254,15 +272,32 @@ def test_frames_are_the_trailing_spatial_axes():
         (["{p}/a.npy", "--n-clusters", "auto", "--threshold", "otsu", "--edge-level", "1.5"], "edge_level"),
         (["{p}/a.npy", "--spacing", "1,1,1", "--spatial-ndim", "2"], "spacing has 3 values"),
         (["{p}/a.npy", "{p}/a.tif"], "would all be written to"),
+        (["{p}/a.npy", "--params", "{p}/broken.yaml"], "broken.yaml, line 3, column 10: cannot read parameters"),
+        (
+            ["{p}/a.npy", "--params", "{p}/seed.yaml"],
+            "seed.yaml: unknown parameter 'seed'; did you mean 'random_state'",
+        ),
+        (["{p}/a.npy", "--params", "{p}/sigma.yaml"], "sigma.yaml: sigma=(1.0, 2.0, 3.0) has 3 value(s)"),
+        (["{p}/a.npy", "--params", "{p}/axis.yaml"], "axis.yaml: channel_axis=7 is out of range"),
+        (["{p}/a.npy", "--params", "{p}/beta.yaml"], "beta.yaml: beta='high' must be a positive"),
+        (["{p}/a.npy", "--params", "{p}/beta.yaml", "--beta", "-1"], "beta=-1.0 must be a positive"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(tmp_path, capsys, args, message):
     np.save(tmp_path / "a.npy", np.zeros((4, 4)))
     tifffile.imwrite(tmp_path / "a.tif", np.zeros((4, 4)))
+    (tmp_path / "broken.yaml").write_text("n_clusters: 4\nbeta: [1\nthreshold: otsu\n")
+    (tmp_path / "seed.yaml").write_text("n_clusters: 4\nseed: 3\n")
+    (tmp_path / "sigma.yaml").write_text("sigma: [1, 2, 3]\n")
+    (tmp_path / "axis.yaml").write_text("channel_axis: 7\n")
+    (tmp_path / "beta.yaml").write_text("beta: high\n")
     argv = ["batch", *[a.format(p=tmp_path) for a in args], "--out", str(tmp_path / "out"), "--no-progress"]
-    assert main(argv) == 2
+    # A scheduler that does not exist: an error found per input, once a cluster is used, would name it instead.
+    assert main([*argv, "--scheduler", "tcp://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+    if "--beta" in args:
+        assert "beta.yaml" not in err  # the flag is wrong, not the file
 
 
 def test_interrupted_zarr_series_resumes_frame_by_frame(tmp_path, scheduler):
@@ -350,3 +385,352 @@ def test_params_file_with_flag_override_and_a_colour_png(tmp_path, scheduler):
     np.testing.assert_array_equal(labels, expected)
     stored = description(out / "colour_labels.tif")
     assert (stored["n_clusters"], stored["random_state"], stored["channel_axis"]) == (2, 1, -1)
+
+
+# ---------------------------------------------------------------- what a batch refuses to replace or redo
+def test_an_output_not_written_by_us_is_refused_without_overwrite(tmp_path, scheduler, capsys):
+    images = write_images(tmp_path, [0, 1])
+    out = tmp_path / "out"
+    out.mkdir()
+    fiji = np.arange(16, dtype=np.uint16).reshape(4, 4)
+    tifffile.imwrite(out / "img0_labels.tif", fiji, imagej=True)  # someone else's file
+    (out / "img1_labels.tif").write_bytes(b"not even a tiff")
+    argv = ["batch", str(tmp_path / "img*"), "--out", str(out), "--scheduler", scheduler, *FLAGS]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    for stem in images:
+        assert f"{out / stem}_labels.tif exists and was not written by napari-spectral-seg; " in captured.err
+    assert "pass --overwrite or another --out" in captured.err
+    np.testing.assert_array_equal(tifffile.imread(out / "img0_labels.tif"), fiji)
+    assert (out / "img1_labels.tif").read_bytes() == b"not even a tiff"
+    assert main([*argv, "--overwrite"]) == 0
+    for stem, image in images.items():
+        np.testing.assert_array_equal(tifffile.imread(out / f"{stem}_labels.tif"), segment(image, **PARAMS))
+
+
+def test_an_input_whose_content_changed_is_redone(tmp_path, scheduler, capsys):
+    image = four_circles(size=40, seed=0)[0].astype(np.float32)
+    np.save(tmp_path / "img.npy", image)
+    out = tmp_path / "out"
+    argv = ["batch", str(tmp_path / "img.npy"), "--out", str(out), "--scheduler", scheduler, *FLAGS]
+    assert main(argv) == 0
+    stat = os.stat(tmp_path / "img.npy")
+    # Other pixels, same size and modification time (as `cp -p` or a restored backup leaves them).
+    other = four_circles(size=40, seed=1)[0].astype(np.float32)
+    np.save(tmp_path / "img.npy", other)
+    os.utime(tmp_path / "img.npy", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert os.stat(tmp_path / "img.npy").st_size == stat.st_size
+    capsys.readouterr()
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "1 written, 0 skipped" in captured.out
+    assert "img_labels.tif was made from other content of this input; redoing it" in captured.err
+    np.testing.assert_array_equal(tifffile.imread(out / "img_labels.tif"), segment(other, **PARAMS))
+    os.utime(tmp_path / "img.npy")  # touched, same bytes: still complete
+    assert main(argv) == 0
+    assert "0 written, 1 skipped" in capsys.readouterr().out
+
+
+def test_a_changed_zarr_series_is_not_resumed_from_its_partial_store(tmp_path, scheduler):
+    frames = np.stack([four_circles(size=40, seed=s)[0] for s in range(2)]).astype(np.float32)
+    source = zarr.open_array(str(tmp_path / "m.zarr"), mode="w", shape=frames.shape, chunks=(1, 40, 40), dtype="f4")
+    source[...] = frames
+    out = tmp_path / "out"
+    argv = ["batch", str(tmp_path / "m.zarr"), "--out", str(out), "--scheduler", scheduler, *FLAGS]
+    assert main(argv) == 0
+    final, partial = out / "m_labels.zarr", out / ".m_labels.zarr.partial.zarr"
+    os.replace(final, partial)  # as an interrupted run leaves it, every frame listed as done
+    store = zarr.open_array(str(partial), mode="r+")
+    store.attrs["spectral_seg"] = recorded_parameters(*resolve_parameters(None, dict(PARAMS, spatial_ndim=2)))
+    store.attrs["spectral_seg_frames_done"] = [dict(index=[t], n_segments=4, seconds=0.1) for t in range(2)]
+    source[0] = frames[0][::-1]  # the input changes before the resume
+    assert main(argv) == 0
+    np.testing.assert_array_equal(zarr.open_array(str(final), mode="r")[0], segment(frames[0][::-1], **PARAMS))
+
+
+@pytest.mark.parametrize("layout", ["out inside the glob", "out is the input folder"])
+def test_outputs_matched_by_the_input_glob_are_left_out(tmp_path, scheduler, capsys, layout):
+    images = write_images(tmp_path, [0, 1])
+    images["cells_labels"] = four_circles(size=40, seed=5)[0].astype(np.float32)
+    tifffile.imwrite(tmp_path / "cells_labels.tif", images["cells_labels"])  # the user's, named like an output
+    if layout == "out inside the glob":
+        pattern, out = str(tmp_path / "**" / "*"), tmp_path / "out"
+    else:
+        pattern, out = str(tmp_path / "*"), tmp_path
+    argv = ["batch", pattern, "--out", str(out), "--scheduler", scheduler, *FLAGS]
+    assert main(argv) == 0
+    assert "3 written, 0 skipped" in capsys.readouterr().out
+    for _ in range(2):  # each re-run: the same three inputs, never the previous outputs
+        assert main(argv) == 0
+        captured = capsys.readouterr()
+        assert "3 input(s): 0 written, 3 skipped" in captured.out
+        assert captured.err.count("\n") == 1 and captured.err.startswith("note: left out 3 file(s)")
+    assert sorted(p.name for p in out.glob("*_labels*")) == sorted(
+        ["img0_labels.tif", "img1_labels.tif", "cells_labels_labels.tif"]
+        + (["cells_labels.tif"] if out == tmp_path else [])
+    )
+    for stem, image in images.items():
+        np.testing.assert_array_equal(tifffile.imread(out / f"{stem}_labels.tif"), segment(image, **PARAMS))
+
+
+# ---------------------------------------------------------------- one run per output directory
+LOCK_HOLDER = """
+import sys, time
+from napari_spectral_seg.batch.lock import output_lock
+with output_lock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def hold_lock(out, seconds=120):
+    """A process holding ``out``'s lock (started and locked when this returns)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(out), str(seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert proc.stdout.readline().strip() == "locked", proc.stderr.read()
+    return proc
+
+
+def test_a_second_run_into_the_same_out_refuses_and_a_dead_runs_lock_is_removed(tmp_path, scheduler, capsys):
+    images = write_images(tmp_path, [0])
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = hold_lock(out)
+    argv = ["batch", str(tmp_path / "img0.tif"), "--out", str(out), "--scheduler", scheduler, *FLAGS]
+    try:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"another batch run (pid {holder.pid} on " in err and "wait for it to end or pass another --out" in err
+        assert err.count("\n") == 1 and sorted(os.listdir(out)) == [".napari-spectral-seg.lock"]
+    finally:
+        holder.send_signal(signal.SIGKILL)  # dies without removing its lock
+        holder.wait(timeout=30)
+    assert (out / ".napari-spectral-seg.lock").exists()
+    assert main(argv) == 0  # the lock of a process that no longer runs is stale
+    assert sorted(os.listdir(out)) == ["img0_labels.tif"]
+    np.testing.assert_array_equal(tifffile.imread(out / "img0_labels.tif"), segment(images["img0"], **PARAMS))
+
+
+def test_runs_starting_at_once_get_the_lock_one_at_a_time(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    racer = textwrap.dedent(
+        """
+        import sys, time
+        from napari_spectral_seg.batch import BatchError
+        from napari_spectral_seg.batch.lock import output_lock
+        time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+        try:
+            with output_lock(sys.argv[1]):
+                print("got it", flush=True)
+                time.sleep(float(sys.argv[2]) + 4 - time.time())  # until every other one has tried
+        except BatchError as exc:
+            print("refused", exc, flush=True)
+        """
+    )
+    start = time.time() + 4  # every process imported by then
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", racer, str(out), str(start)], stdout=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(6)
+    ]
+    answers = [proc.communicate(timeout=60)[0] for proc in procs]
+    assert sum(a.startswith("got it") for a in answers) == 1, answers
+    assert sum(a.startswith("refused") for a in answers) == 5
+    assert os.listdir(out) == []
+
+
+# ---------------------------------------------------------------- colour TIFFs
+def test_an_rgb_tif_is_one_colour_image_not_a_series(tmp_path, scheduler):
+    image = four_circles(size=40, seed=0)[0]
+    rgb = np.clip(np.stack([image, image[::-1], image], axis=-1) * 100, 0, 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "colour.tif", rgb, photometric="rgb")
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "colour.tif"), "--out", str(out), "--scheduler", scheduler, *FLAGS]) == 0
+    labels = tifffile.imread(out / "colour_labels.tif")
+    np.testing.assert_array_equal(labels, segment(rgb, channel_axis=-1, **PARAMS))
+    stored = description(out / "colour_labels.tif")
+    assert stored["frames"] == 1 and stored["channel_axis"] == -1
+
+
+# ---------------------------------------------------------------- clusters that fail
+@pytest.fixture
+def silent_port():
+    """A port that accepts TCP connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+    for conn in accepted:
+        conn.close()
+
+
+def test_a_scheduler_address_that_never_answers_fails_within_15_s(tmp_path, capsys, silent_port):
+    write_images(tmp_path, [0])
+    address = f"tcp://127.0.0.1:{silent_port}"
+    started = time.monotonic()
+    code = main(["batch", str(tmp_path / "img0.tif"), "--out", str(tmp_path / "out"), "--scheduler", address, *FLAGS])
+    assert code == 2 and time.monotonic() - started < 15
+    err = capsys.readouterr().err
+    assert err.startswith(f"napari-spectral-seg: error: --scheduler {address}: no answer within 10 s")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "out").exists()  # said before anything is read or created
+
+
+def test_a_cluster_without_workers_fails_the_inputs_in_bounded_time(tmp_path, capsys, monkeypatch):
+    from napari_spectral_seg.batch import cluster
+
+    write_images(tmp_path, [0, 1])
+    monkeypatch.setitem(cluster.NO_WORKERS_TIMEOUT, "scheduler", 2.0)
+    with local_cluster(0) as empty:  # as a cluster whose nannies gave up restarting killed workers
+        started = time.monotonic()
+        argv = ["batch", str(tmp_path / "img*"), "--out", str(tmp_path / "out"), "--scheduler"]
+        code = main([*argv, empty.scheduler_address, *FLAGS])
+    assert code == 1 and time.monotonic() - started < 30
+    captured = capsys.readouterr()
+    failures = [line for line in captured.err.splitlines() if line.startswith("failed:")]
+    assert len(failures) == 2 and all("has had no worker for 2 s" in line for line in failures)
+    assert "0 written, 0 skipped (already complete), 2 failed" in captured.out
+
+
+KILLER = """
+import os, signal
+import napari_spectral_seg.batch.task as task
+
+real = task.read_frame
+
+
+def read_frame(path, kind, index):
+    if "killer" in path:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer does
+    return real(path, kind, index)
+
+
+def dask_setup(worker):
+    task.read_frame = read_frame
+"""
+
+
+def test_an_input_whose_worker_is_killed_fails_with_one_line(tmp_path, capsys):
+    image = four_circles(size=40, seed=0)[0]
+    np.save(tmp_path / "killer.npy", image)
+    (tmp_path / "killer_preload.py").write_text(KILLER)
+    with local_cluster(1, preload=[str(tmp_path / "killer_preload.py")]) as dying:
+        argv = ["batch", str(tmp_path / "killer.npy"), "--out", str(tmp_path / "out")]
+        started = time.monotonic()
+        code = main([*argv, "--scheduler", dying.scheduler_address, *FLAGS])
+    assert code == 1 and time.monotonic() - started < 120  # the scheduler's allowed failures, then one line
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"failed: {tmp_path / 'killer.npy'}: the worker process segmenting it died every time it was tried "
+        "(killed, e.g. out of memory); see the workers' logs, or try fewer --workers"
+    ]
+    assert "0 written, 0 skipped (already complete), 1 failed" in captured.out
+
+
+def run_cli(args, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-m", "napari_spectral_seg.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **kwargs.pop("env", {})},
+        **kwargs,
+    )
+
+
+def test_a_worker_that_dies_at_start_up_is_one_line(tmp_path):
+    write_images(tmp_path, [0])
+    (tmp_path / "die.py").write_text("import os\nos._exit(3)\n")
+    proc = run_cli(
+        ["batch", str(tmp_path / "img0.tif"), "--out", str(tmp_path / "out"), "--workers", "1", *FLAGS],
+        env={"DASK_DISTRIBUTED__WORKER__PRELOAD": json.dumps([str(tmp_path / "die.py")])},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("napari-spectral-seg: error: cannot start a local dask cluster of 1 worker process")
+    assert "Nanny failed to start" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+def test_a_local_run_prints_one_line_per_failed_input_and_no_dashboard_warning(tmp_path, capfd, recwarn):
+    write_images(tmp_path, [0])
+    np.save(tmp_path / "empty.npy", np.zeros((40, 40)))
+    (tmp_path / "broken.tif").write_bytes(b"not a tiff")
+    busy = socket.socket()
+    try:
+        busy.bind(("", 8787))  # the dashboard's usual port, taken (if nothing else holds it already)
+        busy.listen(1)
+    except OSError:
+        pass
+    try:
+        argv = ["batch", str(tmp_path / "*.tif"), str(tmp_path / "*.npy"), "--out", str(tmp_path / "out")]
+        code = main([*argv, "--workers", "1", "--threshold", "1.5", "--no-progress"])
+    finally:
+        busy.close()
+    assert code == 1
+    captured = capfd.readouterr()  # the workers' output too: they write to this process's stderr
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 2, captured.err
+    assert lines[0].startswith(f"failed: {tmp_path / 'broken.tif'}: cannot read it as an image")
+    assert lines[1].startswith(f"failed: {tmp_path / 'empty.npy'}: mask is empty")
+    assert not [w for w in recwarn if "already in use" in str(w.message)]
+
+
+SLOW_WRITE = """
+import sys, time
+import tifffile
+from napari_spectral_seg.cli import main
+
+real = tifffile.imwrite
+
+
+def slow(*args, **kwargs):  # the series' final TIFF, half written when the signal comes
+    real(*args, **kwargs)
+    print("writing", flush=True)
+    time.sleep(120)
+
+
+tifffile.imwrite = slow
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_while_the_final_tif_is_written_leaves_no_partial_file(tmp_path):
+    frames = np.stack([four_circles(size=40, seed=s)[0] for s in range(3)]).astype(np.float32)
+    np.save(tmp_path / "movie.npy", frames)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITE, "batch", str(tmp_path / "movie.npy"), "--out", str(out), "--workers", "1"]
+        + FLAGS,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.stdout.readline().strip() != "writing":
+        assert proc.poll() is None, proc.stderr.read()
+    assert os.path.exists(out / ".movie_labels.tif.partial.tif")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("napari-spectral-seg: terminated (SIGTERM); 0 output(s) complete")
+    assert os.listdir(out) == []  # neither the partial TIFF nor the lock

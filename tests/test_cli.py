@@ -84,7 +84,9 @@ def test_help_lists_every_flag_of_the_parameters_with_its_default(command, capsy
     for spec in SegmentationParams.specs():
         if spec.flag is not None:
             assert spec.flag in text
-    assert "--channel-axis" not in text and "--seeds" not in text
+    # channel_axis has no flag of its own; segment adds one (batch reads it from a parameter file).
+    assert ("--channel-axis N" in text) == (command == "segment") and "--seeds" not in text
+    assert "--spatial-ndim" in text
     assert "(default: 20)" in text and "same labels (default: 0)" in text
     with_mask = "or none with --mask" in text
     assert with_mask == (command == "segment") and "mask) (default: otsu" in text
@@ -101,6 +103,8 @@ def test_help_lists_every_flag_of_the_parameters_with_its_default(command, capsy
         (["segment", "{p}/img.npy", "-o", "{p}/out.tif", "--beta", "-2"], "beta"),
         (["segment", "{p}/img.npy", "-o", "{p}/out.tif", "--threshold", "99"], "mask is empty"),
         (["segment", "{p}/garbage.tif", "-o", "{p}/out.tif"], "cannot read"),
+        (["segment", "{p}/img.npy", "-o", "{p}/out.tif", "--channel-axis", "5"], "--channel-axis 5 is out of range"),
+        (["segment", "{p}/img.npy", "-o", "{p}/out.tif", "--spatial-ndim", "3"], "fewer than --spatial-ndim 3"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(circle_files, capsys, args, message):
@@ -249,3 +253,133 @@ def test_ctrl_c_exits_130_with_one_line_and_no_output(tmp_path):
     assert proc.returncode == 130
     assert err.strip().splitlines() == ["napari-spectral-seg: interrupted; no output written."]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.npy", "mask.npy"]
+
+
+# ---------------------------------------------------------------- what segment refuses to overwrite
+@pytest.mark.parametrize(
+    "output, extra, what",
+    [
+        ("{p}/img.npy", [], "the input image"),
+        ("{p}/./sub/../img.npy", [], "the input image"),
+        ("{p}/link.npy", [], "the input image"),
+        ("{p}/hard.npy", [], "the input image"),
+        ("{p}/mask.tif", ["--mask", "{p}/mask.tif"], "the --mask file"),
+        ("{p}/masklink.tif", ["--mask", "{p}/mask.tif"], "the --mask file"),
+    ],
+)
+def test_segment_refuses_an_output_that_is_its_input(circle_files, capsys, output, extra, what):
+    path = circle_files[0]
+    (path / "sub").mkdir()
+    os.symlink(path / "img.npy", path / "link.npy")
+    os.link(path / "img.npy", path / "hard.npy")
+    os.symlink(path / "mask.tif", path / "masklink.tif")
+    before = {name: (path / name).read_bytes() for name in ("img.npy", "mask.tif")}
+    output = output.format(p=path)
+    code = main(["segment", str(path / "img.npy"), "-o", output, *[a.format(p=path) for a in extra]])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"napari-spectral-seg: error: -o {output} is {what}") and "pass another -o file" in err
+    assert {name: (path / name).read_bytes() for name in before} == before
+    assert not (path / "img.npy.json").exists()
+
+
+# ---------------------------------------------------------------- stacks and colour
+def test_segment_a_stack_frame_by_frame_or_as_one_volume(tmp_path, capsys):
+    frames = np.stack([four_circles(size=40, seed=s)[0] for s in range(3)])
+    np.save(tmp_path / "movie.npy", frames)
+    flags = ["--threshold", "otsu", "--min-size", "20", "--seed", "3"]
+    assert main(["segment", str(tmp_path / "movie.npy"), "-o", str(tmp_path / "t.tif"), *flags]) == 0
+    labels = tifffile.imread(tmp_path / "t.tif")
+    assert labels.shape == frames.shape and "3 frames" in capsys.readouterr().out
+    for t in range(3):
+        np.testing.assert_array_equal(labels[t], segment(frames[t], threshold="otsu", min_size=20, random_state=3))
+    with tifffile.TiffFile(tmp_path / "t.tif") as tif:
+        stored = json.loads(tif.pages[0].description)
+    assert (stored["spatial_ndim"], stored["frames"], stored["random_state"]) == (2, 3, 3)
+    out = tmp_path / "v.tif"
+    assert main(["segment", str(tmp_path / "movie.npy"), "-o", str(out), "--spatial-ndim", "3", *flags]) == 0
+    np.testing.assert_array_equal(tifffile.imread(out), segment(frames, threshold="otsu", min_size=20, random_state=3))
+
+
+def test_segment_an_rgb_tif_uses_its_colour_unless_told_otherwise(tmp_path):
+    image = four_circles(size=40, seed=0)[0]
+    rgba = np.clip(np.stack([image, image[::-1], image, np.full_like(image, 2.55)], axis=-1) * 100, 0, 255)
+    rgba = rgba.astype(np.uint8)
+    tifffile.imwrite(tmp_path / "c.tif", rgba, photometric="rgb")
+    out = tmp_path / "l.tif"
+    assert main(["segment", str(tmp_path / "c.tif"), "-o", str(out), "--seed", "1"]) == 0
+    expected = segment(rgba[..., :3], channel_axis=-1, threshold="otsu", min_size=20, random_state=1)
+    np.testing.assert_array_equal(tifffile.imread(out), expected)
+    # Channels first in a grey stack: --channel-axis names them.
+    planes = np.moveaxis(rgba[..., :3], -1, 0).astype(np.float32)
+    np.save(tmp_path / "planes.npy", planes)
+    args = ["segment", str(tmp_path / "planes.npy"), "-o", str(out), "--seed", "1", "--channel-axis", "0"]
+    assert main(args) == 0
+    np.testing.assert_array_equal(
+        tifffile.imread(out), segment(planes, channel_axis=0, threshold="otsu", min_size=20, random_state=1)
+    )
+
+
+# ---------------------------------------------------------------- consoles and signals
+def test_a_non_ascii_output_path_on_an_ascii_console_is_printed_escaped(tmp_path):
+    image = four_circles(size=40, seed=0)[0]
+    np.save(tmp_path / "img.npy", image)
+    folder = tmp_path / "r\u00e9sultats"
+    folder.mkdir()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "napari_spectral_seg.cli",
+            "segment",
+            str(tmp_path / "img.npy"),
+            "-o",
+            str(folder / "\u00e9t\u00e9.tif"),
+        ],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii", "LC_ALL": "C", "PYTHONPATH": os.pathsep.join(sys.path)},
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode("ascii", "replace")
+    assert b"Traceback" not in proc.stderr
+    assert b"r\\xe9sultats/\\xe9t\\xe9.tif: 4 segments" in proc.stdout
+    assert os.listdir(folder) == ["\u00e9t\u00e9.tif"]
+
+
+SLOW_DEMO = """
+import sys, time
+import tifffile
+from napari_spectral_seg.cli import main
+
+real = tifffile.imwrite
+
+
+def slow(*args, **kwargs):
+    real(*args, **kwargs)
+    print("writing", flush=True)
+    time.sleep(120)
+
+
+tifffile.imwrite = slow
+sys.exit(main(["demo", "--headless", sys.argv[1]]))
+"""
+
+
+def test_sigterm_during_the_write_removes_the_temporary_file(tmp_path):
+    import signal
+
+    out = tmp_path / "demo.tif"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_DEMO, str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert proc.stdout.readline().strip() == "writing", proc.stderr.read()
+    assert os.listdir(tmp_path) == [".demo.tif.partial.tif"]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert err.strip().splitlines() == ["napari-spectral-seg: terminated (SIGTERM); no output written."]
+    assert os.listdir(tmp_path) == []

@@ -1,5 +1,6 @@
 """Reading and writing images, labels and parameter files (``napari_spectral_seg.io``)."""
 
+import errno
 import json
 import os
 
@@ -54,8 +55,51 @@ def test_a_misspelt_parameter_is_refused_with_the_closest_name(tmp_path):
     (tmp_path / "typo.json").write_text('{"n_cluster": 4}')
     with pytest.raises(ParameterFileError, match="did you mean 'n_clusters'"):
         load_parameters(tmp_path / "typo.json")
+    (tmp_path / "frames.json").write_text('{"spatial_dim": 3}')
+    with pytest.raises(ParameterFileError, match="did you mean 'spatial_ndim'"):
+        load_parameters(tmp_path / "frames.json")
+
+
+@pytest.mark.parametrize("key", ["seed", "random_seed"])
+def test_a_guessed_parameter_name_is_refused_not_ignored(tmp_path, key):
+    (tmp_path / "p.yaml").write_text(f"n_clusters: 4\n{key}: 3\n")
+    with pytest.raises(ParameterFileError, match=f"unknown parameter '{key}'; did you mean 'random_state'"):
+        load_parameters(tmp_path / "p.yaml")
     (tmp_path / "other.json").write_text('{"n_clusters": 4, "comment": "from the lab book"}')
-    assert load_parameters(tmp_path / "other.json") == {"n_clusters": 4}  # unrelated keys are informational
+    with pytest.raises(ParameterFileError, match="unknown parameter 'comment'"):
+        load_parameters(tmp_path / "other.json")
+
+
+def test_the_keys_our_own_tools_write_stay_allowed(tmp_path):
+    written = {
+        "n_clusters": "auto",
+        "split_ratios": [0.5],
+        "per_frame": {},
+        "frame_info": [],
+        "engine_start_seconds": 0.1,
+        "sample": "four circles",
+        "ari": 1.0,
+        "frames": 1,
+        "input": "a.tif",
+    }
+    (tmp_path / "p.json").write_text(json.dumps({"spectral_seg": written}))
+    assert load_parameters(tmp_path / "p.json") == {"n_clusters": "auto"}
+
+
+@pytest.mark.parametrize(
+    "name, text, where, problem",
+    [
+        ("p.yaml", "n_clusters: 4\nbeta: [1\nthreshold: otsu\n", "line 3, column 10", "not valid YAML"),
+        ("p.json", '{"n_clusters": 4,\n "beta": }', "line 2, column 10", "not valid JSON"),
+    ],
+)
+def test_a_broken_parameter_file_is_one_line_with_its_line_and_column(tmp_path, name, text, where, problem):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ParameterFileError) as error:
+        load_parameters(tmp_path / name)
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / name}, {where}: cannot read parameters ({problem}")
+    assert "\n" not in message
 
 
 def test_a_labels_tif_repeats_the_run_that_wrote_it(tmp_path):
@@ -140,6 +184,41 @@ def test_write_labels_to_npy_adds_a_sidecar_and_to_tif_a_description(tmp_path):
     assert io.stored_parameters(tmp_path / "l.tif") == {"n_clusters": 4}
 
 
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_full_disk_at_the_npy_sidecar_leaves_neither_half_a_pair_nor_an_empty_file(tmp_path, monkeypatch, existing):
+    old = np.full((3, 4), 7, np.int32)
+    if existing:
+        io.write_labels(tmp_path / "l.npy", old, {"n_clusters": 7})
+
+    def disk_full(path, text):
+        open(path, "w").close()  # the file is created, then the write fails
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io, "_write_text", disk_full)
+    with pytest.raises(InputError, match="No space left on device"):
+        io.write_labels(tmp_path / "l.npy", np.ones((3, 4), np.int32), {"n_clusters": 4})
+    if not existing:
+        assert os.listdir(tmp_path) == []
+        return
+    assert sorted(os.listdir(tmp_path)) == ["l.npy", "l.npy.json"]  # the earlier pair, as it was
+    np.testing.assert_array_equal(np.load(tmp_path / "l.npy"), old)
+    assert json.loads((tmp_path / "l.npy.json").read_text()) == {"n_clusters": 7}
+
+
+def test_a_failed_rename_of_the_labels_takes_the_new_sidecar_back(tmp_path, monkeypatch):
+    real = os.replace
+
+    def refuse_labels(src, dst):
+        if str(dst).endswith(".npy"):
+            raise OSError(errno.EIO, "Input/output error")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", refuse_labels)
+    with pytest.raises(InputError, match="Input/output error"):
+        io.write_labels(tmp_path / "l.npy", np.ones((3, 4), np.int32), {"n_clusters": 4})
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
     def refuse(src, dst):
         raise OSError(28, "No space left on device")
@@ -164,3 +243,74 @@ def test_an_unreadable_output_has_no_stored_parameters(tmp_path):
     (tmp_path / "half.tif").write_bytes(b"half a tiff")
     assert io.stored_parameters(tmp_path / "half.tif") is None
     assert io.stored_parameters(tmp_path / "missing_labels.zarr") is None
+
+
+def test_same_file_sees_other_spellings_symlinks_and_hard_links(tmp_path, monkeypatch):
+    (tmp_path / "a.tif").write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    os.symlink(tmp_path / "a.tif", tmp_path / "link.tif")
+    os.link(tmp_path / "a.tif", tmp_path / "hard.tif")
+    monkeypatch.chdir(tmp_path)
+    assert io.same_file("a.tif", tmp_path / "sub" / ".." / "a.tif")
+    assert io.same_file(tmp_path / "link.tif", "a.tif") and io.same_file("hard.tif", "./a.tif")
+    assert not io.same_file("a.tif", "b.tif") and not io.same_file("missing.tif", "b.tif")
+
+
+def test_outputs_of_this_package_are_told_from_other_files(tmp_path):
+    recorded = {"threshold": "otsu", "n_clusters": 4, "beta": 1.0, "eigen_solver": "auto", "random_state": 0}
+    io.write_labels(tmp_path / "ours.tif", np.ones((4, 4), np.int32), recorded)
+    io.write_labels(tmp_path / "ours.npy", np.ones((4, 4), np.int32), recorded)
+    tifffile.imwrite(tmp_path / "fiji.tif", np.ones((4, 4), np.uint16), imagej=True)
+    tifffile.imwrite(tmp_path / "plain.tif", np.ones((4, 4), np.int32))  # tifffile's own {"shape": ...}
+    np.save(tmp_path / "bare.npy", np.ones((4, 4)))
+    verdicts = {p.name: io.written_by_us(io.stored_parameters(p)) for p in sorted(tmp_path.iterdir())}
+    assert verdicts == {
+        "bare.npy": False,
+        "fiji.tif": False,
+        "ours.npy": True,
+        "ours.npy.json": False,
+        "ours.tif": True,
+        "plain.tif": False,
+    }
+
+
+def test_a_tif_output_keeps_its_input_identity_apart_from_the_parameters(tmp_path):
+    (tmp_path / "in.npy").write_bytes(b"0123456789")
+    identity = io.file_identity(tmp_path / "in.npy")
+    assert identity["size"] == 10 and len(identity["blake2b"]) == 32
+    io.write_labels(tmp_path / "l.tif", np.ones((4, 4), np.int32), {"n_clusters": 4}, input_identity=identity)
+    assert io.stored_parameters(tmp_path / "l.tif") == {"n_clusters": 4}
+    assert io.stored_input_identity(tmp_path / "l.tif") == identity
+    (tmp_path / "in.npy").write_bytes(b"0123456780")  # same size, other content
+    changed = io.file_identity(tmp_path / "in.npy")
+    assert not io.same_content(identity, changed)
+    os.utime(tmp_path / "in.npy", ns=(1, 1))  # a touched file with the same bytes is the same content
+    assert io.same_content(changed, io.file_identity(tmp_path / "in.npy"))
+
+
+@pytest.mark.parametrize(
+    "shape, options, axis",
+    [
+        ((30, 40, 3), dict(photometric="rgb"), -1),
+        ((30, 40, 4), dict(photometric="rgb"), -1),
+        ((3, 30, 40), dict(photometric="rgb", planarconfig="separate"), -3),
+        ((5, 30, 40, 3), dict(photometric="rgb"), -1),
+        ((30, 40, 3), dict(photometric="minisblack"), -1),  # uint8 with 3 values last: colour without the tag
+        ((5, 30, 40), dict(photometric="minisblack"), None),
+    ],
+)
+def test_an_rgb_tif_is_read_with_its_colour_axis_and_without_alpha(tmp_path, shape, options, axis):
+    data = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "c.tif", data, **options)
+    image, channel_axis = io.read_image(tmp_path / "c.tif")
+    assert channel_axis == axis
+    expected = data if axis is None else np.take(data, range(min(shape[axis], 3)), axis=axis)
+    np.testing.assert_array_equal(image, expected)
+    assert io.probe(tmp_path / "c.tif", "tif") == (expected.shape, axis)
+    np.testing.assert_array_equal(io.read_frame(str(tmp_path / "c.tif"), "tif", ()), expected)
+
+
+def test_a_float_stack_of_three_frames_is_not_colour(tmp_path):
+    stack = np.zeros((3, 5, 6), np.float32)
+    tifffile.imwrite(tmp_path / "s.tif", stack, photometric="rgb", planarconfig="separate")  # tifffile's old default
+    assert io.read_image(tmp_path / "s.tif")[1] is None and io.probe(tmp_path / "s.tif", "tif") == ((3, 5, 6), None)

@@ -7,27 +7,43 @@ one flag per parameter that declares one, with its help and the tool default
 With ``--mask`` there is no threshold unless ``--threshold`` is given, like in
 the widget.
 
-Errors are one line on stderr and a non-zero exit code, never a traceback.
-Nothing imports this module: it is the entry point.
+``segment`` takes ``--spatial-ndim`` and ``--channel-axis`` besides the
+parameters' flags (``channel_axis`` has no flag of its own: ``batch`` reads it
+from a parameter file): an image with more axes than a frame is a stack,
+segmented frame by frame, and an RGB(A) TIFF or a colour PNG/JPEG uses its
+channels unless ``--channel-axis`` says otherwise.
+
+Errors are one line on stderr and a non-zero exit code, never a traceback;
+so is Ctrl-C, and SIGTERM, which removes temporary files like Ctrl-C does
+(exit code 143). Output that the console cannot encode (a non-ASCII path on
+an ASCII terminal) is printed with backslash escapes. Nothing imports this
+module: it is the entry point.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import signal
 import sys
+import time
 import typing
 
 from .batch import BatchError, BatchInterrupted, load_parameters, resolve_parameters, run_batch
+from .batch.recipe import frame_ndim
 from .batch.task import segmentation_steps
-from .core.params import ParameterSpec, SegmentationParams
+from .core.frames import iter_segment_frames
+from .core.params import ParameterSpec, SegmentationParams, check_random_state
 from .core.progress import run_to_end
-from .io import InputError, check_output_path, read_image, write_labels
+from .io import InputError, check_output_path, read_image, same_file, write_labels
 
 PROG = "napari-spectral-seg"
 # Tool defaults that change when a mask is given: the mask is the region to
 # segment, so no threshold is applied unless one is asked for (as in the widget).
 WITH_MASK = {"threshold": None}
+# The exit code of a run stopped by SIGTERM (128 + 15), as a shell reports it.
+TERMINATED = 143
 
 
 class CliError(Exception):
@@ -150,18 +166,35 @@ def segment_parameters(args, *, has_mask: bool, channel_axis: int | None) -> Seg
 # ---------------------------------------------------------------- commands
 def cmd_segment(args) -> int:
     check_output_path(args.output)  # before the work, not after
+    _refuse_to_replace_an_input(args)
     image, channel_axis = read_image(args.input)
+    if args.channel_axis is not None:
+        channel_axis = args.channel_axis
     mask = read_image(args.mask)[0] if args.mask else None
     try:
         params = segment_parameters(args, has_mask=mask is not None, channel_axis=channel_axis)
-        result = run_to_end(segmentation_steps(image, mask, params))
+        spatial_ndim = frame_ndim(args.spatial_ndim, params.spacing)
+        if channel_axis is not None and not -image.ndim <= channel_axis < image.ndim:
+            raise ValueError(f"--channel-axis {channel_axis} is out of range for an image of shape {image.shape}.")
+        n_leading = image.ndim - (channel_axis is not None) - spatial_ndim
+        if n_leading < 0:
+            raise ValueError(
+                f"{args.input}: image of shape {image.shape} has {image.ndim - (channel_axis is not None)} axes "
+                f"besides channels, fewer than --spatial-ndim {spatial_ndim}; pass --spatial-ndim 2."
+            )
+        if n_leading:
+            labels, parameters, seconds = _segment_stack(image, mask, params, spatial_ndim)
+        else:
+            result = run_to_end(segmentation_steps(image, mask, params))
+            labels, parameters, seconds = result.labels, result.parameters, result.seconds
     except (ValueError, TypeError, MemoryError) as exc:
         raise CliError(str(exc)) from exc
-    parameters = dict(result.parameters, input=str(args.input), seconds=result.seconds)
-    write_labels(args.output, result.labels, parameters)
+    parameters = dict(parameters, input=str(args.input), seconds=seconds)
+    write_labels(args.output, labels, parameters)
+    frames = f"{parameters['frames']} frames, " if n_leading else ""
     print(
-        f"{args.output}: {int(result.labels.max())} segments, "
-        f"{result.seconds['total']:.2f} s (seed {result.parameters['random_state']})"
+        f"{args.output}: {frames}{int(parameters.get('n_segments') or labels.max())} segments, "
+        f"{seconds['total']:.2f} s (seed {parameters['random_state']})"
     )
     return 0
 
@@ -176,17 +209,46 @@ def _require(modules, extra: str, what: str) -> None:
         )
 
 
+def _refuse_to_replace_an_input(args) -> None:
+    """``-o`` must not be the image or the mask, under any spelling (symlink, hard link, ``./``)."""
+    for what, path in (("the input image", args.input), ("the --mask file", args.mask)):
+        if path and same_file(args.output, path):
+            raise CliError(
+                f"-o {args.output} is {what} ({path}); writing the labels there would replace it: pass another -o file."
+            )
+
+
+def _segment_stack(image, mask, params: SegmentationParams, spatial_ndim: int):
+    """Every frame of a stack on its own (core.frames): the labels and the parameters recorded with them."""
+    seed = check_random_state(params.random_state)
+    kwargs = {k: v for k, v in params.as_kwargs().items() if k not in ("channel_axis", "random_state")}
+    started = time.perf_counter()
+    steps = iter_segment_frames(
+        image, mask, spatial_ndim=spatial_ndim, channel_axis=params.channel_axis, random_state=seed, **kwargs
+    )
+    labels = run_to_end(steps)
+    frames = labels.reshape((-1,) + labels.shape[labels.ndim - spatial_ndim :])
+    parameters = dict(
+        params.record(random_state=seed),
+        spatial_ndim=spatial_ndim,
+        threshold_used=None,  # each frame had its own
+        frames=len(frames),
+        n_segments=int(sum(int(frame.max()) for frame in frames)),
+    )
+    return labels, parameters, {"total": time.perf_counter() - started}
+
+
 def cmd_batch(args) -> int:
     """Run ``napari-spectral-seg batch``; returns the exit code."""
     _require(("distributed", "zarr", "tqdm"), "batch", "batch")
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers {args.workers}: need at least 1.")
+    file_params = load_parameters(args.params) if args.params else {}
+    flags = dict(given_flags(args), spatial_ndim=args.spatial_ndim)
     try:
-        file_params = load_parameters(args.params) if args.params else {}
-        flags = dict(given_flags(args), spatial_ndim=args.spatial_ndim)
         params, spatial_ndim = resolve_parameters(file_params, flags)
     except (ValueError, TypeError) as exc:
-        raise CliError(str(exc)) from exc
+        raise CliError(_blame(args.params, flags, exc)) from exc
     code, _ = run_batch(
         args.inputs,
         args.out,
@@ -198,6 +260,17 @@ def cmd_batch(args) -> int:
         progress=not args.no_progress,
     )
     return code
+
+
+def _blame(params_file, flags: dict, exc: Exception) -> str:
+    """A parameter error, naming the parameter file when its values (not the flags) are the cause."""
+    if params_file:
+        try:
+            resolve_parameters({}, flags)
+        except (ValueError, TypeError):
+            return str(exc)  # the flags alone are wrong
+        return f"{params_file}: {exc}"
+    return str(exc)
 
 
 def cmd_demo(args) -> int:
@@ -276,9 +349,27 @@ def _add_demo(sub) -> None:
 
 def _add_segment(sub) -> None:
     seg = sub.add_parser("segment", help="segment an image file and write the labels")
-    seg.add_argument("input", help="image file (.tif, .png, .jpg, .npy), 2D or 3D")
+    seg.add_argument(
+        "input", help="image file (.tif, .png, .jpg, .npy): 2D, 3D, or a stack of them (see --spatial-ndim)"
+    )
     seg.add_argument("-o", "--output", required=True, help="labels file to write (.tif or .npy)")
     seg.add_argument("--mask", help="mask file of the same shape (nonzero = segment)")
+    seg.add_argument(
+        "--spatial-ndim",
+        type=int,
+        choices=(2, 3),
+        default=None,
+        help="axes of one frame; leading axes beyond are a stack, segmented frame by frame "
+        "(default: len(spacing), else 2)",
+    )
+    seg.add_argument(
+        "--channel-axis",
+        type=int,
+        default=None,
+        metavar="N",
+        help="axis of the image holding channels (default: the colour axis of an RGB TIFF or a colour PNG/JPEG, "
+        "else none)",
+    )
     add_segmentation_arguments(seg, with_mask=True)
     seg.set_defaults(func=cmd_segment)
 
@@ -325,20 +416,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _safe_console() -> None:
+    """Print what the console cannot encode with backslash escapes rather than fail after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts(enabled: bool = True):
+    """SIGTERM raises KeyboardInterrupt in the main thread, so cleanup (``finally``) runs as for Ctrl-C.
+
+    Yields a dict whose ``"terminated"`` says whether it happened. A second
+    SIGTERM is ignored, so that the cleanup is not cut short. Not
+    ``enabled`` (napari's window, whose Qt event loop would hold the
+    signal back): SIGTERM keeps its default, ending the process.
+    """
+    state = {"terminated": False}
+    if not enabled:
+        yield state
+        return
+
+    def interrupt(signum, frame):
+        state["terminated"] = True
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        yield state
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
     """Entry point of the ``napari-spectral-seg`` command."""
+    _safe_console()
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (CliError, InputError, BatchError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except BatchInterrupted as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no output written.", file=sys.stderr)
-        return 130
+    gui = args.command == "demo" and not args.headless
+    with _sigterm_interrupts(enabled=not gui) as state:
+        try:
+            return args.func(args)
+        except (CliError, InputError, BatchError) as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 2
+        except BatchInterrupted as exc:
+            print(f"{PROG}: {_stopped(exc, state)}", file=sys.stderr)
+            return TERMINATED if state["terminated"] else 130
+        except KeyboardInterrupt:
+            print(f"{PROG}: {_stopped('interrupted; no output written.', state)}", file=sys.stderr)
+            return TERMINATED if state["terminated"] else 130
+
+
+def _stopped(message, state: dict) -> str:
+    text = str(message)
+    return text.replace("interrupted", "terminated (SIGTERM)", 1) if state["terminated"] else text
 
 
 if __name__ == "__main__":  # pragma: no cover

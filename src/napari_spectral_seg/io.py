@@ -1,8 +1,10 @@
 """Reading and writing the files of the command line and of ``batch``.
 
-Images (whole, or one frame of a series), labels (written atomically, with
-the parameters that made them), the parameters stored in an output, and
-parameter files (JSON, YAML, or a labels TIFF).
+Images (whole, or one frame of a series; RGB(A) TIFFs and colour PNG/JPEG
+with their channel axis), labels (written atomically, with the parameters
+that made them), the parameters stored in an output, whether an output was
+written by this package, the identity of an input file, and parameter files
+(JSON, YAML, or a labels TIFF).
 
 Errors a user can fix (a missing or unreadable file, a suffix that is not
 supported, an output directory that does not exist) are :class:`InputError`,
@@ -14,6 +16,7 @@ prints them as one line.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -27,13 +30,20 @@ __all__ = [
     "METADATA_KEY",
     "InputError",
     "ParameterFileError",
+    "INPUT_IDENTITY_KEY",
     "check_output_path",
+    "file_identity",
     "input_kind",
     "load_parameters",
     "probe",
     "read_frame",
     "read_image",
+    "same_content",
+    "same_file",
+    "stored_input_identity",
     "stored_parameters",
+    "tiff_colour_axis",
+    "written_by_us",
     "write_labels",
 ]
 
@@ -64,9 +74,19 @@ _INFORMATIONAL_KEYS = frozenset(
         "frame_info",
         "sample",
         "ari",
+        "split_ratios",
+        "per_frame",
         *PER_IMAGE,
     }
 )
+# Where an output keeps the identity of the input it was made from (batch):
+# a zarr attribute, or this private tag of a TIFF (JSON text). Not in the
+# parameters, so they stay exactly what ``segment()`` records.
+INPUT_IDENTITY_KEY = "spectral_seg_input"
+_IDENTITY_TAG = 65111
+# Keys every set of parameters this package records holds: how an output
+# written by ``segment``, ``batch`` or the widget is told from another file.
+_OUR_KEYS = frozenset({"threshold", "n_clusters", "beta", "eigen_solver", "random_state"})
 
 
 class InputError(ValueError):
@@ -90,7 +110,8 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
     -------
     image : ndarray
     channel_axis : int or None
-        -1 for colour PNG/JPEG (alpha dropped), else None.
+        The colour axis (alpha dropped) of a colour PNG/JPEG (-1) or an
+        RGB(A) TIFF (see :func:`tiff_colour_axis`), else None.
 
     Raises
     ------
@@ -104,23 +125,56 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
     if not path.exists():
         raise InputError(f"{path}: no such file.")
     try:
+        channel_axis = None
         if suffix == ".npy":
             image = np.load(path, allow_pickle=False)
         elif suffix in (".tif", ".tiff"):
             import tifffile
 
-            image = tifffile.imread(path)
+            with tifffile.TiffFile(path) as tif:
+                image, channel_axis = tif.asarray(), tiff_colour_axis(tif)
         else:
             import imageio.v3 as iio
 
             image = iio.imread(path)
+            channel_axis = -1 if image.ndim == 3 else None
     except Exception as exc:  # any reader failure is a bad file for the user
-        raise InputError(f"{path}: cannot read it as an image ({type(exc).__name__}: {exc}).") from exc
-    channel_axis = None
-    if suffix in (".png", ".jpg", ".jpeg") and image.ndim == 3:
-        image = image[..., :3]
-        channel_axis = -1
-    return np.asarray(image), channel_axis
+        raise InputError(f"{path}: cannot read it as an image ({type(exc).__name__}: {_first_line(exc)}).") from exc
+    image = np.asarray(image)
+    return (image if channel_axis is None else _without_alpha(image, channel_axis)), channel_axis
+
+
+def tiff_colour_axis(tif) -> int | None:
+    """The colour axis of an RGB(A) TIFF, counted from the end (-1, or -3 for planar RGB); None for grey.
+
+    Colour is photometric RGB with its samples last (the usual RGB TIFF),
+    photometric RGB in separate planes for 8- and 16-bit integers, or uint8
+    data whose last axis holds 3 or 4 values (RGB or RGBA without the tag).
+    A float stack of 3 or 4 frames that tifffile stored as planar "RGB" by
+    default is not colour.
+    """
+    import tifffile
+
+    series = tif.series[0]
+    axes, shape, dtype = series.axes, series.shape, series.dtype
+    if series.keyframe.photometric == tifffile.PHOTOMETRIC.RGB and "S" in axes:
+        if axes.endswith("S") or dtype in (np.uint8, np.uint16):
+            return axes.index("S") - len(axes)
+    if len(shape) >= 3 and shape[-1] in (3, 4) and dtype == np.uint8:
+        return -1
+    return None
+
+
+def _without_alpha(image: np.ndarray, channel_axis: int) -> np.ndarray:
+    """The first three channels (RGB) of a colour image: alpha and any extra samples dropped."""
+    if image.shape[channel_axis] <= 3:
+        return image
+    return np.take(image, [0, 1, 2], axis=channel_axis)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def input_kind(path: str | os.PathLike) -> str:
@@ -146,7 +200,10 @@ def probe(path: str | os.PathLike, kind: str) -> tuple[tuple[int, ...], int | No
         import tifffile
 
         with tifffile.TiffFile(path) as tif:
-            return tuple(tif.series[0].shape), None
+            shape, channel_axis = list(tif.series[0].shape), tiff_colour_axis(tif)
+        if channel_axis is not None:  # alpha is dropped, as read_image does
+            shape[channel_axis] = min(shape[channel_axis], 3)
+        return tuple(shape), channel_axis
     if kind == "zarr":
         import zarr
 
@@ -164,7 +221,8 @@ def read_frame(path: str, kind: str, index: tuple[int, ...]) -> np.ndarray:
 
     ``.npy`` and uncompressed ``.tif`` are memory-mapped, ``.zarr`` reads
     only the chunks of the frame; compressed TIFFs are read whole (tifffile
-    cannot address one frame of them cheaply); PNG/JPEG are one frame.
+    cannot address one frame of them cheaply); PNG/JPEG are one frame. The
+    alpha channel of an RGBA file is dropped, as :func:`read_image` does.
     """
     if kind == "zarr":
         import zarr
@@ -176,11 +234,14 @@ def read_frame(path: str, kind: str, index: tuple[int, ...]) -> np.ndarray:
     if kind == "tif":
         import tifffile
 
+        with tifffile.TiffFile(path) as tif:
+            channel_axis = tiff_colour_axis(tif)
         try:
             array = tifffile.memmap(path, mode="r")
         except Exception:  # compressed or tiled: no memory map, read it all
             array = tifffile.imread(path)
-        return np.array(array[index])
+        frame = np.array(array[index])
+        return frame if channel_axis is None else _without_alpha(frame, channel_axis)
     image, _ = read_image(path)
     return image
 
@@ -205,12 +266,50 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def write_labels(path: str | os.PathLike, labels: np.ndarray, parameters: dict) -> None:
-    """Write labels atomically (temporary file, then rename) with the parameters.
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: the same path spelt differently, a symlink or a hard link."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
 
-    ``.tif`` files carry the parameters as JSON in the image description;
-    ``.npy`` files get a sidecar ``<name>.json``. A failed or interrupted
-    write leaves no file behind.
+
+def _partial(path: Path) -> Path:
+    """The temporary name a file is written under before it is renamed into place (hidden, same directory)."""
+    return path.with_name(f".{path.name}.partial{path.suffix}")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` and flush it to disk (a rename that follows never exposes an empty file)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_labels(
+    path: str | os.PathLike, labels: np.ndarray, parameters: dict, *, input_identity: dict | None = None
+) -> None:
+    """Write labels atomically (temporary files, then rename) with the parameters.
+
+    ``.tif`` files carry the parameters as JSON in the image description
+    (and ``input_identity``, from :func:`file_identity`, in a private tag);
+    ``.npy`` files get a sidecar ``<name>.json``. Everything is written and
+    flushed under hidden temporary names first (``.<name>.partial.<suffix>``),
+    then renamed: the sidecar, then the labels. A failed or interrupted
+    write (a full disk, Ctrl-C, SIGTERM from the command line) removes the
+    temporary files and leaves an earlier output as it was: never a
+    half-written file, an empty sidecar or a new sidecar without its labels.
 
     Raises
     ------
@@ -220,32 +319,53 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, parameters: dict) 
     path = check_output_path(path)
     suffix = path.suffix.lower()
     text = json.dumps(parameters, default=str)
-    tmp = path.with_name(f".{path.name}.partial{suffix}")
+    tmp = _partial(path)
+    sidecar = path.with_name(path.name + ".json") if suffix == ".npy" else None
+    temporaries = [tmp] + ([_partial(sidecar)] if sidecar else [])
     try:
-        if suffix == ".npy":
-            np.save(tmp, labels)
+        if sidecar is not None:
+            if input_identity is not None:
+                raise InputError(f"{path}: the input's identity is stored in TIFF outputs only.")
+            with open(tmp, "wb") as fh:
+                np.save(fh, labels)
+                fh.flush()
+                os.fsync(fh.fileno())
+            _write_text(temporaries[1], text)
+            os.replace(temporaries[1], sidecar)
+            try:
+                os.replace(tmp, path)
+            except OSError:
+                sidecar.unlink(missing_ok=True)  # no sidecar without its labels
+                raise
         else:
             import tifffile
 
-            tifffile.imwrite(tmp, labels, description=text, metadata=None)
-        os.replace(tmp, path)
-        if suffix == ".npy":
-            path.with_name(path.name + ".json").write_text(text)
+            identity = json.dumps(input_identity) if input_identity is not None else None
+            extratags = [(_IDENTITY_TAG, "s", 0, identity, True)] if identity else []
+            tifffile.imwrite(tmp, labels, description=text, metadata=None, extratags=extratags)
+            _sync(tmp)
+            os.replace(tmp, path)
     except OSError as exc:
         raise InputError(f"{path}: cannot write it ({exc.strerror or exc}).") from exc
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
 
 
 def stored_parameters(output: str | os.PathLike) -> dict | None:
-    """The parameters stored in a labels output (TIFF description or zarr attribute), or None if unreadable."""
+    """The parameters stored in a labels output, or None if there are none or it is unreadable.
+
+    A TIFF's description, a zarr array's attribute, an ``.npy`` file's sidecar.
+    """
     output = Path(output)
     try:
-        if output.suffix == ".zarr":
+        suffix = output.suffix.lower()
+        if suffix == ".zarr":
             import zarr
 
             return dict(zarr.open_array(str(output), mode="r").attrs[METADATA_KEY])
+        if suffix == ".npy":
+            return json.loads(output.with_name(output.name + ".json").read_text())
         import tifffile
 
         with tifffile.TiffFile(output) as tif:
@@ -254,23 +374,100 @@ def stored_parameters(output: str | os.PathLike) -> dict | None:
         return None
 
 
+def written_by_us(stored) -> bool:
+    """Whether ``stored`` (from :func:`stored_parameters`) is what this package records with its results."""
+    return isinstance(stored, dict) and _OUR_KEYS <= stored.keys()
+
+
+def stored_input_identity(output: str | os.PathLike) -> dict | None:
+    """The input identity stored with a batch output (:func:`write_labels`), or None."""
+    output = Path(output)
+    try:
+        if output.suffix.lower() == ".zarr":
+            import zarr
+
+            return dict(zarr.open_array(str(output), mode="r").attrs[INPUT_IDENTITY_KEY])
+        import tifffile
+
+        with tifffile.TiffFile(output) as tif:
+            tag = tif.pages[0].tags.get(_IDENTITY_TAG)
+            return None if tag is None else json.loads(tag.value)
+    except Exception:
+        return None
+
+
+def file_identity(path: str | os.PathLike) -> dict:
+    """What identifies an input's content: its size, modification time and a BLAKE2b hash of its bytes.
+
+    For a directory (a zarr store) the hash covers every file's relative
+    path and bytes. Reading is done in blocks of 4 MiB; hashlib releases
+    the GIL, so identities of several files can be computed in threads.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    """
+    path = Path(path)
+    digest = hashlib.blake2b(digest_size=16)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    size = 0
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode("utf-8", "surrogateescape") + b"\0")
+        with open(file, "rb") as fh:
+            while block := fh.read(4 << 20):
+                digest.update(block)
+                size += len(block)
+    stat = path.stat()
+    return {"size": size, "mtime_ns": stat.st_mtime_ns, "blake2b": digest.hexdigest()}
+
+
+def same_content(identity: dict | None, other: dict | None) -> bool:
+    """Whether two :func:`file_identity` results describe the same content (size and hash; times may differ)."""
+    if not identity or not other:
+        return False
+    return (identity.get("size"), identity.get("blake2b")) == (other.get("size"), other.get("blake2b"))
+
+
 # ---------------------------------------------------------------- parameter files
 def _read_object(path: Path):
     """The JSON/YAML object of a parameter file, or a labels TIFF's stored parameters."""
     suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        stored = stored_parameters(path)
+        if stored is None:
+            raise ParameterFileError(f"{path}: holds no parameters (not a labels file written by segment or batch).")
+        return stored
     try:
-        if suffix in (".tif", ".tiff"):
-            import tifffile
-
-            with tifffile.TiffFile(path) as tif:
-                return json.loads(tif.pages[0].description)
+        text = path.read_text(encoding="utf-8")
         if suffix in (".yaml", ".yml"):
             import yaml
 
-            return yaml.safe_load(path.read_text())
-        return json.loads(path.read_text())
+            return yaml.safe_load(text)
+        return json.loads(text)
     except Exception as exc:  # any parse failure is a bad file for the user
-        raise ParameterFileError(f"{path}: cannot read parameters ({type(exc).__name__}: {exc}).") from exc
+        raise ParameterFileError(f"{_where(path, exc)}: cannot read parameters ({_parse_problem(exc)}).") from exc
+
+
+def _where(path: Path, exc: Exception) -> str:
+    """``path``, with the line and column (from 1) where a JSON or YAML parser stopped."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{path}, line {exc.lineno}, column {exc.colno}"
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)  # yaml.MarkedYAMLError
+    if mark is not None:
+        return f"{path}, line {mark.line + 1}, column {mark.column + 1}"
+    return str(path)
+
+
+def _parse_problem(exc: Exception) -> str:
+    """What the parser said, in one line (no excerpt of the file)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON: {exc.msg}"
+    problem = getattr(exc, "problem", None)
+    if problem:
+        return f"not valid YAML: {problem}"
+    return f"{type(exc).__name__}: {_first_line(exc)}"
 
 
 def load_parameters(path: str | os.PathLike) -> dict:
@@ -291,10 +488,11 @@ def load_parameters(path: str | os.PathLike) -> dict:
       (2 or 3) for batch.
     - The object may be nested under the key ``"spectral_seg"`` (the key of
       the result layer's metadata), which is then used alone.
-    - Any other key is informational and ignored (``image``, ``mask``,
-      ``seeds``, ``seconds``, ``version``, ``threshold_used``,
-      ``n_segments``, ``input``, ``frames``...). A key that looks like a
-      misspelt parameter name raises, so a typo is not silently dropped.
+    - The keys our own tools write next to the parameters are informational
+      and ignored (``image``, ``mask``, ``seeds``, ``seconds``, ``version``,
+      ``threshold_used``, ``n_segments``, ``input``, ``frames``...). Any
+      other key raises, naming the parameter it probably means (``seed`` ->
+      ``random_state``), so neither a typo nor a guessed name is dropped.
 
     The parameters stored in a labels TIFF written by ``segment`` or
     ``batch`` (its description) are the same object, so such a ``.tif`` may
@@ -318,8 +516,8 @@ def load_parameters(path: str | os.PathLike) -> dict:
     Raises
     ------
     ParameterFileError
-        The file is missing, is not JSON/YAML, is not an object, or has a
-        misspelt parameter name.
+        The file is missing, is not JSON/YAML (the message gives the line
+        and column), is not an object, or has a key that is not a parameter.
     """
     path = Path(path)
     if not path.is_file():
@@ -329,9 +527,18 @@ def load_parameters(path: str | os.PathLike) -> dict:
         data = data[METADATA_KEY]
     if not isinstance(data, dict):
         raise ParameterFileError(f'{path}: expected an object of parameters, e.g. {{"n_clusters": 4}}.')
-    for key in data:
-        if key not in FILE_KEYS and key not in _INFORMATIONAL_KEYS:
-            close = difflib.get_close_matches(str(key), FILE_KEYS, n=1, cutoff=0.8)
-            if close:
-                raise ParameterFileError(f"{path}: unknown parameter '{key}'; did you mean '{close[0]}'?")
+    unknown = [key for key in data if key not in FILE_KEYS and key not in _INFORMATIONAL_KEYS]
+    if unknown:
+        raise ParameterFileError(f"{path}: {_unknown_key_message(unknown[0])}")
     return {key: tuple(data[key]) if isinstance(data[key], list) else data[key] for key in FILE_KEYS if key in data}
+
+
+def _unknown_key_message(key) -> str:
+    """Why ``key`` is refused: SegmentationParams' message (closest parameter, aliases), or batch's frame size."""
+    if difflib.get_close_matches(str(key), ["spatial_ndim"], n=1, cutoff=0.8):
+        return f"unknown parameter '{key}'; did you mean 'spatial_ndim'?"
+    try:
+        SegmentationParams.from_mapping({key: None})
+    except ValueError as exc:
+        return str(exc)
+    return f"unknown parameter {key!r}."

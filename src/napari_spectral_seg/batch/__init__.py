@@ -19,8 +19,8 @@ Frames
     used. ``spatial_ndim`` is ``--spatial-ndim`` if given, else the length
     of ``spacing`` if given, else 2; so a ``(T, Y, X)`` TIFF is T frames of
     2D by default and one volume with ``--spatial-ndim 3``. ``channel_axis``
-    counts within the frame; PNG/JPEG files are 2D and use their colour
-    channels, whatever the parameters say.
+    counts within the frame; PNG/JPEG files are 2D and, like RGB(A) TIFFs,
+    use their colour channels, whatever the parameters say.
 
 Outputs
     ``DIR/<input stem>_labels.tif`` (int32, the parameters as JSON in the
@@ -38,13 +38,22 @@ Safety
     (:func:`napari_spectral_seg.io.write_labels`); a zarr output is built in
     ``DIR/.<name>.partial.zarr``, which records the frames already done so
     an interrupted run resumes frame by frame, and is renamed when complete.
-    A re-run skips inputs whose output exists with the same parameters;
-    ``--overwrite`` redoes them.
+    One run at a time writes into ``DIR``: it holds ``DIR/.napari-spectral-seg.lock``
+    (:mod:`.lock`), and a second run refuses. A re-run skips inputs whose
+    output exists with the same parameters and was made from the same
+    content (size and BLAKE2b hash, stored with the output); a changed input
+    is redone, an output made with other parameters is refused, and so is a
+    file at an output's path that this package did not write; ``--overwrite``
+    redoes or replaces them. A glob leaves out what a batch wrote: our
+    ``*_labels.*`` outputs and files inside ``--out``. A scheduler must answer
+    within seconds, a cluster left without workers fails the inputs still
+    running (:mod:`.cluster`).
 
 Modules: :mod:`.recipe` (the parameters and how they are recorded),
 :mod:`.plan` (inputs, frames, what to skip or redo), :mod:`.task` (the
-worker's task), :mod:`.store` (outputs and resume records), :mod:`.run` (the
-cluster, submission, results, summary).
+worker's task), :mod:`.store` (outputs and resume records), :mod:`.lock` (one
+run per output directory), :mod:`.cluster` (the client, a scheduler checked,
+workers watched), :mod:`.run` (submission, results, summary).
 """
 
 from ..io import InputError, ParameterFileError, load_parameters

@@ -3,16 +3,39 @@
 from __future__ import annotations
 
 import glob
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..core.params import SegmentationParams
-from ..io import INPUT_SUFFIXES, InputError, input_kind, probe, stored_parameters
+from ..io import (
+    INPUT_SUFFIXES,
+    InputError,
+    file_identity,
+    input_kind,
+    probe,
+    same_content,
+    stored_input_identity,
+    stored_parameters,
+    written_by_us,
+)
 from .recipe import recorded_parameters
 
-__all__ = ["BatchError", "InputItem", "expand_inputs", "frame_indices", "output_path", "plan_batch"]
+__all__ = [
+    "BatchError",
+    "InputItem",
+    "check_outputs_differ",
+    "expand_inputs",
+    "frame_indices",
+    "make_output_dir",
+    "output_path",
+    "plan_batch",
+]
+# Outputs are named <stem>_labels.<suffix>: how one is recognised among the inputs.
+_OUTPUT_STEM = "_labels"
 
 
 class BatchError(ValueError):
@@ -35,6 +58,8 @@ class InputItem:
     infos: dict = field(default_factory=dict)  # frame index -> info
     labels: np.ndarray | None = None
     partial: Path | None = None  # zarr being built
+    identity: dict | None = None  # the input's content when planned (io.file_identity)
+    notice: str = ""  # said once before the run (e.g. why an output is redone)
 
     @property
     def n_frames(self) -> int:
@@ -78,14 +103,21 @@ def frame_indices(shape, spatial_ndim: int, channel_axis: int | None) -> list[tu
     return [tuple(int(i) for i in idx) for idx in np.ndindex(*shape[: len(shape) - frame_ndim])]
 
 
-def expand_inputs(patterns) -> list[Path]:
+def expand_inputs(patterns, *, out_dir=None, left_out: list | None = None) -> list[Path]:
     """Files named or matched by glob patterns, in order, each once.
+
+    A glob leaves out what a batch writes: labels written by this package
+    (``*_labels.*`` whose stored parameters are ours), and every file inside
+    ``out_dir`` when that is a folder below the pattern's own (``"data/**"``
+    with ``--out data/results``), so a re-run never segments earlier outputs.
+    They are added to ``left_out``. A file named without a glob is kept.
 
     Raises
     ------
     InputError
         A pattern matches nothing, or a file has an unsupported suffix.
     """
+    out_dir = None if out_dir is None else Path(out_dir).resolve()
     paths, seen = [], set()
     for pattern in patterns:
         if glob.has_magic(pattern):
@@ -93,6 +125,13 @@ def expand_inputs(patterns) -> list[Path]:
             matches = [m for m in matches if Path(m).suffix.lower() in INPUT_SUFFIXES]
             if not matches:
                 raise InputError(f"{pattern}: matches no {', '.join(INPUT_SUFFIXES)} file.")
+            below = _folder_below(out_dir, _glob_base(pattern))
+            ours = [m for m in matches if _is_output(Path(m), out_dir if below else None)]
+            if left_out is not None:
+                left_out.extend(Path(m).absolute() for m in ours if Path(m).absolute() not in left_out)
+            matches = [m for m in matches if m not in ours]
+            if not matches:
+                raise InputError(f"{pattern}: matches only outputs of napari-spectral-seg ({len(ours)} left out).")
         else:
             matches = [pattern]
         for match in matches:
@@ -104,59 +143,107 @@ def expand_inputs(patterns) -> list[Path]:
     return paths
 
 
+def _glob_base(pattern: str) -> Path:
+    """The folder a glob pattern starts from: its leading components without wildcards."""
+    parts = Path(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    return Path(*parts[:fixed]).resolve() if fixed else Path.cwd()
+
+
+def _folder_below(out_dir: Path | None, base: Path) -> bool:
+    return out_dir is not None and out_dir != base and out_dir.is_relative_to(base)
+
+
+def _is_output(path: Path, out_dir: Path | None) -> bool:
+    """Whether a glob match is something a batch writes: inside ``out_dir`` (if given), or labels written by us."""
+    if out_dir is not None and path.resolve().is_relative_to(out_dir):
+        return True
+    return path.stem.endswith(_OUTPUT_STEM) and written_by_us(stored_parameters(path))
+
+
 def output_path(out_dir: Path, path: Path) -> Path:
     """``DIR/<stem>_labels.tif``, or ``.zarr`` for a zarr input."""
     suffix = ".zarr" if input_kind(path) == "zarr" else ".tif"
-    return Path(out_dir) / f"{path.stem}_labels{suffix}"
+    return Path(out_dir) / f"{path.stem}{_OUTPUT_STEM}{suffix}"
 
 
-def plan_batch(inputs, out_dir, params: SegmentationParams, spatial_ndim: int, overwrite: bool) -> list[InputItem]:
-    """Every input, probed and cut into frames, with what to do with it.
-
-    Creates ``out_dir``. An input that cannot run (missing, unreadable, too
-    few axes, an output with other parameters) is "failed" with its reason;
-    one whose output is complete with the same parameters is "skipped".
+def make_output_dir(out_dir) -> Path:
+    """Create the output directory (and its parents) if missing.
 
     Raises
     ------
-    InputError
-        No inputs, a pattern matching nothing, an unsupported file type.
     BatchError
-        The output directory cannot be created; two inputs would write the same output.
+        It cannot be created.
     """
-    paths = expand_inputs(inputs)
-    if not paths:
-        raise InputError("no input files given.")
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BatchError(f"{out_dir}: cannot create the output directory ({exc}).") from exc
-    items = [InputItem(path, input_kind(path), output_path(out_dir, path)) for path in paths]
+    return out_dir
+
+
+def check_outputs_differ(paths, out_dir) -> None:
+    """Refuse a batch with no inputs, or two inputs that would write the same output.
+
+    Raises
+    ------
+    InputError
+        No inputs.
+    BatchError
+        Two inputs would write the same output.
+    """
+    if not paths:
+        raise InputError("no input files given.")
     sources = {}
-    for item in items:
-        sources.setdefault(item.output, []).append(item.path)
+    for path in paths:
+        sources.setdefault(output_path(out_dir, Path(path)), []).append(Path(path))
     for output, clashing in sources.items():
         if len(clashing) > 1:
             raise BatchError(
                 f"{', '.join(map(str, clashing))} would all be written to {output}; "
                 "rename them or run them into different --out directories."
             )
+
+
+def plan_batch(paths, out_dir, params: SegmentationParams, spatial_ndim: int, overwrite: bool) -> list[InputItem]:
+    """Every input (from :func:`expand_inputs`), probed and cut into frames, with what to do with it.
+
+    An input that cannot run (missing, unreadable, too few axes, an output
+    made with other parameters or not by this package) is "failed" with its
+    reason; one whose output is complete with the same parameters and from
+    the same content (size and hash) is "skipped". Each input's identity is
+    computed here, before any worker reads it, and stored with its output.
+
+    Raises
+    ------
+    InputError
+        No inputs.
+    BatchError
+        Two inputs would write the same output.
+    """
+    check_outputs_differ(paths, out_dir)
+    items = [InputItem(Path(path), input_kind(path), output_path(out_dir, Path(path))) for path in paths]
     for item in items:
-        _plan_input(item, params, spatial_ndim, overwrite)
+        _plan_input(item, params, spatial_ndim)
+    _identify([item for item in items if item.status == "pending"])
+    for item in items:
+        if item.status == "pending" and os.path.lexists(item.output) and not overwrite:
+            _compare_with_output(item, recorded_parameters(item.params, spatial_ndim))
     return items
 
 
-def _plan_input(item: InputItem, params: SegmentationParams, spatial_ndim: int, overwrite: bool) -> None:
-    """Probe an input, cut it into frames and decide whether it must run."""
+def _plan_input(item: InputItem, params: SegmentationParams, spatial_ndim: int) -> None:
+    """Probe an input and cut it into frames."""
     if not item.path.exists():
         return item.fail("no such file")
     try:
         item.shape, reader_channel_axis = probe(item.path, item.kind)
     except Exception as exc:
         return item.fail(f"cannot read it as an image ({type(exc).__name__}: {exc})")
-    # A PNG/JPEG is 2D; colour is decided by the file, like `segment` does.
-    item.params = params.replace(channel_axis=reader_channel_axis) if item.kind == "png" else params
+    # Colour is decided by the file (PNG/JPEG, RGB TIFF), like `segment` does.
+    colour = item.kind == "png" or reader_channel_axis is not None
+    item.params = params.replace(channel_axis=reader_channel_axis) if colour else params
     channel_axis = item.params.channel_axis
     try:
         item.indices = frame_indices(item.shape, spatial_ndim, channel_axis)
@@ -167,18 +254,35 @@ def _plan_input(item: InputItem, params: SegmentationParams, spatial_ndim: int, 
         axis = channel_axis % len(frame_shape)
         frame_shape = frame_shape[:axis] + frame_shape[axis + 1 :]
     item.spatial_shape = tuple(frame_shape)
-    if item.output.exists() and not overwrite:
-        _compare_with_output(item, recorded_parameters(item.params, spatial_ndim))
+
+
+def _identify(items: list[InputItem]) -> None:
+    """Every input's :func:`~napari_spectral_seg.io.file_identity`, a few files at a time (hashing is I/O)."""
+
+    def identify(item: InputItem) -> None:
+        try:
+            item.identity = file_identity(item.path)
+        except OSError as exc:
+            item.fail(f"cannot read it ({exc.strerror or exc})")
+
+    with ThreadPoolExecutor(max_workers=min(8, len(items) or 1)) as pool:
+        list(pool.map(identify, items))
 
 
 def _compare_with_output(item: InputItem, request: dict) -> None:
-    """Skip an input whose output is complete with ``request``; fail one made with other parameters."""
+    """Skip an input whose output is complete with ``request`` from the same content; refuse another's file."""
     stored = stored_parameters(item.output)
-    if stored is None:
-        return  # an unreadable output is not complete: redo it
-    if request == {key: stored.get(key) for key in request}:
-        item.status = "skipped"
-        for info in stored.get("frame_info") or []:
-            item.infos[tuple(info["index"])] = info
+    if not written_by_us(stored):
+        return item.fail(
+            f"{item.output} exists and was not written by napari-spectral-seg; pass --overwrite or another --out"
+        )
+    if request != {key: stored.get(key) for key in request}:
+        return item.fail(f"{item.output.name} exists with other parameters; pass --overwrite to redo it")
+    made_from = stored_input_identity(item.output)
+    if not same_content(item.identity, made_from):
+        why = "records no input identity (an older version wrote it)" if made_from is None else "was made from"
+        item.notice = f"{item.output.name} {why}{' other content of this input' if made_from else ''}; redoing it"
         return
-    item.fail(f"{item.output.name} exists with other parameters; pass --overwrite to redo it")
+    item.status = "skipped"
+    for info in stored.get("frame_info") or []:
+        item.infos[tuple(info["index"])] = info

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from ..core.params import PER_IMAGE, SegmentationParams, check_spacing, is_integer
+from ..core.params import PER_IMAGE, SegmentationParams, check_sigma, check_spacing, is_integer
 
-__all__ = ["check_recipe", "recorded_parameters", "resolve_parameters"]
+__all__ = ["check_recipe", "frame_ndim", "recorded_parameters", "resolve_parameters"]
 
 
 def resolve_parameters(file_params: Mapping | None = None, flags: Mapping | None = None):
@@ -32,7 +32,9 @@ def resolve_parameters(file_params: Mapping | None = None, flags: Mapping | None
     Raises
     ------
     ValueError, TypeError
-        An invalid value, naming the parameter.
+        An invalid value, naming the parameter; also the checks that need
+        the frame's axes (``spacing``, ``sigma``, ``channel_axis``), so that
+        nothing is found per input once a cluster runs.
     """
     given = dict(file_params or {})
     given.update({key: value for key, value in (flags or {}).items() if value is not None})
@@ -41,7 +43,30 @@ def resolve_parameters(file_params: Mapping | None = None, flags: Mapping | None
     spatial_ndim = _spatial_ndim(spatial_ndim, params.spacing)
     if params.spacing is not None:
         params = params.replace(spacing=tuple(float(v) for v in check_spacing(params.spacing, spatial_ndim)))
+    _check_frame_parameters(params, spatial_ndim)
     return params, spatial_ndim
+
+
+def _check_frame_parameters(params: SegmentationParams, spatial_ndim: int) -> None:
+    """The checks of ``sigma`` and ``channel_axis`` that need a frame's number of axes."""
+    check_sigma(params.sigma, spatial_ndim)
+    axis = params.channel_axis
+    if axis is not None and not -(spatial_ndim + 1) <= axis <= spatial_ndim:
+        raise ValueError(
+            f"channel_axis={axis} is out of range for frames of {spatial_ndim} spatial axes plus a channel axis; "
+            f"use -1 (channels last) or 0..{spatial_ndim}."
+        )
+
+
+def frame_ndim(given, spacing) -> int:
+    """The number of spatial axes of a frame: ``given``, else ``len(spacing)``, else 2 (``batch`` and ``segment``).
+
+    Raises
+    ------
+    ValueError
+        Not 2 or 3, or ``spacing`` has another length.
+    """
+    return _spatial_ndim(given, spacing)
 
 
 def _spatial_ndim(given, spacing) -> int:
@@ -70,7 +95,8 @@ def check_recipe(params: SegmentationParams, spatial_ndim: int) -> None:
     TypeError
         ``params`` is not a :class:`SegmentationParams`.
     ValueError
-        ``spatial_ndim`` is not 2 or 3, or ``spacing`` does not fit it.
+        ``spatial_ndim`` is not 2 or 3, or ``spacing``, ``sigma`` or
+        ``channel_axis`` does not fit it.
     """
     if not isinstance(params, SegmentationParams):
         raise TypeError(
@@ -78,6 +104,7 @@ def check_recipe(params: SegmentationParams, spatial_ndim: int) -> None:
         )
     _spatial_ndim(spatial_ndim, params.spacing)
     check_spacing(params.spacing, spatial_ndim)
+    _check_frame_parameters(params, spatial_ndim)
 
 
 def recorded_parameters(params: SegmentationParams, spatial_ndim: int) -> dict:

@@ -11,10 +11,13 @@ import uuid
 import numpy as np
 
 from ..core.params import SegmentationParams
-from .plan import BatchError, InputItem, plan_batch
+from ..io import InputError
+from . import cluster
+from .lock import output_lock
+from .plan import InputItem, check_outputs_differ, expand_inputs, make_output_dir, plan_batch
 from .recipe import check_recipe
 from .store import finish, flush_progress, open_partial_zarr
-from .task import segment_frame
+from .task import run_frame
 
 __all__ = ["BatchInterrupted", "run_batch"]
 
@@ -53,7 +56,8 @@ def run_batch(
     workers : int, optional
         Local cluster size (default: the number of CPUs).
     overwrite : bool
-        Redo inputs whose output is already complete.
+        Redo inputs whose output is already complete, and replace outputs
+        that were not written by napari-spectral-seg (refused without it).
     progress : bool
         Show a progress bar on stderr.
     stream : file, optional
@@ -69,65 +73,67 @@ def run_batch(
     Raises
     ------
     InputError, BatchError
-        Usage errors: nothing to do, clashing output names, no scheduler.
+        Usage errors: nothing to do, clashing output names, another run
+        writing into ``out_dir`` (its lock), no scheduler answering, a local
+        cluster that cannot start.
     BatchInterrupted
         Ctrl-C: complete outputs are kept, a zarr series keeps its finished frames.
     """
     check_recipe(params, spatial_ndim)
     t0 = time.perf_counter()
-    items = plan_batch(inputs, out_dir, params, spatial_ndim, overwrite)
-    run = _Run(items, spatial_ndim, progress)
-    for item in items:
-        if item.status == "failed":
-            run.report_failure(item, item.reason)
-    todo = [item for item in items if item.status == "pending"]
-    if todo:
-        try:
-            with contextlib.ExitStack() as resources:  # closed in reverse: bar, client, cluster
-                client = _connect(scheduler, workers or os.cpu_count() or 1, resources)
-                run.submit(client, todo)
-                resources.enter_context(run.open_bar())
-                run.collect(client, todo)
-        except KeyboardInterrupt:
-            written = run.keep_finished_frames()
-            raise BatchInterrupted(
-                f"interrupted; {written} output(s) complete and no partial file left; "
-                "run the same command again to resume."
-            ) from None
-    print(summary(items, time.perf_counter() - t0), file=stream or sys.stdout)
+    left_out = []
+    paths = expand_inputs(inputs, out_dir=out_dir, left_out=left_out)
+    check_outputs_differ(paths, out_dir)
+    if scheduler:  # before the inputs are read and hashed: a wrong address is said within seconds
+        cluster.check_scheduler(scheduler)
+    if left_out:
+        _say(
+            f"note: left out {len(left_out)} file(s) the inputs match that a batch wrote (inside --out {out_dir}, "
+            f"or labels of napari-spectral-seg), e.g. {left_out[0]}"
+        )
+    out_dir = make_output_dir(out_dir)
+    with output_lock(out_dir):
+        items = plan_batch(paths, out_dir, params, spatial_ndim, overwrite)
+        run = _Run(items, spatial_ndim, progress, "scheduler" if scheduler else "local")
+        for item in items:
+            if item.status == "failed":
+                run.report_failure(item, item.reason)
+            elif item.notice:
+                _say(f"{item.path}: {item.notice}")
+        todo = [item for item in items if item.status == "pending"]
+        if todo:
+            _run_on_cluster(run, todo, scheduler, workers)
+        print(summary(items, time.perf_counter() - t0), file=stream or sys.stdout)
     return (1 if any(item.status == "failed" for item in items) else 0), items
 
 
-def _connect(scheduler: str | None, workers: int, resources: contextlib.ExitStack):
-    """A dask client: to ``scheduler`` if given, else to a new local cluster; closed with ``resources``."""
-    import logging
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
 
-    from distributed import Client, LocalCluster
 
-    if scheduler:
-        try:
-            return resources.enter_context(Client(scheduler, timeout="10s"))
-        except Exception as exc:
-            raise BatchError(
-                f"cannot connect to the dask scheduler at {scheduler} ({type(exc).__name__}: {exc})."
-            ) from exc
-    # Processes with one thread each: the pipeline holds the GIL in places,
-    # and one BLAS thread per worker avoids oversubscribing the cores.
-    cluster = resources.enter_context(
-        LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
-        )
-    )
-    return resources.enter_context(Client(cluster))
+def _run_on_cluster(run: _Run, todo: list[InputItem], scheduler: str | None, workers: int | None) -> None:
+    """Submit every frame of ``todo`` and collect the results; Ctrl-C (or SIGTERM) keeps what is complete."""
+    try:
+        with contextlib.ExitStack() as resources:  # closed in reverse: bar, client, cluster
+            client = cluster.connect(scheduler, workers or os.cpu_count() or 1, resources)
+            run.submit(client, todo)
+            resources.enter_context(run.open_bar())
+            run.collect(client, todo)
+    except KeyboardInterrupt:
+        written = run.keep_finished_frames()
+        raise BatchInterrupted(
+            f"interrupted; {written} output(s) complete and no partial file left; run the same command again to resume."
+        ) from None
 
 
 class _Run:
     """The frames in flight of one batch, the progress bar, and what happens as each frame ends."""
 
-    def __init__(self, items: list[InputItem], spatial_ndim: int, progress: bool):
+    def __init__(self, items: list[InputItem], spatial_ndim: int, progress: bool, where: str = "local"):
         self.items = items
         self.spatial_ndim = spatial_ndim
         self.progress = progress
+        self.where = where  # "local" or "scheduler": how long a cluster without workers is waited for
         self.futures = {}  # future -> (item, frame index)
         self.flushed = {}  # id(item) -> time of the last flush of its done frames
         self.bar = None
@@ -155,7 +161,7 @@ class _Run:
                 if index in done:
                     continue
                 future = client.submit(
-                    segment_frame,
+                    run_frame,
                     str(item.path),
                     item.kind,
                     index,
@@ -183,28 +189,55 @@ class _Run:
         )
 
     def collect(self, client, todo: list[InputItem]) -> None:
-        """Take every frame's result as it comes; write each input once all its frames are in."""
+        """Take every frame's result as it comes; write each input once all its frames are in.
+
+        While no frame finishes, the workers are counted: a cluster left
+        without any for ``cluster.NO_WORKERS_TIMEOUT`` seconds fails the
+        inputs still running, each with one line.
+        """
         from distributed import as_completed
 
         for item in todo:  # inputs whose remaining frames were all done in an earlier run
             if item.status == "running" and len(item.infos) == item.n_frames:
                 self.complete(item)
-        for future in as_completed(list(self.futures)):
-            item, index = self.futures.pop(future)
-            if item.status == "running":
-                self.take(client, future, item, index)
-            else:  # a frame of an input that already failed
-                future.cancel()
-            self.bar.update(1)
+        pending = as_completed(list(self.futures))
+        watch = cluster.WorkerWatch(client, cluster.NO_WORKERS_TIMEOUT[self.where])
+        while not pending.is_empty():
+            done = pending.next_batch(block=False)
+            if not done:
+                reason = watch.stalled()
+                if reason is not None:
+                    return self.give_up(client, reason)
+                time.sleep(0.05)
+                continue
+            for future in done:
+                item, index = self.futures.pop(future)
+                if item.status == "running":
+                    self.take(client, future, item, index)
+                else:  # a frame of an input that already failed
+                    future.cancel()
+                self.bar.update(1)
             self.postfix()
+
+    def give_up(self, client, reason: str) -> None:
+        """Fail every input still running with ``reason`` and cancel its frames."""
+        client.cancel(list(self.futures))
+        for item in self.items:
+            if item.status == "running":
+                self.report_failure(item, reason)
+        self.futures.clear()
+        self.postfix()
 
     def take(self, client, future, item: InputItem, index: tuple) -> None:
         """One frame's result: kept (or its failure reported, and the input's other frames cancelled)."""
         try:
             labels, info = future.result()
-        except Exception as exc:
+            error = info.get("error")
+        except Exception as exc:  # the cluster's failure (a killed worker...), not the frame's
+            error = cluster.failure_reason(exc)
+        if error is not None:
             where = f"frame {index}: " if index else ""
-            self.report_failure(item, f"{where}{exc}")
+            self.report_failure(item, f"{where}{error}")
             client.cancel([other for other, (owner, _) in self.futures.items() if owner is item])
             return
         item.infos[index] = info
@@ -221,6 +254,8 @@ class _Run:
         try:
             finish(item, self.spatial_ndim)
             item.status = "written"
+        except InputError as exc:  # names the output and why, already
+            self.report_failure(item, str(exc).rstrip("."))
         except Exception as exc:
             self.report_failure(item, f"cannot write {item.output} ({exc})")
 

@@ -7,7 +7,7 @@ import os
 import shutil
 import time
 
-from ..io import METADATA_KEY, write_labels
+from ..io import INPUT_IDENTITY_KEY, METADATA_KEY, same_content, write_labels
 from .plan import InputItem
 from .recipe import recorded_parameters
 
@@ -64,6 +64,7 @@ def open_partial_zarr(item: InputItem, spatial_ndim: int) -> set:
     chunks = (1,) * (len(shape) - len(item.spatial_shape)) + item.spatial_shape
     array = zarr.open_array(str(item.partial), mode="w", shape=shape, chunks=chunks, dtype="int32", fill_value=0)
     array.attrs[METADATA_KEY] = request
+    array.attrs[INPUT_IDENTITY_KEY] = item.identity
     array.attrs[ZARR_DONE_ATTR] = []
     return set()
 
@@ -76,6 +77,8 @@ def _resumable_frames(item: InputItem, shape: tuple, request: dict) -> dict | No
         array = zarr.open_array(str(item.partial), mode="r+")
         stored = dict(array.attrs)
         if array.shape != shape or stored.get(METADATA_KEY) != request:
+            return None
+        if not same_content(stored.get(INPUT_IDENTITY_KEY), item.identity):  # the input changed: start again
             return None
         return {tuple(info["index"]): info for info in stored.get(ZARR_DONE_ATTR, [])}
     except Exception:
@@ -99,10 +102,13 @@ def flush_progress(item: InputItem, last: dict | None = None) -> None:
 
 
 def finish(item: InputItem, spatial_ndim: int) -> None:
-    """Write a finished input's output (TIFF), or seal its zarr by renaming it."""
+    """Write a finished input's output (TIFF), or seal its zarr by renaming it.
+
+    Both keep the input's identity as it was planned (``item.identity``).
+    """
     parameters = output_parameters(item, spatial_ndim)
     if item.kind != "zarr":
-        write_labels(item.output, item.labels, parameters)
+        write_labels(item.output, item.labels, parameters, input_identity=item.identity)
         item.labels = None
         return
     import zarr

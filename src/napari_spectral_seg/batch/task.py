@@ -9,7 +9,7 @@ from ..core.params import SegmentationParams
 from ..core.progress import run_to_end
 from ..io import read_frame
 
-__all__ = ["segment_frame", "segmentation_steps"]
+__all__ = ["run_frame", "segment_frame", "segmentation_steps"]
 
 
 def segmentation_steps(image, mask, params: SegmentationParams) -> Generator:
@@ -66,3 +66,16 @@ def segment_frame(
     # One frame is one chunk, so concurrent workers never write the same chunk.
     target[index if index else ...] = result.labels
     return None, info
+
+
+def run_frame(path: str, kind: str, index: tuple[int, ...], params: SegmentationParams, out_zarr: str | None = None):
+    """The task ``batch`` submits: :func:`segment_frame`, with a failure returned rather than raised.
+
+    A frame that cannot be segmented (an unreadable file, an empty mask...)
+    returns ``(None, {"index": [...], "error": message})``: the batch
+    reports it as one line, and no worker logs a traceback for it.
+    """
+    try:
+        return segment_frame(path, kind, index, params, out_zarr)
+    except Exception as exc:  # the input's failure, reported by the client
+        return None, {"index": list(index), "error": str(exc) or type(exc).__name__}

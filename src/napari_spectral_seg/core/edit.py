@@ -21,6 +21,27 @@ def _bounding_box(region: np.ndarray, margin: int = 1):
     )
 
 
+def _check_split(spatial_shape, labels: np.ndarray, label, n_parts, seeds) -> None:
+    """Refuse a split whose labels do not fit the image or cannot hold the new parts."""
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels has dtype {labels.dtype}; pass an integer label image, e.g. labels.astype(np.int32).")
+    if labels.shape != tuple(spatial_shape):
+        raise ValueError(
+            f"labels has shape {labels.shape} but the image's spatial shape is {tuple(spatial_shape)}; "
+            "pass the label image of this image (and channel_axis for a colour image)."
+        )
+    if label <= 0 or not np.any(labels == label):
+        raise ValueError(f"label={label} is not a segment of this label image; click inside a segment.")
+    parts = n_parts if seeds is None else len(np.asarray(seeds, dtype=float).reshape(-1, labels.ndim))
+    highest = int(labels.max()) + max(int(parts) - 1, 0)
+    limit = int(np.iinfo(labels.dtype).max)
+    if highest > limit:
+        raise ValueError(
+            f"labels has dtype {labels.dtype}, which holds labels up to {limit}, but the split needs label "
+            f"{highest}; convert the labels to a wider dtype first, e.g. labels.astype(np.int32)."
+        )
+
+
 def split_label(
     image,
     labels: np.ndarray,
@@ -55,18 +76,25 @@ def split_label(
     -------
     indices : tuple of ndarray
         Pixels of the segment (``np.nonzero`` style, full-image coordinates).
-    values : ndarray of int
+    values : ndarray of ``labels.dtype``
         Their new labels: the part holding the segment's first pixel (or the
         first seed) keeps ``label``, the others get ``labels.max() + 1, ...``.
+
+    Raises
+    ------
+    ValueError
+        ``labels`` is not integer, its shape is not the image's spatial
+        shape, ``label`` is not one of its segments, or the new labels do
+        not fit its dtype (e.g. uint8 labels up to 255): convert the labels
+        to a wider dtype first (``labels.astype(np.int32)``).
     """
     labels = np.asarray(labels)
-    if label <= 0 or not np.any(labels == label):
-        raise ValueError(f"label={label} is not a segment of this label image; click inside a segment.")
-    region = labels == label
-    box = _bounding_box(region)
     image = np.asarray(image)
     if channel_axis is not None:
         image = np.moveaxis(image, channel_axis, -1)
+    _check_split(image.shape[:-1] if channel_axis is not None else image.shape, labels, label, n_parts, seeds)
+    region = labels == label
+    box = _bounding_box(region)
     crop_seeds = None
     if seeds is not None:
         crop_seeds = np.asarray(seeds, dtype=float) - np.array([s.start for s in box])
@@ -98,11 +126,19 @@ def merge_labels(labels: np.ndarray, keep: int, other: int):
         Pixels of ``other``.
     value : int
         ``keep``, their new label.
+
+    Raises
+    ------
+    ValueError
+        ``keep`` or ``other`` is background, the same segment, or not a
+        segment of ``labels``.
     """
     labels = np.asarray(labels)
     if keep <= 0 or other <= 0 or keep == other:
         raise ValueError(f"cannot merge label {other} into {keep}: pick two different segments (not background).")
+    if not np.any(labels == keep):
+        raise ValueError(f"keep={keep} is not a segment of this label image; pick an existing segment to keep.")
     indices = np.nonzero(labels == other)
     if len(indices[0]) == 0:
-        raise ValueError(f"label={other} is not a segment of this label image.")
+        raise ValueError(f"other={other} is not a segment of this label image; pick an existing segment to merge.")
     return indices, keep
