@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.cluster import KMeans
-from threadpoolctl import threadpool_limits
 
+from ._threads import single_threaded
 from .graph import PixelIndex
 
 __all__ = ["check_seeds", "seed_nodes", "assign_to_seeds"]
@@ -92,7 +92,7 @@ def assign_to_seeds(embedding: np.ndarray, seed_rows: np.ndarray, random_state=N
     # k-means started at the seeds: clusters follow the spectral structure,
     # and each keeps the identity of the seed it started from.
     km = KMeans(n_clusters=n_seeds, init=centres, n_init=1, random_state=random_state)
-    with threadpool_limits(limits=1):
+    with single_threaded("seeds"):
         clusters = km.fit_predict(coords)
     owner = clusters[seed_rows]
     if len(np.unique(owner)) == n_seeds:

@@ -23,6 +23,12 @@ _ARPACK_FALLBACK_LIMIT = AUTO_ARPACK_LIMIT
 _FALLBACK = {"auto": ("arpack", "lobpcg"), "arpack": ("lobpcg",), "lobpcg": ("arpack",), "amg": ("arpack", "lobpcg")}
 
 
+class EigenSolveError(ValueError):
+    """Every solver failed on a component; ``details`` holds each solver's own message."""
+
+    details: list = []
+
+
 def solve_component(
     block: sp.csr_array,
     k: int,
@@ -111,8 +117,12 @@ def iter_solve_component(
                 )
             return values, embedding
         errors.append(f"{solver}: NaN or infinite eigenvectors")
-    raise ValueError(
+    # Each solver and the kind of its failure; the solvers' own words are in ``details``.
+    tried = "; ".join(":".join(error.split(":")[:2]) for error in errors)
+    failure = EigenSolveError(
         f"eigen_solver={eigen_solver!r} could not compute the eigenvectors of a connected component of "
-        f"{block.shape[0]} pixels ({'; '.join(errors)}). Try another eigen_solver or random_state, a "
+        f"{block.shape[0]} pixels (tried {tried}). Try another eigen_solver or random_state, a "
         "smaller beta, or n_clusters=1; please report this with the image if it persists."
     )
+    failure.details = errors  # the solvers' own messages, for a bug report, not for the user
+    raise failure
