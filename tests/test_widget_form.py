@@ -105,4 +105,5 @@ def test_enabled_fields_and_saved_parameters_are_as_before_in_every_combination(
         widget.save_parameters(path)
         saved = json.loads(path.read_text())["spectral_seg"]
         assert saved.pop("version")
-        assert saved == old_saved(widget), state
+        old = old_saved(widget)
+        assert {key: saved[key] for key in old} == old, state  # parameters declared since then may add keys

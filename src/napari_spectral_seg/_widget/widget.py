@@ -149,6 +149,7 @@ class SpectralSegmentationWidget(Container):
                 form["beta"],
                 form["eigen_solver"],
                 form["seed"],
+                *self._unplaced(form),
                 self.run,
                 self.cancel,
                 self.status,
@@ -157,6 +158,27 @@ class SpectralSegmentationWidget(Container):
                 self.save_params,
             ]
         )
+
+    # The fields placed by name in a group above; any other parameter field (a parameter
+    # declared later) goes under "Fine tuning", so a new parameter needs no widget code.
+    _PLACED = (
+        "auto_threshold",
+        "threshold",
+        "auto_min_size",
+        "min_size",
+        "auto_sigma",
+        "sigma",
+        "n_clusters",
+        "auto_segments",
+        "sensitivity",
+        "edge_level",
+        "beta",
+        "eigen_solver",
+        "seed",
+    )
+
+    def _unplaced(self, form: dict) -> list:
+        return [widget for name, widget in form.items() if name not in self._PLACED]
 
     def _make_pickers_and_buttons(self) -> None:
         """The layer pickers, the stack and click choices, the buttons and the status line."""
