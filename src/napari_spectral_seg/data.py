@@ -11,7 +11,9 @@ _CENTERS = np.array([(28, 24), (40, 50), (67, 58), (24, 70)], dtype=float)
 _RADII = np.array([16, 14, 15, 14], dtype=float)
 
 
-def four_circles(size: int = 100, noise: float = 0.2, seed: int | None = 0, ndim: int = 2):
+def four_circles(
+    size: int = 100, noise: float = 0.2, seed: int | None = 0, ndim: int = 2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The scikit-learn example's four touching circles, optionally scaled up or in 3D.
 
     Parameters
@@ -104,7 +106,7 @@ def touching_blobs(
     texture: float = 0.15,
     blur: float = 1.0,
     seed: int | None = 0,
-):
+) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic fluorescence-like nuclei, many touching, with their true instance labels.
 
     Ellipsoids of random size and brightness are placed at random; about
@@ -292,7 +294,7 @@ def textured_nuclei(
     blur: float = 1.0,
     axial_blur: float = 3.0,
     seed: int | None = 0,
-):
+) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic widefield nuclei with chromatin texture, nucleoli, uneven illumination and shot noise.
 
     Unlike :func:`touching_blobs`, the hard parts of real nuclei images are built in:

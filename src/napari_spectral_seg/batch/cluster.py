@@ -11,8 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from .plan import BatchError
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["NO_WORKERS_TIMEOUT", "SCHEDULER_TIMEOUT", "WorkerWatch", "check_scheduler", "connect", "failure_reason"]
 
@@ -93,7 +97,7 @@ def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
         raise BatchError(f"--scheduler {address}: answers as a {kind}, not a dask scheduler; {fix}")
 
 
-def connect(scheduler: str | None, workers: int, resources: contextlib.ExitStack):
+def connect(scheduler: str | None, workers: int, resources: contextlib.ExitStack) -> Client:
     """A dask client: to ``scheduler`` if given, else to a new local cluster; closed with ``resources``.
 
     A scheduler address is checked with :func:`check_scheduler` first (by

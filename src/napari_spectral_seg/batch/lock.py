@@ -17,6 +17,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Generator
 from pathlib import Path
 
 from .plan import BatchError
@@ -126,7 +127,7 @@ def _acquire(out_dir: Path, lock: Path, mine: bytes) -> None:
 
 
 @contextlib.contextmanager
-def output_lock(out_dir: str | os.PathLike):
+def output_lock(out_dir: str | os.PathLike) -> Generator[Path, None, None]:
     """Hold the lock of ``out_dir`` (an existing directory) for the duration of the ``with`` block.
 
     Raises

@@ -10,7 +10,9 @@ from ..core.params import PER_IMAGE, SegmentationParams, check_sigma, check_spac
 __all__ = ["check_recipe", "frame_ndim", "recorded_parameters", "resolve_parameters"]
 
 
-def resolve_parameters(file_params: Mapping | None = None, flags: Mapping | None = None):
+def resolve_parameters(
+    file_params: Mapping | None = None, flags: Mapping | None = None
+) -> tuple[SegmentationParams, int]:
     """Tool defaults, overridden by the parameter file, overridden by command-line flags.
 
     Parameters

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from typing import TYPE_CHECKING
 
 from ..core import iter_segment
 from ..core.params import SegmentationParams
 from ..core.progress import run_to_end
 from ..io import read_frame
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["run_frame", "segment_frame", "segmentation_steps"]
 
@@ -23,7 +27,7 @@ def segmentation_steps(image, mask, params: SegmentationParams) -> Generator:
 
 def segment_frame(
     path: str, kind: str, index: tuple[int, ...], params: SegmentationParams, out_zarr: str | None = None
-):
+) -> tuple[np.ndarray | None, dict]:
     """Segment one frame of one input: the task each dask worker runs.
 
     Parameters
@@ -68,7 +72,9 @@ def segment_frame(
     return None, info
 
 
-def run_frame(path: str, kind: str, index: tuple[int, ...], params: SegmentationParams, out_zarr: str | None = None):
+def run_frame(
+    path: str, kind: str, index: tuple[int, ...], params: SegmentationParams, out_zarr: str | None = None
+) -> tuple[np.ndarray | None, dict]:
     """The task ``batch`` submits: :func:`segment_frame`, with a failure returned rather than raised.
 
     A frame that cannot be segmented (an unreadable file, an empty mask...)

@@ -230,7 +230,9 @@ def measure_scales(intensity: np.ndarray, *, mask=None, threshold=None, spacing=
     return ImageScales(noise, contrast, radius, sigma, _choose_min_size(radius, unit))
 
 
-def chosen_settings(data, explicit_mask, params, spatial_shape, spacing, parameters: dict):
+def chosen_settings(
+    data: np.ndarray, explicit_mask, params, spatial_shape, spacing, parameters: dict
+) -> tuple[tuple[str, float] | tuple[float, ...] | None, int]:
     """The smoothing and smallest piece to use: as given, or chosen from the image ("auto").
 
     ``sigma="auto"`` smooths in auto mode only (a fixed count follows the

@@ -54,7 +54,7 @@ def split_label(
     sigma=None,
     channel_axis: int | None = None,
     random_state: int = 0,
-):
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """Split one segment into parts by spectral clustering of its pixels alone.
 
     Parameters
@@ -117,7 +117,7 @@ def split_label(
     return indices, values.astype(labels.dtype, copy=False)
 
 
-def merge_labels(labels: np.ndarray, keep: int, other: int):
+def merge_labels(labels: np.ndarray, keep: int, other: int) -> tuple[tuple[np.ndarray, ...], int]:
     """Merge segment ``other`` into segment ``keep``.
 
     Returns

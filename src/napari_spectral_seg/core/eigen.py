@@ -8,6 +8,7 @@ Laplacian ``L = I - D^-1/2 W D^-1/2`` and the matching random-walk embedding
 from __future__ import annotations
 
 import warnings
+from collections.abc import Generator
 
 import numpy as np
 import scipy.linalg
@@ -43,7 +44,7 @@ ARPACK_SHIFT = 1e-5
 GUARD_COLUMNS = 4
 
 
-def normalized_laplacian(graph: sp.csr_array):
+def normalized_laplacian(graph: sp.csr_array) -> tuple[sp.csr_array, np.ndarray]:
     """Symmetric normalised Laplacian of a weighted graph.
 
     Parameters
@@ -157,7 +158,7 @@ def laplacian_eigenvectors(
     *,
     solver: str = "auto",
     rng: np.random.Generator | None = None,
-):
+) -> tuple[np.ndarray, np.ndarray]:
     """Smallest eigenpairs of the normalised Laplacian of a connected graph.
 
     Parameters
@@ -197,7 +198,7 @@ def iter_laplacian_eigenvectors(
     *,
     solver: str = "auto",
     rng: np.random.Generator | None = None,
-):
+) -> Generator[tuple[float, str], None, tuple[np.ndarray, np.ndarray]]:
     """:func:`laplacian_eigenvectors` as a generator that reports its progress.
 
     The multilevel solver yields ``(fraction, message)`` after each level

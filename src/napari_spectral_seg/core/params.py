@@ -192,7 +192,7 @@ def check_spacing(spacing, ndim) -> np.ndarray | None:
     return values
 
 
-def check_sigma(sigma, n_spatial: int, shape=None, spacing=None):
+def check_sigma(sigma, n_spatial: int, shape=None, spacing=None) -> tuple[str, float] | tuple[float, ...] | None:
     """Validate ``sigma`` and return it as ``("scalar", value)``, a per-axis tuple of floats, or None.
 
     Parameters

@@ -9,11 +9,15 @@ eigen-solver fallback in :mod:`.solve`.
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .memory import check_image_memory
 from .params import is_integer
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 __all__ = [
     "MIN_PIXELS_PER_SEGMENT",
@@ -201,7 +205,7 @@ def scale_for_graph(data: np.ndarray) -> np.ndarray:
     return np.ldexp(data, exponent)
 
 
-def floor_edge_weights(graph):
+def floor_edge_weights(graph: sp.csr_array) -> sp.csr_array:
     """Raise underflowed (zero) edge weights to the smallest normal float, in place.
 
     A very large ``beta`` or a single bright pixel in a large dark image can

@@ -26,7 +26,9 @@ __all__ = ["fiedler_order", "normalised_cuts", "split_component", "step_cut", "s
 _CHUNK_CELLS = 4_000_000
 
 
-def fiedler_order(w, la, lb, m, eigen_solver, rng):
+def fiedler_order(
+    w: np.ndarray, la: np.ndarray, lb: np.ndarray, m: int, eigen_solver: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Node ranks along the Fiedler vector of the graph with edge weights ``w``."""
     graph = sp.coo_array(
         (np.concatenate([w, w]), (np.concatenate([la, lb]), np.concatenate([lb, la]))), shape=(m, m)
@@ -55,7 +57,17 @@ def _cut_heights(ranks_lo, ranks_hi, edge_h, candidates):
     return out
 
 
-def sweep_cut(guide, heights, la, lb, m, smallest, eigen_solver, rng, config: AutoConfig):
+def sweep_cut(
+    guide: np.ndarray,
+    heights,
+    la: np.ndarray,
+    lb: np.ndarray,
+    m: int,
+    smallest: int,
+    eigen_solver: str,
+    rng: np.random.Generator,
+    config: AutoConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[None, None, None]:
     """Sweep cuts along the Fiedler vector of the graph weighted by ``guide``.
 
     Returns the node ranks along the vector, the candidate prefix sizes and,
@@ -86,7 +98,9 @@ def sweep_cut(guide, heights, la, lb, m, smallest, eigen_solver, rng, config: Au
     return rank, candidates, ratio
 
 
-def normalised_cuts(w, rank, order, la, lb, candidates):
+def normalised_cuts(
+    w: np.ndarray, rank: np.ndarray, order: np.ndarray, la: np.ndarray, lb: np.ndarray, candidates: np.ndarray
+) -> np.ndarray:
     """Normalised-cut value ``cut (1/vol A + 1/vol B)`` of every prefix candidate.
 
     Prefix ``i`` cuts edge ``(lo, hi)`` when ``lo < i <= hi``: a difference
@@ -121,7 +135,18 @@ def _seam_step(side, coords, t, spacing, config):
     return abs(steps[0] - steps[1])
 
 
-def step_cut(part_coords, t, la, lb, smallest, *, spacing, eigen_solver, rng, config: AutoConfig):
+def step_cut(
+    part_coords: np.ndarray,
+    t: np.ndarray,
+    la: np.ndarray,
+    lb: np.ndarray,
+    smallest: int,
+    *,
+    spacing,
+    eigen_solver: str,
+    rng: np.random.Generator,
+    config: AutoConfig,
+) -> tuple[float, np.ndarray | None]:
     """Best cut of one part along an intensity step, and its score (lower: stronger evidence).
 
     Parameters
@@ -201,7 +226,7 @@ def split_component(
     max_segments: int = 1000,
     object_size: float | None = None,
     config: AutoConfig | None = None,
-):
+) -> tuple[np.ndarray, list[float]]:
     """Split one connected component into objects by recursive spectral bisection.
 
     Parameters

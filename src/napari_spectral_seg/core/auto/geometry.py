@@ -7,17 +7,17 @@ import numpy as np
 __all__ = ["axis_scale", "box_coords", "box_mask", "pixel_unit", "relative_size"]
 
 
-def pixel_unit(spacing, ndim):
+def pixel_unit(spacing, ndim: int) -> float:
     """Smallest pixel size (1 without ``spacing``): the step of the distance transform."""
     return 1.0 if spacing is None else float(np.min(np.broadcast_to(np.asarray(spacing, dtype=float), (ndim,))))
 
 
-def axis_scale(spacing, ndim):
+def axis_scale(spacing, ndim: int) -> np.ndarray:
     """Physical size of a pixel step per axis (ones without ``spacing``)."""
     return np.ones(ndim) if spacing is None else np.asarray(spacing, dtype=float)
 
 
-def relative_size(size, typical, ndim):
+def relative_size(size, typical, ndim: int) -> np.ndarray | float:
     """Size relative to the typical one, as an area ratio in 2D and 3D alike.
 
     Volumes grow as the cube of the radius, areas as the square: a 3D object
@@ -30,13 +30,13 @@ def relative_size(size, typical, ndim):
     return (np.asarray(size, dtype=float) / typical) ** (2.0 / ndim)
 
 
-def box_coords(coords):
+def box_coords(coords: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
     """Local box coordinates (1 pixel padding) and its shape, for per-part transforms."""
     local = coords - coords.min(axis=0) + 1
     return local, tuple(local.max(axis=0) + 2)
 
 
-def box_mask(coords):
+def box_mask(coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Local box coordinates (1 pixel padding, so the box border counts as outside) and the part's mask in it."""
     local, shape = box_coords(coords)
     box = np.zeros(shape, dtype=bool)

@@ -16,7 +16,9 @@ from .geometry import box_mask
 __all__ = ["landscape", "part_distance", "part_heights", "pixel_edges"]
 
 
-def pixel_edges(node_of_pixel: np.ndarray, offsets: np.ndarray | None = None):
+def pixel_edges(
+    node_of_pixel: np.ndarray, offsets: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Face-neighbour edges between nodes, each once.
 
     Parameters
@@ -75,7 +77,7 @@ def landscape(
     spacing=None,
     background: float | None = None,
     config: AutoConfig | None = None,
-):
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-node height ``h = d * t`` (see :mod:`napari_spectral_seg.core.auto`).
 
     Parameters
@@ -126,7 +128,7 @@ def landscape(
     return d * t, t
 
 
-def part_distance(part, coords, spacing):
+def part_distance(part: np.ndarray, coords: np.ndarray, spacing) -> np.ndarray:
     """Distance to the boundary of one part alone (its own distance transform).
 
     Recomputed per part because after a cut the cut line is a boundary too:
@@ -137,6 +139,6 @@ def part_distance(part, coords, spacing):
     return ndi.distance_transform_edt(ndi.binary_fill_holes(box), sampling=spacing)[tuple(local.T)]
 
 
-def part_heights(part, coords, t, spacing):
+def part_heights(part: np.ndarray, coords: np.ndarray, t: np.ndarray, spacing) -> np.ndarray:
     """Landscape of one part: its own distance transform times the intensity cue."""
     return part_distance(part, coords, spacing) * t[part]

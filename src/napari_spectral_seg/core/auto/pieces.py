@@ -26,7 +26,7 @@ __all__ = [
 _MAX_PIECES = 1000
 
 
-def local_edges(nodes, n_nodes, a, b):
+def local_edges(nodes: np.ndarray, n_nodes: int, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The edges ``(a, b)`` that join two of ``nodes``, renumbered ``0..len(nodes)-1``."""
     local = np.full(n_nodes, -1, dtype=np.int64)
     local[nodes] = np.arange(len(nodes))
@@ -35,7 +35,9 @@ def local_edges(nodes, n_nodes, a, b):
     return la[inside], lb[inside]
 
 
-def cut_into_pieces(nodes, side, la, lb, min_part):
+def cut_into_pieces(
+    nodes: np.ndarray, side: np.ndarray, la: np.ndarray, lb: np.ndarray, min_part: int
+) -> list[np.ndarray] | None:
     """Connected pieces of ``nodes`` once the edges between ``side`` 0 and 1 are cut.
 
     A side can be in several pieces; each connected piece is its own
@@ -53,7 +55,7 @@ def cut_into_pieces(nodes, side, la, lb, min_part):
     return [nodes[piece == p] for p in range(piece.max() + 1)]
 
 
-def labels_of_pieces(pieces, like):
+def labels_of_pieces(pieces: list[np.ndarray], like: np.ndarray) -> np.ndarray:
     """Labels ``0..K-1`` (the shape and dtype of ``like``) from a list of node arrays."""
     out = np.empty_like(like)
     for i, nodes in enumerate(pieces):
@@ -61,7 +63,7 @@ def labels_of_pieces(pieces, like):
     return out
 
 
-def merge_small_pieces(piece, n_pieces, a, b, min_part):
+def merge_small_pieces(piece: np.ndarray, n_pieces: int, a: np.ndarray, b: np.ndarray, min_part) -> np.ndarray:
     """Give pieces smaller than ``min_part`` to the neighbour they share most edges with."""
     for _ in range(n_pieces):
         sizes = np.bincount(piece, minlength=n_pieces)
@@ -78,7 +80,9 @@ def merge_small_pieces(piece, n_pieces, a, b, min_part):
     return piece
 
 
-def split_recursively(labels, a, b, min_part, worth_trying, propose_side):
+def split_recursively(
+    labels: np.ndarray, a: np.ndarray, b: np.ndarray, min_part: int, worth_trying, propose_side
+) -> np.ndarray:
     """Split pieces, and their parts again, while a rule proposes a cut.
 
     ``worth_trying(nodes)`` is a cheap pre-test; ``propose_side(nodes, la,
@@ -104,7 +108,7 @@ def split_recursively(labels, a, b, min_part, worth_trying, propose_side):
     return labels_of_pieces(final, labels)
 
 
-def typical_size(pieces, min_part, config: AutoConfig):
+def typical_size(pieces: list[np.ndarray], min_part: int, config: AutoConfig) -> float:
     """Median size of the pieces, guarded against a swarm of fragments.
 
     Parameters

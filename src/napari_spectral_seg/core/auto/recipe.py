@@ -179,7 +179,7 @@ def _calibrate_sizes(graph, run, pieces, all_ratios, object_size, ticker):
     return typical, rounds
 
 
-def refine_component(part, labels, typical, seed, run):
+def refine_component(part, labels: np.ndarray, typical: float, seed, run) -> np.ndarray:
     """The shape rules on one component's pieces, in order; returns labels ``0..K-1``.
 
     Intensity steps first, then notches (2D) or two-cluster splits and

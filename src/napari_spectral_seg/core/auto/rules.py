@@ -32,7 +32,7 @@ __all__ = [
 
 def split_oversized(
     labels, a, b, coords, cue, typical, *, spacing, sensitivity, min_part, eigen_solver, seed, config: AutoConfig
-):
+) -> tuple[np.ndarray, list[float]]:
     """Split again the pieces of one component that are much larger than ``typical``.
 
     Deep overlaps and clumps can hide a pass; a piece far larger than the
@@ -74,7 +74,9 @@ def split_oversized(
     return labels, all_ratios
 
 
-def split_steps(labels, a, b, coords, cue, typical, *, spacing, min_part, eigen_solver, seed, config: AutoConfig):
+def split_steps(
+    labels, a, b, coords, cue, typical, *, spacing, min_part, eigen_solver, seed, config: AutoConfig
+) -> np.ndarray:
     """Cut the pieces of one component along a strong intensity step (see ``step_cut``).
 
     A small object bulging off a larger one with no neck in the mask makes
@@ -108,7 +110,7 @@ def split_steps(labels, a, b, coords, cue, typical, *, spacing, min_part, eigen_
     return split_recursively(labels, a, b, min_part, worth_trying, step_side)
 
 
-def split_moments(labels, a, b, coords, typical, *, spacing, min_part, config: AutoConfig):
+def split_moments(labels, a, b, coords, typical, *, spacing, min_part, config: AutoConfig) -> np.ndarray:
     """Split pieces of one component whose voxels form two compact clusters (3D).
 
     Deep overlaps of two objects, and pairs of small objects the size of one
@@ -167,7 +169,7 @@ def _join_greedily(labels, a, b, score, threshold):
     return labels
 
 
-def join_moments(labels, a, b, coords, typical, *, spacing, config: AutoConfig):
+def join_moments(labels, a, b, coords, typical, *, spacing, config: AutoConfig) -> np.ndarray:
     """Join touching pieces whose union is shaped like one ellipsoid (3D; see ``config.join_ratio``).
 
     The recursive cuts sometimes halve one object along a dim texture
@@ -188,7 +190,7 @@ def join_moments(labels, a, b, coords, typical, *, spacing, config: AutoConfig):
     return _join_greedily(labels, a, b, moment_left, config.join_ratio)
 
 
-def merge_slivers(labels, a, b, typical, ndim, min_part, config: AutoConfig):
+def merge_slivers(labels, a, b, typical, ndim, min_part, config: AutoConfig) -> np.ndarray:
     """Give pieces far below the typical size (``config.sliver``) to a neighbour.
 
     A sliver cut off an object is a false cut, not an object: it rejoins the
@@ -199,7 +201,7 @@ def merge_slivers(labels, a, b, typical, ndim, min_part, config: AutoConfig):
     return merge_small_pieces(labels.copy(), int(labels.max()) + 1, a, b, max(sliver, min_part))
 
 
-def join_convex(labels, a, b, coords, typical, config: AutoConfig):
+def join_convex(labels, a, b, coords, typical, config: AutoConfig) -> np.ndarray:
     """Join touching pieces whose union is one convex object cut in two (see ``config.convex_solidity``).
 
     A large object, often clipped by the image border, is cut by the
@@ -222,7 +224,7 @@ def join_convex(labels, a, b, coords, typical, config: AutoConfig):
     return _join_greedily(labels, a, b, solidity_of_union, config.convex_solidity)
 
 
-def split_notches(labels, a, b, coords, typical, *, spacing, min_part, config: AutoConfig):
+def split_notches(labels, a, b, coords, typical, *, spacing, min_part, config: AutoConfig) -> np.ndarray:
     """Cut 2D pieces between two deep concave notches of their outline (see ``config.notch_ratio``).
 
     Lobes of a clump can leave no pass in the landscape: in a clump of

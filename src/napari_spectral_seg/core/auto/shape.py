@@ -17,7 +17,7 @@ from .geometry import axis_scale, box_mask
 __all__ = ["hull_mask", "is_one_convex_body", "notch_cut", "seam_ratio", "solidity", "two_means"]
 
 
-def two_means(x):
+def two_means(x: np.ndarray) -> tuple[np.ndarray, float]:
     """2-means of points ``x`` (n, d): labels and the fraction of the second moment left.
 
     Started from the split of the principal axis at the mean, then Lloyd
@@ -42,7 +42,7 @@ def two_means(x):
     return side, left / total
 
 
-def solidity(x):
+def solidity(x: np.ndarray) -> float:
     """Pixels of a set over the pixels inside its convex hull (1 for a convex shape).
 
     The hull is taken over the pixel centres and the box's pixel centres
@@ -58,7 +58,7 @@ def solidity(x):
     return float(len(x) / max(int(hull.sum()), 1))
 
 
-def is_one_convex_body(x, spacing, config: AutoConfig):
+def is_one_convex_body(x: np.ndarray, spacing, config: AutoConfig) -> bool:
     """Whether pixels ``x`` (n, ndim) form one convex, ellipsoid-like body.
 
     Both ``config.one_body_moment`` (2-means) and ``config.one_body_solidity``
@@ -69,7 +69,7 @@ def is_one_convex_body(x, spacing, config: AutoConfig):
     return solidity(x) >= config.one_body_solidity
 
 
-def hull_mask(box):
+def hull_mask(box: np.ndarray) -> np.ndarray | None:
     """Pixels of ``box``'s grid whose centres lie in the convex hull of its True pixels (None if flat)."""
     from scipy.spatial import ConvexHull, Delaunay, QhullError
 
@@ -92,7 +92,7 @@ def hull_mask(box):
     return inside.reshape(box.shape)
 
 
-def seam_ratio(labels, a, b, ndim, p, q):
+def seam_ratio(labels: np.ndarray, a: np.ndarray, b: np.ndarray, ndim: int, p: int, q: int) -> float:
     """Faces cut between pieces ``p`` and ``q`` over the smaller piece's cross-section.
 
     The cross-section is the diameter of the smaller piece's equivalent disc
@@ -110,7 +110,9 @@ def seam_ratio(labels, a, b, ndim, p, q):
     return n_seam / max(section, 1e-12)
 
 
-def notch_cut(x, smallest, spacing=None, *, config: AutoConfig):
+def notch_cut(
+    x: np.ndarray, smallest: int, spacing=None, *, config: AutoConfig
+) -> tuple[float, float, np.ndarray | None]:
     """The best straight cut between two concave notches of a 2D piece, and its cues.
 
     Parameters
