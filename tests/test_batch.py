@@ -521,23 +521,31 @@ def test_runs_starting_at_once_get_the_lock_one_at_a_time(tmp_path):
     out.mkdir()
     racer = textwrap.dedent(
         """
-        import sys, time
+        import os, sys, time
+        from pathlib import Path
         from napari_spectral_seg.batch import BatchError
         from napari_spectral_seg.batch.lock import output_lock
+        tried = Path(sys.argv[3])
         time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
         try:
             with output_lock(sys.argv[1]):
                 print("got it", flush=True)
-                time.sleep(float(sys.argv[2]) + 4 - time.time())  # until every other one has tried
+                (tried / str(os.getpid())).touch()
+                deadline = time.time() + 60
+                while len(list(tried.iterdir())) < 6 and time.time() < deadline:  # until every other one has tried
+                    time.sleep(0.05)
         except BatchError as exc:
             print("refused", exc, flush=True)
+            (tried / str(os.getpid())).touch()
         """
     )
-    start = time.time() + 4  # every process imported by then
+    tried = tmp_path / "tried"  # each process leaves a file here once it has tried
+    tried.mkdir()
+    start = time.time() + 4  # most processes imported by then; a late one still finds the lock held
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", racer, str(out), str(start)], stdout=subprocess.PIPE, text=True, env=env
+            [sys.executable, "-c", racer, str(out), str(start), str(tried)], stdout=subprocess.PIPE, text=True, env=env
         )
         for _ in range(6)
     ]
