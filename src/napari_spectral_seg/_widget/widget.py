@@ -121,64 +121,37 @@ class SpectralSegmentationWidget(Container):
         self._update_enabled()
 
     def _add_controls(self) -> None:
-        """The layer pickers and buttons, then every control in its group under a heading."""
+        """The layer pickers and buttons, then every control in its group under a heading.
+
+        A parameter field not placed in a group here (one declared later) goes
+        under "Fine tuning", so a new parameter needs no widget code.
+        """
         self._make_pickers_and_buttons()
         form = self._form.widgets
         # Grouped by the question each answers, with a heading per group.
-        self.extend(
-            [
-                _heading("What to segment"),
+        groups = {
+            "What to segment": [
                 self.image,
                 self.mask,
-                form["auto_threshold"],
-                form["threshold"],
-                form["auto_min_size"],
-                form["min_size"],
-                form["auto_sigma"],
-                form["sigma"],
-                _heading("How many segments"),
-                form["n_clusters"],
-                form["auto_segments"],
-                form["sensitivity"],
-                form["edge_level"],
+                *(
+                    form[name]
+                    for name in ("auto_threshold", "threshold", "auto_min_size", "min_size", "auto_sigma", "sigma")
+                ),
+            ],
+            "How many segments": [
+                *(form[name] for name in ("n_clusters", "auto_segments", "sensitivity", "edge_level")),
                 self.seeds,
-                _heading("Stacks"),
-                self.dims,
-                self.frames,
-                _heading("Fine tuning"),
-                form["beta"],
-                form["eigen_solver"],
-                form["seed"],
-                *self._unplaced(form),
-                self.run,
-                self.cancel,
-                self.status,
-                _heading("Edit the result"),
-                self.click_mode,
-                self.save_params,
-            ]
-        )
-
-    # The fields placed by name in a group above; any other parameter field (a parameter
-    # declared later) goes under "Fine tuning", so a new parameter needs no widget code.
-    _PLACED = (
-        "auto_threshold",
-        "threshold",
-        "auto_min_size",
-        "min_size",
-        "auto_sigma",
-        "sigma",
-        "n_clusters",
-        "auto_segments",
-        "sensitivity",
-        "edge_level",
-        "beta",
-        "eigen_solver",
-        "seed",
-    )
-
-    def _unplaced(self, form: dict) -> list:
-        return [widget for name, widget in form.items() if name not in self._PLACED]
+            ],
+            "Stacks": [self.dims, self.frames],
+            "Fine tuning": [form["beta"], form["eigen_solver"], form["seed"]],
+        }
+        placed = {id(widget) for widgets in groups.values() for widget in widgets}
+        groups["Fine tuning"] += [widget for widget in form.values() if id(widget) not in placed]
+        controls = []
+        for heading, widgets in groups.items():
+            controls += [_heading(heading), *widgets]
+        controls += [self.run, self.cancel, self.status, _heading("Edit the result"), self.click_mode, self.save_params]
+        self.extend(controls)
 
     def _make_pickers_and_buttons(self) -> None:
         """The layer pickers, the stack and click choices, the buttons and the status line."""
