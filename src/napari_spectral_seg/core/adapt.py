@@ -198,7 +198,9 @@ def _choose_min_size(radius: float, unit: np.ndarray) -> int:
     return max(int(round(_MIN_SIZE_PER_OBJECT * _object_area(radius, unit))), 1)
 
 
-def measure_scales(intensity: np.ndarray, *, mask=None, threshold=None, spacing=None) -> ImageScales:
+def measure_scales(
+    intensity: np.ndarray, *, mask=None, threshold=None, spacing=None, choose_sigma: bool = True
+) -> ImageScales:
     """Noise, contrast and typical object radius of an image, and the settings they imply.
 
     Parameters
@@ -211,6 +213,9 @@ def measure_scales(intensity: np.ndarray, *, mask=None, threshold=None, spacing=
         How the foreground is told from the background (as in ``segment``).
     spacing : sequence of float, optional
         Pixel size per axis.
+    choose_sigma : bool
+        Whether to choose a smoothing width (its peak count smooths the
+        image several times); ``sigma`` is 0 when not.
 
     Returns
     -------
@@ -222,6 +227,8 @@ def measure_scales(intensity: np.ndarray, *, mask=None, threshold=None, spacing=
     inside, outside = intensity[rough], intensity[~rough]
     contrast = float(np.median(inside) - np.median(outside)) if inside.size and outside.size else 0.0
     radius = _typical_radius(rough, unit) if rough.any() else 1.0
+    if not choose_sigma:
+        return ImageScales(noise, contrast, radius, 0.0, _choose_min_size(radius, unit))
     sigma = max(
         _choose_sigma(noise, contrast, radius, unit),
         min(1.0, _SIGMA_PER_RADIUS * radius),  # below the optical resolution of a well-sampled image
@@ -242,12 +249,15 @@ def chosen_settings(
     if params.sigma != "auto" and params.min_size != "auto":
         return check_sigma(params.sigma, len(spatial_shape), shape=spatial_shape, spacing=spacing), params.min_size
     intensity = data if data.ndim == len(spatial_shape) else data.mean(axis=-1)
-    scales = measure_scales(intensity, mask=explicit_mask, threshold=params.threshold, spacing=spacing)
+    smooths = params.sigma == "auto" and params.n_clusters == "auto"
+    scales = measure_scales(
+        intensity, mask=explicit_mask, threshold=params.threshold, spacing=spacing, choose_sigma=smooths
+    )
     parameters.update(scales.record())
     if params.sigma != "auto":
         sigma = check_sigma(params.sigma, len(spatial_shape), shape=spatial_shape, spacing=spacing)
         parameters["sigma_used"] = params.sigma
-    elif params.n_clusters == "auto" and scales.sigma > 0:
+    elif smooths and scales.sigma > 0:
         sigma = ("scalar", scales.sigma)
     else:
         sigma = None
