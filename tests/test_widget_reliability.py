@@ -227,3 +227,22 @@ def test_too_many_segments_are_refused_in_the_fields_words(viewer_and_widget, qt
     shown = _messages()[-1]
     assert "'segments' 1000" in shown and "n_clusters" not in shown
     assert "use at most" in widget.status.tooltip
+
+
+def test_a_result_arriving_after_cancel_changes_no_layer(viewer_and_widget, qtbot):
+    viewer, widget = viewer_and_widget
+    layer = viewer.layers["four circles"]
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)  # the engine is warm
+    viewer.layers.remove("four circles spectral")
+
+    def cancel_as_the_last_step_arrives(update):
+        if getattr(update, "fraction", 0) >= 1.0:  # the result follows this message
+            widget.stop()
+
+    widget.image.value = layer
+    widget.start()
+    widget._worker.yielded.connect(cancel_as_the_last_step_arrives)
+    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
+    assert widget.status.value == "cancelled"
+    assert "four circles spectral" not in viewer.layers

@@ -104,6 +104,7 @@ class SpectralSegmentationWidget(Container):
         self._progress = None
         self._progress_n = 0
         self._job = None  # what the running worker was started with
+        self._cancel_requested = False  # Cancel was asked for this run: its result, if it comes, is dropped
         self._watch = EditWatch(None)  # edits of the result layer during the run
         self._typed_threshold = None  # the threshold the user typed, kept while Otsu is ticked
         self._closed = False  # set when the Qt widget is destroyed
@@ -353,6 +354,7 @@ class SpectralSegmentationWidget(Container):
             self.status.value = "not started"
             return
         self._job = job
+        self._cancel_requested = False
         # The result layer this run lands on: edits made to it meanwhile are never overwritten.
         self._watch = EditWatch(result_layer(self._viewer.layers, job.layer))
         self._progress = progress(total=100, desc="Spectral segmentation")
@@ -383,6 +385,7 @@ class SpectralSegmentationWidget(Container):
     def stop(self, _=None) -> None:
         """Ask the running segmentation to stop at its next step."""
         if self._worker is not None:
+            self._cancel_requested = True
             self.status.value = "cancelling..."
             self._worker.quit()
 
@@ -428,6 +431,12 @@ class SpectralSegmentationWidget(Container):
         if self._closed:
             return
         job = self._job
+        if self._cancel_requested:
+            # The result was on its way when Cancel (or the removal of its image) stopped the run:
+            # a cancelled run changes no layer, whenever its result arrives.
+            show_info("Spectral segmentation cancelled; no layer was changed.")
+            self.status.value = "cancelled"
+            return
         if job.layer not in self._viewer.layers:
             show_warning(
                 f"Image '{job.layer.name}' was removed while it was being segmented; the result was discarded."
@@ -491,6 +500,10 @@ class SpectralSegmentationWidget(Container):
         self._watch = EditWatch(None)
         if self._closed:
             return
+        if self._cancel_requested and self.status.value == "cancelling...":
+            # Cancel came as the run ended: the worker stopped with neither its result
+            # nor an abort, and the engine may hold an unread reply: a cancel like any other.
+            self._on_aborted()
         self.run.enabled = True
         self.cancel.enabled = False
 
