@@ -23,19 +23,16 @@ def _shown(value) -> str:
 def parameter_table() -> str:
     """The Markdown table: one row per parameter, in declaration order."""
     rows = [
-        "| parameter | `segment()` default | widget, `segment` command, `batch` | flag | widget field | applies |",
-        "|---|---|---|---|---|---|",
+        "| parameter | default (library, widget, `segment` command, `batch`) | flag | widget field | applies |",
+        "|---|---|---|---|---|",
     ]
     for spec in SegmentationParams.specs():
         flag = spec.flag
         field = spec.gui["label"] if spec.gui else "from the layer" if spec.name in ("spacing", "channel_axis") else "-"
         if spec.name == "seeds":
             field = "seed points (a Points layer)"
-        tool = _shown(spec.tool_default) if spec.tool_default != spec.default else "same"
-        if spec.name == "threshold":
-            tool += " (none with a mask)"
         rows.append(
-            f"| `{spec.name}` | {_shown(spec.default)} | {tool} | {f'`{flag}`' if flag else '-'} | {field} "
+            f"| `{spec.name}` | {_shown(spec.default)} | {f'`{flag}`' if flag else '-'} | {field} "
             f"| {spec.applies_text or 'always'} |"
         )
     return "\n".join(rows)

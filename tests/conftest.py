@@ -55,3 +55,15 @@ def run_and_wait(widget, qtbot, timeout=120_000):
     """Click Run and wait for the segmentation to end."""
     widget.run.native.click()
     qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
+
+
+def f1(truth, labels):
+    """F1 at IoU 0.5 between a true and a predicted label image."""
+    matched = 0
+    for t in range(1, truth.max() + 1):
+        inside = labels[truth == t]
+        values, counts = np.unique(inside[inside > 0], return_counts=True)
+        for v, c in zip(values, counts):
+            union = (truth == t).sum() + (labels == v).sum() - c
+            matched += c / union > 0.5
+    return 2 * matched / (truth.max() + len(np.unique(labels[labels > 0])))

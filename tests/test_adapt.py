@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import f1
 
 from napari_spectral_seg import touching_blobs
 from napari_spectral_seg.core import iter_segment, run_to_end
@@ -15,17 +16,6 @@ def discs(radius=10, shape=(160, 160), step=40):
         for cx in range(step // 2, shape[1], step):
             image[(yy - cy) ** 2 + (xx - cx) ** 2 < radius**2] = 1.0
     return image
-
-
-def f1(truth, labels):
-    matched = 0
-    for t in range(1, truth.max() + 1):
-        inside = labels[truth == t]
-        values, counts = np.unique(inside[inside > 0], return_counts=True)
-        for v, c in zip(values, counts):
-            union = (truth == t).sum() + (labels == v).sum() - c
-            matched += c / union > 0.5
-    return 2 * matched / (truth.max() + len(np.unique(labels[labels > 0])))
 
 
 def test_noise_estimate_reads_white_noise_over_objects():
@@ -63,7 +53,9 @@ def test_chosen_settings_are_recorded_and_given_ones_win():
 
 def test_noisy_textured_nuclei_are_not_cut_into_a_mosaic_with_auto_settings():
     image, truth = touching_blobs((128, 128), 12, noise=0.15, texture=0.3, seed=7)
-    raw = run_to_end(iter_segment(image, threshold="otsu", n_clusters="auto", random_state=0)).labels
+    raw = run_to_end(
+        iter_segment(image, threshold="otsu", n_clusters="auto", sigma=None, min_size=0, random_state=0)
+    ).labels
     chosen = run_to_end(
         iter_segment(image, threshold="otsu", n_clusters="auto", sigma="auto", min_size="auto", random_state=0)
     ).labels

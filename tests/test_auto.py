@@ -143,7 +143,7 @@ def test_sigma_smooths_and_validates():
     result = run_to_end(iter_segment(image, threshold=1.5, n_clusters=4, random_state=0, sigma=(1.0, 2.0)))
     assert result.labels.max() == 4 and result.parameters["sigma"] == [1.0, 2.0]
     # Smoothing before the threshold removes the noise speckles of the mask.
-    speckled = segment(image, threshold=1.5, n_clusters=1, random_state=0).max()
+    speckled = segment(image, threshold=1.5, n_clusters=1, min_size=0, random_state=0).max()
     assert speckled > result.labels.max()
     for bad in (-1.0, float("nan"), float("inf"), (1.0, -2.0)):
         with pytest.raises(ValueError, match="sigma") as err:

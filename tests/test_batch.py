@@ -225,15 +225,15 @@ def test_npy_time_series_gives_one_tif_and_spatial_ndim_3_one_volume(tmp_path, s
 
 
 # ---------------------------------------------------------------- no cluster needed
-def test_flags_override_the_file_which_overrides_the_tool_defaults():
+def test_flags_override_the_file_which_overrides_the_defaults():
     from_file = {"n_clusters": 3, "beta": 2.0, "spacing": (2, 1), "min_size": 5, "random_state": 7}
     resolved, spatial_ndim = resolve_parameters(from_file, {"n_clusters": 6, "beta": None})
     assert isinstance(resolved, SegmentationParams)
     assert resolved.n_clusters == 6 and resolved.beta == 2.0 and resolved.random_state == 7
     assert resolved.min_size == 5 and resolved.spacing == (2.0, 1.0) and spatial_ndim == 2
-    # Neither in the file nor a flag: the tool defaults.
-    assert resolved.threshold == "otsu" and resolved.eigen_solver == "auto"
-    assert resolve_parameters()[0] == SegmentationParams.tool_defaults()
+    # Neither in the file nor a flag: the defaults.
+    assert resolved.threshold == "auto" and resolved.eigen_solver == "auto"
+    assert resolve_parameters()[0] == SegmentationParams()
 
 
 def test_edge_level_defaults_like_segment_and_is_recorded_none_where_unused():
@@ -380,8 +380,8 @@ def test_params_file_with_flag_override_and_a_colour_png(tmp_path, scheduler):
         == 0
     )
     labels = tifffile.imread(out / "colour_labels.tif")
-    # Not in the file nor a flag: the tool defaults (Otsu's threshold, min_size 20).
-    expected = segment(rgb, channel_axis=-1, n_clusters=2, random_state=1, beta=2.0, threshold="otsu", min_size=20)
+    # Not in the file nor a flag: the defaults (Otsu's threshold, min_size chosen from the image).
+    expected = segment(rgb, channel_axis=-1, n_clusters=2, random_state=1, beta=2.0)
     np.testing.assert_array_equal(labels, expected)
     stored = description(out / "colour_labels.tif")
     assert (stored["n_clusters"], stored["random_state"], stored["channel_axis"]) == (2, 1, -1)

@@ -44,13 +44,14 @@ def test_segment_npy_to_tif_matches_the_api(circle_files, capsys):
     )
     assert code == 0
     labels = tifffile.imread(out)
-    # The tool's min_size 20; with --mask, no threshold unless --threshold is given.
-    np.testing.assert_array_equal(labels, segment(image, mask, n_clusters=4, random_state=5, min_size=20))
+    # The defaults: with --mask, no threshold (threshold 'auto') and every piece of the mask kept.
+    np.testing.assert_array_equal(labels, segment(image, mask, n_clusters=4, random_state=5))
     assert ari_against_truth(labels, truth) >= 0.97
     with tifffile.TiffFile(out) as tif:
         params = json.loads(tif.pages[0].description)
     assert params["n_clusters"] == 4 and params["random_state"] == 5
-    assert params["min_size"] == 20 and params["threshold"] is None
+    assert params["min_size"] == "auto" and params["min_size_used"] == 0
+    assert params["threshold"] == "auto" and params["threshold_used"] is None
     assert "4 segments" in capsys.readouterr().out
 
 
@@ -64,14 +65,16 @@ def test_segment_otsu_to_npy_with_sidecar(circle_files):
     assert sidecar["threshold"] == "otsu" and 1.3 < sidecar["threshold_used"] < 1.7
 
 
-def test_segment_without_flags_uses_the_tool_defaults(circle_files):
+def test_segment_without_flags_uses_the_defaults(circle_files):
     path, image, _, truth = circle_files
     out = path / "labels.npy"
     assert main(["segment", str(path / "img.npy"), "-o", str(out)]) == 0
-    expected = SegmentationParams.tool_defaults()
+    expected = SegmentationParams()
     np.testing.assert_array_equal(np.load(out), segment(image, **expected.as_kwargs()))
+    np.testing.assert_array_equal(np.load(out), segment(image))
     sidecar = json.loads((path / "labels.npy.json").read_text())
-    assert (sidecar["threshold"], sidecar["min_size"], sidecar["random_state"]) == ("otsu", 20, 0)
+    assert (sidecar["threshold"], sidecar["min_size"], sidecar["random_state"]) == ("auto", "auto", 0)
+    assert sidecar["min_size_used"] > 0 and sidecar["threshold_used"] > 0
     assert ari_against_truth(np.load(out), truth) >= 0.95
 
 
@@ -87,9 +90,7 @@ def test_help_lists_every_flag_of_the_parameters_with_its_default(command, capsy
     # channel_axis has no flag of its own; segment adds one (batch reads it from a parameter file).
     assert ("--channel-axis N" in text) == (command == "segment") and "--seeds" not in text
     assert "--spatial-ndim" in text
-    assert "(default: 20)" in text and "same labels (default: 0)" in text
-    with_mask = "or none with --mask" in text
-    assert with_mask == (command == "segment") and "mask) (default: otsu" in text
+    assert "(default: auto)" in text and "(recorded) (default: 0)" in text
 
 
 @pytest.mark.parametrize(
@@ -298,7 +299,7 @@ def test_segment_a_stack_frame_by_frame_or_as_one_volume(tmp_path, capsys):
     assert (stored["spatial_ndim"], stored["frames"], stored["random_state"]) == (2, 3, 3)
     out = tmp_path / "v.tif"
     assert main(["segment", str(tmp_path / "movie.npy"), "-o", str(out), "--spatial-ndim", "3", *flags]) == 0
-    np.testing.assert_array_equal(tifffile.imread(out), segment(frames, threshold="otsu", min_size=20, random_state=3))
+    np.testing.assert_array_equal(tifffile.imread(out), segment(frames, random_state=3))
 
 
 def test_segment_an_rgb_tif_uses_its_colour_unless_told_otherwise(tmp_path):
@@ -308,16 +309,14 @@ def test_segment_an_rgb_tif_uses_its_colour_unless_told_otherwise(tmp_path):
     tifffile.imwrite(tmp_path / "c.tif", rgba, photometric="rgb")
     out = tmp_path / "l.tif"
     assert main(["segment", str(tmp_path / "c.tif"), "-o", str(out), "--seed", "1"]) == 0
-    expected = segment(rgba[..., :3], channel_axis=-1, threshold="otsu", min_size=20, random_state=1)
+    expected = segment(rgba[..., :3], channel_axis=-1, random_state=1)
     np.testing.assert_array_equal(tifffile.imread(out), expected)
     # Channels first in a grey stack: --channel-axis names them.
     planes = np.moveaxis(rgba[..., :3], -1, 0).astype(np.float32)
     np.save(tmp_path / "planes.npy", planes)
     args = ["segment", str(tmp_path / "planes.npy"), "-o", str(out), "--seed", "1", "--channel-axis", "0"]
     assert main(args) == 0
-    np.testing.assert_array_equal(
-        tifffile.imread(out), segment(planes, channel_axis=0, threshold="otsu", min_size=20, random_state=1)
-    )
+    np.testing.assert_array_equal(tifffile.imread(out), segment(planes, channel_axis=0, random_state=1))
 
 
 # ---------------------------------------------------------------- consoles and signals

@@ -6,9 +6,16 @@ import scipy.sparse as sp
 from conftest import ari_against_truth
 from sklearn.feature_extraction import image as sk_image
 
-from napari_spectral_seg import SegmentationCancelled, build_pixel_graph, iter_segment, segment
+from napari_spectral_seg import SegmentationCancelled, build_pixel_graph, iter_segment
+from napari_spectral_seg import segment as segment_with_defaults
 from napari_spectral_seg.core import STEPS, otsu_threshold
 from napari_spectral_seg.data import four_circles
+
+
+def segment(image, mask=None, **kwargs):
+    """``segment`` on the whole image (or the mask) unless a threshold is given: these tests are about the graph."""
+    kwargs.setdefault("threshold", None)
+    return segment_with_defaults(image, mask, **kwargs)
 
 
 @pytest.mark.parametrize("seed", range(10))

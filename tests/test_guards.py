@@ -9,11 +9,18 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from napari_spectral_seg import segment
+from napari_spectral_seg import segment as segment_with_defaults
 from napari_spectral_seg.core import memory
 from napari_spectral_seg.core._threads import single_threaded
 from napari_spectral_seg.core.mask import otsu_threshold
 from napari_spectral_seg.data import four_circles
+
+
+def segment(image, mask=None, **kwargs):
+    """``segment`` on the whole image (or the mask) unless a threshold is given: these tests are about the graph."""
+    kwargs.setdefault("threshold", None)
+    return segment_with_defaults(image, mask, **kwargs)
+
 
 GIB = 2**30
 

@@ -70,7 +70,7 @@ def test_params_pickle_and_compare_by_value():
 
 
 def test_recorded_parameters_say_what_was_used():
-    recorded = SegmentationParams(n_clusters="auto").record(random_state=3)
+    recorded = SegmentationParams(n_clusters="auto", threshold=None).record(random_state=3)
     assert recorded["sensitivity"] == 0.85 and recorded["edge_level"] is None  # no threshold: edges stay
     assert SegmentationParams(n_clusters="auto", threshold="otsu").record(random_state=3)["edge_level"] == 0.4
     assert set(recorded) == set(SegmentationParams.names())
@@ -84,8 +84,7 @@ def test_unknown_parameter_file_keys_name_the_parameter_meant():
     assert SegmentationParams.from_mapping({"image": "x", "beta": 2.0}, ignore={"image"}).beta == 2.0
 
 
-def test_tool_defaults_are_declared_once_with_the_library_defaults_beside_them():
-    tool = SegmentationParams.tool_defaults()
-    library = SegmentationParams()
-    differing = {name for name in SegmentationParams.names() if getattr(tool, name) != getattr(library, name)}
-    assert differing == {"threshold", "min_size", "random_state"}
+def test_one_set_of_defaults_chooses_from_the_image():
+    defaults = SegmentationParams()
+    assert (defaults.threshold, defaults.min_size, defaults.sigma, defaults.random_state) == ("auto", "auto", "auto", 0)
+    assert not hasattr(SegmentationParams, "tool_defaults")

@@ -13,9 +13,16 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
-from napari_spectral_seg import segment  # noqa: E402
+from napari_spectral_seg import segment as segment_with_defaults  # noqa: E402
 
 DTYPES = ["bool", "uint8", "uint16", "int8", "int64", "float16", "float32", "float64"]
+
+
+def segment(image, mask=None, **kwargs):
+    """``segment`` on the whole image (or the mask) unless a threshold is given: these tests are about the graph."""
+    kwargs.setdefault("threshold", None)
+    return segment_with_defaults(image, mask, **kwargs)
+
 
 SETTINGS = dict(
     max_examples=40,

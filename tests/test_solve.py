@@ -7,8 +7,14 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from napari_spectral_seg import segment
+from napari_spectral_seg import segment as segment_with_defaults
 from napari_spectral_seg.core import solve
+
+
+def segment(image, mask=None, **kwargs):
+    """``segment`` on the whole image (or the mask) unless a threshold is given: these tests are about the graph."""
+    kwargs.setdefault("threshold", None)
+    return segment_with_defaults(image, mask, **kwargs)
 
 
 def _image(shape=(12, 12), seed=0):

@@ -7,10 +7,16 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_spectral_seg import segment
+from napari_spectral_seg import segment as segment_with_defaults
 from napari_spectral_seg.core import memory
 from napari_spectral_seg.core.memory import InsufficientMemoryError
 from napari_spectral_seg.core.validation import floor_edge_weights, scale_for_graph
+
+
+def segment(image, mask=None, **kwargs):
+    """``segment`` on the whole image (or the mask) unless a threshold is given: these tests are about the graph."""
+    kwargs.setdefault("threshold", None)
+    return segment_with_defaults(image, mask, **kwargs)
 
 
 def _image(shape=(12, 12), seed=0):

@@ -67,7 +67,7 @@ def test_otsu_without_mask_fills_in_the_threshold(viewer_and_widget, qtbot):
     assert widget.auto_threshold.enabled and not widget.threshold.enabled
     click_run_and_wait(widget, qtbot)
     meta = viewer.layers[RESULT].metadata["spectral_seg"]
-    assert meta["threshold"] == "otsu"
+    assert meta["threshold"] == "auto"
     assert 1.3 < meta["threshold_used"] < 1.7
     assert widget.threshold.value == pytest.approx(meta["threshold_used"], abs=0.01)
 
@@ -164,7 +164,7 @@ def test_save_parameters_writes_what_segment_takes(viewer_and_widget, tmp_path, 
     path = tmp_path / "params.json"
     widget.save_parameters(path)
     saved = json.loads(path.read_text())["spectral_seg"]
-    assert saved["threshold"] == "otsu" and saved["n_clusters"] == 3
+    assert saved["threshold"] == "auto" and saved["n_clusters"] == 3
     assert saved["beta"] == 2.5 and saved["random_state"] == 11
     assert saved["spacing"] == [1.0, 1.0] and saved["channel_axis"] is None
     # What the widget computes is what batch replays from the file.

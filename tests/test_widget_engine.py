@@ -72,7 +72,7 @@ def test_a_killed_engine_is_an_engine_error_not_a_hang(engine):
 def test_warnings_come_back_as_text(engine):
     updates = []
     image = np.ones((20, 20))
-    run_to_end(engine.steps(image, None, SegmentationParams(n_clusters=2, random_state=0)), progress=updates.append)
+    run_to_end(engine.steps(image, None, SegmentationParams(n_clusters=2, threshold=None)), progress=updates.append)
     assert any(isinstance(u, str) and "constant" in u for u in updates)
 
 
@@ -91,7 +91,7 @@ def test_a_script_without_main_guard_is_not_rerun(tmp_path):
         f"open({str(marker)!r}, 'a').write('run\\n')\n"
         "engine = EngineProcess()\n"
         "image = np.random.default_rng(0).random((20, 20))\n"
-        "result = run_to_end(engine.steps(image, None, SegmentationParams(n_clusters=2)))\n"
+        "result = run_to_end(engine.steps(image, None, SegmentationParams(n_clusters=2, threshold=None)))\n"
         "engine.close()\n"
         "print(result.labels.max())\n"
     )
@@ -105,7 +105,7 @@ def test_every_frame_of_a_stack_in_one_job(engine):
     from napari_spectral_seg.core import segment_frames
 
     stack = np.stack([four_circles(size=40, seed=s)[0] for s in range(2)])
-    params = SegmentationParams.tool_defaults()
+    params = SegmentationParams()
     result = run_to_end(engine.steps(stack, None, params, spatial_ndim=2))
     np.testing.assert_array_equal(result.labels, segment_frames(stack, spatial_ndim=2, **params.as_kwargs()))
     # Each frame's own threshold, count and seed are recorded.

@@ -23,7 +23,7 @@ def docked(dock):
     return viewer, widget
 
 
-def test_one_field_per_parameter_with_gui_hints_starting_at_the_tool_defaults(docked):
+def test_one_field_per_parameter_with_gui_hints_starting_at_the_defaults(docked):
     viewer, widget = docked
     fields = widget._form.fields
     assert sorted(fields) == sorted(spec.name for spec in GUI_SPECS)
@@ -34,14 +34,14 @@ def test_one_field_per_parameter_with_gui_hints_starting_at_the_tool_defaults(do
         if "choices" in spec.gui:
             assert isinstance(field, ComboBox) and tuple(field.choices) == tuple(spec.gui["choices"])
         else:
-            value = spec.tool_default if spec.tool_default is not None else spec.default
-            assert isinstance(field, SpinBox if isinstance(value, int) else FloatSpinBox)
+            whole = isinstance(spec.default, int) or spec.gui.get("whole")
+            assert isinstance(field, SpinBox if whole else FloatSpinBox)
             for key in ("min", "max", "step"):
                 if key in spec.gui:
                     assert getattr(field, key) == pytest.approx(spec.gui[key])
     assert widget.mask.value is None and widget.seeds.value is None
     spacing = tuple(float(v) for v in viewer.layers["cells"].scale)
-    assert widget.current_parameters() == SegmentationParams.tool_defaults(spacing=spacing)
+    assert widget.current_parameters() == SegmentationParams(spacing=spacing)
 
 
 def test_tooltips_say_what_the_parameter_does_and_when_it_applies(docked):
@@ -66,18 +66,18 @@ def old_enabled(widget):
 
 
 def old_saved(widget):
-    """The saved parameters as the widget wrote them before SegmentationParams."""
+    """The saved parameters as the widget wrote them before SegmentationParams, with the 'auto' defaults."""
     uses_mask, auto, layer = widget.mask.value is not None, widget.auto_segments.value, widget.image.value
     return dict(
-        threshold=None if uses_mask else ("otsu" if widget.auto_threshold.value else float(widget.threshold.value)),
+        threshold=None if uses_mask else ("auto" if widget.auto_threshold.value else float(widget.threshold.value)),
         n_clusters="auto" if auto else int(widget.n_clusters.value),
         sensitivity=float(widget.sensitivity.value) if auto else None,
         edge_level=(float(widget.edge_level.value) or None) if auto and not uses_mask else None,
         beta=float(widget.beta.value),
-        sigma=float(widget.sigma.value) or None,
+        sigma="auto" if widget.auto_sigma.value else float(widget.sigma.value) or None,
         eigen_solver=widget.eigen_solver.value,
         random_state=int(widget.seed.value),
-        min_size=int(widget.min_size.value),
+        min_size="auto" if widget.auto_min_size.value else int(widget.min_size.value),
         channel_axis=-1 if layer.rgb else None,
         spacing=[float(v) for v in layer.scale[-2:]],
     )

@@ -79,17 +79,17 @@ def test_seed_pixels_in_image_pixels_and_on_the_frame():
 
 
 def test_recorded_parameters_are_what_the_widget_sets_in_json_types():
-    params = SegmentationParams.tool_defaults(spacing=(2.0, 1.0), sigma=1.5)
+    params = SegmentationParams(spacing=(2.0, 1.0), sigma=1.5)
     record = L.recorded_parameters(params)
     assert record == dict(
-        threshold="otsu",
+        threshold="auto",
         n_clusters=4,
         beta=1.0,
         eigen_solver="auto",
         random_state=0,
         spacing=[2.0, 1.0],
         channel_axis=None,
-        min_size=20,
+        min_size="auto",
         sigma=1.5,
         sensitivity=None,
         edge_level=None,  # acts in auto mode only
@@ -104,7 +104,7 @@ def test_collect_job_reads_the_frame_shown_its_mask_and_seed_points():
     stack = Image(data)
     mask = Labels(np.ones((3, 6, 7), np.uint8))
     points = Points(np.array([[1, 2, 3], [1, 4, 5]]))
-    params = SegmentationParams.tool_defaults()
+    params = SegmentationParams()
     job = L.collect_job(stack, mask, points, params, dims=2, all_frames=False, dims_point=(1, 0, 0))
     assert job.frame_index == (1,) and not job.all_frames and job.spatial_ndim is None
     np.testing.assert_array_equal(job.image, data[1])

@@ -16,10 +16,10 @@ def test_its_parameters_are_the_widget_fields_in_declaration_order():
     assert names == ["image"] + [s.name for s in SegmentationParams.specs() if s.gui is not None]
 
 
-def test_positional_call_equals_segment_with_the_tool_defaults():
+def test_positional_call_equals_segment_with_the_defaults():
     image, _, _ = four_circles(size=60, seed=0)
     labels = spectral_segmentation(image, "otsu", "4")
-    expected = segment(image, threshold="otsu", n_clusters=4, min_size=20, random_state=0)
+    expected = segment(image, threshold="otsu", n_clusters=4)
     assert np.array_equal(labels, expected)
 
 
@@ -29,7 +29,7 @@ def test_magicgui_builds_a_form_and_runs_it():
     image, _, _ = four_circles(size=60, seed=0)
     form = magicgui(spectral_segmentation)
     form.n_clusters.value = "auto"
-    assert form.threshold.value == "otsu" and form.min_size.value == "20"
+    assert form.threshold.value == "auto" and form.min_size.value == "auto" and form.sigma.value == "auto"
     labels = form(image)
     assert labels.shape == image.shape and labels.max() >= 4
 

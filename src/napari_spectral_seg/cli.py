@@ -2,10 +2,9 @@
 
 The segmentation flags of ``segment`` and ``batch`` are built from
 :meth:`SegmentationParams.specs() <napari_spectral_seg.core.params.SegmentationParams.specs>`:
-one flag per parameter that declares one, with its help and the tool default
-(:meth:`~napari_spectral_seg.core.params.SegmentationParams.tool_defaults`).
-With ``--mask`` there is no threshold unless ``--threshold`` is given, like in
-the widget.
+one flag per parameter that declares one, with its help and its default (the
+same as the library's and the widget's). With ``--mask`` the default threshold
+(``auto``) is none, like in the widget.
 
 ``segment`` takes ``--spatial-ndim`` and ``--channel-axis`` besides the
 parameters' flags (``channel_axis`` has no flag of its own: ``batch`` reads it
@@ -41,7 +40,6 @@ from .io import InputError, check_output_path, read_image, same_file, write_labe
 PROG = "napari-spectral-seg"
 # Tool defaults that change when a mask is given: the mask is the region to
 # segment, so no threshold is applied unless one is asked for (as in the widget).
-WITH_MASK = {"threshold": None}
 # The exit code of a run stopped by SIGTERM (128 + 15), as a shell reports it.
 TERMINATED = 143
 
@@ -131,9 +129,7 @@ def _help(spec: ParameterSpec, with_mask: bool) -> str:
     """The flag's help: the parameter's, with the command's default where it does not say it."""
     text = spec.help + (f"; {spec.applies_text}" if spec.applies_text else "")
     if "default" not in text:
-        default = _shown(spec.tool_default)
-        if with_mask and spec.name in WITH_MASK:
-            default += f", or {_shown(WITH_MASK[spec.name])} with --mask"
+        default = _shown(spec.default)
         text += f" (default: {default})"
     return text.replace("%", "%%")
 
@@ -158,9 +154,8 @@ def given_flags(args) -> dict:
 
 
 def segment_parameters(args, *, has_mask: bool, channel_axis: int | None) -> SegmentationParams:
-    """``segment``'s parameters: the tool defaults (no threshold with a mask), then the flags."""
-    defaults = WITH_MASK if has_mask else {}
-    return SegmentationParams.tool_defaults(**{**defaults, **given_flags(args), "channel_axis": channel_axis})
+    """``segment``'s parameters: the defaults, then the flags."""
+    return SegmentationParams(**{**given_flags(args), "channel_axis": channel_axis})
 
 
 # ---------------------------------------------------------------- commands

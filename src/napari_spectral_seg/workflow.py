@@ -2,10 +2,10 @@
 
 Its parameters are the segmentation parameters that have a widget field in
 :class:`~napari_spectral_seg.core.params.SegmentationParams`, in declaration
-order and with the tools' defaults, so they can be given by position (as
+order and with their defaults, so they can be given by position (as
 napari-workflows does) or by name, and magicgui builds a form from the
 signature. The signature is built from the declaration, not written out.
-Parameters that take a word or a number (``threshold``: "otsu" or a number;
+Parameters that take a word or a number (``threshold``: "auto", "otsu" or a number;
 ``n_clusters``, ``sigma``, ``min_size``: "auto" or a number) are text.
 
 numpy only at import; napari is never imported here (the annotations are the
@@ -24,7 +24,12 @@ from .core.pipeline import segment
 __all__ = ["spectral_segmentation"]
 
 # Parameters whose value is a word ("otsu", "auto") or a number: text fields.
-_WORD_OR_NUMBER = {"threshold": "otsu", "n_clusters": "auto", "sigma": "auto", "min_size": "auto"}
+_WORD_OR_NUMBER = {
+    "threshold": ("auto", "otsu"),
+    "n_clusters": ("auto",),
+    "sigma": ("auto",),
+    "min_size": ("auto",),
+}
 
 
 def _field_specs():
@@ -32,7 +37,7 @@ def _field_specs():
 
 
 def _annotation_and_default(spec):
-    default = spec.tool_default
+    default = spec.default
     if spec.name in _WORD_OR_NUMBER:
         return str, "" if default is None else str(default)
     if spec.name == "sensitivity":
@@ -64,12 +69,13 @@ def _from_text(name: str, text: str):
     text = str(text).strip()
     if text == "":
         return None
-    if text.lower() == _WORD_OR_NUMBER[name]:
+    if text.lower() in _WORD_OR_NUMBER[name]:
         return text.lower()
     try:
         number = float(text)
     except ValueError:
-        raise ValueError(f"{name}={text!r} is neither a number nor '{_WORD_OR_NUMBER[name]}'.") from None
+        words = " or ".join(f"'{word}'" for word in _WORD_OR_NUMBER[name])
+        raise ValueError(f"{name}={text!r} is neither a number nor {words}.") from None
     return int(number) if name in ("n_clusters", "min_size") and number.is_integer() else number
 
 
@@ -81,7 +87,7 @@ def spectral_segmentation(*args, **kwargs) -> np.ndarray:
     image : ndarray
         2D or 3D image.
     threshold, n_clusters, beta, eigen_solver, random_state, min_size, sigma, sensitivity, edge_level
-        As in :func:`napari_spectral_seg.segment`, with the widget's defaults.
+        As in :func:`napari_spectral_seg.segment`, with the same defaults.
         ``sensitivity`` is used in auto mode only, ``edge_level`` in auto mode
         with a threshold only.
 

@@ -3,7 +3,7 @@
 One field per parameter whose spec has ``gui`` hints: a ComboBox for
 ``choices``, a SpinBox for a whole-number default, a FloatSpinBox otherwise;
 label, range and step from ``spec.gui``, tooltip from ``spec.help`` and
-``spec.applies_text``, first value from ``spec.tool_default``.
+``spec.applies_text``, first value from ``spec.default``.
 
 Four parameters take a word as well as a number, and are compound controls: a
 checkbox for the word beside the number field (:data:`COMPOUNDS`). A mask
@@ -70,7 +70,7 @@ class Compound:
 COMPOUNDS = (
     Compound(
         parameter="threshold",
-        word="otsu",
+        word="auto",
         name="auto_threshold",
         text="Otsu threshold",
         tooltip="Without a mask, segment pixels above Otsu's threshold.",
@@ -124,12 +124,12 @@ def tooltip(spec: ParameterSpec) -> str:
 
 
 def initial_value(spec: ParameterSpec) -> int | float | str:
-    """A field's first value: the parameter's tool default, as a field can show it.
+    """A field's first value: the parameter's default, as a field can show it.
 
     None shows :data:`SHOWN_FOR_NONE`; a compound's word (the threshold's
     "otsu") leaves the number at 0 (the checkbox is ticked).
     """
-    value = spec.tool_default
+    value = spec.default
     if value is None:
         return SHOWN_FOR_NONE[spec.name]
     if isinstance(value, str) and "choices" not in spec.gui:
@@ -138,8 +138,7 @@ def initial_value(spec: ParameterSpec) -> int | float | str:
 
 
 def _whole_number(spec: ParameterSpec) -> bool:
-    value = spec.tool_default if spec.tool_default is not None else spec.default
-    return is_integer(value)
+    return is_integer(spec.default) or bool(spec.gui.get("whole"))
 
 
 def make_field(spec: ParameterSpec, compound: Compound | None = None) -> ValueWidget:
@@ -163,7 +162,7 @@ def make_field(spec: ParameterSpec, compound: Compound | None = None) -> ValueWi
         tooltip=compound.number_tooltip if compound is not None else tooltip(spec),
     )
     if "choices" in gui:
-        return ComboBox(choices=list(gui["choices"]), value=spec.tool_default, **options)
+        return ComboBox(choices=list(gui["choices"]), value=spec.default, **options)
     ranges = dict(compound.number_range if compound is not None else {})
     ranges.update({key: gui[key] for key in ("min", "max", "step") if key in gui})
     if _whole_number(spec):
@@ -207,7 +206,7 @@ class ParameterForm:
         self.fields = {spec.name: make_field(spec, self._compounds.get(spec.name)) for spec in specs}
         self.widgets = {widget.name: widget for widget in self.fields.values()}
         for compound in COMPOUNDS:
-            ticked = SegmentationParams.spec(compound.parameter).tool_default == compound.word
+            ticked = SegmentationParams.spec(compound.parameter).default == compound.word
             box = CheckBox(name=compound.name, text=compound.text, value=ticked, tooltip=compound.tooltip)
             self.widgets[compound.name] = box
         self.update_enabled(uses_mask=False, seeded=False)
@@ -244,7 +243,7 @@ class ParameterForm:
         if uses_mask:
             values["threshold"] = None
         given = {name: value for name, value in values.items() if name not in self._conditional}
-        params = SegmentationParams.tool_defaults(**given, **(layer_parameters or {}))
+        params = SegmentationParams(**given, **(layer_parameters or {}))
         return params.replace(**{name: values[name] for name in self._conditional if params.applies(name)})
 
     def update_enabled(self, *, uses_mask: bool, seeded: bool) -> None:

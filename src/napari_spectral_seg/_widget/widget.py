@@ -454,7 +454,7 @@ class SpectralSegmentationWidget(Container):
         self._install_click_callbacks()
         used = metadata["threshold_used"]
         # Only while Otsu is ticked (the field is informational then): a typed threshold is never replaced.
-        if isinstance(used, float) and metadata["threshold"] == "otsu" and self.auto_threshold.value:
+        if isinstance(used, float) and metadata["threshold"] in ("otsu", "auto") and self.auto_threshold.value:
             self.threshold.value = used
         self._show_chosen(metadata)
         n_frames = len(result.parameters.get("per_frame", {})) if job.all_frames else None

@@ -41,7 +41,7 @@ def resolve_parameters(
     given = dict(file_params or {})
     given.update({key: value for key, value in (flags or {}).items() if value is not None})
     spatial_ndim = given.pop("spatial_ndim", None)
-    params = SegmentationParams.from_mapping(given, base=SegmentationParams.tool_defaults())
+    params = SegmentationParams.from_mapping(given, base=SegmentationParams())
     spatial_ndim = _spatial_ndim(spatial_ndim, params.spacing)
     if params.spacing is not None:
         params = params.replace(spacing=tuple(float(v) for v in check_spacing(params.spacing, spatial_ndim)))
@@ -51,7 +51,8 @@ def resolve_parameters(
 
 def _check_frame_parameters(params: SegmentationParams, spatial_ndim: int) -> None:
     """The checks of ``sigma`` and ``channel_axis`` that need a frame's number of axes."""
-    check_sigma(params.sigma, spatial_ndim)
+    if params.sigma != "auto":  # chosen per image
+        check_sigma(params.sigma, spatial_ndim)
     axis = params.channel_axis
     if axis is not None and not -(spatial_ndim + 1) <= axis <= spatial_ndim:
         raise ValueError(

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.ndimage as ndi
 
-from .mask import otsu_threshold
+from .mask import otsu_threshold, threshold_in_use
 from .params import check_sigma
 
-__all__ = ["ImageScales", "chosen_settings", "estimate_noise", "measure_scales"]
+__all__ = ["ImageScales", "chosen_settings", "estimate_noise", "measure_scales", "rough_radius", "unit_spacing"]
 
 # Smoothed noise at most this fraction of the object contrast: a pass of
 # three noise standard deviations inside an object then stays under
@@ -128,13 +128,28 @@ def _smoothed_noise_factor(sigma: float, unit: np.ndarray) -> float:
     return float(factor)
 
 
+def unit_spacing(spacing, ndim) -> np.ndarray:
+    """Pixel size per axis relative to the finest axis (ones without ``spacing``)."""
+    return _unit_spacing(spacing, ndim)
+
+
+def rough_radius(intensity: np.ndarray, mask, threshold, unit: np.ndarray) -> float:
+    """The typical object radius of a lightly smoothed, thresholded image (pixels of the finest axis)."""
+    rough = _rough_mask(intensity, mask, threshold, unit)
+    return _typical_radius(rough, unit) if rough.any() else 1.0
+
+
 def _rough_mask(intensity, mask, threshold, unit) -> np.ndarray:
     """Foreground of the lightly smoothed image: the mask, or above the threshold."""
+    threshold = threshold_in_use(threshold, mask is not None)
     if threshold is None:
         rough = np.ones(intensity.shape, bool) if mask is None else mask
     else:
         light = ndi.gaussian_filter(intensity, 1.0 / unit, mode="nearest")
-        level = otsu_threshold(light) if isinstance(threshold, str) else float(threshold)
+        if threshold == "otsu":
+            level = otsu_threshold(light[mask] if mask is not None and mask.any() else light)
+        else:
+            level = float(threshold)
         rough = light > level
         if mask is not None:
             rough &= mask
@@ -243,26 +258,27 @@ def chosen_settings(
     """The smoothing and smallest piece to use: as given, or chosen from the image ("auto").
 
     ``sigma="auto"`` smooths in auto mode only (a fixed count follows the
-    scikit-learn example, which does not smooth). What was chosen is
-    recorded in ``parameters``.
+    scikit-learn example, which does not smooth); ``min_size="auto"`` is
+    chosen where a threshold makes the mask and is 0 inside a given mask
+    (drawn as the user wants it). The values used are recorded in
+    ``parameters`` (``sigma_used``, ``min_size_used``).
     """
-    if params.sigma != "auto" and params.min_size != "auto":
-        return check_sigma(params.sigma, len(spatial_shape), shape=spatial_shape, spacing=spacing), params.min_size
-    intensity = data if data.ndim == len(spatial_shape) else data.mean(axis=-1)
-    smooths = params.sigma == "auto" and params.n_clusters == "auto"
-    scales = measure_scales(
-        intensity, mask=explicit_mask, threshold=params.threshold, spacing=spacing, choose_sigma=smooths
-    )
-    parameters.update(scales.record())
-    if params.sigma != "auto":
-        sigma = check_sigma(params.sigma, len(spatial_shape), shape=spatial_shape, spacing=spacing)
-        parameters["sigma_used"] = params.sigma
-    elif smooths and scales.sigma > 0:
-        sigma = ("scalar", scales.sigma)
-    else:
-        sigma = None
-        parameters["sigma_used"] = None
-    if params.min_size == "auto":
-        return sigma, scales.min_size
-    parameters["min_size_used"] = params.min_size
-    return sigma, params.min_size
+    choose_sigma = params.sigma == "auto" and params.n_clusters == "auto"
+    thresholded = threshold_in_use(params.threshold, explicit_mask is not None) is not None
+    choose_min_size = params.min_size == "auto" and thresholded
+    given_sigma = None if params.sigma == "auto" else params.sigma
+    sigma = check_sigma(given_sigma, len(spatial_shape), shape=spatial_shape, spacing=spacing)
+    min_size = 0 if params.min_size == "auto" else params.min_size
+    if choose_sigma or choose_min_size:
+        intensity = data if data.ndim == len(spatial_shape) else data.mean(axis=-1)
+        scales = measure_scales(
+            intensity, mask=explicit_mask, threshold=params.threshold, spacing=spacing, choose_sigma=choose_sigma
+        )
+        parameters.update(scales.record())
+        if choose_sigma and scales.sigma > 0:
+            sigma, given_sigma = ("scalar", scales.sigma), scales.sigma
+        if choose_min_size:
+            min_size = scales.min_size
+    parameters["sigma_used"] = given_sigma
+    parameters["min_size_used"] = int(min_size)
+    return sigma, min_size

@@ -6,7 +6,7 @@ import numpy as np
 
 from .validation import scale_for_graph
 
-__all__ = ["otsu_threshold", "resolve_mask"]
+__all__ = ["otsu_threshold", "resolve_mask", "threshold_in_use"]
 
 
 def otsu_threshold(image: np.ndarray, n_bins: int = 256) -> float:
@@ -74,6 +74,28 @@ def _best_cut(counts, centers, edges, n_values) -> float:
     return float(edges[1:-1][np.argmax(between)])
 
 
+def threshold_in_use(threshold, has_mask: bool):
+    """The threshold a run applies: ``"auto"`` is Otsu's without a mask and none inside one.
+
+    Parameters
+    ----------
+    threshold : float, "otsu", "auto" or None
+        As given to ``segment``.
+    has_mask : bool
+        Whether a mask is given.
+
+    Returns
+    -------
+    float, "otsu" or None
+    """
+    if isinstance(threshold, str):
+        word = threshold.lower()
+        if word == "auto":
+            return None if has_mask else "otsu"
+        return word
+    return threshold
+
+
 def resolve_mask(image, mask=None, threshold=None, spatial_shape=None) -> tuple[np.ndarray, float | None]:
     """Boolean mask of the pixels to segment.
 
@@ -84,8 +106,10 @@ def resolve_mask(image, mask=None, threshold=None, spatial_shape=None) -> tuple[
     mask : array_like of bool, shape S, optional
         Explicit mask; nonzero means inside. Combined with ``threshold`` by
         logical and when both are given.
-    threshold : float or "otsu", optional
-        Keep pixels whose intensity is strictly greater.
+    threshold : float, "otsu" or "auto", optional
+        Keep pixels whose intensity is strictly greater; Otsu's threshold is
+        that of the pixels inside ``mask`` when one is given (a region of
+        interest), and ``"auto"`` is none with a mask (see :func:`threshold_in_use`).
     spatial_shape : tuple, optional
         ``S``; defaults to ``image.shape``.
 
@@ -102,7 +126,12 @@ def resolve_mask(image, mask=None, threshold=None, spatial_shape=None) -> tuple[
     else:
         result = np.ones(spatial_shape, dtype=bool)
     used = None
+    threshold = threshold_in_use(threshold, mask is not None)
     if threshold is not None:
-        used = otsu_threshold(intensity) if isinstance(threshold, str) else float(threshold)
+        if threshold == "otsu":
+            # Inside a region of interest, Otsu's threshold of that region.
+            used = otsu_threshold(intensity[result] if mask is not None and result.any() else intensity)
+        else:
+            used = float(threshold)
         result &= intensity > used
     return result, used

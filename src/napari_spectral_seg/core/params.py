@@ -7,16 +7,11 @@ fields, the command line's flags, the parameter files of ``batch`` and the
 metadata recorded with every result are built from it, so a new parameter is
 declared here and used where it acts, nowhere else.
 
-Two sets of defaults exist, decided here and nowhere else:
-
-* ``default``: the library's (``segment()``): no guess is made for a script,
-  which gets the scikit-learn example's behaviour (the whole image or the
-  given mask, every piece kept) and a freshly drawn seed unless it sets one.
-* ``tool_default``: what the napari widget, the ``segment`` command and
-  ``batch`` use when the user sets nothing, where it differs: a user with an
-  image file or layer wants objects on a background (Otsu's threshold, noise
-  specks under 20 pixels dropped) and a result that a re-run reproduces
-  (seed 0).
+One set of defaults serves the library, the widget, the ``segment`` command
+and ``batch``: a user who sets nothing gets objects on a background (Otsu's
+threshold unless a mask is given), smoothing and the smallest piece chosen
+from the image itself in auto mode (``"auto"``, the chosen values recorded)
+and a result a re-run reproduces (seed 0).
 
 Checks that need the image (``spacing``, ``sigma`` per axis, ``seeds``,
 ``channel_axis``) run when the image is known: :func:`check_spacing`,
@@ -50,6 +45,8 @@ __all__ = [
 
 EIGEN_SOLVERS = ("auto", "arpack", "lobpcg", "amg", "multilevel")
 LABEL_METHODS = ("kmeans", "cluster_qr")
+POLARITIES = ("auto", "bright", "dark")
+BACKGROUNDS = ("auto", "flat")
 # Split threshold on the pass/hill ratio of auto mode: single objects score
 # close to 1, touching pairs well below; irregular real outlines go down to
 # about this value, which is why it is not higher.
@@ -80,10 +77,10 @@ def _check_threshold(value, params):
     if value is None:
         return
     if isinstance(value, str):
-        if value.lower() != "otsu":
-            raise ValueError(f"threshold={value!r} is not understood; pass a number or 'otsu'.")
+        if value.lower() not in ("otsu", "auto"):
+            raise ValueError(f"threshold={value!r} is not understood; pass a number, 'otsu' or 'auto'.")
     elif not _is_real(value) or not np.isfinite(value):
-        raise ValueError(f"threshold={value!r} must be a finite number or 'otsu'.")
+        raise ValueError(f"threshold={value!r} must be a finite number, 'otsu' or 'auto'.")
 
 
 def _check_n_clusters(value, params):
@@ -293,8 +290,6 @@ class ParameterSpec:
         The keyword of :func:`napari_spectral_seg.segment`.
     default : object
         The library's default.
-    tool_default : object
-        The widget's, the ``segment`` command's and ``batch``'s default.
     help : str
         One line for tooltips and ``--help``.
     check : callable
@@ -313,7 +308,6 @@ class ParameterSpec:
 
     name: str
     default: Any
-    tool_default: Any
     help: str
     check: Callable
     applies: Callable
@@ -330,7 +324,6 @@ def _param(
     check: Callable,
     applies: Callable | None = None,
     applies_text: str = "",
-    tool_default=_UNSET,
     flag: str | None | object = _UNSET,
     gui: dict | None = None,
     record: Callable | None = None,
@@ -341,7 +334,6 @@ def _param(
     """
     spec = dict(
         default=default,
-        tool_default=default if tool_default is _UNSET else tool_default,
         help=help,
         check=check,
         applies=applies or (lambda params: True),
@@ -384,9 +376,11 @@ class SegmentationParams:
     """
 
     threshold: float | str | None = _param(
-        None,
-        tool_default="otsu",
-        help="segment the pixels brighter than this number, or 'otsu' for Otsu's threshold; none: the whole image (or the mask)",
+        "auto",
+        help=(
+            "segment the pixels brighter than this number, or 'otsu' for Otsu's threshold (inside the mask "
+            "when one is given); 'auto': Otsu's without a mask, none with one; none: the whole image (or the mask)"
+        ),
         check=_check_threshold,
         gui=dict(label="threshold"),
     )
@@ -411,9 +405,8 @@ class SegmentationParams:
         gui=dict(label="eigen solver", choices=EIGEN_SOLVERS),
     )
     random_state: int | None = _param(
-        None,
-        tool_default=0,
-        help="random seed: the same seed gives the same labels",
+        0,
+        help="random seed: the same seed gives the same labels; none: a fresh seed each run (recorded)",
         check=_check_random_state,
         flag="--seed",
         gui=dict(label="seed", min=0, max=2**31 - 1),
@@ -430,12 +423,14 @@ class SegmentationParams:
         check=_check_channel_axis,
         flag=None,
     )
-    min_size: int = _param(
-        0,
-        tool_default=20,
-        help="pieces of the mask smaller than this many pixels are left out; 'auto': a tenth of the typical object",
+    min_size: int | str = _param(
+        "auto",
+        help=(
+            "pieces of the mask smaller than this many pixels are left out; 'auto': a tenth of the typical "
+            "object where a threshold makes the mask, 0 inside a given mask"
+        ),
         check=_check_min_size,
-        gui=dict(label="min size (px)", min=0, max=10**9),
+        gui=dict(label="min size (px)", min=0, max=10**9, whole=True),
         record=lambda v: v if v == "auto" else int(v),
     )
     assign_labels: str = _param(
@@ -450,11 +445,11 @@ class SegmentationParams:
         check=_check_seeds,  # the shape against the image: seeds.check_seeds
         flag=None,
     )
-    sigma: float | tuple | None = _param(
-        None,
+    sigma: float | str | tuple | None = _param(
+        "auto",
         help=(
-            "Gaussian smoothing before the mask and the graph, in pixels (0: none); 'auto' (auto mode): "
-            "from the image's noise and its typical object size"
+            "Gaussian smoothing before the mask and the graph, in pixels (0: none); 'auto': in auto mode "
+            "from the image's noise and its typical object size, none with a fixed number of segments"
         ),
         check=lambda v, p: None,  # needs the number of spatial axes: check_sigma
         record=lambda v: v if v is None or np.isscalar(v) else [float(x) for x in v],
@@ -478,6 +473,19 @@ class SegmentationParams:
         applies=_auto_with_threshold,
         applies_text="in auto mode with a threshold only (not with a mask)",
         gui=dict(label="edge level", min=0.0, max=0.95, step=0.05),
+    )
+
+    polarity: str = _param(
+        "auto",
+        help="objects brighter (bright) or darker (dark) than their background; auto: dark only where clear",
+        check=lambda v, p: _check_choice(POLARITIES)(v, p, "polarity"),
+        gui=dict(label="objects are", choices=POLARITIES),
+    )
+    background: str = _param(
+        "auto",
+        help="auto: subtract a background that varies across the field (uneven illumination); flat: never",
+        check=lambda v, p: _check_choice(BACKGROUNDS)(v, p, "background"),
+        gui=dict(label="background", choices=BACKGROUNDS),
     )
 
     def __post_init__(self):
@@ -513,11 +521,6 @@ class SegmentationParams:
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls))
-
-    @classmethod
-    def tool_defaults(cls, **changes) -> SegmentationParams:
-        """The parameters the widget, ``segment`` and ``batch`` start from, with ``changes``."""
-        return cls(**{**{s.name: s.tool_default for s in cls.specs()}, **changes})
 
     @classmethod
     def from_mapping(cls, values: Mapping, *, base: SegmentationParams | None = None, ignore=()) -> SegmentationParams:

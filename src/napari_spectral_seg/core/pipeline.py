@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .adapt import chosen_settings
+from .adapt import chosen_settings, rough_radius, unit_spacing
 from .auto import default_min_part, iter_auto_labels
+from .background import correct_intensity
 from .edges import refine_object_edges
 from .graph import PixelIndex, component_block, edge_weights_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
-from .mask import resolve_mask
+from .mask import resolve_mask, threshold_in_use
 from .memory import check_run
 from .params import DEFAULT_EDGE_LEVEL, SegmentationParams, check_random_state, check_spacing
 from .progress import STEPS, Progress, SegmentationCancelled, relay, run_to_end
@@ -166,6 +167,7 @@ def _start_run(image, mask, params: SegmentationParams) -> _Run:
     spacing = check_spacing(params.spacing, len(spatial_shape))
     random_state = check_random_state(params.random_state)
     parameters = {}
+    data = _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters)
     sigma, min_size = chosen_settings(data, explicit_mask, params, spatial_shape, spacing, parameters)
     parameters = {**params.record(random_state=random_state, seeds=seed_pixels), **parameters}
     # Smoothed before the mask so a threshold sees the denoised image too.
@@ -184,6 +186,18 @@ def _start_run(image, mask, params: SegmentationParams) -> _Run:
     )
     run.min_size = min_size
     return run
+
+
+def _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters) -> np.ndarray:
+    """The image with bright objects on a flat background (see :mod:`.background`)."""
+    unit = unit_spacing(spacing, len(spatial_shape))
+    has_mask = explicit_mask is not None
+    thresholded = threshold_in_use(params.threshold, has_mask) is not None
+
+    def radius_of(intensity):
+        return rough_radius(intensity, explicit_mask, params.threshold, unit)
+
+    return correct_intensity(data, len(spatial_shape), params, thresholded, radius_of, unit, parameters)
 
 
 def _empty_mask_error(run: _Run, used_threshold) -> EmptyMaskError:
@@ -442,7 +456,9 @@ def _iter_object_edges(run: _Run, intensity, labels):
     """Auto mode with a threshold: each object's edge moved to its own brightness (see core.edges)."""
     parameters = run.parameters
     used = parameters["threshold_used"]
-    if parameters["edge_level"] is None or used is None:
+    if used is None:  # no threshold acted (a mask with threshold "auto"): the mask's edges are the user's
+        parameters["edge_level"] = None
+    if parameters["edge_level"] is None:
         return labels
     # The background level is only known when a threshold split the
     # image into signal and no signal.
@@ -466,19 +482,21 @@ def segment(
     image,
     mask=None,
     *,
-    threshold=None,
+    threshold="auto",
     n_clusters: int | str = 4,
     beta: float = 1.0,
     eigen_solver: str = "auto",
-    random_state: int | None = None,
+    random_state: int | None = 0,
     spacing=None,
     channel_axis: int | None = None,
-    min_size: int = 0,
+    min_size: int | str = "auto",
     assign_labels: str = "kmeans",
     seeds=None,
-    sigma=None,
+    sigma="auto",
     sensitivity: float | None = None,
     edge_level: float | None = DEFAULT_EDGE_LEVEL,
+    polarity: str = "auto",
+    background: str = "auto",
     progress: Callable[[Progress], object] | None = None,
 ) -> np.ndarray:
     """Segment an image by spectral clustering of its pixel graph.
@@ -491,9 +509,11 @@ def segment(
         Pixels to segment (nonzero). Combined with ``threshold`` if both are
         given. An integer label image (e.g. a napari Labels layer) segments
         each label region on its own: touching regions are never merged.
-    threshold : float or "otsu", optional
-        Segment only pixels brighter than this (strictly greater). Neither
-        ``mask`` nor ``threshold``: the whole image.
+    threshold : float, "otsu", "auto" or None
+        Segment only pixels brighter than this (strictly greater). "otsu":
+        Otsu's threshold, of the pixels inside ``mask`` when one is given (a
+        region of interest). "auto" (default): Otsu's threshold without a
+        mask, none with one. None without a mask: the whole image.
     n_clusters : int or "auto"
         Number of segments. Each connected component of the mask gets at
         least one segment, so a mask of C > n_clusters separate pieces gives
@@ -504,8 +524,8 @@ def segment(
         from its shape (necks) and intensity (dark seams); see
         :mod:`napari_spectral_seg.core.auto`. ``beta`` and
         ``assign_labels`` are not used then. It is meant for objects on a
-        background: pass ``mask`` or ``threshold`` (e.g. "otsu", with
-        ``sigma=1`` and a ``min_size`` against noise specks).
+        background (the default threshold finds one); ``sigma`` and
+        ``min_size`` then follow the image's noise and object size.
     beta : float
         Edge weights are ``exp(-beta * |gradient| / std(gradient))``;
         ``beta=1`` is the scikit-learn example. Larger values cut more
@@ -517,19 +537,23 @@ def segment(
         eigenvectors level by level: O(n) time and memory, the choice for
         megapixel images. "auto" uses exact ARPACK on small components and
         "multilevel" above ``AUTO_ARPACK_LIMIT`` nodes.
-    random_state : int, optional
-        Seed of the random start vectors and of k-means. ``None`` draws one;
-        the seed used is in :attr:`SegmentationResult.parameters`.
+    random_state : int or None
+        Seed of the random start vectors and of k-means (default 0: a re-run
+        gives the same labels). ``None`` draws one; the seed used is in
+        :attr:`SegmentationResult.parameters`.
     spacing : sequence of float, optional
         Physical pixel size per spatial axis (e.g. ``(4.0, 1.0, 1.0)`` for a
         z step four times the xy pixel size).
     channel_axis : int, optional
         Axis holding channels (RGB or fluorescence channels); edge weights
         then use the distance between channel vectors.
-    min_size : int
+    min_size : int or "auto"
         Connected components of the mask with fewer pixels are left out
         (label 0). With ``n_clusters="auto"`` it is also the smallest piece a
         split may cut off (at least 10 pixels in 2D, 30 voxels in 3D).
+        "auto" (default): a tenth of the typical object's area (volume) where
+        a threshold makes the mask, 0 inside a given mask; the value used is
+        recorded as ``min_size_used``.
     assign_labels : {"kmeans", "cluster_qr"}
         How the spectral embedding is turned into labels. "kmeans" then
         moves each boundary between two neighbouring segments to the best
@@ -541,11 +565,15 @@ def segment(
         a point are left out), ``n_clusters`` is ignored, and the segment
         holding point ``i`` is labelled ``i + 1``. A point outside the mask
         raises ValueError.
-    sigma : float or sequence of float, optional
+    sigma : float, sequence of float, "auto" or None
         Gaussian pre-smoothing before the mask and the graph are computed.
         A number is the width in pixels along the finest axis, scaled by
         ``spacing`` on the others (same physical width); a sequence gives
         pixels per spatial axis. Never across channels. ``None`` or 0: none.
+        "auto" (default): with ``n_clusters="auto"``, the width the image's
+        noise, texture and typical object size call for (see
+        :mod:`napari_spectral_seg.core.adapt`); none with a fixed number of
+        segments (the scikit-learn example). Recorded as ``sigma_used``.
     sensitivity : float, optional
         ``n_clusters="auto"`` only: a component is cut where the pass between
         two parts is lower than ``sensitivity`` times the lower of their
@@ -561,6 +589,19 @@ def segment(
         global threshold cuts dim objects too small and bright ones too
         large; see :mod:`napari_spectral_seg.core.edges`. Default 0.4; 0 or
         None keeps the threshold's edges.
+    polarity : {"auto", "bright", "dark"}
+        Whether the objects are brighter ("bright": fluorescence) or darker
+        ("dark": brightfield, H&E, phase contrast) than their background;
+        dark objects are segmented on the inverted image. "auto" (default):
+        "dark" only where Otsu's bright class holds most of the image and of
+        its border; recorded as ``polarity_used``. See
+        :mod:`napari_spectral_seg.core.background`.
+    background : {"auto", "flat"}
+        "auto" (default), where a threshold makes the mask: a background
+        that varies across the field (uneven illumination) by more than a
+        fifth of the contrast is estimated and subtracted first, so dim
+        objects on its dark side are found; recorded as ``background_used``.
+        "flat": never.
     progress : callable, optional
         Called with a :class:`Progress` between steps, between connected
         components and, for a component solved by the multilevel solver,
