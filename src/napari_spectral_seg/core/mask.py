@@ -6,7 +6,7 @@ import numpy as np
 
 from .validation import scale_for_graph
 
-__all__ = ["otsu_threshold", "resolve_mask", "threshold_in_use"]
+__all__ = ["empty_mask_hint", "otsu_threshold", "resolve_mask", "threshold_in_use"]
 
 
 def otsu_threshold(image: np.ndarray, n_bins: int = 256) -> float:
@@ -135,3 +135,12 @@ def resolve_mask(image, mask=None, threshold=None, spatial_shape=None) -> tuple[
             used = float(threshold)
         result &= intensity > used
     return result, used
+
+
+def empty_mask_hint(data: np.ndarray, threshold, used_threshold) -> str:
+    """What to change when the mask keeps no pixel."""
+    if used_threshold is None:
+        return "draw or pass a mask with some nonzero pixels"
+    if isinstance(threshold, str) and data.max() == data.min():
+        return f"the image is constant, so threshold={threshold!r} keeps nothing; pass threshold=None"
+    return f"lower the threshold (it is {used_threshold:.4g}, the image maximum is {data.max():.4g})"

@@ -16,18 +16,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .adapt import chosen_settings, rough_radius, unit_spacing
 from .auto import default_min_part, iter_auto_labels
-from .background import correct_intensity
 from .edges import refine_object_edges
 from .graph import PixelIndex, component_block, edge_weights_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel
-from .mask import resolve_mask, threshold_in_use
+from .mask import empty_mask_hint, resolve_mask
 from .memory import check_run
 from .params import DEFAULT_EDGE_LEVEL, SegmentationParams, check_random_state, check_spacing
+from .prepare import prepare_image
 from .progress import STEPS, Progress, SegmentationCancelled, relay, run_to_end
 from .seeds import assign_to_seeds, check_seeds, seed_nodes
-from .smooth import smooth_image
 from .solve import iter_solve_component
 from .validation import (
     as_float_image,
@@ -166,12 +164,8 @@ def _start_run(image, mask, params: SegmentationParams) -> _Run:
     seed_pixels = None if params.seeds is None else check_seeds(params.seeds, spatial_shape)
     spacing = check_spacing(params.spacing, len(spatial_shape))
     random_state = check_random_state(params.random_state)
-    parameters = {}
-    data = _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters)
-    sigma, min_size = chosen_settings(data, explicit_mask, params, spatial_shape, spacing, parameters)
-    parameters = {**params.record(random_state=random_state, seeds=seed_pixels), **parameters}
-    # Smoothed before the mask so a threshold sees the denoised image too.
-    data = smooth_image(data, sigma, spacing, multichannel=data.ndim > len(spatial_shape))
+    data, min_size, chosen = prepare_image(data, explicit_mask, params, spatial_shape, spacing)
+    parameters = {**params.record(random_state=random_state, seeds=seed_pixels), **chosen}
     run = _Run(
         params,
         data,
@@ -188,29 +182,6 @@ def _start_run(image, mask, params: SegmentationParams) -> _Run:
     return run
 
 
-def _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters) -> np.ndarray:
-    """The image with bright objects on a flat background (see :mod:`.background`)."""
-    unit = unit_spacing(spacing, len(spatial_shape))
-    has_mask = explicit_mask is not None
-    thresholded = threshold_in_use(params.threshold, has_mask) is not None
-
-    def radius_of(intensity):
-        return rough_radius(intensity, explicit_mask, params.threshold, unit)
-
-    return correct_intensity(data, len(spatial_shape), params, thresholded, radius_of, unit, parameters)
-
-
-def _empty_mask_error(run: _Run, used_threshold) -> EmptyMaskError:
-    data, threshold = run.data, run.params.threshold
-    if used_threshold is None:
-        hint = "draw or pass a mask with some nonzero pixels"
-    elif isinstance(threshold, str) and data.max() == data.min():
-        hint = "the image is constant, so threshold='otsu' keeps nothing; pass threshold=None"
-    else:
-        hint = f"lower the threshold (it is {used_threshold:.4g}, the image maximum is {data.max():.4g})"
-    return EmptyMaskError(f"mask is empty: no pixel to segment; {hint}.")
-
-
 def _iter_mask(run: _Run):
     """The mask step: threshold, pieces, the memory check and the seeds' pieces."""
     params = run.params
@@ -219,7 +190,9 @@ def _iter_mask(run: _Run):
     run.parameters["threshold_used"] = used_threshold
     n_masked = int(mask.sum())
     if n_masked == 0:
-        raise _empty_mask_error(run, used_threshold)
+        raise EmptyMaskError(
+            f"mask is empty: no pixel to segment; {empty_mask_hint(run.data, params.threshold, used_threshold)}."
+        )
     if run.seed_pixels is None and params.n_clusters != "auto":
         check_segment_count(params.n_clusters, n_masked)
     warn_if_constant(run.data, mask)
