@@ -70,13 +70,14 @@ def test_a_rerun_of_one_frame_is_one_undo_step(make_napari_viewer, qtbot):
     np.testing.assert_array_equal(result.data, first)
 
 
-def test_a_run_changing_too_many_pixels_for_one_step_clears_the_history(viewer_and_widget, qtbot, monkeypatch):
+@pytest.mark.parametrize("limit", ["MAX_STEP_PIXELS", "MAX_COMPARED_PIXELS"])
+def test_a_run_too_large_for_one_step_clears_the_history(viewer_and_widget, qtbot, monkeypatch, limit):
     viewer, widget = viewer_and_widget
     run_and_wait(widget, qtbot)
     result = viewer.layers["four circles spectral"]
     result.paint((50, 50), 9)
     result.mode = "paint"
-    monkeypatch.setattr(undo, "MAX_STEP_PIXELS", 10)
+    monkeypatch.setattr(undo, limit, 10)
     widget.n_clusters.value = 2
     run_and_wait(widget, qtbot)
     second = np.array(result.data)

@@ -26,10 +26,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["HISTORY_LIMIT", "MAX_STEP_PIXELS", "UndoTracker", "tracker", "write_run"]
+__all__ = ["HISTORY_LIMIT", "MAX_COMPARED_PIXELS", "MAX_STEP_PIXELS", "UndoTracker", "tracker", "write_run"]
 
 # Pixels a run may change and still be one undo step: about 45 ms of GUI-thread time (bench/undo_step.py).
 MAX_STEP_PIXELS = 2**18
+# Larger results are not compared with the labels they replace (the comparison alone would hold
+# napari's thread and a mask of this many bytes): their runs replace the labels and clear the history.
+MAX_COMPARED_PIXELS = 2**24
 # napari's Labels keeps this many undo steps (Labels._history_limit).
 HISTORY_LIMIT = 100
 _TRACKER = "spectral_seg_tracker"  # the wrapped undo's attribute that holds the layer's tracker
@@ -144,16 +147,18 @@ def write_run(layer, labels: np.ndarray, key: str, metadata: dict, frame_index: 
     -------
     bool
         Whether the run is an undo step; False: it changed more than
-        :data:`MAX_STEP_PIXELS` pixels (or the layer's data is not a numpy
-        array) and the layer's undo history was cleared.
+        :data:`MAX_STEP_PIXELS` pixels, the labels have more than
+        :data:`MAX_COMPARED_PIXELS`, or the layer's data is not a numpy
+        array, and the layer's undo history was cleared.
     """
     history = tracker(layer, key)
     before = layer.metadata.get(key)
     frame = () if frame_index is None else tuple(int(i) for i in frame_index)
-    current = layer.data[frame] if frame else layer.data
-    changed = np.asarray(current) != labels
-    n_changed = int(np.count_nonzero(changed))
-    as_step = isinstance(layer.data, np.ndarray) and n_changed <= MAX_STEP_PIXELS
+    as_step = isinstance(layer.data, np.ndarray) and labels.size <= MAX_COMPARED_PIXELS
+    if as_step:
+        changed = (layer.data[frame] if frame else layer.data) != labels
+        n_changed = int(np.count_nonzero(changed))
+        as_step = n_changed <= MAX_STEP_PIXELS
     if as_step and n_changed:
         where = np.nonzero(changed)
         indices = tuple(np.full(n_changed, i, dtype=np.intp) for i in frame) + where
