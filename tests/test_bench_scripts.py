@@ -34,6 +34,7 @@ SCRIPTS = [
     ("bench/quality.py", ["--quick"]),
     ("bench/split.py", ["--help"]),
     ("bench/ui_latency.py", ["--help"]),
+    ("bench/undo_step.py", ["--help"]),
     ("docs/make_screenshots.py", ["--help"]),
 ]
 

@@ -194,7 +194,7 @@ def test_a_full_disk_at_the_npy_sidecar_leaves_neither_half_a_pair_nor_an_empty_
         open(path, "w").close()  # the file is created, then the write fails
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(io, "_write_text", disk_full)
+    monkeypatch.setattr(io.labels, "_write_text", disk_full)
     with pytest.raises(InputError, match="No space left on device"):
         io.write_labels(tmp_path / "l.npy", np.ones((3, 4), np.int32), {"n_clusters": 4})
     if not existing:

@@ -35,7 +35,15 @@ from .batch.task import segmentation_steps
 from .core.frames import iter_segment_frames
 from .core.params import ParameterSpec, SegmentationParams, check_random_state
 from .core.progress import run_to_end
-from .io import InputError, check_output_path, read_image, same_file, write_labels
+from .io import (
+    InputError,
+    check_output_path,
+    read_image,
+    read_voxel_size,
+    same_file,
+    spacing_and_voxel_size,
+    write_labels,
+)
 
 PROG = "napari-spectral-seg"
 # Tool defaults that change when a mask is given: the mask is the region to
@@ -168,7 +176,7 @@ def cmd_segment(args) -> int:
     mask = read_image(args.mask)[0] if args.mask else None
     try:
         params = segment_parameters(args, has_mask=mask is not None, channel_axis=channel_axis)
-        spatial_ndim = frame_ndim(args.spatial_ndim, params.spacing)
+        params, spatial_ndim, voxel = _with_voxel_size(args, params, image.ndim - (channel_axis is not None))
         if channel_axis is not None and not -image.ndim <= channel_axis < image.ndim:
             raise ValueError(f"--channel-axis {channel_axis} is out of range for an image of shape {image.shape}.")
         n_leading = image.ndim - (channel_axis is not None) - spatial_ndim
@@ -185,7 +193,9 @@ def cmd_segment(args) -> int:
     except (ValueError, TypeError, MemoryError) as exc:
         raise CliError(str(exc)) from exc
     parameters = dict(parameters, input=str(args.input), seconds=seconds)
-    write_labels(args.output, labels, parameters)
+    if voxel is not None:
+        parameters["voxel_size"] = voxel.record()
+    write_labels(args.output, labels, parameters, voxel_size=voxel)
     frames = f"{parameters['frames']} frames, " if n_leading else ""
     print(
         f"{args.output}: {frames}{int(parameters.get('n_segments') or labels.max())} segments, "
@@ -211,6 +221,22 @@ def _refuse_to_replace_an_input(args) -> None:
             raise CliError(
                 f"-o {args.output} is {what} ({path}); writing the labels there would replace it: pass another -o file."
             )
+
+
+def _with_voxel_size(args, params: SegmentationParams, n_axes: int):
+    """The input's voxel size as ``spacing`` (unless ``--spacing`` is given), the frame size, and the voxel size to write.
+
+    A TIFF with a z step (ImageJ ``spacing``, OME ``PhysicalSizeZ``) of three
+    or more axes is a volume unless ``--spatial-ndim`` says otherwise; the
+    output carries the sizes used (``--spacing``'s, in the file's unit).
+    """
+    voxel = read_voxel_size(args.input)
+    given = args.spatial_ndim
+    if given is None and params.spacing is None and voxel is not None and voxel.has_z and n_axes >= 3:
+        given = 3
+    spatial_ndim = frame_ndim(given, params.spacing)
+    spacing, voxel = spacing_and_voxel_size(voxel, params.spacing, spatial_ndim)
+    return params.replace(spacing=spacing), spatial_ndim, voxel
 
 
 def _segment_stack(image, mask, params: SegmentationParams, spatial_ndim: int):

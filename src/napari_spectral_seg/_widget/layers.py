@@ -20,6 +20,7 @@ from napari.utils.notifications import show_info
 from .. import __version__
 from ..core.params import SegmentationParams
 from ..core.pipeline import SegmentationResult
+from .undo import tracker, write_run
 
 __all__ = [
     "LAYER_PARAMETERS",
@@ -408,13 +409,13 @@ def show_labels(
     metadata = {METADATA_KEY: metadata}
     existing = layers[name] if name in layers else None
     if isinstance(existing, Labels) and existing.data.shape == labels.shape and not new_layer:
-        existing.data = labels.astype(existing.data.dtype, copy=False)
+        # One undo step: Ctrl+Z brings back the previous result, never a mix of two runs.
+        write_run(existing, labels.astype(existing.data.dtype, copy=False), METADATA_KEY, metadata[METADATA_KEY])
         for key, value in geometry.items():
             try:
                 setattr(existing, key, value)
             except (AttributeError, ValueError, TypeError):
                 pass  # e.g. units the layer cannot take
-        existing.metadata = {**existing.metadata, **metadata}
         return existing
     if existing is not None:
         name = f"{name} [{len(layers)}]"
@@ -453,9 +454,8 @@ def show_frame(
     per_frame[str(tuple(frame_index))] = dict(metadata)
     metadata = dict(metadata, per_frame=per_frame)
     if fits:
-        existing.data[frame_index] = frame_labels
-        existing.metadata = {**existing.metadata, METADATA_KEY: metadata}
-        existing.refresh()
+        frame_labels = np.asarray(frame_labels, dtype=existing.data.dtype)
+        write_run(existing, frame_labels, METADATA_KEY, metadata, frame_index)  # one undo step
         return existing
     stack = np.zeros(full_shape, dtype=np.int32)
     stack[frame_index] = frame_labels
@@ -473,12 +473,12 @@ def put_result(layers: LayerList, job: Job, labels: np.ndarray, metadata: dict, 
 
 
 class EditWatch:
-    """Whether a Labels layer was edited since the watch began: painted, filled, set or its data replaced.
+    """Whether a Labels layer was edited since the watch began: painted, filled, set, undone or its data replaced.
 
     ``events.paint`` fires for every undo step napari records (brush,
     fill, polygon, ``data_setitem``, the click edits); the data's identity
-    catches a new array. An undo (Ctrl+Z) emits no public event and is not
-    seen.
+    catches a new array; an undo or redo (Ctrl+Z), which emits no public
+    event, is reported by the layer's :class:`.undo.UndoTracker`.
     """
 
     def __init__(self, layer: Labels | None) -> None:
@@ -487,6 +487,7 @@ class EditWatch:
         if layer is not None:
             self._start = self._state()
             layer.events.paint.connect(self._count)
+            tracker(layer, METADATA_KEY).listeners.append(self._count)
 
     def _state(self) -> int:
         return id(self.layer.data)
@@ -503,3 +504,6 @@ class EditWatch:
         """Stop counting."""
         if self.layer is not None:
             self.layer.events.paint.disconnect(self._count)
+            listeners = tracker(self.layer, METADATA_KEY).listeners
+            if self._count in listeners:
+                listeners.remove(self._count)

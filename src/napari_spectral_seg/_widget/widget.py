@@ -26,6 +26,7 @@ from ..core.params import SegmentationParams
 from ..core.pipeline import SegmentationResult
 from .clicks import CLICK_MODES, ClickEditor
 from .engine import HEARTBEAT, EngineProcess, run_seconds, segment_in_worker
+from .fit import PointsClickNotice, RefitOnDock, wrap_status
 from .form import ParameterForm
 from .layers import (
     METADATA_KEY,
@@ -120,6 +121,11 @@ class SpectralSegmentationWidget(Container):
         self._follow_active_layer()
         self._on_image_changed()  # the first choice was set before the signals were connected
         self._update_enabled()
+        self._refit = RefitOnDock(napari_viewer, self.native)
+        wrap_status(self.status.native)
+        self._points_notice = PointsClickNotice(
+            napari_viewer, lambda: [layer.name for layer in napari_viewer.layers if is_result_layer(layer)]
+        )
 
     def _add_controls(self) -> None:
         """The layer pickers and buttons, then every control in its group under a heading.
@@ -511,6 +517,7 @@ class SpectralSegmentationWidget(Container):
         # The viewer (or the dock) closed: stop the worker and the engine;
         # callbacks of a worker that still finishes find _closed and do nothing.
         self._closed = True
+        self._points_notice.set_mode("off")  # the viewer's callback goes with the widget
         if self._worker is not None:
             self._worker.quit()
         self._engine.terminate()
@@ -518,6 +525,7 @@ class SpectralSegmentationWidget(Container):
     # ------------------------------------------------------------ click to split / merge
     def _install_click_callbacks(self, _=None):
         self._clicks.install(self.click_mode.value)
+        self._points_notice.set_mode(self.click_mode.value)
 
     def split_at(self, world_position: Sequence[float], layer: Labels | None = None) -> None:
         """Split the segment under ``world_position`` in two (one undo step)."""

@@ -14,10 +14,13 @@ from ..core.params import SegmentationParams
 from ..io import (
     INPUT_SUFFIXES,
     InputError,
+    VoxelSize,
     file_identity,
     input_kind,
     probe,
+    read_voxel_size,
     same_content,
+    spacing_and_voxel_size,
     stored_input_identity,
     stored_parameters,
     written_by_us,
@@ -49,7 +52,8 @@ class InputItem:
     path: Path
     kind: str
     output: Path
-    params: SegmentationParams | None = None  # the batch's, with this file's channel axis
+    params: SegmentationParams | None = None  # the batch's, with this file's channel axis and voxel size
+    voxel: VoxelSize | None = None  # what the output carries: the file's voxel size, or the batch's spacing
     shape: tuple = ()
     indices: list = field(default_factory=list)
     spatial_shape: tuple = ()
@@ -244,6 +248,7 @@ def _plan_input(item: InputItem, params: SegmentationParams, spatial_ndim: int) 
     # Colour is decided by the file (PNG/JPEG, RGB TIFF), like `segment` does.
     colour = item.kind == "png" or reader_channel_axis is not None
     item.params = params.replace(channel_axis=reader_channel_axis) if colour else params
+    _use_voxel_size(item, spatial_ndim)
     channel_axis = item.params.channel_axis
     try:
         item.indices = frame_indices(item.shape, spatial_ndim, channel_axis)
@@ -254,6 +259,13 @@ def _plan_input(item: InputItem, params: SegmentationParams, spatial_ndim: int) 
         axis = channel_axis % len(frame_shape)
         frame_shape = frame_shape[:axis] + frame_shape[axis + 1 :]
     item.spatial_shape = tuple(frame_shape)
+
+
+def _use_voxel_size(item: InputItem, spatial_ndim: int) -> None:
+    """The file's voxel size (ImageJ, OME, resolution tags) as its ``spacing``, unless the batch gives one."""
+    voxel = read_voxel_size(item.path) if item.kind == "tif" else None
+    spacing, item.voxel = spacing_and_voxel_size(voxel, item.params.spacing, spatial_ndim)
+    item.params = item.params.replace(spacing=spacing)
 
 
 def _identify(items: list[InputItem]) -> None:

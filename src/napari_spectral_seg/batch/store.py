@@ -35,6 +35,8 @@ def output_parameters(item: InputItem, spatial_ndim: int) -> dict:
     )
     if item.indices == [()]:
         parameters["threshold_used"] = infos[0]["threshold_used"]
+    if item.voxel is not None:
+        parameters["voxel_size"] = item.voxel.record()
     parameters["frame_info"] = infos
     return parameters
 
@@ -108,7 +110,7 @@ def finish(item: InputItem, spatial_ndim: int) -> None:
     """
     parameters = output_parameters(item, spatial_ndim)
     if item.kind != "zarr":
-        write_labels(item.output, item.labels, parameters, input_identity=item.identity)
+        write_labels(item.output, item.labels, parameters, input_identity=item.identity, voxel_size=item.voxel)
         item.labels = None
         return
     import zarr

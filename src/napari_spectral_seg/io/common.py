@@ -1,0 +1,27 @@
+"""What every part of the file reading and writing shares: the errors a user can fix, the metadata keys."""
+
+from __future__ import annotations
+
+__all__ = ["INPUT_IDENTITY_KEY", "METADATA_KEY", "InputError", "ParameterFileError", "first_line"]
+
+# The key the parameters are stored under: in a result layer's metadata, a
+# saved parameter file and a zarr output's attributes.
+METADATA_KEY = "spectral_seg"
+# Where an output keeps the identity of the input it was made from (batch):
+# a zarr attribute, or this private tag of a TIFF (JSON text). Not in the
+# parameters, so they stay exactly what ``segment()`` records.
+INPUT_IDENTITY_KEY = "spectral_seg_input"
+
+
+class InputError(ValueError):
+    """A file that cannot be read or written as asked; the message names it and the fix."""
+
+
+class ParameterFileError(InputError):
+    """A parameter file that cannot be read or is not an object of parameters."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

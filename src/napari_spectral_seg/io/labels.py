@@ -1,0 +1,227 @@
+"""Writing labels atomically with the parameters that made them; what an output stores; an input's identity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .common import INPUT_IDENTITY_KEY, METADATA_KEY, InputError
+from .voxels import VoxelSize, tiff_arguments
+
+__all__ = [
+    "WRITE_SUFFIXES",
+    "check_output_path",
+    "file_identity",
+    "same_content",
+    "same_file",
+    "stored_input_identity",
+    "stored_parameters",
+    "write_labels",
+    "written_by_us",
+]
+
+WRITE_SUFFIXES = (".tif", ".tiff", ".npy")
+_IDENTITY_TAG = 65111
+# Keys every set of parameters this package records holds: how an output
+# written by ``segment``, ``batch`` or the widget is told from another file.
+_OUR_KEYS = frozenset({"threshold", "n_clusters", "beta", "eigen_solver", "random_state"})
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Refuse an output path that cannot be written, before any work is done.
+
+    Raises
+    ------
+    InputError
+        Not ``.tif``/``.npy``, or its directory is missing or not writable.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in WRITE_SUFFIXES:
+        raise InputError(f"{path}: cannot write '{suffix}'; the output must end in .tif or .npy.")
+    if not path.parent.is_dir():
+        raise InputError(f"{path.parent}: output directory does not exist; create it first.")
+    if not os.access(path.parent, os.W_OK):
+        raise InputError(f"{path.parent}: output directory is not writable.")
+    return path
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: the same path spelt differently, a symlink or a hard link."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
+
+
+def _partial(path: Path) -> Path:
+    """The temporary name a file is written under before it is renamed into place (hidden, same directory)."""
+    return path.with_name(f".{path.name}.partial{path.suffix}")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` and flush it to disk (a rename that follows never exposes an empty file)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_labels(
+    path: str | os.PathLike,
+    labels: np.ndarray,
+    parameters: dict,
+    *,
+    input_identity: dict | None = None,
+    voxel_size: VoxelSize | None = None,
+) -> None:
+    """Write labels atomically (temporary files, then rename) with the parameters.
+
+    ``.tif`` files carry the parameters as JSON in the image description
+    (and ``input_identity``, from :func:`file_identity`, in a private tag);
+    with a ``voxel_size`` (for the labels' trailing axes, z first) they are
+    an ImageJ hyperstack at that scale with the parameters in its ``Info``
+    (:func:`~napari_spectral_seg.io.voxels.tiff_arguments`); the voxel size
+    is not stored in an ``.npy`` file;
+    ``.npy`` files get a sidecar ``<name>.json``. Everything is written and
+    flushed under hidden temporary names first (``.<name>.partial.<suffix>``),
+    then renamed: the sidecar, then the labels. A failed or interrupted
+    write (a full disk, Ctrl-C, SIGTERM from the command line) removes the
+    temporary files and leaves an earlier output as it was: never a
+    half-written file, an empty sidecar or a new sidecar without its labels.
+
+    Raises
+    ------
+    InputError
+        The path is refused by :func:`check_output_path`, or writing fails.
+    """
+    path = check_output_path(path)
+    suffix = path.suffix.lower()
+    text = json.dumps(parameters, default=str)
+    tmp = _partial(path)
+    sidecar = path.with_name(path.name + ".json") if suffix == ".npy" else None
+    temporaries = [tmp] + ([_partial(sidecar)] if sidecar else [])
+    try:
+        if sidecar is not None:
+            if input_identity is not None:
+                raise InputError(f"{path}: the input's identity is stored in TIFF outputs only.")
+            with open(tmp, "wb") as fh:
+                np.save(fh, labels)
+                fh.flush()
+                os.fsync(fh.fileno())
+            _write_text(temporaries[1], text)
+            os.replace(temporaries[1], sidecar)
+            try:
+                os.replace(tmp, path)
+            except OSError:
+                sidecar.unlink(missing_ok=True)  # no sidecar without its labels
+                raise
+        else:
+            import tifffile
+
+            identity = json.dumps(input_identity) if input_identity is not None else None
+            extratags = [(_IDENTITY_TAG, "s", 0, identity, True)] if identity else []
+            labels, arguments = tiff_arguments(labels, text, voxel_size)
+            tifffile.imwrite(tmp, labels, extratags=extratags, **arguments)
+            _sync(tmp)
+            os.replace(tmp, path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write it ({exc.strerror or exc}).") from exc
+    finally:
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
+
+
+def stored_parameters(output: str | os.PathLike) -> dict | None:
+    """The parameters stored in a labels output, or None if there are none or it is unreadable.
+
+    A TIFF's description (or its ImageJ ``Info``), a zarr array's
+    attribute, an ``.npy`` file's sidecar.
+    """
+    output = Path(output)
+    try:
+        suffix = output.suffix.lower()
+        if suffix == ".zarr":
+            import zarr
+
+            return dict(zarr.open_array(str(output), mode="r").attrs[METADATA_KEY])
+        if suffix == ".npy":
+            return json.loads(output.with_name(output.name + ".json").read_text())
+        import tifffile
+
+        with tifffile.TiffFile(output) as tif:
+            if tif.is_imagej and "Info" in (tif.imagej_metadata or {}):
+                return json.loads(tif.imagej_metadata["Info"])
+            return json.loads(tif.pages[0].description)
+    except Exception:
+        return None
+
+
+def written_by_us(stored) -> bool:
+    """Whether ``stored`` (from :func:`stored_parameters`) is what this package records with its results."""
+    return isinstance(stored, dict) and _OUR_KEYS <= stored.keys()
+
+
+def stored_input_identity(output: str | os.PathLike) -> dict | None:
+    """The input identity stored with a batch output (:func:`write_labels`), or None."""
+    output = Path(output)
+    try:
+        if output.suffix.lower() == ".zarr":
+            import zarr
+
+            return dict(zarr.open_array(str(output), mode="r").attrs[INPUT_IDENTITY_KEY])
+        import tifffile
+
+        with tifffile.TiffFile(output) as tif:
+            tag = tif.pages[0].tags.get(_IDENTITY_TAG)
+            return None if tag is None else json.loads(tag.value)
+    except Exception:
+        return None
+
+
+def file_identity(path: str | os.PathLike) -> dict:
+    """What identifies an input's content: its size, modification time and a BLAKE2b hash of its bytes.
+
+    For a directory (a zarr store) the hash covers every file's relative
+    path and bytes. Reading is done in blocks of 4 MiB; hashlib releases
+    the GIL, so identities of several files can be computed in threads.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    """
+    path = Path(path)
+    digest = hashlib.blake2b(digest_size=16)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    size = 0
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode("utf-8", "surrogateescape") + b"\0")
+        with open(file, "rb") as fh:
+            while block := fh.read(4 << 20):
+                digest.update(block)
+                size += len(block)
+    stat = path.stat()
+    return {"size": size, "mtime_ns": stat.st_mtime_ns, "blake2b": digest.hexdigest()}
+
+
+def same_content(identity: dict | None, other: dict | None) -> bool:
+    """Whether two :func:`file_identity` results describe the same content (size and hash; times may differ)."""
+    if not identity or not other:
+        return False
+    return (identity.get("size"), identity.get("blake2b")) == (other.get("size"), other.get("blake2b"))
