@@ -66,3 +66,10 @@ def test_the_background_estimate_follows_a_ramp():
 def test_unknown_words_are_refused_by_name(name, value):
     with pytest.raises(ValueError, match=f"{name}='{value}' is unknown"):
         segment(np.zeros((8, 8)), **{name: value})
+
+
+def test_everything_chosen_from_the_image_is_declared_as_recorded():
+    from napari_spectral_seg.core.prepare import CHOSEN_KEYS
+
+    result = run_to_end(iter_segment(touching_blobs((64, 64), 4, seed=0)[0], n_clusters="auto"))
+    assert set(CHOSEN_KEYS) <= set(result.parameters)

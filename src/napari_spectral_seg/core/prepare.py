@@ -15,7 +15,19 @@ from .background import correct_intensity
 from .mask import threshold_in_use
 from .smooth import smooth_image
 
-__all__ = ["prepare_image"]
+__all__ = ["CHOSEN_KEYS", "prepare_image"]
+
+# What prepare_image records it decided from the image.
+CHOSEN_KEYS = (
+    "polarity_used",
+    "background_used",
+    "background_range",
+    "noise",
+    "contrast",
+    "typical_radius",
+    "sigma_used",
+    "min_size_used",
+)
 
 
 def prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, spacing) -> tuple[np.ndarray, int, dict]:

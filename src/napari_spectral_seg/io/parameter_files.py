@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from ..core.params import PER_IMAGE, SegmentationParams
+from ..core.prepare import CHOSEN_KEYS
 from .common import METADATA_KEY, ParameterFileError, first_line
 from .labels import stored_parameters
 
@@ -35,6 +36,7 @@ _INFORMATIONAL_KEYS = frozenset(
         "split_ratios",
         "per_frame",
         "voxel_size",
+        *CHOSEN_KEYS,
         *PER_IMAGE,
     }
 )
