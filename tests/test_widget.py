@@ -181,11 +181,16 @@ def test_shapes_layer_mask_segments_the_drawn_region(viewer_and_widget, qtbot):
     # A rectangle around the top-left circle only (centre (28, 24), radius 16).
     viewer.add_shapes([np.array([[8, 4], [8, 44], [48, 44], [48, 4]])], shape_type="rectangle", name="roi")
     widget.mask.value = viewer.layers["roi"]
+    assert widget.auto_threshold.enabled  # a region of interest keeps the threshold
     widget.n_clusters.value = 2
     click_run_and_wait(widget, qtbot)
     labels = viewer.layers[RESULT].data
     assert np.all(labels[:7] == 0) and np.all(labels[50:] == 0) and np.all(labels[:, 46:] == 0)
-    assert labels.max() == 2 and np.all(labels[9:47, 5:43] > 0)
+    # Inside the rectangle only the circle is segmented (Otsu's threshold of the region), not its background.
+    meta = viewer.layers[RESULT].metadata["spectral_seg"]
+    assert meta["threshold"] == "otsu" and meta["threshold_used"] is not None
+    assert labels[10, 6] == 0 and labels[28, 24] > 0
+    assert labels.max() == 2 and 0.5 < np.count_nonzero(labels) / (np.pi * 16**2) < 1.3
 
 
 def test_labels_mask_keeps_its_regions_apart(viewer_and_widget, qtbot):

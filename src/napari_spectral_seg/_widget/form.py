@@ -222,13 +222,18 @@ class ParameterForm:
         number = int(widget.value) if isinstance(widget, SpinBox) else float(widget.value)
         return None if spec.name in OFF_AT_ZERO and number == 0 else number
 
-    def parameters(self, *, uses_mask: bool = False, layer_parameters: Mapping | None = None) -> SegmentationParams:
-        """The parameters the fields give, over the tool defaults.
+    def parameters(
+        self, *, uses_mask: bool = False, roi: bool = False, layer_parameters: Mapping | None = None
+    ) -> SegmentationParams:
+        """The parameters the fields give, over the defaults.
 
         Parameters
         ----------
         uses_mask : bool
-            A mask layer is chosen: it replaces the threshold (None).
+            A mask layer (Labels) is chosen: it replaces the threshold (None).
+        roi : bool
+            A region of interest (Shapes) is chosen: the threshold still
+            applies inside it, Otsu's being that of the region ("otsu").
         layer_parameters : mapping, optional
             The parameters the image layer decides (spacing, channel axis).
 
@@ -236,12 +241,14 @@ class ParameterForm:
         -------
         SegmentationParams
             Without seed points. A parameter that does not apply (e.g.
-            sensitivity without auto) keeps its tool default; its field
+            sensitivity without auto) keeps its default; its field
             keeps its value for when it applies again.
         """
         values = {spec.name: self._value(spec) for spec in self._specs}
         if uses_mask:
             values["threshold"] = None
+        elif roi and values["threshold"] == "auto":
+            values["threshold"] = "otsu"
         given = {name: value for name, value in values.items() if name not in self._conditional}
         params = SegmentationParams(**given, **(layer_parameters or {}))
         return params.replace(**{name: values[name] for name in self._conditional if params.applies(name)})

@@ -172,8 +172,9 @@ class SpectralSegmentationWidget(Container):
             name="mask",
             label="mask",
             choices=self._mask_choices,
-            tooltip="Labels layer (each label region is segmented on its own) or "
-            "Shapes layer (the drawn regions). 'none' uses the threshold instead.",
+            tooltip="Labels layer (each label region is segmented on its own, no threshold) or "
+            "Shapes layer (a region of interest: the threshold applies inside the drawn regions). "
+            "'none': the threshold over the whole image.",
         )
         self.seeds = ComboBox(
             name="seeds",
@@ -260,7 +261,7 @@ class SpectralSegmentationWidget(Container):
             self.image.value = active
 
     def _update_enabled(self, _=None):
-        self._form.update_enabled(uses_mask=self.mask.value is not None, seeded=self.seeds.value is not None)
+        self._form.update_enabled(uses_mask=isinstance(self.mask.value, Labels), seeded=self.seeds.value is not None)
 
     def _update_frames_enabled(self, _=None):
         layer = self.image.value
@@ -292,12 +293,16 @@ class SpectralSegmentationWidget(Container):
         """The fields and the image layer's geometry (spacing, channel axis) as parameters.
 
         Without seed points (read from their layer when a run starts); a
-        mask layer makes the threshold None. ``.as_kwargs()`` gives keyword
+        Labels mask makes the threshold None, a Shapes region of interest
+        keeps it (Otsu's inside the region). ``.as_kwargs()`` gives keyword
         arguments of :func:`napari_spectral_seg.segment`.
         """
         layer = self.image.value
         geometry = {} if layer is None else layer_parameters(layer, self._spatial_ndim(layer))
-        return self._form.parameters(uses_mask=self.mask.value is not None, layer_parameters=geometry)
+        mask = self.mask.value
+        return self._form.parameters(
+            uses_mask=isinstance(mask, Labels), roi=isinstance(mask, Shapes), layer_parameters=geometry
+        )
 
     def save_parameters(self, path: str | os.PathLike) -> None:
         """Write the current parameters as JSON ``{"spectral_seg": {...}}``, the format

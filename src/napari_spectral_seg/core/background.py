@@ -4,10 +4,11 @@ Two things a threshold assumes and images often break:
 
 * **Polarity.** Fluorescent objects are brighter than their background;
   brightfield, H&E and phase-contrast objects are darker. ``polarity="auto"``
-  calls the objects dark only where the histogram makes it clear: the bright
-  class of Otsu's split holds most of the image *and* most of its border
-  (objects are the minority and rarely frame the field). Dark objects are
-  segmented on the inverted image.
+  calls the objects dark only where the histogram makes it clear: once the
+  slow variation across the field (its median in coarse blocks) is taken
+  out, the bright class of Otsu's split holds most of the image *and* most of
+  its border (objects are the minority and rarely frame the field). Dark
+  objects are segmented on the inverted image.
 * **Uneven background.** Under an illumination gradient one global threshold
   loses the dim objects on the dark side. ``background="auto"`` estimates the
   background as a smooth surface, the low end of the intensities in blocks a
@@ -35,6 +36,8 @@ _DARK_SHARE_OF_BORDER = 0.8
 _BACKGROUND_VARIATION = 0.2
 # Background blocks are this many typical object diameters wide.
 _BLOCK_DIAMETERS = 2.0
+# The field's slow variation, for the polarity: block medians, this many blocks per axis.
+_POLARITY_BLOCKS = 8
 # The background of a block: this percentile of its intensities.
 _BLOCK_PERCENTILE = 10.0
 
@@ -56,12 +59,15 @@ def choose_polarity(intensity: np.ndarray) -> str:
     -------
     {"bright", "dark"}
     """
-    level = otsu_threshold(intensity)
-    bright = intensity > level
+    # Against the field's slow variation, so an illumination gradient is not taken for the classes.
+    blocks = np.maximum(np.asarray(intensity.shape) // _POLARITY_BLOCKS, 1)
+    residual = intensity - _block_surface(intensity, blocks, 50.0)
+    level = otsu_threshold(residual)
+    bright = residual > level
     if not bright.any() or bright.all():
         return "bright"
     share = float(bright.mean())
-    border_share = float((_border(intensity) > level).mean())
+    border_share = float((_border(residual) > level).mean())
     return "dark" if share > _DARK_SHARE_OF_IMAGE and border_share > _DARK_SHARE_OF_BORDER else "bright"
 
 
@@ -84,6 +90,11 @@ def estimate_background(intensity: np.ndarray, radius: float, unit: np.ndarray) 
     # At least four blocks along every long axis: a background that varies
     # within the field needs several samples (and a gradient inflates the radius).
     block = np.minimum(block, np.maximum(np.asarray(intensity.shape) // 4, 1))
+    return _block_surface(intensity, block, _BLOCK_PERCENTILE)
+
+
+def _block_surface(intensity: np.ndarray, block: np.ndarray, percentile: float) -> np.ndarray:
+    """A percentile of each block, smoothed and interpolated back to every pixel."""
     counts = -(-np.asarray(intensity.shape) // block)
     padded_shape = counts * block
     pad = [(0, int(p - s)) for p, s in zip(padded_shape, intensity.shape)]
@@ -93,7 +104,7 @@ def estimate_background(intensity: np.ndarray, radius: float, unit: np.ndarray) 
     blocks = padded.reshape(shape)
     order = list(range(0, 2 * intensity.ndim, 2)) + list(range(1, 2 * intensity.ndim, 2))
     blocks = blocks.transpose(order).reshape(*counts, -1)
-    coarse = np.percentile(blocks, _BLOCK_PERCENTILE, axis=-1)
+    coarse = np.percentile(blocks, percentile, axis=-1)
     coarse = ndi.gaussian_filter(coarse, 1.0, mode="nearest")
     # Block centres to pixels: linear interpolation, constant beyond the outer centres.
     grids = [np.clip((np.arange(n) + 0.5) / b - 0.5, 0, c - 1) for n, b, c in zip(intensity.shape, block, counts)]
