@@ -21,7 +21,7 @@ from .progress import drain
 
 __all__ = [
     "EIGEN_SOLVERS",
-    "dense_edge_eigenvectors",
+    "edge_laplacian_eigenvectors",
     "iter_laplacian_eigenvectors",
     "laplacian_eigenvectors",
     "normalized_laplacian",
@@ -68,16 +68,32 @@ def normalized_laplacian(graph: sp.csr_array) -> tuple[sp.csr_array, np.ndarray]
     return laplacian.tocsr(), sqrt_degree
 
 
-def dense_edge_eigenvectors(w: np.ndarray, a: np.ndarray, b: np.ndarray, n: int, k: int):
-    """:func:`laplacian_eigenvectors` of a small graph given by its edges, without sparse matrices.
+def _edge_laplacian_entries(w, a, b, n):
+    """Rows, columns and values of the off-diagonal Laplacian entries in CSR order, and ``sqrt(D)``.
 
-    For the dense solver's sizes (``n <= DENSE_LIMIT``) the sparse route
-    (COO to CSR, two diagonal products, a difference, ``toarray``) costs more
-    than the eigen-solve; auto mode solves thousands of such graphs. The
-    matrix built here is bit for bit the sparse route's: each degree is
-    summed in CSR order (ascending column per row) by
-    ``np.add.reduceat``, as the sparse row sum does, each off-diagonal entry is
-    ``(d_i^-1/2 w_ij) d_j^-1/2`` and the diagonal is exactly 1, so the
+    Bit for bit those of :func:`normalized_laplacian` on the graph of these
+    edges: each degree summed in CSR order (ascending column per row) by
+    ``np.add.reduceat``, as the sparse row sum does, and each entry
+    ``(d_i^-1/2 w_ij) d_j^-1/2``, the order of the sparse products.
+    """
+    rows = np.concatenate([a, b])
+    cols = np.concatenate([b, a])
+    order = np.lexsort((cols, rows))
+    rows, cols = rows[order], cols[order]
+    values = np.concatenate([w, w])[order]
+    row_start = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))[:-1]])
+    sqrt_degree = np.sqrt(np.add.reduceat(values, row_start))  # every node has an edge: no empty row
+    inv = 1.0 / sqrt_degree
+    return rows, cols, -((inv[rows] * values) * inv[cols]), sqrt_degree
+
+
+def edge_laplacian_eigenvectors(w: np.ndarray, a: np.ndarray, b: np.ndarray, n: int, k: int, solver: str, rng):
+    """:func:`laplacian_eigenvectors` of a graph given by its edges, for the dense and ARPACK solvers.
+
+    Auto mode solves thousands of small graphs, where the sparse route
+    (COO to CSR, two diagonal products, a difference) costs as much as the
+    solve. The Laplacian built here from the edges is bit for bit that route's
+    (see :func:`_edge_laplacian_entries`; the diagonal is exactly 1), so the
     results are identical.
 
     Parameters
@@ -88,26 +104,35 @@ def dense_edge_eigenvectors(w: np.ndarray, a: np.ndarray, b: np.ndarray, n: int,
         Its end nodes.
     n, k : int
         Number of nodes (connected), number of eigenpairs.
+    solver : {"dense", "arpack"}
+        As chosen by :func:`resolve_solver`.
+    rng : numpy.random.Generator
+        Start vector of ARPACK.
 
     Returns
     -------
     eigenvalues, embedding
         As :func:`laplacian_eigenvectors`.
     """
-    rows = np.concatenate([a, b])
-    cols = np.concatenate([b, a])
-    values = np.concatenate([w, w])
-    order = np.lexsort((cols, rows))
-    row_start = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))[:-1]])
-    degree = np.add.reduceat(values[order], row_start)  # every node has an edge: no empty row
-    sqrt_degree = np.sqrt(degree)
-    inv = 1.0 / sqrt_degree
-    laplacian = np.zeros((n, n))
-    laplacian[rows, cols] = -((inv[rows] * values) * inv[cols])
-    laplacian[np.arange(n), np.arange(n)] = 1.0
+    rows, cols, entries, sqrt_degree = _edge_laplacian_entries(w, a, b, n)
+    if solver == "dense":
+        laplacian = np.zeros((n, n))
+        laplacian[rows, cols] = entries
+        laplacian[np.arange(n), np.arange(n)] = 1.0
+    else:
+        # The diagonal's 1 goes before the row's first larger column (CSR order).
+        diagonal = np.searchsorted(rows * n + cols, np.arange(n) * (n + 1))
+        data = np.insert(entries, diagonal, 1.0)
+        indices = np.insert(cols, diagonal, np.arange(n))
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n) + 1)])
+        laplacian = sp.csr_array((data, indices.astype(np.int32), indptr.astype(np.int32)), shape=(n, n))
+        laplacian.has_canonical_format = True
     with single_threaded("eigen", user_api="blas"):
-        eigenvalues, vectors = scipy.linalg.eigh(laplacian, subset_by_index=(0, k - 1))
-    return np.asarray(eigenvalues), _fix_signs(vectors / sqrt_degree[:, None])
+        if solver == "dense":
+            values, vectors = scipy.linalg.eigh(laplacian, subset_by_index=(0, k - 1))
+        else:
+            values, vectors = _arpack(laplacian, k, rng)
+    return np.asarray(values), _fix_signs(vectors / sqrt_degree[:, None])
 
 
 def _dense(laplacian, k):

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
-from ..eigen import dense_edge_eigenvectors, laplacian_eigenvectors, resolve_solver
+from ..eigen import edge_laplacian_eigenvectors, laplacian_eigenvectors, resolve_solver
 from .config import DEFAULT_SENSITIVITY, AutoConfig
 from .geometry import box_coords, pixel_unit, relative_size
 from .landscape import part_distance, part_heights
@@ -27,8 +28,10 @@ def fiedler_order(
     w: np.ndarray, la: np.ndarray, lb: np.ndarray, m: int, eigen_solver: str, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Node ranks along the Fiedler vector of the graph with edge weights ``w``."""
-    if resolve_solver(eigen_solver, m, 2) == "dense":
-        _, embedding = dense_edge_eigenvectors(w, la, lb, m, 2)  # the same numbers, without sparse matrices
+    chosen = resolve_solver(eigen_solver, m, 2)
+    if chosen in ("dense", "arpack"):
+        # The same numbers as laplacian_eigenvectors, without the sparse products.
+        _, embedding = edge_laplacian_eigenvectors(w, la, lb, m, 2, chosen, rng)
     else:
         graph = sp.coo_array(
             (np.concatenate([w, w]), (np.concatenate([la, lb]), np.concatenate([lb, la]))), shape=(m, m)
@@ -206,6 +209,85 @@ def step_cut(
     return float(ncut[best]) / max(step, 1e-6), side
 
 
+def _one_top(values: np.ndarray, la: np.ndarray, lb: np.ndarray) -> bool:
+    """Whether ``values`` on a part's nodes (edges ``la, lb``) has a single regional maximum.
+
+    A regional maximum is a plateau (nodes of one value, connected) with no
+    strictly higher neighbour.
+    """
+    higher = np.zeros(len(values), dtype=bool)
+    higher[la[values[lb] > values[la]]] = True
+    higher[lb[values[la] > values[lb]]] = True
+    if np.count_nonzero(~higher) == 1:
+        return True
+    flat = values[la] == values[lb]
+    n_flat, plateau = connected_components(
+        sp.coo_array((np.ones(int(flat.sum())), (la[flat], lb[flat])), shape=(len(values),) * 2), directed=False
+    )
+    below = np.zeros(n_flat, dtype=bool)
+    below[plateau[higher]] = True
+    return np.count_nonzero(~below) == 1
+
+
+def no_pass_below(heights, coords: np.ndarray, la: np.ndarray, lb: np.ndarray, threshold: float) -> bool:
+    """Whether no cut of a part can score a pass/hill ratio below ``threshold`` in any landscape.
+
+    A cut's ratio is at least ``b / h(x)``, where ``x`` is the top of its
+    lower side and ``b`` the bottleneck (the best lowest height along a
+    path) from ``x`` to a node at least as high: every such path crosses the
+    cut. If every node's bottleneck to a higher one is at least ``threshold``
+    times its height, no cut, and so no sweep candidate, scores below it.
+    That holds exactly when the morphological reconstruction (by dilation)
+    of ``threshold x h`` under ``h`` has a single regional maximum (at once
+    when ``h`` itself has one), which
+    :func:`skimage.morphology.reconstruction` computes in O(n log n) without
+    an eigen-solve. Conservative by a relative 1e-9, and only for thresholds
+    up to 1 and heights at least the ratio's floor (1e-12).
+
+    Parameters
+    ----------
+    heights : list of ndarray of float, shape (m,)
+        The part's landscapes.
+    coords : ndarray of int, shape (m, ndim)
+        Pixel coordinates of its nodes.
+    la, lb : ndarray of int
+        Its edges (face neighbours), in local numbering.
+    threshold : float
+        The ratio a cut must go below to be made.
+    """
+    from skimage.morphology import reconstruction
+
+    if threshold > 1.0 or min(h.min() for h in heights) < 1e-12:
+        return False
+    local, shape = box_coords(coords)
+    where = tuple(local.T)
+    footprint = ndi.generate_binary_structure(coords.shape[1], 1)
+    for h in heights:
+        if _one_top(h, la, lb):
+            continue
+        top = np.zeros(shape)
+        top[where] = h
+        marker = np.zeros(shape)
+        # At most h itself (threshold 1: one hill, and every ratio is >= 1 exactly).
+        marker[where] = np.minimum(h * min(threshold * (1.0 + 1e-9), 1.0), h)
+        rebuilt = reconstruction(marker, top, method="dilation", footprint=footprint)[where]
+        if not _one_top(rebuilt, la, lb):
+            return False
+    return True
+
+
+def _draw_as_solver(rng: np.random.Generator, m: int, eigen_solver: str) -> bool:
+    """Advance ``rng`` as the Fiedler solve of ``m`` nodes would have; False if that is not known.
+
+    A skipped solve must leave the generator where the solve would have, so
+    every later solve of the component starts from the same vector.
+    """
+    chosen = resolve_solver(eigen_solver, m, 2)
+    if chosen == "arpack":
+        rng.uniform(-1, 1, m)  # the start vector of _arpack
+    return chosen in ("dense", "arpack")
+
+
 def _part_threshold(m, ndim, sensitivity, min_part, object_size, config):
     """The pass/hill threshold and the smallest side of a part of ``m`` nodes.
 
@@ -318,6 +400,14 @@ def split_component(
         # left over along an earlier cut, would be chipped into min_part pieces.
         if coords is not None and heights[1].max() < config.min_depth * pixel_unit(spacing, ndim):
             final.append(part)
+            continue
+        if (
+            config.skip_clear_parts
+            and coords is not None
+            and no_pass_below(heights, coords[part], la, lb, threshold)
+            and _draw_as_solver(rng, m, eigen_solver)
+        ):
+            final.append(part)  # the sweep would find no ratio below the threshold
             continue
         rank, candidates, ratio = sweep_cut(hp, heights, la, lb, m, smallest, eigen_solver, rng, config)
         if rank is None:
