@@ -292,12 +292,14 @@ def _parse(argv):
 
 def main(argv=None):
     """Run the cases, print the table, write the results; return the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--worker" not in argv:
+        _check_imports()  # before the arguments, so that even --help names a missing package
     args = _parse(argv)
     if args.worker:
         sys.path.insert(0, HERE)
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
-    _check_imports()
     names = [c.strip() for c in args.cases.split(",")] if args.cases else list(QUICK_CASES if args.quick else CASES)
     names = [c for c in CASES if c in names]
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
