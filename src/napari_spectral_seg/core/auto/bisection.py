@@ -17,7 +17,7 @@ from scipy.sparse.csgraph import connected_components
 from ..eigen import edge_laplacian_eigenvectors, laplacian_eigenvectors, resolve_solver
 from .config import DEFAULT_SENSITIVITY, AutoConfig
 from .geometry import box_coords, pixel_unit, relative_size
-from .landscape import part_distance, part_heights
+from .landscape import part_distance
 from .pieces import cut_into_pieces, local_edges
 from .shape import is_one_convex_body
 
@@ -323,6 +323,7 @@ def split_component(
     max_segments: int = 1000,
     object_size: float | None = None,
     config: AutoConfig | None = None,
+    distance: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[float]]:
     """Split one connected component into objects by recursive spectral bisection.
 
@@ -360,6 +361,9 @@ def split_component(
         least ``config.large_part_smallest`` times it.
     config : AutoConfig, optional
         The thresholds; default ``AutoConfig()``.
+    distance : ndarray of float, shape (n,), optional
+        The component's own distance transform (``part_distance`` of all its
+        nodes), when the caller has it already.
 
     Returns
     -------
@@ -385,15 +389,19 @@ def split_component(
             final.append(part)
             continue
         la, lb = local_edges(part, n, a, b)
-        hp = h[part] if coords is None or cue is None or m == n else part_heights(part, coords, cue, spacing)
+        if coords is None:
+            hp, heights = h[part], [h[part]]
+        else:
+            own = distance if m == n and distance is not None else part_distance(part, coords, spacing)
+            hp = h[part] if cue is None or m == n else own * cue[part]  # part_heights, its transform reused
+            # The shape alone is a second landscape: a dim object beside a bright
+            # one is a low hill in h, and the bright one's light blurred across
+            # the neck raises the pass almost to it; in d the neck still shows.
+            heights = [hp, own]
         top = hp.max()
         if top <= 0 or len(la) == 0:
             final.append(part)
             continue
-        # The shape alone is a second landscape: a dim object beside a bright
-        # one is a low hill in h, and the bright one's light blurred across
-        # the neck raises the pass almost to it; in d the neck still shows.
-        heights = [hp] if coords is None else [hp, part_distance(part, coords, spacing)]
         # In a part at most a couple of pixels thick the distance transform
         # only takes the values 1, sqrt 2, sqrt 3, so the pass/hill ratio
         # measures pixel steps (1 / sqrt 2 = 0.71), not necks: such a sheet,

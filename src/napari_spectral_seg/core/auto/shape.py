@@ -12,7 +12,7 @@ import scipy.ndimage as ndi
 
 from .._threads import single_threaded
 from .config import AutoConfig
-from .geometry import axis_scale, box_mask
+from .geometry import axis_scale, box_mask, fill_holes
 
 __all__ = ["hull_mask", "is_one_convex_body", "notch_cut", "seam_ratio", "solidity", "two_means"]
 
@@ -140,7 +140,7 @@ def notch_cut(
     local, box = box_mask(x)
     shape = box.shape
     # A hole (a dark spot inside a nucleus) is not a notch of the outline.
-    box = ndi.binary_fill_holes(box)
+    box = fill_holes(box)
     hull = hull_mask(box)
     if hull is None:
         return 0.0, np.inf, None
