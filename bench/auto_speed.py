@@ -5,13 +5,17 @@ Usage::
     .venv/bin/python bench/auto_speed.py                # every case; writes bench/results/auto_speed.json
     .venv/bin/python bench/auto_speed.py --quick        # < 1 minute: DSB and the 3D stack, 1 warm run
     .venv/bin/python bench/auto_speed.py --cases dsb2018-512,mosaic-1024 --repeats 5
+    .venv/bin/python bench/auto_speed.py --config skip_clear_parts=true --out /tmp/skip.json
 
 Methods
 -------
 auto
     ``segment(image, threshold="otsu", n_clusters="auto", sigma="auto",
     min_size="auto")``, with ``spacing=`` for the anisotropic stack: the call
-    auto mode's defaults make. ``random_state`` is left at its default.
+    auto mode's defaults make. ``random_state`` is left at its default. It
+    runs as ``run_to_end(iter_segment(..., auto_config=AutoConfig(...)))``,
+    which is what ``segment`` does; ``--config FIELD=VALUE`` changes a field
+    of that AutoConfig (a study, never written to the default result file).
 voronoi-otsu
     The published ``voronoi_otsu_labeling(image, spot_sigma=2,
     outline_sigma=2)`` of napari-segment-blobs-and-things-with-membranes, at
@@ -162,12 +166,18 @@ def worker(spec: dict) -> dict:
     from _scoring import score
 
     if spec["method"] == "auto":
-        from napari_spectral_seg import segment
+        from napari_spectral_seg.core import iter_segment, run_to_end
+        from napari_spectral_seg.core.auto import AutoConfig
 
         extra = {} if spec["spacing"] is None else {"spacing": tuple(spec["spacing"])}
+        # segment() with the same arguments, when no AutoConfig field is changed.
+        config = AutoConfig(**spec.get("auto_config", {}))
 
         def run(image):
-            return segment(image, threshold="otsu", n_clusters="auto", sigma="auto", min_size="auto", **extra)
+            steps = iter_segment(
+                image, threshold="otsu", n_clusters="auto", sigma="auto", min_size="auto", auto_config=config, **extra
+            )
+            return run_to_end(steps).labels
 
     else:
         from napari_segment_blobs_and_things_with_membranes import voronoi_otsu_labeling
@@ -230,7 +240,7 @@ def run_worker(spec: dict) -> dict:
 
 
 # ---------------------------------------------------------------------- run
-def run_case(name: str, repeats: int, folder: str) -> dict:
+def run_case(name: str, repeats: int, folder: str, auto_config: dict | None = None) -> dict:
     """Both methods on case ``name``, each in a fresh process; the case's row."""
     import numpy as np
 
@@ -244,6 +254,7 @@ def run_case(name: str, repeats: int, folder: str) -> dict:
     row["methods"] = {}
     for method in METHODS:
         spec = {"method": method, "image": image_path, "truth": truth_path, "spacing": row["spacing"]}
+        spec["auto_config"] = auto_config
         row["methods"][method] = run_worker({**spec, "repeats": repeats})
     auto, voronoi = row["methods"]["auto"], row["methods"]["voronoi-otsu"]
     if "error" not in auto and "error" not in voronoi:
@@ -281,6 +292,13 @@ def _parse(argv):
     parser.add_argument("--cases", help=f"comma-separated cases of: {', '.join(CASES)}")
     parser.add_argument("--repeats", type=int, help="warm runs per (case, method) after the cold one (default 3)")
     parser.add_argument("--out", help="result file (default: bench/results/auto_speed.json, full runs only)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="an AutoConfig field for auto (e.g. skip_clear_parts=true); makes the run a partial one",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.cases:
@@ -288,6 +306,18 @@ def _parse(argv):
         if unknown:
             parser.error(f"unknown case(s) {', '.join(map(repr, unknown))}; known: {', '.join(CASES)}")
     return args
+
+
+def _auto_config(pairs) -> dict:
+    """``FIELD=VALUE`` strings as AutoConfig keyword arguments (values as JSON, else text)."""
+    config = {}
+    for pair in pairs:
+        name, _, text = pair.partition("=")
+        try:
+            config[name.strip()] = json.loads(text.strip().lower() if text.strip() in ("True", "False") else text)
+        except ValueError:
+            config[name.strip()] = text.strip()
+    return config
 
 
 def main(argv=None):
@@ -303,7 +333,8 @@ def main(argv=None):
     names = [c.strip() for c in args.cases.split(",")] if args.cases else list(QUICK_CASES if args.quick else CASES)
     names = [c for c in CASES if c in names]
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
-    full = not args.quick and not args.cases
+    auto_config = _auto_config(args.config)
+    full = not args.quick and not args.cases and not auto_config
     out = args.out or (DEFAULT_OUT if full else None)
     print(
         f"{'case':<18} {'method':<13} {'cold s':>7} {'warm s':>7} {'cpu s':>7} {'ratio':>6} {'MP/s':>6} {'peak MiB':>8} {'F1':>6} {'labels':>6}"
@@ -312,7 +343,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="auto_speed-") as folder:
         for name in names:
             try:
-                row = run_case(name, repeats, folder)
+                row = run_case(name, repeats, folder, auto_config)
             except OSError as exc:
                 if name != "dsb2018-512":
                     raise
@@ -323,6 +354,7 @@ def main(argv=None):
     print(f"\n{len(rows)} cases in {elapsed:.0f} s; ratio = auto / Voronoi-Otsu (warm, same run), MP/s = auto warm")
     result = {
         "auto": AUTO_CALL,
+        "auto_config": auto_config,
         "voronoi_otsu": VORONOI_CALL,
         "repeats": repeats,
         "quick": args.quick,
@@ -333,7 +365,11 @@ def main(argv=None):
     failures = [f"{r['case']} {m}: {f['error']}" for r in rows for m, f in r.get("methods", {}).items() if "error" in f]
     code = save_results([out] if out else [], result, failures, indent=1, failed_to=out or DEFAULT_OUT)
     if not code:
-        print(f"wrote {out}" if out else "partial run (--quick or --cases): results not saved (give --out to save)")
+        print(
+            f"wrote {out}"
+            if out
+            else "partial run (--quick, --cases or --config): results not saved (give --out to save)"
+        )
     return code
 
 

@@ -114,3 +114,32 @@ def test_skipping_clear_parts_gives_the_same_labels_with_fewer_ratios(make, spac
     assert np.array_equal(full.labels, skipped.labels)
     count = lambda result: sum(len(r) for r in result.parameters["split_ratios"])  # noqa: E731
     assert count(skipped) < count(full)
+
+
+def test_every_lapack_call_of_auto_mode_runs_inside_the_single_thread_limit(monkeypatch):
+    import scipy.linalg
+    import scipy.sparse.linalg
+    import scipy.spatial
+
+    from napari_spectral_seg.core import _threads
+
+    calls = []
+
+    def limited(name, function):
+        def call(*args, **kwargs):
+            calls.append((name, _threads._depth > 0))
+            return function(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(np.linalg, "svd", limited("svd", np.linalg.svd))
+    monkeypatch.setattr(scipy.linalg, "eigh", limited("eigh", scipy.linalg.eigh))
+    monkeypatch.setattr(scipy.sparse.linalg, "eigsh", limited("eigsh", scipy.sparse.linalg.eigsh))
+    monkeypatch.setattr(scipy.spatial, "ConvexHull", limited("hull", scipy.spatial.ConvexHull))
+    auto = {"threshold": "otsu", "n_clusters": "auto", "sigma": "auto", "min_size": "auto", "random_state": 0}
+    from napari_spectral_seg import segment
+
+    segment(touching_blobs((96, 96), 10, seed=3)[0], **auto)
+    segment(touching_blobs((24, 48, 48), 6, seed=4)[0], spacing=(2.0, 1.0, 1.0), **auto)
+    assert {name for name, _ in calls} >= {"svd", "eigh", "eigsh", "hull"}
+    assert all(inside for _, inside in calls), [name for name, inside in calls if not inside]

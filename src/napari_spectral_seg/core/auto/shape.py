@@ -27,8 +27,10 @@ def two_means(x: np.ndarray) -> tuple[np.ndarray, float]:
     total = float((centred**2).sum())
     if total <= 0:
         return np.zeros(len(x), dtype=np.int64), 1.0
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    side = (centred @ vt[0] > 0).astype(np.int64)
+    # One BLAS thread (a LAPACK SVD and a product): see hull_mask.
+    with single_threaded("auto", user_api="blas"):
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        side = (centred @ vt[0] > 0).astype(np.int64)
     for _ in range(50):
         if side.min() == side.max():
             return np.zeros(len(x), dtype=np.int64), 1.0
