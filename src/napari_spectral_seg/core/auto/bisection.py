@@ -276,16 +276,20 @@ def no_pass_below(heights, coords: np.ndarray, la: np.ndarray, lb: np.ndarray, t
     return True
 
 
-def _draw_as_solver(rng: np.random.Generator, m: int, eigen_solver: str) -> bool:
-    """Advance ``rng`` as the Fiedler solve of ``m`` nodes would have; False if that is not known.
+def _sweep_would_keep(heights, coords, la, lb, threshold, rng: np.random.Generator, eigen_solver: str) -> bool:
+    """Whether the sweep of a part would provably keep it whole (:func:`no_pass_below`).
 
-    A skipped solve must leave the generator where the solve would have, so
-    every later solve of the component starts from the same vector.
+    If so, ``rng`` is advanced as the sweep's Fiedler solve would have, so
+    every later solve of the component starts from the same vector; parts
+    for solvers whose draws are not replayed here are never skipped.
     """
+    m = len(coords)
     chosen = resolve_solver(eigen_solver, m, 2)
+    if chosen not in ("dense", "arpack") or not no_pass_below(heights, coords, la, lb, threshold):
+        return False
     if chosen == "arpack":
         rng.uniform(-1, 1, m)  # the start vector of _arpack
-    return chosen in ("dense", "arpack")
+    return True
 
 
 def _part_threshold(m, ndim, sensitivity, min_part, object_size, config):
@@ -409,13 +413,9 @@ def split_component(
         if coords is not None and heights[1].max() < config.min_depth * pixel_unit(spacing, ndim):
             final.append(part)
             continue
-        if (
-            config.skip_clear_parts
-            and coords is not None
-            and no_pass_below(heights, coords[part], la, lb, threshold)
-            and _draw_as_solver(rng, m, eigen_solver)
-        ):
-            final.append(part)  # the sweep would find no ratio below the threshold
+        clear = config.skip_clear_parts and coords is not None
+        if clear and _sweep_would_keep(heights, coords[part], la, lb, threshold, rng, eigen_solver):
+            final.append(part)
             continue
         rank, candidates, ratio = sweep_cut(hp, heights, la, lb, m, smallest, eigen_solver, rng, config)
         if rank is None:
