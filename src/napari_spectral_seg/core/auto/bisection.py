@@ -47,32 +47,36 @@ def _cut_heights(ranks_lo, ranks_hi, edge_h, candidates):
     """Largest edge height among the edges cut by each prefix candidate.
 
     Prefix ``i`` (the ``i`` lowest-ranked nodes on one side) cuts edge
-    ``(lo, hi)`` when ``lo < i <= hi``: the edge covers the positions
-    ``lo + 1 .. hi``, and the answer at ``i`` is the largest height over the
-    edges covering it (0 if none). Each interval is written as two
-    overlapping power-of-two blocks into a table of levels, which is then
-    pushed down level by level: O(edges + nodes log nodes), where testing
-    every edge against every candidate was O(edges x candidates). A maximum
-    of the same numbers, so the result is the same exactly.
+    ``(lo, hi)`` when ``lo < i <= hi``: the edge covers a run of the
+    (ascending) candidates, and the answer at a candidate is the largest
+    height over the edges covering it (0 if none). Each run is written as
+    two overlapping power-of-two blocks into a table of levels over the
+    candidates, which is then pushed down level by level: O(edges log
+    candidates) time and O(edges) memory, where testing every edge against
+    every candidate was O(edges x candidates). A maximum of the same
+    numbers, so the result is the same exactly.
     """
-    out = np.zeros(len(candidates))
-    if len(edge_h) == 0 or len(candidates) == 0:
-        return out
-    first = ranks_lo + 1
-    length = ranks_hi - ranks_lo  # >= 1: the ranks of an edge's ends differ
-    level = np.frexp(length.astype(np.float64))[1] - 1  # floor(log2(length)), exact
-    n_pos = int(max(ranks_hi.max(), candidates.max())) + 1
+    n_cand = len(candidates)
+    if len(edge_h) == 0 or n_cand == 0:
+        return np.zeros(n_cand)
+    first = np.searchsorted(candidates, ranks_lo + 1, side="left")  # first candidate > lo
+    last = np.searchsorted(candidates, ranks_hi, side="right") - 1  # last candidate <= hi
+    covers = last >= first
+    first, last, edge_h = first[covers], last[covers], edge_h[covers]
+    if len(edge_h) == 0:
+        return np.zeros(n_cand)
+    level = np.frexp((last - first + 1).astype(np.float64))[1] - 1  # floor(log2(run length)), exact
     n_levels = int(level.max()) + 1
-    table = np.zeros((n_levels, n_pos))
+    table = np.zeros((n_levels, n_cand))
     flat = table.reshape(-1)
-    np.maximum.at(flat, level * n_pos + first, edge_h)
-    np.maximum.at(flat, level * n_pos + ranks_hi + 1 - (1 << level), edge_h)
+    np.maximum.at(flat, level * n_cand + first, edge_h)
+    np.maximum.at(flat, level * n_cand + last + 1 - (1 << level), edge_h)
     for k in range(n_levels - 1, 0, -1):
         half = 1 << (k - 1)
-        block = table[k, : n_pos - half]
-        np.maximum(table[k - 1, : n_pos - half], block, out=table[k - 1, : n_pos - half])
+        block = table[k, : n_cand - half]
+        np.maximum(table[k - 1, : n_cand - half], block, out=table[k - 1, : n_cand - half])
         np.maximum(table[k - 1, half:], block, out=table[k - 1, half:])
-    return table[0, candidates]
+    return table[0].copy()
 
 
 def sweep_cut(
