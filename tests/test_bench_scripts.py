@@ -32,6 +32,7 @@ runpy.run_path(script, run_name="__main__")
 SCRIPTS = [
     ("bench/run.py", ["--cases", "2D 100", "--no-seeds", "--no-sklearn", "--no-plot", "--repeats", "1"]),
     ("bench/quality.py", ["--quick"]),
+    ("bench/auto_speed.py", ["--quick"]),
     ("bench/split.py", ["--help"]),
     ("bench/ui_latency.py", ["--help"]),
     ("bench/undo_step.py", ["--help"]),
@@ -69,6 +70,7 @@ def test_without_the_project_a_script_prints_one_line_and_exits_non_zero(script,
         ("sklearn", "bench/split.py", "scikit-learn"),
         ("skimage", "bench/quality.py", "scikit-image"),
         (NSBATWM, "bench/quality.py", "napari-segment-blobs-and-things-with-membranes"),
+        (NSBATWM, "bench/auto_speed.py", "napari-segment-blobs-and-things-with-membranes"),
     ],
 )
 def test_a_missing_dependency_is_named_by_its_package(blocked, script, package, tmp_path):
@@ -296,3 +298,46 @@ def test_ui_latency_py_run_that_fails_keeps_ui_latency_json(load, tmp_path, monk
     assert ui_latency.main(["--size", "64", "--out", str(out)]) == 1
     assert out.read_text() == '{"tracked": true}'
     assert "no result layer" in json.loads((tmp_path / "ui_latency-FAILED.json.tmp").read_text())["error"]
+
+
+@pytest.fixture
+def auto_speed(load, monkeypatch):
+    """bench/auto_speed.py with two tiny cases instead of the real ones."""
+    pytest.importorskip(NSBATWM, reason="bench/auto_speed.py needs the bench extra (nsbatwm)")
+    auto_speed = load("auto_speed")
+
+    def tiny(name):
+        image, truth = _tiny_blobs()
+        return image, truth, None, f"tiny {name}"
+
+    monkeypatch.setattr(auto_speed, "make_case", tiny)
+    return auto_speed
+
+
+def _tiny_blobs():
+    from napari_spectral_seg.data import touching_blobs
+
+    return touching_blobs((48, 48), 3, seed=0)
+
+
+def test_auto_speed_py_times_both_methods_in_fresh_processes_and_writes_its_file(auto_speed, tmp_path, monkeypatch):
+    out = tmp_path / "auto_speed.json"
+    monkeypatch.setattr(auto_speed, "DEFAULT_OUT", str(out))
+    # The workers re-run the script: they make their image from the .npy the parent wrote.
+    assert auto_speed.main(["--cases", "dsb2018-512,mosaic-1024", "--repeats", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["case"] for r in rows] == ["dsb2018-512", "mosaic-1024"]
+    for row in rows:
+        assert set(row["methods"]) == {"auto", "voronoi-otsu"}
+        auto = row["methods"]["auto"]
+        assert auto["cold_s"] > 0 and len(auto["warm_all_s"]) == 1 and 0 <= auto["f1"] <= 1
+        assert row["ratio_warm"] > 0 and row["mpix_s"] > 0 and auto["peak_rss_bytes"] > 2**20
+
+
+def test_auto_speed_py_case_that_fails_keeps_auto_speed_json(auto_speed, tmp_path, monkeypatch):
+    out = tracked(tmp_path / "auto_speed.json")
+    monkeypatch.setattr(auto_speed, "run_worker", lambda spec: {"error": "RuntimeError: boom"})
+    assert auto_speed.main(["--cases", "mosaic-1024", "--out", str(out)]) == 1
+    assert out.read_text() == '{"tracked": true}'
+    rows = json.loads((tmp_path / "auto_speed-FAILED.json.tmp").read_text())["rows"]
+    assert rows[0]["methods"]["auto"] == {"error": "RuntimeError: boom"}

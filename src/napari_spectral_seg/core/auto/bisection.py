@@ -12,28 +12,31 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
-from ..eigen import laplacian_eigenvectors
+from ..eigen import edge_laplacian_eigenvectors, laplacian_eigenvectors, resolve_solver
 from .config import DEFAULT_SENSITIVITY, AutoConfig
 from .geometry import box_coords, pixel_unit, relative_size
-from .landscape import part_distance, part_heights
+from .landscape import part_distance
 from .pieces import cut_into_pieces, local_edges
 from .shape import is_one_convex_body
 
 __all__ = ["fiedler_order", "normalised_cuts", "split_component", "step_cut", "sweep_cut"]
-
-# Upper bound of candidates x edges held in memory at once (booleans).
-_CHUNK_CELLS = 4_000_000
 
 
 def fiedler_order(
     w: np.ndarray, la: np.ndarray, lb: np.ndarray, m: int, eigen_solver: str, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Node ranks along the Fiedler vector of the graph with edge weights ``w``."""
-    graph = sp.coo_array(
-        (np.concatenate([w, w]), (np.concatenate([la, lb]), np.concatenate([lb, la]))), shape=(m, m)
-    ).tocsr()
-    _, embedding = laplacian_eigenvectors(graph, 2, solver=eigen_solver, rng=rng)
+    chosen = resolve_solver(eigen_solver, m, 2)
+    if chosen in ("dense", "arpack"):
+        # The same numbers as laplacian_eigenvectors, without the sparse products.
+        _, embedding = edge_laplacian_eigenvectors(w, la, lb, m, 2, chosen, rng)
+    else:
+        graph = sp.coo_array(
+            (np.concatenate([w, w]), (np.concatenate([la, lb]), np.concatenate([lb, la]))), shape=(m, m)
+        ).tocsr()
+        _, embedding = laplacian_eigenvectors(graph, 2, solver=eigen_solver, rng=rng)
     order = np.argsort(embedding[:, 1], kind="stable")
     rank = np.empty(m, dtype=np.int64)
     rank[order] = np.arange(m)
@@ -44,17 +47,36 @@ def _cut_heights(ranks_lo, ranks_hi, edge_h, candidates):
     """Largest edge height among the edges cut by each prefix candidate.
 
     Prefix ``i`` (the ``i`` lowest-ranked nodes on one side) cuts edge
-    ``(lo, hi)`` when ``lo < i <= hi``.
+    ``(lo, hi)`` when ``lo < i <= hi``: the edge covers a run of the
+    (ascending) candidates, and the answer at a candidate is the largest
+    height over the edges covering it (0 if none). Each run is written as
+    two overlapping power-of-two blocks into a table of levels over the
+    candidates, which is then pushed down level by level: O(edges log
+    candidates) time and O(edges) memory, where testing every edge against
+    every candidate was O(edges x candidates). A maximum of the same
+    numbers, so the result is the same exactly.
     """
-    out = np.zeros(len(candidates))
+    n_cand = len(candidates)
+    if len(edge_h) == 0 or n_cand == 0:
+        return np.zeros(n_cand)
+    first = np.searchsorted(candidates, ranks_lo + 1, side="left")  # first candidate > lo
+    last = np.searchsorted(candidates, ranks_hi, side="right") - 1  # last candidate <= hi
+    covers = last >= first
+    first, last, edge_h = first[covers], last[covers], edge_h[covers]
     if len(edge_h) == 0:
-        return out
-    step = max(1, _CHUNK_CELLS // len(edge_h))
-    for s in range(0, len(candidates), step):
-        cand = candidates[s : s + step]
-        cut = (ranks_lo[:, None] < cand[None, :]) & (ranks_hi[:, None] >= cand[None, :])
-        out[s : s + step] = np.max(np.where(cut, edge_h[:, None], 0.0), axis=0)
-    return out
+        return np.zeros(n_cand)
+    level = np.frexp((last - first + 1).astype(np.float64))[1] - 1  # floor(log2(run length)), exact
+    n_levels = int(level.max()) + 1
+    table = np.zeros((n_levels, n_cand))
+    flat = table.reshape(-1)
+    np.maximum.at(flat, level * n_cand + first, edge_h)
+    np.maximum.at(flat, level * n_cand + last + 1 - (1 << level), edge_h)
+    for k in range(n_levels - 1, 0, -1):
+        half = 1 << (k - 1)
+        block = table[k, : n_cand - half]
+        np.maximum(table[k - 1, : n_cand - half], block, out=table[k - 1, : n_cand - half])
+        np.maximum(table[k - 1, half:], block, out=table[k - 1, half:])
+    return table[0].copy()
 
 
 def sweep_cut(
@@ -191,6 +213,89 @@ def step_cut(
     return float(ncut[best]) / max(step, 1e-6), side
 
 
+def _one_top(values: np.ndarray, la: np.ndarray, lb: np.ndarray) -> bool:
+    """Whether ``values`` on a part's nodes (edges ``la, lb``) has a single regional maximum.
+
+    A regional maximum is a plateau (nodes of one value, connected) with no
+    strictly higher neighbour.
+    """
+    higher = np.zeros(len(values), dtype=bool)
+    higher[la[values[lb] > values[la]]] = True
+    higher[lb[values[la] > values[lb]]] = True
+    if np.count_nonzero(~higher) == 1:
+        return True
+    flat = values[la] == values[lb]
+    n_flat, plateau = connected_components(
+        sp.coo_array((np.ones(int(flat.sum())), (la[flat], lb[flat])), shape=(len(values),) * 2), directed=False
+    )
+    below = np.zeros(n_flat, dtype=bool)
+    below[plateau[higher]] = True
+    return np.count_nonzero(~below) == 1
+
+
+def no_pass_below(heights, coords: np.ndarray, la: np.ndarray, lb: np.ndarray, threshold: float) -> bool:
+    """Whether no cut of a part can score a pass/hill ratio below ``threshold`` in any landscape.
+
+    A cut's ratio is at least ``b / h(x)``, where ``x`` is the top of its
+    lower side and ``b`` the bottleneck (the best lowest height along a
+    path) from ``x`` to a node at least as high: every such path crosses the
+    cut. If every node's bottleneck to a higher one is at least ``threshold``
+    times its height, no cut, and so no sweep candidate, scores below it.
+    That holds exactly when the morphological reconstruction (by dilation)
+    of ``threshold x h`` under ``h`` has a single regional maximum (at once
+    when ``h`` itself has one), which
+    :func:`skimage.morphology.reconstruction` computes in O(n log n) without
+    an eigen-solve. Conservative by a relative 1e-9, and only for thresholds
+    up to 1 and heights at least the ratio's floor (1e-12).
+
+    Parameters
+    ----------
+    heights : list of ndarray of float, shape (m,)
+        The part's landscapes.
+    coords : ndarray of int, shape (m, ndim)
+        Pixel coordinates of its nodes.
+    la, lb : ndarray of int
+        Its edges (face neighbours), in local numbering.
+    threshold : float
+        The ratio a cut must go below to be made.
+    """
+    from skimage.morphology import reconstruction
+
+    if threshold > 1.0 or min(h.min() for h in heights) < 1e-12:
+        return False
+    local, shape = box_coords(coords)
+    where = tuple(local.T)
+    footprint = ndi.generate_binary_structure(coords.shape[1], 1)
+    for h in heights:
+        if _one_top(h, la, lb):
+            continue
+        top = np.zeros(shape)
+        top[where] = h
+        marker = np.zeros(shape)
+        # At most h itself (threshold 1: one hill, and every ratio is >= 1 exactly).
+        marker[where] = np.minimum(h * min(threshold * (1.0 + 1e-9), 1.0), h)
+        rebuilt = reconstruction(marker, top, method="dilation", footprint=footprint)[where]
+        if not _one_top(rebuilt, la, lb):
+            return False
+    return True
+
+
+def _sweep_would_keep(heights, coords, la, lb, threshold, rng: np.random.Generator, eigen_solver: str) -> bool:
+    """Whether the sweep of a part would provably keep it whole (:func:`no_pass_below`).
+
+    If so, ``rng`` is advanced as the sweep's Fiedler solve would have, so
+    every later solve of the component starts from the same vector; parts
+    for solvers whose draws are not replayed here are never skipped.
+    """
+    m = len(coords)
+    chosen = resolve_solver(eigen_solver, m, 2)
+    if chosen not in ("dense", "arpack") or not no_pass_below(heights, coords, la, lb, threshold):
+        return False
+    if chosen == "arpack":
+        rng.uniform(-1, 1, m)  # the start vector of _arpack
+    return True
+
+
 def _part_threshold(m, ndim, sensitivity, min_part, object_size, config):
     """The pass/hill threshold and the smallest side of a part of ``m`` nodes.
 
@@ -226,6 +331,7 @@ def split_component(
     max_segments: int = 1000,
     object_size: float | None = None,
     config: AutoConfig | None = None,
+    distance: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[float]]:
     """Split one connected component into objects by recursive spectral bisection.
 
@@ -263,6 +369,9 @@ def split_component(
         least ``config.large_part_smallest`` times it.
     config : AutoConfig, optional
         The thresholds; default ``AutoConfig()``.
+    distance : ndarray of float, shape (n,), optional
+        The component's own distance transform (``part_distance`` of all its
+        nodes), when the caller has it already.
 
     Returns
     -------
@@ -288,20 +397,28 @@ def split_component(
             final.append(part)
             continue
         la, lb = local_edges(part, n, a, b)
-        hp = h[part] if coords is None or cue is None or m == n else part_heights(part, coords, cue, spacing)
+        if coords is None:
+            hp, heights = h[part], [h[part]]
+        else:
+            own = distance if m == n and distance is not None else part_distance(part, coords, spacing)
+            hp = h[part] if cue is None or m == n else own * cue[part]  # part_heights, its transform reused
+            # The shape alone is a second landscape: a dim object beside a bright
+            # one is a low hill in h, and the bright one's light blurred across
+            # the neck raises the pass almost to it; in d the neck still shows.
+            heights = [hp, own]
         top = hp.max()
         if top <= 0 or len(la) == 0:
             final.append(part)
             continue
-        # The shape alone is a second landscape: a dim object beside a bright
-        # one is a low hill in h, and the bright one's light blurred across
-        # the neck raises the pass almost to it; in d the neck still shows.
-        heights = [hp] if coords is None else [hp, part_distance(part, coords, spacing)]
         # In a part at most a couple of pixels thick the distance transform
         # only takes the values 1, sqrt 2, sqrt 3, so the pass/hill ratio
         # measures pixel steps (1 / sqrt 2 = 0.71), not necks: such a sheet,
         # left over along an earlier cut, would be chipped into min_part pieces.
         if coords is not None and heights[1].max() < config.min_depth * pixel_unit(spacing, ndim):
+            final.append(part)
+            continue
+        clear = config.skip_clear_parts and coords is not None
+        if clear and _sweep_would_keep(heights, coords[part], la, lb, threshold, rng, eigen_solver):
             final.append(part)
             continue
         rank, candidates, ratio = sweep_cut(hp, heights, la, lb, m, smallest, eigen_solver, rng, config)

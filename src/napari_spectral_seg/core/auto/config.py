@@ -37,6 +37,11 @@ class AutoConfig:
     #: Parts whose deepest pixel lies less than this many pixels inside are not split (thin sheets).
     min_depth: float = 2.0
 
+    #: Skip the sweep of a part that provably has no cut below the threshold
+    #: (:func:`~napari_spectral_seg.core.auto.bisection.no_pass_below`): the same labels,
+    #: without the eigen-solve, but the skipped ratios are missing from ``split_ratios``.
+    skip_clear_parts: bool = False
+
     # --- oversized parts (size calibration)
     #: A part larger than this many typical sizes is re-examined with a raised threshold.
     large_part: float = 1.5

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.ndimage as ndi
 
-__all__ = ["axis_scale", "box_coords", "box_mask", "pixel_unit", "relative_size"]
+__all__ = ["axis_scale", "box_coords", "box_mask", "fill_holes", "pixel_unit", "relative_size"]
 
 
 def pixel_unit(spacing, ndim: int) -> float:
@@ -42,3 +43,15 @@ def box_mask(coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     box = np.zeros(shape, dtype=bool)
     box[tuple(local.T)] = True
     return local, box
+
+
+def fill_holes(box: np.ndarray) -> np.ndarray:
+    """``ndi.binary_fill_holes(box)`` for a box whose border is all False (a box of :func:`box_mask`).
+
+    The background piece that holds the border is the outside; every other
+    background piece is a hole. One labelling instead of the iterated
+    dilations of ``binary_fill_holes``: the same pixels, several times faster
+    on the small boxes of the parts.
+    """
+    background, _ = ndi.label(~box)
+    return background != background.flat[0]

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from .config import AutoConfig
-from .geometry import box_mask
+from .geometry import box_mask, fill_holes
 
 __all__ = ["landscape", "part_distance", "part_heights", "pixel_edges"]
 
@@ -136,7 +136,7 @@ def part_distance(part: np.ndarray, coords: np.ndarray, spacing) -> np.ndarray:
     transform, but once its neighbours are cut away its own shape shows it.
     """
     local, box = box_mask(coords[part])
-    return ndi.distance_transform_edt(ndi.binary_fill_holes(box), sampling=spacing)[tuple(local.T)]
+    return ndi.distance_transform_edt(fill_holes(box), sampling=spacing)[tuple(local.T)]
 
 
 def part_heights(part: np.ndarray, coords: np.ndarray, t: np.ndarray, spacing) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from .bisection import split_component, step_cut
 from .config import AutoConfig
 from .geometry import axis_scale, relative_size
-from .landscape import part_heights
+from .landscape import part_distance
 from .pieces import local_edges, merge_small_pieces, split_recursively
 from .shape import notch_cut, seam_ratio, solidity, two_means
 
@@ -53,8 +53,9 @@ def split_oversized(
         nodes = np.flatnonzero(labels == p)
         la, lb = local_edges(nodes, len(labels), a, b)
         sub_coords, sub_cue = coords[nodes], cue[nodes]
+        own = part_distance(np.arange(len(nodes)), sub_coords, spacing)
         sub, ratios = split_component(
-            part_heights(np.arange(len(nodes)), sub_coords, sub_cue, spacing),
+            own * sub_cue,  # part_heights, with the transform kept for split_component
             la,
             lb,
             coords=sub_coords,
@@ -66,6 +67,7 @@ def split_oversized(
             rng=np.random.default_rng([*seed, int(p)]),
             object_size=typical,
             config=config,
+            distance=own,
         )
         all_ratios.extend(ratios)
         labels[nodes[sub > 0]] = next_piece + sub[sub > 0] - 1

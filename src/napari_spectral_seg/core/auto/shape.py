@@ -12,7 +12,7 @@ import scipy.ndimage as ndi
 
 from .._threads import single_threaded
 from .config import AutoConfig
-from .geometry import axis_scale, box_mask
+from .geometry import axis_scale, box_mask, fill_holes
 
 __all__ = ["hull_mask", "is_one_convex_body", "notch_cut", "seam_ratio", "solidity", "two_means"]
 
@@ -27,8 +27,10 @@ def two_means(x: np.ndarray) -> tuple[np.ndarray, float]:
     total = float((centred**2).sum())
     if total <= 0:
         return np.zeros(len(x), dtype=np.int64), 1.0
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    side = (centred @ vt[0] > 0).astype(np.int64)
+    # One BLAS thread (a LAPACK SVD and a product): see hull_mask.
+    with single_threaded("auto", user_api="blas"):
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        side = (centred @ vt[0] > 0).astype(np.int64)
     for _ in range(50):
         if side.min() == side.max():
             return np.zeros(len(x), dtype=np.int64), 1.0
@@ -140,7 +142,7 @@ def notch_cut(
     local, box = box_mask(x)
     shape = box.shape
     # A hole (a dark spot inside a nucleus) is not a notch of the outline.
-    box = ndi.binary_fill_holes(box)
+    box = fill_holes(box)
     hull = hull_mask(box)
     if hull is None:
         return 0.0, np.inf, None
