@@ -110,7 +110,7 @@ def test_skipping_clear_parts_gives_the_same_labels_with_fewer_ratios(make, spac
         )
         return run_to_end(steps)
 
-    full, skipped = run(AutoConfig()), run(AutoConfig(skip_clear_parts=True))
+    full, skipped = run(AutoConfig(skip_clear_parts=False)), run(AutoConfig())
     assert np.array_equal(full.labels, skipped.labels)
     count = lambda result: sum(len(r) for r in result.parameters["split_ratios"])  # noqa: E731
     assert count(skipped) < count(full)

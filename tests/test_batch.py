@@ -327,6 +327,8 @@ def test_interrupted_zarr_series_resumes_frame_by_frame(tmp_path, scheduler):
             "sigma",
             "sensitivity",
             "edge_level",
+            "polarity",
+            "background",
             "spatial_ndim",
         )
     }

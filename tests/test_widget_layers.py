@@ -93,6 +93,8 @@ def test_recorded_parameters_are_what_the_widget_sets_in_json_types():
         sigma=1.5,
         sensitivity=None,
         edge_level=None,  # acts in auto mode only
+        polarity="auto",
+        background="auto",
     )
     auto = L.recorded_parameters(params.replace(n_clusters="auto", sensitivity=0.5), from_layer=False)
     assert auto["edge_level"] == 0.4 and auto["sensitivity"] == 0.5

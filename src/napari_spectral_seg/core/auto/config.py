@@ -40,7 +40,7 @@ class AutoConfig:
     #: Skip the sweep of a part that provably has no cut below the threshold
     #: (:func:`~napari_spectral_seg.core.auto.bisection.no_pass_below`): the same labels,
     #: without the eigen-solve, but the skipped ratios are missing from ``split_ratios``.
-    skip_clear_parts: bool = False
+    skip_clear_parts: bool = True
 
     # --- oversized parts (size calibration)
     #: A part larger than this many typical sizes is re-examined with a raised threshold.
