@@ -140,6 +140,8 @@ class _Run:
     seeds_of_component: list | None = None
     seed_node: np.ndarray | None = None
     min_size: int = 0
+    object_size: object = None
+    edge_background: float | None = None
 
 
 def _as_params(params: SegmentationParams | None, keywords: dict) -> SegmentationParams:
@@ -251,6 +253,8 @@ def iter_segment(
     params: SegmentationParams | None = None,
     *,
     auto_config=None,
+    object_size=None,
+    edge_background: float | None = None,
     **parameters,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment an image step by step; see :func:`segment` for the parameters.
@@ -264,6 +268,15 @@ def iter_segment(
         its values, or give them all when ``params`` is None.
     auto_config : AutoConfig, optional
         The thresholds of ``n_clusters="auto"`` (default: ``AutoConfig()``).
+    object_size : float or list of float, optional
+        Auto mode only: the typical object size in pixels (a list: one per
+        size pass, see :func:`~napari_spectral_seg.core.auto.iter_typical_size`),
+        when it was decided for a whole image of which ``image`` is one
+        block (blockwise segmentation); default: measured on ``image``.
+    edge_background : float, optional
+        Auto mode with a threshold only: the background level of the object
+        edges, likewise; default: the median of ``image`` at or below the
+        threshold.
 
     Yields
     ------
@@ -280,6 +293,7 @@ def iter_segment(
     run = _start_run(image, mask, params)
     yield from _iter_mask(run)
     if params.n_clusters == "auto" and run.seeds_of_component is None:  # seed points decide the count
+        run.object_size, run.edge_background = object_size, edge_background
         return (yield from _iter_auto_tail(run, auto_config))
     graph = yield from _iter_graph(run)
     eigenvalues, embeddings = yield from _iter_eigenvectors(run, graph)
@@ -416,6 +430,7 @@ def _iter_auto_tail(run: _Run, auto_config=None):
         min_part=default_min_part(run.min_size, len(run.spatial_shape)),
         eigen_solver=parameters["eigen_solver"],
         random_state=parameters["random_state"],
+        object_size=run.object_size,
         config=auto_config,
     )
     lo, hi = _STEP_SPAN["eigenvectors"]
@@ -444,17 +459,20 @@ def _iter_object_edges(run: _Run, intensity, labels):
     used = parameters["threshold_used"]
     if parameters["edge_level"] is None or used is None:
         return labels
-    # The background level is only known when a threshold split the
-    # image into signal and no signal.
-    dark = intensity[intensity <= used]
-    if not dark.size:
-        parameters["edge_level"] = None  # nothing below the threshold: no background level
-        return labels
+    background = run.edge_background
+    if background is None:
+        # The background level is only known when a threshold split the
+        # image into signal and no signal.
+        dark = intensity[intensity <= used]
+        if not dark.size:
+            parameters["edge_level"] = None  # nothing below the threshold: no background level
+            return labels
+        background = float(np.median(dark))
     yield Progress("labels", _STEP_SPAN["labels"][0], "moving object edges to their own brightness")
     return refine_object_edges(
         intensity,
         labels,
-        background=float(np.median(dark)),
+        background=background,
         level=parameters["edge_level"],
         spacing=parameters["spacing"],
         allowed=run.explicit_mask,
