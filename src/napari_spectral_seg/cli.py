@@ -430,7 +430,7 @@ def _add_segment(sub) -> None:
         type=int,
         default=None,
         metavar="PX",
-        help="pixels read around each block (default: four typical object diameters plus the smoothing's reach)",
+        help="pixels read around each block (default: six typical object sides (square roots of the typical area) plus the smoothing's reach)",
     )
     blockwise.add_argument(
         "--level", type=int, default=None, metavar="L", help="OME-Zarr input: resolution level (default 0)"

@@ -113,14 +113,15 @@ def write_labels_image(group, name: str, level0, source, spacing, block_size, at
     chunk_shape = tuple(int(min(s, n)) for s, n in zip(np.broadcast_to(block_size, (ndim,)), level0.shape))
     levels, factors = _pyramid(level0, chunk_shape)
     voxel = list(source.scale) if source.scale else (list(spacing) if spacing else [1.0] * ndim)
+    # Every level keeps the input level's translation: subsampling [::f]
+    # keeps pixel 0 where it was.
+    shift = [{"type": "translation", "translation": list(source.translation)}] if source.translation else []
     transforms = [
-        [{"type": "scale", "scale": [v * (f if axis >= ndim - 2 else 1) for axis, v in enumerate(voxel)]}]
+        [{"type": "scale", "scale": [v * (f if axis >= ndim - 2 else 1) for axis, v in enumerate(voxel)]}, *shift]
         for f in factors
     ]
-    axes = [{"name": axis, "type": "space"} for axis in source.axes]
-    for axis, unit in zip(axes, source.units or ()):
-        if unit:
-            axis["unit"] = unit
+    axes = list(source.axes)  # names: ome-zarr types z, y, x as space and adds the units
+    units = {axis: unit for axis, unit in zip(source.axes, source.units or ()) if unit}
     write_multiscale_labels(
         levels,
         group,
@@ -128,6 +129,7 @@ def write_labels_image(group, name: str, level0, source, spacing, block_size, at
         axes=axes,
         coordinate_transformations=transforms,
         storage_options={"chunks": chunk_shape},
+        axes_units=units or None,
     )
     group["labels"][name].attrs["spectral_seg"] = json.loads(json.dumps(attributes, default=_builtin))
     return [list(level.shape) for level in levels]

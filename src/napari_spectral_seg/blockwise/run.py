@@ -32,8 +32,10 @@ from .source import open_source
 __all__ = ["BlockwiseError", "segment_blockwise"]
 
 _STATE = "state.json"
-# The overlap may double up to this many times the block size.
-_MAX_OVERLAP_BLOCKS = 1
+# A block's overlap may double, for a piece that needs it, up to this many
+# times the default overlap or this fraction of the block size, the larger.
+_MAX_OVERLAP_FACTOR = 4
+_MAX_OVERLAP_PER_BLOCK = 0.5
 
 
 class BlockwiseError(ValueError):
@@ -56,6 +58,11 @@ def _check_params(params: SegmentationParams, source) -> SegmentationParams:
         check_spacing(spacing, source.ndim)
         spacing = tuple(float(v) for v in spacing)
     return params.replace(random_state=check_random_state(params.random_state), spacing=spacing)
+
+
+def max_overlap(overlap: int, block_size: int) -> int:
+    """The largest overlap a block may grow to (see :mod:`.block`)."""
+    return int(max(_MAX_OVERLAP_FACTOR * overlap, _MAX_OVERLAP_PER_BLOCK * block_size))
 
 
 def _state_key(source, params, block_size, overlap, sample_pixels) -> dict:
@@ -202,11 +209,13 @@ def segment_blockwise(
         Name of the labels image.
     overlap : int, optional
         Pixels each block reads beyond its core on every side (default:
-        four typical object diameters plus the smoothing's reach); doubled
-        for a block, up to ``block_size``, when a piece it keeps needs more.
+        six typical object sides, square roots of the typical area, plus
+        the smoothing's reach); doubled for a block, up to four times that
+        or half ``block_size``, when a piece it keeps needs more.
     sample_pixels : int, optional
-        Size of the central sample ``sigma="auto"`` and ``min_size="auto"``
-        are measured on (default: four blocks' worth).
+        Size of the central sample ``sigma="auto"``, ``min_size="auto"``
+        and auto mode's typical object size are measured on (default: four
+        blocks' worth; the whole image when it is that small).
     overwrite : bool
         Replace an existing output.
     progress : callable, optional
@@ -247,6 +256,7 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
     """Decisions (or those of the state) and the block pass; the run's summary."""
     from .whole import Decisions, decide_whole_image
 
+    started = time.perf_counter()
     if state is None:
         decisions = decide_whole_image(
             client,
@@ -278,10 +288,11 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
         decisions.object_size,
         decisions.edge_background,
         decisions.overlap,
-        max(decisions.overlap, _MAX_OVERLAP_BLOCKS * block_size),
+        max_overlap(decisions.overlap, block_size),
         str(scratch / "blocks"),
     )
     records = scratch / "blocks"
+    decided = time.perf_counter()
     done = _done_summaries(records, blocks)
     foreground = set(decisions.foreground)
     todo = [block for block in blocks if block.key in foreground and block.key not in done]
@@ -301,6 +312,7 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
         block_summaries=done,
         decisions=decisions.as_json(),
         parameters=_recorded(params, decisions),
+        phase_seconds=dict(decisions=decided - started, blocks=time.perf_counter() - decided),
     )
 
 
@@ -340,7 +352,9 @@ def _finish(client, source, params, blocks, partial: Path, scratch: Path, output
         n_segments=total,
         decisions=summary["decisions"],
     )
+    started = time.perf_counter()
     summary["levels"] = write_labels_image(group, name, level0, source, params.spacing, block_size, attributes)
+    summary["phase_seconds"]["write"] = time.perf_counter() - started
     shutil.rmtree(scratch)
     _rename_into_place(partial, output, overwrite)
     return output / "labels" / name

@@ -45,6 +45,8 @@ class Source:
         Voxel size per spatial axis at this level (OME-Zarr), else None.
     units : tuple of str or None
         Units of the spatial axes, when the OME-Zarr metadata names them.
+    translation : tuple of float or None
+        Position of the first pixel per spatial axis at this level (OME-Zarr).
     leading : tuple of int
         Index into the stored array's length-1 non-spatial axes (dropped).
     level : int
@@ -59,6 +61,7 @@ class Source:
     axes: tuple
     scale: tuple | None = None
     units: tuple | None = None
+    translation: tuple | None = None
     leading: tuple = ()
     level: int = 0
 
@@ -161,7 +164,7 @@ def _ome_image(path: str, group, level: int) -> Source:
     axes = [axis if isinstance(axis, dict) else {"name": axis} for axis in image.get("axes", [])]
     if len(axes) != array.ndim:
         axes = [{"name": name, "type": "space"} for name in ("t", "c", "z", "y", "x")[-array.ndim :]]
-    scale = _level_scale(image, datasets[level], array.ndim)
+    scale, translation = _level_transform(image, datasets[level], array.ndim)
     spatial = [i for i, axis in enumerate(axes) if axis.get("type", "space") == "space"]
     for i, axis in enumerate(axes):
         if i not in spatial and array.shape[i] != 1:
@@ -181,16 +184,20 @@ def _ome_image(path: str, group, level: int) -> Source:
         tuple(axes[i]["name"] for i in spatial),
         scale=tuple(scale[i] for i in spatial),
         units=units if any(units) else None,
+        translation=tuple(translation[i] for i in spatial) if any(translation) else None,
         leading=tuple(0 for i in range(spatial[0])),
         level=level,
     )
 
 
-def _level_scale(image: dict, dataset: dict, ndim: int) -> list:
-    """Voxel size per axis of one level: its scale times the multiscale-wide one, if any."""
-    scale = np.ones(ndim)
+def _level_transform(image: dict, dataset: dict, ndim: int) -> tuple[list, list]:
+    """Voxel size and first-pixel position per axis of one level, the multiscale-wide transform applied after."""
+    scale, translation = np.ones(ndim), np.zeros(ndim)
     for transforms in (dataset.get("coordinateTransformations", []), image.get("coordinateTransformations", [])):
         for transform in transforms:
             if transform.get("type") == "scale":
-                scale = scale * np.asarray(transform["scale"], dtype=float)
-    return [float(v) for v in scale]
+                factor = np.asarray(transform["scale"], dtype=float)
+                scale, translation = scale * factor, translation * factor
+            elif transform.get("type") == "translation":
+                translation = translation + np.asarray(transform["translation"], dtype=float)
+    return [float(v) for v in scale], [float(v) for v in translation]

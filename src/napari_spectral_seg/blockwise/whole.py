@@ -9,6 +9,7 @@ which blocks hold foreground.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -44,6 +45,7 @@ class Decisions:
     scales: dict
     sample_box: list | None
     typical_box: list | None
+    seconds: dict
 
     def as_json(self) -> dict:
         values = asdict(self)
@@ -57,6 +59,19 @@ class Decisions:
         if sigma is not None:
             values["sigma"] = ("scalar", float(sigma[1])) if sigma[0] == "scalar" else tuple(map(float, sigma))
         return cls(**values)
+
+
+class _Clock:
+    """Seconds per decision, for the record."""
+
+    def __init__(self):
+        self.seconds = {}
+        self.last = time.perf_counter()
+
+    def tick(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self.last, 3)
+        self.last = now
 
 
 def _gather(client, function, boxes, *args):
@@ -117,22 +132,25 @@ def _edge_background(client, source, blocks, sigma, spacing, lo, threshold):
 
 
 def _overlap(source, sigma, spacing, object_size, given):
-    """The overlap: as given, else four typical object diameters plus the smoothing's reach."""
+    """The overlap: as given, else six typical object sides plus the smoothing's reach."""
     if given is not None:
         return int(given)
     reach = int(smoothing_reach(decide.sigma_per_axis(sigma, spacing, source.ndim)).max()) + 4
     if not object_size:
         return 32 + reach
     side = max(object_size) ** (1.0 / source.ndim)
-    return max(16, int(math.ceil(4.0 * side))) + reach
+    return max(16, int(math.ceil(6.0 * side))) + reach
 
 
 def decide_whole_image(client, source, blocks, params, spacing, *, block_size, overlap, sample_pixels) -> Decisions:
     """Every whole-image decision, computed on the cluster; see the module docstring."""
+    clock = _Clock()
     sigma, sigma_used, min_size, scales, sample_box = _settings(
         client, source, params, spacing, block_size, sample_pixels
     )
+    clock.tick("settings")
     threshold, value_range, core_max = _threshold(client, source, blocks, params, sigma, spacing)
+    clock.tick("threshold")
     auto = params.n_clusters == "auto"
     edge_level = params.used_edge_level() if auto else None
     background = None
@@ -140,6 +158,7 @@ def decide_whole_image(client, source, blocks, params, spacing, *, block_size, o
         background = _edge_background(client, source, blocks, sigma, spacing, value_range[0], threshold)
         if background is None:
             edge_level = None  # nothing at or below the threshold, as in memory
+    clock.tick("edge_background")
     object_size, typical_box = None, None
     if auto:
         box = central_sample(source, block_size, sample_pixels)
@@ -147,6 +166,7 @@ def decide_whole_image(client, source, blocks, params, spacing, *, block_size, o
             decide.sample_typical_size, source, box, sigma, spacing, threshold, min_size, params, pure=False
         ).result()
         typical_box = [list(b) for b in box]
+    clock.tick("object_size")
     return Decisions(
         sigma=sigma,
         sigma_used=sigma_used,
@@ -161,4 +181,5 @@ def decide_whole_image(client, source, blocks, params, spacing, *, block_size, o
         scales=scales,
         sample_box=sample_box,
         typical_box=typical_box,
+        seconds=clock.seconds,
     )
