@@ -169,6 +169,7 @@ def main(argv=None) -> int:
     parser.add_argument("--block-size", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", default=None, help="keep the image and outputs here (default: a temporary folder)")
+    parser.add_argument("--out", default=None, help="results JSON (default: bench/results/blockwise.json, or -quick)")
     args = parser.parse_args(argv)
     try:
         import distributed  # noqa: F401
@@ -181,7 +182,7 @@ def main(argv=None) -> int:
     size = args.size or (1024 if args.quick else 3072)
     block = args.block_size or (512 if args.quick else 1024)
     tracked = size == 3072 and block == 1024 and args.workers == 2
-    out = RESULTS / ("blockwise.json" if tracked else "blockwise-quick.json")
+    out = Path(args.out) if args.out else RESULTS / ("blockwise.json" if tracked else "blockwise-quick.json")
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(args.workdir or temporary)
         work.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ SCRIPTS = [
     ("bench/run.py", ["--cases", "2D 100", "--no-seeds", "--no-sklearn", "--no-plot", "--repeats", "1"]),
     ("bench/quality.py", ["--quick"]),
     ("bench/split.py", ["--help"]),
+    ("bench/blockwise.py", ["--quick"]),
     ("bench/ui_latency.py", ["--help"]),
     ("docs/make_screenshots.py", ["--help"]),
 ]
@@ -295,3 +296,18 @@ def test_ui_latency_py_run_that_fails_keeps_ui_latency_json(load, tmp_path, monk
     assert ui_latency.main(["--size", "64", "--out", str(out)]) == 1
     assert out.read_text() == '{"tracked": true}'
     assert "no result layer" in json.loads((tmp_path / "ui_latency-FAILED.json.tmp").read_text())["error"]
+
+
+def test_blockwise_py_smoke_run_matches_in_memory(tmp_path):
+    pytest.importorskip("distributed")
+    pytest.importorskip("ome_zarr")
+    out = tmp_path / "blockwise.json"
+    args = ["--size", "256", "--block-size", "96", "--workers", "1", "--workdir", str(tmp_path), "--out", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "bench/blockwise.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["f1"] == 1.0 and result["identical"] == result["objects_in_memory"] > 30
+    assert result["seam_objects"] > 0 and result["seam_objects_split"] == 0
+    assert result["peak_rss_workers_gib"] and result["within_bound"]

@@ -268,15 +268,11 @@ def iter_segment(
         its values, or give them all when ``params`` is None.
     auto_config : AutoConfig, optional
         The thresholds of ``n_clusters="auto"`` (default: ``AutoConfig()``).
-    object_size : float or list of float, optional
-        Auto mode only: the typical object size in pixels (a list: one per
-        size pass, see :func:`~napari_spectral_seg.core.auto.iter_typical_size`),
-        when it was decided for a whole image of which ``image`` is one
-        block (blockwise segmentation); default: measured on ``image``.
-    edge_background : float, optional
-        Auto mode with a threshold only: the background level of the object
-        edges, likewise; default: the median of ``image`` at or below the
-        threshold.
+    object_size, edge_background : optional
+        Auto mode: the typical object size in pixels (a list: one per size
+        pass, see :func:`~napari_spectral_seg.core.auto.iter_typical_size`)
+        and the object edges' background level, decided on the whole image
+        of which ``image`` is one block; default: measured on ``image``.
 
     Yields
     ------
