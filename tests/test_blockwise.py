@@ -284,3 +284,14 @@ def test_a_killed_worker_is_retried_without_a_corrupt_block(tmp_path, blobs):
     expected = segment(blobs, threshold="otsu", n_clusters="auto", min_size=20, random_state=0)
     assert same_objects(read_labels(tmp_path / "o.zarr"), expected)
     assert signal.SIGKILL  # the worker was killed with SIGKILL, not asked to stop
+
+
+def test_the_package_and_its_blockwise_api_import_without_dask_or_zarr():
+    code = (
+        "import sys, napari_spectral_seg, napari_spectral_seg.blockwise as b; "
+        "assert callable(napari_spectral_seg.segment_blockwise); "
+        "heavy = [m for m in ('dask', 'distributed', 'zarr', 'ome_zarr') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_env())
+    assert proc.returncode == 0, proc.stderr
