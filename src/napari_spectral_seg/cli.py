@@ -228,6 +228,7 @@ def _segment_blockwise(args) -> int:
             level=args.level or 0,
             overlap=args.overlap,
             overwrite=args.overwrite,
+            progress=_block_progress if sys.stderr.isatty() else None,
         )
     except KeyboardInterrupt:
         raise BatchInterrupted("interrupted; finished blocks are kept: run the same command again to resume.") from None
@@ -239,6 +240,10 @@ def _segment_blockwise(args) -> int:
         f"{summary['seconds']:.1f} s (seed {summary['parameters']['random_state']})"
     )
     return 0
+
+
+def _block_progress(done: int, total: int) -> None:
+    print(f"\r{done} of {total} blocks segmented", end="\n" if done == total else "", file=sys.stderr, flush=True)
 
 
 def _require(modules, extra: str, what: str) -> None:
