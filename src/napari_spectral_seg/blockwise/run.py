@@ -353,7 +353,10 @@ def _finish(client, source, params, blocks, partial: Path, scratch: Path, output
         decisions=summary["decisions"],
     )
     started = time.perf_counter()
-    summary["levels"] = write_labels_image(group, name, level0, source, params.spacing, block_size, attributes)
+    import dask
+
+    with dask.config.set(scheduler=client.get):  # this run's cluster, even if it is not the default client
+        summary["levels"] = write_labels_image(group, name, level0, source, params.spacing, block_size, attributes)
     summary["phase_seconds"]["write"] = time.perf_counter() - started
     shutil.rmtree(scratch)
     _rename_into_place(partial, output, overwrite)
