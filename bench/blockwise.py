@@ -61,6 +61,7 @@ import json, logging, resource, sys, time
 from distributed import Client, LocalCluster
 from napari_spectral_seg.blockwise import segment_blockwise
 image_path, out, params, block, workers = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+sample = json.loads(sys.argv[6])
 def peak():
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -68,7 +69,7 @@ with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashb
                   silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
     idle = list(client.run(peak).values())
     started = time.perf_counter()
-    summary = segment_blockwise(image_path, out, block_size=block, client=client, **params)
+    summary = segment_blockwise(image_path, out, block_size=block, client=client, sample_pixels=sample, **params)
     seconds = time.perf_counter() - started
     worker_peaks = list(client.run(peak).values())
 summary.pop("block_summaries")
@@ -169,6 +170,9 @@ def main(argv=None) -> int:
     parser.add_argument("--block-size", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", default=None, help="keep the image and outputs here (default: a temporary folder)")
+    parser.add_argument(
+        "--sample-pixels", type=int, default=None, help="sample for the image-chosen settings (default: 4 blocks)"
+    )
     parser.add_argument("--out", default=None, help="results JSON (default: bench/results/blockwise.json, or -quick)")
     args = parser.parse_args(argv)
     try:
@@ -181,13 +185,13 @@ def main(argv=None) -> int:
         exit_missing(err, "bench/blockwise.py")
     size = args.size or (1024 if args.quick else 3072)
     block = args.block_size or (512 if args.quick else 1024)
-    tracked = size == 3072 and block == 1024 and args.workers == 2
+    tracked = size == 3072 and block == 1024 and args.workers == 2 and args.sample_pixels is None
     out = Path(args.out) if args.out else RESULTS / ("blockwise.json" if tracked else "blockwise-quick.json")
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(args.workdir or temporary)
         work.mkdir(parents=True, exist_ok=True)
         try:
-            row = run_case(work, size, block, args.workers)
+            row = run_case(work, size, block, args.workers, args.sample_pixels)
             failures = []
         except Exception as exc:
             row, failures = dict(size=size, block=block, error=error_text(exc)), [error_text(exc)]
@@ -196,7 +200,7 @@ def main(argv=None) -> int:
     return save_results([out], payload, failures, indent=1)
 
 
-def run_case(work: Path, size: int, block: int, workers: int) -> dict:
+def run_case(work: Path, size: int, block: int, workers: int, sample_pixels: int | None = None) -> dict:
     image = work / f"nuclei-{size}.zarr"
     started = time.perf_counter()
     n_nuclei = make_image(size, image)
@@ -209,7 +213,7 @@ def run_case(work: Path, size: int, block: int, workers: int) -> dict:
         import shutil
 
         shutil.rmtree(output)
-    blockwise = _run(BLOCKWISE, image, output, params, block, workers)
+    blockwise = _run(BLOCKWISE, image, output, params, block, workers, json.dumps(sample_pixels))
     print(f"blockwise: {blockwise['seconds']:.1f} s", flush=True)
     import zarr
 

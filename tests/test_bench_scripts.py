@@ -303,6 +303,7 @@ def test_blockwise_py_smoke_run_matches_in_memory(tmp_path):
     pytest.importorskip("ome_zarr")
     out = tmp_path / "blockwise.json"
     args = ["--size", "256", "--block-size", "96", "--workers", "1", "--workdir", str(tmp_path), "--out", str(out)]
+    args += ["--sample-pixels", str(256 * 256)]  # the whole image: the same decisions as in memory
     proc = subprocess.run(
         [sys.executable, "bench/blockwise.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
