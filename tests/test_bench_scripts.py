@@ -34,6 +34,7 @@ SCRIPTS = [
     ("bench/quality.py", ["--quick"]),
     ("bench/auto_speed.py", ["--quick"]),
     ("bench/split.py", ["--help"]),
+    ("bench/blockwise.py", ["--quick"]),
     ("bench/ui_latency.py", ["--help"]),
     ("bench/undo_step.py", ["--help"]),
     ("docs/make_screenshots.py", ["--help"]),
@@ -341,3 +342,19 @@ def test_auto_speed_py_case_that_fails_keeps_auto_speed_json(auto_speed, tmp_pat
     assert out.read_text() == '{"tracked": true}'
     rows = json.loads((tmp_path / "auto_speed-FAILED.json.tmp").read_text())["rows"]
     assert rows[0]["methods"]["auto"] == {"error": "RuntimeError: boom"}
+
+
+def test_blockwise_py_smoke_run_matches_in_memory(tmp_path):
+    pytest.importorskip("distributed")
+    pytest.importorskip("ome_zarr")
+    out = tmp_path / "blockwise.json"
+    args = ["--size", "256", "--block-size", "96", "--workers", "1", "--workdir", str(tmp_path), "--out", str(out)]
+    args += ["--sample-pixels", str(256 * 256)]  # the whole image: the same decisions as in memory
+    proc = subprocess.run(
+        [sys.executable, "bench/blockwise.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["f1"] == 1.0 and result["identical"] == result["objects_in_memory"] > 30
+    assert result["seam_objects"] > 0 and result["seam_objects_split"] == 0
+    assert result["peak_rss_workers_gib"] and result["within_bound"]

@@ -15,6 +15,17 @@ from .data import four_circles, textured_nuclei, touching_blobs
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # Imported on first use: the blockwise engine's needs (dask, zarr,
+    # ome-zarr) stay out of `import napari_spectral_seg`.
+    if name == "segment_blockwise":
+        from .blockwise import segment_blockwise
+
+        return segment_blockwise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "Progress",
     "SegmentationCancelled",
@@ -27,5 +38,6 @@ __all__ = [
     "iter_segment",
     "iter_segment_frames",
     "segment",
+    "segment_blockwise",
     "segment_frames",
 ]

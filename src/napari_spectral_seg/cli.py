@@ -168,6 +168,11 @@ def segment_parameters(args, *, has_mask: bool, channel_axis: int | None) -> Seg
 
 # ---------------------------------------------------------------- commands
 def cmd_segment(args) -> int:
+    if args.block_size is not None or str(args.output).lower().endswith(".zarr"):
+        return _segment_blockwise(args)
+    for flag, value in (("--workers", args.workers), ("--scheduler", args.scheduler), ("--level", args.level)):
+        if value is not None:
+            raise CliError(f"{flag} applies to a blockwise run only: pass --block-size N and -o OUTPUT.zarr.")
     check_output_path(args.output)  # before the work, not after
     _refuse_to_replace_an_input(args)
     image, channel_axis = read_image(args.input)
@@ -202,6 +207,48 @@ def cmd_segment(args) -> int:
         f"{seconds['total']:.2f} s (seed {parameters['random_state']})"
     )
     return 0
+
+
+def _segment_blockwise(args) -> int:
+    """``segment INPUT -o OUT.zarr --block-size N``: blockwise on a dask cluster (napari_spectral_seg.blockwise)."""
+    _require(("distributed", "zarr", "ome_zarr"), "batch", "blockwise segmentation")
+    from .blockwise import BlockwiseError, SourceError, segment_blockwise
+
+    if args.mask:
+        raise CliError("--mask is not supported with --block-size; pass a threshold (--threshold otsu or a number).")
+    if args.channel_axis is not None:
+        raise CliError("--channel-axis is not supported with --block-size: write one channel as an image of its own.")
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers {args.workers}: need at least 1.")
+    _refuse_to_replace_an_input(args)
+    try:
+        params = segment_parameters(args, has_mask=False, channel_axis=None)
+        summary = segment_blockwise(
+            args.input,
+            args.output,
+            block_size=1024 if args.block_size is None else args.block_size,
+            params=params,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            level=args.level or 0,
+            overlap=args.overlap,
+            overwrite=args.overwrite,
+            progress=_block_progress if sys.stderr.isatty() else None,
+        )
+    except KeyboardInterrupt:
+        raise BatchInterrupted("interrupted; finished blocks are kept: run the same command again to resume.") from None
+    except (BlockwiseError, SourceError, ValueError, TypeError) as exc:
+        raise CliError(str(exc)) from exc
+    print(
+        f"{summary['labels']}: {summary['n_labels']} segments, {summary['blocks']} blocks "
+        f"({summary['skipped_blocks']} without foreground, {summary['resumed_blocks']} done before), "
+        f"{summary['seconds']:.1f} s (seed {summary['parameters']['random_state']})"
+    )
+    return 0
+
+
+def _block_progress(done: int, total: int) -> None:
+    print(f"\r{done} of {total} blocks segmented", end="\n" if done == total else "", file=sys.stderr, flush=True)
 
 
 def _require(modules, extra: str, what: str) -> None:
@@ -371,9 +418,11 @@ def _add_demo(sub) -> None:
 def _add_segment(sub) -> None:
     seg = sub.add_parser("segment", help="segment an image file and write the labels")
     seg.add_argument(
-        "input", help="image file (.tif, .png, .jpg, .npy): 2D, 3D, or a stack of them (see --spatial-ndim)"
+        "input",
+        help="image file (.tif, .png, .jpg, .npy): 2D, 3D, or a stack of them (see --spatial-ndim); blockwise also "
+        "a zarr array or an OME-Zarr image",
     )
-    seg.add_argument("-o", "--output", required=True, help="labels file to write (.tif or .npy)")
+    seg.add_argument("-o", "--output", required=True, help="labels file to write (.tif or .npy; .zarr: blockwise)")
     seg.add_argument("--mask", help="mask file of the same shape (nonzero = segment)")
     seg.add_argument(
         "--spatial-ndim",
@@ -392,6 +441,33 @@ def _add_segment(sub) -> None:
         "else none)",
     )
     add_segmentation_arguments(seg, with_mask=True)
+    blockwise = seg.add_argument_group(
+        "blockwise (images larger than memory; -o OUTPUT.zarr, an OME-Zarr labels image at OUTPUT.zarr/labels/spectral)"
+    )
+    blockwise.add_argument(
+        "--block-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="pixels per axis of a block (default 1024 for a .zarr -o)",
+    )
+    blockwise.add_argument(
+        "--overlap",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="pixels read around each block (default: six typical object sides (square roots of the typical area) plus the smoothing's reach)",
+    )
+    blockwise.add_argument(
+        "--level", type=int, default=None, metavar="L", help="OME-Zarr input: resolution level (default 0)"
+    )
+    blockwise.add_argument(
+        "--scheduler", metavar="ADDRESS", help="submit to a running dask scheduler, e.g. tcp://host:8786"
+    )
+    blockwise.add_argument(
+        "--workers", type=int, default=None, help="without --scheduler: local worker processes (default: CPU count)"
+    )
+    blockwise.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT.zarr")
     seg.set_defaults(func=cmd_segment)
 
 

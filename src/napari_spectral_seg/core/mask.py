@@ -6,7 +6,7 @@ import numpy as np
 
 from .validation import scale_for_graph
 
-__all__ = ["empty_mask_hint", "otsu_threshold", "resolve_mask", "threshold_in_use"]
+__all__ = ["empty_mask_hint", "otsu_from_histogram", "otsu_threshold", "resolve_mask", "threshold_in_use"]
 
 
 def otsu_threshold(image: np.ndarray, n_bins: int = 256) -> float:
@@ -35,6 +35,24 @@ def otsu_threshold(image: np.ndarray, n_bins: int = 256) -> float:
     scaled = scale_for_graph(values)
     exponent = _scale_exponent(values, scaled)
     return float(np.ldexp(_otsu_scaled(scaled, n_bins), exponent))
+
+
+def otsu_from_histogram(counts: np.ndarray, lo: float, hi: float) -> float:
+    """Otsu's threshold from a histogram of ``len(counts)`` equal bins over ``[lo, hi]``.
+
+    The counts of ``np.histogram(values, bins=len(counts), range=(lo, hi))``
+    summed over the blocks of an image give :func:`otsu_threshold` of the
+    whole image (the same bins and cut), without holding it.
+    """
+    counts = np.asarray(counts)
+    if hi <= lo:
+        return float(lo)
+    edges = np.linspace(lo, hi, len(counts) + 1)
+    # Centres scaled by a power of two (exact) keep the squared means finite;
+    # the cut, an edge, is taken unscaled.
+    exponent = int(np.frexp(max(abs(lo), abs(hi)))[1])
+    centers = np.ldexp((edges[:-1] + edges[1:]) / 2, -exponent)
+    return _best_cut(counts, centers, edges, int(counts.sum()))
 
 
 def _scale_exponent(values: np.ndarray, scaled: np.ndarray) -> int:

@@ -25,6 +25,7 @@ from .memory import check_run
 from .params import DEFAULT_EDGE_LEVEL, SegmentationParams, check_random_state, check_spacing
 from .prepare import prepare_image
 from .progress import STEPS, Progress, SegmentationCancelled, relay, run_to_end
+from .result import EmptyMaskError, SegmentationResult
 from .seeds import assign_to_seeds, check_seeds, seed_nodes
 from .solve import iter_solve_component
 from .validation import (
@@ -51,40 +52,6 @@ _STEP_SPAN = {"mask": (0.0, 0.05), "graph": (0.05, 0.2), "eigenvectors": (0.2, 0
 # Yield at most this often inside a step, so thousands of tiny components do
 # not flood a GUI event loop with progress signals.
 _MIN_YIELD_INTERVAL = 0.05  # seconds
-
-
-class EmptyMaskError(ValueError):
-    """Nothing to segment: the mask (after threshold and min_size) has no pixel.
-
-    An error for one image; a time series treats such a frame as empty
-    (all labels 0) and goes on.
-    """
-
-
-@dataclass
-class SegmentationResult:
-    """Labels and what was used to compute them.
-
-    Attributes
-    ----------
-    labels : ndarray of int32, spatial shape of the image
-        0 outside the mask (and in dropped components), 1..M inside.
-    parameters : dict
-        Every parameter of the run, with ``random_state`` resolved to the
-        integer seed actually used and ``threshold_used`` the numeric threshold.
-    n_components : int
-        Connected components of the mask that were segmented.
-    eigenvalues : list of ndarray
-        Per component, the Laplacian eigenvalues computed.
-    seconds : dict
-        Wall time per step.
-    """
-
-    labels: np.ndarray
-    parameters: dict
-    n_components: int = 0
-    eigenvalues: list = field(default_factory=list)
-    seconds: dict = field(default_factory=dict)
 
 
 def _split_counts(eigenvalues_per_component, n_clusters):
@@ -139,6 +106,8 @@ class _Run:
     seeds_of_component: list | None = None
     seed_node: np.ndarray | None = None
     min_size: int = 0
+    object_size: object = None
+    edge_background: float | None = None
 
 
 def _as_params(params: SegmentationParams | None, keywords: dict) -> SegmentationParams:
@@ -238,6 +207,8 @@ def iter_segment(
     params: SegmentationParams | None = None,
     *,
     auto_config=None,
+    object_size=None,
+    edge_background: float | None = None,
     **parameters,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment an image step by step; see :func:`segment` for the parameters.
@@ -251,6 +222,11 @@ def iter_segment(
         its values, or give them all when ``params`` is None.
     auto_config : AutoConfig, optional
         The thresholds of ``n_clusters="auto"`` (default: ``AutoConfig()``).
+    object_size, edge_background : optional
+        Auto mode: the typical object size in pixels (a list: one per size
+        pass, see :func:`~napari_spectral_seg.core.auto.iter_typical_size`)
+        and the object edges' background level, decided on the whole image
+        of which ``image`` is one block; default: measured on ``image``.
 
     Yields
     ------
@@ -267,6 +243,7 @@ def iter_segment(
     run = _start_run(image, mask, params)
     yield from _iter_mask(run)
     if params.n_clusters == "auto" and run.seeds_of_component is None:  # seed points decide the count
+        run.object_size, run.edge_background = object_size, edge_background
         return (yield from _iter_auto_tail(run, auto_config))
     graph = yield from _iter_graph(run)
     eigenvalues, embeddings = yield from _iter_eigenvectors(run, graph)
@@ -403,6 +380,7 @@ def _iter_auto_tail(run: _Run, auto_config=None):
         min_part=default_min_part(run.min_size, len(run.spatial_shape)),
         eigen_solver=parameters["eigen_solver"],
         random_state=parameters["random_state"],
+        object_size=run.object_size,
         config=auto_config,
     )
     lo, hi = _STEP_SPAN["eigenvectors"]
@@ -433,17 +411,20 @@ def _iter_object_edges(run: _Run, intensity, labels):
         parameters["edge_level"] = None
     if parameters["edge_level"] is None:
         return labels
-    # The background level is only known when a threshold split the
-    # image into signal and no signal.
-    dark = intensity[intensity <= used]
-    if not dark.size:
-        parameters["edge_level"] = None  # nothing below the threshold: no background level
-        return labels
+    background = run.edge_background
+    if background is None:
+        # The background level is only known when a threshold split the
+        # image into signal and no signal.
+        dark = intensity[intensity <= used]
+        if not dark.size:
+            parameters["edge_level"] = None  # nothing below the threshold: no background level
+            return labels
+        background = float(np.median(dark))
     yield Progress("labels", _STEP_SPAN["labels"][0], "moving object edges to their own brightness")
     return refine_object_edges(
         intensity,
         labels,
-        background=float(np.median(dark)),
+        background=background,
         level=parameters["edge_level"],
         spacing=parameters["spacing"],
         allowed=run.explicit_mask,

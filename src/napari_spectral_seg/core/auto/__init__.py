@@ -122,7 +122,7 @@ The package, from the bottom up (each module imports only those above it):
 from .bisection import split_component
 from .config import DEFAULT_SENSITIVITY, AutoConfig, default_min_part
 from .landscape import landscape, pixel_edges
-from .recipe import iter_auto_labels
+from .recipe import iter_auto_labels, iter_typical_size
 
 __all__ = [
     "DEFAULT_SENSITIVITY",
@@ -132,4 +132,5 @@ __all__ = [
     "pixel_edges",
     "split_component",
     "iter_auto_labels",
+    "iter_typical_size",
 ]

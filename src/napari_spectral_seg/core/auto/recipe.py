@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +24,7 @@ from .landscape import landscape, pixel_edges
 from .pieces import typical_size
 from .rules import join_convex, join_moments, merge_slivers, split_moments, split_notches, split_oversized, split_steps
 
-__all__ = ["iter_auto_labels", "refine_component"]
+__all__ = ["iter_auto_labels", "iter_typical_size", "refine_component"]
 
 # Least time between two progress reports, in seconds (not a tuning value:
 # it only keeps the reports from flooding the caller).
@@ -135,7 +135,7 @@ def _first_pass(graph, run, ticker):
     return pieces, all_ratios
 
 
-def _calibrate_sizes(graph, run, pieces, all_ratios, object_size, ticker):
+def _calibrate_sizes(graph, run, pieces, all_ratios, object_size, ticker, used=None):
     """Estimate the typical object size and split oversized pieces again; yields progress in [0.8, 1].
 
     The first pass's pieces are mostly single objects, so their median size
@@ -143,14 +143,21 @@ def _calibrate_sizes(graph, run, pieces, all_ratios, object_size, ticker):
     re-examined with a laxer threshold. The median counts unsplit clumps as
     objects; once they are cut it drops and other clumps stand out as
     oversized, so the estimate is repeated until nothing changes (at most
-    ``config.calibration_rounds`` times; once when ``object_size`` is given).
-    ``pieces`` and ``all_ratios`` are updated in place. Returns the typical
-    size and the number of rounds allowed.
+    ``config.calibration_rounds`` times; once when ``object_size`` is a
+    number). A sequence ``object_size`` gives the size of every round (those
+    a whole image went through, for one block of it): all are run.
+    ``pieces`` and ``all_ratios`` are updated in place, the sizes used are
+    appended to ``used``. Returns the typical size and the number of rounds
+    allowed.
     """
     n_comp = graph.n_components
-    rounds = 1 if object_size is not None else run.config.calibration_rounds
+    given = None if object_size is None else np.atleast_1d(np.asarray(object_size, dtype=float))
+    per_round = given is not None and np.ndim(object_size) == 1
+    rounds = run.config.calibration_rounds if given is None else len(given)
     for round_ in range(rounds):
-        typical = float(object_size) if object_size is not None else typical_size(pieces, run.min_part, run.config)
+        typical = float(given[round_]) if given is not None else typical_size(pieces, run.min_part, run.config)
+        if used is not None:
+            used.append(typical)
         changed = False
         for comp in range(n_comp):
             part = graph.component(comp)
@@ -174,8 +181,10 @@ def _calibrate_sizes(graph, run, pieces, all_ratios, object_size, ticker):
             if ticker.due():
                 done = (round_ + part.stop / graph.n_nodes) / rounds
                 yield 0.8 + 0.2 * done, f"size check {round_ + 1}, component {comp + 1} of {n_comp}"
-        if not changed:
+        if not changed and not per_round:
             break
+    if per_round:
+        rounds = run.config.calibration_rounds  # the seed of the shape rules, as on the whole image
     return typical, rounds
 
 
@@ -230,7 +239,7 @@ def iter_auto_labels(
     min_part: int = 10,
     eigen_solver: str = "auto",
     random_state: int = 0,
-    object_size: float | None = None,
+    object_size: float | Sequence[float] | None = None,
     config: AutoConfig | None = None,
 ) -> Generator[tuple[float, str], None, tuple[np.ndarray, list]]:
     """Decide and cut every connected component; yields ``(fraction, message)``.
@@ -245,10 +254,12 @@ def iter_auto_labels(
         See :func:`landscape`.
     sensitivity, min_part, eigen_solver
         See :func:`split_component`.
-    object_size : float, optional
+    object_size : float or sequence of float, optional
         Typical object size in pixels (see :func:`split_component`);
         default: the median size of the pieces of a first pass without it,
-        re-estimated after each size pass (see the module docstring).
+        re-estimated after each size pass (see the module docstring). A
+        sequence is the size of each size pass, as
+        :func:`iter_typical_size` returns them for a whole image.
     random_state : int
         Seed; component ``c`` uses ``default_rng([random_state, c])``, so
         results do not depend on the order components are processed.
@@ -282,3 +293,38 @@ def iter_auto_labels(
         next_label += int(labels.max()) + 1
     yield 1.0, "size check done"
     return node_label, all_ratios
+
+
+def iter_typical_size(
+    intensity: np.ndarray,
+    index,
+    *,
+    spacing=None,
+    background: float | None = None,
+    sensitivity: float = DEFAULT_SENSITIVITY,
+    min_part: int = 10,
+    eigen_solver: str = "auto",
+    random_state: int = 0,
+    config: AutoConfig | None = None,
+) -> Generator[tuple[float, str], None, list]:
+    """The typical object sizes :func:`iter_auto_labels` goes through, without the shape rules.
+
+    For a blockwise segmentation: measured once on the image (or a sample of
+    it), then passed to every block as ``object_size``, so each block makes
+    the size passes the whole image makes. Parameters as in
+    :func:`iter_auto_labels`; yields ``(fraction, message)``.
+
+    Returns
+    -------
+    list of float
+        The typical size in pixels of each size-calibration round run; the
+        last is the one the shape rules use.
+    """
+    config = AutoConfig() if config is None else config
+    run = _Run(spacing, sensitivity, min_part, eigen_solver, random_state, config)
+    graph = _Graph(intensity, index, spacing, background, config)
+    ticker = _Ticker()
+    pieces, all_ratios = yield from _first_pass(graph, run, ticker)
+    used = []
+    yield from _calibrate_sizes(graph, run, pieces, all_ratios, None, ticker, used)
+    return used

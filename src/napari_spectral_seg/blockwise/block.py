@@ -1,0 +1,185 @@
+"""One block on a worker: read its region, segment it with the whole-image decisions, keep what it owns.
+
+The region is the block's core plus the overlap. It is segmented by the
+core pipeline with every whole-image decision fixed (threshold, smoothing,
+smallest piece, typical object size, edge background). Of the connected
+pieces of the result, the block keeps those it owns (the corner of the
+piece's bounding box lies in its core, see :mod:`.grid`). A kept piece must
+lie clear of the region's cut sides by the reach of the smoothing and the
+edge moves; if one does not, the overlap is doubled and the block done
+again, so every kept piece was segmented as in the whole image.
+
+The kept labels (numbered 1..m within the block) and their bounding box are
+written to ``RECORDS/<key>.npz`` under a temporary name and renamed: the
+file is the block's completion marker, and a task retried after its worker
+died finds either nothing or a whole record.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.ndimage as ndi
+
+from ..core.pipeline import EmptyMaskError, iter_segment
+from ..core.progress import run_to_end
+from .decide import sigma_per_axis, smoothed
+from .grid import Block, smoothing_reach
+
+__all__ = ["BlockPlan", "PieceTooLarge", "read_record", "record_path", "segment_block"]
+
+# Pixels an object's edge may move outwards (core.edges) plus one.
+_EDGE_REACH = 4
+
+
+class PieceTooLarge(ValueError):
+    """A connected piece of the mask is larger than the largest overlap allowed."""
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """What every block needs: the source, the fixed parameters and the whole-image numbers.
+
+    Attributes
+    ----------
+    source : Source
+    params : SegmentationParams
+        With ``threshold``, ``sigma`` and ``min_size`` fixed numbers.
+    sigma : checked sigma (see ``core.params.check_sigma``) or None
+    object_size, edge_background : float or None
+        Auto mode's typical object size and the edges' background level.
+    overlap : int
+        Pixels added on each side of a core.
+    max_overlap : int
+        The overlap is doubled up to this when a piece needs it.
+    records : str
+        Directory of the block records.
+    """
+
+    source: object
+    params: object
+    sigma: object
+    object_size: float | None
+    edge_background: float | None
+    overlap: int
+    max_overlap: int
+    records: str
+
+
+def record_path(records, block: Block) -> Path:
+    return Path(records) / f"{block.key}.npz"
+
+
+def read_record(path) -> dict:
+    """A block record: ``origin`` (box start), ``labels`` (int32 crop) and ``count``."""
+    with np.load(path) as data:
+        return {name: data[name] for name in data.files}
+
+
+def segment_block(plan: BlockPlan, block: Block) -> dict:
+    """Segment one block and write its record; returns its summary (the record's small fields).
+
+    Idempotent: a block whose record exists is not done again.
+    """
+    path = record_path(plan.records, block)
+    if path.exists():
+        return _summary(read_record(path), block, reused=True)
+    started = time.perf_counter()
+    overlap = plan.overlap
+    while True:
+        labels, box, complete = _segment_region(plan, block, overlap)
+        if complete:
+            break
+        if overlap >= plan.max_overlap:
+            raise PieceTooLarge(
+                f"block {block.key} (pixels {block.core}): a connected piece of the mask reaches beyond an overlap "
+                f"of {overlap} px; raise the overlap or the block size, or a threshold that separates the objects."
+            )
+        overlap = min(2 * overlap, plan.max_overlap)
+    origin, crop = _crop(labels, box)
+    record = dict(origin=origin, labels=crop, count=np.int64(crop.max() if crop.size else 0))
+    record["overlap"] = np.int64(overlap)
+    record["seconds"] = np.float64(time.perf_counter() - started)
+    _write_atomically(path, record)
+    return _summary(record, block, reused=False)
+
+
+def _summary(record: dict, block: Block, reused: bool) -> dict:
+    return dict(
+        key=block.key,
+        origin=[int(v) for v in record["origin"]],
+        shape=list(record["labels"].shape),
+        count=int(record["count"]),
+        overlap=int(record["overlap"]),
+        seconds=float(record["seconds"]),
+        reused=reused,
+    )
+
+
+def _segment_region(plan: BlockPlan, block: Block, overlap: int):
+    """The owned labels of the region (0 elsewhere), its box, and whether every owned piece was clear."""
+    source = plan.source
+    box = block.region(overlap, source.shape)
+    # Smoothed here with the image around the region, so the core pipeline
+    # (sigma None) sees the same values as on the whole image.
+    intensity = smoothed(source, box, plan.sigma, plan.params.spacing)
+    try:
+        result = run_to_end(
+            iter_segment(
+                intensity,
+                None,
+                plan.params.replace(sigma=None),
+                object_size=plan.object_size,
+                edge_background=plan.edge_background,
+            )
+        )
+    except EmptyMaskError:
+        return np.zeros(intensity.shape, np.int32), box, True
+    reach = smoothing_reach(sigma_per_axis(plan.sigma, plan.params.spacing, source.ndim)) + _EDGE_REACH
+    return _owned(result.labels, box, block.core, reach, source.shape)
+
+
+def _owned(labels: np.ndarray, box, core, reach, shape):
+    """Keep the pieces whose bounding-box corner lies in ``core``; check they are clear of the cut sides."""
+    pieces, n = ndi.label(labels > 0, structure=np.ones((3,) * labels.ndim))
+    keep = np.zeros(n + 1, bool)
+    complete = True
+    for piece, where in enumerate(ndi.find_objects(pieces), start=1):
+        corner = [s.start + b0 for s, (b0, _) in zip(where, box)]
+        if not all(a <= c < b for c, (a, b) in zip(corner, core)):
+            continue
+        keep[piece] = True
+        for s, (b0, b1), r, n_axis in zip(where, box, reach, shape):
+            # Within the smoothing's and the edges' reach of a side the
+            # region was cut at (not the image border), the piece may differ.
+            if (b0 > 0 and s.start < r) or (b1 < n_axis and s.stop + b0 > b1 - r):
+                complete = False
+    owned = np.where(keep[pieces], labels, 0)
+    return owned, box, complete
+
+
+def _crop(labels: np.ndarray, box):
+    """The bounding box of the nonzero labels (start in image pixels) and the labels in it, renumbered 1..m."""
+    if not labels.any():
+        return np.array([a for a, _ in box], dtype=np.int64), np.zeros((0,) * labels.ndim, np.int32)
+    where = ndi.find_objects((labels > 0).astype(np.int8))[0]
+    crop = labels[where]
+    values, inverse = np.unique(crop, return_inverse=True)
+    renumbered = inverse.reshape(crop.shape).astype(np.int32)
+    if values[0] != 0:
+        renumbered += 1
+    origin = np.array([s.start + a for s, (a, _) in zip(where, box)], dtype=np.int64)
+    return origin, renumbered
+
+
+def _write_atomically(path: Path, record: dict) -> None:
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial.npz")
+    with open(temporary, "wb") as handle:
+        np.savez_compressed(handle, **record)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)

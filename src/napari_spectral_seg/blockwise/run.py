@@ -1,0 +1,385 @@
+"""``segment_blockwise``: the whole run, from the input store to the renamed OME-Zarr output.
+
+1. Open the input (metadata only) and check the parameters.
+2. In ``.<output>.partial`` beside the output: the resume state
+   (``_blockwise/state.json``: input identity, parameters, whole-image
+   decisions) and one record per finished block (``_blockwise/blocks``). A
+   state for another input or other parameters is discarded.
+3. Whole-image decisions (:mod:`.whole`), unless the state has them.
+4. One task per foreground block without a record (:mod:`.block`).
+5. Chunks painted from the records and written as ``labels/<name>``
+   (:mod:`.assemble`); the scratch directory removed; the partial store
+   renamed to the output (an output replaced with ``overwrite`` is first
+   moved aside, then deleted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..core.params import SegmentationParams, check_random_state, check_spacing
+from .block import BlockPlan, read_record, record_path, segment_block
+from .grid import block_grid
+from .source import open_source
+
+__all__ = ["BlockwiseError", "segment_blockwise"]
+
+_STATE = "state.json"
+# A block's overlap may double, for a piece that needs it, up to this many
+# times the default overlap or this fraction of the block size, the larger.
+_MAX_OVERLAP_FACTOR = 4
+_MAX_OVERLAP_PER_BLOCK = 0.5
+
+
+class BlockwiseError(ValueError):
+    """A blockwise run that cannot go ahead; the message names the parameter or path and the fix."""
+
+
+def _check_params(params: SegmentationParams, source) -> SegmentationParams:
+    """Refuse what blockwise cannot do as in memory; resolve the seed and the spacing."""
+    if params.threshold is None:
+        raise BlockwiseError(
+            "threshold=None segments the whole image as one piece, which no block can hold; "
+            "pass threshold='otsu' (--threshold otsu) or a number."
+        )
+    if params.seeds is not None:
+        raise BlockwiseError("seeds (seed points) are not supported blockwise; segment in memory to use them.")
+    if params.channel_axis is not None:
+        raise BlockwiseError("channel_axis: blockwise segmentation takes single-channel images; pass one channel.")
+    spacing = params.spacing if params.spacing is not None else source.scale
+    if spacing is not None:
+        check_spacing(spacing, source.ndim)
+        spacing = tuple(float(v) for v in spacing)
+    if params.polarity == "dark":
+        raise BlockwiseError(
+            "polarity='dark' is not supported blockwise yet; invert the image (max - image) and use 'bright'."
+        )
+    # Polarity and an uneven background are not yet decided over the whole
+    # image blockwise: bright objects on a flat background are assumed (recorded).
+    fixed = dict(
+        polarity="bright" if params.polarity == "auto" else params.polarity,
+        background="flat" if params.background == "auto" else params.background,
+    )
+    return params.replace(random_state=check_random_state(params.random_state), spacing=spacing, **fixed)
+
+
+def max_overlap(overlap: int, block_size: int) -> int:
+    """The largest overlap a block may grow to (see :mod:`.block`)."""
+    return int(max(_MAX_OVERLAP_FACTOR * overlap, _MAX_OVERLAP_PER_BLOCK * block_size))
+
+
+def _state_key(source, params, block_size, overlap, sample_pixels) -> dict:
+    return dict(
+        input=source.identity(),
+        level=source.level,
+        parameters=params.record(random_state=params.random_state),
+        block_size=list(np.broadcast_to(block_size, (source.ndim,)).tolist()),
+        overlap=overlap,
+        sample_pixels=sample_pixels,
+    )
+
+
+def _write_json(path: Path, value) -> None:
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_text(json.dumps(value, indent=1))
+    os.replace(temporary, path)
+
+
+def _prepare(partial: Path, key: dict):
+    """The scratch directory and the state found there (None: start afresh)."""
+    scratch = partial / "_blockwise"
+    state_path = scratch / _STATE
+    if state_path.exists():
+        with contextlib.suppress(ValueError, OSError):
+            state = json.loads(state_path.read_text())
+            if state.get("key") == json.loads(json.dumps(key)):
+                return scratch, state
+    if partial.exists():
+        shutil.rmtree(partial)
+    (scratch / "blocks").mkdir(parents=True)
+    return scratch, None
+
+
+def _check_output(output: Path, overwrite: bool) -> None:
+    if output.suffix != ".zarr":
+        raise BlockwiseError(f"-o {output}: a blockwise output is an OME-Zarr store; name it *.zarr.")
+    if not output.parent.is_dir():
+        raise BlockwiseError(f"-o {output}: the folder {output.parent} does not exist.")
+    if output.exists() and not overwrite:
+        raise BlockwiseError(f"-o {output} exists; pass --overwrite (overwrite=True) to replace it, or another -o.")
+
+
+def _run_blocks(client, plan: BlockPlan, blocks, todo: list, progress) -> dict:
+    """Every block of ``todo`` on the cluster; their summaries by key (reported as they finish)."""
+    from distributed import as_completed
+
+    futures = {client.submit(segment_block, plan, block, pure=False): block for block in todo}
+    summaries = {}
+    try:
+        for future in as_completed(futures):
+            block = futures[future]
+            try:
+                summaries[block.key] = future.result()
+            except Exception as exc:
+                raise BlockwiseError(f"block {block.key}: {_one_line(exc)}") from exc
+            if progress is not None:
+                progress(len(summaries), len(todo))
+    finally:
+        for future in futures:
+            future.cancel()
+    return summaries
+
+
+def _one_line(exc: BaseException) -> str:
+    from distributed import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        return "its worker died every time it was tried (killed, e.g. out of memory); try a smaller --block-size"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _done_summaries(records: Path, blocks) -> dict:
+    """Summaries of the blocks whose record exists (a resumed run)."""
+    summaries = {}
+    for block in blocks:
+        path = record_path(records, block)
+        if path.exists():
+            record = read_record(path)
+            summaries[block.key] = dict(
+                key=block.key,
+                origin=[int(v) for v in record["origin"]],
+                shape=list(record["labels"].shape),
+                count=int(record["count"]),
+                overlap=int(record["overlap"]),
+                seconds=float(record["seconds"]),
+                reused=True,
+            )
+    return summaries
+
+
+def _client(resources, client, scheduler, workers):
+    if client is not None:
+        return client
+    from ..batch.cluster import check_scheduler, connect
+
+    if scheduler:
+        check_scheduler(scheduler)
+    return connect(scheduler, workers or os.cpu_count() or 1, resources)
+
+
+def segment_blockwise(
+    input,
+    output,
+    *,
+    block_size: int = 1024,
+    params: SegmentationParams | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    client=None,
+    level: int = 0,
+    name: str = "spectral",
+    overlap: int | None = None,
+    sample_pixels: int | None = None,
+    overwrite: bool = False,
+    progress=None,
+    **parameters,
+) -> dict:
+    """Segment an image larger than memory block by block on a dask cluster; write OME-Zarr labels.
+
+    Parameters
+    ----------
+    input : str or Path
+        A zarr array, an OME-Zarr image group (``level`` picks the
+        resolution) or a TIFF (read lazily). Workers read it; the client
+        reads only its metadata.
+    output : str or Path
+        The ``.zarr`` store to write; the labels are its ``labels/<name>``
+        (an OME-Zarr multiscale labels image with the input's axes and
+        voxel sizes, the parameters in its ``spectral_seg`` attribute).
+    block_size : int
+        Pixels per axis of a block's core; a worker's memory grows with
+        ``(block_size + 2 * overlap) ** ndim``.
+    params : SegmentationParams, optional
+        The parameters; default ``SegmentationParams()`` (the
+        command line's), replaced by keyword ``parameters``.
+    workers, scheduler, client
+        A local cluster of ``workers`` processes (default: one per CPU), a
+        running scheduler's address, or a ``distributed.Client`` to use.
+    level : int
+        OME-Zarr resolution level of the input.
+    name : str
+        Name of the labels image.
+    overlap : int, optional
+        Pixels each block reads beyond its core on every side (default:
+        six typical object sides, square roots of the typical area, plus
+        the smoothing's reach); doubled for a block, up to four times that
+        or half ``block_size``, when a piece it keeps needs more.
+    sample_pixels : int, optional
+        Size of the central sample ``sigma="auto"``, ``min_size="auto"``
+        and auto mode's typical object size are measured on (default: four
+        blocks' worth; the whole image when it is that small).
+    overwrite : bool
+        Replace an existing output.
+    progress : callable, optional
+        ``progress(done, total)`` after each block.
+
+    Returns
+    -------
+    dict
+        What was done: output, labels path, counts, decisions, seconds.
+
+    Raises
+    ------
+    BlockwiseError, SourceError
+        Parameters or paths that cannot work, a failed block.
+    """
+    started = time.perf_counter()
+    output = Path(output)
+    source = open_source(input, level)
+    base = params if params is not None else SegmentationParams()
+    params = _check_params(base.replace(**parameters) if parameters else base, source)
+    _check_output(output, overwrite)
+    if int(block_size) < 16:
+        raise BlockwiseError(f"block_size={block_size}: use at least 16 pixels (1024 is a good start).")
+    blocks = block_grid(source.shape, block_size)
+    partial = output.with_name(f".{output.name}.partial")
+    key = _state_key(source, params, block_size, overlap, sample_pixels)
+    scratch, state = _prepare(partial, key)
+    with contextlib.ExitStack() as resources:
+        client = _client(resources, client, scheduler, workers)
+        options = dict(block_size=block_size, overlap=overlap, sample_pixels=sample_pixels, progress=progress)
+        summary = _run(client, source, params, blocks, scratch, state, key, options)
+        labels_path = _finish(client, source, params, blocks, partial, scratch, output, name, summary, overwrite)
+    summary.update(output=str(output), labels=str(labels_path), seconds=time.perf_counter() - started)
+    return summary
+
+
+def _run(client, source, params, blocks, scratch: Path, state, key, options) -> dict:
+    """Decisions (or those of the state) and the block pass; the run's summary."""
+    from .whole import Decisions, decide_whole_image
+
+    started = time.perf_counter()
+    if state is None:
+        decisions = decide_whole_image(
+            client,
+            source,
+            blocks,
+            params,
+            params.spacing,
+            block_size=options["block_size"],
+            overlap=options["overlap"],
+            sample_pixels=options["sample_pixels"],
+        )
+        _write_json(scratch / _STATE, dict(key=key, decisions=decisions.as_json()))
+    else:
+        decisions = Decisions.from_json(state["decisions"])
+    fixed = params.replace(
+        threshold=decisions.threshold,
+        min_size=decisions.min_size,
+        sigma=None,
+        edge_level=decisions.edge_level_used if params.n_clusters == "auto" else params.edge_level,
+        # A whole-image count of segments is shared out between the pieces:
+        # blockwise, each piece is one segment (checked below).
+        n_clusters="auto" if params.n_clusters == "auto" else 1,
+    )
+    block_size = int(options["block_size"])
+    plan = BlockPlan(
+        source,
+        fixed,
+        decisions.sigma,
+        decisions.object_size,
+        decisions.edge_background,
+        decisions.overlap,
+        max_overlap(decisions.overlap, block_size),
+        str(scratch / "blocks"),
+    )
+    records = scratch / "blocks"
+    decided = time.perf_counter()
+    done = _done_summaries(records, blocks)
+    foreground = set(decisions.foreground)
+    todo = [block for block in blocks if block.key in foreground and block.key not in done]
+    done.update(_run_blocks(client, plan, blocks, todo, options["progress"]))
+    n_labels = sum(s["count"] for s in done.values())
+    if params.n_clusters != "auto" and n_labels < params.n_clusters:
+        raise BlockwiseError(
+            f"n_clusters={params.n_clusters}: the mask has only {n_labels} connected piece(s), so in memory some "
+            "would be split; blockwise each piece is one segment. Use n_clusters='auto', or segment in memory."
+        )
+    return dict(
+        blocks=len(blocks),
+        foreground_blocks=len(foreground),
+        skipped_blocks=len(blocks) - len(foreground),
+        resumed_blocks=len(foreground) - len(todo),
+        n_labels=n_labels,
+        block_summaries=done,
+        decisions=decisions.as_json(),
+        parameters=_recorded(params, decisions),
+        phase_seconds=dict(decisions=decided - started, blocks=time.perf_counter() - decided),
+    )
+
+
+def _recorded(params, decisions) -> dict:
+    """The parameters as recorded with the labels: as given, plus every value the run chose."""
+    recorded = params.record(random_state=params.random_state)
+    recorded.update(decisions.scales)
+    recorded.update(
+        sigma_used=decisions.sigma_used,
+        min_size_used=decisions.min_size,
+        threshold_used=decisions.threshold,
+        edge_background=decisions.edge_background,
+        object_size=decisions.object_size,
+    )
+    if params.n_clusters == "auto":
+        recorded["edge_level"] = decisions.edge_level_used
+    return recorded
+
+
+def _finish(client, source, params, blocks, partial: Path, scratch: Path, output: Path, name, summary, overwrite):
+    """Paint and write the labels image into the partial store, drop the scratch, rename; the labels' path."""
+    import zarr
+
+    from .assemble import chunk_entries, labels_array, write_labels_image
+
+    block_size = [max(block.core[i][1] - block.core[i][0] for block in blocks) for i in range(source.ndim)]
+    entries, total = chunk_entries(blocks, summary["block_summaries"], block_size, scratch / "blocks")
+    level0 = labels_array(source.shape, block_size, entries)
+    group = zarr.open_group(str(partial), mode="a")
+    if "labels" in group:
+        del group["labels"]  # a write that an interrupt cut short
+    attributes = dict(
+        summary["parameters"],
+        input=str(source.path),
+        level=source.level,
+        block_size=block_size,
+        n_segments=total,
+        decisions=summary["decisions"],
+    )
+    started = time.perf_counter()
+    import dask
+
+    with dask.config.set(scheduler=client.get):  # this run's cluster, even if it is not the default client
+        summary["levels"] = write_labels_image(group, name, level0, source, params.spacing, block_size, attributes)
+    summary["phase_seconds"]["write"] = time.perf_counter() - started
+    shutil.rmtree(scratch)
+    _rename_into_place(partial, output, overwrite)
+    return output / "labels" / name
+
+
+def _rename_into_place(partial: Path, output: Path, overwrite: bool) -> None:
+    if output.exists() and overwrite:
+        old = output.with_name(f".{output.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(output, old)
+        os.replace(partial, output)
+        shutil.rmtree(old)
+        return
+    os.replace(partial, output)

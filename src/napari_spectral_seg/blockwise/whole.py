@@ -1,0 +1,185 @@
+"""The client's side of the whole-image decisions: submit the passes of :mod:`.decide`, combine their answers.
+
+:func:`decide` returns a :class:`Decisions` of plain numbers (recorded with
+the result and in the resume state): the smoothing and smallest piece, the
+threshold, the edges' background, the typical object size, the overlap and
+which blocks hold foreground.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..core.mask import otsu_from_histogram
+from . import decide
+from .grid import smoothing_reach
+
+__all__ = ["Decisions", "decide_whole_image"]
+
+# A sample for sigma and min_size holds at most this many blocks' worth of pixels.
+SAMPLE_BLOCKS = 4
+
+
+@dataclass
+class Decisions:
+    """Whole-image numbers every block gets.
+
+    ``sigma`` is the checked form (see ``core.params.check_sigma``), stored
+    as a list in JSON; the others are numbers or None.
+    """
+
+    sigma: object
+    sigma_used: object
+    min_size: int
+    threshold: float
+    edge_background: float | None
+    edge_level_used: float | None
+    object_size: float | None
+    overlap: int
+    foreground: list
+    range: list
+    scales: dict
+    sample_box: list | None
+    typical_box: list | None
+    seconds: dict
+
+    def as_json(self) -> dict:
+        values = asdict(self)
+        values["sigma"] = list(self.sigma) if self.sigma is not None else None
+        return values
+
+    @classmethod
+    def from_json(cls, values: dict) -> Decisions:
+        values = dict(values)
+        sigma = values["sigma"]
+        if sigma is not None:
+            values["sigma"] = ("scalar", float(sigma[1])) if sigma[0] == "scalar" else tuple(map(float, sigma))
+        return cls(**values)
+
+
+class _Clock:
+    """Seconds per decision, for the record."""
+
+    def __init__(self):
+        self.seconds = {}
+        self.last = time.perf_counter()
+
+    def tick(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self.last, 3)
+        self.last = now
+
+
+def _gather(client, function, boxes, *args):
+    """``function(source, box, *args)`` for every box on the cluster, results in box order."""
+    futures = [client.submit(function, *args[:1], box, *args[1:], pure=False) for box in boxes]
+    return client.gather(futures)
+
+
+def _settings(client, source, params, spacing, block_size, sample_pixels):
+    """sigma (checked), sigma_used, min_size, the measured scales and the sample box."""
+    if params.sigma != "auto" and params.min_size != "auto":
+        sigma = decide.resolved_sigma(params, source.shape, spacing)
+        return sigma, params.sigma, int(params.min_size), {}, None
+    box = central_sample(source, block_size, sample_pixels)
+    scales = client.submit(decide.sample_scales, source, box, params, spacing, pure=False).result()
+    sigma = scales.pop("sigma")
+    min_size = scales.pop("min_size")
+    return sigma, scales.get("sigma_used"), min_size, scales, [list(b) for b in box]
+
+
+def central_sample(source, block_size, sample_pixels) -> tuple:
+    """The central box the image-chosen settings are measured on (``sample_pixels``, default four blocks)."""
+    if sample_pixels is None:
+        sample_pixels = SAMPLE_BLOCKS * int(np.prod(np.broadcast_to(block_size, (source.ndim,))))
+    return decide.central_box(source.shape, sample_pixels)
+
+
+def _threshold(client, source, blocks, params, sigma, spacing):
+    """The threshold and the range of the smoothed image, and each block core's largest value."""
+    boxes = [block.core for block in blocks]
+    ranges = _gather(client, decide.block_range, boxes, source, sigma, spacing)
+    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    if isinstance(params.threshold, str):
+        counts = _gather(client, decide.block_histogram, boxes, source, sigma, spacing, lo, hi)
+        threshold = otsu_from_histogram(np.sum(counts, axis=0), lo, hi)
+    else:
+        threshold = float(params.threshold)
+    return threshold, [lo, hi], [r[1] for r in ranges]
+
+
+def _edge_background(client, source, blocks, sigma, spacing, lo, threshold):
+    """The exact median of the smoothed values at or below the threshold (None: there are none)."""
+    boxes = [block.core for block in blocks]
+    histograms = _gather(client, decide.block_dark_histogram, boxes, source, sigma, spacing, lo, threshold)
+    located = decide.dark_median(np.sum(histograms, axis=0), lo, threshold)
+    if located is None:
+        return None
+    (a, b), ranks = located
+    parts = _gather(client, decide.block_dark_values, boxes, source, sigma, spacing, threshold, a, b)
+    below = sum(p[0] for p in parts)
+    distinct = np.concatenate([p[1] for p in parts])
+    counts = np.concatenate([p[2] for p in parts])
+    order = np.argsort(distinct, kind="stable")
+    median = decide.median_from_window(below, distinct[order], counts[order], ranks)
+    if median is None:  # cannot happen unless the bins misbehave; the middle of the window is close
+        median = (a + b) / 2.0
+    return median
+
+
+def _overlap(source, sigma, spacing, object_size, given):
+    """The overlap: as given, else six typical object sides plus the smoothing's reach."""
+    if given is not None:
+        return int(given)
+    reach = int(smoothing_reach(decide.sigma_per_axis(sigma, spacing, source.ndim)).max()) + 4
+    if not object_size:
+        return 32 + reach
+    side = max(object_size) ** (1.0 / source.ndim)
+    return max(16, int(math.ceil(6.0 * side))) + reach
+
+
+def decide_whole_image(client, source, blocks, params, spacing, *, block_size, overlap, sample_pixels) -> Decisions:
+    """Every whole-image decision, computed on the cluster; see the module docstring."""
+    clock = _Clock()
+    sigma, sigma_used, min_size, scales, sample_box = _settings(
+        client, source, params, spacing, block_size, sample_pixels
+    )
+    clock.tick("settings")
+    threshold, value_range, core_max = _threshold(client, source, blocks, params, sigma, spacing)
+    clock.tick("threshold")
+    auto = params.n_clusters == "auto"
+    edge_level = params.used_edge_level() if auto else None
+    background = None
+    if edge_level is not None:
+        background = _edge_background(client, source, blocks, sigma, spacing, value_range[0], threshold)
+        if background is None:
+            edge_level = None  # nothing at or below the threshold, as in memory
+    clock.tick("edge_background")
+    object_size, typical_box = None, None
+    if auto:
+        box = central_sample(source, block_size, sample_pixels)
+        object_size = client.submit(
+            decide.sample_typical_size, source, box, sigma, spacing, threshold, min_size, params, pure=False
+        ).result()
+        typical_box = [list(b) for b in box]
+    clock.tick("object_size")
+    return Decisions(
+        sigma=sigma,
+        sigma_used=sigma_used,
+        min_size=int(min_size),
+        threshold=float(threshold),
+        edge_background=background,
+        edge_level_used=edge_level,
+        object_size=object_size,
+        overlap=_overlap(source, sigma, spacing, object_size, overlap),
+        foreground=[block.key for block, top in zip(blocks, core_max) if top > threshold],
+        range=value_range,
+        scales=scales,
+        sample_box=sample_box,
+        typical_box=typical_box,
+        seconds=clock.seconds,
+    )
