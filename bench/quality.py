@@ -5,14 +5,14 @@ Every set is scored for every method in the same run, on the same images.
 Methods
 -------
 defaults
-    ``segment(image, threshold="otsu", n_clusters="auto")`` and nothing else;
-    ``spacing=`` is passed for the anisotropic 3D sets (a property of the
-    data, not a setting). ``random_state`` is left at its default (a fresh
-    seed per call), as a user calling it gets.
-image-chosen
-    The same with ``sigma="auto", min_size="auto"``: smoothing and the
-    smallest piece chosen from the image itself (``core/adapt.py``), the
-    proposed defaults. Its rules were chosen on the tuning sets only.
+    ``segment(image, n_clusters="auto")`` and nothing else: threshold,
+    smoothing, smallest piece, polarity and background all at their
+    defaults ("auto": chosen from the image). ``spacing=`` is passed for the
+    anisotropic 3D sets (a property of the data, not a setting).
+old-defaults
+    What the defaults were before they adapted to the image:
+    ``threshold="otsu", sigma=None, min_size=0, polarity="bright",
+    background="flat"`` (see :data:`OLD_DEFAULTS`), for comparison.
 tuned
     The same with the settings chosen while developing:
     ``sigma=1, min_size=20, random_state=0`` (see :data:`TUNED`).
@@ -165,6 +165,7 @@ except ImportError as _err:
     exit_missing(_err, __file__)
 
 TUNED = {"sigma": 1.0, "min_size": 20, "random_state": 0}
+OLD_DEFAULTS = {"threshold": "otsu", "sigma": None, "min_size": 0, "polarity": "bright", "background": "flat"}
 NSBATWM_DEFAULTS = {"spot_sigma": 2.0, "outline_sigma": 2.0}
 SPOT_SIGMAS = (1.0, 2.0, 3.0, 4.0)
 BASELINE_SIGMA = 1.0
@@ -178,12 +179,12 @@ DEFAULT_OUT = os.path.join(HERE, "results", "quality.json")
 # ----------------------------------------------------------------- methods
 def defaults(image, spacing=None):
     extra = {} if spacing is None else {"spacing": spacing}
-    return segment(image, threshold="otsu", n_clusters="auto", **extra)
+    return segment(image, n_clusters="auto", **extra)
 
 
-def image_chosen(image, spacing=None):
+def old_defaults(image, spacing=None):
     extra = {} if spacing is None else {"spacing": spacing}
-    return segment(image, threshold="otsu", n_clusters="auto", sigma="auto", min_size="auto", **extra)
+    return segment(image, n_clusters="auto", **OLD_DEFAULTS, **extra)
 
 
 def tuned(image, spacing=None):
@@ -226,7 +227,7 @@ def nsbatwm_defaults(image, spacing=None):
 # name -> function(image, spacing) -> labels; nsbatwm-best is found in evaluate()
 METHODS = {
     "defaults": defaults,
-    "image-chosen": image_chosen,
+    "old-defaults": old_defaults,
     "tuned": tuned,
     "nsbatwm-defaults": nsbatwm_defaults,
     "otsu-cc": otsu_cc,
@@ -376,7 +377,7 @@ def _evaluate_all(sets: dict, names: list) -> tuple[list, dict]:
 # ------------------------------------------------------------------ output
 TABLE_ROWS = [
     ("defaults", "defaults"),
-    ("image-chosen", "sigma, min_size 'auto'"),
+    ("old-defaults", "old defaults (no sigma, min size)"),
     ("tuned", "tuned (sigma=1, min_size=20)"),
     ("nsbatwm-defaults", "nsbatwm VOL, defaults (2, 2)"),
     ("nsbatwm-best", "nsbatwm VOL, best spot_sigma"),
@@ -476,8 +477,8 @@ def main(argv=None):
     result = {
         "metric": "F1 at IoU > 0.5, pooled over the images of a set; error kinds as in bench/quality.py's docstring",
         "settings": {
-            "defaults": 'segment(image, threshold="otsu", n_clusters="auto"[, spacing=...])',
-            "image_chosen": 'the same with sigma="auto", min_size="auto"',
+            "defaults": 'segment(image, n_clusters="auto"[, spacing=...])',
+            "old_defaults": OLD_DEFAULTS,
             "tuned": TUNED,
             "nsbatwm_defaults": NSBATWM_DEFAULTS,
             "nsbatwm_spot_sigmas": SPOT_SIGMAS,

@@ -191,7 +191,7 @@ def test_quality_py_full_run_writes_quality_json_and_a_partial_run_nothing(quali
     assert result["sets"] == ["tiny-tuning", "tiny-report", "tiny-real"]
     row = result["rows"][1]
     assert row["kind"] == "report"
-    expected = {"defaults", "image-chosen", "tuned", "nsbatwm-defaults", "nsbatwm-best", "otsu-cc", "dt-watershed"}
+    expected = {"defaults", "old-defaults", "tuned", "nsbatwm-defaults", "nsbatwm-best", "otsu-cc", "dt-watershed"}
     assert set(row["methods"]) == expected
     assert row["methods"]["nsbatwm-best"]["spot_sigma"] in quality.SPOT_SIGMAS
     assert "REPORT: run once after the last choice" in capsys.readouterr().out

@@ -48,4 +48,5 @@ def test_auto_with_every_other_field_at_its_default_segments_noisy_unevenly_lit_
     run_and_wait(widget, qtbot)
     dark = viewer.layers["dark spectral"]
     assert dark.metadata["spectral_seg"]["polarity_used"] == "dark"
+    assert "polarity: dark" in widget.status.value and "chosen from the image: dark" in widget.polarity.tooltip
     assert f1(truth, dark.data) > 0.75

@@ -467,12 +467,12 @@ class SpectralSegmentationWidget(Container):
         # Only while Otsu is ticked (the field is informational then): a typed threshold is never replaced.
         if isinstance(used, float) and metadata["threshold"] in ("otsu", "auto") and self.auto_threshold.value:
             self.threshold.value = used
-        self._show_chosen(metadata)
+        noticed = self._show_chosen(metadata)
         n_frames = len(result.parameters.get("per_frame", {})) if job.all_frames else None
-        self.status.value = _result_status(metadata["n_segments"], result.seconds, n_frames)
+        self.status.value = _result_status(metadata["n_segments"], result.seconds, n_frames) + noticed
 
-    def _show_chosen(self, metadata: dict) -> None:
-        """Show the values the engine chose for 'auto' fields (informational while their box is ticked)."""
+    def _show_chosen(self, metadata: dict) -> str:
+        """Show the values the engine chose for 'auto' fields; return the status line's note of unusual ones."""
         for box, field_, key in (
             (self.auto_sigma, self.sigma, "sigma_used"),
             (self.auto_min_size, self.min_size, "min_size_used"),
@@ -481,6 +481,18 @@ class SpectralSegmentationWidget(Container):
             if box.value and chosen is not None:
                 field_.value = chosen
                 field_.tooltip = f"{field_.tooltip.split(' (chosen')[0]} (chosen from the image: {chosen})"
+        # Polarity and background: the choice in the tooltip, and in the status where it is not the usual one.
+        noticed = []
+        for field_, key, usual in (
+            (self.polarity, "polarity_used", "bright"),
+            (self.background, "background_used", "flat"),
+        ):
+            chosen = metadata.get(key)
+            if field_.value == "auto" and chosen is not None:
+                field_.tooltip = f"{field_.tooltip.split(' (chosen')[0]} (chosen from the image: {chosen})"
+                if chosen != usual:
+                    noticed.append(f"{key.removesuffix('_used')}: {chosen}")
+        return f" ({', '.join(noticed)})" if noticed else ""
 
     def _on_error(self, exc):
         if self._closed:
