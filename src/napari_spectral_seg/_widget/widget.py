@@ -142,7 +142,16 @@ class SpectralSegmentationWidget(Container):
                 self.mask,
                 *(
                     form[name]
-                    for name in ("auto_threshold", "threshold", "auto_min_size", "min_size", "auto_sigma", "sigma")
+                    for name in (
+                        "polarity",
+                        "auto_threshold",
+                        "threshold",
+                        "background",
+                        "auto_min_size",
+                        "min_size",
+                        "auto_sigma",
+                        "sigma",
+                    )
                 ),
             ],
             "How many segments": [
