@@ -178,11 +178,13 @@ def shapes_mask(shapes_layer: Shapes, image_layer: Image, spatial_shape: tuple) 
 def labels_mask(
     mask_layer: Labels, image_layer: Image, spatial_shape: tuple, frame_index: tuple | None = None
 ) -> np.ndarray:
-    """A copy of a Labels layer's data as the mask of one image or frame.
+    """A Labels layer's data as the mask of one image or frame, not read yet.
 
     The layer is one frame's shape, or the whole stack's (then the frame
-    ``frame_index`` is taken). Integer labels keep their regions apart in
-    the core; the user's layer is untouched.
+    ``frame_index`` is taken: a view, or a lazy slice of a dask array).
+    The run's worker copies it, a slab at a time, off the GUI thread.
+    Integer labels keep their regions apart in the core; the user's layer
+    is untouched.
 
     Raises
     ------
@@ -196,7 +198,7 @@ def labels_mask(
             f"mask '{mask_layer.name}' has shape {mask_shape} but image "
             f"'{image_layer.name}' has {spatial_shape}; pick a mask drawn on this image, or 'none'."
         )
-    mask = np.array(mask_layer.data)
+    mask = mask_layer.data
     if mask_shape == full_shape and frame_index is not None and mask_shape != spatial_shape:
         mask = mask[frame_index]
     return mask
@@ -267,11 +269,13 @@ class Job:
         The image layer segmented.
     mask_layer : Labels, Shapes or None
         The mask layer chosen.
-    image : ndarray
-        A copy of the image, or of the frame shown (the worker never reads
-        a layer the user can edit).
-    mask : ndarray or None
-        The mask of ``image``.
+    image : array-like
+        The image, or the frame shown, as the layer holds it (numpy, dask,
+        zarr; a view or a lazy slice): the run's worker thread reads it
+        into shared memory, never the GUI thread.
+    mask : array-like or None
+        The mask of ``image``, also read by the worker (a Shapes mask is
+        rasterised here).
     params : SegmentationParams
         The run's parameters, seed points included.
     frame_index : tuple or None
@@ -282,8 +286,8 @@ class Job:
 
     layer: Image
     mask_layer: Labels | Shapes | None
-    image: np.ndarray
-    mask: np.ndarray | None
+    image: Any
+    mask: Any
     params: SegmentationParams
     frame_index: tuple | None = None
     spatial_ndim: int | None = None
@@ -353,7 +357,7 @@ def collect_job(
     return Job(
         layer=layer,
         mask_layer=mask_layer,
-        image=np.array(data),
+        image=data,
         mask=mask,
         params=params.replace(seeds=seeds),
         frame_index=frame_index,
