@@ -64,6 +64,7 @@ class EngineProcess:
         self._process = None
         self._conn = None
         self._busy = False  # a job was sent and its last reply not read
+        self.started_job_at = None  # perf_counter() when the child took the last job
 
     def start(self) -> None:
         """Start the child if it is not running (returns at once; imports happen in the child)."""
@@ -191,6 +192,7 @@ class EngineProcess:
         self.start()
         conn, process = self._conn, self._process
         finished, interrupted_at = False, None
+        self.started_job_at = None
         self._busy = True
         try:
             conn.send((kind, image, mask, params, options or {}))
@@ -213,6 +215,9 @@ class EngineProcess:
                         f"the segmentation process stopped unexpectedly (exit code "
                         f"{self._exit_code(process)}); the image may be too large for memory."
                     ) from None
+                if kind == "started":  # the child took the job: the wait for its start-up is over
+                    self.started_job_at = time.perf_counter()
+                    continue
                 if kind in ("progress", "warning"):
                     yield payload  # a warning is a str: the consumer shows it (the widget on its main thread)
                     continue
@@ -437,7 +442,8 @@ def segment_in_worker(
     # Until the engine's first message, the run waited for the engine to
     # start (only right after the widget opened): shown apart, so a tiny
     # image does not look like it took two seconds to segment.
-    result.seconds["engine_start"] = (first_message[0] if first_message else ended) - sent
+    taken = engine.started_job_at or (first_message[0] if first_message else ended)
+    result.seconds["engine_start"] = max(taken - sent, 0.0)
     return result
 
 

@@ -397,6 +397,20 @@ def result_layer(layers: LayerList, image_layer: Image) -> Labels | None:
     return layer if isinstance(layer, Labels) else None
 
 
+def _same_value(current, value) -> bool:
+    """Whether a layer attribute (scale, affine, units...) already holds ``value``."""
+    if current is None:
+        return False
+    affine = getattr(current, "affine_matrix", None)
+    if affine is not None:
+        current = affine
+    other = getattr(value, "affine_matrix", value)
+    try:
+        return bool(np.array_equal(np.asarray(current), np.asarray(other)))
+    except (TypeError, ValueError):
+        return False
+
+
 def show_labels(
     layers: LayerList, image_layer: Image, labels: np.ndarray, metadata: dict, *, new_layer: bool = False
 ) -> Labels:
@@ -412,13 +426,17 @@ def show_labels(
     metadata = {METADATA_KEY: metadata}
     existing = layers[name] if name in layers else None
     if isinstance(existing, Labels) and existing.data.shape == labels.shape and not new_layer:
-        existing.data = labels.astype(existing.data.dtype, copy=False)
         for key, value in geometry.items():
+            # Each setter refreshes the layer (recolours every pixel: ~11 ms at
+            # 1024^2, ~180 ms at 4096^2), even for an equal value: set only changes.
+            if _same_value(getattr(existing, key, None), value):
+                continue
             try:
                 setattr(existing, key, value)
             except (AttributeError, ValueError, TypeError):
                 pass  # e.g. units the layer cannot take
         existing.metadata = {**existing.metadata, **metadata}
+        existing.data = labels.astype(existing.data.dtype, copy=False)
         return existing
     if existing is not None:
         name = f"{name} [{len(layers)}]"

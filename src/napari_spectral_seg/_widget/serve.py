@@ -159,6 +159,8 @@ def _serve_job(conn, message, interrupts: _Interrupts) -> None:
     options = dict(options)
     out = options.pop("out", None)
     interrupts.start_job()
+    # At once, so the widget tells waiting for the engine's start-up from the job's own time.
+    conn.send(("started", None))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
