@@ -36,6 +36,7 @@ from .batch.task import segmentation_steps
 from .core.frames import iter_segment_frames
 from .core.params import ParameterSpec, SegmentationParams, check_random_state
 from .core.progress import run_to_end
+from .core.warm import prepare
 from .io import InputError, check_output_path, read_image, same_file, write_labels
 
 PROG = "napari-spectral-seg"
@@ -167,6 +168,7 @@ def segment_parameters(args, *, has_mask: bool, channel_axis: int | None) -> Seg
 def cmd_segment(args) -> int:
     check_output_path(args.output)  # before the work, not after
     _refuse_to_replace_an_input(args)
+    prepare()  # what the first segmentation of a process would pay (core/warm.py)
     image, channel_axis = read_image(args.input)
     if args.channel_axis is not None:
         channel_axis = args.channel_axis

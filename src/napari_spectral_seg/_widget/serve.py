@@ -86,7 +86,20 @@ _JOBS = {"segment": iter_segment, "frames": iter_frames_recorded, "split": _spli
 
 
 def warm_up() -> None:
-    """Pay what the first segmentation of a process pays, before the first job comes."""
+    """Pay what the first segmentation of a process pays, before the first job comes.
+
+    The child does this right after it starts, while the user looks at
+    the widget (:func:`napari_spectral_seg.core.warm.warm_up`); a failure
+    here only means the first job pays it.
+    """
+    from ..core.warm import warm_up as warm_core
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warm_core()
+    except Exception:  # noqa: BLE001 - the first job will show any real problem
+        pass
 
 
 class EngineError(Exception):
