@@ -158,3 +158,26 @@ def test_the_engine_module_imports_no_gui():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_long_run_reports_every_second_with_the_time_left(engine):
+    from napari_spectral_seg._widget.engine import REPORT_EVERY
+    from napari_spectral_seg.core.pipeline import Progress
+
+    small, small_mask, _ = four_circles(size=40, seed=0)
+    run_to_end(engine.steps(small, small_mask, SegmentationParams(n_clusters=4)))  # started and warm
+    image, mask, _ = four_circles(size=400, seed=0)
+    times, messages = [], []
+    steps = segment_in_worker(engine, image, mask, SegmentationParams(n_clusters=4, eigen_solver="arpack"))
+    started = time.perf_counter()
+    result = run_to_end(
+        steps,
+        progress=lambda u: (
+            (times.append(time.perf_counter()), messages.append(u.message)) if isinstance(u, Progress) else None
+        ),
+    )
+    assert result.labels.max() == 4
+    if time.perf_counter() - started > 2 * REPORT_EVERY:  # long enough to tell
+        gaps = np.diff([started, *times])
+        assert gaps[1:].max() < REPORT_EVERY + 0.5  # from the first engine update on
+        assert any("left)" in message for message in messages)

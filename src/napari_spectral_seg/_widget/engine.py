@@ -324,6 +324,57 @@ class Heartbeat:
 HEARTBEAT = Heartbeat()
 
 
+# A step that reports nothing for this long is reported again, with its time so far.
+REPORT_EVERY = 1.0  # seconds
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+class ProgressClock:
+    """Time so far and an estimate of the time left, added to the engine's progress.
+
+    The estimate assumes the rest goes at the pace so far: ``elapsed *
+    (1 - fraction) / fraction``. While a long step says nothing (one big
+    piece in auto mode, one solver call), :meth:`heartbeat` repeats its last
+    update at least every :data:`REPORT_EVERY` seconds with the time grown,
+    so the estimate grows too instead of the bar looking stuck.
+    """
+
+    def __init__(self, waiting: Progress | None = None) -> None:
+        self.started = None  # the first update: the time so far counts from here
+        self.waited = time.perf_counter()
+        self.last = waiting  # before the first update: what is being waited for
+        self.reported = self.waited
+
+    def update(self, update: Progress) -> Progress:
+        now = time.perf_counter()
+        if self.started is None:
+            self.started = now
+        self.last, self.reported = update, now
+        return self._timed(update, now)
+
+    def heartbeat(self):
+        """The last update again, timed, if it is due; else :data:`HEARTBEAT`."""
+        now = time.perf_counter()
+        if self.last is None or now - self.reported < REPORT_EVERY:
+            return HEARTBEAT
+        self.reported = now
+        return self._timed(self.last, now)
+
+    def _timed(self, update: Progress, now: float) -> Progress:
+        if self.started is None:  # still waiting (for the engine to start)
+            return Progress(update.step, update.fraction, f"{update.message} ({_duration(now - self.waited)})")
+        elapsed = now - self.started
+        if elapsed < REPORT_EVERY:  # too early to say anything useful
+            return update
+        text = f"{_duration(elapsed)} so far"
+        if update.fraction >= 0.02:
+            text += f", about {_duration(elapsed * (1 - update.fraction) / update.fraction)} left"
+        return Progress(update.step, update.fraction, f"{update.message} ({text})")
+
+
 def run_seconds(seconds: dict) -> float:
     """The run's own time: wall time from the click minus the wait for the engine to start."""
     return seconds.get("wall", seconds.get("total", 0.0)) - seconds.get("engine_start", 0.0)
@@ -395,7 +446,9 @@ def segment_in_worker(
     Yields
     ------
     Progress, str or Heartbeat
-        The engine's updates; :data:`HEARTBEAT` where it sent ``None``.
+        The engine's updates, with the time so far and left once the run
+        is past a second (:class:`ProgressClock`), the last one repeated at
+        least every second; :data:`HEARTBEAT` where there is nothing new.
 
     Returns
     -------
@@ -405,13 +458,14 @@ def segment_in_worker(
     """
     started = time.perf_counter()
     first_message = []
+    clock = ProgressClock(Progress("mask", 0.0, "waiting for the engine to start"))
 
-    def note(update):  # the relay's transform: time the first message, name the heartbeat
+    def note(update):  # the relay's transform: time the first message, name the heartbeat, add the time left
         if update is None:
-            return HEARTBEAT
+            return clock.heartbeat()
         if not first_message:
             first_message.append(time.perf_counter())
-        return update
+        return clock.update(update) if isinstance(update, Progress) else update
 
     engine.start()  # it imports while the layers are read
     blocks = []
