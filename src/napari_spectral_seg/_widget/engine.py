@@ -183,9 +183,10 @@ class EngineProcess:
 
         A set ``cancel`` interrupts the child (SIGINT: the job stops at the
         next Python instruction and the child, imports and all, serves the
-        next job). If the child does not answer within :data:`CANCEL_GRACE`
-        seconds (stuck in one long native call), it is stopped and a fresh
-        one started at once.
+        next job), as soon as the child has taken the job (a child still
+        starting finishes its start-up first). If the child does not answer
+        within :data:`CANCEL_GRACE` seconds (stuck in one long native call),
+        it is stopped and a fresh one started at once.
         """
         if self._busy:  # an abandoned job not closed yet: its replies must not reach this one
             self.restart()
@@ -197,7 +198,8 @@ class EngineProcess:
         try:
             conn.send((kind, image, mask, params, options or {}))
             while True:
-                if cancel is not None and cancel.is_set() and interrupted_at is None:
+                # Once the child has taken the job: a signal before would meet its start-up.
+                if cancel is not None and cancel.is_set() and interrupted_at is None and self.started_job_at:
                     interrupted_at = time.monotonic()
                     self._interrupt(process)
                 if interrupted_at is not None and time.monotonic() - interrupted_at > CANCEL_GRACE:

@@ -172,9 +172,9 @@ def _serve_job(conn, message, interrupts: _Interrupts) -> None:
     options = dict(options)
     out = options.pop("out", None)
     interrupts.start_job()
-    # At once, so the widget tells waiting for the engine's start-up from the job's own time.
-    conn.send(("started", None))
     try:
+        # At once, so the widget tells the wait for the engine's start-up from the job's own time.
+        interrupts.send(conn, ("started", None))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             kwargs = params.as_kwargs() if isinstance(params, SegmentationParams) else dict(params)
