@@ -204,7 +204,8 @@ class EngineProcess:
                     self._interrupt(process)
                 if interrupted_at is not None and time.monotonic() - interrupted_at > CANCEL_GRACE:
                     finished = True
-                    self.restart()
+                    if self._process is process:  # not already stopped (the widget closing)
+                        self.restart()
                     raise SegmentationCancelled("cancelled (the engine was restarted)")
                 if not conn.poll(heartbeat):
                     yield None
