@@ -1,11 +1,12 @@
 """The "Spectral segmentation" dock widget.
 
 Thin by design: the parameter fields come from :mod:`.form`, the layers are
-read and the result layer written by :mod:`.layers`, clicks on the result
-are edits of :mod:`.clicks`, and the segmentation runs on the engine of
-:mod:`.engine` (a child process) from a ``napari.qt.threading`` worker that
-only relays progress. The worker never touches the viewer: the result is
-put into the viewer on the main thread.
+chosen and the result layer written by :mod:`.layers`, clicks on the result
+are edits of :mod:`.clicks` (computed by the engine too), and the
+segmentation runs on the engine of :mod:`.engine` (a child process) from a
+``napari.qt.threading`` worker that reads the layers' pixels into shared
+memory (:mod:`.shared`) and relays progress. The worker never touches the
+viewer: the result is put into the viewer on the main thread.
 """
 
 from __future__ import annotations
