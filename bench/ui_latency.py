@@ -16,7 +16,8 @@ viewer:
   data, measured the same way beside them; ``plugin_share_ms`` is the result
   case's stall minus napari's;
 * ``run_dask_<dask>``: Run on a ``dask``² dask layer (64 lazily computed
-  chunks), until the engine has the image and starts segmenting; then
+  chunks), until the engine has taken the job (the image read into shared
+  memory by the worker thread); then
   ``cancel``: Cancel, until the widget is idle again, and whether the engine
   process is the same one (ready for the next Run, no new start-up);
 * ``click_split``: a click-split of the segment nearest 60,000 pixels of the
@@ -194,12 +195,12 @@ def dask_and_cancel(meter, viewer, widget, size: int) -> list[dict]:
     pick(viewer, widget, lazy, None, f"dask {size}")
     widget.auto_threshold.value = True
     settle(20)
-    engine_steps = ("mask", "graph", "eigenvectors", "labels")
 
-    def segmenting():  # (a small image may be done already)
-        return widget.status.value.startswith(engine_steps) or not widget.running
+    def handed_over():  # the engine has taken the job (a small image may be done already)
+        return widget._engine.started_job_at is not None or not widget.running
 
-    row = meter.measure(widget.start, segmenting, f"run_dask_{size}")
+    widget._engine.started_job_at = None  # the last job's
+    row = meter.measure(widget.start, handed_over, f"run_dask_{size}")
     pid = widget._engine.pid
     cancel = meter.measure(widget.stop, lambda: not widget.running, "cancel")
     cancel["engine_kept"] = widget._engine.pid == pid

@@ -287,7 +287,8 @@ class EngineProcess:
 # Seconds a stopped child gets to exit before it is killed.
 KILL_AFTER = 1.0
 # Seconds a cancelled job gets to stop before its engine is replaced by a fresh one.
-CANCEL_GRACE = 2.0
+# One numpy call on a 8192^2 image (the mask step's checks) can take seconds under load.
+CANCEL_GRACE = 5.0
 
 
 def _stop_in_background(process, *, polite: bool) -> threading.Thread:
@@ -353,10 +354,15 @@ class ProgressClock:
 
     def update(self, update: Progress) -> Progress:
         now = time.perf_counter()
-        if self.started is None:
-            self.started = now
+        self.taken(now)
         self.last, self.reported = update, now
         return self._timed(update, now)
+
+    def taken(self, at: float) -> None:
+        """The engine took the job at ``at`` (perf_counter): the wait is over, the run's time starts."""
+        if self.started is None:
+            self.started = at
+            self.last = Progress("mask", 0.0, "preparing the image")
 
     def heartbeat(self):
         """The last update again, timed, if it is due; else :data:`HEARTBEAT`."""
@@ -465,6 +471,8 @@ def segment_in_worker(
 
     def note(update):  # the relay's transform: time the first message, name the heartbeat, add the time left
         if update is None:
+            if engine.started_job_at is not None:
+                clock.taken(engine.started_job_at)
             return clock.heartbeat()
         if not first_message:
             first_message.append(time.perf_counter())
