@@ -41,7 +41,7 @@ from ..core.params import SegmentationParams
 from ..core.pipeline import Progress, SegmentationResult
 from ..core.progress import SegmentationCancelled, relay
 from .serve import EngineError, iter_frames_recorded, serve
-from .shared import SharedArray, SharedBlock
+from .shared import LocalBlock, SharedArray, SharedBlock, new_block
 
 __all__ = ["HEARTBEAT", "EngineError", "EngineProcess", "iter_frames_recorded", "run_seconds", "segment_in_worker"]
 
@@ -398,21 +398,25 @@ def labels_shape(image_shape: tuple, params: SegmentationParams) -> tuple:
 
 
 def shared_copy(
-    source: Any, what: str, cancel: threading.Event | None = None, blocks: list | None = None
+    source: Any, what: str, cancel: threading.Event | None = None, blocks: list | None = None, owner=None
 ) -> Generator[Progress, None, SharedBlock]:
-    """Copy a layer's array (numpy, dask, zarr...) into a new :class:`SharedBlock`, a slab at a time.
+    """Copy a layer's array (numpy, dask, zarr...) into a new block, a slab at a time.
+
+    The block is shared memory, or this process's memory when shared memory
+    has no room for it (:func:`~.shared.new_block`).
 
     What the worker thread does instead of the GUI thread materialising
     the array: each slab is read (a dask slab computed) on its own, with
     a "reading" progress item after it. The block is appended to
-    ``blocks`` at once, so the caller frees it whatever happens.
+    ``blocks`` at once, so the caller frees it whatever happens; ``owner``
+    (the engine) lets the widget free it on closing (:func:`~.shared.close_all_blocks`).
 
     Raises
     ------
     SegmentationCancelled
         ``cancel`` was set while reading.
     """
-    block = SharedBlock(source.shape, source.dtype)
+    block = new_block(source.shape, source.dtype, owner)
     if blocks is not None:
         blocks.append(block)
     for done, total in block.fill(source, cancelled=None if cancel is None else cancel.is_set):
@@ -481,9 +485,9 @@ def segment_in_worker(
     engine.start()  # it imports while the layers are read
     blocks = []
     try:
-        image_block = yield from shared_copy(image, "image", cancel, blocks)
-        mask_block = None if mask is None else (yield from shared_copy(mask, "mask", cancel, blocks))
-        out = SharedBlock(labels_shape(image_block.shape, params), np.int32)
+        image_block = yield from shared_copy(image, "image", cancel, blocks, engine)
+        mask_block = None if mask is None else (yield from shared_copy(mask, "mask", cancel, blocks, engine))
+        out = new_block(labels_shape(image_block.shape, params), np.int32, engine)
         blocks.append(out)
         sent = time.perf_counter()
         steps = engine.steps(
@@ -492,7 +496,7 @@ def segment_in_worker(
             params,
             spatial_ndim=spatial_ndim,
             cancel=cancel,
-            out=out.shared,
+            out=None if isinstance(out, LocalBlock) else out.shared,
         )
         result = yield from relay(steps, note)
         if isinstance(result.labels, SharedArray):

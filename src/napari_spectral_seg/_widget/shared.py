@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import weakref
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -24,7 +25,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SLAB_BYTES", "SharedArray", "SharedBlock", "slab_bounds"]
+__all__ = [
+    "SLAB_BYTES",
+    "LocalBlock",
+    "SharedArray",
+    "SharedBlock",
+    "close_all_blocks",
+    "new_block",
+    "shared_memory_room",
+    "slab_bounds",
+]
 
 # Bytes read or copied at a time: small enough that a slab's copy or compute
 # is short, large enough that the per-slab overhead does not matter.
@@ -114,6 +124,8 @@ class SharedBlock:
     ----------
     shape : tuple of int
     dtype : numpy dtype
+    owner : object, optional
+        Whose block it is: :func:`close_all_blocks` of the owner frees it.
 
     Examples
     --------
@@ -124,12 +136,14 @@ class SharedBlock:
     >>> block.close()
     """
 
-    def __init__(self, shape: tuple, dtype) -> None:
+    def __init__(self, shape: tuple, dtype, owner=None) -> None:
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
+        self.owner = owner
         nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
         self._memory = shared_memory.SharedMemory(create=True, size=max(nbytes, 1))
         self.array = np.ndarray(self.shape, dtype=self.dtype, buffer=self._memory.buf)
+        _OPEN_BLOCKS.add(self)
 
     @property
     def shared(self) -> SharedArray:
@@ -173,3 +187,61 @@ class SharedBlock:
         except FileNotFoundError:
             pass
         self._memory = None
+
+
+class LocalBlock(SharedBlock):
+    """A :class:`SharedBlock`'s stand-in in this process's own memory; its array travels pickled.
+
+    For when shared memory has no room for the array (a container's
+    /dev/shm is often 64 MB): writing past it would kill the process
+    (SIGBUS), so the array goes through the engine's socket instead.
+    """
+
+    def __init__(self, shape: tuple, dtype, owner=None) -> None:
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        self.owner = owner
+        self._memory = None
+        self.array = np.empty(self.shape, dtype=self.dtype)
+
+    @property
+    def shared(self) -> np.ndarray:
+        """The array itself (pickled to the engine)."""
+        return self.array
+
+    def close(self) -> None:
+        self.array = None
+
+
+def shared_memory_room() -> int | None:
+    """Bytes free where POSIX shared memory lives (/dev/shm), or None where that is not known."""
+    try:
+        stats = os.statvfs("/dev/shm")
+    except (OSError, AttributeError):  # no /dev/shm (macOS, Windows)
+        return None
+    return stats.f_bavail * stats.f_frsize
+
+
+def new_block(shape: tuple, dtype, owner=None) -> SharedBlock:
+    """A :class:`SharedBlock`, or a :class:`LocalBlock` if shared memory has no room for it.
+
+    A block may use a third of the room left: a run needs two (the image
+    and the labels), and tmpfs counts a block's pages only once written.
+    """
+    nbytes = int(np.prod(tuple(shape), dtype=np.int64)) * np.dtype(dtype).itemsize
+    room = shared_memory_room()
+    if room is not None and nbytes > room // 3:
+        return LocalBlock(shape, dtype, owner)
+    return SharedBlock(shape, dtype, owner)
+
+
+# Blocks not closed yet: a run abandoned when the viewer closes leaves its worker's
+# generator suspended, with its blocks, until it is garbage collected.
+_OPEN_BLOCKS: weakref.WeakSet = weakref.WeakSet()
+
+
+def close_all_blocks(owner) -> None:
+    """Free every block of ``owner`` still open (its widget closing): no name is left in shared memory."""
+    for block in list(_OPEN_BLOCKS):
+        if block.owner is owner:
+            block.close()

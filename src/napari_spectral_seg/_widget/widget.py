@@ -45,6 +45,7 @@ from .layers import (
     spatial_ndim,
 )
 from .messages import for_widget, headline
+from .shared import close_all_blocks
 
 if TYPE_CHECKING:
     import napari
@@ -537,6 +538,7 @@ class SpectralSegmentationWidget(Container):
         if self._worker is not None:
             self._worker.quit()
         self._engine.terminate()
+        close_all_blocks(self._engine)
 
     # ------------------------------------------------------------ click to split / merge
     def _install_click_callbacks(self, _=None):
