@@ -292,7 +292,7 @@ def test_ui_latency_py_run_that_fails_keeps_ui_latency_json(load, tmp_path, monk
     ui_latency = load("ui_latency")
     out = tracked(tmp_path / "ui_latency.json")
 
-    def measure(size, solver):
+    def measure(size, solver, **cases):
         raise RuntimeError("the widget made no result layer (status: failed)")
 
     monkeypatch.setattr(ui_latency, "measure", measure)

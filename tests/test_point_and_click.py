@@ -131,10 +131,12 @@ def test_widget_merge_then_split_by_clicking_with_undo(viewer_widget, qtbot):
     assert widget._clicks.on_click in layer.mouse_drag_callbacks
     widget.merge_at((28, 24))
     widget.merge_at((40, 50))
+    widget.wait()  # edits are computed by the engine
     assert layer.data[28, 24] == layer.data[40, 50]
     assert len(np.unique(layer.data)) == 4
     widget.click_mode.value = "split"
     widget.split_at((28, 24))
+    widget.wait()
     _, _, truth = four_circles(seed=0)
     assert ari_against_truth(layer.data, truth) >= 0.97
     layer.undo()  # undo the split
@@ -151,11 +153,13 @@ def test_widget_split_uses_the_seed_points_inside_the_segment(viewer_widget, qtb
     widget.click_mode.value = "merge"
     widget.merge_at((28, 24))
     widget.merge_at((40, 50))
+    widget.wait()
     # Two clicks, as points, say where the two objects are; the split follows them.
     viewer.add_points(np.array([(40, 50), (28, 24)]), name="two clicks")
     widget.seeds.value = viewer.layers["two clicks"]
     widget.click_mode.value = "split"
     widget.split_at((28, 24), layer)
+    widget.wait()
     assert layer.data[40, 50] == a  # the first point's part keeps the label
     assert layer.data[28, 24] != a and layer.data[28, 24] > 0
     _, _, truth = four_circles(seed=0)

@@ -158,3 +158,54 @@ def test_the_engine_module_imports_no_gui():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_long_run_reports_every_second_with_the_time_left(engine):
+    from napari_spectral_seg._widget.engine import REPORT_EVERY
+    from napari_spectral_seg.core.pipeline import Progress
+
+    small, small_mask, _ = four_circles(size=40, seed=0)
+    run_to_end(engine.steps(small, small_mask, SegmentationParams(n_clusters=4)))  # started and warm
+    image, mask, _ = four_circles(size=400, seed=0)
+    times, messages = [], []
+    steps = segment_in_worker(engine, image, mask, SegmentationParams(n_clusters=4, eigen_solver="arpack"))
+    started = time.perf_counter()
+    result = run_to_end(
+        steps,
+        progress=lambda u: (
+            (times.append(time.perf_counter()), messages.append(u.message)) if isinstance(u, Progress) else None
+        ),
+    )
+    assert result.labels.max() == 4
+    if time.perf_counter() - started > 2 * REPORT_EVERY:  # long enough to tell
+        gaps = np.diff([started, *times])
+        assert gaps[1:].max() < REPORT_EVERY + 0.5  # from the first engine update on
+        assert any("left)" in message for message in messages)
+
+
+def test_without_room_in_shared_memory_the_arrays_travel_pickled(engine, monkeypatch):
+    from napari_spectral_seg._widget import shared
+
+    monkeypatch.setattr(shared, "shared_memory_room", lambda: 1000)  # a container's tiny /dev/shm
+    assert isinstance(shared.new_block((40, 40), float), shared.LocalBlock)
+    small, small_mask, _ = four_circles(size=40, seed=0)
+    params = SegmentationParams(n_clusters=4, random_state=0)
+    result = run_to_end(segment_in_worker(engine, small, small_mask, params))
+    np.testing.assert_array_equal(result.labels, segment(small, small_mask, **params.as_kwargs()))
+
+
+def test_shared_blocks_copy_numpy_and_dask_a_slab_at_a_time():
+    import dask.array as da
+
+    from napari_spectral_seg._widget.shared import SharedBlock, slab_bounds
+
+    image = np.arange(300 * 70, dtype=np.float32).reshape(300, 70)
+    lazy = da.from_array(image, chunks=(64, 70))
+    assert slab_bounds(lazy, slab_bytes=1) == [(0, 64), (64, 128), (128, 192), (192, 256), (256, 300)]
+    for source in (image, lazy):
+        block = SharedBlock(image.shape, image.dtype)
+        steps = list(block.fill(source))
+        assert steps[-1][0] == steps[-1][1]
+        np.testing.assert_array_equal(block.shared.open(), image)  # as the engine maps it
+        np.testing.assert_array_equal(block.copy_out(), image)
+        block.close()

@@ -32,11 +32,13 @@ def test_split_and_merge_on_a_stack_stay_in_the_clicked_frame(dock, qtbot):
     widget.click_mode.value = "split"
     point = (0, 17, 14)  # inside circle 1 of frame 0
     widget.split_at(point)
+    widget.wait()  # the split is computed by the engine
     assert layer.data[0].max() == before[0].max() + 1
     np.testing.assert_array_equal(layer.data[1:], before[1:])
     widget.click_mode.value = "merge"
     widget.merge_at((0, 17, 14))
     widget.merge_at((0, 40, 35))
+    widget.wait()
     np.testing.assert_array_equal(layer.data[1:], before[1:])
     with pytest.raises(ValueError, match="different frames"):
         widget.merge_at((0, 17, 14))

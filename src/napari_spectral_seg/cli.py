@@ -35,6 +35,7 @@ from .batch.task import segmentation_steps
 from .core.frames import iter_segment_frames
 from .core.params import ParameterSpec, SegmentationParams, check_random_state
 from .core.progress import run_to_end
+from .core.warm import prepare
 from .io import (
     InputError,
     check_output_path,
@@ -175,6 +176,7 @@ def cmd_segment(args) -> int:
             raise CliError(f"{flag} applies to a blockwise run only: pass --block-size N and -o OUTPUT.zarr.")
     check_output_path(args.output)  # before the work, not after
     _refuse_to_replace_an_input(args)
+    prepare()  # what the first segmentation of a process would pay (core/warm.py)
     image, channel_axis = read_image(args.input)
     if args.channel_axis is not None:
         channel_axis = args.channel_axis

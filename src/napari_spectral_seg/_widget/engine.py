@@ -25,102 +25,27 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Generator
 from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
 
-from ..core.params import SegmentationParams, check_random_state
-from ..core.pipeline import EmptyMaskError, Progress, SegmentationResult, iter_segment
-from ..core.progress import relay, run_to_end
-
-
-def iter_frames_recorded(image, mask=None, *, spatial_ndim: int, **kwargs):
-    """Every frame of a stack segmented on its own, with each frame's parameters recorded.
-
-    The labels equal :func:`napari_spectral_seg.core.frames.iter_segment_frames`'s
-    for a channel-last stack (the widget's): one seed for every frame, a
-    frame with nothing to segment all 0. The result's ``parameters`` hold
-    ``per_frame``: frame index (as text) -> ``threshold_used``,
-    ``n_segments`` and ``random_state``.
-    """
-    params = SegmentationParams(**kwargs)
-    params = params.replace(random_state=check_random_state(params.random_state))
-    shape = tuple(np.shape(image))
-    non_channel = shape[:-1] if params.channel_axis is not None else shape
-    leading, spatial = non_channel[: len(non_channel) - spatial_ndim], non_channel[len(non_channel) - spatial_ndim :]
-    mask = None if mask is None else np.asarray(mask)
-    labels = np.zeros(leading + spatial, dtype=np.int32)
-    frames = list(np.ndindex(*leading))
-    per_frame = {}
-    for i, index in enumerate(frames):
-        frame_mask = None if mask is None else (mask if mask.shape == spatial else mask[index])
-
-        def in_stack(update, i=i, index=index):
-            n = len(frames)
-            return Progress(update.step, (i + update.fraction) / n, f"frame {index} ({i + 1} of {n}): {update.message}")
-
-        record = {"random_state": params.random_state, "threshold_used": None, "n_segments": 0}
-        try:
-            result = yield from relay(iter_segment(image[index], frame_mask, params), in_stack)
-        except EmptyMaskError:
-            pass  # nothing in this frame: labels stay 0
-        else:
-            labels[index] = result.labels
-            record.update(threshold_used=result.parameters["threshold_used"], n_segments=int(result.labels.max()))
-        per_frame[str(tuple(int(v) for v in index))] = record
-    return SegmentationResult(labels=labels, parameters={"per_frame": per_frame})
-
-
-# What a job may run: one image, or every frame of a stack.
-_JOBS = {"segment": iter_segment, "frames": iter_frames_recorded}
+from ..core.params import SegmentationParams
+from ..core.pipeline import Progress, SegmentationResult
+from ..core.progress import SegmentationCancelled, relay
+from .serve import EngineError, iter_frames_recorded, serve
+from .shared import LocalBlock, SharedArray, SharedBlock, new_block
 
 __all__ = ["HEARTBEAT", "EngineError", "EngineProcess", "iter_frames_recorded", "run_seconds", "segment_in_worker"]
 
 _USE_SUBPROCESS = os.name == "posix"
-
-
-class EngineError(Exception):
-    """The engine process failed (died, or raised an error that cannot be sent back).
-
-    Deliberately not a RuntimeError: napari's generator worker swallows
-    RuntimeErrors as "worker deleted" and would never report the failure.
-    """
-
-
-def _serve(conn):
-    # The child's loop: one job at a time until "quit" or the pipe closes.
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message[0] == "quit":
-            return
-        kind, image, mask, params, options = message
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                steps = _JOBS[kind](image, mask, **params.as_kwargs(), **options)
-                result = run_to_end(steps, progress=lambda update: conn.send(("progress", update)))
-            # Warnings (constant image, solver fallback) go to the user, not the child's stderr.
-            for item in caught:
-                conn.send(("warning", str(item.message)))
-            conn.send(("result", result))
-        except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
-            try:
-                conn.send(("error", exc))
-            except (EOFError, OSError):
-                return  # the parent has gone
-            except Exception:  # an exception that does not pickle
-                conn.send(("error", EngineError(f"{type(exc).__name__}: {exc}")))
 
 
 class EngineProcess:
@@ -138,6 +63,8 @@ class EngineProcess:
     def __init__(self):
         self._process = None
         self._conn = None
+        self._busy = False  # a job was sent and its last reply not read
+        self.started_job_at = None  # perf_counter() when the child took the last job
 
     def start(self) -> None:
         """Start the child if it is not running (returns at once; imports happen in the child)."""
@@ -155,7 +82,7 @@ class EngineProcess:
         else:  # pragma: no cover - Windows
             ctx = mp.get_context("spawn")
             parent, child = ctx.Pipe(duplex=True)
-            self._process = ctx.Process(target=_serve, args=(child,), daemon=True, name="spectral-seg-engine")
+            self._process = ctx.Process(target=serve, args=(child,), daemon=True, name="spectral-seg-engine")
             self._process.start()
             child.close()
             self._conn = parent
@@ -187,15 +114,19 @@ class EngineProcess:
         image: Any,
         mask: Any,
         params: SegmentationParams,
-        heartbeat: float = 0.1,
+        heartbeat: float = 0.05,
         spatial_ndim: int | None = None,
+        *,
+        cancel: threading.Event | None = None,
+        out: SharedArray | None = None,
     ) -> Generator[Progress | str | None, None, SegmentationResult]:
         """Run one segmentation in the child and relay its progress.
 
         Parameters
         ----------
         image, mask
-            As for :func:`iter_segment` (copied to the child).
+            As for :func:`iter_segment` (copied to the child), or
+            :class:`SharedArray` blocks the child maps.
         params : SegmentationParams
             The parameters of the run (sent to the child as they are).
         heartbeat : float
@@ -204,6 +135,13 @@ class EngineProcess:
             Segment every frame of a stack, frames of this many axes (see
             :func:`iter_frames_recorded`): the result's labels are the
             whole stack's, its parameters each frame's.
+        cancel : threading.Event, optional
+            Set it to cancel the job: the child stops at once and stays
+            ready for the next job (see :meth:`run`).
+        out : SharedArray, optional
+            A block of the labels' shape and dtype (int32) for the child
+            to write the labels into: the result's ``labels`` is then this
+            :class:`SharedArray`, the array itself never pickled.
 
         Yields
         ------
@@ -217,16 +155,58 @@ class EngineProcess:
         Returns
         -------
         SegmentationResult
+
+        Raises
+        ------
+        SegmentationCancelled
+            ``cancel`` was set before the result came.
         """
         if not isinstance(params, SegmentationParams):
             raise TypeError(f"params must be a SegmentationParams, not {type(params).__name__}.")
         kind, options = ("segment", {}) if spatial_ndim is None else ("frames", {"spatial_ndim": spatial_ndim})
+        if out is not None:
+            options["out"] = out
+        return (yield from self.run(kind, image, mask, params, options, heartbeat=heartbeat, cancel=cancel))
+
+    def run(
+        self,
+        kind: str,
+        image: Any,
+        mask: Any,
+        params: SegmentationParams | dict,
+        options: dict | None = None,
+        *,
+        heartbeat: float = 0.05,
+        cancel: threading.Event | None = None,
+    ) -> Generator[Progress | str | None, None, Any]:
+        """Run one job of ``kind`` ("segment", "frames", "split", "merge") in the child; see :meth:`steps`.
+
+        A set ``cancel`` interrupts the child (SIGINT: the job stops at the
+        next Python instruction and the child, imports and all, serves the
+        next job), as soon as the child has taken the job (a child still
+        starting finishes its start-up first). If the child does not answer
+        within :data:`CANCEL_GRACE` seconds (stuck in one long native call),
+        it is stopped and a fresh one started at once.
+        """
+        if self._busy:  # an abandoned job not closed yet: its replies must not reach this one
+            self.restart()
         self.start()
         conn, process = self._conn, self._process
-        finished = False
+        finished, interrupted_at = False, None
+        self.started_job_at = None
+        self._busy = True
         try:
-            conn.send((kind, image, mask, params, options))
+            conn.send((kind, image, mask, params, options or {}))
             while True:
+                # Once the child has taken the job: a signal before would meet its start-up.
+                if cancel is not None and cancel.is_set() and interrupted_at is None and self.started_job_at:
+                    interrupted_at = time.monotonic()
+                    self._interrupt(process)
+                if interrupted_at is not None and time.monotonic() - interrupted_at > CANCEL_GRACE:
+                    finished = True
+                    if self._process is process:  # not already stopped (the widget closing)
+                        self.restart()
+                    raise SegmentationCancelled("cancelled (the engine was restarted)")
                 if not conn.poll(heartbeat):
                     yield None
                     continue
@@ -238,21 +218,32 @@ class EngineProcess:
                         f"the segmentation process stopped unexpectedly (exit code "
                         f"{self._exit_code(process)}); the image may be too large for memory."
                     ) from None
-                if kind == "progress":
-                    yield payload
+                if kind == "started":  # the child took the job: the wait for its start-up is over
+                    self.started_job_at = time.perf_counter()
                     continue
-                if kind == "warning":
-                    yield payload  # a str: the consumer shows it (the widget on its main thread)
+                if kind in ("progress", "warning"):
+                    yield payload  # a warning is a str: the consumer shows it (the widget on its main thread)
                     continue
                 finished = True
                 if kind == "result":
                     return payload
+                if kind == "cancelled":
+                    raise SegmentationCancelled("cancelled")
                 raise payload
         finally:
-            # An abandoned job (cancel) leaves the child busy: stop it, unless
-            # a later job already replaced it.
+            if self._process is process:
+                self._busy = False
+            # An abandoned job (the generator closed) leaves the child busy: stop it,
+            # unless a later job already replaced it.
             if not finished and self._process is process:
                 self.terminate()
+
+    def _interrupt(self, process) -> None:
+        """Ask the child to drop its job (it stays up); on Windows, stop it."""
+        if _USE_SUBPROCESS and process is not None and process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        else:  # pragma: no cover - Windows: no SIGINT to a child; the next job starts a fresh one
+            self.terminate()
 
     def terminate(self) -> None:
         """Stop the child; the next job starts a fresh one. Never waits.
@@ -263,6 +254,7 @@ class EngineProcess:
         the GUI thread never blocks.
         """
         process, self._process = self._process, None
+        self._busy = False
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -281,7 +273,7 @@ class EngineProcess:
         thread if it has not exited within :data:`KILL_AFTER` seconds.
         """
         process, conn = self._process, self._conn
-        self._process, self._conn = None, None
+        self._process, self._conn, self._busy = None, None, False
         if process is None:
             return
         try:
@@ -294,6 +286,9 @@ class EngineProcess:
 
 # Seconds a stopped child gets to exit before it is killed.
 KILL_AFTER = 1.0
+# Seconds a cancelled job gets to stop before its engine is replaced by a fresh one.
+# One numpy call on a 8192^2 image (the mask step's checks) can take seconds under load.
+CANCEL_GRACE = 5.0
 
 
 def _stop_in_background(process, *, polite: bool) -> threading.Thread:
@@ -333,9 +328,102 @@ class Heartbeat:
 HEARTBEAT = Heartbeat()
 
 
+# A step that reports nothing for this long is reported again, with its time so far.
+REPORT_EVERY = 1.0  # seconds
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+class ProgressClock:
+    """Time so far and an estimate of the time left, added to the engine's progress.
+
+    The estimate assumes the rest goes at the pace so far: ``elapsed *
+    (1 - fraction) / fraction``. While a long step says nothing (one big
+    piece in auto mode, one solver call), :meth:`heartbeat` repeats its last
+    update at least every :data:`REPORT_EVERY` seconds with the time grown,
+    so the estimate grows too instead of the bar looking stuck.
+    """
+
+    def __init__(self, waiting: Progress | None = None) -> None:
+        self.started = None  # the first update: the time so far counts from here
+        self.waited = time.perf_counter()
+        self.last = waiting  # before the first update: what is being waited for
+        self.reported = self.waited
+
+    def update(self, update: Progress) -> Progress:
+        now = time.perf_counter()
+        self.taken(now)
+        self.last, self.reported = update, now
+        return self._timed(update, now)
+
+    def taken(self, at: float) -> None:
+        """The engine took the job at ``at`` (perf_counter): the wait is over, the run's time starts."""
+        if self.started is None:
+            self.started = at
+            self.last = Progress("mask", 0.0, "preparing the image")
+
+    def heartbeat(self):
+        """The last update again, timed, if it is due; else :data:`HEARTBEAT`."""
+        now = time.perf_counter()
+        if self.last is None or now - self.reported < REPORT_EVERY:
+            return HEARTBEAT
+        self.reported = now
+        return self._timed(self.last, now)
+
+    def _timed(self, update: Progress, now: float) -> Progress:
+        if self.started is None:  # still waiting (for the engine to start)
+            return Progress(update.step, update.fraction, f"{update.message} ({_duration(now - self.waited)})")
+        elapsed = now - self.started
+        if elapsed < REPORT_EVERY:  # too early to say anything useful
+            return update
+        text = f"{_duration(elapsed)} so far"
+        if update.fraction >= 0.02:
+            text += f", about {_duration(elapsed * (1 - update.fraction) / update.fraction)} left"
+        return Progress(update.step, update.fraction, f"{update.message} ({text})")
+
+
 def run_seconds(seconds: dict) -> float:
     """The run's own time: wall time from the click minus the wait for the engine to start."""
     return seconds.get("wall", seconds.get("total", 0.0)) - seconds.get("engine_start", 0.0)
+
+
+def labels_shape(image_shape: tuple, params: SegmentationParams) -> tuple:
+    """Shape of the labels of an image (or stack) of ``image_shape``: its shape without the channel axis."""
+    shape = list(image_shape)
+    if params.channel_axis is not None:
+        del shape[params.channel_axis]
+    return tuple(shape)
+
+
+def shared_copy(
+    source: Any, what: str, cancel: threading.Event | None = None, blocks: list | None = None, owner=None
+) -> Generator[Progress, None, SharedBlock]:
+    """Copy a layer's array (numpy, dask, zarr...) into a new block, a slab at a time.
+
+    The block is shared memory, or this process's memory when shared memory
+    has no room for it (:func:`~.shared.new_block`).
+
+    What the worker thread does instead of the GUI thread materialising
+    the array: each slab is read (a dask slab computed) on its own, with
+    a "reading" progress item after it. The block is appended to
+    ``blocks`` at once, so the caller frees it whatever happens; ``owner``
+    (the engine) lets the widget free it on closing (:func:`~.shared.close_all_blocks`).
+
+    Raises
+    ------
+    SegmentationCancelled
+        ``cancel`` was set while reading.
+    """
+    block = new_block(source.shape, source.dtype, owner)
+    if blocks is not None:
+        blocks.append(block)
+    for done, total in block.fill(source, cancelled=None if cancel is None else cancel.is_set):
+        yield Progress("reading", 0.0, f"{what}: part {done} of {total}")
+    if cancel is not None and cancel.is_set():
+        raise SegmentationCancelled("cancelled while reading the layer")
+    return block
 
 
 def segment_in_worker(
@@ -345,59 +433,92 @@ def segment_in_worker(
     params: SegmentationParams,
     spatial_ndim: int | None = None,
     stack_parameters: dict | None = None,
+    cancel: threading.Event | None = None,
 ) -> Generator[Progress | str | Heartbeat, None, SegmentationResult]:
     """Run one job on ``engine``, relaying its progress; what the widget's thread worker runs.
 
-    The worker thread only relays: the computation happens in the engine's
-    child process, so the GUI's interpreter (GIL) stays free.
+    The worker thread reads the layers' arrays into shared memory and
+    relays: the computation happens in the engine's child process, so the
+    GUI's interpreter (GIL) stays free, and no array is pickled.
 
     Parameters
     ----------
     engine : EngineProcess
         The engine to run on.
-    image, mask, params, spatial_ndim
+    image, mask
+        The layers' arrays (numpy, dask, zarr, a lazy frame of a stack),
+        read here a slab at a time.
+    params, spatial_ndim
         As for :meth:`EngineProcess.steps`.
     stack_parameters : dict, optional
         With ``spatial_ndim``: the parameters to record with the stack's
         labels (the engine returns the label array alone).
+    cancel : threading.Event, optional
+        Set to stop the job: between slabs while reading, at once in the engine.
 
     Yields
     ------
     Progress, str or Heartbeat
-        The engine's updates; :data:`HEARTBEAT` where it sent ``None``.
+        The engine's updates, with the time so far and left once the run
+        is past a second (:class:`ProgressClock`), the last one repeated at
+        least every second; :data:`HEARTBEAT` where there is nothing new.
 
     Returns
     -------
     SegmentationResult
-        With ``seconds["wall"]`` (from the call) and
-        ``seconds["engine_start"]`` (the wait for the engine's first message).
+        With ``seconds["wall"]`` (from the call), ``seconds["reading"]``
+        and ``seconds["engine_start"]`` (the wait for the engine's first message).
     """
     started = time.perf_counter()
     first_message = []
+    clock = ProgressClock(Progress("mask", 0.0, "waiting for the engine to start"))
 
-    def note(update):  # the relay's transform: time the first message, name the heartbeat
+    def note(update):  # the relay's transform: time the first message, name the heartbeat, add the time left
         if update is None:
-            return HEARTBEAT
+            if engine.started_job_at is not None:
+                clock.taken(engine.started_job_at)
+            return clock.heartbeat()
         if not first_message:
             first_message.append(time.perf_counter())
-        return update
+        return clock.update(update) if isinstance(update, Progress) else update
 
-    steps = engine.steps(image, mask, params, spatial_ndim=spatial_ndim)
-    result = yield from relay(steps, note)
+    engine.start()  # it imports while the layers are read
+    blocks = []
+    try:
+        image_block = yield from shared_copy(image, "image", cancel, blocks, engine)
+        mask_block = None if mask is None else (yield from shared_copy(mask, "mask", cancel, blocks, engine))
+        out = new_block(labels_shape(image_block.shape, params), np.int32, engine)
+        blocks.append(out)
+        sent = time.perf_counter()
+        steps = engine.steps(
+            image_block.shared,
+            None if mask_block is None else mask_block.shared,
+            params,
+            spatial_ndim=spatial_ndim,
+            cancel=cancel,
+            out=None if isinstance(out, LocalBlock) else out.shared,
+        )
+        result = yield from relay(steps, note)
+        if isinstance(result.labels, SharedArray):
+            result.labels = out.copy_out()
+    finally:
+        for block in blocks:
+            block.close()
     if spatial_ndim is not None:  # a label stack: the stack's parameters, and each frame's
         result.parameters = {**(stack_parameters or {}), **result.parameters}
     ended = time.perf_counter()
-    result.seconds["wall"] = ended - started
+    result.seconds.update(wall=ended - started, reading=sent - started)
     # Until the engine's first message, the run waited for the engine to
     # start (only right after the widget opened): shown apart, so a tiny
     # image does not look like it took two seconds to segment.
-    result.seconds["engine_start"] = (first_message[0] if first_message else ended) - started
+    taken = engine.started_job_at or (first_message[0] if first_message else ended)
+    result.seconds["engine_start"] = max(taken - sent, 0.0)
     return result
 
 
 if __name__ == "__main__":  # the engine child: python -m napari_spectral_seg._widget.engine FD
     # Through the package module, so what the child pickles (EngineError)
     # names a module the parent can import, not "__main__".
-    from napari_spectral_seg._widget.engine import _serve as serve
+    from napari_spectral_seg._widget.serve import serve as serve_jobs
 
-    serve(Connection(int(sys.argv[1])))
+    serve_jobs(Connection(int(sys.argv[1])))

@@ -1,16 +1,18 @@
 """The "Spectral segmentation" dock widget.
 
 Thin by design: the parameter fields come from :mod:`.form`, the layers are
-read and the result layer written by :mod:`.layers`, clicks on the result
-are edits of :mod:`.clicks`, and the segmentation runs on the engine of
-:mod:`.engine` (a child process) from a ``napari.qt.threading`` worker that
-only relays progress. The worker never touches the viewer: the result is
-put into the viewer on the main thread.
+chosen and the result layer written by :mod:`.layers`, clicks on the result
+are edits of :mod:`.clicks` (computed by the engine too), and the
+segmentation runs on the engine of :mod:`.engine` (a child process) from a
+``napari.qt.threading`` worker that reads the layers' pixels into shared
+memory (:mod:`.shared`) and relays progress. The worker never touches the
+viewer: the result is put into the viewer on the main thread.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -24,6 +26,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from .. import __version__
 from ..core.params import SegmentationParams
 from ..core.pipeline import SegmentationResult
+from ..core.progress import SegmentationCancelled
 from .clicks import CLICK_MODES, ClickEditor
 from .engine import HEARTBEAT, EngineProcess, run_seconds, segment_in_worker
 from .fit import PointsClickNotice, RefitOnDock, wrap_status
@@ -43,6 +46,7 @@ from .layers import (
     spatial_ndim,
 )
 from .messages import for_widget, headline
+from .shared import close_all_blocks
 
 if TYPE_CHECKING:
     import napari
@@ -106,6 +110,7 @@ class SpectralSegmentationWidget(Container):
         self._progress_n = 0
         self._job = None  # what the running worker was started with
         self._cancel_requested = False  # Cancel was asked for this run: its result, if it comes, is dropped
+        self._cancel = threading.Event()  # set by Cancel: the worker stops reading, the engine its job
         self._watch = EditWatch(None)  # edits of the result layer during the run
         self._typed_threshold = None  # the threshold the user typed, kept while Otsu is ticked
         self._closed = False  # set when the Qt widget is destroyed
@@ -115,7 +120,9 @@ class SpectralSegmentationWidget(Container):
         self._engine.start()
         self._form = ParameterForm()
         self._add_controls()
-        self._clicks = ClickEditor(napari_viewer.layers, lambda: self.seeds.value, self._show_status)
+        self._clicks = ClickEditor(
+            napari_viewer.layers, lambda: self.seeds.value, self._show_status, engine=self._engine, run_busy=self._busy
+        )
         self._connect()
         self.reset_choices()
         self._follow_active_layer()
@@ -355,9 +362,16 @@ class SpectralSegmentationWidget(Container):
         """Whether a segmentation is running."""
         return self._worker is not None
 
+    def _busy(self) -> bool:
+        """Whether the engine is in use: a segmentation or a click edit is running."""
+        return self.running or self._clicks.busy
+
     def start(self, _=None) -> None:
         """Start a segmentation with the current fields (does nothing while one runs)."""
         if self.running:
+            return
+        if self._clicks.busy:
+            self._notify(show_info, "An edit of the result is running; click Run again when it has finished.")
             return
         try:
             job = collect_job(
@@ -375,6 +389,7 @@ class SpectralSegmentationWidget(Container):
             return
         self._job = job
         self._cancel_requested = False
+        self._cancel = threading.Event()
         # The result layer this run lands on: edits made to it meanwhile are never overwritten.
         self._watch = EditWatch(result_layer(self._viewer.layers, job.layer))
         self._progress = progress(total=100, desc="Spectral segmentation")
@@ -387,6 +402,7 @@ class SpectralSegmentationWidget(Container):
             job.params,
             job.spatial_ndim,
             job.stack_parameters() if job.all_frames else None,
+            self._cancel,
             _start_thread=False,
             _connect={
                 "yielded": self._on_progress,
@@ -407,7 +423,8 @@ class SpectralSegmentationWidget(Container):
         if self._worker is not None:
             self._cancel_requested = True
             self.status.value = "cancelling..."
-            self._worker.quit()
+            # The worker stops reading, the engine drops its job and stays ready for the next Run.
+            self._cancel.set()
 
     def _on_layer_removed(self, event) -> None:
         """The image being segmented, or the result layer it lands on, was removed: cancel the run."""
@@ -421,15 +438,15 @@ class SpectralSegmentationWidget(Container):
             self.stop()
 
     def wait(self, timeout: float = 60.0) -> None:
-        """Block (processing Qt events) until the running segmentation ends; for scripts."""
+        """Block (processing Qt events) until the running segmentation or click edit ends; for scripts."""
         from qtpy.QtWidgets import QApplication
 
         deadline = time.monotonic() + timeout
-        while self.running and time.monotonic() < deadline:
+        while self._busy() and time.monotonic() < deadline:
             QApplication.processEvents()
             time.sleep(0.01)
-        if self.running:
-            raise TimeoutError(f"segmentation still running after {timeout} s")
+        if self._busy():
+            raise TimeoutError(f"segmentation (or an edit) still running after {timeout} s")
 
     # ------------------------------------------------------------ worker callbacks (main thread)
     def _on_progress(self, update):
@@ -506,6 +523,10 @@ class SpectralSegmentationWidget(Container):
     def _on_error(self, exc):
         if self._closed:
             return
+        if isinstance(exc, SegmentationCancelled) or self._cancel_requested:
+            show_info("Spectral segmentation cancelled; no layer was changed.")
+            self.status.value = "cancelled"
+            return
         if isinstance(exc, (ValueError, TypeError, MemoryError)):
             self._notify(show_error, str(exc))
         else:
@@ -516,8 +537,9 @@ class SpectralSegmentationWidget(Container):
         if self._closed:
             self._engine.terminate()
             return
-        # The engine may still be busy with the abandoned job: a fresh one
-        # starts now (without waiting), so the next Run finds it ready.
+        # The worker was stopped (not by Cancel, which ends the engine's job and
+        # the worker with it): the engine may still be busy with the abandoned job,
+        # so a fresh one starts now (without waiting) and the next Run finds it ready.
         self._engine.restart()
         show_info("Spectral segmentation cancelled; no layer was changed.")
         self.status.value = "cancelled"
@@ -544,9 +566,12 @@ class SpectralSegmentationWidget(Container):
         # callbacks of a worker that still finishes find _closed and do nothing.
         self._closed = True
         self._points_notice.set_mode("off")  # the viewer's callback goes with the widget
+        self._cancel.set()
+        self._clicks.close()
         if self._worker is not None:
             self._worker.quit()
         self._engine.terminate()
+        close_all_blocks(self._engine)
 
     # ------------------------------------------------------------ click to split / merge
     def _install_click_callbacks(self, _=None):

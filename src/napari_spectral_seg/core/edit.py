@@ -21,7 +21,7 @@ def _bounding_box(region: np.ndarray, margin: int = 1):
     )
 
 
-def _check_split(spatial_shape, labels: np.ndarray, label, n_parts, seeds) -> None:
+def _check_split(spatial_shape, labels: np.ndarray, label, n_parts, seeds, next_label=None) -> None:
     """Refuse a split whose labels do not fit the image or cannot hold the new parts."""
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels has dtype {labels.dtype}; pass an integer label image, e.g. labels.astype(np.int32).")
@@ -33,7 +33,8 @@ def _check_split(spatial_shape, labels: np.ndarray, label, n_parts, seeds) -> No
     if label <= 0 or not np.any(labels == label):
         raise ValueError(f"label={label} is not a segment of this label image; click inside a segment.")
     parts = n_parts if seeds is None else len(np.asarray(seeds, dtype=float).reshape(-1, labels.ndim))
-    highest = int(labels.max()) + max(int(parts) - 1, 0)
+    first_new = int(labels.max()) + 1 if next_label is None else int(next_label)
+    highest = first_new + max(int(parts) - 2, -1)
     limit = int(np.iinfo(labels.dtype).max)
     if highest > limit:
         raise ValueError(
@@ -54,6 +55,7 @@ def split_label(
     sigma=None,
     channel_axis: int | None = None,
     random_state: int = 0,
+    next_label: int | None = None,
 ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """Split one segment into parts by spectral clustering of its pixels alone.
 
@@ -71,6 +73,9 @@ def split_label(
         Points (pixel coordinates) inside the segment, one per wanted part.
     beta, spacing, sigma, channel_axis, random_state
         As in :func:`napari_spectral_seg.segment`.
+    next_label : int, optional
+        The first label a new part gets (default ``labels.max() + 1``):
+        pass the whole image's when ``labels`` is a crop of it.
 
     Returns
     -------
@@ -78,7 +83,8 @@ def split_label(
         Pixels of the segment (``np.nonzero`` style, full-image coordinates).
     values : ndarray of ``labels.dtype``
         Their new labels: the part holding the segment's first pixel (or the
-        first seed) keeps ``label``, the others get ``labels.max() + 1, ...``.
+        first seed) keeps ``label``, the others get ``labels.max() + 1, ...``
+        (``next_label, ...`` if given).
 
     Raises
     ------
@@ -92,7 +98,8 @@ def split_label(
     image = np.asarray(image)
     if channel_axis is not None:
         image = np.moveaxis(image, channel_axis, -1)
-    _check_split(image.shape[:-1] if channel_axis is not None else image.shape, labels, label, n_parts, seeds)
+    spatial_shape = image.shape[:-1] if channel_axis is not None else image.shape
+    _check_split(spatial_shape, labels, label, n_parts, seeds, next_label)
     region = labels == label
     box = _bounding_box(region)
     crop_seeds = None
@@ -111,7 +118,8 @@ def split_label(
     )
     local = np.nonzero(region[box])
     part = parts[local]  # 1..n_parts, the first pixel's part is 1 when unseeded
-    new_ids = np.concatenate([[label], int(labels.max()) + np.arange(1, part.max())])
+    first_new = int(labels.max()) + 1 if next_label is None else int(next_label)
+    new_ids = np.concatenate([[label], first_new + np.arange(part.max() - 1)])
     values = new_ids[part - 1]
     indices = tuple(c + s.start for c, s in zip(local, box))
     return indices, values.astype(labels.dtype, copy=False)
