@@ -34,9 +34,11 @@ from .batch import BatchError, BatchInterrupted, load_parameters, resolve_parame
 from .batch.recipe import frame_ndim
 from .batch.task import segmentation_steps
 from .core.frames import iter_segment_frames
+from .core.measure import measure_frames, table_length
 from .core.params import ParameterSpec, SegmentationParams, check_random_state
 from .core.progress import run_to_end
 from .io import InputError, check_output_path, read_image, same_file, write_labels
+from .tables import check_table_path, write_table
 
 PROG = "napari-spectral-seg"
 # Tool defaults that change when a mask is given: the mask is the region to
@@ -166,6 +168,8 @@ def segment_parameters(args, *, has_mask: bool, channel_axis: int | None) -> Seg
 # ---------------------------------------------------------------- commands
 def cmd_segment(args) -> int:
     check_output_path(args.output)  # before the work, not after
+    if args.measure:
+        check_table_path(args.measure)
     _refuse_to_replace_an_input(args)
     image, channel_axis = read_image(args.input)
     if args.channel_axis is not None:
@@ -196,7 +200,18 @@ def cmd_segment(args) -> int:
         f"{args.output}: {frames}{int(parameters.get('n_segments') or labels.max())} segments, "
         f"{seconds['total']:.2f} s (seed {parameters['random_state']})"
     )
+    if args.measure:
+        _write_measurements(args.measure, labels, image, params, spatial_ndim)
     return 0
+
+
+def _write_measurements(path, labels, image, params: SegmentationParams, spatial_ndim: int) -> None:
+    """``--measure``: the per-object table of the labels (a ``frame`` column for stacks) as CSV."""
+    table = measure_frames(
+        labels, image, spatial_ndim=spatial_ndim, spacing=params.spacing, channel_axis=params.channel_axis
+    )
+    write_table(path, table)
+    print(f"{path}: measurements of {table_length(table)} objects")
 
 
 def _require(modules, extra: str, what: str) -> None:
@@ -354,6 +369,12 @@ def _add_segment(sub) -> None:
     )
     seg.add_argument("-o", "--output", required=True, help="labels file to write (.tif or .npy)")
     seg.add_argument("--mask", help="mask file of the same shape (nonzero = segment)")
+    seg.add_argument(
+        "--measure",
+        metavar="TABLE.csv",
+        help="also write a table of every object (size in units of --spacing, centroid, intensity, "
+        "bounding box; a frame column for stacks) as CSV",
+    )
     seg.add_argument(
         "--spatial-ndim",
         type=int,
