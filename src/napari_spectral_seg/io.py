@@ -76,6 +76,7 @@ _INFORMATIONAL_KEYS = frozenset(
         "ari",
         "split_ratios",
         "per_frame",
+        "measurements",
         *PER_IMAGE,
     }
 )
