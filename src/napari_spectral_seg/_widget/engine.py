@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.measure import measure_frames
 from ..core.params import SegmentationParams, check_random_state
 from ..core.pipeline import EmptyMaskError, Progress, SegmentationResult, iter_segment
 from ..core.progress import relay, run_to_end
@@ -79,6 +80,18 @@ def iter_frames_recorded(image, mask=None, *, spatial_ndim: int, **kwargs):
     return SegmentationResult(labels=labels, parameters={"per_frame": per_frame})
 
 
+def measure_result(result: SegmentationResult, image, params: SegmentationParams, spatial_ndim: int | None) -> dict:
+    """The per-object table of a job's labels, measured here in the engine (never on the GUI thread).
+
+    Sizes and centroids in units of ``params.spacing`` (the layer's scale),
+    centroids from the frame's pixel 0: the widget adds the layer's
+    translate. A stack's table has a ``frame`` column.
+    """
+    return measure_frames(
+        result.labels, image, spatial_ndim=spatial_ndim, spacing=params.spacing, channel_axis=params.channel_axis
+    )
+
+
 # What a job may run: one image, or every frame of a stack.
 _JOBS = {"segment": iter_segment, "frames": iter_frames_recorded}
 
@@ -110,6 +123,8 @@ def _serve(conn):
                 warnings.simplefilter("always")
                 steps = _JOBS[kind](image, mask, **params.as_kwargs(), **options)
                 result = run_to_end(steps, progress=lambda update: conn.send(("progress", update)))
+                conn.send(("progress", Progress("labels", 1.0, "measuring the objects")))
+                result.measurements = measure_result(result, image, params, options.get("spatial_ndim"))
             # Warnings (constant image, solver fallback) go to the user, not the child's stderr.
             for item in caught:
                 conn.send(("warning", str(item.message)))

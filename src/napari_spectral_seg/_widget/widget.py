@@ -41,6 +41,7 @@ from .layers import (
     result_metadata,
     spatial_ndim,
 )
+from .measurements import MeasurementsPanel
 from .messages import for_widget, headline
 
 if TYPE_CHECKING:
@@ -94,7 +95,8 @@ class SpectralSegmentationWidget(Container):
     ``auto_threshold``, ``threshold``, ``n_clusters``, ``auto_segments``,
     ``sensitivity``, ``edge_level``, ``beta``, ``sigma``, ``eigen_solver``, ``min_size``,
     ``dims``, ``frames``, ``seeds``, ``seed``, ``run``, ``cancel``,
-    ``click_mode``, ``save_params``, ``status``.
+    ``click_mode``, ``save_params``, ``status``; ``measurements`` is the
+    table of the last result (a Qt widget, :mod:`.measurements`).
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
@@ -114,6 +116,8 @@ class SpectralSegmentationWidget(Container):
         self._engine.start()
         self._form = ParameterForm()
         self._add_controls()
+        self.measurements = MeasurementsPanel(napari_viewer, self._notify)  # the last result's table
+        self.native.layout().addWidget(self.measurements)
         self._clicks = ClickEditor(napari_viewer.layers, lambda: self.seeds.value, self._show_status)
         self._connect()
         self.reset_choices()
@@ -446,6 +450,9 @@ class SpectralSegmentationWidget(Container):
         metadata = result_metadata(job, result, run_seconds(result.seconds))
         edited = self._watch.edited
         layer = put_result(self._viewer.layers, job, result.labels, metadata, new_layer=edited)
+        self.measurements.show_result(
+            layer, result.measurements, job.spatial_ndim or result.labels.ndim, job.frame_index
+        )
         if edited:
             show_info(
                 f"'{self._watch.layer.name}' was edited during the run, so your edits are kept; "

@@ -1,0 +1,247 @@
+"""The measurement table of the dock widget: the result layer's ``features``, shown sortable.
+
+The engine measures the labels (:func:`napari_spectral_seg._widget.engine.measure_result`);
+this module only places the table: world coordinates (the layer's translate
+added to the centroids), the frame of a run on one frame of a stack, the
+result layer's ``features`` (other frames' rows kept), and a Qt table where
+a click on a row selects that label in the viewer and centres the view on
+it. "Save measurements..." writes the table as CSV.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from napari.layers import Labels
+from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt
+from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QTableView, QVBoxLayout, QWidget
+
+from ..core.measure import AXIS_NAMES, concatenate_tables, frame_columns, table_length, with_frame
+from ..tables import TableError, write_table
+
+__all__ = ["MeasurementsPanel", "TableModel", "layer_table", "world_table"]
+
+# napari maps a label to its features row through this column (without it, row i is label i).
+INDEX_COLUMN = "index"
+
+
+def world_table(table: dict, layer: Labels, n_spatial: int, frame_index: tuple | None = None) -> dict:
+    """The engine's table placed in the result layer's world: translate added, the frame of a one-frame run.
+
+    Centroids come from the engine in units of the layer's scale from the
+    frame's pixel 0; the layer's translate of the spatial axes makes them
+    world coordinates.
+    """
+    table = dict(table)
+    translate = tuple(layer.translate)[-n_spatial:]
+    for axis, offset in zip(AXIS_NAMES[n_spatial], translate):
+        table[f"centroid_{axis}"] = np.asarray(table[f"centroid_{axis}"], dtype=np.float64) + float(offset)
+    return with_frame(table, frame_index) if frame_index else table
+
+
+def _features_table(layer: Labels) -> dict:
+    features = layer.features
+    return {name: features[name].to_numpy() for name in features.columns if name != INDEX_COLUMN}
+
+
+def layer_table(layer: Labels, table: dict, frame_index: tuple | None) -> dict:
+    """The table the result layer holds after a run: for a one-frame run, the other frames' rows kept.
+
+    Rows of other frames from earlier runs stay while their columns are
+    the same (the same image); the frames' rows in frame order.
+    """
+    if not frame_index:
+        return table
+    kept = _features_table(layer)
+    names = frame_columns(len(frame_index))
+    if list(kept) != list(table) or not table_length(kept):
+        return table
+    other = ~np.all([kept[name] == value for name, value in zip(names, frame_index)], axis=0)
+    merged = concatenate_tables([{name: column[other] for name, column in kept.items()}, table])
+    order = np.lexsort([merged["label"], *(merged[name] for name in reversed(names))])
+    return {name: column[order] for name, column in merged.items()}
+
+
+def _shown(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    return str(value)
+
+
+class TableModel(QAbstractTableModel):
+    """A table (column name -> array) for a QTableView, sorted by any column without copying cells into Qt."""
+
+    def __init__(self, table: dict | None = None):
+        super().__init__()
+        self.set_table(table or {})
+
+    def set_table(self, table: dict) -> None:
+        """Show ``table`` (in its own row order)."""
+        self.beginResetModel()
+        self.table = table
+        self.names = list(table)
+        self.order = np.arange(table_length(table))
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt's name
+        return 0 if parent.isValid() else len(self.order)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt's name
+        return 0 if parent.isValid() else len(self.names)
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and index.isValid():
+            return _shown(self.table[self.names[index.column()]][self.order[index.row()]])
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802 - Qt's name
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if orientation == Qt.Orientation.Horizontal:
+            return self.names[section] if section < len(self.names) else None
+        return str(section + 1)
+
+    def sort(self, column: int, order=Qt.SortOrder.AscendingOrder) -> None:
+        self.layoutAboutToBeChanged.emit()
+        if 0 <= column < len(self.names):
+            self.order = np.argsort(self.table[self.names[column]], kind="stable")
+            if order == Qt.SortOrder.DescendingOrder:
+                self.order = self.order[::-1]
+        else:  # no sort column (the indicator cleared): the table's own order
+            self.order = np.arange(table_length(self.table))
+        self.layoutChanged.emit()
+
+    def row(self, view_row: int) -> dict:
+        """The values of the row shown at ``view_row``, by column name."""
+        i = self.order[view_row]
+        return {name: self.table[name][i] for name in self.names}
+
+
+class MeasurementsPanel(QWidget):
+    """The measurement table of the last result, its caption and "Save measurements...".
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        Where a clicked row's label is selected and shown.
+    notify : callable
+        ``notify(show, message)``: a notification (the widget's).
+    """
+
+    def __init__(self, viewer, notify: Callable[[Callable, str], None]):
+        super().__init__()
+        self._viewer = viewer
+        self._notify = notify
+        self.layer = None
+        self.n_spatial = 2
+        self.model = TableModel()
+        self.view = QTableView()
+        self.view.setModel(self.model)
+        self.view.setSortingEnabled(True)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.verticalHeader().setVisible(False)
+        self.view.setMinimumHeight(160)
+        self.view.clicked.connect(self._on_clicked)
+        self.caption = QLabel("Measurements: run a segmentation.")
+        self.caption.setWordWrap(True)
+        self.save_button = QPushButton("Save measurements...")
+        self.save_button.setToolTip("Write the table as CSV (one row per object).")
+        self.save_button.setEnabled(False)
+        self.save_button.clicked.connect(self._ask_where_to_save)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.save_button)
+        buttons.addStretch()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.view)
+        layout.addLayout(buttons)
+
+    @property
+    def table(self) -> dict:
+        """The table shown (column name -> array)."""
+        return self.model.table
+
+    def show_result(self, layer: Labels, table: dict | None, n_spatial: int, frame_index: tuple | None) -> None:
+        """Put a run's table (from the engine) in ``layer.features`` and show it."""
+        if table is None:
+            return
+        self._watch(layer)
+        self.n_spatial = n_spatial
+        full = layer_table(layer, world_table(table, layer, n_spatial, frame_index), frame_index)
+        labels = full.get("label", np.zeros(0, dtype=np.int64))
+        layer.features = {INDEX_COLUMN: labels, **full}
+        self.model.set_table(full)
+        self.view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.view.resizeColumnsToContents()
+        self.save_button.setEnabled(True)
+        units = getattr(layer, "units", None)
+        unit = str(units[-1]) if units else "pixel"
+        self.caption.setText(
+            f"<b>Measurements</b>: {table_length(full)} objects of '{layer.name}', in {unit} units "
+            "(centroids in world coordinates); click a row to select its object."
+        )
+
+    def _watch(self, layer: Labels) -> None:
+        # An edit of the labels after the run (brush, split, merge) leaves the table behind: say so.
+        if self.layer is not None:
+            self.layer.events.paint.disconnect(self._on_edited)
+        self.layer = layer
+        layer.events.paint.connect(self._on_edited)
+
+    def _on_edited(self, _event=None) -> None:
+        text = self.caption.text()
+        if "edited since" not in text:
+            self.caption.setText(f"{text} The labels were edited since: run again to measure them.")
+
+    def select_row(self, view_row: int) -> None:
+        """Select the label of the row shown at ``view_row`` and centre the view on it (its frame shown)."""
+        layer = self.layer
+        if layer is None or layer not in self._viewer.layers:
+            return
+        row = self.model.row(view_row)
+        layer.selected_label = int(row["label"])
+        world = self._world_position(layer, row)
+        dims = self._viewer.dims
+        offset = dims.ndim - layer.ndim  # the layer's axes are the viewer's last
+        for axis, value in enumerate(world):
+            if offset + axis not in dims.displayed:
+                dims.set_point(offset + axis, value)
+        self._viewer.camera.center = tuple(world[d - offset] for d in dims.displayed if d >= offset)
+        self._viewer.layers.selection.active = layer
+
+    def _world_position(self, layer: Labels, row: dict) -> list[float]:
+        """World coordinates of every axis of ``layer`` at the row's object: its frame, then its centroid."""
+        n_leading = layer.ndim - self.n_spatial
+        scale, translate = tuple(layer.scale), tuple(layer.translate)
+        names = frame_columns(n_leading) if n_leading else ()
+        frame = [float(row.get(name, 0)) * scale[i] + translate[i] for i, name in enumerate(names)]
+        return frame + [float(row[f"centroid_{axis}"]) for axis in AXIS_NAMES[self.n_spatial]]
+
+    def _on_clicked(self, index) -> None:
+        self.select_row(index.row())
+
+    def save(self, path) -> bool:
+        """Write the table as CSV (atomically); a notification says what went wrong. Returns whether it was written."""
+        from napari.utils.notifications import show_error
+
+        try:
+            write_table(path, self.table)
+        except TableError as exc:
+            self._notify(show_error, str(exc))
+            return False
+        self.caption.setText(f"{self.caption.text().split(' Saved to')[0]} Saved to {path}.")
+        return True
+
+    def _ask_where_to_save(self, _=None) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        name = f"{self.layer.name if self.layer is not None else 'spectral'}_measurements.csv"
+        path, _ = QFileDialog.getSaveFileName(self, "Save measurements", name, "CSV (*.csv)")
+        if path:
+            self.save(path)
