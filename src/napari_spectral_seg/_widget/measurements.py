@@ -123,18 +123,26 @@ class TableModel(QAbstractTableModel):
 class MeasurementsPanel(QWidget):
     """The measurement table of the last result, its caption and "Save measurements...".
 
+    Docked below the canvas on the first result (a table wants width; the
+    parameter dock has none to spare), and again after its dock was closed.
+
     Parameters
     ----------
     viewer : napari.Viewer
         Where a clicked row's label is selected and shown.
     notify : callable
         ``notify(show, message)``: a notification (the widget's).
+    owner : QWidget, optional
+        The widget this table belongs to: its dock goes when the owner does.
     """
 
-    def __init__(self, viewer, notify: Callable[[Callable, str], None]):
+    DOCK_NAME = "Measurements (spectral segmentation)"
+
+    def __init__(self, viewer, notify: Callable[[Callable, str], None], owner: QWidget | None = None):
         super().__init__()
         self._viewer = viewer
         self._notify = notify
+        self._dock = None
         self.layer = None
         self.n_spatial = 2
         self.model = TableModel()
@@ -145,22 +153,37 @@ class MeasurementsPanel(QWidget):
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.view.verticalHeader().setVisible(False)
-        self.view.setMinimumHeight(160)
+        self.view.setMinimumHeight(150)
         self.view.clicked.connect(self._on_clicked)
         self.caption = QLabel("Measurements: run a segmentation.")
-        self.caption.setWordWrap(True)
         self.save_button = QPushButton("Save measurements...")
         self.save_button.setToolTip("Write the table as CSV (one row per object).")
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(self._ask_where_to_save)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.save_button)
-        buttons.addStretch()
+        top = QHBoxLayout()
+        top.addWidget(self.caption, 1)
+        top.addWidget(self.save_button)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.caption)
+        layout.setContentsMargins(4, 0, 4, 4)
+        layout.addLayout(top)
         layout.addWidget(self.view)
-        layout.addLayout(buttons)
+        if owner is not None:
+            owner.destroyed.connect(self._undock)
+
+    def _ensure_docked(self) -> None:
+        window = getattr(self._viewer, "window", None)
+        if window is None or self.parent() is not None:
+            return  # no window (a headless viewer), or docked already
+        self._dock = window.add_dock_widget(self, name=self.DOCK_NAME, area="bottom")
+
+    def _undock(self, *_) -> None:
+        dock, self._dock = self._dock, None
+        if dock is None:
+            return
+        try:
+            self._viewer.window.remove_dock_widget(dock)
+        except (RuntimeError, LookupError, AttributeError):
+            pass  # the window is closing too
 
     @property
     def table(self) -> dict:
@@ -171,6 +194,7 @@ class MeasurementsPanel(QWidget):
         """Put a run's table (from the engine) in ``layer.features`` and show it."""
         if table is None:
             return
+        self._ensure_docked()
         self._watch(layer)
         self.n_spatial = n_spatial
         full = layer_table(layer, world_table(table, layer, n_spatial, frame_index), frame_index)
@@ -183,8 +207,8 @@ class MeasurementsPanel(QWidget):
         units = getattr(layer, "units", None)
         unit = str(units[-1]) if units else "pixel"
         self.caption.setText(
-            f"<b>Measurements</b>: {table_length(full)} objects of '{layer.name}', in {unit} units "
-            "(centroids in world coordinates); click a row to select its object."
+            f"<b>{table_length(full)} objects</b> of '{layer.name}', sizes in {unit} units, centroids in "
+            "world coordinates; click a row to select its object."
         )
 
     def _watch(self, layer: Labels) -> None:

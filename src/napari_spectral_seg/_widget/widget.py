@@ -96,7 +96,7 @@ class SpectralSegmentationWidget(Container):
     ``sensitivity``, ``edge_level``, ``beta``, ``sigma``, ``eigen_solver``, ``min_size``,
     ``dims``, ``frames``, ``seeds``, ``seed``, ``run``, ``cancel``,
     ``click_mode``, ``save_params``, ``status``; ``measurements`` is the
-    table of the last result (a Qt widget, :mod:`.measurements`).
+    table of the last result (a Qt widget in a dock of its own, :mod:`.measurements`).
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
@@ -116,8 +116,8 @@ class SpectralSegmentationWidget(Container):
         self._engine.start()
         self._form = ParameterForm()
         self._add_controls()
-        self.measurements = MeasurementsPanel(napari_viewer, self._notify)  # the last result's table
-        self.native.layout().addWidget(self.measurements)
+        # The last result's table, docked below the canvas when a result arrives.
+        self.measurements = MeasurementsPanel(napari_viewer, self._notify, owner=self.native)
         self._clicks = ClickEditor(napari_viewer.layers, lambda: self.seeds.value, self._show_status)
         self._connect()
         self.reset_choices()
