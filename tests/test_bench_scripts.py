@@ -33,6 +33,7 @@ SCRIPTS = [
     ("bench/run.py", ["--cases", "2D 100", "--no-seeds", "--no-sklearn", "--no-plot", "--repeats", "1"]),
     ("bench/quality.py", ["--quick"]),
     ("bench/split.py", ["--help"]),
+    ("bench/measure.py", ["--help"]),
     ("bench/ui_latency.py", ["--help"]),
     ("docs/make_screenshots.py", ["--help"]),
 ]

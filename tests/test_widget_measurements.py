@@ -35,6 +35,7 @@ def test_a_run_fills_the_table_and_the_layer_features(viewer_and_widget, qtbot):
     # napari finds a label's row through the index column (shown when hovering).
     assert list(result.features["index"]) == list(result.features["label"]) == [1, 2, 3, 4]
     assert "4 objects" in panel.caption.text()
+    assert panel.histogram.counts.sum() == 4 and panel.histogram.what == "area"
     assert viewer.window.dock_widgets[panel.DOCK_NAME] is panel  # docked below the canvas
     # Its dock closed, the next run docks it again.
     viewer.window.remove_dock_widget(panel)

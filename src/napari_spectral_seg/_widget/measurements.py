@@ -5,7 +5,7 @@ this module only places the table: world coordinates (the layer's translate
 added to the centroids), the frame of a run on one frame of a stack, the
 result layer's ``features`` (other frames' rows kept), and a Qt table where
 a click on a row selects that label in the viewer and centres the view on
-it. "Save measurements..." writes the table as CSV.
+it, beside a bar chart of the sizes. "Save measurements..." writes the table as CSV.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QPushButton, 
 from ..core.measure import AXIS_NAMES, concatenate_tables, frame_columns, table_length, with_frame
 from ..tables import TableError, write_table
 
-__all__ = ["MeasurementsPanel", "TableModel", "layer_table", "world_table"]
+__all__ = ["MeasurementsPanel", "SizeHistogram", "TableModel", "layer_table", "world_table"]
 
 # napari maps a label to its features row through this column (without it, row i is label i).
 INDEX_COLUMN = "index"
@@ -120,6 +120,56 @@ class TableModel(QAbstractTableModel):
         return {name: self.table[name][i] for name in self.names}
 
 
+class SizeHistogram(QWidget):
+    """A small bar chart of the objects' sizes (area or volume), painted with Qt: no plotting library."""
+
+    BINS = 20
+
+    def __init__(self):
+        super().__init__()
+        self.counts = np.zeros(0, dtype=np.int64)
+        self.edges = np.zeros(0)
+        self.what = "area"
+        self.setMinimumSize(200, 120)
+        self.setMaximumWidth(320)
+
+    def set_sizes(self, sizes, what: str) -> None:
+        """Show the distribution of ``sizes`` (``what``: "area" or "volume")."""
+        sizes = np.asarray(sizes, dtype=np.float64)
+        sizes = sizes[np.isfinite(sizes)]
+        self.what = what
+        if sizes.size:
+            self.counts, self.edges = np.histogram(sizes, bins=self.BINS)
+        else:
+            self.counts, self.edges = np.zeros(0, dtype=np.int64), np.zeros(0)
+        self.setToolTip(f"{what} of the {sizes.size} objects, {self.BINS} bins")
+        self.update()
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
+        from qtpy.QtGui import QColor, QPainter
+
+        painter = QPainter(self)
+        try:
+            pen = self.palette().windowText().color()
+            painter.setPen(pen)
+            width, height = self.width(), self.height()
+            text_height = painter.fontMetrics().height()
+            painter.drawText(4, text_height, f"{self.what} distribution")
+            if not self.counts.size or self.counts.max() == 0:
+                return
+            top, bottom = text_height + 4, height - text_height - 4
+            bar = (width - 8) / len(self.counts)
+            painter.drawLine(4, int(bottom), width - 4, int(bottom))
+            for i, count in enumerate(self.counts):
+                h = (bottom - top) * count / self.counts.max()
+                painter.fillRect(int(4 + i * bar), int(bottom - h), max(int(bar) - 1, 1), int(h), QColor(90, 160, 220))
+            painter.drawText(4, height - 4, f"{self.edges[0]:.3g}")
+            right = f"{self.edges[-1]:.3g}"
+            painter.drawText(width - 4 - painter.fontMetrics().horizontalAdvance(right), height - 4, right)
+        finally:
+            painter.end()
+
+
 class MeasurementsPanel(QWidget):
     """The measurement table of the last result, its caption and "Save measurements...".
 
@@ -166,7 +216,11 @@ class MeasurementsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 0, 4, 4)
         layout.addLayout(top)
-        layout.addWidget(self.view)
+        self.histogram = SizeHistogram()
+        body = QHBoxLayout()
+        body.addWidget(self.view, 1)
+        body.addWidget(self.histogram)
+        layout.addLayout(body)
         if owner is not None:
             owner.destroyed.connect(self._undock)
 
@@ -201,6 +255,8 @@ class MeasurementsPanel(QWidget):
         labels = full.get("label", np.zeros(0, dtype=np.int64))
         layer.features = {INDEX_COLUMN: labels, **full}
         self.model.set_table(full)
+        what = "area" if "area" in full else "volume"
+        self.histogram.set_sizes(full.get(what, ()), what)
         self.view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.view.resizeColumnsToContents()
         self.save_button.setEnabled(True)
