@@ -103,6 +103,38 @@ def test_a_stack_gets_a_frame_column_per_row(dock, qtbot):
     assert viewer.dims.current_step[0] == 2
 
 
+def test_a_volume_is_measured_in_voxel_units_and_a_row_click_shows_its_plane(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    volume = np.zeros((12, 30, 30))
+    volume[2:5, 3:10, 3:10] = 1.0
+    volume[6:11, 15:25, 15:25] = 1.0
+    layer = viewer.add_image(volume + np.random.default_rng(0).normal(0, 0.05, volume.shape), scale=(4, 1, 1))
+    _, widget = viewer.window.add_plugin_dock_widget("napari-spectral-seg", "Spectral segmentation")
+    widget.image.value = layer
+    widget.n_clusters.value = 1
+    assert widget.dims.value == "3D"
+    run_and_wait(widget, qtbot)
+    panel = widget.measurements
+    np.testing.assert_allclose(panel.table["volume"], panel.table["n_pixels"] * 4.0)
+    big = int(np.argmax(panel.table["volume"]))
+    panel.select_row(big)
+    assert viewer.dims.point[0] == pytest.approx(panel.table["centroid_z"][big])
+    assert viewer.layers.selection.active.selected_label == panel.table["label"][big]
+
+
+def test_a_colour_image_gets_intensities_per_channel(dock, qtbot):
+    rgb = np.zeros((40, 40, 3), dtype=np.uint8)
+    rgb[5:15, 5:15] = (200, 100, 0)
+    rgb[25:35, 25:35] = (0, 100, 200)
+    viewer, widget = dock(rgb, name="colour")
+    widget.n_clusters.value = 1
+    run_and_wait(widget, qtbot)
+    table = widget.measurements.table
+    assert [name for name in table if name.startswith("mean_intensity")] == [f"mean_intensity_c{c}" for c in range(3)]
+    np.testing.assert_allclose(table["mean_intensity_c0"], [200, 0])
+    np.testing.assert_allclose(table["integrated_intensity_c1"], [100 * 100, 100 * 100])
+
+
 def test_an_edit_after_the_run_is_said_to_be_unmeasured(viewer_and_widget, qtbot):
     viewer, widget = viewer_and_widget
     widget.mask.value = viewer.layers["four circles mask"]
