@@ -11,6 +11,7 @@ from napari_spectral_seg.batch.plan import check_outputs_differ
 from napari_spectral_seg.cli import main
 from napari_spectral_seg.core.measure import measure_labels
 from napari_spectral_seg.data import four_circles
+from napari_spectral_seg.io import stored_table_record
 from napari_spectral_seg.tables import read_table
 
 pytest.importorskip("distributed")
@@ -36,7 +37,8 @@ def test_each_input_gets_its_table_and_a_series_a_frame_column(tmp_path, schedul
     assert list(table) == list(expected) and table["label"].tolist() == [1, 2, 3, 4]
     for name in expected:
         np.testing.assert_allclose(table[name], expected[name])
-    assert description(out / "cells_labels.tif")["measurements"]["file"] == "cells_labels.csv"
+    assert stored_table_record(out / "cells_labels.tif")["file"] == "cells_labels.csv"
+    assert "measurements" not in description(out / "cells_labels.tif")  # the parameters stay segment()'s
     series = read_table(out / "movie_labels.csv")
     assert series["frame"].tolist() == [0] * 4 + [1] * 4
     frame_1 = segment(movie[1], **PARAMS, spacing=(2.0, 0.5))

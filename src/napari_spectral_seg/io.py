@@ -31,6 +31,7 @@ __all__ = [
     "InputError",
     "ParameterFileError",
     "INPUT_IDENTITY_KEY",
+    "TABLE_RECORD_KEY",
     "check_output_path",
     "file_identity",
     "input_kind",
@@ -41,6 +42,7 @@ __all__ = [
     "same_content",
     "same_file",
     "stored_input_identity",
+    "stored_table_record",
     "stored_parameters",
     "tiff_colour_axis",
     "written_by_us",
@@ -76,7 +78,6 @@ _INFORMATIONAL_KEYS = frozenset(
         "ari",
         "split_ratios",
         "per_frame",
-        "measurements",
         *PER_IMAGE,
     }
 )
@@ -85,6 +86,10 @@ _INFORMATIONAL_KEYS = frozenset(
 # parameters, so they stay exactly what ``segment()`` records.
 INPUT_IDENTITY_KEY = "spectral_seg_input"
 _IDENTITY_TAG = 65111
+# Likewise the record of the measurement table batch writes next to an output
+# (napari_spectral_seg.tables.table_record).
+TABLE_RECORD_KEY = "spectral_seg_measurements"
+_TABLE_TAG = 65112
 # Keys every set of parameters this package records holds: how an output
 # written by ``segment``, ``batch`` or the widget is told from another file.
 _OUR_KEYS = frozenset({"threshold", "n_clusters", "beta", "eigen_solver", "random_state"})
@@ -299,12 +304,18 @@ def _sync(path: Path) -> None:
 
 
 def write_labels(
-    path: str | os.PathLike, labels: np.ndarray, parameters: dict, *, input_identity: dict | None = None
+    path: str | os.PathLike,
+    labels: np.ndarray,
+    parameters: dict,
+    *,
+    input_identity: dict | None = None,
+    table_record: dict | None = None,
 ) -> None:
     """Write labels atomically (temporary files, then rename) with the parameters.
 
     ``.tif`` files carry the parameters as JSON in the image description
-    (and ``input_identity``, from :func:`file_identity`, in a private tag);
+    (and ``input_identity``, from :func:`file_identity`, and
+    ``table_record``, the measurement table's, each in a private tag);
     ``.npy`` files get a sidecar ``<name>.json``. Everything is written and
     flushed under hidden temporary names first (``.<name>.partial.<suffix>``),
     then renamed: the sidecar, then the labels. A failed or interrupted
@@ -325,7 +336,7 @@ def write_labels(
     temporaries = [tmp] + ([_partial(sidecar)] if sidecar else [])
     try:
         if sidecar is not None:
-            if input_identity is not None:
+            if input_identity is not None or table_record is not None:
                 raise InputError(f"{path}: the input's identity is stored in TIFF outputs only.")
             with open(tmp, "wb") as fh:
                 np.save(fh, labels)
@@ -341,8 +352,8 @@ def write_labels(
         else:
             import tifffile
 
-            identity = json.dumps(input_identity) if input_identity is not None else None
-            extratags = [(_IDENTITY_TAG, "s", 0, identity, True)] if identity else []
+            private = ((_IDENTITY_TAG, input_identity), (_TABLE_TAG, table_record))
+            extratags = [(tag, "s", 0, json.dumps(value), True) for tag, value in private if value is not None]
             tifffile.imwrite(tmp, labels, description=text, metadata=None, extratags=extratags)
             _sync(tmp)
             os.replace(tmp, path)
@@ -382,16 +393,26 @@ def written_by_us(stored) -> bool:
 
 def stored_input_identity(output: str | os.PathLike) -> dict | None:
     """The input identity stored with a batch output (:func:`write_labels`), or None."""
+    return _stored_private(output, INPUT_IDENTITY_KEY, _IDENTITY_TAG)
+
+
+def stored_table_record(output: str | os.PathLike) -> dict | None:
+    """The record of the measurement table stored with a batch output (:func:`write_labels`), or None."""
+    return _stored_private(output, TABLE_RECORD_KEY, _TABLE_TAG)
+
+
+def _stored_private(output: str | os.PathLike, zarr_key: str, tiff_tag: int) -> dict | None:
+    """What an output keeps apart from its parameters: a zarr attribute, or a private TIFF tag's JSON."""
     output = Path(output)
     try:
         if output.suffix.lower() == ".zarr":
             import zarr
 
-            return dict(zarr.open_array(str(output), mode="r").attrs[INPUT_IDENTITY_KEY])
+            return dict(zarr.open_array(str(output), mode="r").attrs[zarr_key])
         import tifffile
 
         with tifffile.TiffFile(output) as tif:
-            tag = tif.pages[0].tags.get(_IDENTITY_TAG)
+            tag = tif.pages[0].tags.get(tiff_tag)
             return None if tag is None else json.loads(tag.value)
     except Exception:
         return None

@@ -20,6 +20,7 @@ from ..io import (
     same_content,
     stored_input_identity,
     stored_parameters,
+    stored_table_record,
     written_by_us,
 )
 from ..tables import matches_record
@@ -38,8 +39,6 @@ __all__ = [
 ]
 # Outputs are named <stem>_labels.<suffix>: how one is recognised among the inputs.
 _OUTPUT_STEM = "_labels"
-# Where an output's parameters record the measurement table written next to it (tables.table_record).
-TABLE_KEY = "measurements"
 
 
 class BatchError(ValueError):
@@ -296,7 +295,7 @@ def _compare_with_output(item: InputItem, request: dict) -> None:
         why = "records no input identity (an older version wrote it)" if made_from is None else "was made from"
         item.notice = f"{item.output.name} {why}{' other content of this input' if made_from else ''}; redoing it"
         return
-    if not matches_record(item.output.parent, stored.get(TABLE_KEY)):
+    if not matches_record(item.output.parent, stored_table_record(item.output)):
         item.notice = f"{table_path(item.output).name}, its measurement table, is missing or was changed; redoing it"
         return
     item.status = "skipped"

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core.measure import concatenate_tables, with_frame
-from ..io import INPUT_IDENTITY_KEY, METADATA_KEY, same_content, write_labels
+from ..io import INPUT_IDENTITY_KEY, METADATA_KEY, TABLE_RECORD_KEY, same_content, write_labels
 from ..tables import table_record, write_table
-from .plan import TABLE_KEY, InputItem, table_path
+from .plan import InputItem, table_path
 from .recipe import recorded_parameters
 
 __all__ = [
@@ -163,16 +163,16 @@ def finish(item: InputItem, spatial_ndim: int) -> None:
     """Write a finished input's output (TIFF), or seal its zarr by renaming it; then its measurement table.
 
     Both keep the input's identity as it was planned (``item.identity``)
-    and record the table's hash, so a re-run redoes an input whose table
-    is missing (an interruption between the two writes) or changed.
+    and record the table's hash (apart from the parameters, like the
+    identity), so a re-run redoes an input whose table is missing (an
+    interruption between the two writes) or changed.
     """
     table = measurement_table(item)
     item.tables = {}
-    parameters = dict(
-        output_parameters(item, spatial_ndim), **{TABLE_KEY: table_record(table_path(item.output), table)}
-    )
+    record = table_record(table_path(item.output), table)
+    parameters = output_parameters(item, spatial_ndim)
     if item.kind != "zarr":
-        write_labels(item.output, item.labels, parameters, input_identity=item.identity)
+        write_labels(item.output, item.labels, parameters, input_identity=item.identity, table_record=record)
         item.labels = None
         write_table(table_path(item.output), table)
         return
@@ -180,6 +180,7 @@ def finish(item: InputItem, spatial_ndim: int) -> None:
 
     array = zarr.open_array(str(item.partial), mode="r+")
     array.attrs[METADATA_KEY] = parameters
+    array.attrs[TABLE_RECORD_KEY] = record
     del array.attrs[ZARR_DONE_ATTR]
     if item.output.exists():  # --overwrite: move the old one aside, then swap
         old = item.output.with_name(f".{item.output.name}.old")
