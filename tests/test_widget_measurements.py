@@ -70,13 +70,20 @@ def test_save_measurements_writes_the_table_as_csv(viewer_and_widget, qtbot, tmp
     widget.mask.value = viewer.layers["four circles mask"]
     run_and_wait(widget, qtbot)
     path = tmp_path / "cells.csv"
-    assert widget.measurements.save(path)
+    panel = widget.measurements
+    panel.save(path)  # what the button does once its file dialog has the path
+    assert not panel.save_button.isEnabled()  # written in a thread
+    qtbot.waitUntil(lambda: not panel.saving, timeout=20_000)
+    assert "Saved to" in panel.caption.text()
     saved = read_table(path)
     assert list(saved) == widget.measurements.model.names
     np.testing.assert_allclose(saved["mean_intensity"], widget.measurements.table["mean_intensity"])
     assert [p.name for p in tmp_path.iterdir()] == ["cells.csv"]  # no temporary left
     # A folder that does not exist: a notification, nothing written.
-    assert not widget.measurements.save(tmp_path / "missing" / "cells.csv")
+    panel.save(tmp_path / "missing" / "cells.csv")
+    qtbot.waitUntil(lambda: not panel.saving, timeout=20_000)
+    assert not (tmp_path / "missing").exists() and panel.save_button.isEnabled()
+    assert "folder for the measurement table does not exist" in widget.status.tooltip
 
 
 def test_a_stack_gets_a_frame_column_per_row(dock, qtbot):

@@ -63,6 +63,12 @@ def layer_table(layer: Labels, table: dict, frame_index: tuple | None) -> dict:
     return {name: column[order] for name, column in merged.items()}
 
 
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+# Rows looked at to size the columns: all of them (Qt's default is 1000) would hold the GUI
+# thread for 0.7 s with 20k objects; the first rows are a good guess of the widths.
+_ROWS_FOR_WIDTHS = 50
+
+
 def _shown(value) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{value:.4g}"
@@ -94,7 +100,7 @@ class TableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole and index.isValid():
             return _shown(self.table[self.names[index.column()]][self.order[index.row()]])
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return _RIGHT
         return None
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802 - Qt's name
@@ -193,6 +199,7 @@ class MeasurementsPanel(QWidget):
         self._viewer = viewer
         self._notify = notify
         self._dock = None
+        self._saver = None  # the thread writing a CSV
         self.layer = None
         self.n_spatial = 2
         self.model = TableModel()
@@ -203,6 +210,8 @@ class MeasurementsPanel(QWidget):
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.view.verticalHeader().setVisible(False)
+        for header in (self.view.horizontalHeader(), self.view.verticalHeader()):
+            header.setResizeContentsPrecision(_ROWS_FOR_WIDTHS)
         self.view.setMinimumHeight(150)
         self.view.clicked.connect(self._on_clicked)
         self.caption = QLabel("Measurements: run a segmentation.")
@@ -306,17 +315,44 @@ class MeasurementsPanel(QWidget):
     def _on_clicked(self, index) -> None:
         self.select_row(index.row())
 
-    def save(self, path) -> bool:
-        """Write the table as CSV (atomically); a notification says what went wrong. Returns whether it was written."""
+    @property
+    def saving(self) -> bool:
+        """Whether a table is being written."""
+        return self._saver is not None
+
+    def save(self, path) -> None:
+        """Write the table as CSV (atomically) in a thread: 20k rows take about a second.
+
+        The caption says where it went; a notification says what went
+        wrong. The table's arrays are never changed (a new run brings new
+        ones), so the thread reads them safely.
+        """
+        from napari.qt.threading import create_worker
+
+        if self.saving:
+            return
+        self._saver = create_worker(
+            write_table,
+            path,
+            self.table,
+            _start_thread=False,
+            _connect={"returned": self._on_saved, "errored": self._on_save_failed, "finished": self._on_save_done},
+        )
+        self.save_button.setEnabled(False)
+        self._saver.start()
+
+    def _on_saved(self, path) -> None:
+        self.caption.setText(f"{self.caption.text().split(' Saved to')[0]} Saved to {path}.")
+
+    def _on_save_failed(self, exc) -> None:
         from napari.utils.notifications import show_error
 
-        try:
-            write_table(path, self.table)
-        except TableError as exc:
-            self._notify(show_error, str(exc))
-            return False
-        self.caption.setText(f"{self.caption.text().split(' Saved to')[0]} Saved to {path}.")
-        return True
+        message = str(exc) if isinstance(exc, TableError) else f"measurements not saved ({type(exc).__name__}: {exc})"
+        self._notify(show_error, message)
+
+    def _on_save_done(self) -> None:
+        self._saver = None
+        self.save_button.setEnabled(True)
 
     def _ask_where_to_save(self, _=None) -> None:
         from qtpy.QtWidgets import QFileDialog
