@@ -195,7 +195,9 @@ class MeasurementsPanel(QWidget):
     DOCK_NAME = "Measurements (spectral segmentation)"
 
     def __init__(self, viewer, notify: Callable[[Callable, str], None], owner: QWidget | None = None):
-        super().__init__()
+        # A hidden child of the owner until docked: it goes with the owner, never an orphan top-level window.
+        super().__init__(owner)
+        self.hide()
         self._viewer = viewer
         self._notify = notify
         self._dock = None
@@ -235,9 +237,10 @@ class MeasurementsPanel(QWidget):
 
     def _ensure_docked(self) -> None:
         window = getattr(self._viewer, "window", None)
-        if window is None or self.parent() is not None:
+        if window is None or window.dock_widgets.get(self.DOCK_NAME) is self:
             return  # no window (a headless viewer), or docked already
         self._dock = window.add_dock_widget(self, name=self.DOCK_NAME, area="bottom")
+        self.show()
 
     def _undock(self, *_) -> None:
         dock, self._dock = self._dock, None
