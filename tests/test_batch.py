@@ -24,6 +24,7 @@ from napari_spectral_seg.batch import frame_indices, recorded_parameters, resolv
 from napari_spectral_seg.cli import main
 from napari_spectral_seg.core.params import SegmentationParams
 from napari_spectral_seg.data import four_circles
+from napari_spectral_seg.tables import read_table
 
 distributed = pytest.importorskip("distributed")
 zarr = pytest.importorskip("zarr")
@@ -116,7 +117,7 @@ def test_interrupted_run_resumes_and_skips_complete_outputs(tmp_path, scheduler,
     assert os.stat(out / "img0_labels.tif").st_mtime_ns == done_before["img0_labels.tif"]
     for stem, image in images.items():
         np.testing.assert_array_equal(tifffile.imread(out / f"{stem}_labels.tif"), segment(image, **PARAMS))
-    assert sorted(os.listdir(out)) == [f"img{i}_labels.tif" for i in range(4)]
+    assert sorted(os.listdir(out)) == sorted(f"img{i}_labels.{s}" for i in range(4) for s in ("csv", "tif"))
     # Other parameters do not silently reuse or clobber outputs; --overwrite redoes them.
     assert (
         main(["batch", str(tmp_path / "img0.tif"), "--out", str(out), "--scheduler", scheduler, *FLAGS, "--seed", "4"])
@@ -174,7 +175,7 @@ def test_a_corrupt_input_fails_alone_with_its_reason(tmp_path, scheduler, capsys
         np.testing.assert_array_equal(
             tifffile.imread(out / f"{stem}_labels.tif"), segment(image, **dict(PARAMS, threshold=1.5))
         )
-    assert sorted(os.listdir(out)) == ["img0_labels.tif", "img1_labels.tif"]
+    assert sorted(os.listdir(out)) == ["img0_labels.csv", "img0_labels.tif", "img1_labels.csv", "img1_labels.tif"]
 
 
 def test_zarr_time_series_is_written_frame_by_frame_by_the_workers(tmp_path, scheduler):
@@ -335,13 +336,27 @@ def test_interrupted_zarr_series_resumes_frame_by_frame(tmp_path, scheduler):
     store.attrs["spectral_seg"] = request
     store.attrs["spectral_seg_frames_done"] = stored["frame_info"][:2]
     store[0] = 7
+    store[1] = 7
     store[2] = 0
+    # The run records each frame's table as it comes: here frame 0's only,
+    # so frame 1, listed as done but without its table, is redone.
+    table = read_table(out / "movie_labels.csv")
+    (out / "movie_labels.csv").unlink()
+    frame_0 = {name: column[table["frame"] == 0] for name, column in table.items()}
+    columns = {name: [str(column.dtype), column.tolist()] for name, column in frame_0.items() if name != "frame"}
+    (out / ".movie_labels.zarr.partial.measurements.jsonl").write_text(
+        json.dumps({"index": [0], "columns": columns}) + "\n" + '{"index": [1], "colu'  # cut short by a crash
+    )
     assert main(argv) == 0
     result = zarr.open_array(str(final), mode="r")
     assert (result[0] == 7).all()
     np.testing.assert_array_equal(result[1], segment(frames[1], **PARAMS))
     np.testing.assert_array_equal(result[2], segment(frames[2], **PARAMS))
     assert "spectral_seg_frames_done" not in result.attrs and not partial.exists()
+    resumed = read_table(out / "movie_labels.csv")
+    for name in table:
+        np.testing.assert_array_equal(resumed[name], table[name])
+    assert sorted(os.listdir(out)) == ["movie_labels.csv", "movie_labels.zarr"]
 
 
 def test_params_file_with_flag_override_and_a_colour_png(tmp_path, scheduler):
@@ -467,7 +482,7 @@ def test_outputs_matched_by_the_input_glob_are_left_out(tmp_path, scheduler, cap
         captured = capsys.readouterr()
         assert "3 input(s): 0 written, 3 skipped" in captured.out
         assert captured.err.count("\n") == 1 and captured.err.startswith("note: left out 3 file(s)")
-    assert sorted(p.name for p in out.glob("*_labels*")) == sorted(
+    assert sorted(p.name for p in out.glob("*_labels*.tif")) == sorted(
         ["img0_labels.tif", "img1_labels.tif", "cells_labels_labels.tif"]
         + (["cells_labels.tif"] if out == tmp_path else [])
     )
@@ -514,7 +529,7 @@ def test_a_second_run_into_the_same_out_refuses_and_a_dead_runs_lock_is_removed(
         holder.wait(timeout=30)
     assert (out / ".napari-spectral-seg.lock").exists()
     assert main(argv) == 0  # the lock of a process that no longer runs is stale
-    assert sorted(os.listdir(out)) == ["img0_labels.tif"]
+    assert sorted(os.listdir(out)) == ["img0_labels.csv", "img0_labels.tif"]
     np.testing.assert_array_equal(tifffile.imread(out / "img0_labels.tif"), segment(images["img0"], **PARAMS))
 
 

@@ -35,6 +35,7 @@ SCRIPTS = [
     ("bench/auto_speed.py", ["--quick"]),
     ("bench/split.py", ["--help"]),
     ("bench/blockwise.py", ["--quick"]),
+    ("bench/measure.py", ["--help"]),
     ("bench/ui_latency.py", ["--help"]),
     ("bench/undo_step.py", ["--help"]),
     ("docs/make_screenshots.py", ["--help"]),

@@ -45,6 +45,7 @@ from .io import (
     spacing_and_voxel_size,
     write_labels,
 )
+from .tables import check_table_path, write_measurements
 
 PROG = "napari-spectral-seg"
 # Tool defaults that change when a mask is given: the mask is the region to
@@ -175,6 +176,8 @@ def cmd_segment(args) -> int:
         if value is not None:
             raise CliError(f"{flag} applies to a blockwise run only: pass --block-size N and -o OUTPUT.zarr.")
     check_output_path(args.output)  # before the work, not after
+    if args.measure:
+        check_table_path(args.measure)
     _refuse_to_replace_an_input(args)
     prepare()  # what the first segmentation of a process would pay (core/warm.py)
     image, channel_axis = read_image(args.input)
@@ -208,6 +211,9 @@ def cmd_segment(args) -> int:
         f"{args.output}: {frames}{int(parameters.get('n_segments') or labels.max())} segments, "
         f"{seconds['total']:.2f} s (seed {parameters['random_state']})"
     )
+    if args.measure:
+        n_objects = write_measurements(args.measure, labels, image, params, spatial_ndim)
+        print(f"{args.measure}: measurements of {n_objects} objects")
     return 0
 
 
@@ -426,6 +432,12 @@ def _add_segment(sub) -> None:
     )
     seg.add_argument("-o", "--output", required=True, help="labels file to write (.tif or .npy; .zarr: blockwise)")
     seg.add_argument("--mask", help="mask file of the same shape (nonzero = segment)")
+    seg.add_argument(
+        "--measure",
+        metavar="TABLE.csv",
+        help="also write a table of every object (size in units of --spacing, centroid, intensity, "
+        "bounding box; a frame column for stacks) as CSV",
+    )
     seg.add_argument(
         "--spatial-ndim",
         type=int,

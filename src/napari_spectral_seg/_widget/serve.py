@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from ..core.edit import merge_labels, split_label
+from ..core.measure import measure_frames
 from ..core.params import SegmentationParams, check_random_state
 from ..core.pipeline import EmptyMaskError, Progress, SegmentationResult, iter_segment
 from ..core.progress import relay, run_to_end
@@ -83,6 +84,20 @@ def _merge_job(image, labels, **kwargs):
 
 # What a job may run: one image, every frame of a stack, or a click edit.
 _JOBS = {"segment": iter_segment, "frames": iter_frames_recorded, "split": _split_job, "merge": _merge_job}
+# Jobs whose labels get a measurement table.
+_MEASURED = ("segment", "frames")
+
+
+def measure_result(result: SegmentationResult, image, params: SegmentationParams, spatial_ndim: int | None) -> dict:
+    """The per-object table of a job's labels, measured here in the engine (never on the GUI thread).
+
+    Sizes and centroids in units of ``params.spacing`` (the layer's scale),
+    centroids from the frame's pixel 0: the widget adds the layer's
+    translate. A stack's table has a ``frame`` column.
+    """
+    return measure_frames(
+        result.labels, image, spatial_ndim=spatial_ndim, spacing=params.spacing, channel_axis=params.channel_axis
+    )
 
 
 def warm_up() -> None:
@@ -178,8 +193,12 @@ def _serve_job(conn, message, interrupts: _Interrupts) -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             kwargs = params.as_kwargs() if isinstance(params, SegmentationParams) else dict(params)
-            steps = _JOBS[kind](_opened(image), _opened(mask), **kwargs, **options)
+            image = _opened(image)
+            steps = _JOBS[kind](image, _opened(mask), **kwargs, **options)
             result = run_to_end(steps, progress=lambda update: interrupts.send(conn, ("progress", update)))
+            if kind in _MEASURED:
+                interrupts.send(conn, ("progress", Progress("labels", 1.0, "measuring the objects")))
+                result.measurements = measure_result(result, image, params, options.get("spatial_ndim"))
             result = _deliver(result, out)
         interrupts.armed = False
         # Warnings (constant image, solver fallback) go to the user, not the child's stderr.

@@ -45,6 +45,7 @@ from .layers import (
     result_metadata,
     spatial_ndim,
 )
+from .measurements import MeasurementsPanel
 from .messages import for_widget, headline
 from .shared import close_all_blocks
 
@@ -99,7 +100,8 @@ class SpectralSegmentationWidget(Container):
     ``auto_threshold``, ``threshold``, ``n_clusters``, ``auto_segments``,
     ``sensitivity``, ``edge_level``, ``beta``, ``sigma``, ``eigen_solver``, ``min_size``,
     ``dims``, ``frames``, ``seeds``, ``seed``, ``run``, ``cancel``,
-    ``click_mode``, ``save_params``, ``status``.
+    ``click_mode``, ``save_params``, ``status``; ``measurements`` is the
+    table of the last result (a Qt widget in a dock of its own, :mod:`.measurements`).
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
@@ -120,6 +122,8 @@ class SpectralSegmentationWidget(Container):
         self._engine.start()
         self._form = ParameterForm()
         self._add_controls()
+        # The last result's table, docked below the canvas when a result arrives.
+        self.measurements = MeasurementsPanel(napari_viewer, self._notify, owner=self.native)
         self._clicks = ClickEditor(
             napari_viewer.layers, lambda: self.seeds.value, self._show_status, engine=self._engine, run_busy=self._busy
         )
@@ -483,6 +487,9 @@ class SpectralSegmentationWidget(Container):
         metadata = result_metadata(job, result, run_seconds(result.seconds))
         edited = self._watch.edited
         layer = put_result(self._viewer.layers, job, result.labels, metadata, new_layer=edited)
+        self.measurements.show_result(
+            layer, result.measurements, job.spatial_ndim or result.labels.ndim, job.frame_index
+        )
         if edited:
             show_info(
                 f"'{self._watch.layer.name}' was edited during the run, so your edits are kept; "

@@ -31,7 +31,11 @@ Outputs
     by the workers directly, so neither the input nor the labels of a long
     series pass through the client; the parameters are in its attributes
     under ``"spectral_seg"``. Labels are numbered 1..M within each frame
-    (frames are segmented independently, there is no tracking).
+    (frames are segmented independently, there is no tracking). Next to
+    each output, ``DIR/<input stem>_labels.csv`` is its measurement table
+    (:mod:`napari_spectral_seg.core.measure`, measured by the workers; a
+    ``frame`` column for a series), written after the labels, which record
+    its hash.
 
 Safety
     TIFFs are written under a temporary name and renamed
@@ -41,7 +45,8 @@ Safety
     One run at a time writes into ``DIR``: it holds ``DIR/.napari-spectral-seg.lock``
     (:mod:`.lock`), and a second run refuses. A re-run skips inputs whose
     output exists with the same parameters and was made from the same
-    content (size and BLAKE2b hash, stored with the output); a changed input
+    content (size and BLAKE2b hash, stored with the output) and whose
+    measurement table is there unchanged; a changed input
     is redone, an output made with other parameters is refused, and so is a
     file at an output's path that this package did not write; ``--overwrite``
     redoes or replaces them. A glob leaves out what a batch wrote: our

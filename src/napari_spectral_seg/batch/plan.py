@@ -23,8 +23,10 @@ from ..io import (
     spacing_and_voxel_size,
     stored_input_identity,
     stored_parameters,
+    stored_table_record,
     written_by_us,
 )
+from ..tables import matches_record
 from .recipe import recorded_parameters
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "make_output_dir",
     "output_path",
     "plan_batch",
+    "table_path",
 ]
 # Outputs are named <stem>_labels.<suffix>: how one is recognised among the inputs.
 _OUTPUT_STEM = "_labels"
@@ -60,6 +63,7 @@ class InputItem:
     status: str = "pending"  # pending, running, written, skipped, failed
     reason: str = ""
     infos: dict = field(default_factory=dict)  # frame index -> info
+    tables: dict = field(default_factory=dict)  # frame index -> its measurement table
     labels: np.ndarray | None = None
     partial: Path | None = None  # zarr being built
     identity: dict | None = None  # the input's content when planned (io.file_identity)
@@ -171,6 +175,11 @@ def output_path(out_dir: Path, path: Path) -> Path:
     return Path(out_dir) / f"{path.stem}{_OUTPUT_STEM}{suffix}"
 
 
+def table_path(output: Path) -> Path:
+    """The measurement table written next to a labels output: ``DIR/<stem>_labels.csv``."""
+    return Path(output).with_suffix(".csv")
+
+
 def make_output_dir(out_dir) -> Path:
     """Create the output directory (and its parents) if missing.
 
@@ -201,7 +210,10 @@ def check_outputs_differ(paths, out_dir) -> None:
         raise InputError("no input files given.")
     sources = {}
     for path in paths:
-        sources.setdefault(output_path(out_dir, Path(path)), []).append(Path(path))
+        output = output_path(out_dir, Path(path))
+        sources.setdefault(output, []).append(Path(path))
+        # a.zarr and a.tif: two labels outputs, but one measurement table.
+        sources.setdefault(table_path(output), []).append(Path(path))
     for output, clashing in sources.items():
         if len(clashing) > 1:
             raise BatchError(
@@ -294,6 +306,9 @@ def _compare_with_output(item: InputItem, request: dict) -> None:
     if not same_content(item.identity, made_from):
         why = "records no input identity (an older version wrote it)" if made_from is None else "was made from"
         item.notice = f"{item.output.name} {why}{' other content of this input' if made_from else ''}; redoing it"
+        return
+    if not matches_record(item.output.parent, stored_table_record(item.output)):
+        item.notice = f"{table_path(item.output).name}, its measurement table, is missing or was changed; redoing it"
         return
     item.status = "skipped"
     for info in stored.get("frame_info") or []:

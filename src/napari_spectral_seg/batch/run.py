@@ -16,7 +16,7 @@ from . import cluster
 from .lock import output_lock
 from .plan import InputItem, check_outputs_differ, expand_inputs, make_output_dir, plan_batch
 from .recipe import check_recipe
-from .store import finish, flush_progress, open_partial_zarr
+from .store import finish, flush_progress, open_partial_zarr, record_table
 from .task import run_frame
 
 __all__ = ["BatchInterrupted", "run_batch"]
@@ -240,6 +240,7 @@ class _Run:
             self.report_failure(item, f"{where}{error}")
             client.cancel([other for other, (owner, _) in self.futures.items() if owner is item])
             return
+        record_table(item, index, info.pop("measurements", None))
         item.infos[index] = info
         if labels is not None:
             if item.labels is None:  # allocated on the first frame, not for queued inputs

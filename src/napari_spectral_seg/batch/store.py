@@ -1,17 +1,32 @@
 """The outputs of a batch: labels TIFFs (written through :mod:`napari_spectral_seg.io`), zarr
-stores built by the workers, and the record of finished frames that lets a run resume."""
+stores built by the workers, the measurement table next to each (``<stem>_labels.csv``), and
+the record of finished frames (and their tables) that lets a run resume."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
+from pathlib import Path
 
-from ..io import INPUT_IDENTITY_KEY, METADATA_KEY, same_content, write_labels
-from .plan import InputItem
+import numpy as np
+
+from ..core.measure import concatenate_tables, with_frame
+from ..io import INPUT_IDENTITY_KEY, METADATA_KEY, TABLE_RECORD_KEY, same_content, write_labels
+from ..tables import table_record, write_table
+from .plan import InputItem, table_path
 from .recipe import recorded_parameters
 
-__all__ = ["ZARR_DONE_ATTR", "finish", "flush_progress", "open_partial_zarr", "output_parameters"]
+__all__ = [
+    "ZARR_DONE_ATTR",
+    "finish",
+    "flush_progress",
+    "open_partial_zarr",
+    "output_parameters",
+    "measurement_table",
+    "record_table",
+]
 
 # The zarr attribute a partial output uses to remember finished frames across interrupted runs.
 ZARR_DONE_ATTR = "spectral_seg_frames_done"
@@ -60,9 +75,13 @@ def open_partial_zarr(item: InputItem, spatial_ndim: int) -> set:
     if item.partial.exists():
         done = _resumable_frames(item, shape, request)
         if done is not None:
+            tables = _read_partial_tables(item)
+            done = {index: info for index, info in done.items() if index in tables}  # no table: redo the frame
             item.infos.update(done)
+            item.tables.update({index: tables[index] for index in done})
             return set(done)
         shutil.rmtree(item.partial)
+    _partial_tables(item).unlink(missing_ok=True)
     chunks = (1,) * (len(shape) - len(item.spatial_shape)) + item.spatial_shape
     array = zarr.open_array(str(item.partial), mode="w", shape=shape, chunks=chunks, dtype="int32", fill_value=0)
     array.attrs[METADATA_KEY] = request
@@ -103,20 +122,74 @@ def flush_progress(item: InputItem, last: dict | None = None) -> None:
     array.attrs[ZARR_DONE_ATTR] = list(item.infos.values())
 
 
-def finish(item: InputItem, spatial_ndim: int) -> None:
-    """Write a finished input's output (TIFF), or seal its zarr by renaming it.
+def _partial_tables(item: InputItem) -> Path:
+    """Where a zarr series keeps its finished frames' tables until it is complete (one JSON line per frame)."""
+    return item.output.with_name(f".{item.output.name}.partial.measurements.jsonl")
 
-    Both keep the input's identity as it was planned (``item.identity``).
+
+def record_table(item: InputItem, index: tuple, table: dict | None) -> None:
+    """Keep one frame's measurement table; a zarr series also appends it to its resume record."""
+    if table is None:
+        return
+    item.tables[index] = table
+    if item.kind == "zarr":
+        line = {"index": list(index), "columns": {k: [str(v.dtype), v.tolist()] for k, v in table.items()}}
+        with open(_partial_tables(item), "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
+
+
+def _read_partial_tables(item: InputItem) -> dict:
+    """The tables :func:`record_table` appended in an earlier run (a line cut short by a crash is skipped)."""
+    tables = {}
+    try:
+        lines = _partial_tables(item).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return tables
+    for text in lines:
+        try:
+            line = json.loads(text)
+            columns = {k: np.asarray(values, dtype=dtype) for k, (dtype, values) in line["columns"].items()}
+        except (ValueError, TypeError, KeyError):
+            continue
+        tables[tuple(line["index"])] = columns
+    return tables
+
+
+def measurement_table(item: InputItem) -> dict:
+    """The input's table: every frame's rows in frame order, with ``frame`` column(s) for a series."""
+    tables = [with_frame(item.tables[index], index) if index else item.tables[index] for index in item.indices]
+    return concatenate_tables(tables)
+
+
+def finish(item: InputItem, spatial_ndim: int) -> None:
+    """Write a finished input's output (TIFF), or seal its zarr by renaming it; then its measurement table.
+
+    Both keep the input's identity as it was planned (``item.identity``)
+    and record the table's hash (apart from the parameters, like the
+    identity), so a re-run redoes an input whose table is missing (an
+    interruption between the two writes) or changed.
     """
+    table = measurement_table(item)
+    item.tables = {}
+    record = table_record(table_path(item.output), table)
     parameters = output_parameters(item, spatial_ndim)
     if item.kind != "zarr":
-        write_labels(item.output, item.labels, parameters, input_identity=item.identity, voxel_size=item.voxel)
+        write_labels(
+            item.output,
+            item.labels,
+            parameters,
+            input_identity=item.identity,
+            table_record=record,
+            voxel_size=item.voxel,
+        )
         item.labels = None
+        write_table(table_path(item.output), table)
         return
     import zarr
 
     array = zarr.open_array(str(item.partial), mode="r+")
     array.attrs[METADATA_KEY] = parameters
+    array.attrs[TABLE_RECORD_KEY] = record
     del array.attrs[ZARR_DONE_ATTR]
     if item.output.exists():  # --overwrite: move the old one aside, then swap
         old = item.output.with_name(f".{item.output.name}.old")
@@ -126,3 +199,5 @@ def finish(item: InputItem, spatial_ndim: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(item.partial, item.output)
+    write_table(table_path(item.output), table)
+    _partial_tables(item).unlink(missing_ok=True)

@@ -6,6 +6,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 from ..core import iter_segment
+from ..core.measure import measure_labels
 from ..core.params import SegmentationParams
 from ..core.progress import run_to_end
 from ..io import read_frame
@@ -47,8 +48,9 @@ def segment_frame(
     labels : ndarray of int32 or None
         None when written to ``out_zarr``.
     info : dict
-        ``index``, ``n_segments``, ``threshold_used``, ``random_state`` (used)
-        and ``seconds``.
+        ``index``, ``n_segments``, ``threshold_used``, ``random_state`` (used),
+        ``seconds`` and ``measurements`` (the frame's table,
+        :func:`~napari_spectral_seg.core.measure.measure_labels`).
     """
     try:
         frame = read_frame(path, kind, index)
@@ -61,6 +63,8 @@ def segment_frame(
         threshold_used=result.parameters["threshold_used"],
         random_state=result.parameters["random_state"],
         seconds=round(result.seconds["total"], 4),
+        # Measured here, where the frame is: the client only collects the tables.
+        measurements=measure_labels(result.labels, frame, spacing=params.spacing, channel_axis=params.channel_axis),
     )
     if out_zarr is None:
         return result.labels, info

@@ -34,6 +34,9 @@ class SegmentationResult:
         Per component, the Laplacian eigenvalues computed.
     seconds : dict
         Wall time per step.
+    measurements : dict or None
+        Per-object table of the labels (:mod:`.measure`) when the caller
+        measured them (the widget's engine does); None otherwise.
     """
 
     labels: np.ndarray
@@ -41,3 +44,4 @@ class SegmentationResult:
     n_components: int = 0
     eigenvalues: list = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
+    measurements: dict | None = None

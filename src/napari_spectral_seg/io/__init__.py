@@ -15,7 +15,7 @@ and :class:`ParameterFileError` for parameter files: both are
 prints them as one line.
 """
 
-from .common import INPUT_IDENTITY_KEY, METADATA_KEY, InputError, ParameterFileError
+from .common import INPUT_IDENTITY_KEY, METADATA_KEY, TABLE_RECORD_KEY, InputError, ParameterFileError
 from .images import INPUT_SUFFIXES, READ_SUFFIXES, input_kind, probe, read_frame, read_image, tiff_colour_axis
 from .labels import (
     WRITE_SUFFIXES,
@@ -25,6 +25,7 @@ from .labels import (
     same_file,
     stored_input_identity,
     stored_parameters,
+    stored_table_record,
     write_labels,
     written_by_us,
 )
@@ -53,6 +54,8 @@ __all__ = [
     "same_file",
     "spacing_and_voxel_size",
     "stored_input_identity",
+    "stored_table_record",
+    "TABLE_RECORD_KEY",
     "stored_parameters",
     "tiff_colour_axis",
     "write_labels",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["INPUT_IDENTITY_KEY", "METADATA_KEY", "InputError", "ParameterFileError", "first_line"]
+__all__ = ["INPUT_IDENTITY_KEY", "METADATA_KEY", "TABLE_RECORD_KEY", "InputError", "ParameterFileError", "first_line"]
 
 # The key the parameters are stored under: in a result layer's metadata, a
 # saved parameter file and a zarr output's attributes.
@@ -11,6 +11,8 @@ METADATA_KEY = "spectral_seg"
 # a zarr attribute, or this private tag of a TIFF (JSON text). Not in the
 # parameters, so they stay exactly what ``segment()`` records.
 INPUT_IDENTITY_KEY = "spectral_seg_input"
+# The record of the measurement table batch writes next to an output, kept apart from the parameters.
+TABLE_RECORD_KEY = "spectral_seg_measurements"
 
 
 class InputError(ValueError):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import INPUT_IDENTITY_KEY, METADATA_KEY, InputError
+from .common import INPUT_IDENTITY_KEY, METADATA_KEY, TABLE_RECORD_KEY, InputError
 from .voxels import VoxelSize, tiff_arguments
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "same_content",
     "same_file",
     "stored_input_identity",
+    "stored_table_record",
     "stored_parameters",
     "write_labels",
     "written_by_us",
@@ -26,6 +27,9 @@ __all__ = [
 
 WRITE_SUFFIXES = (".tif", ".tiff", ".npy")
 _IDENTITY_TAG = 65111
+# Likewise the record of the measurement table batch writes next to an output
+# (napari_spectral_seg.tables.table_record).
+_TABLE_TAG = 65112
 # Keys every set of parameters this package records holds: how an output
 # written by ``segment``, ``batch`` or the widget is told from another file.
 _OUR_KEYS = frozenset({"threshold", "n_clusters", "beta", "eigen_solver", "random_state"})
@@ -87,12 +91,14 @@ def write_labels(
     parameters: dict,
     *,
     input_identity: dict | None = None,
+    table_record: dict | None = None,
     voxel_size: VoxelSize | None = None,
 ) -> None:
     """Write labels atomically (temporary files, then rename) with the parameters.
 
     ``.tif`` files carry the parameters as JSON in the image description
-    (and ``input_identity``, from :func:`file_identity`, in a private tag);
+    (and ``input_identity``, from :func:`file_identity`, and
+    ``table_record``, the measurement table's, each in a private tag);
     with a ``voxel_size`` (for the labels' trailing axes, z first) they are
     an ImageJ hyperstack at that scale with the parameters in its ``Info``
     (:func:`~napari_spectral_seg.io.voxels.tiff_arguments`); the voxel size
@@ -117,7 +123,7 @@ def write_labels(
     temporaries = [tmp] + ([_partial(sidecar)] if sidecar else [])
     try:
         if sidecar is not None:
-            if input_identity is not None:
+            if input_identity is not None or table_record is not None:
                 raise InputError(f"{path}: the input's identity is stored in TIFF outputs only.")
             with open(tmp, "wb") as fh:
                 np.save(fh, labels)
@@ -133,8 +139,8 @@ def write_labels(
         else:
             import tifffile
 
-            identity = json.dumps(input_identity) if input_identity is not None else None
-            extratags = [(_IDENTITY_TAG, "s", 0, identity, True)] if identity else []
+            private = ((_IDENTITY_TAG, input_identity), (_TABLE_TAG, table_record))
+            extratags = [(tag, "s", 0, json.dumps(value), True) for tag, value in private if value is not None]
             labels, arguments = tiff_arguments(labels, text, voxel_size)
             tifffile.imwrite(tmp, labels, extratags=extratags, **arguments)
             _sync(tmp)
@@ -178,16 +184,26 @@ def written_by_us(stored) -> bool:
 
 def stored_input_identity(output: str | os.PathLike) -> dict | None:
     """The input identity stored with a batch output (:func:`write_labels`), or None."""
+    return _stored_private(output, INPUT_IDENTITY_KEY, _IDENTITY_TAG)
+
+
+def stored_table_record(output: str | os.PathLike) -> dict | None:
+    """The record of the measurement table stored with a batch output (:func:`write_labels`), or None."""
+    return _stored_private(output, TABLE_RECORD_KEY, _TABLE_TAG)
+
+
+def _stored_private(output: str | os.PathLike, zarr_key: str, tiff_tag: int) -> dict | None:
+    """What an output keeps apart from its parameters: a zarr attribute, or a private TIFF tag's JSON."""
     output = Path(output)
     try:
         if output.suffix.lower() == ".zarr":
             import zarr
 
-            return dict(zarr.open_array(str(output), mode="r").attrs[INPUT_IDENTITY_KEY])
+            return dict(zarr.open_array(str(output), mode="r").attrs[zarr_key])
         import tifffile
 
         with tifffile.TiffFile(output) as tif:
-            tag = tif.pages[0].tags.get(_IDENTITY_TAG)
+            tag = tif.pages[0].tags.get(tiff_tag)
             return None if tag is None else json.loads(tag.value)
     except Exception:
         return None
