@@ -10,9 +10,9 @@ Usage::
 Methods
 -------
 auto
-    ``segment(image, threshold="otsu", n_clusters="auto", sigma="auto",
-    min_size="auto")``, with ``spacing=`` for the anisotropic stack: the call
-    auto mode's defaults make. ``random_state`` is left at its default. It
+    ``segment(image, n_clusters="auto")``, with ``spacing=`` for the
+    anisotropic stack: every other parameter at its default (threshold,
+    sigma, min_size, polarity and background "auto"). ``random_state`` is left at its default. It
     runs as ``run_to_end(iter_segment(..., auto_config=AutoConfig(...)))``,
     which is what ``segment`` does; ``--config FIELD=VALUE`` changes a field
     of that AutoConfig (a study, never written to the default result file).
@@ -72,7 +72,7 @@ from _bench_support import error_text, exit_missing, save_results
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_OUT = os.path.join(HERE, "results", "auto_speed.json")
-AUTO_CALL = 'segment(image, threshold="otsu", n_clusters="auto", sigma="auto", min_size="auto"[, spacing=...])'
+AUTO_CALL = 'segment(image, n_clusters="auto"[, spacing=...])'
 VORONOI_CALL = "voronoi_otsu_labeling(image, spot_sigma=2, outline_sigma=2)"
 METHODS = ("auto", "voronoi-otsu")
 CASES = ("dsb2018-512", "stack-40x112x112", "mosaic-1024", "mosaic-3072")
@@ -174,9 +174,7 @@ def worker(spec: dict) -> dict:
         config = AutoConfig(**spec.get("auto_config", {}))
 
         def run(image):
-            steps = iter_segment(
-                image, threshold="otsu", n_clusters="auto", sigma="auto", min_size="auto", auto_config=config, **extra
-            )
+            steps = iter_segment(image, n_clusters="auto", auto_config=config, **extra)
             return run_to_end(steps).labels
 
     else:
