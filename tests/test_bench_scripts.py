@@ -32,6 +32,7 @@ runpy.run_path(script, run_name="__main__")
 SCRIPTS = [
     ("bench/run.py", ["--cases", "2D 100", "--no-seeds", "--no-sklearn", "--no-plot", "--repeats", "1"]),
     ("bench/quality.py", ["--quick"]),
+    ("bench/ablation.py", ["--quick"]),
     ("bench/auto_speed.py", ["--quick"]),
     ("bench/split.py", ["--help"]),
     ("bench/blockwise.py", ["--quick"]),
@@ -209,6 +210,56 @@ def test_quality_py_selects_sets_by_name_stem_and_group(load):
     assert all(sets[n].kind == "report" for n in quality.select(sets, ["report"]))
     with pytest.raises(ValueError, match="unknown set"):
         quality.select(sets, ["blobs-tuning-4d"])
+
+
+@pytest.fixture
+def ablation(load, monkeypatch, tmp_path):
+    """bench/ablation.py on one tiny 2D and one tiny 3D report set, results under tmp_path."""
+    pytest.importorskip(NSBATWM, reason="bench/ablation.py reuses bench/quality.py (bench extra)")
+    ablation = load("ablation")
+    blobs = ablation.quality.touching_blobs
+
+    def tiny(name, shape, n):
+        return ablation.quality.BenchSet(
+            name, "report", f"touching_blobs({shape}, {n})", lambda: [(*blobs(shape, n, seed=1), None)]
+        )
+
+    sets = {
+        "tiny-report-2d": tiny("tiny-report-2d", (48, 48), 3),
+        "tiny-report-3d": tiny("tiny-report-3d", (12, 24, 24), 2),
+    }
+    monkeypatch.setattr(ablation, "report_sets", lambda quick, images: sets)
+    monkeypatch.setattr(ablation, "DEFAULT_OUT", str(tmp_path / "ablation.json"))
+    return ablation
+
+
+def test_ablation_py_turns_every_rule_off_and_writes_ablation_json(ablation, tmp_path, capsys):
+    out = tmp_path / "ablation.json"
+    assert ablation.main(["--quick", "--rules", "notches"]) == 0
+    assert not out.exists()  # a partial run prints only
+    assert ablation.main([]) == 0
+    result = json.loads(out.read_text())
+    results = result["results"]
+    assert list(results) == [ablation.ALL_ON, *ablation.RULES]
+    for name in ablation.RULES:
+        row = results[name]
+        assert set(row["sets"]) == {"tiny-report-2d", "tiny-report-3d"}
+        assert row["verdict"] == ("keep" if -row["delta_f1"] >= ablation.KEEP_MARGIN else "drop")
+    assert "| rule off (step) |" in capsys.readouterr().out
+
+
+def test_ablation_py_rule_that_fails_keeps_ablation_json(ablation, tmp_path, monkeypatch):
+    out = tracked(tmp_path / "ablation.json")
+    monkeypatch.setitem(ablation.RULES, "notches", ("9", "broken", {"no_such_field": 1}, {}))
+    assert ablation.main(["--rules", "notches", "--out", str(out)]) == 1
+    assert out.read_text() == '{"tracked": true}'
+    rows = json.loads((tmp_path / "ablation-FAILED.json.tmp").read_text())["results"]
+    assert "TypeError" in rows["notches"]["error"]
+
+
+def test_ablation_py_rejects_an_unknown_rule(ablation):
+    with pytest.raises(SystemExit):
+        ablation.main(["--rules", "no_such_rule"])
 
 
 # ------------------------------------------------------------------ scoring (numpy only)

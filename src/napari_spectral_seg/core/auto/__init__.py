@@ -101,8 +101,9 @@ The package is numpy/scipy only; it calls the shared eigen-solver
 
 The numbers above are the defaults of :class:`AutoConfig`
 (``napari_spectral_seg.core.auto.config``); every rule reads its thresholds
-from the ``config`` passed to :func:`iter_auto_labels`. How they were chosen
-is recorded in ``docs/auto_tuning.md``.
+from the ``config`` passed to :func:`iter_auto_labels`, which can also turn
+each rule off on its own (``bench/ablation.py`` measures what each earns).
+How they were chosen is recorded in ``docs/auto_tuning.md``.
 
 The package, from the bottom up (each module imports only those above it):
 

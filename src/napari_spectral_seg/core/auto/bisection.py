@@ -316,6 +316,26 @@ def _part_threshold(m, ndim, sensitivity, min_part, object_size, config):
     return threshold, smallest
 
 
+def _part_landscapes(part, n, h, coords, cue, spacing, distance, config):
+    """The landscapes a part's cuts are scored on: ``h`` of the part, the list scored, its distance ``d``.
+
+    After a cut each part gets its own distance transform (unless
+    ``config.use_part_distance`` is off: the component's throughout), so an
+    object in a clump shows its neck once its neighbours are cut away.
+    """
+    m = len(part)
+    if config.use_part_distance:
+        own = distance if m == n and distance is not None else part_distance(part, coords, spacing)
+        hp = h[part] if cue is None or m == n else own * cue[part]  # part_heights, its transform reused
+    else:
+        own, hp = distance[part], h[part]
+    # The shape alone is a second landscape: a dim object beside a bright
+    # one is a low hill in h, and the bright one's light blurred across
+    # the neck raises the pass almost to it; in d the neck still shows.
+    heights = [hp, own] if config.use_distance_landscape else [hp]
+    return hp, heights, own
+
+
 def split_component(
     h: np.ndarray,
     a: np.ndarray,
@@ -398,14 +418,11 @@ def split_component(
             continue
         la, lb = local_edges(part, n, a, b)
         if coords is None:
-            hp, heights = h[part], [h[part]]
+            hp, heights, own = h[part], [h[part]], None
         else:
-            own = distance if m == n and distance is not None else part_distance(part, coords, spacing)
-            hp = h[part] if cue is None or m == n else own * cue[part]  # part_heights, its transform reused
-            # The shape alone is a second landscape: a dim object beside a bright
-            # one is a low hill in h, and the bright one's light blurred across
-            # the neck raises the pass almost to it; in d the neck still shows.
-            heights = [hp, own]
+            if not config.use_part_distance and distance is None:
+                distance = part_distance(np.arange(n), coords, spacing)  # the component's, once
+            hp, heights, own = _part_landscapes(part, n, h, coords, cue, spacing, distance, config)
         top = hp.max()
         if top <= 0 or len(la) == 0:
             final.append(part)
@@ -414,7 +431,7 @@ def split_component(
         # only takes the values 1, sqrt 2, sqrt 3, so the pass/hill ratio
         # measures pixel steps (1 / sqrt 2 = 0.71), not necks: such a sheet,
         # left over along an earlier cut, would be chipped into min_part pieces.
-        if coords is not None and heights[1].max() < config.min_depth * pixel_unit(spacing, ndim):
+        if own is not None and own.max() < config.min_depth * pixel_unit(spacing, ndim):
             final.append(part)
             continue
         clear = config.skip_clear_parts and coords is not None

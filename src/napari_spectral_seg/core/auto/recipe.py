@@ -221,10 +221,11 @@ def refine_component(part, labels: np.ndarray, typical: float, seed, run) -> np.
         labels = split_moments(
             labels, part.a, part.b, part.coords, typical, spacing=run.spacing, min_part=run.min_part, config=config
         )
+    if typical > 0 and ndim == 3 and config.use_moment_join:
         labels = join_moments(labels, part.a, part.b, part.coords, typical, spacing=run.spacing, config=config)
-    if typical > 0 and labels.max() > 0:
+    if typical > 0 and labels.max() > 0 and config.use_sliver_merge:
         labels = merge_slivers(labels, part.a, part.b, typical, ndim, run.min_part, config)
-    if typical > 0 and labels.max() > 0:
+    if typical > 0 and labels.max() > 0 and config.use_convex_join:
         labels = join_convex(labels, part.a, part.b, part.coords, typical, config)
     return labels
 

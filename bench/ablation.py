@@ -1,0 +1,236 @@
+"""Ablation of the auto-mode rules: each rule off in turn, on data the rules were not tuned on.
+
+Every run is ``segment(image, n_clusters="auto")`` with every other
+parameter at its default (threshold, sigma, min_size, polarity and
+background "auto"; ``random_state`` 0, its default, so that runs differ only
+by the rule), through ``iter_segment(..., auto_config=AutoConfig(...))``
+with one rule turned off (see :data:`RULES`); ``spacing`` is passed for the
+anisotropic 3D sets. The first row has every rule on.
+
+Data: the *report* sets of ``bench/quality.py`` (its definitions are reused:
+blobs and textured, 2D and 3D, seeds 2000-2039 / 2000-2011, never tuned on)
+and the real DSB 2018 image (looked at while tuning, skipped if absent).
+``--images N`` keeps the first N images of each synthetic set (2D; 3D sets
+keep the same fraction, at least 1), for a shared machine.
+
+Scores: F1 at IoU > 0.5, pooled per set (TP, n_true and n_pred summed over
+its images) and pooled over all sets (every object weighs alike). A rule is
+**keep** when turning it off lowers the pooled F1 by at least
+:data:`KEEP_MARGIN`, otherwise **drop**. Time is the total wall time of the
+run over all images.
+
+Usage::
+
+    .venv/bin/python bench/ablation.py            # writes bench/results/ablation.json
+    .venv/bin/python bench/ablation.py --quick    # 3 (2D) / 1 (3D) images per set; prints only
+    .venv/bin/python bench/ablation.py --rules notches,convex_join --images 10
+
+Only a full run (no ``--quick``, ``--rules`` or ``--images``) writes the
+result file, unless ``--out`` is given. A rule whose run raises is shown as
+FAILED and the run exits with code 1 without touching the result file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+import traceback
+
+from _bench_support import error_text, exit_missing, save_results
+from _scoring import pooled, score
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "src"))
+
+try:
+    from napari_spectral_seg.core import iter_segment, run_to_end
+    from napari_spectral_seg.core.auto import AutoConfig
+except ImportError as _err:
+    exit_missing(_err, __file__)
+
+import quality  # noqa: E402  (the set definitions; after the project, whose absence is reported first)
+
+KEEP_MARGIN = 0.005
+DEFAULT_OUT = os.path.join(HERE, "results", "ablation.json")
+
+# name -> (step of core/auto/__init__.py, what turning it off does, AutoConfig fields, segment parameters)
+RULES = {
+    "distance_landscape": ("3", "cuts scored on h only, not also on d", {"use_distance_landscape": False}, {}),
+    "part_distance": ("4", "no own distance transform per part", {"use_part_distance": False}, {}),
+    "thin_parts": ("4", "thin parts split too", {"min_depth": 0.0}, {}),
+    "oversized_split": ("5", "no re-split of oversized parts", {"large_part": float("inf")}, {}),
+    "size_rounds": ("5", "typical size estimated once", {"calibration_rounds": 1}, {}),
+    "collapse_floor": ("5", "plain median as typical size", {"collapse": float("inf")}, {}),
+    "intensity_steps": ("6", "no intensity-step cuts", {"step_score": 0.0}, {}),
+    "moment_split": ("7", "no 2-means split (3D)", {"moment_ratio": 0.0}, {}),
+    "moment_join": ("7", "no ellipsoid join (3D)", {"use_moment_join": False}, {}),
+    "sliver_merge": ("7", "slivers kept", {"use_sliver_merge": False}, {}),
+    "one_body": ("8", "no one-convex-body keep (3D)", {"one_body_dims": ()}, {}),
+    "convex_join": ("8", "no convex rejoin", {"use_convex_join": False}, {}),
+    "notches": ("9", "no notch cuts (2D)", {"notch_ratio": 0.0}, {}),
+    "edge_move": ("after", "edges not moved (edge_level=None)", {}, {"edge_level": None}),
+}
+ALL_ON = "all rules on"
+
+
+def report_sets(quick: bool, images: int | None) -> dict:
+    """The report sets and the real image of ``bench/quality.py``: name -> BenchSet."""
+    sets = quality.all_sets(quick)
+    chosen = {name: s for name, s in sets.items() if s.kind in ("report", "real")}
+    if images is None:
+        return chosen
+    fraction = images / len(quality.SEEDS["report"][0])
+    trimmed = {}
+    for name, s in chosen.items():
+        if s.kind == "real":
+            trimmed[name] = s
+            continue
+        keep = images if name.endswith("-2d") else max(1, round(fraction * len(quality.SEEDS["report"][1])))
+        trimmed[name] = s._replace(load=lambda s=s, keep=keep: s.load()[:keep], source=f"{s.source} (first {keep})")
+    return trimmed
+
+
+def run_rule(items_of_set: dict, config: AutoConfig, parameters: dict) -> dict:
+    """Every set's images segmented with ``config``; per set the pooled scores, and the total time."""
+    per_set, total = {}, 0.0
+    for name, items in items_of_set.items():
+        scores, seconds = [], []
+        for image, truth, spacing in items:
+            extra = {} if spacing is None else {"spacing": spacing}
+            t0 = time.perf_counter()
+            labels = run_to_end(
+                iter_segment(image, n_clusters="auto", auto_config=config, **parameters, **extra)
+            ).labels
+            seconds.append(time.perf_counter() - t0)
+            scores.append(score(truth, labels))
+        per_set[name] = pooled(scores, seconds)
+        total += sum(seconds)
+    return {"sets": per_set, "seconds": round(total, 2), "f1": _pooled_f1(per_set.values())}
+
+
+def _pooled_f1(rows) -> float:
+    rows = list(rows)
+    tp = sum(r["tp"] for r in rows)
+    denominator = sum(r["n_true"] + r["n_pred"] for r in rows)
+    return round(2 * tp / denominator, 4) if denominator else 1.0
+
+
+def verdict(row: dict, base: dict) -> dict:
+    """The change to all-rules-on, and keep (turning it off costs >= KEEP_MARGIN pooled F1) or drop."""
+    delta = round(row["f1"] - base["f1"], 4)
+    row["delta_f1"] = delta
+    row["time_ratio"] = round(row["seconds"] / base["seconds"], 3) if base["seconds"] else None
+    row["verdict"] = "keep" if -delta >= KEEP_MARGIN else "drop"
+    return row
+
+
+def markdown_table(results: dict, set_names: list) -> str:
+    """The table of the README: one line per rule off, F1 per set, pooled, change, time, verdict."""
+    short = [n.replace("-report", "").replace("dsb2018-real", "DSB") for n in set_names]
+    head = "| rule off (step) | switch | " + " | ".join(short) + " | pooled F1 | Δ pooled | time s | verdict |"
+    lines = [head, "|" + "---|" * (len(short) + 6)]
+    for name, row in results.items():
+        if "error" in row:
+            lines.append(f"| {name} | FAILED: {row['error']} |")
+            continue
+        f1s = " | ".join(f"{row['sets'][n]['f1']:.3f}" for n in set_names)
+        if name == ALL_ON:
+            lines.append(f"| **{ALL_ON}** | - | {f1s} | **{row['f1']:.3f}** | - | {row['seconds']:.0f} | - |")
+            continue
+        step, _, fields, parameters = RULES[name]
+        switch = ", ".join(f"`{k}={v!r}`" for k, v in {**fields, **parameters}.items())
+        lines.append(
+            f"| {name} ({step}) | {switch} | {f1s} | {row['f1']:.3f} | {row['delta_f1']:+.3f} | "
+            f"{row['seconds']:.0f} | {row['verdict']} |"
+        )
+    return "\n".join(lines)
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 (2D) / 1 (3D) images per set")
+    parser.add_argument("--rules", help=f"comma-separated rules to turn off (default: all): {', '.join(RULES)}")
+    parser.add_argument("--images", type=int, help="first N images of each 2D report set (3D: the same fraction)")
+    parser.add_argument("--out", help="result file (default: bench/results/ablation.json, written by a full run only)")
+    return parser, parser.parse_args(argv)
+
+
+def _load(sets: dict) -> tuple[dict, dict]:
+    items, skipped = {}, {}
+    for name, bench_set in sets.items():
+        try:
+            items[name] = bench_set.load()
+        except OSError as exc:
+            if bench_set.kind != "real":
+                raise
+            skipped[name] = error_text(exc)
+            print(f"{name} skipped: {skipped[name]}")
+    return items, skipped
+
+
+def main(argv=None):
+    """Run every rule off, print the table, write the results; return the exit code (0: every run ran)."""
+    parser, args = _parse(argv)
+    rules = [r.strip() for r in args.rules.split(",") if r.strip()] if args.rules else list(RULES)
+    unknown = [r for r in rules if r not in RULES]
+    if unknown:
+        parser.error(f"unknown rule(s) {', '.join(unknown)}; rules: {', '.join(RULES)}")
+    sets = report_sets(args.quick, args.images)
+    items, skipped = _load(sets)
+    full = not (args.quick or args.rules or args.images)
+    out = args.out or (DEFAULT_OUT if full else None)
+
+    # One untimed run first, so that import and first-call costs do not land on the first row.
+    first = next(iter(items))
+    run_rule({first: items[first][:1]}, AutoConfig(), {})
+    t0 = time.perf_counter()
+    results = {}
+    for name in [ALL_ON, *rules]:
+        fields, parameters = ({}, {}) if name == ALL_ON else RULES[name][2:]
+        try:
+            results[name] = run_rule(items, AutoConfig(**fields), parameters)
+        except Exception as exc:  # reported, and the run fails at the end
+            traceback.print_exc()
+            results[name] = {"error": error_text(exc)}
+            if name == ALL_ON:
+                break
+            continue
+        if name != ALL_ON and "error" not in results[ALL_ON]:
+            verdict(results[name], results[ALL_ON])
+        print(f"  {name}: pooled F1 {results[name]['f1']:.3f} in {results[name]['seconds']:.0f} s", flush=True)
+    elapsed = time.perf_counter() - t0
+    table = markdown_table(results, list(items))
+    print("\n" + table)
+    print(f"\n{len(results)} runs on {sum(len(v) for v in items.values())} images in {elapsed:.0f} s")
+    payload = {
+        "metric": "F1 at IoU > 0.5, pooled per set and over all sets; verdict keep if turning the rule off "
+        f"lowers the pooled F1 by >= {KEEP_MARGIN}",
+        "call": 'iter_segment(image, n_clusters="auto", auto_config=AutoConfig(...)[, spacing=...]), all else default',
+        "sets": {name: {"source": sets[name].source, "images": len(v)} for name, v in items.items()},
+        "skipped": skipped,
+        "rules": {
+            name: {"step": s, "off": what, "auto_config": {k: repr(v) for k, v in f.items()}, "parameters": p}
+            for name, (s, what, f, p) in RULES.items()
+            if name in rules
+        },
+        "quick": args.quick,
+        "images": args.images,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "seconds": round(elapsed, 1),
+        "python": platform.python_version(),
+        "results": results,
+        "table": table,
+    }
+    failures = [f"{name}: {row['error']}" for name, row in results.items() if "error" in row]
+    code = save_results([out] if out else [], payload, failures, indent=1, failed_to=out or DEFAULT_OUT)
+    if not code:
+        print(f"wrote {out}" if out else "partial run (--quick, --rules or --images): results not saved (give --out)")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
