@@ -30,7 +30,7 @@ from ..core.progress import run_to_end
 from .decide import sigma_per_axis, smoothed
 from .grid import Block, smoothing_reach
 
-__all__ = ["BlockPlan", "PieceTooLarge", "read_record", "record_path", "segment_block"]
+__all__ = ["BlockPlan", "PieceTooLarge", "block_summary", "read_record", "record_path", "segment_block"]
 
 # Pixels an object's edge may move outwards (core.edges) plus one.
 _EDGE_REACH = 4
@@ -87,7 +87,7 @@ def segment_block(plan: BlockPlan, block: Block) -> dict:
     """
     path = record_path(plan.records, block)
     if path.exists():
-        return _summary(read_record(path), block, reused=True)
+        return block_summary(read_record(path), block, reused=True)
     started = time.perf_counter()
     overlap = plan.overlap
     while True:
@@ -105,10 +105,11 @@ def segment_block(plan: BlockPlan, block: Block) -> dict:
     record["overlap"] = np.int64(overlap)
     record["seconds"] = np.float64(time.perf_counter() - started)
     _write_atomically(path, record)
-    return _summary(record, block, reused=False)
+    return block_summary(record, block, reused=False)
 
 
-def _summary(record: dict, block: Block, reused: bool) -> dict:
+def block_summary(record: dict, block: Block, reused: bool) -> dict:
+    """What a run reports of one block: where, how large, how many objects, how long."""
     return dict(
         key=block.key,
         origin=[int(v) for v in record["origin"]],

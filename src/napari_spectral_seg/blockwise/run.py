@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.params import SegmentationParams, check_random_state, check_spacing
-from .block import BlockPlan, read_record, record_path, segment_block
+from .block import BlockPlan, block_summary, read_record, record_path, segment_block
 from .grid import block_grid
 from .source import open_source
 
@@ -152,16 +152,7 @@ def _done_summaries(records: Path, blocks) -> dict:
     for block in blocks:
         path = record_path(records, block)
         if path.exists():
-            record = read_record(path)
-            summaries[block.key] = dict(
-                key=block.key,
-                origin=[int(v) for v in record["origin"]],
-                shape=list(record["labels"].shape),
-                count=int(record["count"]),
-                overlap=int(record["overlap"]),
-                seconds=float(record["seconds"]),
-                reused=True,
-            )
+            summaries[block.key] = block_summary(read_record(path), block, reused=True)
     return summaries
 
 
