@@ -38,6 +38,21 @@ def test_typical_radius_follows_the_spacing_of_a_stack():
     assert scales.radius == pytest.approx(10, rel=0.15)
 
 
+@pytest.mark.parametrize("depth", [1, 2, 5])
+def test_a_thin_stack_is_segmented_like_its_slice(depth):
+    # The stack's ends are not the objects' edges: they must not cap the
+    # typical radius (it did at depth/2, so min_size fell to 1 and the
+    # background estimate cut every disc into specks).
+    from napari_spectral_seg import four_circles, segment
+
+    image = four_circles()[0]
+    flat = segment(image)
+    stack = segment(np.stack([image] * depth))
+    assert np.array_equal(stack, np.stack([flat] * depth))
+    scales = measure_scales(np.stack([image] * depth), threshold="otsu")
+    assert scales.radius == pytest.approx(measure_scales(image, threshold="otsu").radius)
+
+
 def test_chosen_settings_are_recorded_and_given_ones_win():
     image, _ = touching_blobs((96, 96), 8, seed=1)
     auto = run_to_end(iter_segment(image, threshold="otsu", n_clusters="auto", sigma="auto", min_size="auto"))

@@ -100,7 +100,7 @@ def test_help_lists_every_flag_of_the_parameters_with_its_default(command, capsy
         (["segment", "{p}/img.npy", "-o", "{p}/out.png"], "must end in .tif or .npy"),
         (["segment", "{p}/img.bmp", "-o", "{p}/out.tif"], "unsupported file type"),
         (["segment", "{p}/img.npy", "-o", "{p}/nodir/out.tif"], "does not exist"),
-        (["segment", "{p}/img.npy", "-o", "{p}/out.tif", "--n-clusters", "0"], "n_clusters"),
+        (["segment", "{p}/img.npy", "-o", "{p}/out.tif", "--n-clusters", "0"], "--n-clusters 0 must be"),
         (["segment", "{p}/img.npy", "-o", "{p}/out.tif", "--beta", "-2"], "beta"),
         (["segment", "{p}/img.npy", "-o", "{p}/out.tif", "--threshold", "99"], "mask is empty"),
         (["segment", "{p}/garbage.tif", "-o", "{p}/out.tif"], "cannot read"),
@@ -116,6 +116,21 @@ def test_bad_input_is_one_line_and_non_zero(circle_files, capsys, args, message)
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (path / "out.tif").exists()
+
+
+def test_messages_name_the_flags_not_the_keyword_arguments(tmp_path, capsys):
+    # "pass threshold=None" cannot be typed on a command line.
+    np.save(tmp_path / "flat.npy", np.zeros((40, 40)))
+    np.save(tmp_path / "img.npy", four_circles(seed=0)[0])
+    assert main(["segment", str(tmp_path / "flat.npy"), "-o", str(tmp_path / "out.tif")]) == 2
+    err = capsys.readouterr().err
+    assert "--threshold auto keeps nothing; pass --threshold none." in err and "threshold=" not in err
+    assert main(["segment", str(tmp_path / "img.npy"), "-o", str(tmp_path / "out.tif"), "--min-size", "99999"]) == 2
+    assert "smaller than --min-size 99999 pixels; lower --min-size." in capsys.readouterr().err
+    argv = ["batch", str(tmp_path / "flat.npy"), "--out", str(tmp_path / "out"), "--workers", "1", "--no-progress"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "pass --threshold none" in err and "threshold=None" not in err
 
 
 def test_edge_level_moves_auto_edges_and_is_validated(tmp_path, capsys):
@@ -148,7 +163,7 @@ def test_edge_level_moves_auto_edges_and_is_validated(tmp_path, capsys):
     capsys.readouterr()
     code = main(["segment", str(tmp_path / "discs.npy"), "-o", str(tmp_path / "bad.tif"), *auto, "--edge-level", "1.5"])
     err = capsys.readouterr().err
-    assert code == 2 and "edge_level" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "--edge-level 1.5 must be" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad.tif").exists()
 
 

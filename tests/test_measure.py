@@ -124,3 +124,16 @@ def test_segment_measure_refuses_a_bad_path_before_the_work(tmp_path, circles, c
     assert main([*argv, "--measure", str(tmp_path / "missing" / "t.csv")]) == 2
     assert "folder for the measurement table does not exist" in capsys.readouterr().err
     assert not (tmp_path / "labels.tif").exists()
+
+
+@pytest.mark.parametrize("folder", ["-o", "--measure"])
+def test_segment_refuses_a_folder_as_output_or_table_before_the_work(tmp_path, circles, capsys, folder):
+    # A folder named like a file (labels.tif/, cells.csv/) was found only
+    # after the work: the labels were written, then the table failed.
+    np.save(tmp_path / "cells.npy", circles[0])
+    paths = {"-o": tmp_path / "labels.tif", "--measure": tmp_path / "cells.csv"}
+    paths[folder].mkdir()
+    argv = ["segment", str(tmp_path / "cells.npy"), "-o", str(paths["-o"]), "--measure", str(paths["--measure"])]
+    assert main(argv) == 2
+    assert "is a folder; give" in capsys.readouterr().err
+    assert paths["-o"].is_dir() or not paths["-o"].exists()

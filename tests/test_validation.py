@@ -57,6 +57,15 @@ def test_empty_mask():
         segment(image, np.zeros(image.shape, bool), random_state=0)
 
 
+@pytest.mark.parametrize("threshold", ["otsu", 0.5])
+def test_an_empty_mask_with_a_threshold_blames_the_mask(threshold):
+    # It said "lower the threshold", which cannot help an empty mask.
+    image = _image()
+    with pytest.raises(ValueError, match="mask is empty: no pixel to segment; draw or pass a mask") as caught:
+        segment(image, np.zeros(image.shape, bool), threshold=threshold)
+    assert "threshold" not in str(caught.value)
+
+
 def test_one_pixel_mask_with_several_clusters():
     image = _image()
     mask = np.zeros(image.shape, bool)

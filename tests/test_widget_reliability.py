@@ -226,6 +226,24 @@ def test_errors_name_the_fields_and_keep_the_notification_short(viewer_and_widge
     assert "lower the threshold" in widget.status.tooltip
 
 
+@pytest.mark.parametrize("case", ["constant image", "region outside the image"])
+def test_an_empty_mask_notification_says_what_to_do(dock, qtbot, case):
+    # The notification was cut at the first ';' ("mask is empty: no pixel to
+    # segment"), the fix only in the tooltip.
+    viewer, widget = dock(np.zeros((60, 60), np.float32) if case == "constant image" else four_circles()[0])
+    if case == "region outside the image":
+        widget.mask.value = viewer.add_shapes([np.array([[500, 500], [500, 600], [600, 600], [600, 500]])])
+    widget.run.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    shown = _messages()[-1]
+    assert len(shown) < 140 and "threshold=" not in shown
+    if case == "constant image":
+        assert shown.startswith("Spectral segmentation: mask is empty")
+        assert "set 'threshold' below the image minimum" in shown
+    else:  # it said "lower the threshold (it is 1.002 ...)"
+        assert "covers no pixel of the image; draw the region over the image" in shown
+
+
 def test_too_many_segments_are_refused_in_the_fields_words(viewer_and_widget, qtbot):
     _, widget = viewer_and_widget
     widget.n_clusters.value = 1000  # the mask has 2,696 pixels: at most 674

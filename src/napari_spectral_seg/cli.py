@@ -36,6 +36,7 @@ from .core.frames import iter_segment_frames
 from .core.params import ParameterSpec, SegmentationParams, check_random_state
 from .core.progress import run_to_end
 from .core.warm import prepare
+from .flag_words import for_command_line
 from .io import (
     InputError,
     check_output_path,
@@ -201,7 +202,7 @@ def cmd_segment(args) -> int:
             result = run_to_end(segmentation_steps(image, mask, params))
             labels, parameters, seconds = result.labels, result.parameters, result.seconds
     except (ValueError, TypeError, MemoryError) as exc:
-        raise CliError(str(exc)) from exc
+        raise CliError(for_command_line(str(exc))) from exc
     parameters = dict(parameters, input=str(args.input), seconds=seconds)
     if voxel is not None:
         parameters["voxel_size"] = voxel.record()

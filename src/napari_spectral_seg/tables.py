@@ -40,11 +40,13 @@ def check_table_path(path: str | os.PathLike) -> Path:
     Raises
     ------
     TableError
-        It does not end in ``.csv``, or its folder is missing or not writable.
+        It does not end in ``.csv``, is a folder, or its folder is missing or not writable.
     """
     path = Path(path)
     if path.suffix.lower() != ".csv":
         raise TableError(f"{path}: a measurement table is written as CSV; give a name ending in .csv.")
+    if path.is_dir():
+        raise TableError(f"{path}: is a folder; give the table a file name, e.g. {path / 'measurements.csv'}.")
     if not path.parent.is_dir():
         raise TableError(f"{path.parent}: the folder for the measurement table does not exist; create it first.")
     if not os.access(path.parent, os.W_OK):

@@ -161,7 +161,7 @@ def shapes_mask(shapes_layer: Shapes, image_layer: Image, spatial_shape: tuple) 
     Raises
     ------
     ValueError
-        The layer has no shapes.
+        The layer has no shapes, or they cover no pixel of the image.
     """
     if len(shapes_layer.data) == 0:
         raise ValueError(f"mask '{shapes_layer.name}' has no shapes; draw a region or pick 'none'.")
@@ -172,8 +172,10 @@ def shapes_mask(shapes_layer: Shapes, image_layer: Image, spatial_shape: tuple) 
         for shape in shapes_layer.data
     ]
     on_image = Shapes(vertices, shape_type=list(shapes_layer.shape_type), ndim=ndim)
-    masks = on_image.to_masks(mask_shape=spatial_shape)
-    return np.any(masks, axis=0)
+    mask = np.any(on_image.to_masks(mask_shape=spatial_shape), axis=0)
+    if not mask.any():
+        raise ValueError(f"mask '{shapes_layer.name}' covers no pixel of the image; draw the region over the image.")
+    return mask
 
 
 def labels_mask(

@@ -5,7 +5,7 @@ threshold=None``); a widget user sees fields ("segments", "threshold").
 :func:`for_widget` rewrites a message with the field labels, from one
 mapping built from the parameters' ``gui`` labels (:data:`FIELD_LABELS`),
 and :func:`headline` gives its first sentence for a notification, short
-enough not to be cut off; the full text goes to the status line's tooltip.
+enough not to be cut off and keeping the fix; the full text goes to the status line's tooltip.
 """
 
 from __future__ import annotations
@@ -60,8 +60,20 @@ def for_widget(message: str) -> str:
 
 
 def headline(message: str, limit: int = HEADLINE_LENGTH) -> str:
-    """The first sentence (or clause) of ``message``, at most ``limit`` characters."""
-    first = re.split(r"(?<=[.;])\s", message, maxsplit=1)[0].rstrip(";")
+    """The first sentence of ``message`` in at most ``limit`` characters, keeping what to do.
+
+    A sentence too long loses its middle clauses: the first says what is
+    wrong, the last what to do about it (``mask is empty: ...; lower the
+    'threshold'``). Only when those two do not fit either is the first cut.
+    """
+    first = re.split(r"(?<=\.)\s", message, maxsplit=1)[0]
+    if len(first) <= limit:
+        return first
+    clauses = re.split(r";\s+", first.rstrip("."))
+    short = f"{clauses[0]}; {clauses[-1]}" if len(clauses) > 1 else clauses[0]
+    if len(short) <= limit:
+        return short
+    first = clauses[0]
     if len(first) > limit:
         first = first[: limit - 1].rsplit(" ", 1)[0] + "…"
     return first

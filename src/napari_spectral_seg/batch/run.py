@@ -11,6 +11,7 @@ import uuid
 import numpy as np
 
 from ..core.params import SegmentationParams
+from ..flag_words import for_command_line
 from ..io import InputError
 from . import cluster
 from .lock import output_lock
@@ -139,6 +140,7 @@ class _Run:
         self.bar = None
 
     def report_failure(self, item: InputItem, reason: str) -> None:
+        reason = for_command_line(reason)  # "pass --threshold none", not "pass threshold=None"
         item.fail(reason)
         item.labels = None
         if item.partial is not None and item.partial.exists():

@@ -157,11 +157,35 @@ def _rough_mask(intensity, mask, threshold, unit) -> np.ndarray:
 
 
 def _typical_radius(rough: np.ndarray, unit: np.ndarray) -> float:
-    """Area-weighted median of the pieces' inscribed radii, in finest-axis pixels."""
+    """Area-weighted median of the pieces' inscribed radii, in finest-axis pixels.
+
+    The image border counts as background, except along an axis shorter than
+    the objects (a stack of a few slices through them): the objects go on
+    beyond it, so it would cap every radius at half the stack's depth.
+    """
+    radius = _median_inscribed_radius(rough, unit, np.ones(rough.ndim, bool))
+    thin = _thin_axes(rough.shape, unit, radius)
+    if thin.any() and not thin.all():
+        radius = _median_inscribed_radius(rough, unit, ~thin)
+    return radius
+
+
+def _thin_axes(shape, unit: np.ndarray, radius: float) -> np.ndarray:
+    """Axes of a stack no deeper than an object of ``radius`` is wide (never in 2D)."""
+    extent = np.asarray(shape, float) * unit
+    if len(shape) < 3:
+        return np.zeros(len(shape), bool)
+    return extent <= 2.0 * radius
+
+
+def _median_inscribed_radius(rough: np.ndarray, unit: np.ndarray, closed: np.ndarray) -> float:
+    """Area-weighted median inscribed radius, the border of the ``closed`` axes counting as background."""
     labels, n = ndi.label(rough)
     if n == 0:
         return 1.0
-    depth = ndi.distance_transform_edt(np.pad(rough, 1), sampling=unit)[(slice(1, -1),) * rough.ndim]
+    pad = [(1, 1) if axis_closed else (0, 0) for axis_closed in closed]
+    inner = tuple(slice(1, -1) if axis_closed else slice(None) for axis_closed in closed)
+    depth = ndi.distance_transform_edt(np.pad(rough, pad), sampling=unit)[inner]
     radii = ndi.maximum(depth, labels, np.arange(1, n + 1))
     areas = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(float)
     order = np.argsort(radii)
@@ -189,7 +213,7 @@ def _sigma_for_peaks(intensity, rough, radius, unit) -> float:
     """
     if not rough.any():
         return 0.0
-    n_objects = rough.sum() / _object_area(radius, unit)
+    n_objects = rough.sum() / _object_area(radius, unit, rough.shape)
     cap = max(_SIGMA_PER_RADIUS * radius, 1.0)
     sigma = 1.0
     while sigma <= cap:
@@ -201,16 +225,24 @@ def _sigma_for_peaks(intensity, rough, radius, unit) -> float:
     return float(round(cap * 2) / 2)
 
 
-def _object_area(radius: float, unit: np.ndarray) -> float:
-    """Pixels (voxels) in a disc (ball) of ``radius`` finest-axis pixels."""
+def _object_area(radius: float, unit: np.ndarray, shape=None) -> float:
+    """Pixels (voxels) in a disc (ball) of ``radius`` finest-axis pixels.
+
+    A ball is cut to the stack's depth along an axis shorter than its
+    diameter (``shape``: the image's spatial shape).
+    """
     if len(unit) == 2:
         return np.pi * radius**2 / np.prod(unit)
-    return 4.0 / 3.0 * np.pi * radius**3 / np.prod(unit)
+    volume = 4.0 / 3.0 * np.pi * radius**3 / np.prod(unit)
+    if shape is not None:
+        extent = np.asarray(shape, float) * unit
+        volume *= float(np.prod(np.minimum(1.0, extent / (2.0 * radius))))
+    return volume
 
 
-def _choose_min_size(radius: float, unit: np.ndarray) -> int:
+def _choose_min_size(radius: float, unit: np.ndarray, shape=None) -> int:
     """A tenth of a disc (ball) of the typical radius, in pixels (voxels)."""
-    return max(int(round(_MIN_SIZE_PER_OBJECT * _object_area(radius, unit))), 1)
+    return max(int(round(_MIN_SIZE_PER_OBJECT * _object_area(radius, unit, shape))), 1)
 
 
 def measure_scales(
@@ -243,13 +275,13 @@ def measure_scales(
     contrast = float(np.median(inside) - np.median(outside)) if inside.size and outside.size else 0.0
     radius = _typical_radius(rough, unit) if rough.any() else 1.0
     if not choose_sigma:
-        return ImageScales(noise, contrast, radius, 0.0, _choose_min_size(radius, unit))
+        return ImageScales(noise, contrast, radius, 0.0, _choose_min_size(radius, unit, intensity.shape))
     sigma = max(
         _choose_sigma(noise, contrast, radius, unit),
         min(1.0, _SIGMA_PER_RADIUS * radius),  # below the optical resolution of a well-sampled image
         _sigma_for_peaks(intensity, rough, radius, unit),
     )
-    return ImageScales(noise, contrast, radius, sigma, _choose_min_size(radius, unit))
+    return ImageScales(noise, contrast, radius, sigma, _choose_min_size(radius, unit, intensity.shape))
 
 
 def chosen_settings(

@@ -155,9 +155,9 @@ def resolve_mask(image, mask=None, threshold=None, spatial_shape=None) -> tuple[
     return result, used
 
 
-def empty_mask_hint(data: np.ndarray, threshold, used_threshold) -> str:
-    """What to change when the mask keeps no pixel."""
-    if used_threshold is None:
+def empty_mask_hint(data: np.ndarray, threshold, used_threshold, explicit_mask=None) -> str:
+    """What to change when the mask keeps no pixel (a given mask empty itself comes first)."""
+    if used_threshold is None or (explicit_mask is not None and not np.any(explicit_mask)):
         return "draw or pass a mask with some nonzero pixels"
     if isinstance(threshold, str) and data.max() == data.min():
         return f"the image is constant, so threshold={threshold!r} keeps nothing; pass threshold=None"

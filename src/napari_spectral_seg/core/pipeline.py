@@ -160,7 +160,8 @@ def _iter_mask(run: _Run):
     n_masked = int(mask.sum())
     if n_masked == 0:
         raise EmptyMaskError(
-            f"mask is empty: no pixel to segment; {empty_mask_hint(run.data, params.threshold, used_threshold)}."
+            "mask is empty: no pixel to segment; "
+            f"{empty_mask_hint(run.data, params.threshold, used_threshold, run.explicit_mask)}."
         )
     if run.seed_pixels is None and params.n_clusters != "auto":
         check_segment_count(params.n_clusters, n_masked)

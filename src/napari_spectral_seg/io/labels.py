@@ -41,12 +41,14 @@ def check_output_path(path: str | os.PathLike) -> Path:
     Raises
     ------
     InputError
-        Not ``.tif``/``.npy``, or its directory is missing or not writable.
+        Not ``.tif``/``.npy``, a folder, or its directory is missing or not writable.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in WRITE_SUFFIXES:
         raise InputError(f"{path}: cannot write '{suffix}'; the output must end in .tif or .npy.")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give the output a file name, e.g. {path / 'labels.tif'}.")
     if not path.parent.is_dir():
         raise InputError(f"{path.parent}: output directory does not exist; create it first.")
     if not os.access(path.parent, os.W_OK):
