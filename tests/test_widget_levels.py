@@ -127,3 +127,71 @@ def test_field_of_view_outside_the_image_says_what_to_do(dock, qtbot):
     assert not widget.running
     assert widget.status.value == "not started"
     assert "region" in widget.status.tooltip
+
+
+def test_placement_geometry_follows_a_rotated_layer():
+    from napari.layers import Image, Labels
+
+    from napari_spectral_seg._widget.layers import result_geometry
+    from napari_spectral_seg._widget.levels import Placement, placement_geometry
+
+    image = Image(pyramid(), multiscale=True, rotate=30, shear=[0.2], scale=(2, 3), translate=(5, 7))
+    placement = Placement(level=1, factors=(2.0, 2.0), offset=(10, 20), shape=(30, 40))
+    geometry = placement_geometry(image, placement, 2, result_geometry(image, 2))
+    labels = Labels(np.zeros((30, 40), dtype=int), **geometry)
+    for pixel in [(0, 0), (5, 7), (29, 39)]:
+        full_resolution = (np.asarray(pixel) + placement.offset) * 2
+        np.testing.assert_allclose(labels.data_to_world(pixel), image.data_to_world(full_resolution), atol=1e-9)
+
+
+def test_a_run_in_a_box_takes_the_frame_mask_and_seed_points_in_the_box():
+    from napari.layers import Image, Labels, Points, Shapes
+
+    from napari_spectral_seg._widget.layers import collect_job
+    from napari_spectral_seg._widget.levels import Placement
+    from napari_spectral_seg.core.params import SegmentationParams
+
+    movie = da.from_array(np.stack([disks(), disks()]), chunks=(1, 128, 128))
+    levels = [movie, movie[:, ::2, ::2]]
+    layer = Image(levels, multiscale=True)
+    placement = Placement(level=1, factors=(2.0, 2.0), offset=(16, 48), shape=(64, 32))
+    seeds = Points([[1, 128, 128], [1, 140, 140], [1, 400, 400]])  # the last is outside the box
+    job = collect_job(
+        layer, None, seeds, SegmentationParams(), dims=2, all_frames=False, dims_point=(1, 0, 0), placement=placement
+    )
+    assert job.frame_index == (1,)
+    assert isinstance(job.image, da.Array) and job.image.shape == (64, 32)  # still lazy
+    np.testing.assert_array_equal(job.image.compute(), movie[1, 32:160:2, 96:160:2].compute())
+    np.testing.assert_allclose(job.params.seeds, [[48, 16], [54, 22]])
+    # A Shapes region is rasterised on the box's grid, a full-resolution Labels mask is strided into it.
+    square = Shapes([[[64, 96], [64, 160], [128, 160], [128, 96]]], shape_type="rectangle")
+    job = collect_job(
+        layer, square, None, SegmentationParams(), dims=2, all_frames=False, dims_point=(0, 0, 0), placement=placement
+    )
+    assert job.mask.shape == (64, 32) and job.mask[20, 10] and not job.mask[5, 10]
+    painted = np.zeros((2, 512, 512), dtype=np.int32)
+    painted[:, 100:110, 100:110] = 3
+    job = collect_job(
+        layer,
+        Labels(painted),
+        None,
+        SegmentationParams(),
+        dims=2,
+        all_frames=True,
+        dims_point=(0, 0, 0),
+        placement=placement,
+    )
+    assert job.image.shape == (2, 64, 32) and job.mask.shape == (2, 64, 32)
+    np.testing.assert_array_equal(np.asarray(job.mask), painted[:, 32:160:2, 96:160:2])
+
+
+def test_field_of_view_of_a_movie_frame_lands_in_its_frame(dock, qtbot):
+    viewer, widget = dock(np.stack([disks(), disks()]), name="movie", axis_labels=("t", "y", "x"))
+    viewer.dims.set_current_step(0, 1)
+    zoom_on(viewer, (128, 128), min(viewer.canvas.size) / 150)
+    widget.region.value = "visible field of view"
+    run_and_wait(widget, qtbot)
+    labels = viewer.layers["movie spectral"]
+    assert labels.data.shape[0] == 2 and labels.data.shape[1] < 512
+    assert labels.data[0].max() == 0 and labels.data[1].max() > 0  # the frame shown only
+    assert label_at(labels, (1, 64, 64)) > 0 and label_at(labels, (1, 448, 448)) == 0  # a disk in view, one out
