@@ -58,6 +58,9 @@ def test_level_1_labels_overlay_the_image(dock, qtbot):
     np.testing.assert_allclose(labels.scale, (1.0, 1.0))  # the image's scale x the downsample factor 2
     np.testing.assert_allclose(labels.translate, (10, 20))
     assert labels.metadata["spectral_seg"]["level"] == 1
+    assert labels.metadata["spectral_seg"]["spacing"] == [1.0, 1.0]  # a level-1 pixel's size
+    features = labels.features
+    np.testing.assert_allclose(features["area"], features["n_pixels"])  # areas in world units: 1 x 1 per pixel
     found = {label_at(labels, image.data_to_world(centre)) for centre in CENTRES}
     assert 0 not in found and len(found) == len(CENTRES)  # every disk, each its own label
     assert label_at(labels, image.data_to_world((0, 0))) == 0  # background

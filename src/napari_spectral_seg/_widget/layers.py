@@ -377,6 +377,9 @@ def collect_job(
             raise ValueError("Seed points work on one frame: set 'frames' to 'current frame'.")
         seeds = seed_pixels(points_layer, layer, n_spatial, frame_index)
         seeds = seeds if placement is None else seeds_in_box(seeds, points_layer, placement)
+    if placement is not None and params.spacing is not None:
+        # A level's pixel is the downsample factor times the image's pixel: sizes, smoothing and measurements follow.
+        params = params.replace(spacing=tuple(s * f for s, f in zip(params.spacing, placement.factors, strict=True)))
     return Job(
         layer=layer,
         mask_layer=mask_layer,
