@@ -20,6 +20,7 @@ from napari.utils.notifications import show_info
 from .. import __version__
 from ..core.params import SegmentationParams
 from ..core.pipeline import SegmentationResult
+from .levels import Placement, level_data, mask_in_box, placement_geometry, seeds_in_box
 from .undo import tracker, write_run
 
 __all__ = [
@@ -115,7 +116,7 @@ def layer_parameters(image_layer: Image, n_spatial: int) -> dict:
     )
 
 
-def current_frame(image_layer: Image, dims_point: Sequence[float], n_leading: int) -> tuple:
+def current_frame(image_layer: Image, dims_point: Sequence[float], n_leading: int, level: int = 0) -> tuple:
     """Index of the frame the viewer shows, over the layer's ``n_leading`` leading axes.
 
     Parameters
@@ -126,10 +127,14 @@ def current_frame(image_layer: Image, dims_point: Sequence[float], n_leading: in
         The viewer's world position (``viewer.dims.point``).
     n_leading : int
         Axes before the frame (time, positions, ...).
+    level : int
+        The level of a multiscale layer whose frames are counted.
     """
     point = np.asarray(dims_point)[-image_layer.ndim :]
     coords = np.asarray(image_layer.world_to_data(point))[:n_leading]
-    shape = np.asarray(stack_shape(image_layer)[:n_leading])
+    if image_layer.multiscale:
+        coords = coords / np.asarray(image_layer.downsample_factors[level])[:n_leading]
+    shape = np.asarray(level_data(image_layer, level).shape[:n_leading])
     return tuple(int(v) for v in np.clip(np.round(coords), 0, shape - 1))
 
 
@@ -155,8 +160,10 @@ def result_geometry(image_layer: Image, spatial: int) -> dict:
 
 
 # ---------------------------------------------------------------- masks and seed points
-def shapes_mask(shapes_layer: Shapes, image_layer: Image, spatial_shape: tuple) -> np.ndarray:
-    """Union of the drawn shapes, rasterised on the image's pixel grid.
+def shapes_mask(
+    shapes_layer: Shapes, image_layer: Image, spatial_shape: tuple, placement: Placement | None = None
+) -> np.ndarray:
+    """Union of the drawn shapes, rasterised on the image's pixel grid (the box of ``placement`` if given).
 
     Raises
     ------
@@ -171,6 +178,8 @@ def shapes_mask(shapes_layer: Shapes, image_layer: Image, spatial_shape: tuple) 
         np.array([image_layer.world_to_data(shapes_layer.data_to_world(v)) for v in shape])[:, -ndim:]
         for shape in shapes_layer.data
     ]
+    if placement is not None:
+        vertices = [placement.to_box(v) for v in vertices]
     on_image = Shapes(vertices, shape_type=list(shapes_layer.shape_type), ndim=ndim)
     mask = np.any(on_image.to_masks(mask_shape=spatial_shape), axis=0)
     if not mask.any():
@@ -285,6 +294,8 @@ class Job:
         The frame of a stack that is segmented (None: the whole layer).
     spatial_ndim : int or None
         Every frame of a stack is segmented, frames of this many axes.
+    placement : Placement or None
+        The level and box of the frame segmented (None: all of level 0).
     """
 
     layer: Image
@@ -294,6 +305,7 @@ class Job:
     params: SegmentationParams
     frame_index: tuple | None = None
     spatial_ndim: int | None = None
+    placement: Placement | None = None
 
     @property
     def all_frames(self) -> bool:
@@ -314,6 +326,7 @@ def collect_job(
     dims: int,
     all_frames: bool,
     dims_point: Sequence[float],
+    placement: Placement | None = None,
 ) -> Job:
     """Read the layers for one run.
 
@@ -329,6 +342,8 @@ def collect_job(
         Segment every frame of a stack, not the one shown.
     dims_point : sequence of float
         The viewer's world position: picks the frame shown.
+    placement : Placement, optional
+        The level and the box of its frame to segment (:mod:`.levels`); default all of level 0.
 
     Raises
     ------
@@ -339,24 +354,34 @@ def collect_job(
     if layer is None:
         raise ValueError("No image layer: open an image (or File > Open Sample > Four circles) and pick it in 'image'.")
     n_spatial = spatial_ndim(layer, dims)
-    data = full_resolution(layer)
     n_leading = layer.ndim - n_spatial  # time (or other) axes before the frame
-    spatial_shape = tuple(data.shape[n_leading : layer.ndim])
+    spatial_shape = tuple(full_resolution(layer).shape[n_leading : layer.ndim])
+    if placement is not None and placement.is_whole and placement.shape == spatial_shape:
+        placement = None  # all of level 0: the usual run
+    level = 0 if placement is None else placement.level
+    data = level_data(layer, level)
     all_frames = n_leading > 0 and all_frames
     frame_index = None
     if n_leading and not all_frames:
-        frame_index = current_frame(layer, dims_point, n_leading)
+        frame_index = current_frame(layer, dims_point, n_leading, level)
         data = data[frame_index]
+    if placement is not None:  # a lazy slice (a view, or a dask graph): the worker reads it
+        data = data[(slice(None),) * (n_leading if all_frames else 0) + placement.box()]
     mask = None
     if isinstance(mask_layer, Shapes):
-        mask = shapes_mask(mask_layer, layer, spatial_shape)
+        mask = shapes_mask(mask_layer, layer, spatial_shape if placement is None else placement.shape, placement)
     elif mask_layer is not None:
         mask = labels_mask(mask_layer, layer, spatial_shape, frame_index)
+        mask = mask if placement is None else mask_in_box(mask, mask_layer, placement)
     seeds = None
     if points_layer is not None:
         if all_frames:
             raise ValueError("Seed points work on one frame: set 'frames' to 'current frame'.")
         seeds = seed_pixels(points_layer, layer, n_spatial, frame_index)
+        seeds = seeds if placement is None else seeds_in_box(seeds, points_layer, placement)
+    if placement is not None and params.spacing is not None:
+        # A level's pixel is the downsample factor times the image's pixel: sizes, smoothing and measurements follow.
+        params = params.replace(spacing=tuple(s * f for s, f in zip(params.spacing, placement.factors, strict=True)))
     return Job(
         layer=layer,
         mask_layer=mask_layer,
@@ -365,6 +390,7 @@ def collect_job(
         params=params.replace(seeds=seeds),
         frame_index=frame_index,
         spatial_ndim=n_spatial if all_frames else None,
+        placement=placement,
     )
 
 
@@ -382,6 +408,8 @@ def result_metadata(job: Job, result: SegmentationResult, seconds: float) -> dic
         frames="all" if job.all_frames else job.frame_index,
         version=__version__,
     )
+    if job.placement is not None:  # where the labels lie in the image: its level and the box's first pixel
+        metadata.update(level=job.placement.level, region_offset=list(job.placement.offset))
     per_frame = result.parameters.get("per_frame")
     if job.all_frames and per_frame:
         # Each frame is labelled 1..M_t on its own: the total is the sum,
@@ -415,17 +443,26 @@ def _same_value(current, value) -> bool:
 
 
 def show_labels(
-    layers: LayerList, image_layer: Image, labels: np.ndarray, metadata: dict, *, new_layer: bool = False
+    layers: LayerList,
+    image_layer: Image,
+    labels: np.ndarray,
+    metadata: dict,
+    *,
+    new_layer: bool = False,
+    placement: Placement | None = None,
 ) -> Labels:
     """Put ``labels`` in the image's result layer: updated in place if it fits, else a new layer.
 
     The result layer takes the image's world transform and ``metadata``
     under :data:`METADATA_KEY`. A new layer (always one with
     ``new_layer``) is appended to ``layers``; it gets a numbered name if
-    another layer holds the result name.
+    another layer holds the result name. Labels of a level or a box
+    (``placement``) get its pixel size and place.
     """
     name = result_layer_name(image_layer.name)
     geometry = result_geometry(image_layer, labels.ndim)
+    if placement is not None:
+        geometry = placement_geometry(image_layer, placement, labels.ndim, geometry)
     metadata = {METADATA_KEY: metadata}
     existing = layers[name] if name in layers else None
     if isinstance(existing, Labels) and existing.data.shape == labels.shape and not new_layer:
@@ -463,6 +500,7 @@ def show_frame(
     metadata: dict,
     *,
     new_layer: bool = False,
+    placement: Placement | None = None,
 ) -> Labels:
     """Put one frame's labels into the stack-shaped result layer (other frames kept).
 
@@ -471,6 +509,8 @@ def show_frame(
     new stack layer holds this frame alone.
     """
     full_shape = stack_shape(image_layer)
+    if placement is not None:  # the stack at the level, its frames cut to the box
+        full_shape = tuple(level_data(image_layer, placement.level).shape[: len(frame_index)]) + placement.shape
     existing = result_layer(layers, image_layer)
     fits = existing is not None and existing.data.shape == full_shape and not new_layer
     # How each frame was made: frames keep their labels across runs.
@@ -483,7 +523,7 @@ def show_frame(
         return existing
     stack = np.zeros(full_shape, dtype=np.int32)
     stack[frame_index] = frame_labels
-    return show_labels(layers, image_layer, stack, metadata, new_layer=new_layer)
+    return show_labels(layers, image_layer, stack, metadata, new_layer=new_layer, placement=placement)
 
 
 def put_result(layers: LayerList, job: Job, labels: np.ndarray, metadata: dict, *, new_layer: bool = False) -> Labels:
@@ -491,9 +531,10 @@ def put_result(layers: LayerList, job: Job, labels: np.ndarray, metadata: dict, 
 
     ``new_layer``: in a new layer, never over the existing result (it was edited during the run).
     """
+    where = dict(new_layer=new_layer, placement=job.placement)
     if job.frame_index is not None:
-        return show_frame(layers, job.layer, job.frame_index, labels, metadata, new_layer=new_layer)
-    return show_labels(layers, job.layer, labels, metadata, new_layer=new_layer)
+        return show_frame(layers, job.layer, job.frame_index, labels, metadata, **where)
+    return show_labels(layers, job.layer, labels, metadata, **where)
 
 
 class EditWatch:

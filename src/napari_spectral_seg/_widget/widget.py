@@ -29,6 +29,7 @@ from ..core.pipeline import SegmentationResult
 from ..core.progress import SegmentationCancelled
 from .clicks import CLICK_MODES, ClickEditor
 from .engine import HEARTBEAT, EngineProcess, run_seconds, segment_in_worker
+from .files import write_atomically
 from .fit import PointsClickNotice, RefitOnDock, wrap_status
 from .form import ParameterForm
 from .layers import (
@@ -45,6 +46,7 @@ from .layers import (
     result_metadata,
     spatial_ndim,
 )
+from .levels import LevelFields
 from .measurements import MeasurementsPanel
 from .messages import for_widget, headline
 from .shared import close_all_blocks
@@ -67,21 +69,6 @@ def _result_status(n_segments: int, seconds: dict, n_frames: int | None = None) 
     return f"{what} in {run_seconds(seconds):.2f} s (+ {startup:.1f} s engine start-up)"
 
 
-def _write_atomically(path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in its folder: a reader never sees half a file."""
-    import tempfile
-
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def _heading(text: str) -> Label:
     return Label(value=f"<b>{text}</b>", label="")
 
@@ -99,7 +86,7 @@ class SpectralSegmentationWidget(Container):
     Sub-widgets, by name, for scripts and tests: ``image``, ``mask``,
     ``auto_threshold``, ``threshold``, ``n_clusters``, ``auto_segments``,
     ``sensitivity``, ``edge_level``, ``beta``, ``sigma``, ``eigen_solver``, ``min_size``,
-    ``dims``, ``frames``, ``seeds``, ``seed``, ``run``, ``cancel``,
+    ``dims``, ``frames``, ``level``, ``region``, ``seeds``, ``seed``, ``run``, ``cancel``,
     ``click_mode``, ``save_params``, ``status``; ``measurements`` is the
     table of the last result (a Qt widget in a dock of its own, :mod:`.measurements`).
     """
@@ -121,6 +108,8 @@ class SpectralSegmentationWidget(Container):
         self._engine = EngineProcess()
         self._engine.start()
         self._form = ParameterForm()
+        self._levels = LevelFields(napari_viewer)
+        self.level, self.region = self._levels.widgets
         self._add_controls()
         # The last result's table, docked below the canvas when a result arrives.
         self.measurements = MeasurementsPanel(napari_viewer, self._notify, owner=self.native)
@@ -170,6 +159,7 @@ class SpectralSegmentationWidget(Container):
                 self.seeds,
             ],
             "Stacks": [self.dims, self.frames],
+            "Large images": [self.level, self.region],
             "Fine tuning": [form["beta"], form["eigen_solver"], form["seed"]],
         }
         placed = {id(widget) for widgets in groups.values() for widget in widgets}
@@ -297,6 +287,7 @@ class SpectralSegmentationWidget(Container):
         # A (t, y, x) movie is segmented frame by frame; a z-stack as a volume.
         self.dims.value = f"{default_dims(layer, self._viewer.dims.axis_labels)}D"
         self._update_frames_enabled()
+        self._levels.set_layer(layer, self._spatial_ndim(layer))
         lo, hi = (float(v) for v in layer.contrast_limits_range)
         if self.auto_threshold.value:  # informational while Otsu is ticked; a typed value is kept apart
             self.threshold.value = (lo + hi) / 2
@@ -338,7 +329,7 @@ class SpectralSegmentationWidget(Container):
         record = recorded_parameters(self.current_parameters(), from_layer=self.image.value is not None)
         text = json.dumps({METADATA_KEY: dict(record, version=__version__)}, indent=2)
         try:
-            _write_atomically(path, text)
+            write_atomically(path, text)
         except OSError as exc:
             self._notify(show_error, f"Parameters were not saved to {path}: {exc.strerror or exc}.")
             self.status.value = "parameters not saved"
@@ -377,15 +368,18 @@ class SpectralSegmentationWidget(Container):
         if self._clicks.busy:
             self._notify(show_info, "An edit of the result is running; click Run again when it has finished.")
             return
+        layer = self.image.value
         try:
+            placement = None if layer is None else self._levels.placement(layer, self._spatial_ndim(layer))
             job = collect_job(
-                self.image.value,
+                layer,
                 self.mask.value,
                 self.seeds.value,
                 self.current_parameters(),
                 dims=int(self.dims.value[0]),
                 all_frames=self.frames.value == "all frames",
                 dims_point=self._viewer.dims.point,
+                placement=placement,
             )
         except ValueError as exc:
             self._notify(show_warning, str(exc))
