@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import dock_big_circles
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import QTimer
 
@@ -21,13 +22,7 @@ PLUGIN = "napari-spectral-seg"
 @pytest.fixture
 def slow(make_napari_viewer):
     """A viewer with a 400 x 400 image whose exact (arpack) run takes seconds."""
-    viewer = make_napari_viewer()
-    image, mask, _ = four_circles(size=400, seed=0)
-    viewer.add_image(image, name="big")
-    viewer.add_labels(mask.astype(np.uint8), name="big mask")
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
-    widget.image.value = viewer.layers["big"]
-    widget.mask.value = viewer.layers["big mask"]
+    viewer, widget = dock_big_circles(make_napari_viewer)
     widget.eigen_solver.value = "arpack"
     return viewer, widget
 

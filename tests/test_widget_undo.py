@@ -3,7 +3,7 @@ run's parameters follow undo and redo, frames of a stack likewise, and an undo d
 
 import numpy as np
 import pytest
-from conftest import run_and_wait
+from conftest import dock_big_circles, run_and_wait
 from qtpy.QtCore import Qt
 
 from napari_spectral_seg._widget import undo  # noqa
@@ -90,14 +90,7 @@ def test_a_run_too_large_for_one_step_clears_the_history(viewer_and_widget, qtbo
 @pytest.fixture
 def slow(make_napari_viewer):
     """A viewer with a 400 x 400 image whose exact (arpack) run takes seconds."""
-    viewer = make_napari_viewer()
-    image, mask, _ = four_circles(size=400, seed=0)
-    viewer.add_image(image, name="big")
-    viewer.add_labels(mask.astype(np.uint8), name="big mask")
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
-    widget.image.value = viewer.layers["big"]
-    widget.mask.value = viewer.layers["big mask"]
-    return viewer, widget
+    return dock_big_circles(make_napari_viewer)
 
 
 def test_an_undo_during_a_run_is_an_edit_the_run_keeps(slow, qtbot):

@@ -113,7 +113,7 @@ def estimate_noise(image: np.ndarray, where: np.ndarray | None = None) -> float:
     return float(1.4826 * deviation / np.sqrt(2.0))
 
 
-def _unit_spacing(spacing, ndim) -> np.ndarray:
+def unit_spacing(spacing, ndim) -> np.ndarray:
     """Pixel size per axis in units of the finest axis."""
     spacing = np.ones(ndim) if spacing is None else np.asarray(spacing, dtype=float)
     return spacing / spacing.min()
@@ -126,11 +126,6 @@ def _smoothed_noise_factor(sigma: float, unit: np.ndarray) -> float:
         if width > 0.3:  # narrower kernels leave the noise almost as it is
             factor /= np.sqrt(2.0 * np.sqrt(np.pi) * width)
     return float(factor)
-
-
-def unit_spacing(spacing, ndim) -> np.ndarray:
-    """Pixel size per axis relative to the finest axis (ones without ``spacing``)."""
-    return _unit_spacing(spacing, ndim)
 
 
 def rough_radius(intensity: np.ndarray, mask, threshold, unit: np.ndarray) -> float:
@@ -268,7 +263,7 @@ def measure_scales(
     -------
     ImageScales
     """
-    unit = _unit_spacing(spacing, intensity.ndim)
+    unit = unit_spacing(spacing, intensity.ndim)
     rough = _rough_mask(intensity, mask, threshold, unit)
     noise = estimate_noise(intensity)
     inside, outside = intensity[rough], intensity[~rough]
