@@ -64,3 +64,15 @@ def test_a_failed_save_leaves_the_old_file(viewer_and_widget, qtbot, tmp_path, m
     with pytest.raises(OSError, match=r"l.tif: cannot write it \(No space left on device\)"):
         result.save(str(path), plugin=PLUGIN)
     assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["l.tif"]
+
+
+def test_save_as_npy_through_the_plugin_writes_labels_and_sidecar(make_napari_viewer, tmp_path):
+    # issue 17: Labels.save("x.npy", plugin=...) returned [] and wrote nothing (only .tif was declared).
+    viewer = make_napari_viewer()
+    labels = np.arange(36, dtype=np.int32).reshape(6, 6) % 4
+    layer = viewer.add_labels(labels, name="drawn", metadata={"spectral_seg": {"random_state": 3}})
+    path = tmp_path / "drawn.npy"
+    assert layer.save(str(path), plugin=PLUGIN) == [str(path)]
+    np.testing.assert_array_equal(np.load(path), labels)
+    assert stored_parameters(path)["random_state"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["drawn.npy", "drawn.npy.json"]

@@ -1,12 +1,13 @@
-"""napari's File > Save of a Labels layer as TIFF, with its segmentation parameters and voxel size.
+"""napari's File > Save of a Labels layer (TIFF, or .npy), with its segmentation parameters and voxel size.
 
 The npe2 writer of ``napari.yaml``: napari hands over the layer's data and
 its attributes (``metadata``, ``scale``, ``units``, ``axis_labels``). The
 labels are written by :func:`napari_spectral_seg.io.write_labels`
 (atomically, with the parameters recorded in ``metadata["spectral_seg"]``,
 as ``segment`` writes them), at the layer's scale: an ImageJ hyperstack that
-Fiji opens at that scale, and that ``batch --params`` can replay. Imports
-neither napari nor Qt.
+Fiji opens at that scale, and that ``batch --params`` can replay; an ``.npy``
+gets the parameters (and the voxel size) in its ``<name>.npy.json`` sidecar.
+Imports neither napari nor Qt.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from .io import METADATA_KEY, InputError, VoxelSize, write_labels
 
-__all__ = ["layer_voxel_size", "write_labels_tiff"]
+__all__ = ["layer_voxel_size", "write_labels_layer"]
 
 TIME_AXIS_LABELS = ("t", "time", "frame", "frames")  # as the widget names a movie's first axis
 
@@ -45,8 +46,8 @@ def layer_voxel_size(labels: np.ndarray, attributes: dict) -> VoxelSize | None:
     return VoxelSize.from_spacing(scale, unit, source="napari layer scale")
 
 
-def write_labels_tiff(path: str, data: Any, attributes: dict) -> list[str]:
-    """Write one Labels layer to ``path`` (``.tif``/``.tiff``) with its parameters and voxel size.
+def write_labels_layer(path: str, data: Any, attributes: dict) -> list[str]:
+    """Write one Labels layer to ``path`` (``.tif``/``.tiff``/``.npy``) with its parameters and voxel size.
 
     Parameters
     ----------
