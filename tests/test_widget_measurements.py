@@ -153,6 +153,22 @@ def test_an_edit_after_the_run_is_said_to_be_unmeasured(viewer_and_widget, qtbot
     assert "edited since" in widget.measurements.caption.text()
 
 
+def test_new_data_from_a_script_or_an_undo_marks_the_table_stale(viewer_and_widget, qtbot):
+    # issue 17: only paint events were watched, so ``layer.data = ...`` and Ctrl+Z left the table as if current.
+    viewer, widget = viewer_and_widget
+    run_and_wait(widget, qtbot)
+    result = viewer.layers["four circles spectral"]
+    panel = widget.measurements
+    assert "edited since" not in panel.caption.text()
+    result.data = np.zeros_like(result.data)
+    assert "edited since" in panel.caption.text()
+    widget.n_clusters.value = 2
+    run_and_wait(widget, qtbot)  # a new run measures again: the caption is current
+    assert "edited since" not in panel.caption.text()
+    result.undo()
+    assert "edited since" in panel.caption.text()
+
+
 @pytest.mark.skipif(not os.environ.get("SPECTRAL_SEG_SCREENSHOT"), reason="set SPECTRAL_SEG_SCREENSHOT=file.png")
 def test_screenshot_of_the_table(viewer_and_widget, qtbot):
     viewer, widget = viewer_and_widget

@@ -18,7 +18,9 @@ from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt
 from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QTableView, QVBoxLayout, QWidget
 
 from ..core.measure import AXIS_NAMES, concatenate_tables, frame_columns, table_length, with_frame
+from ..io import METADATA_KEY
 from ..tables import TableError, write_table
+from .undo import tracker
 
 __all__ = ["MeasurementsPanel", "SizeHistogram", "TableModel", "layer_table", "world_table"]
 
@@ -280,11 +282,19 @@ class MeasurementsPanel(QWidget):
         )
 
     def _watch(self, layer: Labels) -> None:
-        # An edit of the labels after the run (brush, split, merge) leaves the table behind: say so.
+        # A change of the labels after the run leaves the table behind: say so. A paint event is an
+        # edit (brush, fill, split, merge), a data event new labels (``layer.data = ...`` from a
+        # script), the tracker's listeners an undo or redo (no public event of napari).
         if self.layer is not None:
             self.layer.events.paint.disconnect(self._on_edited)
+            self.layer.events.data.disconnect(self._on_edited)
+            listeners = tracker(self.layer, METADATA_KEY).listeners
+            if self._on_edited in listeners:
+                listeners.remove(self._on_edited)
         self.layer = layer
         layer.events.paint.connect(self._on_edited)
+        layer.events.data.connect(self._on_edited)
+        tracker(layer, METADATA_KEY).listeners.append(self._on_edited)
 
     def _on_edited(self, _event=None) -> None:
         text = self.caption.text()
