@@ -67,3 +67,15 @@ def test_merge_refuses_labels_that_do_not_exist():
         merge_labels(labels, 1, 7)
     with pytest.raises(ValueError, match="two different segments"):
         merge_labels(labels, 2, 2)
+
+
+@pytest.mark.parametrize("label", [None, "1", 1.5, True])
+def test_a_label_that_is_not_a_whole_number_is_refused_by_name(two_circles, label):
+    # issue 17: None or a string gave "'<=' not supported between instances of 'NoneType' and 'int'".
+    image, labels = two_circles
+    with pytest.raises(ValueError, match=r"^label=.* must be a whole number"):
+        split_label(image, labels, label)
+    with pytest.raises(ValueError, match=r"^keep=.* must be a whole number"):
+        merge_labels(labels, label, 1)
+    with pytest.raises(ValueError, match=r"^other=.* must be a whole number"):
+        merge_labels(labels, 1, label)

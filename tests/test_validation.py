@@ -449,3 +449,16 @@ def test_channel_axis_image():
     np.testing.assert_array_equal(
         labels, segment(np.moveaxis(image, -1, 0), channel_axis=0, n_clusters=2, random_state=0)
     )
+
+
+def test_ragged_lists_as_image_or_mask_are_refused_by_name():
+    # issue 17: numpy's "setting an array element with a sequence ... inhomogeneous shape" leaked.
+    image = np.ones((4, 4))
+    with pytest.raises(ValueError, match=r"^image is a list of rows of different lengths; pass a rectangular"):
+        segment_with_defaults([[1.0, 2.0], [3.0]])
+    with pytest.raises(ValueError, match=r"^mask is a list of rows of different lengths; pass a rectangular"):
+        segment_with_defaults(image, mask=[[1, 0], [1]])
+    from napari_spectral_seg import segment_frames
+
+    with pytest.raises(ValueError, match=r"^mask is a list of rows of different lengths"):
+        segment_frames(np.ones((2, 4, 4)), mask=[[1, 0], [1]], spatial_ndim=2)

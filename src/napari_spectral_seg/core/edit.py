@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .params import is_integer
 from .pipeline import segment
 
 __all__ = ["split_label", "merge_labels"]
@@ -21,6 +22,13 @@ def _bounding_box(region: np.ndarray, margin: int = 1):
     )
 
 
+def _check_label(name: str, value) -> None:
+    """Refuse a label that is not a whole number (None, a string, 1.5) before comparing it with the labels."""
+    whole_float = isinstance(value, (float, np.floating)) and float(value).is_integer()
+    if not (is_integer(value) or whole_float):
+        raise ValueError(f"{name}={value!r} must be a whole number, the label of a segment (e.g. {name}=1).")
+
+
 def _check_split(spatial_shape, labels: np.ndarray, label, n_parts, seeds, next_label=None) -> None:
     """Refuse a split whose labels do not fit the image or cannot hold the new parts."""
     if not np.issubdtype(labels.dtype, np.integer):
@@ -30,6 +38,7 @@ def _check_split(spatial_shape, labels: np.ndarray, label, n_parts, seeds, next_
             f"labels has shape {labels.shape} but the image's spatial shape is {tuple(spatial_shape)}; "
             "pass the label image of this image (and channel_axis for a colour image)."
         )
+    _check_label("label", label)
     if label <= 0 or not np.any(labels == label):
         raise ValueError(f"label={label} is not a segment of this label image; click inside a segment.")
     parts = n_parts if seeds is None else len(np.asarray(seeds, dtype=float).reshape(-1, labels.ndim))
@@ -138,10 +147,12 @@ def merge_labels(labels: np.ndarray, keep: int, other: int) -> tuple[tuple[np.nd
     Raises
     ------
     ValueError
-        ``keep`` or ``other`` is background, the same segment, or not a
-        segment of ``labels``.
+        ``keep`` or ``other`` is not a whole number, is background, the
+        same segment, or not a segment of ``labels``.
     """
     labels = np.asarray(labels)
+    _check_label("keep", keep)
+    _check_label("other", other)
     if keep <= 0 or other <= 0 or keep == other:
         raise ValueError(f"cannot merge label {other} into {keep}: pick two different segments (not background).")
     if not np.any(labels == keep):

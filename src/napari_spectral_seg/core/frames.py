@@ -18,6 +18,7 @@ import numpy as np
 from .params import SegmentationParams, check_random_state
 from .pipeline import EmptyMaskError, Progress, iter_segment
 from .progress import relay, run_to_end
+from .validation import as_array
 
 __all__ = ["iter_segment_frames", "segment_frames"]
 
@@ -89,7 +90,7 @@ def iter_segment_frames(
         Each frame labelled ``1..M_t`` on its own, 0 background. A frame
         with nothing to segment (empty mask) is all 0.
     """
-    shape = tuple(np.shape(image))
+    shape = tuple(np.shape(image if hasattr(image, "shape") else as_array(image, "image")))
     channel_axis, leading, spatial = _frame_layout(shape, spatial_ndim, channel_axis)
     if channel_axis is not None:
         # Channels last so a frame is image[index] for an index over L.
@@ -100,7 +101,7 @@ def iter_segment_frames(
             else np.moveaxis(np.asarray(image), channel_axis, -1)
         )
     if mask is not None:
-        mask = np.asarray(mask)
+        mask = as_array(mask, "mask")
         if mask.shape not in (leading + spatial, spatial):
             raise ValueError(
                 f"mask has shape {mask.shape}; pass one of shape {leading + spatial} (per frame) "

@@ -29,6 +29,7 @@ from .result import EmptyMaskError, SegmentationResult
 from .seeds import assign_to_seeds, check_seeds, seed_nodes
 from .solve import iter_solve_component
 from .validation import (
+    as_array,
     as_float_image,
     check_mask,
     check_segment_count,
@@ -124,7 +125,7 @@ def _start_run(image, mask, params: SegmentationParams) -> _Run:
     data, spatial_shape = as_float_image(image, params.channel_axis, mask=mask)
     regions = None
     if mask is not None:
-        raw_mask = np.asarray(mask)
+        raw_mask = as_array(mask, "mask")
         # An integer mask with several labels (a Labels layer): each label is
         # segmented on its own and touching labels are kept apart.
         if raw_mask.dtype.kind in "iu" and raw_mask.size and raw_mask.max() > 1:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIN_PIXELS_PER_SEGMENT",
+    "as_array",
     "as_float_image",
     "check_mask",
     "check_segment_count",
@@ -30,6 +31,17 @@ __all__ = [
 ]
 
 
+def as_array(value, name: str) -> np.ndarray:
+    """``np.asarray(value)``, with a ragged nested list refused by ``name`` (numpy's own message names neither)."""
+    try:
+        return np.asarray(value)
+    except ValueError:
+        raise ValueError(
+            f"{name} is a list of rows of different lengths; pass a rectangular array "
+            "(every row as long as the others), e.g. a numpy array."
+        ) from None
+
+
 def _peek(image):
     """Shape and dtype of ``image`` without computing a lazy (e.g. dask) array."""
     try:
@@ -37,7 +49,7 @@ def _peek(image):
         dtype = np.dtype(image.dtype)
         return shape, dtype, image
     except (AttributeError, TypeError, ValueError):
-        array = np.asarray(image)
+        array = as_array(image, "image")
         return array.shape, array.dtype, array
 
 
@@ -143,7 +155,7 @@ def check_mask(mask, spatial_shape) -> np.ndarray | None:
     """Validate a mask's shape and dtype; returns it as a boolean array (or None)."""
     if mask is None:
         return None
-    mask = np.asarray(mask)
+    mask = as_array(mask, "mask")
     if mask.shape != tuple(spatial_shape):
         raise ValueError(
             f"mask has shape {mask.shape} but the image's spatial shape is {tuple(spatial_shape)}; "
