@@ -397,3 +397,38 @@ def test_sigterm_during_the_write_removes_the_temporary_file(tmp_path):
     assert proc.returncode == 143
     assert err.strip().splitlines() == ["napari-spectral-seg: terminated (SIGTERM); no output written."]
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "flag, recorded",
+    [("--threshold", "threshold"), ("--seed", "random_state"), ("--sigma", "sigma"), ("--edge-level", "edge_level")],
+)
+def test_none_is_accepted_where_the_help_offers_it(tmp_path, flag, recorded):
+    # issue 17 rerun: "pass --threshold none" (our own message) and "--seed none" (its help) were refused.
+    np.save(tmp_path / "img.npy", four_circles(size=40, seed=0)[0])
+    out = tmp_path / "out.tif"
+    assert main(["segment", str(tmp_path / "img.npy"), "-o", str(out), flag, "none", "--n-clusters", "2"]) == 0
+    from napari_spectral_seg.io import stored_parameters
+
+    stored = stored_parameters(out)
+    assert stored[recorded] is None or recorded == "random_state"  # a fresh seed is drawn and recorded
+    if recorded == "random_state":
+        assert isinstance(stored["random_state"], int)
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--beta", "abc"], "argument --beta: 'abc' is not a number; e.g. --beta 1.0"),
+        (["--seed", "1.5"], "argument --seed: '1.5' is not a whole number; e.g. --seed 0"),
+        (["--beta", "none"], "argument --beta: 'none' is not a number; e.g. --beta 1.0"),
+        (["--workers", "x"], "argument --workers: invalid int value: 'x'"),
+    ],
+)
+def test_a_flag_value_that_does_not_parse_is_one_line(tmp_path, capsys, argv, words):
+    np.save(tmp_path / "img.npy", np.zeros((8, 8)))
+    with pytest.raises(SystemExit) as stop:
+        main(["segment", str(tmp_path / "img.npy"), "-o", str(tmp_path / "o.tif"), *argv])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    assert words in err and "--help" in err

@@ -1,9 +1,9 @@
 """Command line: ``napari-spectral-seg demo``, ``segment`` and ``batch``.
 
 The segmentation flags of ``segment`` and ``batch`` are built from
-:meth:`SegmentationParams.specs() <napari_spectral_seg.core.params.SegmentationParams.specs>`:
-one flag per parameter that declares one, with its help and its default (the
-same as the library's and the widget's). With ``--mask`` the default threshold
+:meth:`SegmentationParams.specs() <napari_spectral_seg.core.params.SegmentationParams.specs>`
+(:mod:`.cli_flags`): one flag per parameter that declares one, with its help
+and its default (the same as the library's and the widget's). With ``--mask`` the default threshold
 (``auto``) is none, like in the widget.
 
 ``segment`` takes ``--spatial-ndim`` and ``--channel-axis`` besides the
@@ -27,13 +27,13 @@ import importlib.util
 import signal
 import sys
 import time
-import typing
 
 from .batch import BatchError, BatchInterrupted, load_parameters, resolve_parameters, run_batch
 from .batch.recipe import frame_ndim
 from .batch.task import segmentation_steps
+from .cli_flags import OneLineParser, add_segmentation_arguments, given_flags, segment_parameters
 from .core.frames import iter_segment_frames
-from .core.params import ParameterSpec, SegmentationParams, check_random_state
+from .core.params import SegmentationParams, check_random_state
 from .core.progress import run_to_end
 from .core.warm import prepare
 from .flag_words import for_command_line
@@ -57,116 +57,6 @@ TERMINATED = 143
 
 class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
-
-
-# ---------------------------------------------------------------- segmentation flags
-def _threshold(text: str):
-    if text.lower() == "otsu":
-        return "otsu"
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is neither a number nor 'otsu'") from None
-
-
-def _n_clusters(text: str):
-    if text.lower() == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is neither a whole number nor 'auto'") from None
-
-
-def _spacing(text: str):
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not comma-separated numbers, e.g. 4,1,1") from None
-
-
-def _sigma(text: str):
-    if text.lower() == "auto":
-        return "auto"
-    values = _spacing(text)
-    return values[0] if len(values) == 1 else values
-
-
-def _min_size(text: str):
-    if text.lower() == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is neither a whole number of pixels nor 'auto'") from None
-
-
-# Parameters whose text is not one number: parsed by their own function;
-# the others by the first type of their annotation (int, float or str).
-_PARSERS = {
-    "threshold": _threshold,
-    "n_clusters": _n_clusters,
-    "spacing": _spacing,
-    "sigma": _sigma,
-    "min_size": _min_size,
-}
-
-
-def flag_specs() -> list[ParameterSpec]:
-    """The parameters that have a command-line flag, in declaration order."""
-    return [spec for spec in SegmentationParams.specs() if spec.flag is not None]
-
-
-def _flag(spec: ParameterSpec) -> str:
-    return spec.flag
-
-
-def _parser(spec: ParameterSpec):
-    if spec.name in _PARSERS:
-        return _PARSERS[spec.name]
-    hint = typing.get_type_hints(SegmentationParams)[spec.name]
-    return next(kind for kind in typing.get_args(hint) or (hint,) if kind is not type(None))
-
-
-def _shown(value) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, tuple):
-        return ",".join(map(str, value))
-    return str(value)
-
-
-def _help(spec: ParameterSpec, with_mask: bool) -> str:
-    """The flag's help: the parameter's, with the command's default where it does not say it."""
-    text = spec.help + (f"; {spec.applies_text}" if spec.applies_text else "")
-    if "default" not in text:
-        default = _shown(spec.default)
-        text += f" (default: {default})"
-    return text.replace("%", "%%")
-
-
-def add_segmentation_arguments(parser: argparse.ArgumentParser, *, with_mask: bool) -> None:
-    """One flag per parameter that declares one; unset flags are None ("not given")."""
-    for spec in flag_specs():
-        flag = _flag(spec)
-        parser.add_argument(
-            flag,
-            dest=spec.name,
-            type=_parser(spec),
-            default=None,
-            metavar=flag.lstrip("-").replace("-", "_").upper(),
-            help=_help(spec, with_mask),
-        )
-
-
-def given_flags(args) -> dict:
-    """The segmentation flags given on the command line, by parameter name."""
-    return {spec.name: getattr(args, spec.name) for spec in flag_specs() if getattr(args, spec.name) is not None}
-
-
-def segment_parameters(args, *, has_mask: bool, channel_axis: int | None) -> SegmentationParams:
-    """``segment``'s parameters: the defaults, then the flags."""
-    return SegmentationParams(**{**given_flags(args), "channel_axis": channel_axis})
 
 
 # ---------------------------------------------------------------- commands
@@ -520,7 +410,7 @@ def _add_batch(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Spectral-clustering segmentation of images.")
+    parser = OneLineParser(prog=PROG, description="Spectral-clustering segmentation of images.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_demo(sub)
     _add_segment(sub)
