@@ -266,3 +266,30 @@ def test_a_result_arriving_after_cancel_changes_no_layer(viewer_and_widget, qtbo
     qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
     assert widget.status.value == "cancelled"
     assert "four circles spectral" not in viewer.layers
+
+
+def test_a_progress_update_delivered_inside_another_is_not_shown_nested(viewer_and_widget):
+    # issue 17 rerun: napari's progress bar processes events in set_description, which delivered the
+    # next queued update into _on_progress again: nested until the stack overflowed (a crash).
+    from napari.utils import progress
+
+    from napari_spectral_seg.core.progress import Progress
+
+    viewer, widget = viewer_and_widget
+    calls = []
+    bar = progress(total=100)
+    plain = bar.set_description
+
+    def set_description_processing_events(text):
+        calls.append(text)
+        plain(text)
+        widget._on_progress(Progress("graph", 0.5, "again"))  # the next queued update, delivered here
+
+    bar.set_description = set_description_processing_events
+    widget._progress = bar
+    try:
+        widget._on_progress(Progress("mask", 0.2, "first"))
+    finally:
+        widget._progress = None
+        bar.close()
+    assert len(calls) == 1 and widget.status.value == "mask: first" and not widget._showing_progress

@@ -97,6 +97,7 @@ class SpectralSegmentationWidget(Container):
         self._worker = None
         self._progress = None
         self._progress_n = 0
+        self._showing_progress = False  # inside _on_progress: napari's progress bar processes events
         self._job = None  # what the running worker was started with
         self._cancel_requested = False  # Cancel was asked for this run: its result, if it comes, is dropped
         self._cancel = threading.Event()  # set by Cancel: the worker stops reading, the engine its job
@@ -454,13 +455,19 @@ class SpectralSegmentationWidget(Container):
         if isinstance(update, str):  # a warning from the pipeline
             self._notify(show_warning, update)
             return
-        self.status.value = f"{update.step}: {update.message}"
-        bar.set_description(f"Spectral segmentation: {update.step}")
-        target = int(round(update.fraction * 100))
-        if target > self._progress_n:
-            # update() may process events, even this worker's "finished"
-            bar.update(target - self._progress_n)
-            self._progress_n = target
+        if self._showing_progress:  # napari's bar processes events: a nested update would recurse until a crash
+            return
+        self._showing_progress = True
+        try:
+            self.status.value = f"{update.step}: {update.message}"
+            bar.set_description(f"Spectral segmentation: {update.step}")
+            target = int(round(update.fraction * 100))
+            if target > self._progress_n:
+                # update() may process events, even this worker's "finished"
+                bar.update(target - self._progress_n)
+                self._progress_n = target
+        finally:
+            self._showing_progress = False
 
     def _on_result(self, result: SegmentationResult):
         if self._closed:
