@@ -432,3 +432,10 @@ def test_a_flag_value_that_does_not_parse_is_one_line(tmp_path, capsys, argv, wo
     err = capsys.readouterr().err
     assert stop.value.code == 2 and len(err.strip().splitlines()) == 1, err
     assert words in err and "--help" in err
+
+
+def test_threshold_auto_the_default_can_be_given(tmp_path):
+    # issue 17 rerun: '--threshold auto' (the default the help names) was refused as "neither a number nor 'otsu'".
+    np.save(tmp_path / "img.npy", four_circles(size=40, seed=0)[0])
+    out = tmp_path / "out.tif"
+    assert main(["segment", str(tmp_path / "img.npy"), "-o", str(out), "--threshold", "auto"]) == 0
