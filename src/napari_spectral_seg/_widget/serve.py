@@ -19,6 +19,7 @@ import warnings
 
 import numpy as np
 
+from ..core.drawn import DrawnShapes
 from ..core.edit import merge_labels, split_label
 from ..core.measure import measure_frames
 from ..core.params import SegmentationParams, check_random_state
@@ -165,6 +166,9 @@ class _Interrupts:
 
 
 def _opened(item):
+    """A job's array: a shared block mapped, drawn shapes rasterised (here, not on the GUI thread)."""
+    if isinstance(item, DrawnShapes):
+        return item.rasterise()
     return item.open() if isinstance(item, SharedArray) else item
 
 
