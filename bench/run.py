@@ -3,15 +3,20 @@
 Usage::
 
     .venv/bin/pip install -e ".[test,bench]"          # once; bench = matplotlib for the plot
-    .venv/bin/python bench/run.py            # full: 2D 100..4096, 3D 64^3, 128^3
+    .venv/bin/python bench/run.py            # full: 2D 100..8192, 3D 64^3..256^3
     .venv/bin/python bench/run.py --quick    # < 2 minutes
     .venv/bin/python bench/run.py --cases "2D 1600" --repeats 3 --no-seeds
+    .venv/bin/python bench/run.py --cases "2D 1600" --repeats 5 --no-seeds --cold
 
 Every (case, method) runs in a fresh Python process (the script re-runs
 itself with the hidden ``--worker`` flag), so each peak memory figure
 (``ru_maxrss`` of that process) belongs to one case alone. Inside a worker
 the imports and the test image are made before the clock starts; the wall
-time is the median over repeats. CPU time (``time.process_time``) is
+time is the median over repeats. With ``--cold`` nothing is warmed up: each
+repeat is the first call of its own fresh process (the imports done before
+the clock starts, and for ours :func:`napari_spectral_seg.core.warm.prepare`,
+which the command line runs before it reads the image, timed apart as
+``prepare_s``). CPU time (``time.process_time``) is
 reported too: the machine this was written on is shared and noisy, so wall
 times swing with other people's load while CPU time and same-run ratios are
 steadier.
@@ -66,8 +71,10 @@ FULL_CASES = [
     ("2D 1600", 1600, 2),
     ("2D 2048", 2048, 2),
     ("2D 4096", 4096, 2),
+    ("2D 8192", 8192, 2),
     ("3D 64", 64, 3),
     ("3D 128", 128, 3),
+    ("3D 256", 256, 3),
 ]
 QUICK_CASES = [("2D 100", 100, 2), ("2D 400", 400, 2), ("3D 64", 64, 3)]
 METHODS = ("ours", "sklearn-arpack", "sklearn-amg")
@@ -106,8 +113,16 @@ def worker(spec: dict) -> dict:
 
     method, size, ndim = spec["method"], spec["size"], spec["ndim"]
     seeds = spec.get("seeds", [spec.get("seed", 0)])
+    prepare_s = None
     if method == "ours":
         from napari_spectral_seg import segment
+
+        if spec.get("cold"):  # what the command line does before the first call, timed apart
+            from napari_spectral_seg.core.warm import prepare
+
+            started = time.perf_counter()
+            prepare()
+            prepare_s = time.perf_counter() - started
 
         def run(image, mask):
             return segment(image, mask, n_clusters=4, random_state=0)
@@ -128,8 +143,9 @@ def worker(spec: dict) -> dict:
 
     # Warm-up on a tiny image: lazy imports and first-call setup inside
     # scikit-learn / scipy are not what is being timed.
-    small, small_mask, _ = four_circles(40, noise=0.2, seed=0, ndim=2)
-    run(small, small_mask)
+    if not spec.get("cold"):
+        small, small_mask, _ = four_circles(40, noise=0.2, seed=0, ndim=2)
+        run(small, small_mask)
 
     walls, cpus, aris = [], [], []
     rss_before = None
@@ -153,6 +169,8 @@ def worker(spec: dict) -> dict:
         "rss_after_setup_bytes": rss_before,
         "n_nodes": int(mask.sum()),
         "n_pixels": int(mask.size),
+        "cold": bool(spec.get("cold")),
+        "prepare_s": prepare_s,
     }
 
 
@@ -177,6 +195,31 @@ def run_worker(spec: dict) -> dict:
         return json.loads(proc.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
         return {"error": f"the worker printed no result: {proc.stdout.strip()[-200:]!r}"}
+
+
+def _cold_rows(spec: dict) -> dict:
+    """``spec["repeats"]`` fresh processes of one timed first call each, as one row.
+
+    Wall and CPU time are medians over the processes, ARI the worst, peak memory the largest.
+    """
+    import statistics
+
+    runs = [run_worker({**spec, "repeats": 1, "cold": True}) for _ in range(spec["repeats"])]
+    failed = next((r for r in runs if "wall_s" not in r), None)
+    if failed is not None:
+        return failed
+    row = dict(runs[0])
+    row.update(
+        wall_s=statistics.median(r["wall_s"] for r in runs),
+        wall_all_s=[r["wall_s"] for r in runs],
+        cpu_s=statistics.median(r["cpu_s"] for r in runs),
+        ari_min=min(r["ari_min"] for r in runs),
+        ari_all=[r["ari_min"] for r in runs],
+        peak_rss_bytes=max(r["peak_rss_bytes"] for r in runs),
+    )
+    if runs[0].get("prepare_s") is not None:
+        row["prepare_s"] = statistics.median(r["prepare_s"] for r in runs)
+    return row
 
 
 def _repeats(method: str, n_nodes: int, quick: bool) -> int:
@@ -233,6 +276,9 @@ def _parse(argv):
         help="where <timestamp>.json and latest.json go (default: bench/results)",
     )
     parser.add_argument("--no-plot", action="store_true", help="do not draw docs/performance.png")
+    parser.add_argument(
+        "--cold", action="store_true", help="no warm-up: each repeat is the first call of a fresh process"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.cases:
@@ -296,7 +342,7 @@ def _case_rows(label, size, ndim, methods, args) -> list:
                 "seed": 0,
                 "repeats": args.repeats or _repeats(method, n_est, args.quick),
             }
-            row.update(run_worker(spec))
+            row.update(_cold_rows(spec) if args.cold else run_worker(spec))
             row.setdefault("n_nodes", n_est)
         rows.append(row)
     arpack = next((r for r in rows if r["method"] == "sklearn-arpack" and "wall_s" in r), None)
@@ -314,6 +360,7 @@ def _save(results, args, total) -> int:
     payload = {
         "when": stamp,
         "quick": bool(args.quick),
+        "cold": bool(args.cold),
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),
@@ -323,10 +370,10 @@ def _save(results, args, total) -> int:
         "benchmark_seconds": total,
         "results": results,
     }
-    out = args.out_dir / f"{stamp}{'-quick' if args.quick else ''}.json"
+    out = args.out_dir / f"{stamp}{'-quick' if args.quick else ''}{'-cold' if args.cold else ''}.json"
     failures = [f"{r['case']} {r['method']}: {r['error']}" for r in results if "error" in r]
     # A quick or partial run is not the full benchmark: it never replaces latest.json or the plot.
-    full = not args.quick and not args.cases
+    full = not args.quick and not args.cases and not args.cold
     code = save_results([out, args.out_dir / "latest.json"] if full else [out], payload, failures, indent=1)
     if code:
         return code

@@ -6,6 +6,7 @@ from napari.components import LayerList
 from napari.layers import Image, Labels, Points, Shapes
 
 from napari_spectral_seg._widget import layers as L
+from napari_spectral_seg.core.drawn import DrawnShapes
 from napari_spectral_seg.core.params import SegmentationParams
 from napari_spectral_seg.core.pipeline import SegmentationResult
 
@@ -46,11 +47,48 @@ def test_current_frame_from_the_dims_point():
 def test_shapes_are_rasterised_on_the_image_pixel_grid():
     image = Image(np.zeros((20, 30)), scale=(2, 2))
     roi = Shapes([np.array([[4, 4], [4, 20], [20, 20], [20, 4]])], shape_type="rectangle")  # world units
-    mask = L.shapes_mask(roi, image, (20, 30))
+    drawn = L.drawn_shapes(roi, image, (20, 30))
+    assert isinstance(drawn, DrawnShapes) and drawn.shape == (20, 30)  # vertices only: the engine fills the mask
+    mask = drawn.rasterise()
     assert mask.shape == (20, 30) and mask.dtype == bool
     assert mask[2:10, 2:10].all() and not mask[11:].any() and not mask[:, 11:].any()
     with pytest.raises(ValueError, match="has no shapes"):
-        L.shapes_mask(Shapes(name="empty"), image, (20, 30))
+        L.drawn_shapes(Shapes(name="empty"), image, (20, 30))
+    with pytest.raises(ValueError, match="covers no pixel"):
+        away = Shapes([np.array([[100, 100], [100, 120], [120, 120]])], shape_type="polygon", name="away")
+        L.drawn_shapes(away, image, (20, 30)).rasterise()
+
+
+def _napari_masks(shapes: Shapes, grid: tuple) -> np.ndarray:
+    return np.any(shapes.to_masks(mask_shape=grid), axis=0)
+
+
+@pytest.mark.parametrize("kind", ["polygon", "rectangle", "path", "line"])
+def test_drawn_shapes_rasterise_as_napari_does(kind):
+    vertices = {
+        "polygon": [[3.2, 4.1], [30.7, 9.4], [25.5, 38.2], [8.1, 30.3], [12.4, 18.8]],
+        "rectangle": [[5.4, 6.6], [5.4, 33.2], [27.9, 33.2], [27.9, 6.6]],
+        "path": [[2.2, 3.1], [20.4, 35.7], [35.1, 10.2], [36.0, 39.0]],
+        "line": [[1.0, 38.5], [33.3, 2.2]],
+    }[kind]
+    shapes = Shapes([np.array(vertices)], shape_type=kind)
+    ours = DrawnShapes((np.array(vertices),), (kind,), (40, 42)).rasterise()
+    np.testing.assert_array_equal(ours, _napari_masks(shapes, (40, 42)))
+
+
+def test_drawn_ellipses_and_3d_shapes_agree_with_napari():
+    corners = np.array([[4.0, 5.0], [4.0, 35.0], [30.0, 35.0], [30.0, 5.0]])
+    tilted = np.array([[20.0, 2.0], [38.0, 20.0], [26.0, 32.0], [8.0, 14.0]])  # a rotated bounding box
+    for box in (corners, tilted):
+        ours = DrawnShapes((box,), ("ellipse",), (40, 40)).rasterise()
+        theirs = _napari_masks(Shapes([box], shape_type="ellipse"), (40, 40))
+        # napari fills a 100-sided polygon, we the exact ellipse: they differ on the edge only.
+        assert (ours ^ theirs).sum() <= 0.03 * theirs.sum() and (ours & theirs).sum() >= 0.97 * theirs.sum()
+    on_plane = np.array([[3, 4, 4], [3, 4, 20], [3, 20, 20], [3, 20, 4]], dtype=float)
+    shapes = Shapes([on_plane], shape_type="polygon", ndim=3)
+    ours = DrawnShapes((on_plane,), ("polygon",), (6, 24, 24)).rasterise()
+    np.testing.assert_array_equal(ours, _napari_masks(shapes, (6, 24, 24)))
+    assert ours[3].any() and not ours[[0, 1, 2, 4, 5]].any()
 
 
 def test_labels_mask_of_a_frame_or_a_stack():

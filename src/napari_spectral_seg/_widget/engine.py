@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.drawn import DrawnShapes
 from ..core.params import SegmentationParams
 from ..core.pipeline import Progress, SegmentationResult
 from ..core.progress import SegmentationCancelled, relay
@@ -447,7 +448,8 @@ def segment_in_worker(
         The engine to run on.
     image, mask
         The layers' arrays (numpy, dask, zarr, a lazy frame of a stack),
-        read here a slab at a time.
+        read here a slab at a time; a mask may be :class:`DrawnShapes`,
+        sent as they are and rasterised by the engine.
     params, spatial_ndim
         As for :meth:`EngineProcess.steps`.
     stack_parameters : dict, optional
@@ -486,13 +488,15 @@ def segment_in_worker(
     blocks = []
     try:
         image_block = yield from shared_copy(image, "image", cancel, blocks, engine)
-        mask_block = None if mask is None else (yield from shared_copy(mask, "mask", cancel, blocks, engine))
+        mask_block = None
+        if mask is not None and not isinstance(mask, DrawnShapes):  # drawn shapes: the engine rasterises them
+            mask_block = yield from shared_copy(mask, "mask", cancel, blocks, engine)
         out = new_block(labels_shape(image_block.shape, params), np.int32, engine)
         blocks.append(out)
         sent = time.perf_counter()
         steps = engine.steps(
             image_block.shared,
-            None if mask_block is None else mask_block.shared,
+            mask if mask_block is None else mask_block.shared,
             params,
             spatial_ndim=spatial_ndim,
             cancel=cancel,

@@ -18,6 +18,7 @@ from napari.layers import Image, Labels, Layer, Points, Shapes
 from napari.utils.notifications import show_info
 
 from .. import __version__
+from ..core.drawn import DrawnShapes
 from ..core.params import SegmentationParams
 from ..core.pipeline import SegmentationResult
 from .levels import Placement, level_data, mask_in_box, placement_geometry, seeds_in_box
@@ -31,6 +32,7 @@ __all__ = [
     "collect_job",
     "current_frame",
     "default_dims",
+    "drawn_shapes",
     "full_resolution",
     "is_result_layer",
     "labels_mask",
@@ -42,7 +44,6 @@ __all__ = [
     "result_layer_name",
     "result_metadata",
     "seed_pixels",
-    "shapes_mask",
     "show_frame",
     "show_labels",
     "spatial_ndim",
@@ -160,15 +161,18 @@ def result_geometry(image_layer: Image, spatial: int) -> dict:
 
 
 # ---------------------------------------------------------------- masks and seed points
-def shapes_mask(
+def drawn_shapes(
     shapes_layer: Shapes, image_layer: Image, spatial_shape: tuple, placement: Placement | None = None
-) -> np.ndarray:
-    """Union of the drawn shapes, rasterised on the image's pixel grid (the box of ``placement`` if given).
+) -> DrawnShapes:
+    """The drawn shapes on the image's pixel grid (the box of ``placement`` if given), not rasterised.
+
+    Only the vertices are moved into the image's pixel coordinates here;
+    the engine fills the mask (:meth:`DrawnShapes.rasterise`), never the GUI thread.
 
     Raises
     ------
     ValueError
-        The layer has no shapes, or they cover no pixel of the image.
+        The layer has no shapes.
     """
     if len(shapes_layer.data) == 0:
         raise ValueError(f"mask '{shapes_layer.name}' has no shapes; draw a region or pick 'none'.")
@@ -180,11 +184,7 @@ def shapes_mask(
     ]
     if placement is not None:
         vertices = [placement.to_box(v) for v in vertices]
-    on_image = Shapes(vertices, shape_type=list(shapes_layer.shape_type), ndim=ndim)
-    mask = np.any(on_image.to_masks(mask_shape=spatial_shape), axis=0)
-    if not mask.any():
-        raise ValueError(f"mask '{shapes_layer.name}' covers no pixel of the image; draw the region over the image.")
-    return mask
+    return DrawnShapes(tuple(vertices), tuple(shapes_layer.shape_type), tuple(spatial_shape), shapes_layer.name)
 
 
 def labels_mask(
@@ -285,9 +285,9 @@ class Job:
         The image, or the frame shown, as the layer holds it (numpy, dask,
         zarr; a view or a lazy slice): the run's worker thread reads it
         into shared memory, never the GUI thread.
-    mask : array-like or None
-        The mask of ``image``, also read by the worker (a Shapes mask is
-        rasterised here).
+    mask : array-like, DrawnShapes or None
+        The mask of ``image``, also read by the worker; a Shapes layer's
+        shapes, rasterised by the engine.
     params : SegmentationParams
         The run's parameters, seed points included.
     frame_index : tuple or None
@@ -369,7 +369,7 @@ def collect_job(
         data = data[(slice(None),) * (n_leading if all_frames else 0) + placement.box()]
     mask = None
     if isinstance(mask_layer, Shapes):
-        mask = shapes_mask(mask_layer, layer, spatial_shape if placement is None else placement.shape, placement)
+        mask = drawn_shapes(mask_layer, layer, spatial_shape if placement is None else placement.shape, placement)
     elif mask_layer is not None:
         mask = labels_mask(mask_layer, layer, spatial_shape, frame_index)
         mask = mask if placement is None else mask_in_box(mask, mask_layer, placement)

@@ -27,6 +27,7 @@ from .prepare import prepare_image
 from .progress import STEPS, Progress, SegmentationCancelled, relay, run_to_end
 from .result import EmptyMaskError, SegmentationResult
 from .seeds import assign_to_seeds, check_seeds, seed_nodes
+from .shares import WorkShares, auto_shares, fixed_count_shares
 from .solve import iter_solve_component
 from .validation import (
     as_array,
@@ -48,8 +49,6 @@ __all__ = [
     "segment",
 ]
 
-# Rough share of the run time of each step, for one overall progress fraction.
-_STEP_SPAN = {"mask": (0.0, 0.05), "graph": (0.05, 0.2), "eigenvectors": (0.2, 0.9), "labels": (0.9, 1.0)}
 # Yield at most this often inside a step, so thousands of tiny components do
 # not flood a GUI event loop with progress signals.
 _MIN_YIELD_INTERVAL = 0.05  # seconds
@@ -109,6 +108,8 @@ class _Run:
     min_size: int = 0
     object_size: object = None
     edge_background: float | None = None
+    shares: WorkShares | None = None  # each step's share of the time, for the progress fraction
+    cpu0: float = 0.0  # process_time() when the run started
 
 
 def _as_params(params: SegmentationParams | None, keywords: dict) -> SegmentationParams:
@@ -179,7 +180,19 @@ def _iter_mask(run: _Run):
         run.seeds_of_component = [np.flatnonzero(component_of_seed == c) for c in range(index.n_components)]
         run.seed_node = nodes
     _check_fits(run)
+    run.shares = _work_shares(run)
     run.seconds["mask"] = time.perf_counter() - run.t0
+
+
+def _work_shares(run: _Run) -> WorkShares:
+    """Each step's and each component's share of the run's time (core/shares.py)."""
+    sizes, done = np.diff(run.index.offsets), time.process_time() - run.cpu0
+    if run.seeds_of_component is not None:
+        return fixed_count_shares(done, sizes, [len(s) for s in run.seeds_of_component], run.params.eigen_solver)
+    if run.params.n_clusters == "auto":
+        return auto_shares(done, int(np.prod(run.spatial_shape)), sizes)
+    extra = run.params.n_clusters - len(sizes)
+    return fixed_count_shares(done, sizes, np.minimum(run.k_max, sizes), run.params.eigen_solver, extra)
 
 
 def _check_fits(run: _Run) -> None:
@@ -242,7 +255,9 @@ def iter_segment(
         As the ``StopIteration.value`` of the generator.
     """
     params = _as_params(params, parameters)
+    cpu0 = time.process_time()
     run = _start_run(image, mask, params)
+    run.cpu0 = cpu0
     yield from _iter_mask(run)
     if params.n_clusters == "auto" and run.seeds_of_component is None:  # seed points decide the count
         run.object_size, run.edge_background = object_size, edge_background
@@ -255,7 +270,7 @@ def iter_segment(
 def _iter_graph(run: _Run):
     t1 = time.perf_counter()
     index = run.index
-    yield Progress("graph", _STEP_SPAN["graph"][0], f"pixel graph of {index.n_nodes} pixels")
+    yield Progress("graph", run.shares.graph, f"pixel graph of {index.n_nodes} pixels")
     graph = edge_weights_graph(
         scale_for_graph(run.data),
         index.node_of_pixel,
@@ -273,9 +288,8 @@ def _iter_eigenvectors(run: _Run, graph):
     """Each component's eigenvectors: at most ``k_max``, one per segment it could receive (see _split_counts)."""
     t2 = time.perf_counter()
     index, n_comp = run.index, run.index.n_components
-    yield Progress("eigenvectors", _STEP_SPAN["eigenvectors"][0], f"{n_comp} connected component(s)")
+    yield Progress("eigenvectors", run.shares.eigenvectors, f"{n_comp} connected component(s)")
     eigenvalues, embeddings = [], []
-    lo, hi = _STEP_SPAN["eigenvectors"]
     last_yield = time.perf_counter()
     for comp in range(n_comp):
         start, stop = index.offsets[comp], index.offsets[comp + 1]
@@ -292,15 +306,15 @@ def _iter_eigenvectors(run: _Run, graph):
                 rng_factory=lambda comp=comp: np.random.default_rng([run.random_state, comp]),
             )
 
-            def level(update, start=start, stop=stop, comp=comp):
+            def level(update, comp=comp):
                 # The multilevel solver reports each level of a big component
                 # (seconds each at 4096^2): passed on unthrottled, and stopping
                 # here between levels cancels the solve.
                 nonlocal last_yield
                 part, detail = update
                 last_yield = time.perf_counter()
-                done = (start + part * (stop - start)) / index.n_nodes
-                return Progress("eigenvectors", lo + (hi - lo) * done, f"component {comp + 1} of {n_comp}: {detail}")
+                done = run.shares.in_component(comp, part)
+                return Progress("eigenvectors", done, f"component {comp + 1} of {n_comp}: {detail}")
 
             values, embedding = yield from relay(solve, level)
             eigenvalues.append(values)
@@ -308,8 +322,7 @@ def _iter_eigenvectors(run: _Run, graph):
         now = time.perf_counter()
         if now - last_yield > _MIN_YIELD_INTERVAL or comp == n_comp - 1:
             last_yield = now
-            done = index.offsets[comp + 1] / index.n_nodes
-            yield Progress("eigenvectors", lo + (hi - lo) * done, f"component {comp + 1} of {n_comp}")
+            yield Progress("eigenvectors", run.shares.in_component(comp), f"component {comp + 1} of {n_comp}")
     run.seconds["eigenvectors"] = time.perf_counter() - t2
     return eigenvalues, embeddings
 
@@ -317,7 +330,7 @@ def _iter_eigenvectors(run: _Run, graph):
 def _iter_labels(run: _Run, graph, eigenvalues, embeddings):
     t3 = time.perf_counter()
     index, params = run.index, run.params
-    yield Progress("labels", _STEP_SPAN["labels"][0], "assigning labels")
+    yield Progress("labels", run.shares.labels, "assigning labels")
     node_label = np.empty(index.n_nodes, dtype=np.int64)
     seeded = run.seeds_of_component is not None
     if seeded:
@@ -371,7 +384,7 @@ def _iter_auto_tail(run: _Run, auto_config=None):
     """
     t1 = time.perf_counter()
     index, parameters = run.index, run.parameters
-    yield Progress("graph", _STEP_SPAN["graph"][0], f"shape and intensity cues of {index.n_nodes} pixels")
+    yield Progress("graph", run.shares.graph, f"shape and intensity cues of {index.n_nodes} pixels")
     intensity = run.data if run.data.ndim == len(run.spatial_shape) else run.data.mean(axis=-1)
     steps = iter_auto_labels(
         intensity,
@@ -385,7 +398,6 @@ def _iter_auto_tail(run: _Run, auto_config=None):
         object_size=run.object_size,
         config=auto_config,
     )
-    lo, hi = _STEP_SPAN["eigenvectors"]
 
     def cut(update):
         nonlocal t1
@@ -393,12 +405,12 @@ def _iter_auto_tail(run: _Run, auto_config=None):
             run.seconds["graph"] = time.perf_counter() - t1
             t1 = time.perf_counter()
         done, message = update
-        return Progress("eigenvectors", lo + (hi - lo) * done, message)
+        return Progress("eigenvectors", run.shares.in_auto_cuts(done), message)
 
     node_label, ratios = yield from relay(steps, cut)
     run.seconds["eigenvectors"] = time.perf_counter() - t1
     t3 = time.perf_counter()
-    yield Progress("labels", _STEP_SPAN["labels"][0], "assigning labels")
+    yield Progress("labels", run.shares.labels, "assigning labels")
     labels = _paint(node_label, index, run.spatial_shape)
     labels = yield from _iter_object_edges(run, intensity, labels)
     parameters["split_ratios"] = ratios
@@ -422,7 +434,7 @@ def _iter_object_edges(run: _Run, intensity, labels):
             parameters["edge_level"] = None  # nothing below the threshold: no background level
             return labels
         background = float(np.median(dark))
-    yield Progress("labels", _STEP_SPAN["labels"][0], "moving object edges to their own brightness")
+    yield Progress("labels", run.shares.labels, "moving object edges to their own brightness")
     return refine_object_edges(
         intensity,
         labels,
