@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import ComboBox, Container, Label, PushButton
 from napari.layers import Image, Labels, Points, Shapes
 from napari.qt.threading import create_worker
-from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .. import __version__
@@ -49,6 +48,7 @@ from .layers import (
 from .levels import LevelFields
 from .measurements import MeasurementsPanel
 from .messages import for_widget, headline
+from .progress_bar import DockProgress
 from .shared import close_all_blocks
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class SpectralSegmentationWidget(Container):
         self._worker = None
         self._progress = None
         self._progress_n = 0
-        self._showing_progress = False  # inside _on_progress: napari's progress bar processes events
+        self._bar = DockProgress()
         self._job = None  # what the running worker was started with
         self._cancel_requested = False  # Cancel was asked for this run: its result, if it comes, is dropped
         self._cancel = threading.Event()  # set by Cancel: the worker stops reading, the engine its job
@@ -168,7 +168,15 @@ class SpectralSegmentationWidget(Container):
         controls = []
         for heading, widgets in groups.items():
             controls += [_heading(heading), *widgets]
-        controls += [self.run, self.cancel, self.status, _heading("Edit the result"), self.click_mode, self.save_params]
+        controls += [
+            self.run,
+            self.cancel,
+            self._bar.widget,
+            self.status,
+            _heading("Edit the result"),
+            self.click_mode,
+            self.save_params,
+        ]
         self.extend(controls)
 
     def _make_pickers_and_buttons(self) -> None:
@@ -391,7 +399,7 @@ class SpectralSegmentationWidget(Container):
         self._cancel = threading.Event()
         # The result layer this run lands on: edits made to it meanwhile are never overwritten.
         self._watch = EditWatch(result_layer(self._viewer.layers, job.layer))
-        self._progress = progress(total=100, desc="Spectral segmentation")
+        self._progress = self._bar.start(100, "Spectral segmentation")
         self._progress_n = 0
         worker = create_worker(
             segment_in_worker,
@@ -455,19 +463,12 @@ class SpectralSegmentationWidget(Container):
         if isinstance(update, str):  # a warning from the pipeline
             self._notify(show_warning, update)
             return
-        if self._showing_progress:  # napari's bar processes events: a nested update would recurse until a crash
-            return
-        self._showing_progress = True
-        try:
-            self.status.value = f"{update.step}: {update.message}"
-            bar.set_description(f"Spectral segmentation: {update.step}")
-            target = int(round(update.fraction * 100))
-            if target > self._progress_n:
-                # update() may process events, even this worker's "finished"
-                bar.update(target - self._progress_n)
-                self._progress_n = target
-        finally:
-            self._showing_progress = False
+        self.status.value = f"{update.step}: {update.message}"
+        bar.set_description(f"Spectral segmentation: {update.step}")
+        target = int(round(update.fraction * 100))
+        if target > self._progress_n:
+            bar.update(target - self._progress_n)
+            self._progress_n = target
 
     def _on_result(self, result: SegmentationResult):
         if self._closed:
