@@ -86,7 +86,7 @@ def _settings(client, source, params, spacing, block_size, sample_pixels):
         sigma = decide.resolved_sigma(params, source.shape, spacing)
         return sigma, params.sigma, int(params.min_size), {}, None
     box = central_sample(source, block_size, sample_pixels)
-    scales = client.submit(decide.sample_scales, source, box, params, spacing, pure=False).result()
+    scales = client.gather(client.submit(decide.sample_scales, source, box, params, spacing, pure=False))
     sigma = scales.pop("sigma")
     min_size = scales.pop("min_size")
     return sigma, scales.get("sigma_used"), min_size, scales, [list(b) for b in box]
