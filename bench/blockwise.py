@@ -100,6 +100,7 @@ def make_image(size: int, path: Path) -> int:
             part = (slice(ys.start - y, ys.stop - y), slice(xs.start - x, xs.stop - x))
             store[ys, xs] = tile[part].astype("f4")
             n += len(np.unique(truth[part])) - 1
+    store.attrs["nuclei"] = n
     return n
 
 
@@ -183,6 +184,11 @@ def main(argv=None) -> int:
         default="auto",
         help="also segment in memory and compare (auto: up to 4096^2)",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the image and the in-memory run an earlier run left in --workdir (same size)",
+    )
     parser.add_argument("--out", default=None, help="results JSON (default: bench/results/blockwise.json, or -quick)")
     args = parser.parse_args(argv)
     try:
@@ -205,7 +211,7 @@ def main(argv=None) -> int:
         work = Path(args.workdir or temporary)
         work.mkdir(parents=True, exist_ok=True)
         try:
-            row = run_case(work, size, block, args.workers, args.sample_pixels, with_memory)
+            row = run_case(work, size, block, args.workers, args.sample_pixels, with_memory, args.reuse)
             failures = []
         except Exception as exc:
             row, failures = dict(size=size, block=block, error=error_text(exc)), [error_text(exc)]
@@ -215,12 +221,20 @@ def main(argv=None) -> int:
 
 
 def run_case(
-    work: Path, size: int, block: int, workers: int, sample_pixels: int | None = None, with_memory: bool = True
+    work: Path,
+    size: int,
+    block: int,
+    workers: int,
+    sample_pixels: int | None = None,
+    with_memory: bool = True,
+    reuse: bool = False,
 ) -> dict:
     image = work / f"nuclei-{size}.zarr"
     started = time.perf_counter()
-    n_nuclei = make_image(size, image)
-    print(f"image {size}^2: {n_nuclei} nuclei ({time.perf_counter() - started:.0f} s to make)", flush=True)
+    n_nuclei = reused_image(image, size) if reuse else None
+    if n_nuclei is None:
+        n_nuclei = make_image(size, image)
+    print(f"image {size}^2: {n_nuclei} nuclei ({time.perf_counter() - started:.0f} s to make or reuse)", flush=True)
     params = json.dumps(PARAMS)
     output = work / "blockwise.zarr"
     if output.exists():
@@ -231,15 +245,33 @@ def run_case(
     print(f"blockwise: {blockwise['seconds']:.1f} s", flush=True)
     row = dict(size=size, block=block, workers=workers, nuclei=n_nuclei)
     if with_memory:
-        row.update(in_memory_row(work, image, params, output, block, blockwise["seconds"]))
+        row.update(in_memory_row(work, image, params, output, block, blockwise["seconds"], reuse))
     return dict(row, **blockwise_row(blockwise, size, block, workers))
 
 
-def in_memory_row(work: Path, image: Path, params: str, output: Path, block: int, seconds_blockwise: float) -> dict:
-    """Segment ``image`` in memory in a fresh process and compare with the blockwise labels."""
+def reused_image(image: Path, size: int) -> int | None:
+    """The number of nuclei of an image made before in the work folder (None: there is none of that size)."""
     import zarr
 
-    memory = _run(IN_MEMORY, image, work / "in_memory.npy", params)
+    try:
+        array = zarr.open_array(str(image), mode="r")
+    except Exception:  # no store there, or not an array
+        return None
+    return array.attrs.get("nuclei") if array.shape == (size, size) else None
+
+
+def in_memory_row(
+    work: Path, image: Path, params: str, output: Path, block: int, seconds_blockwise: float, reuse: bool = False
+) -> dict:
+    """Segment ``image`` in memory in a fresh process (or reuse that of an earlier run) and compare."""
+    import zarr
+
+    saved = work / "in_memory.json"
+    if reuse and saved.exists() and (work / "in_memory.npy").exists():
+        memory = json.loads(saved.read_text())
+    else:
+        memory = _run(IN_MEMORY, image, work / "in_memory.npy", params)
+        saved.write_text(json.dumps(memory))
     print(f"in memory: {memory['seconds']:.1f} s, {memory['n_labels']} labels", flush=True)
     found = np.asarray(zarr.open_group(str(output), mode="r")["labels/spectral/s0"])
     reference = np.load(work / "in_memory.npy")

@@ -42,6 +42,7 @@ def test_run_blockwise_opens_lazy_labels_equal_to_segment_blockwise(zarr_in_napa
 
     viewer, widget, image_layer, path = zarr_in_napari
     output = tmp_path / "widget.zarr"
+    widget.auto_segments.value = True  # auto mode: the typical object size is decided from the whole image
     widget.blockwise_output.value = output  # the file dialog's answer
     widget.run_blockwise.native.click()
     assert widget._blockwise.running and widget.cancel.enabled
@@ -52,7 +53,7 @@ def test_run_blockwise_opens_lazy_labels_equal_to_segment_blockwise(zarr_in_napa
     qtbot.waitUntil(lambda: not widget._blockwise.running, timeout=240_000)
     layer = _blockwise_layer(viewer)
     assert layer is not None, widget.status.value
-    assert "segments" in widget.status.value
+    assert "segments" in widget.status.value and "widget.zarr" in widget.status.tooltip
     # Lazy: the layer reads the written store (a dask array), not a copy in memory.
     data = layer.data[0] if layer.multiscale else layer.data
     assert type(data).__name__ == "Array" and hasattr(data, "dask")
@@ -111,3 +112,12 @@ def test_the_gui_thread_never_runs_the_blockwise_run(zarr_in_napari, tmp_path, q
     widget.run_blockwise.native.click()
     qtbot.waitUntil(lambda: not widget._blockwise.running, timeout=240_000)
     assert threads and threads[0] is not threading.main_thread()
+
+
+def test_the_memory_guards_refusal_offers_run_blockwise():
+    from napari_spectral_seg._widget.messages import for_widget
+    from napari_spectral_seg.core.memory import InsufficientMemoryError, check_image_memory
+
+    with pytest.raises(InsufficientMemoryError) as refused:
+        check_image_memory(8192 * 8192, available=2**30)
+    assert "'Run blockwise' (Large images)" in for_widget(str(refused.value))

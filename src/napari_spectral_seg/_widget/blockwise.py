@@ -131,7 +131,7 @@ class BlockwisePanel:
         self._cancel = threading.Event()
         self.output = FileEdit(
             name="blockwise_output",
-            label="blockwise output",
+            label="output .zarr",
             mode="w",
             filter="*.zarr",
             tooltip="The OME-Zarr store 'Run blockwise' writes (labels in OUTPUT.zarr/labels/spectral). "
@@ -175,9 +175,9 @@ class BlockwisePanel:
         path = source_path(layer)
         output = str(self.output.value or "")
         if not output or output in (".", str(Path.cwd())):
-            raise ValueError("blockwise output: choose the .zarr store to write (the button next to the field).")
+            raise ValueError("output .zarr: choose the store to write ('Select file' next to the field).")
         if not output.endswith(".zarr"):
-            raise ValueError(f"blockwise output {output}: name it *.zarr (an OME-Zarr store is written there).")
+            raise ValueError(f"output .zarr {output}: name it *.zarr (an OME-Zarr store is written there).")
         level = int(self._owner.level.value or 0) if layer.multiscale else 0
         options = dict(block_size=int(self.block_size.value), workers=int(self.workers.value), level=level)
         return layer, path, output, options
@@ -263,9 +263,10 @@ class BlockwisePanel:
             metadata={"spectral_seg": dict(attributes, output=summary["output"])},
         )
         skipped = f", {summary['skipped_blocks']} without foreground" if summary["skipped_blocks"] else ""
-        self._status.value = (
-            f"blockwise: {summary['n_labels']} segments, {summary['blocks']} blocks{skipped}, "
-            f"{summary['seconds']:.1f} s; labels in {Path(summary['output']).name}"
+        self._status.value = f"blockwise: {summary['n_labels']} segments in {summary['seconds']:.1f} s"
+        self._status.tooltip = (
+            f"{summary['blocks']} blocks{skipped}, {summary['resumed_blocks']} done before; "
+            f"labels in {summary['labels']} (seed {summary['parameters']['random_state']})"
         )
 
     def _on_error(self, exc) -> None:
