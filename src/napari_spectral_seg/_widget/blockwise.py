@@ -128,6 +128,7 @@ class BlockwisePanel:
         self._worker = None
         self._bar = None
         self._layer = None
+        self._closed = False  # the widget went away: the run's callbacks do nothing
         self._cancel = threading.Event()
         self.output = FileEdit(
             name="blockwise_output",
@@ -229,12 +230,13 @@ class BlockwisePanel:
 
     def close(self) -> None:
         """The widget is going away: stop the run (its thread ends by itself)."""
+        self._closed = True
         self._cancel.set()
 
     # ------------------------------------------------------------ worker callbacks (main thread)
     def _on_report(self, report) -> None:
         bar = self._bar
-        if bar is None:
+        if bar is None or self._closed:
             return
         if isinstance(report, str):
             self._status.value = report
@@ -249,6 +251,8 @@ class BlockwisePanel:
     def _on_result(self, outcome) -> None:
         summary, levels, attributes = outcome
         layer = self._layer
+        if self._closed:
+            return
         n = levels[0].ndim
         scale = np.asarray(layer.scale[-n:], dtype=float)
         if layer.multiscale:
@@ -272,6 +276,8 @@ class BlockwisePanel:
     def _on_error(self, exc) -> None:
         from ..blockwise import BlockwiseCancelled
 
+        if self._closed:
+            return
         if isinstance(exc, BlockwiseCancelled) or self._cancel.is_set():
             show_info("Blockwise run cancelled; finished blocks are kept: Run blockwise again to resume.")
             self._status.value = "blockwise cancelled (resumable)"
@@ -285,6 +291,8 @@ class BlockwisePanel:
             self._bar = None
         self._worker = None
         self._layer = None
+        if self._closed:
+            return
         self.run.enabled = True
         if not self._owner.running:
             self._owner.cancel.enabled = False
