@@ -297,7 +297,7 @@ def test_the_package_and_its_blockwise_api_import_without_dask_or_zarr():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_the_typical_size_sample_is_cut_into_one_tile_per_worker_and_merged():
+def test_the_typical_size_sample_is_cut_into_tiles_and_merged():
     from napari_spectral_seg.blockwise.decide import merge_typical_sizes, split_box
 
     tiles = split_box(((512, 2560), (512, 2560)), 2)
@@ -308,7 +308,7 @@ def test_the_typical_size_sample_is_cut_into_one_tile_per_worker_and_merged():
     assert merge_typical_sizes([([100.0, 90.0], 300), ([120.0], 100), ([0.0], 0)]) == [105.0, 97.5]
 
 
-def test_a_large_typical_size_sample_is_measured_on_every_worker(tmp_path, client, monkeypatch):
+def test_a_large_typical_size_sample_is_measured_in_two_tiles_at_once(tmp_path, client, monkeypatch):
     from napari_spectral_seg.blockwise import whole
 
     image, _ = touching_blobs((256, 256), 110, seed=7)
@@ -321,7 +321,7 @@ def test_a_large_typical_size_sample_is_measured_on_every_worker(tmp_path, clien
     monkeypatch.setattr(whole, "MIN_TILE_PIXELS", 128 * 128)
     tiled = segment_blockwise(source, tmp_path / "tiled.zarr", block_size=128, client=client, **AUTO)
     tiles = tiled["decisions"]["typical_tiles"]
-    assert len(tiles) == 2 and all(tile["pixels"] > 0 for tile in tiles)  # one per worker thread
+    assert len(tiles) == 2 and all(tile["pixels"] > 0 for tile in tiles)
     # Two tiles of ~50 objects each: their merged size is close to the whole sample's, not equal.
     size, reference = tiled["parameters"]["object_size"][0], whole_sample["parameters"]["object_size"][0]
     assert abs(size - reference) < 0.1 * reference

@@ -59,9 +59,6 @@ class CancellableClient:
     def submit(self, *args, **kwargs):
         return self._client.submit(*args, **kwargs)
 
-    def nthreads(self):
-        return self._client.nthreads()
-
     def gather(self, futures):
         single = not isinstance(futures, (list, tuple))
         wait_or_cancel([futures] if single else list(futures), self._cancel)

@@ -15,8 +15,8 @@ workers, block by block, and combined on the client from small summaries:
 - the edges' background: the exact median, from a fine histogram of the
   dark pixels and then the values of the one bin that holds it;
 - the typical object size: auto mode's size calibration on a central
-  sample, cut into one tile per worker (when the tiles stay large) that
-  are measured in parallel and merged (:func:`merge_typical_sizes`).
+  sample, cut into two tiles (when they stay large) measured in parallel
+  and merged (:func:`merge_typical_sizes`).
 
 Worker tasks take a :class:`~.source.Source` and a box; they return numbers
 and small arrays, never the image.
@@ -188,7 +188,7 @@ def sample_typical_size(source, box, sigma, spacing, threshold: float, min_size:
 
 
 def split_box(box, n_tiles: int) -> list:
-    """``box`` cut into a grid of at least ``n_tiles`` near-square tiles (one per worker), in raster order.
+    """``box`` cut into a grid of at least ``n_tiles`` near-square tiles, in raster order.
 
     Each cut goes across the axis whose tiles are longest, so the tiles stay
     as square as the box allows and few objects are cut.

@@ -22,9 +22,11 @@ __all__ = ["Decisions", "decide_whole_image"]
 
 # A sample for sigma and min_size holds at most this many blocks' worth of pixels.
 SAMPLE_BLOCKS = 4
-# The typical size's sample is cut into one tile per worker only while every
-# tile keeps this many pixels (hundreds of nuclei): a smaller sample (and
-# every small image) is measured whole, as in memory.
+# The typical size's sample is cut into this many tiles, measured at once on
+# as many workers: a fixed number, so the labels do not depend on the size of
+# the cluster. Only while every tile keeps MIN_TILE_PIXELS (hundreds of
+# nuclei): a smaller sample (so every small image) is measured whole, as in memory.
+TYPICAL_TILES = 2
 MIN_TILE_PIXELS = 512 * 512
 
 
@@ -137,22 +139,14 @@ def _edge_background(client, source, blocks, sigma, spacing, lo, threshold):
     return median
 
 
-def _workers(client) -> int:
-    """Worker threads of the cluster (1 when the client cannot say)."""
-    try:
-        return max(1, sum(client.nthreads().values()))
-    except Exception:  # a client of another kind, a scheduler that does not answer
-        return 1
-
-
 def _typical_size(client, source, box, sigma, spacing, threshold, min_size, params):
     """The typical size per size pass, measured on ``box`` cut into tiles measured in parallel; and the tiles.
 
-    One tile per worker thread, as long as each keeps :data:`MIN_TILE_PIXELS`;
+    :data:`TYPICAL_TILES` tiles, as long as each keeps :data:`MIN_TILE_PIXELS`;
     a sample measured whole (one tile) gives the sizes of the sample itself.
     """
     pixels = int(np.prod([b - a for a, b in box]))
-    n_tiles = max(1, min(_workers(client), pixels // MIN_TILE_PIXELS))
+    n_tiles = max(1, min(TYPICAL_TILES, pixels // MIN_TILE_PIXELS))
     tiles = decide.split_box(box, n_tiles)
     args = (sigma, spacing, threshold, min_size, params)
     parts = _gather(client, decide.sample_typical_size, tiles, source, *args)
