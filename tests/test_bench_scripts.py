@@ -36,6 +36,7 @@ SCRIPTS = [
     ("bench/auto_speed.py", ["--quick"]),
     ("bench/split.py", ["--help"]),
     ("bench/blockwise.py", ["--quick"]),
+    ("bench/slide.py", ["--size", "2048", "--block-size", "512"]),
     ("bench/measure.py", ["--help"]),
     ("bench/ui_latency.py", ["--help"]),
     ("bench/undo_step.py", ["--help"]),
@@ -410,3 +411,19 @@ def test_blockwise_py_smoke_run_matches_in_memory(tmp_path):
     assert result["f1"] == 1.0 and result["identical"] == result["objects_in_memory"] > 30
     assert result["seam_objects"] > 0 and result["seam_objects_split"] == 0
     assert result["peak_rss_workers_gib"] and result["within_bound"]
+
+
+def test_slide_py_smoke_run_skips_the_glass_and_stays_within_the_bound(tmp_path):
+    pytest.importorskip("distributed")
+    pytest.importorskip("ome_zarr")
+    out = tmp_path / "slide.json"
+    args = ["--size", "2048", "--tissue-fraction", "0.03", "--block-size", "512", "--workers", "1"]
+    args += ["--workdir", str(tmp_path), "--out", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "bench/slide.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["blocks"] == 16 and result["skipped_blocks"] >= 12  # the tissue disc spans the central blocks
+    assert result["objects_found"] > 50 and result["within_bound"] and result["below_2_gib"]
+    assert (tmp_path / "slide-2048.ome.zarr" / "zarr.json").exists()

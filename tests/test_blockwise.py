@@ -295,3 +295,33 @@ def test_the_package_and_its_blockwise_api_import_without_dask_or_zarr():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_env())
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_typical_size_sample_is_cut_into_tiles_and_merged():
+    from napari_spectral_seg.blockwise.decide import merge_typical_sizes, split_box
+
+    tiles = split_box(((512, 2560), (512, 2560)), 2)
+    assert tiles == [((512, 1536), (512, 2560)), ((1536, 2560), (512, 2560))]
+    assert len(split_box(((0, 100), (0, 400)), 4)) == 4  # the long axis is cut first: 4 tiles of 100 x 100
+    assert split_box(((0, 100), (0, 400)), 4)[1] == ((0, 100), (100, 200))
+    # Weighted by mask pixels; a tile that stopped early keeps its last size; an empty tile has no say.
+    assert merge_typical_sizes([([100.0, 90.0], 300), ([120.0], 100), ([0.0], 0)]) == [105.0, 97.5]
+
+
+def test_a_large_typical_size_sample_is_measured_in_two_tiles_at_once(tmp_path, client, monkeypatch):
+    from napari_spectral_seg.blockwise import whole
+
+    image, _ = touching_blobs((256, 256), 110, seed=7)
+    image = image.astype(np.float32)
+    source = write_zarr(tmp_path / "in.zarr", image)
+    # A sample this small is measured whole (as in memory: same labels); made to count as large, it is tiled.
+    whole_sample = segment_blockwise(source, tmp_path / "whole.zarr", block_size=128, client=client, **AUTO)
+    assert len(whole_sample["decisions"]["typical_tiles"]) == 1
+    assert same_objects(read_labels(tmp_path / "whole.zarr"), segment(image, **AUTO))
+    monkeypatch.setattr(whole, "MIN_TILE_PIXELS", 128 * 128)
+    tiled = segment_blockwise(source, tmp_path / "tiled.zarr", block_size=128, client=client, **AUTO)
+    tiles = tiled["decisions"]["typical_tiles"]
+    assert len(tiles) == 2 and all(tile["pixels"] > 0 for tile in tiles)
+    # Two tiles of ~50 objects each: their merged size is close to the whole sample's, not equal.
+    size, reference = tiled["parameters"]["object_size"][0], whole_sample["parameters"]["object_size"][0]
+    assert abs(size - reference) < 0.1 * reference

@@ -30,6 +30,8 @@ _PHRASES = (
     ("n_clusters='auto'", "'Auto: decide per object'"),
     ("draw or pass a mask", "draw a mask"),
     ("eigen_solver='multilevel'", "'eigen solver' multilevel"),
+    # The memory guard's refusal: the widget can also segment the image's file blockwise.
+    ("of memory is available; ", "of memory is available; use 'Run blockwise' (Large images) on the image's file; "),
 )
 _NAMES = "|".join(map(re.escape, FIELD_LABELS))
 # A quoted phrase (left as it is), a name=value, or a bare parameter name.

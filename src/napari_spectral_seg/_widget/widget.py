@@ -26,6 +26,7 @@ from .. import __version__
 from ..core.params import SegmentationParams
 from ..core.pipeline import SegmentationResult
 from ..core.progress import SegmentationCancelled
+from .blockwise import BlockwisePanel
 from .clicks import CLICK_MODES, ClickEditor
 from .engine import HEARTBEAT, EngineProcess, run_seconds, segment_in_worker
 from .files import write_atomically
@@ -86,7 +87,8 @@ class SpectralSegmentationWidget(Container):
     Sub-widgets, by name, for scripts and tests: ``image``, ``mask``,
     ``auto_threshold``, ``threshold``, ``n_clusters``, ``auto_segments``,
     ``sensitivity``, ``edge_level``, ``beta``, ``sigma``, ``eigen_solver``, ``min_size``,
-    ``dims``, ``frames``, ``level``, ``region``, ``seeds``, ``seed``, ``run``, ``cancel``,
+    ``dims``, ``frames``, ``level``, ``region``, ``blockwise_output``, ``block_size``, ``workers``,
+    ``run_blockwise`` (:mod:`.blockwise`), ``seeds``, ``seed``, ``run``, ``cancel``,
     ``click_mode``, ``save_params``, ``status``; ``measurements`` is the
     table of the last result (a Qt widget in a dock of its own, :mod:`.measurements`).
     """
@@ -135,6 +137,7 @@ class SpectralSegmentationWidget(Container):
         under "Fine tuning", so a new parameter needs no widget code.
         """
         self._make_pickers_and_buttons()
+        self._blockwise = BlockwisePanel(self._viewer, self, self._notify)
         form = self._form.widgets
         # Grouped by the question each answers, with a heading per group.
         groups = {
@@ -160,7 +163,7 @@ class SpectralSegmentationWidget(Container):
                 self.seeds,
             ],
             "Stacks": [self.dims, self.frames],
-            "Large images": [self.level, self.region],
+            "Large images": [self.level, self.region, *self._blockwise.widgets],
             "Fine tuning": [form["beta"], form["eigen_solver"], form["seed"]],
         }
         placed = {id(widget) for widgets in groups.values() for widget in widgets}
@@ -426,7 +429,8 @@ class SpectralSegmentationWidget(Container):
         worker.start()
 
     def stop(self, _=None) -> None:
-        """Ask the running segmentation to stop at its next step."""
+        """Ask the running segmentation (or blockwise run) to stop at its next step."""
+        self._blockwise.stop()
         if self._worker is not None:
             self._cancel_requested = True
             self.status.value = "cancelling..."
@@ -576,6 +580,7 @@ class SpectralSegmentationWidget(Container):
         self._closed = True
         self._points_notice.set_mode("off")  # the viewer's callback goes with the widget
         self._cancel.set()
+        self._blockwise.close()
         self._clicks.close()
         if self._worker is not None:
             self._worker.quit()

@@ -14,12 +14,14 @@ labels equal those of :func:`napari_spectral_seg.segment` object for object.
 Modules: :mod:`.source` (the input), :mod:`.grid` (blocks, cores, regions),
 :mod:`.decide` (the workers' side of the whole-image decisions),
 :mod:`.whole` (the client's side), :mod:`.block` (one block on a worker),
-:mod:`.assemble` (chunks and the OME-Zarr labels image), :mod:`.run`
+:mod:`.assemble` (chunks and the OME-Zarr labels image), :mod:`.cancel`
+(waits the widget's Cancel interrupts), :mod:`.run`
 (:func:`segment_blockwise`). Needs the ``[batch]`` extra (dask.distributed,
 zarr, ome-zarr); importing this package imports none of them.
 """
 
+from .cancel import BlockwiseCancelled
 from .run import BlockwiseError, segment_blockwise
 from .source import SourceError, open_source
 
-__all__ = ["BlockwiseError", "SourceError", "open_source", "segment_blockwise"]
+__all__ = ["BlockwiseCancelled", "BlockwiseError", "SourceError", "open_source", "segment_blockwise"]

@@ -15,7 +15,8 @@ workers, block by block, and combined on the client from small summaries:
 - the edges' background: the exact median, from a fine histogram of the
   dark pixels and then the values of the one bin that holds it;
 - the typical object size: auto mode's size calibration on a central
-  sample one region large.
+  sample, cut into two tiles (when they stay large) measured in parallel
+  and merged (:func:`merge_typical_sizes`).
 
 Worker tasks take a :class:`~.source.Source` and a box; they return numbers
 and small arrays, never the image.
@@ -41,10 +42,12 @@ __all__ = [
     "block_range",
     "central_box",
     "dark_median",
+    "merge_typical_sizes",
     "sample_scales",
     "sample_typical_size",
     "sigma_per_axis",
     "smoothed",
+    "split_box",
 ]
 
 # As core.mask.otsu_threshold.
@@ -160,13 +163,17 @@ def sample_scales(source, box, params, spacing) -> dict:
     return dict(recorded, sigma=sigma, min_size=int(min_size))
 
 
-def sample_typical_size(source, box, sigma, spacing, threshold: float, min_size: int, params) -> list:
-    """Auto mode's typical object size (pixels) per size pass, on the smoothed pixels of ``box`` above ``threshold``."""
+def sample_typical_size(source, box, sigma, spacing, threshold: float, min_size: int, params) -> tuple[list, int]:
+    """Auto mode's typical object size (pixels) per size pass, on the smoothed pixels of ``box`` above ``threshold``.
+
+    Returns the sizes and the number of mask pixels they were measured on
+    (the weight of this box when several tiles of a sample are merged).
+    """
     intensity = smoothed(source, box, sigma, spacing)
     mask = intensity > threshold
     index = index_pixels(mask, min_size=max(min_size, 1))
     if index.n_nodes == 0:
-        return [0.0]
+        return [0.0], 0
     steps = iter_typical_size(
         intensity,
         index,
@@ -177,7 +184,40 @@ def sample_typical_size(source, box, sigma, spacing, threshold: float, min_size:
         eigen_solver=params.eigen_solver,
         random_state=params.random_state,
     )
-    return [float(size) for size in run_to_end(steps)]
+    return [float(size) for size in run_to_end(steps)], int(index.n_nodes)
+
+
+def split_box(box, n_tiles: int) -> list:
+    """``box`` cut into a grid of at least ``n_tiles`` near-square tiles, in raster order.
+
+    Each cut goes across the axis whose tiles are longest, so the tiles stay
+    as square as the box allows and few objects are cut.
+    """
+    extents = [b - a for a, b in box]
+    counts = [1] * len(box)
+    while int(np.prod(counts)) < n_tiles:
+        axis = int(np.argmax([e / c for e, c in zip(extents, counts)]))
+        if extents[axis] // (counts[axis] + 1) < 1:
+            break
+        counts[axis] += 1
+    edges = [np.linspace(a, b, c + 1).round().astype(int) for (a, b), c in zip(box, counts)]
+    grid = np.stack(np.meshgrid(*[np.arange(c) for c in counts], indexing="ij"), axis=-1).reshape(-1, len(box))
+    return [tuple((int(e[i]), int(e[i + 1])) for e, i in zip(edges, cell)) for cell in grid]
+
+
+def merge_typical_sizes(parts) -> list:
+    """One size per size pass from the ``(sizes, pixels)`` of several tiles: their mean weighted by mask pixels.
+
+    A tile that stopped after fewer passes (nothing changed) keeps its last
+    size for the passes the others made, as a further pass would give it.
+    """
+    parts = [(sizes, pixels) for sizes, pixels in parts if pixels > 0]
+    if not parts:
+        return [0.0]
+    rounds = max(len(sizes) for sizes, _ in parts)
+    padded = np.array([list(sizes) + [sizes[-1]] * (rounds - len(sizes)) for sizes, _ in parts], dtype=float)
+    weights = np.array([pixels for _, pixels in parts], dtype=float)
+    return [float(v) for v in weights @ padded / weights.sum()]
 
 
 def resolved_sigma(params, shape, spacing):

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..core.params import SegmentationParams, check_random_state, check_spacing
 from .block import BlockPlan, block_summary, read_record, record_path, segment_block
+from .cancel import CancellableClient, check_cancel, wait_or_cancel
 from .grid import block_grid
 from .source import open_source
 
@@ -116,21 +117,24 @@ def _check_output(output: Path, overwrite: bool) -> None:
         raise BlockwiseError(f"-o {output} exists; pass --overwrite (overwrite=True) to replace it, or another -o.")
 
 
-def _run_blocks(client, plan: BlockPlan, blocks, todo: list, progress) -> dict:
+def _run_blocks(client, plan: BlockPlan, todo: list, progress, cancel=None) -> dict:
     """Every block of ``todo`` on the cluster; their summaries by key (reported as they finish)."""
-    from distributed import as_completed
-
+    if progress is not None:
+        progress(0, len(todo))
     futures = {client.submit(segment_block, plan, block, pure=False): block for block in todo}
     summaries = {}
+    pending = set(futures)
     try:
-        for future in as_completed(futures):
-            block = futures[future]
-            try:
-                summaries[block.key] = future.result()
-            except Exception as exc:
-                raise BlockwiseError(f"block {block.key}: {_one_line(exc)}") from exc
-            if progress is not None:
-                progress(len(summaries), len(todo))
+        while pending:
+            finished, pending = wait_or_cancel(list(pending), cancel, return_when="FIRST_COMPLETED")
+            for future in finished:
+                block = futures[future]
+                try:
+                    summaries[block.key] = future.result()
+                except Exception as exc:
+                    raise BlockwiseError(f"block {block.key}: {_one_line(exc)}") from exc
+                if progress is not None:
+                    progress(len(summaries), len(todo))
     finally:
         for future in futures:
             future.cancel()
@@ -181,6 +185,7 @@ def segment_blockwise(
     sample_pixels: int | None = None,
     overwrite: bool = False,
     progress=None,
+    cancel=None,
     **parameters,
 ) -> dict:
     """Segment an image larger than memory block by block on a dask cluster; write OME-Zarr labels.
@@ -220,7 +225,12 @@ def segment_blockwise(
     overwrite : bool
         Replace an existing output.
     progress : callable, optional
-        ``progress(done, total)`` after each block.
+        ``progress(done, total)`` when the blocks start (``done`` 0) and
+        after each block.
+    cancel : threading.Event, optional
+        Once set, the run stops within a fraction of a second (between
+        decision passes or blocks) with :class:`~.cancel.BlockwiseCancelled`;
+        finished blocks are kept and the same call resumes.
 
     Returns
     -------
@@ -231,6 +241,8 @@ def segment_blockwise(
     ------
     BlockwiseError, SourceError
         Parameters or paths that cannot work, a failed block.
+    BlockwiseCancelled
+        ``cancel`` was set.
     """
     started = time.perf_counter()
     output = Path(output)
@@ -246,7 +258,9 @@ def segment_blockwise(
     scratch, state = _prepare(partial, key)
     with contextlib.ExitStack() as resources:
         client = _client(resources, client, scheduler, workers)
-        options = dict(block_size=block_size, overlap=overlap, sample_pixels=sample_pixels, progress=progress)
+        options = dict(
+            block_size=block_size, overlap=overlap, sample_pixels=sample_pixels, progress=progress, cancel=cancel
+        )
         summary = _run(client, source, params, blocks, scratch, state, key, options)
         labels_path = _finish(client, source, params, blocks, partial, scratch, output, name, summary, overwrite)
     summary.update(output=str(output), labels=str(labels_path), seconds=time.perf_counter() - started)
@@ -260,7 +274,7 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
     started = time.perf_counter()
     if state is None:
         decisions = decide_whole_image(
-            client,
+            CancellableClient(client, options["cancel"]),
             source,
             blocks,
             params,
@@ -297,7 +311,8 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
     done = _done_summaries(records, blocks)
     foreground = set(decisions.foreground)
     todo = [block for block in blocks if block.key in foreground and block.key not in done]
-    done.update(_run_blocks(client, plan, blocks, todo, options["progress"]))
+    done.update(_run_blocks(client, plan, todo, options["progress"], options["cancel"]))
+    check_cancel(options["cancel"])
     n_labels = sum(s["count"] for s in done.values())
     if params.n_clusters != "auto" and n_labels < params.n_clusters:
         raise BlockwiseError(

@@ -22,6 +22,12 @@ __all__ = ["Decisions", "decide_whole_image"]
 
 # A sample for sigma and min_size holds at most this many blocks' worth of pixels.
 SAMPLE_BLOCKS = 4
+# The typical size's sample is cut into this many tiles, measured at once on
+# as many workers: a fixed number, so the labels do not depend on the size of
+# the cluster. Only while every tile keeps MIN_TILE_PIXELS (hundreds of
+# nuclei): a smaller sample (so every small image) is measured whole, as in memory.
+TYPICAL_TILES = 2
+MIN_TILE_PIXELS = 512 * 512
 
 
 @dataclass
@@ -46,6 +52,8 @@ class Decisions:
     sample_box: list | None
     typical_box: list | None
     seconds: dict
+    # The tiles of the sample the typical size was measured on: box, sizes, mask pixels.
+    typical_tiles: list | None = None
 
     def as_json(self) -> dict:
         values = asdict(self)
@@ -86,7 +94,7 @@ def _settings(client, source, params, spacing, block_size, sample_pixels):
         sigma = decide.resolved_sigma(params, source.shape, spacing)
         return sigma, params.sigma, int(params.min_size), {}, None
     box = central_sample(source, block_size, sample_pixels)
-    scales = client.submit(decide.sample_scales, source, box, params, spacing, pure=False).result()
+    scales = client.gather(client.submit(decide.sample_scales, source, box, params, spacing, pure=False))
     sigma = scales.pop("sigma")
     min_size = scales.pop("min_size")
     return sigma, scales.get("sigma_used"), min_size, scales, [list(b) for b in box]
@@ -131,6 +139,22 @@ def _edge_background(client, source, blocks, sigma, spacing, lo, threshold):
     return median
 
 
+def _typical_size(client, source, box, sigma, spacing, threshold, min_size, params):
+    """The typical size per size pass, measured on ``box`` cut into tiles measured in parallel; and the tiles.
+
+    :data:`TYPICAL_TILES` tiles, as long as each keeps :data:`MIN_TILE_PIXELS`;
+    a sample measured whole (one tile) gives the sizes of the sample itself.
+    """
+    pixels = int(np.prod([b - a for a, b in box]))
+    n_tiles = max(1, min(TYPICAL_TILES, pixels // MIN_TILE_PIXELS))
+    tiles = decide.split_box(box, n_tiles)
+    args = (sigma, spacing, threshold, min_size, params)
+    parts = _gather(client, decide.sample_typical_size, tiles, source, *args)
+    merged = decide.merge_typical_sizes(parts) if len(parts) > 1 else parts[0][0]
+    record = [dict(box=[list(t) for t in tile], sizes=sizes, pixels=n) for tile, (sizes, n) in zip(tiles, parts)]
+    return merged, record
+
+
 def _overlap(source, sigma, spacing, object_size, given):
     """The overlap: as given, else six typical object sides plus the smoothing's reach."""
     if given is not None:
@@ -159,12 +183,10 @@ def decide_whole_image(client, source, blocks, params, spacing, *, block_size, o
         if background is None:
             edge_level = None  # nothing at or below the threshold, as in memory
     clock.tick("edge_background")
-    object_size, typical_box = None, None
+    object_size, typical_box, tiles = None, None, None
     if auto:
         box = central_sample(source, block_size, sample_pixels)
-        object_size = client.submit(
-            decide.sample_typical_size, source, box, sigma, spacing, threshold, min_size, params, pure=False
-        ).result()
+        object_size, tiles = _typical_size(client, source, box, sigma, spacing, threshold, min_size, params)
         typical_box = [list(b) for b in box]
     clock.tick("object_size")
     return Decisions(
@@ -182,4 +204,5 @@ def decide_whole_image(client, source, blocks, params, spacing, *, block_size, o
         sample_box=sample_box,
         typical_box=typical_box,
         seconds=clock.seconds,
+        typical_tiles=tiles,
     )

@@ -1,0 +1,123 @@
+"""'Run blockwise' in the dock widget: a zarr opened in napari, segmented on a local cluster, opened as labels."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed")
+pytest.importorskip("ome_zarr")
+zarr = pytest.importorskip("zarr")
+
+from napari_spectral_seg import touching_blobs  # noqa: E402
+
+PLUGIN = "napari-spectral-seg"
+BLOCK = 64
+
+
+@pytest.fixture
+def zarr_in_napari(make_napari_viewer, tmp_path):
+    """A viewer with a 192 x 192 field of touching blobs opened from a zarr array, and the widget docked."""
+    image, _ = touching_blobs((192, 192), 45, seed=3)
+    path = tmp_path / "blobs.zarr"
+    array = zarr.create_array(str(path), shape=image.shape, chunks=(BLOCK, BLOCK), dtype="f4")
+    array[...] = image.astype(np.float32)
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(path), plugin="napari")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
+    widget.image.value = layer
+    widget.block_size.value = BLOCK
+    widget.workers.value = 2
+    return viewer, widget, layer, path
+
+
+def _blockwise_layer(viewer):
+    return next((layer for layer in viewer.layers if layer.name.endswith(" blockwise")), None)
+
+
+def test_run_blockwise_opens_lazy_labels_equal_to_segment_blockwise(zarr_in_napari, tmp_path, qtbot):
+    from napari_spectral_seg.blockwise import segment_blockwise
+
+    viewer, widget, image_layer, path = zarr_in_napari
+    output = tmp_path / "widget.zarr"
+    widget.auto_segments.value = True  # auto mode: the typical object size is decided from the whole image
+    widget.blockwise_output.value = output  # the file dialog's answer
+    widget.run_blockwise.native.click()
+    assert widget._blockwise.running and widget.cancel.enabled
+    seen = []
+    qtbot.waitUntil(lambda: seen.append(widget.status.value) or "of" in widget.status.value, timeout=240_000)
+    screenshot = viewer.screenshot(canvas_only=False, flash=False)
+    np.save(tmp_path / "screenshot.npy", screenshot)
+    qtbot.waitUntil(lambda: not widget._blockwise.running, timeout=240_000)
+    layer = _blockwise_layer(viewer)
+    assert layer is not None, widget.status.value
+    assert "segments" in widget.status.value and "widget.zarr" in widget.status.tooltip
+    # Lazy: the layer reads the written store (a dask array), not a copy in memory.
+    data = layer.data[0] if layer.multiscale else layer.data
+    assert type(data).__name__ == "Array" and hasattr(data, "dask")
+    np.testing.assert_allclose(layer.scale, image_layer.scale)
+    params = widget.current_parameters()
+    reference = tmp_path / "api.zarr"
+    segment_blockwise(path, reference, block_size=BLOCK, workers=1, params=params)
+    expected = np.asarray(zarr.open_group(str(reference), mode="r")["labels/spectral/s0"])
+    assert expected.max() > 10
+    np.testing.assert_array_equal(np.asarray(data), expected)
+    assert layer.metadata["spectral_seg"]["threshold_used"] > 0
+
+
+def test_cancel_keeps_finished_blocks_and_the_same_output_resumes(zarr_in_napari, tmp_path, qtbot):
+    viewer, widget, _, _ = zarr_in_napari
+    output = tmp_path / "cancelled.zarr"
+    widget.blockwise_output.value = output
+    widget.run_blockwise.native.click()
+    qtbot.waitUntil(lambda: "of 9 blocks" in widget.status.value, timeout=240_000)
+    widget.cancel.native.click()
+    qtbot.waitUntil(lambda: not widget._blockwise.running, timeout=60_000)
+    assert "cancelled" in widget.status.value and _blockwise_layer(viewer) is None
+    assert not output.exists() and (tmp_path / ".cancelled.zarr.partial" / "_blockwise" / "state.json").exists()
+    widget.run_blockwise.native.click()
+    qtbot.waitUntil(lambda: not widget._blockwise.running, timeout=240_000)
+    assert _blockwise_layer(viewer) is not None and output.exists()
+
+
+def test_a_layer_without_a_file_is_refused_with_what_to_do(make_napari_viewer, tmp_path, qtbot):
+    import dask.array as da
+
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(da.zeros((256, 256), chunks=64), name="lazy")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
+    widget.image.value = layer
+    widget.blockwise_output.value = tmp_path / "out.zarr"
+    widget.run_blockwise.native.click()
+    assert not widget._blockwise.running
+    assert widget.status.value == "blockwise not started"
+    assert "no file behind it" in widget.status.tooltip and "to_zarr" in widget.status.tooltip
+
+
+def test_the_gui_thread_never_runs_the_blockwise_run(zarr_in_napari, tmp_path, qtbot, monkeypatch):
+    from napari_spectral_seg import blockwise
+
+    viewer, widget, _, _ = zarr_in_napari
+    threads = []
+    original = blockwise.segment_blockwise
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(blockwise, "segment_blockwise", recording)
+    widget.blockwise_output.value = tmp_path / "thread.zarr"
+    widget.run_blockwise.native.click()
+    qtbot.waitUntil(lambda: not widget._blockwise.running, timeout=240_000)
+    assert threads and threads[0] is not threading.main_thread()
+
+
+def test_the_memory_guards_refusal_offers_run_blockwise():
+    from napari_spectral_seg._widget.messages import for_widget
+    from napari_spectral_seg.core.memory import InsufficientMemoryError, check_image_memory
+
+    with pytest.raises(InsufficientMemoryError) as refused:
+        check_image_memory(8192 * 8192, available=2**30)
+    assert "'Run blockwise' (Large images)" in for_widget(str(refused.value))
