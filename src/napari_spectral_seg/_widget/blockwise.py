@@ -24,7 +24,6 @@ import numpy as np
 from magicgui.widgets import FileEdit, PushButton, SpinBox
 from napari.layers import Image
 from napari.qt.threading import create_worker
-from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
 from ..core.params import SegmentationParams
@@ -121,8 +120,9 @@ class BlockwisePanel:
         ``notify(show, message)``: the widget's notification.
     """
 
-    def __init__(self, viewer, owner, notify):
+    def __init__(self, viewer, owner, notify, bar):
         self._viewer = viewer
+        self._dock_bar = bar  # the dock's progress bar, shared with the widget's own runs
         self._owner = owner
         self._status, self._notify = owner.status, notify
         self._worker = None
@@ -200,7 +200,7 @@ class BlockwisePanel:
             return
         self._layer = layer
         self._cancel = threading.Event()
-        self._bar = progress(total=0, desc="Spectral segmentation: blockwise")
+        self._bar = self._dock_bar.start(0, "Spectral segmentation: blockwise")
         worker = create_worker(
             blockwise_steps,
             path,
@@ -286,9 +286,9 @@ class BlockwisePanel:
         self._status.value = "blockwise failed"
 
     def _on_finished(self) -> None:
-        if self._bar is not None:
+        if self._bar is not None and not self._closed:  # a closed dock's bar is deleted with it
             self._bar.close()
-            self._bar = None
+        self._bar = None
         self._worker = None
         self._layer = None
         if self._closed:

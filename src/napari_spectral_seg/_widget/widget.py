@@ -88,9 +88,8 @@ class SpectralSegmentationWidget(Container):
     ``auto_threshold``, ``threshold``, ``n_clusters``, ``auto_segments``,
     ``sensitivity``, ``edge_level``, ``beta``, ``sigma``, ``eigen_solver``, ``min_size``,
     ``dims``, ``frames``, ``level``, ``region``, ``blockwise_output``, ``block_size``, ``workers``,
-    ``run_blockwise`` (:mod:`.blockwise`), ``seeds``, ``seed``, ``run``, ``cancel``,
-    ``click_mode``, ``save_params``, ``status``; ``measurements`` is the
-    table of the last result (a Qt widget in a dock of its own, :mod:`.measurements`).
+    ``run_blockwise`` (:mod:`.blockwise`), ``seeds``, ``seed``, ``run``, ``cancel``, ``progress``,
+    ``click_mode``, ``save_params``, ``status``; ``measurements``: the last result's table (:mod:`.measurements`).
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
@@ -137,7 +136,7 @@ class SpectralSegmentationWidget(Container):
         under "Fine tuning", so a new parameter needs no widget code.
         """
         self._make_pickers_and_buttons()
-        self._blockwise = BlockwisePanel(self._viewer, self, self._notify)
+        self._blockwise = BlockwisePanel(self._viewer, self, self._notify, self._bar)
         form = self._form.widgets
         # Grouped by the question each answers, with a heading per group.
         groups = {
@@ -558,9 +557,9 @@ class SpectralSegmentationWidget(Container):
         self.status.value = "cancelled"
 
     def _on_finished(self):
-        if self._progress is not None:
+        if self._progress is not None and not self._closed:  # a closed dock's bar is deleted with it
             self._progress.close()
-            self._progress = None
+        self._progress = None
         self._worker = None
         self._job = None
         self._watch.close()
