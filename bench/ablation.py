@@ -15,7 +15,9 @@ while tuning, skipped if absent).
 ``--images N`` keeps the first N images of each synthetic set (2D; 3D sets
 keep the same fraction, at least 1), for a shared machine. ``--base-off``
 turns rules off in every run, the first row included (a reduced rule set,
-whose remaining rules are then turned off in turn).
+whose remaining rules are then turned off in turn). ``--tuning`` runs on the
+tuning sets instead (seeds 0-19 / 0-5, no real image), so that a choice
+between rule sets can weigh the tuning data too.
 
 Scores: F1 at IoU > 0.5, pooled per set (TP, n_true and n_pred summed over
 its images) and pooled over all sets (every object weighs alike). A rule is
@@ -28,10 +30,10 @@ Usage::
     .venv/bin/python bench/ablation.py            # writes bench/results/ablation.json
     .venv/bin/python bench/ablation.py --quick    # 3 (2D) / 1 (3D) images per set; prints only
     .venv/bin/python bench/ablation.py --rules notches,convex_join --images 10
-    .venv/bin/python bench/ablation.py --base-off moment_split,one_body --out reduced.json
+    .venv/bin/python bench/ablation.py --base-off moment_split,sliver_merge --out reduced.json
 
-Only a full run (no ``--quick``, ``--rules``, ``--images`` or
-``--base-off``) writes the result file, unless ``--out`` is given. A rule whose run raises is shown as
+Only a full run (no ``--quick``, ``--rules``, ``--images``, ``--base-off``
+or ``--tuning``) writes the result file, unless ``--out`` is given. A rule whose run raises is shown as
 FAILED and the run exits with code 1 without touching the result file.
 """
 
@@ -64,37 +66,29 @@ DEFAULT_OUT = os.path.join(HERE, "results", "ablation.json")
 
 # name -> (step of core/auto/__init__.py, what turning it off does, AutoConfig fields, segment parameters)
 RULES = {
-    "distance_landscape": ("3", "cuts scored on h only, not also on d", {"use_distance_landscape": False}, {}),
-    "part_distance": ("4", "no own distance transform per part", {"use_part_distance": False}, {}),
-    "thin_parts": ("4", "thin parts split too", {"min_depth": 0.0}, {}),
-    "oversized_split": ("5", "no re-split of oversized parts", {"large_part": float("inf")}, {}),
-    "size_rounds": ("5", "typical size estimated once", {"calibration_rounds": 1}, {}),
-    "collapse_floor": ("5", "plain median as typical size", {"collapse": float("inf")}, {}),
-    "intensity_steps": ("6", "no intensity-step cuts", {"step_score": 0.0}, {}),
+    "notches": ("6", "no notch cuts (2D)", {"notch_ratio": 0.0}, {}),
     "moment_split": ("7", "no 2-means split (3D)", {"moment_ratio": 0.0}, {}),
-    "moment_join": ("7", "no ellipsoid join (3D)", {"use_moment_join": False}, {}),
-    "sliver_merge": ("7", "slivers kept", {"use_sliver_merge": False}, {}),
-    "one_body": ("8", "no one-convex-body keep (3D)", {"one_body_dims": ()}, {}),
-    "convex_join": ("8", "no convex rejoin", {"use_convex_join": False}, {}),
-    "notches": ("9", "no notch cuts (2D)", {"notch_ratio": 0.0}, {}),
+    "sliver_merge": ("8", "slivers kept", {"use_sliver_merge": False}, {}),
+    "convex_join": ("9", "no convex rejoin", {"use_convex_join": False}, {}),
     "edge_move": ("after", "edges not moved (edge_level=None)", {}, {"edge_level": None}),
 }
 ALL_ON = "all rules on"
 
 
-def selection_sets(quick: bool, images: int | None) -> dict:
-    """The selection sets and the real image of ``bench/quality.py``: name -> BenchSet."""
+def selection_sets(quick: bool, images: int | None, kind: str = "selection") -> dict:
+    """The selection sets and the real image of ``bench/quality.py`` (or its tuning sets): name -> BenchSet."""
     sets = quality.all_sets(quick)
-    chosen = {name: s for name, s in sets.items() if s.kind in ("selection", "real")}
+    kinds = ("selection", "real") if kind == "selection" else (kind,)
+    chosen = {name: s for name, s in sets.items() if s.kind in kinds}
     if images is None:
         return chosen
-    fraction = images / len(quality.SEEDS["selection"][0])
+    fraction = images / len(quality.SEEDS[kind][0])
     trimmed = {}
     for name, s in chosen.items():
         if s.kind == "real":
             trimmed[name] = s
             continue
-        keep = images if name.endswith("-2d") else max(1, round(fraction * len(quality.SEEDS["selection"][1])))
+        keep = images if name.endswith("-2d") else max(1, round(fraction * len(quality.SEEDS[kind][1])))
         trimmed[name] = s._replace(load=lambda s=s, keep=keep: s.load()[:keep], source=f"{s.source} (first {keep})")
     return trimmed
 
@@ -133,9 +127,12 @@ def verdict(row: dict, base: dict) -> dict:
     return row
 
 
-def markdown_table(results: dict, set_names: list) -> str:
+def markdown_table(results: dict, set_names: list, base_off: list = ()) -> str:
     """The table of the README: one line per rule off, F1 per set, pooled, change, time, verdict."""
-    short = [n.replace("-selection", "").replace("dsb2018-real", "DSB") for n in set_names]
+    first = f"all on but {', '.join(base_off)}" if base_off else ALL_ON
+    short = [
+        n.replace("-selection", "").replace("-tuning", " tuning").replace("dsb2018-real", "DSB") for n in set_names
+    ]
     head = "| rule off (step) | switch | " + " | ".join(short) + " | pooled F1 | Δ pooled | time s | verdict |"
     lines = [head, "|" + "---|" * (len(short) + 6)]
     for name, row in results.items():
@@ -144,7 +141,7 @@ def markdown_table(results: dict, set_names: list) -> str:
             continue
         f1s = " | ".join(f"{row['sets'][n]['f1']:.3f}" for n in set_names)
         if name == ALL_ON:
-            lines.append(f"| **{ALL_ON}** | - | {f1s} | **{row['f1']:.3f}** | - | {row['seconds']:.0f} | - |")
+            lines.append(f"| **{first}** | - | {f1s} | **{row['f1']:.3f}** | - | {row['seconds']:.0f} | - |")
             continue
         step, _, fields, parameters = RULES[name]
         switch = ", ".join(f"`{k}={v!r}`" for k, v in {**fields, **parameters}.items())
@@ -158,8 +155,12 @@ def markdown_table(results: dict, set_names: list) -> str:
 def _parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 (2D) / 1 (3D) images per set")
-    parser.add_argument("--rules", help=f"comma-separated rules to turn off (default: all): {', '.join(RULES)}")
+    parser.add_argument(
+        "--rules",
+        help=f"comma-separated rules to turn off (default: all; none: the first row only): {', '.join(RULES)}",
+    )
     parser.add_argument("--images", type=int, help="first N images of each 2D selection set (3D: the same fraction)")
+    parser.add_argument("--tuning", action="store_true", help="the tuning sets instead (no real image)")
     parser.add_argument("--base-off", help="comma-separated rules turned off in every run, the first row included")
     parser.add_argument("--out", help="result file (default: bench/results/ablation.json, written by a full run only)")
     return parser, parser.parse_args(argv)
@@ -182,6 +183,8 @@ def _rule_list(parser, text, default: list) -> list:
     """The rule names of a comma-separated option (``default`` when not given); unknown names end the run."""
     if not text:
         return default
+    if text == "none":  # the first row only
+        return []
     rules = [r.strip() for r in text.split(",") if r.strip()]
     unknown = [r for r in rules if r not in RULES]
     if unknown:
@@ -204,9 +207,9 @@ def main(argv=None):
     base_off = _rule_list(parser, args.base_off, [])
     rules = [r for r in _rule_list(parser, args.rules, list(RULES)) if r not in base_off]
     base_fields, base_parameters = _switches(base_off)
-    sets = selection_sets(args.quick, args.images)
+    sets = selection_sets(args.quick, args.images, "tuning" if args.tuning else "selection")
     items, skipped = _load(sets)
-    full = not (args.quick or args.rules or args.images or base_off)
+    full = not (args.quick or args.rules or args.images or base_off or args.tuning)
     out = args.out or (DEFAULT_OUT if full else None)
 
     # One untimed run first, so that import and first-call costs do not land on the first row.
@@ -229,7 +232,7 @@ def main(argv=None):
             verdict(results[name], results[ALL_ON])
         print(f"  {name}: pooled F1 {results[name]['f1']:.3f} in {results[name]['seconds']:.0f} s", flush=True)
     elapsed = time.perf_counter() - t0
-    table = markdown_table(results, list(items))
+    table = markdown_table(results, list(items), base_off)
     print("\n" + table)
     print(f"\n{len(results)} runs on {sum(len(v) for v in items.values())} images in {elapsed:.0f} s")
     payload = {
@@ -244,6 +247,7 @@ def main(argv=None):
             if name in rules
         },
         "base_off": base_off,
+        "data": "tuning" if args.tuning else "selection",
         "quick": args.quick,
         "images": args.images,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -229,7 +229,7 @@ def ablation(load, monkeypatch, tmp_path):
         "tiny-selection-2d": tiny("tiny-selection-2d", (48, 48), 3),
         "tiny-selection-3d": tiny("tiny-selection-3d", (12, 24, 24), 2),
     }
-    monkeypatch.setattr(ablation, "selection_sets", lambda quick, images: sets)
+    monkeypatch.setattr(ablation, "selection_sets", lambda quick, images, kind="selection": sets)
     monkeypatch.setattr(ablation, "DEFAULT_OUT", str(tmp_path / "ablation.json"))
     return ablation
 
