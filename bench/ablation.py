@@ -7,11 +7,17 @@ by the rule), through ``iter_segment(..., auto_config=AutoConfig(...))``
 with one rule turned off (see :data:`RULES`); ``spacing`` is passed for the
 anisotropic 3D sets. The first row has every rule on.
 
-Data: the *report* sets of ``bench/quality.py`` (its definitions are reused:
-blobs and textured, 2D and 3D, seeds 2000-2039 / 2000-2011, never tuned on)
-and the real DSB 2018 image (looked at while tuning, skipped if absent).
+Data: the *selection* sets of ``bench/quality.py`` (its definitions are
+reused: blobs and textured, 2D and 3D, seeds 2000-2039 / 2000-2011, never
+tuned on; the rules are chosen on them, so they are no test of that choice:
+the *report* sets, seeds 3000+, are) and the real DSB 2018 image (looked at
+while tuning, skipped if absent).
 ``--images N`` keeps the first N images of each synthetic set (2D; 3D sets
-keep the same fraction, at least 1), for a shared machine.
+keep the same fraction, at least 1), for a shared machine. ``--base-off``
+turns rules off in every run, the first row included (a reduced rule set,
+whose remaining rules are then turned off in turn). ``--tuning`` runs on the
+tuning sets instead (seeds 0-19 / 0-5, no real image), so that a choice
+between rule sets can weigh the tuning data too.
 
 Scores: F1 at IoU > 0.5, pooled per set (TP, n_true and n_pred summed over
 its images) and pooled over all sets (every object weighs alike). A rule is
@@ -24,9 +30,10 @@ Usage::
     .venv/bin/python bench/ablation.py            # writes bench/results/ablation.json
     .venv/bin/python bench/ablation.py --quick    # 3 (2D) / 1 (3D) images per set; prints only
     .venv/bin/python bench/ablation.py --rules notches,convex_join --images 10
+    .venv/bin/python bench/ablation.py --base-off moment_split,sliver_merge --out reduced.json
 
-Only a full run (no ``--quick``, ``--rules`` or ``--images``) writes the
-result file, unless ``--out`` is given. A rule whose run raises is shown as
+Only a full run (no ``--quick``, ``--rules``, ``--images``, ``--base-off``
+or ``--tuning``) writes the result file, unless ``--out`` is given. A rule whose run raises is shown as
 FAILED and the run exits with code 1 without touching the result file.
 """
 
@@ -59,37 +66,29 @@ DEFAULT_OUT = os.path.join(HERE, "results", "ablation.json")
 
 # name -> (step of core/auto/__init__.py, what turning it off does, AutoConfig fields, segment parameters)
 RULES = {
-    "distance_landscape": ("3", "cuts scored on h only, not also on d", {"use_distance_landscape": False}, {}),
-    "part_distance": ("4", "no own distance transform per part", {"use_part_distance": False}, {}),
-    "thin_parts": ("4", "thin parts split too", {"min_depth": 0.0}, {}),
-    "oversized_split": ("5", "no re-split of oversized parts", {"large_part": float("inf")}, {}),
-    "size_rounds": ("5", "typical size estimated once", {"calibration_rounds": 1}, {}),
-    "collapse_floor": ("5", "plain median as typical size", {"collapse": float("inf")}, {}),
-    "intensity_steps": ("6", "no intensity-step cuts", {"step_score": 0.0}, {}),
+    "notches": ("6", "no notch cuts (2D)", {"notch_ratio": 0.0}, {}),
     "moment_split": ("7", "no 2-means split (3D)", {"moment_ratio": 0.0}, {}),
-    "moment_join": ("7", "no ellipsoid join (3D)", {"use_moment_join": False}, {}),
-    "sliver_merge": ("7", "slivers kept", {"use_sliver_merge": False}, {}),
-    "one_body": ("8", "no one-convex-body keep (3D)", {"one_body_dims": ()}, {}),
-    "convex_join": ("8", "no convex rejoin", {"use_convex_join": False}, {}),
-    "notches": ("9", "no notch cuts (2D)", {"notch_ratio": 0.0}, {}),
+    "sliver_merge": ("8", "slivers kept", {"use_sliver_merge": False}, {}),
+    "convex_join": ("9", "no convex rejoin", {"use_convex_join": False}, {}),
     "edge_move": ("after", "edges not moved (edge_level=None)", {}, {"edge_level": None}),
 }
 ALL_ON = "all rules on"
 
 
-def report_sets(quick: bool, images: int | None) -> dict:
-    """The report sets and the real image of ``bench/quality.py``: name -> BenchSet."""
+def selection_sets(quick: bool, images: int | None, kind: str = "selection") -> dict:
+    """The selection sets and the real image of ``bench/quality.py`` (or its tuning sets): name -> BenchSet."""
     sets = quality.all_sets(quick)
-    chosen = {name: s for name, s in sets.items() if s.kind in ("report", "real")}
+    kinds = ("selection", "real") if kind == "selection" else (kind,)
+    chosen = {name: s for name, s in sets.items() if s.kind in kinds}
     if images is None:
         return chosen
-    fraction = images / len(quality.SEEDS["report"][0])
+    fraction = images / len(quality.SEEDS[kind][0])
     trimmed = {}
     for name, s in chosen.items():
         if s.kind == "real":
             trimmed[name] = s
             continue
-        keep = images if name.endswith("-2d") else max(1, round(fraction * len(quality.SEEDS["report"][1])))
+        keep = images if name.endswith("-2d") else max(1, round(fraction * len(quality.SEEDS[kind][1])))
         trimmed[name] = s._replace(load=lambda s=s, keep=keep: s.load()[:keep], source=f"{s.source} (first {keep})")
     return trimmed
 
@@ -128,9 +127,12 @@ def verdict(row: dict, base: dict) -> dict:
     return row
 
 
-def markdown_table(results: dict, set_names: list) -> str:
+def markdown_table(results: dict, set_names: list, base_off: list = ()) -> str:
     """The table of the README: one line per rule off, F1 per set, pooled, change, time, verdict."""
-    short = [n.replace("-report", "").replace("dsb2018-real", "DSB") for n in set_names]
+    first = f"all on but {', '.join(base_off)}" if base_off else ALL_ON
+    short = [
+        n.replace("-selection", "").replace("-tuning", " tuning").replace("dsb2018-real", "DSB") for n in set_names
+    ]
     head = "| rule off (step) | switch | " + " | ".join(short) + " | pooled F1 | Δ pooled | time s | verdict |"
     lines = [head, "|" + "---|" * (len(short) + 6)]
     for name, row in results.items():
@@ -139,7 +141,7 @@ def markdown_table(results: dict, set_names: list) -> str:
             continue
         f1s = " | ".join(f"{row['sets'][n]['f1']:.3f}" for n in set_names)
         if name == ALL_ON:
-            lines.append(f"| **{ALL_ON}** | - | {f1s} | **{row['f1']:.3f}** | - | {row['seconds']:.0f} | - |")
+            lines.append(f"| **{first}** | - | {f1s} | **{row['f1']:.3f}** | - | {row['seconds']:.0f} | - |")
             continue
         step, _, fields, parameters = RULES[name]
         switch = ", ".join(f"`{k}={v!r}`" for k, v in {**fields, **parameters}.items())
@@ -153,8 +155,13 @@ def markdown_table(results: dict, set_names: list) -> str:
 def _parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 (2D) / 1 (3D) images per set")
-    parser.add_argument("--rules", help=f"comma-separated rules to turn off (default: all): {', '.join(RULES)}")
-    parser.add_argument("--images", type=int, help="first N images of each 2D report set (3D: the same fraction)")
+    parser.add_argument(
+        "--rules",
+        help=f"comma-separated rules to turn off (default: all; none: the first row only): {', '.join(RULES)}",
+    )
+    parser.add_argument("--images", type=int, help="first N images of each 2D selection set (3D: the same fraction)")
+    parser.add_argument("--tuning", action="store_true", help="the tuning sets instead (no real image)")
+    parser.add_argument("--base-off", help="comma-separated rules turned off in every run, the first row included")
     parser.add_argument("--out", help="result file (default: bench/results/ablation.json, written by a full run only)")
     return parser, parser.parse_args(argv)
 
@@ -172,27 +179,49 @@ def _load(sets: dict) -> tuple[dict, dict]:
     return items, skipped
 
 
-def main(argv=None):
-    """Run every rule off, print the table, write the results; return the exit code (0: every run ran)."""
-    parser, args = _parse(argv)
-    rules = [r.strip() for r in args.rules.split(",") if r.strip()] if args.rules else list(RULES)
+def _rule_list(parser, text, default: list) -> list:
+    """The rule names of a comma-separated option (``default`` when not given); unknown names end the run."""
+    if not text:
+        return default
+    if text == "none":  # the first row only
+        return []
+    rules = [r.strip() for r in text.split(",") if r.strip()]
     unknown = [r for r in rules if r not in RULES]
     if unknown:
         parser.error(f"unknown rule(s) {', '.join(unknown)}; rules: {', '.join(RULES)}")
-    sets = report_sets(args.quick, args.images)
+    return rules
+
+
+def _switches(rules: list) -> tuple[dict, dict]:
+    """The AutoConfig fields and segment parameters that turn ``rules`` off."""
+    fields, parameters = {}, {}
+    for name in rules:
+        fields.update(RULES[name][2])
+        parameters.update(RULES[name][3])
+    return fields, parameters
+
+
+def main(argv=None):
+    """Run every rule off, print the table, write the results; return the exit code (0: every run ran)."""
+    parser, args = _parse(argv)
+    base_off = _rule_list(parser, args.base_off, [])
+    rules = [r for r in _rule_list(parser, args.rules, list(RULES)) if r not in base_off]
+    base_fields, base_parameters = _switches(base_off)
+    sets = selection_sets(args.quick, args.images, "tuning" if args.tuning else "selection")
     items, skipped = _load(sets)
-    full = not (args.quick or args.rules or args.images)
+    full = not (args.quick or args.rules or args.images or base_off or args.tuning)
     out = args.out or (DEFAULT_OUT if full else None)
 
     # One untimed run first, so that import and first-call costs do not land on the first row.
     first = next(iter(items))
-    run_rule({first: items[first][:1]}, AutoConfig(), {})
+    run_rule({first: items[first][:1]}, AutoConfig(**base_fields), base_parameters)
     t0 = time.perf_counter()
     results = {}
     for name in [ALL_ON, *rules]:
-        fields, parameters = ({}, {}) if name == ALL_ON else RULES[name][2:]
+        fields, parameters = _switches([] if name == ALL_ON else [name])
         try:
-            results[name] = run_rule(items, AutoConfig(**fields), parameters)
+            config = AutoConfig(**base_fields, **fields)
+            results[name] = run_rule(items, config, {**base_parameters, **parameters})
         except Exception as exc:  # reported, and the run fails at the end
             traceback.print_exc()
             results[name] = {"error": error_text(exc)}
@@ -203,7 +232,7 @@ def main(argv=None):
             verdict(results[name], results[ALL_ON])
         print(f"  {name}: pooled F1 {results[name]['f1']:.3f} in {results[name]['seconds']:.0f} s", flush=True)
     elapsed = time.perf_counter() - t0
-    table = markdown_table(results, list(items))
+    table = markdown_table(results, list(items), base_off)
     print("\n" + table)
     print(f"\n{len(results)} runs on {sum(len(v) for v in items.values())} images in {elapsed:.0f} s")
     payload = {
@@ -217,6 +246,8 @@ def main(argv=None):
             for name, (s, what, f, p) in RULES.items()
             if name in rules
         },
+        "base_off": base_off,
+        "data": "tuning" if args.tuning else "selection",
         "quick": args.quick,
         "images": args.images,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -228,7 +259,7 @@ def main(argv=None):
     failures = [f"{name}: {row['error']}" for name, row in results.items() if "error" in row]
     code = save_results([out] if out else [], payload, failures, indent=1, failed_to=out or DEFAULT_OUT)
     if not code:
-        print(f"wrote {out}" if out else "partial run (--quick, --rules or --images): results not saved (give --out)")
+        print(f"wrote {out}" if out else "partial run (--quick, --rules, --images, --base-off): not saved (give --out)")
     return code
 
 

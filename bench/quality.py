@@ -84,10 +84,15 @@ tuning (``blobs-tuning-2d`` ...)
     Seeds 0-19 (2D) and 0-5 (3D). Look at these while developing and tuning.
     The touching_blobs seeds 0-9 / 0-2 of the former ``synthetic-2d/3d``
     sets (where the auto mode's defaults were tuned) are part of them.
+selection (``blobs-selection-2d`` ...)
+    Seeds 2000-2039 (2D) and 2000-2011 (3D): the former report sets. The
+    ablation (``bench/ablation.py``) chose the auto-mode rules on them, so
+    they are selection data now, no longer a fresh test. The table marks
+    them ``selection``.
 report (``blobs-report-2d`` ...)
-    Seeds 2000-2039 (2D) and 2000-2011 (3D). **Run once after the last
-    choice**: nobody tunes on them, and a run that looked at them while
-    choosing makes them tuning sets. The table marks them ``REPORT``.
+    Seeds 3000-3039 (2D) and 3000-3011 (3D). **Run once after the last
+    choice**: nobody tunes or selects on them, and a run that looked at them
+    while choosing makes them selection sets. The table marks them ``REPORT``.
 dsb2018-real
     A real fluorescence image of nuclei (512 x 512, uint16) with hand-made
     instance annotations from the 2018 Data Science Bowl (Caicedo et al.,
@@ -105,13 +110,14 @@ legacy (only when named)
 
 Usage::
 
-    .venv/bin/python bench/quality.py                    # tuning + report + real; writes quality.json
+    .venv/bin/python bench/quality.py                    # tuning + selection + report + real; writes quality.json
     .venv/bin/python bench/quality.py --sets tuning,real # while developing (prints only)
     .venv/bin/python bench/quality.py --quick            # smoke run: 3 2D + 1 3D image per tuning set
     .venv/bin/python bench/quality.py --sets blobs-final # a legacy set (both dimensions)
 
 ``--sets`` takes set names, a name without ``-2d``/``-3d`` for both, or the
-groups ``tuning``, ``report``, ``real``, ``legacy``, ``blobs``, ``textured``.
+groups ``tuning``, ``selection``, ``report``, ``real``, ``legacy``, ``blobs``,
+``textured``.
 ``--fresh``, ``--unseen``, ``--new`` and ``--final`` add those legacy sets to
 the run. Only a full run (no ``--quick``, no ``--sets``) writes
 ``bench/results/quality.json``; a partial run prints only, unless ``--out``
@@ -238,7 +244,7 @@ METHODS = {
 # -------------------------------------------------------------------- data
 class BenchSet(NamedTuple):
     name: str
-    kind: str  # tuning, report, real or legacy
+    kind: str  # tuning, selection, report, real or legacy
     source: str
     load: Callable[[], list]  # -> [(image, truth, spacing or None), ...]
 
@@ -255,7 +261,8 @@ GENERATORS = {
 # kind -> (2D seeds, 3D seeds), for both generators (the legacy ones for blobs only)
 SEEDS = {
     "tuning": (range(0, 20), range(0, 6)),
-    "report": (range(2000, 2040), range(2000, 2012)),
+    "selection": (range(2000, 2040), range(2000, 2012)),
+    "report": (range(3000, 3040), range(3000, 3012)),
 }
 LEGACY = {
     "heldout": (range(100, 110), range(100, 103)),
@@ -264,7 +271,7 @@ LEGACY = {
     "new": (range(700, 740), range(700, 712)),
     "final": (range(900, 940), range(900, 912)),
 }
-GROUPS = ("tuning", "report", "real", "legacy", "blobs", "textured")
+GROUPS = ("tuning", "selection", "report", "real", "legacy", "blobs", "textured")
 
 
 def _synthetic(generator, kind, ndim, seeds, label=None):
@@ -438,8 +445,8 @@ def _parse(argv):
     )
     parser.add_argument(
         "--sets",
-        help="comma-separated sets or groups (tuning, report, real, legacy, blobs, textured); default: "
-        "tuning, report and real",
+        help="comma-separated sets or groups (tuning, selection, report, real, legacy, blobs, textured); "
+        "default: tuning, selection, report and real",
     )
     for label, (seeds2d, seeds3d) in LEGACY.items():
         if label != "heldout":
@@ -458,7 +465,7 @@ def main(argv=None):
     parser, args = _parse(argv)
     sets = all_sets(args.quick)
     # A quick run never looks at the report sets unless they are asked for.
-    default = ["tuning", "real"] if args.quick else ["tuning", "report", "real"]
+    default = ["tuning", "real"] if args.quick else ["tuning", "selection", "report", "real"]
     wanted = args.sets.split(",") if args.sets else default
     wanted += [f"blobs-{label}" for label in LEGACY if getattr(args, label, False)]
     try:
@@ -487,6 +494,7 @@ def main(argv=None):
             "watershed_min_distance": WATERSHED_MIN_DISTANCE,
         },
         "report_sets": f"kind 'report': {REPORT_NOTE}",
+        "selection_sets": "kind 'selection': the data bench/ablation.py chose the auto-mode rules on",
         "skipped": skipped,
         "quick": args.quick,
         "sets": names,

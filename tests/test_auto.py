@@ -69,11 +69,16 @@ def test_auto_keeps_single_disk_whole():
     assert np.array_equal(labels > 0, mask)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a known loss: the second landscape (distance alone) that found this neck earned no pooled F1 in the "
+    "ablation on unseen data and was removed (README, 'Which auto-mode rules earn their place')",
+)
 def test_auto_splits_dim_small_object_on_bright_one():
     # A dim small nucleus against a bright large one: in the distance x
     # intensity landscape it is only a low shoulder (the bright one's
     # blurred light lifts the pass almost to its top), but the mask still
-    # has a neck. Both must come out, each matching its truth.
+    # has a neck. Both should come out, each matching its truth.
     shape = (48, 64)
     big = disk(shape, (24, 22), 12)
     small = disk(shape, (24, 38.5), 7.5) & ~big
@@ -274,31 +279,32 @@ def _shoulder_scene(seed):
     return image, truth
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_auto_splits_bright_dim_pair_without_neck_along_the_step(seed):
+@pytest.mark.parametrize(
+    "seed",
+    [
+        0,
+        pytest.param(
+            1,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="a known loss: here only the intensity step shows the seam, and the step cut earned no "
+                "pooled F1 in the ablation on unseen data and was removed",
+            ),
+        ),
+    ],
+)
+def test_auto_splits_bright_dim_pair_without_neck_at_its_notches(seed):
     # The pair's union has no neck and the dim object is a terrace, not a
-    # hill: only the intensity step between them shows the seam. The single
-    # textured domes beside it must stay whole.
+    # hill, so the pass/hill rule keeps it whole; the slight dent of the
+    # pair's outline on each side makes a notch pair. The single textured
+    # domes beside it must stay whole.
     image, truth = _shoulder_scene(seed)
     kwargs = AUTO_OTSU
     labels = segment(image, **kwargs)
     assert labels.max() == 5
     assert f1_at_iou50(truth, labels) == 1.0
-    # Without the step cue (and the notch cut, which sees the pair's slight
-    # dent too) the pair stays merged: the test exercises the step cue.
-    assert segment_with(image, AutoConfig(notch_ratio=0.0), **kwargs).max() == 5
-    assert segment_with(image, AutoConfig(notch_ratio=0.0, step_score=0.0), **kwargs).max() == 4
-
-
-def test_auto_oversized_part_with_shallow_pass_is_split():
-    # A part 1.5-2 typical sizes large whose pass/hill ratio is 0.85-0.93
-    # holds several objects on the generator's images (single objects of
-    # that size score >= 0.94); here one such pair is left merged without
-    # the raised floor, and every object comes out with it.
-    image, truth = touching_blobs((128, 128), 14, seed=5)
-    kwargs = AUTO_OTSU
-    assert f1_at_iou50(truth, segment(image, **kwargs)) == 1.0
-    assert f1_at_iou50(truth, segment_with(image, AutoConfig(large_part_floor=0.0), **kwargs)) < 1.0
+    # Without the notch cut the pair stays merged: the test exercises it.
+    assert segment_with(image, AutoConfig(notch_ratio=0.0), **kwargs).max() == 4
 
 
 def _voxel_graph(mask):
@@ -308,45 +314,6 @@ def _voxel_graph(mask):
     node[mask] = np.arange(int(mask.sum()))
     heads, tails, _ = pixel_edges(node)
     return np.argwhere(mask), heads, tails
-
-
-def test_moment_test_separates_single_ellipsoids_from_touching_pairs():
-    from napari_spectral_seg.core.auto import rules, shape
-
-    config = AutoConfig()
-    g = np.indices((40, 40, 60)).astype(float)
-    # one ellipsoid, axes 1.5:1:1.2 (the generator's most elongated case)
-    single = ((g[0] - 20) / 12) ** 2 + ((g[1] - 20) / 8) ** 2 + ((g[2] - 30) / 9.6) ** 2 < 1
-    # two balls, radii 9 and 7, centre distance 0.8 * (9 + 7)
-    ball_a = (g[0] - 20) ** 2 + (g[1] - 20) ** 2 + (g[2] - 20) ** 2 < 81
-    ball_b = (g[0] - 20) ** 2 + (g[1] - 20) ** 2 + (g[2] - 32.8) ** 2 < 49
-    pair = ball_a | ball_b
-    assert shape.two_means(np.argwhere(single).astype(float))[1] > config.moment_ratio
-    assert shape.two_means(np.argwhere(pair).astype(float))[1] < config.moment_ratio
-
-    # split: the pair as one piece becomes the two balls; the ellipsoid stays whole
-    typical = float(ball_a.sum() + ball_b.sum()) / 2
-    coords, a, b = _voxel_graph(pair)
-    zeros = np.zeros(len(coords), dtype=np.int64)
-    out = rules.split_moments(zeros, a, b, coords, typical, spacing=None, min_part=30, config=config)
-    assert out.max() == 1
-    pred = np.zeros(pair.shape, dtype=np.int64)
-    pred[tuple(coords.T)] = out + 1
-    truth = np.where(ball_a, 1, np.where(ball_b, 2, 0))
-    assert f1_at_iou50(truth, pred) == 1.0
-    coords, a, b = _voxel_graph(single)
-    zeros = np.zeros(len(coords), dtype=np.int64)
-    out = rules.split_moments(zeros, a, b, coords, typical, spacing=None, min_part=30, config=config)
-    assert out.max() == 0
-
-    # join: a ball cut in two halves is one object again; the two balls stay two
-    ball = (g[0] - 20) ** 2 + (g[1] - 20) ** 2 + (g[2] - 30) ** 2 < 100
-    coords, a, b = _voxel_graph(ball)
-    halves = (coords[:, 2] > 31).astype(np.int64)
-    assert rules.join_moments(halves, a, b, coords, float(ball.sum()), spacing=None, config=config).max() == 0
-    coords, a, b = _voxel_graph(pair)
-    two = (coords[:, 2] > 26).astype(np.int64)
-    assert rules.join_moments(two, a, b, coords, typical, spacing=None, config=config).max() == 1
 
 
 def _clipped_ellipse_scene(seed):
@@ -367,16 +334,38 @@ def _clipped_ellipse_scene(seed):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_auto_border_clipped_large_ellipse_stays_whole(seed):
-    # The oversized rule cuts the big clipped ellipse although no pass
-    # divides it; its pieces' union is convex and their seam spans the
-    # object, so the convex rejoin makes it one object again.
+    # A big ellipse clipped by the border, 2.5 typical sizes, has no pass:
+    # it stays one object beside the typical discs.
     image, truth = _clipped_ellipse_scene(seed)
-    kwargs = AUTO_OTSU
-    labels = segment(image, **kwargs)
+    labels = segment(image, **AUTO_OTSU)
     assert labels.max() == 9
     assert f1_at_iou50(truth, labels) == 1.0
-    # Without the rejoin the ellipse is over-split (the test exercises it).
-    assert segment_with(image, AutoConfig(convex_solidity=2.0), **kwargs).max() > 9
+
+
+def test_convex_rejoin_joins_one_object_cut_in_two_and_keeps_a_touching_pair():
+    from napari_spectral_seg.core.auto import rules
+
+    config = AutoConfig()
+    yy, xx = np.indices((60, 100))
+    ellipse = ((yy - 30) / 12) ** 2 + ((xx - 50) / 20) ** 2 < 1
+    pair = ((yy - 30) ** 2 + (xx - 40) ** 2 < 100) | ((yy - 30) ** 2 + (xx - 56) ** 2 < 100)
+    # The ellipse cut along its long axis: a convex union and a seam across it.
+    coords, a, b = _voxel_graph(ellipse)
+    halves = (coords[:, 0] >= 30).astype(np.int64)
+    assert rules.join_convex(halves, a, b, coords, float(ellipse.sum()), config).max() == 0
+    # Two discs cut at their neck: a dent and a narrow seam, they stay two.
+    coords, a, b = _voxel_graph(pair)
+    halves = (coords[:, 1] >= 48).astype(np.int64)
+    assert rules.join_convex(halves, a, b, coords, float(pair.sum()) / 2, config).max() == 1
+    # Off, nothing is joined (the ablation's switch).
+    coords, a, b = _voxel_graph(ellipse)
+    halves = (coords[:, 0] >= 30).astype(np.int64)
+    off = AutoConfig(use_convex_join=False)
+    run = type("Run", (), {"config": off, "spacing": None, "min_part": 20})()
+    part = type("Part", (), {"a": a, "b": b, "coords": coords})()
+    from napari_spectral_seg.core.auto.recipe import refine_component
+
+    assert refine_component(part, halves, float(ellipse.sum()), run).max() == 1
 
 
 def test_solidity_and_seam_cues():
@@ -394,45 +383,14 @@ def test_solidity_and_seam_cues():
         assert (shape.seam_ratio(halves, a, b, 2, 0, 1) >= AutoConfig().convex_seam) == expected
 
 
-def test_typical_size_does_not_collapse_under_fragments():
-    """A swarm of min_part chips must not put the typical size at a chip's size.
-
-    The sizes are a first pass that chipped thin sheets into min_part pieces
-    on a 3D volume whose 12 objects hold 841-5836 voxels (median 1684); the
-    count median of these sizes is 88 voxels.
-    """
+def test_typical_size_is_the_median_piece_without_specks():
     from napari_spectral_seg.core.auto.pieces import typical_size
 
-    sizes = [13100, 4592, 4526, 3363, 2384, 1171, 1011, 515, 88, 56, 49, 39, 30, 30, 30, 30, 30]
-    pieces = [np.repeat(np.arange(len(sizes)), sizes)]
-    assert 400 <= typical_size(pieces, 30, AutoConfig()) <= 4000
-    # Without fragments the estimate is the plain median, even with a clump.
-    whole = [np.repeat(np.arange(6), [100, 200, 300, 400, 500, 2500])]
-    assert typical_size(whole, 30, AutoConfig()) == 350.0
-
-
-def test_auto_3d_thin_sheets_do_not_collapse_the_typical_size(monkeypatch):
-    """Piece count near the truth's 12 on a volume whose cuts leave thin sheets.
-
-    Thin sheets left along cuts are not chipped into min_part pieces, so the
-    first pass's median stays near the objects' size.
-    """
-    from napari_spectral_seg.core.auto import recipe
-
-    seen = []
-    original = recipe.typical_size
-
-    def spy(pieces, min_part, config):
-        seen.append(original(pieces, min_part, config))
-        return seen[-1]
-
-    monkeypatch.setattr(recipe, "typical_size", spy)
-    image, truth = touching_blobs((40, 64, 64), 12, seed=510)
-    labels = segment(image, **AUTO_OTSU)
-    assert abs(int(labels.max()) - int(truth.max())) <= 3
-    # Truth median 1684 voxels; chipped sheets would put the count median at 52-88.
-    assert min(seen) > 1000
-    assert f1_at_iou50(truth, labels) > 0.5
+    # Specks under min_part (30) do not count; a clump is one piece among them.
+    pieces = [np.repeat(np.arange(8), [100, 200, 300, 400, 500, 2500, 5, 12])]
+    assert typical_size(pieces, 30) == 350.0
+    assert typical_size([np.repeat(np.arange(2), [5, 12])], 30) == 8.5  # only specks: their median
+    assert typical_size([], 30) == 0.0
 
 
 def test_notch_cut_separates_lobes_and_leaves_ellipses_whole():
@@ -473,22 +431,11 @@ def test_notch_cut_separates_lobes_and_leaves_ellipses_whole():
         assert side is None or ratio < config.notch_ratio
 
 
-def test_giant_single_ellipsoid_is_not_chopped_by_the_size_rule():
-    from napari_spectral_seg.core.auto import shape
-
-    config = AutoConfig()
-
+def test_giant_single_ellipsoid_stays_one_object():
+    # A giant ellipsoid among normal balls has no pass, and no rule cuts a
+    # piece for its size alone: it stays one object.
     zz, yy, xx = np.indices((30, 44, 44))
     giant = ((zz - 15) / 13.0) ** 2 + ((yy - 22) / 19.0) ** 2 + ((xx - 22) / 17.0) ** 2 < 1
-    ball = ((zz - 15) / 8.0) ** 2 + ((yy - 22) / 8.0) ** 2 + ((xx - 22) / 8.0) ** 2 < 1
-    pair = (((zz - 15) / 8.0) ** 2 + ((yy - 22) / 8.0) ** 2 + ((xx - 14) / 8.0) ** 2 < 1) | (
-        ((zz - 15) / 8.0) ** 2 + ((yy - 22) / 8.0) ** 2 + ((xx - 27) / 8.0) ** 2 < 1
-    )
-    assert shape.is_one_convex_body(np.argwhere(giant), None, config)
-    assert shape.is_one_convex_body(np.argwhere(ball), None, config)
-    assert not shape.is_one_convex_body(np.argwhere(pair), None, config)
-    # End to end: a giant ellipsoid among normal balls stays one object;
-    # without the test the size rule chops it.
     volume = np.zeros((30, 96, 96))
     volume[:, 26:70, 26:70] = giant
     z, y, x = np.indices(volume.shape)
@@ -501,4 +448,3 @@ def test_giant_single_ellipsoid_is_not_chopped_by_the_size_rule():
     centre = labels[15, 48, 48]
     assert labels.max() == 6
     assert np.count_nonzero(labels == centre) > 0.9 * giant.sum()
-    assert segment_with(image, AutoConfig(one_body_dims=()), **kw).max() > 6

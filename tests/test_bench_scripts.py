@@ -163,7 +163,7 @@ def quality(load, monkeypatch, tmp_path):
     def tiny_item(seed):
         return (*quality.touching_blobs((48, 48), 3, seed=seed), None)
 
-    sets = {s.name: s for s in (tiny("tuning", 0), tiny("report", 1), tiny("real", 2))}
+    sets = {s.name: s for s in (tiny("tuning", 0), tiny("selection", 3), tiny("report", 1), tiny("real", 2))}
     monkeypatch.setattr(quality, "all_sets", lambda quick=False: sets)
     monkeypatch.setattr(quality, "DEFAULT_OUT", str(tmp_path / "quality.json"))
     return quality
@@ -191,9 +191,9 @@ def test_quality_py_full_run_writes_quality_json_and_a_partial_run_nothing(quali
     assert not out.exists()
     assert quality.main([]) == 0
     result = json.loads(out.read_text())
-    assert result["sets"] == ["tiny-tuning", "tiny-report", "tiny-real"]
-    row = result["rows"][1]
-    assert row["kind"] == "report"
+    assert result["sets"] == ["tiny-tuning", "tiny-selection", "tiny-report", "tiny-real"]
+    assert [r["kind"] for r in result["rows"]] == ["tuning", "selection", "report", "real"]
+    row = result["rows"][2]
     expected = {"defaults", "old-defaults", "tuned", "nsbatwm-defaults", "nsbatwm-best", "otsu-cc", "dt-watershed"}
     assert set(row["methods"]) == expected
     assert row["methods"]["nsbatwm-best"]["spot_sigma"] in quality.SPOT_SIGMAS
@@ -209,27 +209,28 @@ def test_quality_py_selects_sets_by_name_stem_and_group(load):
     assert tuning == ["blobs-tuning-2d", "blobs-tuning-3d", "textured-tuning-2d", "textured-tuning-3d"]
     assert quality.select(sets, ["textured"]) == [n for n in sets if n.startswith("textured-")]
     assert all(sets[n].kind == "report" for n in quality.select(sets, ["report"]))
+    assert quality.SEEDS["report"][0][0] > quality.SEEDS["selection"][0][-1]  # fresh seeds for the report
     with pytest.raises(ValueError, match="unknown set"):
         quality.select(sets, ["blobs-tuning-4d"])
 
 
 @pytest.fixture
 def ablation(load, monkeypatch, tmp_path):
-    """bench/ablation.py on one tiny 2D and one tiny 3D report set, results under tmp_path."""
+    """bench/ablation.py on one tiny 2D and one tiny 3D selection set, results under tmp_path."""
     pytest.importorskip(NSBATWM, reason="bench/ablation.py reuses bench/quality.py (bench extra)")
     ablation = load("ablation")
     blobs = ablation.quality.touching_blobs
 
     def tiny(name, shape, n):
         return ablation.quality.BenchSet(
-            name, "report", f"touching_blobs({shape}, {n})", lambda: [(*blobs(shape, n, seed=1), None)]
+            name, "selection", f"touching_blobs({shape}, {n})", lambda: [(*blobs(shape, n, seed=1), None)]
         )
 
     sets = {
-        "tiny-report-2d": tiny("tiny-report-2d", (48, 48), 3),
-        "tiny-report-3d": tiny("tiny-report-3d", (12, 24, 24), 2),
+        "tiny-selection-2d": tiny("tiny-selection-2d", (48, 48), 3),
+        "tiny-selection-3d": tiny("tiny-selection-3d", (12, 24, 24), 2),
     }
-    monkeypatch.setattr(ablation, "report_sets", lambda quick, images: sets)
+    monkeypatch.setattr(ablation, "selection_sets", lambda quick, images, kind="selection": sets)
     monkeypatch.setattr(ablation, "DEFAULT_OUT", str(tmp_path / "ablation.json"))
     return ablation
 
@@ -244,9 +245,17 @@ def test_ablation_py_turns_every_rule_off_and_writes_ablation_json(ablation, tmp
     assert list(results) == [ablation.ALL_ON, *ablation.RULES]
     for name in ablation.RULES:
         row = results[name]
-        assert set(row["sets"]) == {"tiny-report-2d", "tiny-report-3d"}
+        assert set(row["sets"]) == {"tiny-selection-2d", "tiny-selection-3d"}
         assert row["verdict"] == ("keep" if -row["delta_f1"] >= ablation.KEEP_MARGIN else "drop")
     assert "| rule off (step) |" in capsys.readouterr().out
+
+
+def test_ablation_py_base_off_turns_rules_off_in_every_row(ablation, tmp_path):
+    out = tmp_path / "reduced.json"
+    assert ablation.main(["--base-off", "notches", "--rules", "notches,edge_move", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["base_off"] == ["notches"]
+    assert list(result["results"]) == [ablation.ALL_ON, "edge_move"]  # a rule off in the base is not a row
 
 
 def test_ablation_py_rule_that_fails_keeps_ablation_json(ablation, tmp_path, monkeypatch):

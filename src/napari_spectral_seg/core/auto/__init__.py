@@ -20,69 +20,20 @@ spectral bisection with a shape-and-intensity stopping rule:
 3. **Decision.** For each candidate, the pass height is the largest ``h``
    among the edges it cuts, and the hill heights are the largest ``h`` on
    each side. The cut with the smallest ratio ``pass / min(hills)`` is
-   taken if that ratio is below ``sensitivity``. The same cuts are also
-   scored on the distance ``d`` alone and the lower ratio counts: next to a
-   bright object a dim one is a low hill in ``h``, and the bright one's
-   light, blurred across the neck, lifts the pass almost to that hill,
-   while in ``d`` the neck still shows. The ratio is dimensionless
+   taken if that ratio is below ``sensitivity``. The ratio is dimensionless
    and does not depend on the object's size, brightness or elongation: for
    one disc, ellipse or sphere it is close to 1 (any cut crosses the
    middle), for two discs overlapping with centre distance 1.6 R it is about
    0.6, and a dark seam at half brightness brings it to about 0.5.
-4. **Recursion.** Accepted parts are split again the same way until no cut
-   passes; pieces smaller than ``min_part`` pixels are never split off.
-   Each part gets its own distance transform after a cut, so an object in
-   the middle of a clump shows its neck once its neighbours are cut away.
-5. **Size calibration.** Deep overlaps and clumps can hide a pass (ratio
-   0.85-0.99). The pieces of a first pass are mostly single objects, so
-   their median size is taken as the typical object size (or
-   ``object_size`` is given), but not less than a tenth of the size of
-   the piece holding the median pixel, so a swarm of small fragments
-   cannot make every object look oversized; a piece larger than 1.5 times
-   it is split again with a threshold of at least 0.93 that rises to 1.0 at
-   2.5 times (from there on any cut below the lower hill's top is taken: a
-   part that big is not one object), while both sides of such a cut must
-   hold at least 0.4 times the typical size. Sizes are compared as
-   area-equivalents (volume ratios to the power 2/3 in 3D).
-   The typical size is then re-estimated from the new pieces and the size
-   pass repeated (up to three rounds, until nothing changes): clumps the
-   first median counted as objects raise it, and once they are cut smaller
-   clumps stand out as oversized too.
-6. **Intensity steps.** A small object bulging off a larger one with no
-   neck in the mask makes no pass; if the two differ in brightness their
-   seam is an intensity step, a terrace rather than a hill. Pieces at least
-   1.1 typical sizes get one more candidate cut, from the Fiedler vector of
-   a graph whose weights also fall with the intensity difference between
-   neighbours (in units of its median, the noise and texture scale). The
-   cut is taken when its normalised-cut value (a short seam between large
-   sides) divided by the brightness step across it (median cue within 3
-   pixels on each side) is below 0.04 (``step_score``), both sides holding 0.4
-   typical sizes; the pieces are tried again.
-7. **Shape moments (3D).** Two objects overlapping deeply, or two small
-   ones the size of one typical object, can leave no pass at all. Their
-   union is still not shaped like one ellipsoid: a 2-means clustering of its
-   voxel positions leaves less than 0.6 of its second moment, while a single
-   ellipsoid (axes up to 1.5:1, whole or clipped by a neighbour) leaves
-   0.66-0.80; such pieces (from 0.9 typical sizes) are cut along the 2-means
-   split if both halves are ellipsoid-like themselves (each leaves at least
-   0.6; a flat fragment left by earlier cuts does not). Conversely two
-   touching pieces whose union leaves at least 0.68 and holds at most 2
-   typical sizes are one object cut in two and are joined. Slivers cut off
-   inside a component (below a quarter of the typical size) rejoin their
-   neighbour: they are false cuts, not objects.
-8. **Convex rejoin.** A large object (often clipped by the image border)
-   of 2-3.5 typical sizes has no pass, yet the oversized rule of step 5
-   cuts it. Its pieces meet along a seam as wide as the object, and their
-   union is convex; two touching objects meet at a neck or leave a dent.
-   Two touching pieces are joined when their union fills at least 0.97 of
-   its convex hull (pixel counts) and their seam is at least 1.4 times the
-   smaller piece's equivalent diameter (3D: central section), the union
-   holding at most 3.5 typical sizes. A border-clipped convex object stays
-   convex, so the border needs no special case. In 3D a part that only the
-   size rule of step 5 would cut is kept whole beforehand when it is one
-   convex, ellipsoid-like body (solidity at least 0.97, 2-means leaving at
-   least 0.66): a giant single object, not a clump.
-9. **Notches (2D).** In a clump of three or four objects the distance
+4. **Recursion.** Accepted parts are split again the same way, on the same
+   landscape, until no cut passes; pieces smaller than ``min_part`` pixels
+   are never split off.
+5. **Typical size.** The pieces of steps 1-4 are mostly single objects, so
+   their median size (pieces of at least ``min_part`` pixels) is the
+   typical object size (or ``object_size`` is given). The rules below
+   compare pieces with it, as area-equivalents (volume ratios to the power
+   2/3 in 3D).
+6. **Notches (2D).** In a clump of three or four objects the distance
    transform's ridge runs through the junction and a dim lobe beside a
    bright one is a shoulder, so a lobe can make no pass at all. Its outline
    still shows it: a concave notch on each side of a neck. Pieces of at
@@ -90,11 +41,40 @@ spectral bisection with a shape-and-intensity stopping rule:
    notches (each at least 1.5 pixels inside the convex hull) when the
    notches' summed depth is at least 0.3 times the cut's length and the cut
    is at most 1.1 times the smaller side's equivalent diameter (a neck
-   narrower than the objects); parts are tried again. Runs after step 6.
+   narrower than the objects); parts are tried again.
+7. **Shape moments (3D).** Two objects overlapping deeply, or two small
+   ones the size of one typical object, can leave no pass at all. Their
+   union is still not shaped like one ellipsoid: a 2-means clustering of its
+   voxel positions (physical units) leaves less than 0.6 of its second
+   moment, while a single ellipsoid (axes up to 1.5:1, whole or clipped by a
+   neighbour) leaves 0.66-0.80; such pieces (from 0.9 typical sizes) are
+   cut along the 2-means split if both halves hold 0.4 typical sizes and
+   are ellipsoid-like themselves (each leaves at least 0.6; a flat fragment
+   left by earlier cuts does not); parts are tried again.
+8. **Slivers.** Pieces cut off inside a component below a quarter of the
+   typical size rejoin the neighbour they share the longest border with:
+   they are false cuts, not objects.
+9. **Convex rejoin.** A large object (often clipped by the image border)
+   can be cut although no neck divides it. Its pieces meet along a seam as
+   wide as the object, and their union is convex; two touching objects
+   meet at a neck or leave a dent. Two touching pieces are joined when
+   their union fills at least 0.97 of its convex hull (pixel counts) and
+   their seam is at least 1.4 times the smaller piece's equivalent diameter
+   (3D: central section), the union holding at most 3.5 typical sizes. A
+   border-clipped convex object stays convex, so the border needs no
+   special case.
 
 After these steps the pipeline moves each object's edge to its own
 brightness (:mod:`napari_spectral_seg.core.edges`) when a threshold made
 the mask.
+
+Steps 6-9 and the edge move are the rules kept after an ablation on data
+they were not tuned on; nine more (a second landscape of the distance
+alone, per-part distance transforms, a thin-part guard, the re-split of
+oversized parts with its size rounds and floor, intensity-step cuts, the 3D
+ellipsoid join, a one-convex-body keep) earned nothing there and were
+removed (``docs/auto_tuning.md``, README *Which auto-mode rules earn their
+place*).
 
 The package is numpy/scipy only; it calls the shared eigen-solver
 :func:`napari_spectral_seg.core.eigen.laplacian_eigenvectors`.
@@ -102,7 +82,8 @@ The package is numpy/scipy only; it calls the shared eigen-solver
 The numbers above are the defaults of :class:`AutoConfig`
 (``napari_spectral_seg.core.auto.config``); every rule reads its thresholds
 from the ``config`` passed to :func:`iter_auto_labels`, which can also turn
-each rule off on its own (``bench/ablation.py`` measures what each earns).
+each of steps 6-9 off on its own (``bench/ablation.py`` measures what each
+earns).
 How they were chosen is recorded in ``docs/auto_tuning.md``.
 
 The package, from the bottom up (each module imports only those above it):
@@ -115,8 +96,8 @@ The package, from the bottom up (each module imports only those above it):
   ones, the typical size;
 - ``shape``: shape cues (2-means, convex hull and solidity, seams, notches);
 - ``bisection``: sweep cuts along the Fiedler vector and the recursive
-  split of a component (steps 2-4), the intensity-step cut;
-- ``rules``: the rules of steps 5-9;
+  split of a component (steps 2-4);
+- ``rules``: the rules of steps 6-9;
 - ``recipe``: :func:`iter_auto_labels`, which runs them in order.
 """
 

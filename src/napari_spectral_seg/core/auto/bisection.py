@@ -3,8 +3,7 @@
 The Fiedler vector of a part's pixel graph orders its pixels from one end to
 the other across its cheapest pass; every level set of it is a candidate cut
 ("sweep cut"). :func:`split_component` takes the candidate with the lowest
-pass/hill ratio while it is below the sensitivity, recursively;
-:func:`step_cut` proposes the cut along an intensity step instead.
+pass/hill ratio while it is below the sensitivity, recursively.
 """
 
 from __future__ import annotations
@@ -16,12 +15,10 @@ from scipy.sparse.csgraph import connected_components
 
 from ..eigen import edge_laplacian_eigenvectors, laplacian_eigenvectors, resolve_solver
 from .config import DEFAULT_SENSITIVITY, AutoConfig
-from .geometry import box_coords, pixel_unit, relative_size
-from .landscape import part_distance
+from .geometry import box_coords
 from .pieces import cut_into_pieces, local_edges
-from .shape import is_one_convex_body
 
-__all__ = ["fiedler_order", "normalised_cuts", "split_component", "step_cut", "sweep_cut"]
+__all__ = ["fiedler_order", "split_component", "sweep_cut"]
 
 
 def fiedler_order(
@@ -120,99 +117,6 @@ def sweep_cut(
     return rank, candidates, ratio
 
 
-def normalised_cuts(
-    w: np.ndarray, rank: np.ndarray, order: np.ndarray, la: np.ndarray, lb: np.ndarray, candidates: np.ndarray
-) -> np.ndarray:
-    """Normalised-cut value ``cut (1/vol A + 1/vol B)`` of every prefix candidate.
-
-    Prefix ``i`` cuts edge ``(lo, hi)`` when ``lo < i <= hi``: a difference
-    array over ranks gives all cut weights in one cumulative sum.
-    """
-    m = len(rank)
-    r_lo = np.minimum(rank[la], rank[lb])
-    r_hi = np.maximum(rank[la], rank[lb])
-    diff = np.bincount(r_lo + 1, w, m + 1) - np.bincount(r_hi + 1, w, m + 1)
-    cut = np.cumsum(diff)[candidates]
-    degree = np.bincount(la, w, m) + np.bincount(lb, w, m)
-    volume = np.cumsum(degree[order])
-    vol_a = volume[candidates - 1]
-    return cut * (1.0 / np.maximum(vol_a, 1e-12) + 1.0 / np.maximum(volume[-1] - vol_a, 1e-12))
-
-
-def _seam_step(side, coords, t, spacing, config):
-    """Brightness step across a cut: difference of the two sides' median cue near the cut.
-
-    Only a band of ``config.step_band`` pixels on each side counts, so the
-    dome profile of each object far from the seam does not dilute the step.
-    """
-    local, shape = box_coords(coords)
-    unit = 1.0 if spacing is None else float(np.min(spacing))
-    steps = []
-    for s in (False, True):
-        other = np.ones(shape, dtype=bool)
-        other[tuple(local[side != s].T)] = False  # zeros at the other side's pixels
-        distance = ndi.distance_transform_edt(other, sampling=spacing)[tuple(local[side == s].T)]
-        near = distance <= config.step_band * unit
-        steps.append(np.median(t[side == s][near]) if np.any(near) else np.median(t[side == s]))
-    return abs(steps[0] - steps[1])
-
-
-def step_cut(
-    part_coords: np.ndarray,
-    t: np.ndarray,
-    la: np.ndarray,
-    lb: np.ndarray,
-    smallest: int,
-    *,
-    spacing,
-    eigen_solver: str,
-    rng: np.random.Generator,
-    config: AutoConfig,
-) -> tuple[float, np.ndarray | None]:
-    """Best cut of one part along an intensity step, and its score (lower: stronger evidence).
-
-    Parameters
-    ----------
-    part_coords : ndarray of int, shape (m, ndim)
-    t : ndarray of float, shape (m,)
-        Intensity cue of the part's nodes.
-    la, lb : ndarray of int
-        Edges between the part's local nodes.
-    smallest : int
-        Fewest nodes on either side of a candidate cut.
-    config : AutoConfig
-        Its ``step_beta``, ``step_band`` and ``weight_floor`` shape the cue.
-
-    Returns
-    -------
-    score : float
-        ``ncut / step``: the normalised-cut value of the cut (short seam,
-        large sides) over the brightness step across it; ``inf`` if no cut fits.
-    side : ndarray of bool, shape (m,) or None
-    """
-    m = len(t)
-    candidates = np.arange(smallest, m - smallest + 1)
-    if len(candidates) == 0 or len(la) == 0:
-        return np.inf, None
-    h = part_distance(np.arange(m), part_coords, spacing) * t
-    if h.max() <= 0:
-        return np.inf, None
-    gap = np.abs(t[la] - t[lb])
-    # The typical cue difference between neighbours (noise plus texture) is
-    # the unit of the gradient: a seam is where neighbours differ far more.
-    scale = float(np.median(gap)) + 1e-6
-    # A shoulder pair has no neck, so the shape weights alone put no cheap
-    # seam between the two; the gradient factor makes the intensity step
-    # between a bright and a dim object cheap to cut.
-    w = (np.minimum(h[la], h[lb]) / h.max()) ** 2 * np.exp(-config.step_beta * gap / scale) + config.weight_floor
-    order, rank = fiedler_order(w, la, lb, m, eigen_solver, rng)
-    ncut = normalised_cuts(w, rank, order, la, lb, candidates)
-    best = int(np.argmin(ncut))
-    side = rank >= candidates[best]
-    step = _seam_step(side, part_coords, t, spacing, config)
-    return float(ncut[best]) / max(step, 1e-6), side
-
-
 def _one_top(values: np.ndarray, la: np.ndarray, lb: np.ndarray) -> bool:
     """Whether ``values`` on a part's nodes (edges ``la, lb``) has a single regional maximum.
 
@@ -296,64 +200,24 @@ def _sweep_would_keep(heights, coords, la, lb, threshold, rng: np.random.Generat
     return True
 
 
-def _part_threshold(m, ndim, sensitivity, min_part, object_size, config):
-    """The pass/hill threshold and the smallest side of a part of ``m`` nodes.
-
-    A part far larger than the typical object is probably several objects:
-    its threshold rises above ``sensitivity`` (to at least the floor, ramping
-    up to ``config.large_part_sensitivity``) while each side of its cut must
-    hold ``config.large_part_smallest`` typical sizes.
-    """
-    threshold, smallest = sensitivity, min_part
-    relative = relative_size(m, object_size, ndim)
-    if relative > config.large_part:
-        excess = np.clip((relative - config.large_part) / config.large_part_ramp, 0.0, 1.0)
-        top = max(config.large_part_sensitivity, sensitivity)
-        threshold = sensitivity + (top - sensitivity) * excess
-        floor = min(config.large_part_floor * sensitivity / config.large_part_floor_sensitivity, top)
-        threshold = max(threshold, floor)
-        smallest = max(min_part, int(config.large_part_smallest * object_size))
-    return threshold, smallest
-
-
-def _part_landscapes(part, n, h, coords, cue, spacing, distance, config):
-    """The landscapes a part's cuts are scored on: ``h`` of the part, the list scored, its distance ``d``.
-
-    After a cut each part gets its own distance transform (unless
-    ``config.use_part_distance`` is off: the component's throughout), so an
-    object in a clump shows its neck once its neighbours are cut away.
-    """
-    m = len(part)
-    if config.use_part_distance:
-        own = distance if m == n and distance is not None else part_distance(part, coords, spacing)
-        hp = h[part] if cue is None or m == n else own * cue[part]  # part_heights, its transform reused
-    else:
-        own, hp = distance[part], h[part]
-    # The shape alone is a second landscape: a dim object beside a bright
-    # one is a low hill in h, and the bright one's light blurred across
-    # the neck raises the pass almost to it; in d the neck still shows.
-    heights = [hp, own] if config.use_distance_landscape else [hp]
-    return hp, heights, own
-
-
 def split_component(
     h: np.ndarray,
     a: np.ndarray,
     b: np.ndarray,
     *,
     coords: np.ndarray | None = None,
-    cue: np.ndarray | None = None,
-    spacing=None,
     sensitivity: float = DEFAULT_SENSITIVITY,
     min_part: int = 10,
     eigen_solver: str = "auto",
     rng: np.random.Generator | None = None,
     max_segments: int = 1000,
-    object_size: float | None = None,
     config: AutoConfig | None = None,
-    distance: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[float]]:
     """Split one connected component into objects by recursive spectral bisection.
+
+    Every part is cut on the component's landscape ``h``: the cut with the
+    lowest pass/hill ratio along the part's Fiedler vector is made while
+    that ratio is below ``sensitivity``, and both parts are tried again.
 
     Parameters
     ----------
@@ -362,12 +226,9 @@ def split_component(
     a, b : ndarray of int, shape (n_edges,)
         Edges between local nodes ``0..n-1``.
     coords : ndarray of int, shape (n, ndim), optional
-        Pixel coordinates of the nodes. With ``cue``, each part after the
-        first cut gets its own distance transform (see ``part_heights``).
-    cue : ndarray of float, shape (n,), optional
-        Intensity cue ``t`` in [0, 1] of :func:`landscape`.
-    spacing : sequence of float, optional
-        Pixel size per axis, for those distance transforms.
+        Pixel coordinates of the nodes; given, a part that provably has no
+        pass below ``sensitivity`` is kept without its eigen-solve
+        (``config.skip_clear_parts``).
     sensitivity : float
         A cut is made where ``pass height / lower hill height`` is below it.
         Larger values split more (0 never splits; 1 splits nearly anything).
@@ -379,19 +240,8 @@ def split_component(
         Start vectors of the eigen-solver.
     max_segments : int
         Safety bound on the number of pieces.
-    object_size : float, optional
-        Typical object size in pixels. A part larger than
-        ``config.large_part`` times it is probably several objects, so the
-        threshold rises from ``config.large_part_floor`` (scaled by
-        ``sensitivity / config.large_part_floor_sensitivity``) to
-        ``config.large_part_sensitivity`` over ``config.large_part_ramp``
-        more typical sizes, while both sides of such a cut must hold at
-        least ``config.large_part_smallest`` times it.
     config : AutoConfig, optional
         The thresholds; default ``AutoConfig()``.
-    distance : ndarray of float, shape (n,), optional
-        The component's own distance transform (``part_distance`` of all its
-        nodes), when the caller has it already.
 
     Returns
     -------
@@ -404,7 +254,6 @@ def split_component(
     config = AutoConfig() if config is None else config
     rng = np.random.default_rng() if rng is None else rng
     n = len(h)
-    ndim = 2 if coords is None else coords.shape[1]
     labels = np.zeros(n, dtype=np.int64)
     ratios = []
     final = []
@@ -412,49 +261,26 @@ def split_component(
     while stack:
         part = stack.pop()
         m = len(part)
-        threshold, smallest = _part_threshold(m, ndim, sensitivity, min_part, object_size, config)
-        if m < 2 * smallest or len(final) + len(stack) + 1 >= max_segments:
+        if m < 2 * min_part or len(final) + len(stack) + 1 >= max_segments:
             final.append(part)
             continue
         la, lb = local_edges(part, n, a, b)
-        if coords is None:
-            hp, heights, own = h[part], [h[part]], None
-        else:
-            if not config.use_part_distance and distance is None:
-                distance = part_distance(np.arange(n), coords, spacing)  # the component's, once
-            hp, heights, own = _part_landscapes(part, n, h, coords, cue, spacing, distance, config)
-        top = hp.max()
-        if top <= 0 or len(la) == 0:
-            final.append(part)
-            continue
-        # In a part at most a couple of pixels thick the distance transform
-        # only takes the values 1, sqrt 2, sqrt 3, so the pass/hill ratio
-        # measures pixel steps (1 / sqrt 2 = 0.71), not necks: such a sheet,
-        # left over along an earlier cut, would be chipped into min_part pieces.
-        if own is not None and own.max() < config.min_depth * pixel_unit(spacing, ndim):
+        hp = h[part]
+        if hp.max() <= 0 or len(la) == 0:
             final.append(part)
             continue
         clear = config.skip_clear_parts and coords is not None
-        if clear and _sweep_would_keep(heights, coords[part], la, lb, threshold, rng, eigen_solver):
+        if clear and _sweep_would_keep([hp], coords[part], la, lb, sensitivity, rng, eigen_solver):
             final.append(part)
             continue
-        rank, candidates, ratio = sweep_cut(hp, heights, la, lb, m, smallest, eigen_solver, rng, config)
+        rank, candidates, ratio = sweep_cut(hp, [hp], la, lb, m, min_part, eigen_solver, rng, config)
         if rank is None:
             final.append(part)
             continue
         best = int(np.argmin(ratio))
         best_ratio, cut = float(ratio[best]), int(candidates[best])
         ratios.append(best_ratio)
-        if best_ratio >= threshold:
-            final.append(part)
-            continue
-        if (
-            best_ratio >= sensitivity
-            and ndim in config.one_body_dims
-            and is_one_convex_body(coords[part], spacing, config)
-        ):
-            # Cut only because the part is oversized, yet it is one convex
-            # ellipsoid-like body: a large object, not a clump.
+        if best_ratio >= sensitivity:
             final.append(part)
             continue
         pieces = cut_into_pieces(part, (rank >= cut).astype(np.int64), la, lb, min_part)

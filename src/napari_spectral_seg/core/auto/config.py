@@ -23,16 +23,14 @@ class AutoConfig:
     """Thresholds of the automatic split (see :mod:`napari_spectral_seg.core.auto`).
 
     "Typical sizes" are area-equivalent multiples of the typical object size
-    (volume ratios to the power 2/3 in 3D), except in ``large_part_smallest``
+    (volume ratios to the power 2/3 in 3D), except in ``moment_smallest``
     and ``notch_smallest``, which are plain fractions of its pixel count.
 
-    Every rule can be turned off on its own, for an ablation study
-    (``bench/ablation.py``): by a ``use_*`` switch, or where a threshold
-    already says "never" by that value (``min_depth=0``,
-    ``large_part=inf``, ``calibration_rounds=1``, ``collapse=inf``,
-    ``step_score=0``, ``moment_ratio=0``, ``one_body_dims=()``,
-    ``notch_ratio=0``). With every field at its default the labels are those
-    of the full rule set.
+    Each rule after the first split can be turned off on its own, for an
+    ablation study (``bench/ablation.py``): ``notch_ratio=0``,
+    ``moment_ratio=0``, ``use_sliver_merge=False`` or
+    ``use_convex_join=False``. With every field at its
+    default the labels are those of the full rule set.
     """
 
     # --- landscape and candidate cuts
@@ -42,69 +40,25 @@ class AutoConfig:
     max_candidates: int = 256
     #: Width (pixels) of the averaging of the intensity cue, so pixel noise makes no passes.
     cue_sigma: float = 1.0
-    #: Parts whose deepest pixel lies less than this many pixels inside are not split (thin sheets; 0: off).
-    min_depth: float = 2.0
-    #: Score each cut on the distance ``d`` alone too, the lower ratio counting (off: ``h`` only).
-    use_distance_landscape: bool = True
-    #: Give each part its own distance transform after a cut (off: the component's transform throughout).
-    use_part_distance: bool = True
 
     #: Skip the sweep of a part that provably has no cut below the threshold
     #: (:func:`~napari_spectral_seg.core.auto.bisection.no_pass_below`): the same labels,
     #: without the eigen-solve, but the skipped ratios are missing from ``split_ratios``.
     skip_clear_parts: bool = True
 
-    # --- oversized parts (size calibration)
-    #: A part larger than this many typical sizes is re-examined with a raised threshold (inf: off).
-    large_part: float = 1.5
-    #: Over this many more typical sizes the raised threshold ramps up to ``large_part_sensitivity``.
-    large_part_ramp: float = 1.0
-    #: Threshold reached at the end of the ramp (1.0: any cut below the lower hill's top).
-    large_part_sensitivity: float = 1.0
-    #: Each side of a cut of an oversized part (and of the later rules' cuts) holds this many typical sizes.
-    large_part_smallest: float = 0.4
-    #: Lowest threshold of an oversized part, at ``large_part_floor_sensitivity``.
-    large_part_floor: float = 0.93
-    #: The sensitivity at which ``large_part_floor`` holds as given; it scales in proportion to sensitivity.
-    large_part_floor_sensitivity: float = DEFAULT_SENSITIVITY
-    #: Most rounds of re-estimating the typical size and splitting oversized parts again (1: no re-estimate).
-    calibration_rounds: int = 3
-    #: The typical size is at least the size of the piece holding the median pixel divided by this (inf: off).
-    collapse: float = 10.0
-    #: Pieces cut off inside a component below this many typical sizes rejoin a neighbour.
-    sliver: float = 0.25
-    #: Whether such slivers rejoin a neighbour at all.
-    use_sliver_merge: bool = True
-
-    # --- intensity steps
-    #: Strength of the intensity-gradient factor ``exp(-step_beta |dt| / median |dt|)`` in the step graph.
-    step_beta: float = 1.0
-    #: Width (pixels) of the band on each side of a cut where the brightness step is measured.
-    step_band: float = 3.0
-    #: Largest ``ncut / step`` score taken as two objects (0 turns the rule off).
-    step_score: float = 0.04
-    #: Only pieces of at least this many typical sizes are tried for a step cut.
-    step_min_size: float = 1.1
-
     # --- shape moments (3D)
     #: A piece whose 2-means split leaves less than this fraction of its second moment is two objects (0: off).
     moment_ratio: float = 0.6
     #: Only pieces of at least this many typical sizes are tested for two clusters.
     moment_min_size: float = 0.9
-    #: Two touching pieces whose union's 2-means leaves at least this fraction are one object and are joined.
-    join_ratio: float = 0.68
-    #: ...if their union holds at most this many typical sizes.
-    join_max_size: float = 2.0
-    #: Whether that join runs at all (independent of the split by ``moment_ratio``).
-    use_moment_join: bool = True
+    #: Each half of such a split holds at least this many typical sizes (a plain fraction of its voxel count).
+    moment_smallest: float = 0.4
 
-    # --- one convex body (kept whole although oversized)
-    #: A part cut only by the size rule is kept whole if it fills at least this fraction of its convex hull...
-    one_body_solidity: float = 0.97
-    #: ...and its 2-means split leaves at least this fraction of its second moment.
-    one_body_moment: float = 0.66
-    #: Numbers of spatial dimensions in which that test applies (empty: off).
-    one_body_dims: tuple[int, ...] = (3,)
+    # --- slivers
+    #: Pieces cut off inside a component below this many typical sizes rejoin a neighbour.
+    sliver: float = 0.25
+    #: Whether such slivers rejoin a neighbour at all.
+    use_sliver_merge: bool = True
 
     # --- convex rejoin
     #: Two touching pieces are joined when their union fills at least this fraction of its convex hull...

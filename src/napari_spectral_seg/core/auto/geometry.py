@@ -1,16 +1,11 @@
-"""Small helpers on pixel coordinates: local boxes, pixel sizes and size ratios."""
+"""Small helpers on pixel coordinates: local boxes, axis scales and size ratios."""
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.ndimage as ndi
 
-__all__ = ["axis_scale", "box_coords", "box_mask", "fill_holes", "pixel_unit", "relative_size"]
-
-
-def pixel_unit(spacing, ndim: int) -> float:
-    """Smallest pixel size (1 without ``spacing``): the step of the distance transform."""
-    return 1.0 if spacing is None else float(np.min(np.broadcast_to(np.asarray(spacing, dtype=float), (ndim,))))
+__all__ = ["axis_scale", "box_coords", "box_mask", "fill_holes", "relative_size"]
 
 
 def axis_scale(spacing, ndim: int) -> np.ndarray:

@@ -11,9 +11,8 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from .config import AutoConfig
-from .geometry import box_mask, fill_holes
 
-__all__ = ["landscape", "part_distance", "part_heights", "pixel_edges"]
+__all__ = ["landscape", "pixel_edges"]
 
 
 def pixel_edges(
@@ -126,19 +125,3 @@ def landscape(
         if hi - lo > 1e-12 * max(abs(hi), 1.0):
             t[start:stop] = np.clip((v - lo) / (hi - lo), 0.0, 1.0)
     return d * t, t
-
-
-def part_distance(part: np.ndarray, coords: np.ndarray, spacing) -> np.ndarray:
-    """Distance to the boundary of one part alone (its own distance transform).
-
-    Recomputed per part because after a cut the cut line is a boundary too:
-    an object in the middle of a clump has no neck in the clump's distance
-    transform, but once its neighbours are cut away its own shape shows it.
-    """
-    local, box = box_mask(coords[part])
-    return ndi.distance_transform_edt(fill_holes(box), sampling=spacing)[tuple(local.T)]
-
-
-def part_heights(part: np.ndarray, coords: np.ndarray, t: np.ndarray, spacing) -> np.ndarray:
-    """Landscape of one part: its own distance transform times the intensity cue."""
-    return part_distance(part, coords, spacing) * t[part]

@@ -10,8 +10,6 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from .config import AutoConfig
-
 __all__ = [
     "cut_into_pieces",
     "labels_of_pieces",
@@ -108,8 +106,8 @@ def split_recursively(
     return labels_of_pieces(final, labels)
 
 
-def typical_size(pieces: list[np.ndarray], min_part: int, config: AutoConfig) -> float:
-    """Median size of the pieces, guarded against a swarm of fragments.
+def typical_size(pieces: list[np.ndarray], min_part: int) -> float:
+    """Median size of the pieces, specks left out.
 
     Parameters
     ----------
@@ -117,30 +115,18 @@ def typical_size(pieces: list[np.ndarray], min_part: int, config: AutoConfig) ->
         Per component, the piece label of each node (``0..K-1``).
     min_part : int
         Pieces below this many pixels are specks, never objects.
-    config : AutoConfig
-        Its ``collapse`` sets the floor below.
 
     Returns
     -------
     float
-        The median size of the pieces of at least ``min_part`` pixels, but
-        at least ``1 / config.collapse`` of the size of the piece holding the
-        median pixel; 0 when there are none.
+        The median size of the pieces of at least ``min_part`` pixels (of
+        all pieces when none is that large); 0 when there are none.
     """
     sizes = np.concatenate([np.bincount(p) for p in pieces]) if pieces else np.zeros(0)
     # Specks below min_part (noise, when min_size is 0) are not objects and
-    # would drag the median down until every object looked oversized.
+    # would drag the median down, and with it every size the rules compare to it.
     if np.any(sizes >= min_part):
         sizes = sizes[sizes >= min_part]
     if len(sizes) == 0:
         return 0.0
-    # A count median lets many small fragments outvote the few pieces that
-    # hold the mask, and every object then looks oversized. The piece
-    # holding the median pixel (size-weighted median) ignores fragments, but
-    # clumps lift it (a first pass leaves them whole), so it is only a
-    # floor, far enough below to change nothing unless the median has
-    # collapsed.
-    order = np.sort(sizes)
-    mass = np.cumsum(order)
-    weighted = float(order[np.searchsorted(mass, mass[-1] / 2.0)])
-    return max(float(np.median(sizes)), weighted / config.collapse)
+    return float(np.median(sizes))

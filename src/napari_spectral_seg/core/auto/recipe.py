@@ -1,11 +1,10 @@
-"""The auto-mode recipe: first split, size calibration, then the shape rules, per component.
+"""The auto-mode recipe: the pass/hill split, the typical size, then the shape rules, per component.
 
 :func:`iter_auto_labels` runs the steps in order (numbers as in
 :mod:`napari_spectral_seg.core.auto`):
 
 1. :func:`_first_pass` splits every component by the pass/hill rule (steps 1-4);
-2. :func:`_calibrate_sizes` estimates the typical object size and splits
-   oversized pieces again, re-estimating a few times (step 5);
+2. :func:`_typical` takes the typical object size from its pieces (step 5);
 3. :func:`refine_component` applies the shape rules to each component's
    pieces (steps 6-9) in a fixed order.
 """
@@ -22,7 +21,7 @@ from .bisection import split_component
 from .config import DEFAULT_SENSITIVITY, AutoConfig
 from .landscape import landscape, pixel_edges
 from .pieces import typical_size
-from .rules import join_convex, join_moments, merge_slivers, split_moments, split_notches, split_oversized, split_steps
+from .rules import join_convex, merge_slivers, split_moments, split_notches
 
 __all__ = ["iter_auto_labels", "iter_typical_size", "refine_component"]
 
@@ -50,7 +49,6 @@ class _Component:
     start: int
     stop: int
     h: np.ndarray
-    cue: np.ndarray
     coords: np.ndarray
     a: np.ndarray
     b: np.ndarray
@@ -60,7 +58,7 @@ class _Graph:
     """Landscape, cue, pixel coordinates and edges of every node, cut into components on demand."""
 
     def __init__(self, intensity, index, spacing, background, config):
-        self.h, self.cue = landscape(
+        self.h, _ = landscape(
             intensity,
             index.node_of_pixel,
             index.offsets,
@@ -84,7 +82,6 @@ class _Graph:
             start=start,
             stop=stop,
             h=self.h[start:stop],
-            cue=self.cue[start:stop],
             coords=self.coords[start:stop],
             a=self.heads[e0:e1] - start,
             b=self.tails[e0:e1] - start,
@@ -120,8 +117,6 @@ def _first_pass(graph, run, ticker):
             part.a,
             part.b,
             coords=part.coords,
-            cue=part.cue,
-            spacing=run.spacing,
             sensitivity=run.sensitivity,
             min_part=run.min_part,
             eigen_solver=run.eigen_solver,
@@ -135,84 +130,27 @@ def _first_pass(graph, run, ticker):
     return pieces, all_ratios
 
 
-def _calibrate_sizes(graph, run, pieces, all_ratios, object_size, ticker, used=None):
-    """Estimate the typical object size and split oversized pieces again; yields progress in [0.8, 1].
+def _typical(pieces, object_size, run) -> float:
+    """The typical object size: ``object_size`` (the last of a sequence), else the median of ``pieces``.
 
     The first pass's pieces are mostly single objects, so their median size
-    is the typical object size, and a piece far larger than that is
-    re-examined with a laxer threshold. The median counts unsplit clumps as
-    objects; once they are cut it drops and other clumps stand out as
-    oversized, so the estimate is repeated until nothing changes (at most
-    ``config.calibration_rounds`` times; once when ``object_size`` is a
-    number). A sequence ``object_size`` gives the size of every round (those
-    a whole image went through, for one block of it): all are run.
-    ``pieces`` and ``all_ratios`` are updated in place, the sizes used are
-    appended to ``used``. Returns the typical size and the number of rounds
-    allowed.
+    (pieces of at least ``min_part`` pixels) stands for the typical object.
+    A sequence is what :func:`iter_typical_size` measured on a whole image.
     """
-    n_comp = graph.n_components
-    given = None if object_size is None else np.atleast_1d(np.asarray(object_size, dtype=float))
-    per_round = given is not None and np.ndim(object_size) == 1
-    rounds = run.config.calibration_rounds if given is None else len(given)
-    for round_ in range(rounds):
-        typical = float(given[round_]) if given is not None else typical_size(pieces, run.min_part, run.config)
-        if used is not None:
-            used.append(typical)
-        changed = False
-        for comp in range(n_comp):
-            part = graph.component(comp)
-            labels, ratios = split_oversized(
-                pieces[comp],
-                part.a,
-                part.b,
-                part.coords,
-                part.cue,
-                typical,
-                spacing=run.spacing,
-                sensitivity=run.sensitivity,
-                min_part=run.min_part,
-                eigen_solver=run.eigen_solver,
-                seed=[run.random_state, comp, round_],
-                config=run.config,
-            )
-            all_ratios[comp].extend(ratios)
-            changed |= labels.max() != pieces[comp].max()
-            pieces[comp] = labels
-            if ticker.due():
-                done = (round_ + part.stop / graph.n_nodes) / rounds
-                yield 0.8 + 0.2 * done, f"size check {round_ + 1}, component {comp + 1} of {n_comp}"
-        if not changed and not per_round:
-            break
-    if per_round:
-        rounds = run.config.calibration_rounds  # the seed of the shape rules, as on the whole image
-    return typical, rounds
+    if object_size is None:
+        return typical_size(pieces, run.min_part)
+    return float(np.atleast_1d(np.asarray(object_size, dtype=float))[-1])
 
 
-def refine_component(part, labels: np.ndarray, typical: float, seed, run) -> np.ndarray:
+def refine_component(part, labels: np.ndarray, typical: float, run) -> np.ndarray:
     """The shape rules on one component's pieces, in order; returns labels ``0..K-1``.
 
-    Intensity steps first, then notches (2D) or two-cluster splits and
-    ellipsoid joins (3D), then slivers rejoin a neighbour, and last pieces
+    Notches (2D) or two-cluster splits (3D) first, then slivers rejoin a neighbour, and last pieces
     that are one convex object cut in two are joined. Nothing happens
-    without a typical size (``typical`` 0). ``seed`` seeds the step cut's
-    eigen-solver.
+    without a typical size (``typical`` 0).
     """
     config = run.config
     ndim = part.coords.shape[1]
-    if typical > 0 and config.step_score > 0:
-        labels = split_steps(
-            labels,
-            part.a,
-            part.b,
-            part.coords,
-            part.cue,
-            typical,
-            spacing=run.spacing,
-            min_part=run.min_part,
-            eigen_solver=run.eigen_solver,
-            seed=seed,
-            config=config,
-        )
     if typical > 0 and ndim == 2 and config.notch_ratio > 0:
         labels = split_notches(
             labels, part.a, part.b, part.coords, typical, spacing=run.spacing, min_part=run.min_part, config=config
@@ -221,8 +159,6 @@ def refine_component(part, labels: np.ndarray, typical: float, seed, run) -> np.
         labels = split_moments(
             labels, part.a, part.b, part.coords, typical, spacing=run.spacing, min_part=run.min_part, config=config
         )
-    if typical > 0 and ndim == 3 and config.use_moment_join:
-        labels = join_moments(labels, part.a, part.b, part.coords, typical, spacing=run.spacing, config=config)
     if typical > 0 and labels.max() > 0 and config.use_sliver_merge:
         labels = merge_slivers(labels, part.a, part.b, typical, ndim, run.min_part, config)
     if typical > 0 and labels.max() > 0 and config.use_convex_join:
@@ -256,11 +192,10 @@ def iter_auto_labels(
     sensitivity, min_part, eigen_solver
         See :func:`split_component`.
     object_size : float or sequence of float, optional
-        Typical object size in pixels (see :func:`split_component`);
-        default: the median size of the pieces of a first pass without it,
-        re-estimated after each size pass (see the module docstring). A
-        sequence is the size of each size pass, as
-        :func:`iter_typical_size` returns them for a whole image.
+        Typical object size in pixels, which the shape rules compare pieces
+        with; default: the median size of the pieces of the pass/hill split
+        (see the module docstring). A sequence (the last counts) is what
+        :func:`iter_typical_size` returns for a whole image.
     random_state : int
         Seed; component ``c`` uses ``default_rng([random_state, c])``, so
         results do not depend on the order components are processed.
@@ -284,15 +219,18 @@ def iter_auto_labels(
     graph = _Graph(intensity, index, spacing, background, config)
     ticker = _Ticker()
     pieces, all_ratios = yield from _first_pass(graph, run, ticker)
-    typical, rounds = yield from _calibrate_sizes(graph, run, pieces, all_ratios, object_size, ticker)
+    typical = _typical(pieces, object_size, run)
     node_label = np.zeros(index.n_nodes, dtype=np.int64)
     next_label = 1
-    for comp in range(graph.n_components):
+    n_comp = graph.n_components
+    for comp in range(n_comp):
         part = graph.component(comp)
-        labels = refine_component(part, pieces[comp], typical, [random_state, comp, rounds], run)
+        labels = refine_component(part, pieces[comp], typical, run)
         node_label[part.start : part.stop] = next_label + labels
         next_label += int(labels.max()) + 1
-    yield 1.0, "size check done"
+        if ticker.due():
+            yield 0.8 + 0.2 * part.stop / graph.n_nodes, f"shape rules, component {comp + 1} of {n_comp}"
+    yield 1.0, "shape rules done"
     return node_label, all_ratios
 
 
@@ -308,24 +246,22 @@ def iter_typical_size(
     random_state: int = 0,
     config: AutoConfig | None = None,
 ) -> Generator[tuple[float, str], None, list]:
-    """The typical object sizes :func:`iter_auto_labels` goes through, without the shape rules.
+    """The typical object size :func:`iter_auto_labels` uses, without the shape rules.
 
     For a blockwise segmentation: measured once on the image (or a sample of
-    it), then passed to every block as ``object_size``, so each block makes
-    the size passes the whole image makes. Parameters as in
-    :func:`iter_auto_labels`; yields ``(fraction, message)``.
+    it), then passed to every block as ``object_size``, so each block's
+    shape rules compare with the whole image's typical object. Parameters
+    as in :func:`iter_auto_labels`; yields ``(fraction, message)``.
 
     Returns
     -------
     list of float
-        The typical size in pixels of each size-calibration round run; the
-        last is the one the shape rules use.
+        The typical size in pixels, as a one-element list (the form
+        ``object_size`` takes).
     """
     config = AutoConfig() if config is None else config
     run = _Run(spacing, sensitivity, min_part, eigen_solver, random_state, config)
     graph = _Graph(intensity, index, spacing, background, config)
     ticker = _Ticker()
-    pieces, all_ratios = yield from _first_pass(graph, run, ticker)
-    used = []
-    yield from _calibrate_sizes(graph, run, pieces, all_ratios, None, ticker, used)
-    return used
+    pieces, _ = yield from _first_pass(graph, run, ticker)
+    return [_typical(pieces, None, run)]

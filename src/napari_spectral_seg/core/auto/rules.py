@@ -2,114 +2,22 @@
 
 Each rule takes the component's labels ``0..K-1`` (edges ``a, b`` in its
 local numbering, ``coords`` its nodes' pixel coordinates) and returns new
-labels ``0..K'-1``: oversized pieces are bisected again, pieces are cut along
-an intensity step, two clusters of voxels (3D) or two notches (2D), and
-pieces that are one object cut in two are joined again. The order in which
-they run is :func:`napari_spectral_seg.core.auto.recipe.refine_component`.
+labels ``0..K'-1``: 2D pieces are cut between two notches of their outline,
+3D pieces into two clusters of voxels, slivers rejoin a neighbour, and pieces that are one convex object cut in two
+are joined again. The order in which they run is
+:func:`napari_spectral_seg.core.auto.recipe.refine_component`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .bisection import split_component, step_cut
 from .config import AutoConfig
 from .geometry import axis_scale, relative_size
-from .landscape import part_distance
-from .pieces import local_edges, merge_small_pieces, split_recursively
+from .pieces import merge_small_pieces, split_recursively
 from .shape import notch_cut, seam_ratio, solidity, two_means
 
-__all__ = [
-    "join_convex",
-    "join_moments",
-    "merge_slivers",
-    "split_moments",
-    "split_notches",
-    "split_oversized",
-    "split_steps",
-]
-
-
-def split_oversized(
-    labels, a, b, coords, cue, typical, *, spacing, sensitivity, min_part, eigen_solver, seed, config: AutoConfig
-) -> tuple[np.ndarray, list[float]]:
-    """Split again the pieces of one component that are much larger than ``typical``.
-
-    Deep overlaps and clumps can hide a pass; a piece far larger than the
-    typical object is bisected again with the raised threshold of
-    :func:`split_component`. Only the oversized pieces are looked at; the
-    rest of the component keeps its pieces (and costs nothing more). Returns
-    the new labels ``0..K-1`` and the ratios of the bisections tried.
-    """
-    sizes = np.bincount(labels)
-    ndim = coords.shape[1]
-    oversized = np.flatnonzero(relative_size(sizes, typical, ndim) > config.large_part) if typical > 0 else []
-    if len(oversized) == 0:
-        return labels, []
-    labels = labels.copy()
-    next_piece = int(labels.max()) + 1
-    all_ratios = []
-    for p in oversized:
-        nodes = np.flatnonzero(labels == p)
-        la, lb = local_edges(nodes, len(labels), a, b)
-        sub_coords, sub_cue = coords[nodes], cue[nodes]
-        own = part_distance(np.arange(len(nodes)), sub_coords, spacing)
-        sub, ratios = split_component(
-            own * sub_cue,  # part_heights, with the transform kept for split_component
-            la,
-            lb,
-            coords=sub_coords,
-            cue=sub_cue,
-            spacing=spacing,
-            sensitivity=sensitivity,
-            min_part=min_part,
-            eigen_solver=eigen_solver,
-            rng=np.random.default_rng([*seed, int(p)]),
-            object_size=typical,
-            config=config,
-            distance=own,
-        )
-        all_ratios.extend(ratios)
-        labels[nodes[sub > 0]] = next_piece + sub[sub > 0] - 1
-        next_piece += int(sub.max())
-    _, labels = np.unique(labels, return_inverse=True)
-    return labels, all_ratios
-
-
-def split_steps(
-    labels, a, b, coords, cue, typical, *, spacing, min_part, eigen_solver, seed, config: AutoConfig
-) -> np.ndarray:
-    """Cut the pieces of one component along a strong intensity step (see ``step_cut``).
-
-    A small object bulging off a larger one with no neck in the mask makes
-    no pass in ``h`` or ``d``; when the two differ in brightness the seam
-    between them is a step the pass/hill rule cannot see. Each side must
-    hold ``config.large_part_smallest`` typical sizes; pieces cut here are
-    tried again. Returns the new labels ``0..K-1``.
-    """
-    smallest = max(min_part, int(config.large_part_smallest * typical))
-    rng = np.random.default_rng(seed)
-
-    def worth_trying(nodes):
-        return (
-            len(nodes) >= 2 * smallest and relative_size(len(nodes), typical, coords.shape[1]) >= config.step_min_size
-        )
-
-    def step_side(nodes, la, lb):
-        score, side = step_cut(
-            coords[nodes],
-            cue[nodes],
-            la,
-            lb,
-            smallest,
-            spacing=spacing,
-            eigen_solver=eigen_solver,
-            rng=rng,
-            config=config,
-        )
-        return side if score < config.step_score else None
-
-    return split_recursively(labels, a, b, min_part, worth_trying, step_side)
+__all__ = ["join_convex", "merge_slivers", "split_moments", "split_notches"]
 
 
 def split_moments(labels, a, b, coords, typical, *, spacing, min_part, config: AutoConfig) -> np.ndarray:
@@ -120,11 +28,11 @@ def split_moments(labels, a, b, coords, typical, *, spacing, min_part, config: A
     not shaped like one ellipsoid: 2-means of the voxel positions (physical
     units) removes far more of the second moment than for any single
     ellipsoid (``config.moment_ratio``). Both halves must hold
-    ``config.large_part_smallest`` typical sizes; parts are tested again.
+    ``config.moment_smallest`` typical sizes; parts are tested again.
     Returns the new labels ``0..K-1``.
     """
     ndim = coords.shape[1]
-    smallest = max(min_part, int(config.large_part_smallest * typical))
+    smallest = max(min_part, int(config.moment_smallest * typical))
     scale = axis_scale(spacing, ndim)
 
     def worth_trying(nodes):
@@ -171,27 +79,6 @@ def _join_greedily(labels, a, b, score, threshold):
     return labels
 
 
-def join_moments(labels, a, b, coords, typical, *, spacing, config: AutoConfig) -> np.ndarray:
-    """Join touching pieces whose union is shaped like one ellipsoid (3D; see ``config.join_ratio``).
-
-    The recursive cuts sometimes halve one object along a dim texture
-    valley; the halves' union then leaves as much second moment to a 2-means
-    split as one ellipsoid does, while two touching objects leave less.
-    Greedy: the most ellipsoid-like union first, then again. Returns labels
-    ``0..K-1``.
-    """
-    ndim = coords.shape[1]
-    scale = axis_scale(spacing, ndim)
-    x = coords * scale
-
-    def moment_left(labels, sizes, p, q):
-        if relative_size(sizes[p] + sizes[q], typical, ndim) > config.join_max_size:
-            return None
-        return two_means(x[(labels == p) | (labels == q)])[1]
-
-    return _join_greedily(labels, a, b, moment_left, config.join_ratio)
-
-
 def merge_slivers(labels, a, b, typical, ndim, min_part, config: AutoConfig) -> np.ndarray:
     """Give pieces far below the typical size (``config.sliver``) to a neighbour.
 
@@ -206,9 +93,10 @@ def merge_slivers(labels, a, b, typical, ndim, min_part, config: AutoConfig) -> 
 def join_convex(labels, a, b, coords, typical, config: AutoConfig) -> np.ndarray:
     """Join touching pieces whose union is one convex object cut in two (see ``config.convex_solidity``).
 
-    A large object, often clipped by the image border, is cut by the
-    oversized rule although no pass divides it: its pieces meet along a
-    seam as wide as the object, and their union is convex. Two touching
+    A large object, often clipped by the image border, can be cut although
+    no neck divides it (a dim band of its texture makes a pass in ``h``):
+    its pieces meet along a seam as wide as the object, and their union is
+    convex. Two touching
     objects meet at a neck (a narrow seam) or make a dent in the union's
     outline. Greedy: the most convex qualifying union first, then again.
     Returns labels ``0..K-1``.

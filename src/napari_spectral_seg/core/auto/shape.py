@@ -1,7 +1,8 @@
 """Shape cues of a piece: second moments, convexity, seams and notches of its outline.
 
-These tell one object from two when the landscape shows no pass: one object
-is shaped like one ellipse or ellipsoid and is nearly convex; two touching
+These tell one object from two when the landscape shows no pass, or one
+object cut in two: one object is shaped like one ellipse or ellipsoid, is
+nearly convex, and two halves of it meet along a wide seam; two touching
 objects leave a dent, a neck or two clusters of pixels.
 """
 
@@ -14,7 +15,7 @@ from .._threads import single_threaded
 from .config import AutoConfig
 from .geometry import axis_scale, box_mask, fill_holes
 
-__all__ = ["hull_mask", "is_one_convex_body", "notch_cut", "seam_ratio", "solidity", "two_means"]
+__all__ = ["hull_mask", "notch_cut", "seam_ratio", "solidity", "two_means"]
 
 
 def two_means(x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -58,17 +59,6 @@ def solidity(x: np.ndarray) -> float:
     if hull is None:  # flat sets (one pixel thick): no hull volume
         return 1.0
     return float(len(x) / max(int(hull.sum()), 1))
-
-
-def is_one_convex_body(x: np.ndarray, spacing, config: AutoConfig) -> bool:
-    """Whether pixels ``x`` (n, ndim) form one convex, ellipsoid-like body.
-
-    Both ``config.one_body_moment`` (2-means) and ``config.one_body_solidity``
-    must be reached.
-    """
-    if two_means(x * axis_scale(spacing, x.shape[1]))[1] < config.one_body_moment:
-        return False
-    return solidity(x) >= config.one_body_solidity
 
 
 def hull_mask(box: np.ndarray) -> np.ndarray | None:
