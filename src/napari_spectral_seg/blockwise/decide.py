@@ -14,7 +14,7 @@ workers, block by block, and combined on the client from small summaries:
   finds the range), so it is the in-memory value;
 - the edges' background: the exact median, from a fine histogram of the
   dark pixels and then the values of the one bin that holds it;
-- the typical object size: auto mode's size calibration on a central
+- the typical object size: auto mode's typical size (the median piece) on a central
   sample, cut into two tiles (when they stay large) measured in parallel
   and merged (:func:`merge_typical_sizes`).
 
