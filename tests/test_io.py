@@ -314,3 +314,13 @@ def test_a_float_stack_of_three_frames_is_not_colour(tmp_path):
     stack = np.zeros((3, 5, 6), np.float32)
     tifffile.imwrite(tmp_path / "s.tif", stack, photometric="rgb", planarconfig="separate")  # tifffile's old default
     assert io.read_image(tmp_path / "s.tif")[1] is None and io.probe(tmp_path / "s.tif", "tif") == ((3, 5, 6), None)
+
+
+def test_a_folder_given_as_image_is_named_as_a_folder(tmp_path):
+    # issue 17 rerun: the message showed Python's IsADirectoryError.
+    from napari_spectral_seg.io.images import read_image
+
+    folder = tmp_path / "scan.tif"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=r"scan.tif: is a folder, not an image file; pass a file"):
+        read_image(folder)

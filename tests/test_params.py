@@ -88,3 +88,14 @@ def test_one_set_of_defaults_chooses_from_the_image():
     defaults = SegmentationParams()
     assert (defaults.threshold, defaults.min_size, defaults.sigma, defaults.random_state) == ("auto", "auto", "auto", 0)
     assert not hasattr(SegmentationParams, "tool_defaults")
+
+
+def test_text_where_a_value_or_numbers_belong_says_how_to_write_them():
+    # issue 17 rerun: a parameter file's "none" was refused without naming null, and "1,1" as
+    # spacing was taken as three characters ("must be 3 positive numbers").
+    from napari_spectral_seg.core.params import check_spacing
+
+    with pytest.raises(ValueError, match=r"or no threshold: None \(null in a parameter file, none on the command"):
+        SegmentationParams(threshold="none")
+    with pytest.raises(ValueError, match=r"spacing='1,1' is text; pass one number per spatial axis"):
+        check_spacing("1,1", 2)

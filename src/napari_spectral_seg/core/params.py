@@ -78,7 +78,10 @@ def _check_threshold(value, params):
         return
     if isinstance(value, str):
         if value.lower() not in ("otsu", "auto"):
-            raise ValueError(f"threshold={value!r} is not understood; pass a number, 'otsu' or 'auto'.")
+            raise ValueError(
+                f"threshold={value!r} is not understood; pass a number, 'otsu' or 'auto', or no threshold:"
+                " None (null in a parameter file, none on the command line)."
+            )
     elif not _is_real(value) or not np.isfinite(value):
         raise ValueError(f"threshold={value!r} must be a finite number, 'otsu' or 'auto'.")
 
@@ -176,6 +179,11 @@ def check_spacing(spacing, ndim) -> np.ndarray | None:
     """Validate ``spacing``: ``ndim`` positive finite pixel sizes (or None)."""
     if spacing is None:
         return None
+    if isinstance(spacing, (str, bytes)):
+        raise ValueError(
+            f"spacing={spacing!r} is text; pass one number per spatial axis, e.g. [2.0, 1.0, 1.0] for "
+            "(z, y, x) in a parameter file or --spacing 2,1,1 on the command line."
+        )
     message = (
         f"spacing={spacing!r} must be {ndim} positive numbers, one pixel size per spatial axis"
         f" (e.g. spacing={(1.0,) * ndim})."

@@ -57,6 +57,8 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
 
             image = iio.imread(path)
             channel_axis = -1 if image.ndim == 3 else None
+    except IsADirectoryError as exc:
+        raise InputError(f"{path}: is a folder, not an image file; pass a file (batch takes folders).") from exc
     except Exception as exc:  # any reader failure is a bad file for the user
         raise InputError(f"{path}: cannot read it as an image ({type(exc).__name__}: {first_line(exc)}).") from exc
     image = np.asarray(image)
