@@ -662,7 +662,9 @@ def test_an_input_whose_worker_is_killed_fails_with_one_line(tmp_path, capsys):
         argv = ["batch", str(tmp_path / "killer.npy"), "--out", str(tmp_path / "out")]
         started = time.monotonic()
         code = main([*argv, "--scheduler", dying.scheduler_address, *FLAGS])
-    assert code == 1 and time.monotonic() - started < 120  # the scheduler's allowed failures, then one line
+    # The scheduler's allowed failures, then one line: 9-22 s alone, 122 s once at a load of 17 on
+    # 2 cores; the bound only tells an end from a hang.
+    assert code == 1 and time.monotonic() - started < 300
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [
         f"failed: {tmp_path / 'killer.npy'}: the worker process segmenting it died every time it was tried "
