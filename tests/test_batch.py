@@ -761,3 +761,9 @@ def test_sigterm_while_the_final_tif_is_written_leaves_no_partial_file(tmp_path)
     assert proc.returncode == 143, err
     assert err.strip().splitlines()[-1].startswith("napari-spectral-seg: terminated (SIGTERM); 0 output(s) complete")
     assert os.listdir(out) == []  # neither the partial TIFF nor the lock
+
+
+def test_spacing_as_text_in_a_parameter_file_is_named_as_text():
+    # issue 17 rerun: {"spacing": "1,1"} said "must be 3 positive numbers" (the text's length).
+    with pytest.raises(ValueError, match=r"spacing='1,1' is text, but must be 2 positive numbers.*\[1.0, 1.0\]"):
+        resolve_parameters({"spacing": "1,1"})

@@ -97,5 +97,8 @@ def test_text_where_a_value_or_numbers_belong_says_how_to_write_them():
 
     with pytest.raises(ValueError, match=r"or no threshold: None \(null in a parameter file, none on the command"):
         SegmentationParams(threshold="none")
-    with pytest.raises(ValueError, match=r"spacing='1,1' is text; pass one number per spatial axis"):
+    with pytest.raises(
+        ValueError,
+        match=r"spacing='1,1' is text, but must be 2 positive numbers.*\[1.0, 1.0\] in a parameter file, --spacing 1,1 on",
+    ):
         check_spacing("1,1", 2)

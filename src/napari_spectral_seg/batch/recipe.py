@@ -74,6 +74,8 @@ def frame_ndim(given, spacing) -> int:
 
 def _spatial_ndim(given, spacing) -> int:
     """The frame size: ``given``, else the length of ``spacing``, else 2; checked against ``spacing``."""
+    if isinstance(spacing, (str, bytes)):  # text has a length, but not a count of axes
+        check_spacing(spacing, 2 if given is None else given)
     if spacing is not None:
         try:
             n_spacing = len(spacing)

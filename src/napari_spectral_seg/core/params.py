@@ -180,9 +180,10 @@ def check_spacing(spacing, ndim) -> np.ndarray | None:
     if spacing is None:
         return None
     if isinstance(spacing, (str, bytes)):
+        example = [1.0] * ndim
         raise ValueError(
-            f"spacing={spacing!r} is text; pass one number per spatial axis, e.g. [2.0, 1.0, 1.0] for "
-            "(z, y, x) in a parameter file or --spacing 2,1,1 on the command line."
+            f"spacing={spacing!r} is text, but must be {ndim} positive numbers, one pixel size per spatial "
+            f"axis: e.g. {example} in a parameter file, --spacing {','.join('1' * ndim)} on the command line."
         )
     message = (
         f"spacing={spacing!r} must be {ndim} positive numbers, one pixel size per spatial axis"
