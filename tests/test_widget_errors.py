@@ -41,3 +41,21 @@ def test_pipeline_warnings_reach_the_user(dock, qtbot):
     widget.n_clusters.value = 2
     run(widget, qtbot)
     assert any("image is constant inside the mask" in m for m in messages())
+
+
+def test_a_notification_headline_keeps_the_fix_and_reads_past_e_g():
+    # issue 17 rerun: "e.g." was taken as the end of a sentence (the NaN notification stopped at
+    # "replace them first, e.g."), and a long first clause dropped the fix ("use at most 2500").
+    from napari_spectral_seg._widget.messages import HEADLINE_LENGTH, headline
+
+    nan = "image has 101 NaN or infinite pixel(s); replace them first, e.g. with np.nan_to_num(image)."
+    assert headline(nan) == nan
+    many = (
+        "'segments' 3000 asks for segments of 3.3 pixel(s) each on average in a mask of 10000 pixels of the "
+        "image; use at most 2500 (one per 4 pixels), or enlarge the mask."
+    )
+    short = headline(many)
+    assert len(short) <= HEADLINE_LENGTH and short.endswith(
+        "; use at most 2500 (one per 4 pixels), or enlarge the mask"
+    )
+    assert short.startswith("'segments' 3000 asks for segments of") and "…" in short

@@ -61,21 +61,31 @@ def for_widget(message: str) -> str:
     return _TOKEN.sub(_field_words, message)
 
 
+_LEAST_PROBLEM = 40  # characters of what is wrong kept before the fix in a cut headline
+
+
 def headline(message: str, limit: int = HEADLINE_LENGTH) -> str:
     """The first sentence of ``message`` in at most ``limit`` characters, keeping what to do.
 
     A sentence too long loses its middle clauses: the first says what is
     wrong, the last what to do about it (``mask is empty: ...; lower the
-    'threshold'``). Only when those two do not fit either is the first cut.
+    'threshold'``). When those two do not fit either, the first is cut short
+    and the last kept whole (if it leaves the first ``_LEAST_PROBLEM`` characters).
     """
-    first = re.split(r"(?<=\.)\s", message, maxsplit=1)[0]
+    first = re.split(r"(?<!e\.g\.)(?<!i\.e\.)(?<=\.)\s", message, maxsplit=1)[0]  # "e.g." ends no sentence
     if len(first) <= limit:
         return first
     clauses = re.split(r";\s+", first.rstrip("."))
-    short = f"{clauses[0]}; {clauses[-1]}" if len(clauses) > 1 else clauses[0]
+    if len(clauses) == 1:
+        return _cut(first, limit)
+    short = f"{clauses[0]}; {clauses[-1]}"
     if len(short) <= limit:
         return short
-    first = clauses[0]
-    if len(first) > limit:
-        first = first[: limit - 1].rsplit(" ", 1)[0] + "…"
-    return first
+    if len(clauses[-1]) <= limit - _LEAST_PROBLEM:  # what to do fits: shorten what is wrong instead
+        return f"{_cut(clauses[0], limit - len(clauses[-1]) - 2)}; {clauses[-1]}"
+    return _cut(clauses[0], limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, cut at a word with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
