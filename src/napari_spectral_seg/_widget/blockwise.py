@@ -58,10 +58,10 @@ def open_labels(labels_path) -> tuple[list, dict]:
     import dask.array as da
     import zarr
 
-    group = zarr.open_group(str(labels_path), mode="r")
-    attributes = dict(group.attrs)
-    ome = attributes.get("ome", attributes)
-    paths = [dataset["path"] for dataset in ome["multiscales"][0]["datasets"]]
+    from ..blockwise.source import multiscales_of
+
+    attributes = dict(zarr.open_group(str(labels_path), mode="r").attrs)
+    paths = [dataset["path"] for dataset in multiscales_of(attributes)[0]["datasets"]]
     levels = [da.from_zarr(str(Path(labels_path) / path)) for path in paths]
     return levels, dict(attributes.get("spectral_seg", {}))
 

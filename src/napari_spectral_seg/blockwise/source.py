@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Source", "SourceError", "open_source"]
+__all__ = ["Source", "SourceError", "multiscales_of", "open_source"]
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _SPATIAL_NAMES = ("z", "y", "x")
@@ -144,13 +144,13 @@ def _plain(path: str, kind: str, array, level: int) -> Source:
     return Source(path, kind, "", tuple(int(n) for n in array.shape), str(array.dtype), axes)
 
 
-def _multiscales(attrs: dict) -> list:
+def multiscales_of(attrs: dict) -> list:
     """The ``multiscales`` list of OME-Zarr 0.4 (top level) or 0.5 (under ``"ome"``)."""
     return attrs.get("ome", {}).get("multiscales") or attrs.get("multiscales") or []
 
 
 def _ome_image(path: str, group, level: int) -> Source:
-    multiscales = _multiscales(dict(group.attrs))
+    multiscales = multiscales_of(dict(group.attrs))
     if not multiscales:
         raise SourceError(
             f"{path}: a zarr group without OME-Zarr 'multiscales' metadata; pass the array inside it "
