@@ -22,13 +22,12 @@ of the first call's extra time was the kernel handing out fresh pages):
   default each array above 128 KiB to 32 MiB is its own ``mmap``, returned
   to the kernel when freed, so a temporary is faulted in again; with the
   heap kept, the first call reuses its own freed temporaries and later
-  calls fault nothing (~0.04 s of system time each at 1600 x 1600 before);
+  calls fault nothing;
 * numpy stops asking for transparent huge pages (:func:`skip_huge_pages`):
   where the kernel's THP setting is ``madvise`` with ``defrag=madvise``, each
-  fresh 2 MiB page may wait for the kernel to compact memory. In the first
-  1600 x 1600 call that was 0.14-0.49 s of system time (0.37 s more than a
-  warm call, medians of 6 fresh processes) against 0.10-0.14 s with 4 KiB
-  pages (0.08 s more), for ~3% more CPU time in warm calls.
+  fresh 2 MiB page may wait for the kernel to compact memory, which cost
+  the first call far more than the few percent 4 KiB pages cost warm calls
+  (figures: the README's *Cold start*).
 """
 
 from __future__ import annotations
