@@ -206,10 +206,11 @@ def test_quality_py_selects_sets_by_name_stem_and_group(load):
     sets = quality.all_sets(quick=True)
     assert quality.select(sets, ["blobs-final"]) == ["blobs-final-2d", "blobs-final-3d"]
     tuning = quality.select(sets, ["tuning"])
-    assert tuning == ["blobs-tuning-2d", "blobs-tuning-3d", "textured-tuning-2d", "textured-tuning-3d"]
+    assert tuning == [f"{g}-tuning-{d}d" for g in ("blobs", "textured", "dense") for d in (2, 3)]
     assert quality.select(sets, ["textured"]) == [n for n in sets if n.startswith("textured-")]
     assert all(sets[n].kind == "report" for n in quality.select(sets, ["report"]))
-    assert quality.SEEDS["report"][0][0] > quality.SEEDS["selection"][0][-1]  # fresh seeds for the report
+    # fresh seeds for the report, after those of every set looked at before
+    assert quality.SEEDS["report"][0][0] > quality.SEEDS["previous-report"][0][-1] > quality.SEEDS["selection"][0][-1]
     with pytest.raises(ValueError, match="unknown set"):
         quality.select(sets, ["blobs-tuning-4d"])
 
