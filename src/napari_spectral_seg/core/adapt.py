@@ -14,9 +14,10 @@ its objects.
 * ``sigma``: the smallest Gaussian width that brings the smoothed noise below
   an eighth of the object-to-background contrast and leaves at most a few
   brightness peaks per typical object (so noise and texture no longer make
-  passes inside an object), at least 1 pixel (detail finer than that is below
-  the optical resolution of a well-sampled image) and never more than a
-  quarter of the typical radius (so necks between touching objects survive).
+  passes inside an object), and never more than a quarter of the typical
+  radius (so necks between touching objects survive). A clean image is not
+  smoothed at all: in a crowded field of small objects even one pixel of
+  smoothing fills the necks between them.
 * ``min_size``: a tenth of the typical object's area (volume): smaller
   pieces are noise above the threshold, not objects.
 
@@ -200,7 +201,7 @@ def _choose_sigma(noise: float, contrast: float, radius: float, unit: np.ndarray
 
 
 def _sigma_for_peaks(intensity, rough, radius, unit) -> float:
-    """Smallest width (from 1 px, half-pixel steps, up to a quarter radius) that leaves at most
+    """Smallest width (from none, half-pixel steps, up to a quarter radius) that leaves at most
     ``_PEAKS_PER_OBJECT`` brightness peaks per typical object inside the foreground.
 
     Texture (chromatin, nucleoli) is not white noise: its peaks survive more
@@ -210,9 +211,9 @@ def _sigma_for_peaks(intensity, rough, radius, unit) -> float:
         return 0.0
     n_objects = rough.sum() / _object_area(radius, unit, rough.shape)
     cap = max(_SIGMA_PER_RADIUS * radius, 1.0)
-    sigma = 1.0
+    sigma = 0.0
     while sigma <= cap:
-        smooth = ndi.gaussian_filter(intensity, sigma / unit, mode="nearest")
+        smooth = ndi.gaussian_filter(intensity, sigma / unit, mode="nearest") if sigma else intensity
         peaks = (ndi.maximum_filter(smooth, size=3, mode="nearest") == smooth) & rough
         if peaks.sum() <= _PEAKS_PER_OBJECT * max(n_objects, 1.0):
             return sigma
@@ -271,11 +272,7 @@ def measure_scales(
     radius = _typical_radius(rough, unit) if rough.any() else 1.0
     if not choose_sigma:
         return ImageScales(noise, contrast, radius, 0.0, _choose_min_size(radius, unit, intensity.shape))
-    sigma = max(
-        _choose_sigma(noise, contrast, radius, unit),
-        min(1.0, _SIGMA_PER_RADIUS * radius),  # below the optical resolution of a well-sampled image
-        _sigma_for_peaks(intensity, rough, radius, unit),
-    )
+    sigma = max(_choose_sigma(noise, contrast, radius, unit), _sigma_for_peaks(intensity, rough, radius, unit))
     return ImageScales(noise, contrast, radius, sigma, _choose_min_size(radius, unit, intensity.shape))
 
 
@@ -302,8 +299,10 @@ def chosen_settings(
             intensity, mask=explicit_mask, threshold=params.threshold, spacing=spacing, choose_sigma=choose_sigma
         )
         parameters.update(scales.record())
-        if choose_sigma and scales.sigma > 0:
-            sigma, given_sigma = ("scalar", scales.sigma), scales.sigma
+        if choose_sigma:
+            # Recorded even when it is 0: the engine chose not to smooth.
+            given_sigma = scales.sigma
+            sigma = ("scalar", scales.sigma) if scales.sigma > 0 else None
         if choose_min_size:
             min_size = scales.min_size
     parameters["sigma_used"] = given_sigma
