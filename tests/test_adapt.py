@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from conftest import f1
 
-from napari_spectral_seg import touching_blobs
+from napari_spectral_seg import segment, touching_blobs
 from napari_spectral_seg.core import iter_segment, run_to_end
 from napari_spectral_seg.core.adapt import estimate_noise, measure_scales
+from napari_spectral_seg.core.result import EmptyMaskError
 
 
 def discs(radius=10, shape=(160, 160), step=40):
@@ -84,3 +85,27 @@ def test_auto_values_are_refused_where_they_mean_nothing():
         run_to_end(iter_segment(image, threshold="otsu", sigma="blurry"))
     with pytest.raises(ValueError, match="min_size='tiny' must be a whole number"):
         run_to_end(iter_segment(image, threshold="otsu", min_size="tiny"))
+
+
+def test_auto_mode_on_an_empty_field_says_no_objects_instead_of_a_noise_mosaic():
+    noise = np.random.default_rng(0).normal(100.0, 5.0, (128, 128))
+    with pytest.raises(EmptyMaskError, match="no objects: nothing is brighter than the image's noise"):
+        segment(noise, n_clusters="auto")
+
+
+def test_a_few_objects_in_a_large_field_are_found_where_otsu_splits_the_background():
+    image, truth = touching_blobs((512, 512), 3, seed=2)
+    result = run_to_end(iter_segment(image, n_clusters="auto"))
+    assert result.parameters["threshold_rule"] == "noise"  # Otsu's split held noise, not objects
+    assert result.parameters["foreground_contrast"] < 3
+    assert result.labels.max() == 3
+    for t in range(1, truth.max() + 1):
+        inside = result.labels[truth == t]
+        assert np.bincount(inside).argmax() > 0  # each object is found, not lost in a mosaic
+
+
+def test_a_clear_foreground_keeps_otsus_threshold():
+    image, _ = touching_blobs((128, 128), 14, seed=3)
+    result = run_to_end(iter_segment(image, n_clusters="auto"))
+    assert "threshold_rule" not in result.parameters
+    assert result.parameters["foreground_contrast"] > 10

@@ -34,7 +34,15 @@ import scipy.ndimage as ndi
 from .mask import otsu_threshold, threshold_in_use
 from .params import check_sigma
 
-__all__ = ["ImageScales", "chosen_settings", "estimate_noise", "measure_scales", "rough_radius", "unit_spacing"]
+__all__ = [
+    "ImageScales",
+    "check_foreground",
+    "chosen_settings",
+    "estimate_noise",
+    "measure_scales",
+    "rough_radius",
+    "unit_spacing",
+]
 
 # Smoothed noise at most this fraction of the object contrast: a pass of
 # three noise standard deviations inside an object then stays under
@@ -47,6 +55,15 @@ _MIN_SIZE_PER_OBJECT = 0.1
 # Smoothing goes on while the foreground holds more local brightness peaks
 # than this per typical object (texture and noise make many; a smooth nucleus one).
 _PEAKS_PER_OBJECT = 8
+# The pixels above an automatic threshold must be brighter than the rest by at
+# least this many standard deviations of the (smoothed) noise: Otsu's split of
+# pure Gaussian noise gives about 1.4 (twice that is chance no longer), the
+# benchmark's objects 10 or more.
+_FOREGROUND_TO_NOISE = 3.0
+# Where Otsu split noise, objects are what lies this many (smoothed) noise
+# standard deviations above the image's median (a chance pixel of pure noise:
+# about 3 in 10 million).
+_NOISE_THRESHOLD = 5.0
 # At most this many samples for the noise estimate (a median of them).
 _NOISE_SAMPLES = 500_000
 
@@ -308,3 +325,73 @@ def chosen_settings(
     parameters["sigma_used"] = given_sigma
     parameters["min_size_used"] = int(min_size)
     return sigma, min_size
+
+
+def check_foreground(
+    intensity: np.ndarray, mask: np.ndarray, threshold: float, parameters: dict, spacing=None, min_size: int = 1
+):
+    """An automatic threshold that split objects from background, not noise.
+
+    Otsu's threshold always splits an image in two. Where few objects lie in
+    a large field, or none (a well with no cells, a frame before they
+    appear), it splits the background's noise, and the result would be a
+    mosaic of noise. The split holds objects only where the median of the
+    pixels above it exceeds that of the pixels below by
+    ``_FOREGROUND_TO_NOISE`` standard deviations of the noise left after the
+    smoothing. Where it does not, the objects are what stands
+    ``_NOISE_THRESHOLD`` such deviations above the image's median; where
+    nothing does, the field is empty.
+
+    Parameters
+    ----------
+    intensity : ndarray of float, shape S or S + (C,)
+        The image as thresholded (smoothed, corrected; colour: its channel mean).
+    mask : ndarray of bool, shape S
+        The pixels above ``threshold``.
+    threshold : float
+        The automatic (Otsu) threshold.
+    parameters : dict
+        The run's record, with the ``noise`` and ``sigma_used`` of
+        :func:`chosen_settings` (nothing is checked without them); receives
+        ``foreground_contrast`` (in noise deviations) and, where the
+        threshold is replaced, ``threshold_rule="noise"``.
+    spacing : sequence of float, optional
+    min_size : int
+        Smallest piece kept: an empty field's chance pixels above the noise
+        threshold are specks, not objects.
+
+    Returns
+    -------
+    mask : ndarray of bool, shape S
+    threshold : float
+
+    Raises
+    ------
+    EmptyMaskError
+        When nothing stands out of the noise.
+    """
+    from .result import EmptyMaskError
+
+    noise = parameters.get("noise")
+    if not noise or mask.all() or not mask.any():
+        return mask, threshold
+    if intensity.ndim > mask.ndim:
+        intensity = intensity.mean(axis=-1)
+    sigma = parameters.get("sigma_used") or 0.0
+    left = noise * (_smoothed_noise_factor(sigma, unit_spacing(spacing, intensity.ndim)) if sigma else 1.0)
+    contrast = float(np.median(intensity[mask]) - np.median(intensity[~mask])) / left
+    parameters["foreground_contrast"] = round(contrast, 3)
+    if contrast >= _FOREGROUND_TO_NOISE:
+        return mask, threshold
+    threshold = float(np.median(intensity) + _NOISE_THRESHOLD * left)
+    mask = intensity > threshold
+    parameters["threshold_rule"] = "noise"
+    pieces, _ = ndi.label(mask)
+    sizes = np.bincount(pieces.ravel())
+    if not (sizes[1:] >= min_size).any():
+        raise EmptyMaskError(
+            f"no objects: nothing is brighter than the image's noise allows by chance (the pixels above Otsu's "
+            f"threshold are only {contrast:.2g} noise deviations brighter than the rest, and none lies "
+            f"{_NOISE_THRESHOLD:g} above the median); if the field is not empty, give threshold a number or draw a mask."
+        )
+    return mask, threshold

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .adapt import check_foreground
 from .auto import default_min_part, iter_auto_labels
 from .edges import refine_object_edges
 from .graph import PixelIndex, component_block, edge_weights_graph, index_pixels
@@ -158,6 +159,10 @@ def _iter_mask(run: _Run):
     params = run.params
     yield Progress("mask", 0.0, "building the mask")
     mask, used_threshold = resolve_mask(run.data, run.explicit_mask, params.threshold, run.spatial_shape)
+    if params.n_clusters == "auto" and run.explicit_mask is None and isinstance(params.threshold, str):
+        mask, used_threshold = check_foreground(
+            run.data, mask, used_threshold, run.parameters, run.spacing, run.min_size
+        )
     run.parameters["threshold_used"] = used_threshold
     n_masked = int(mask.sum())
     if n_masked == 0:
