@@ -52,7 +52,7 @@ class Decisions:
     sample_box: list | None
     typical_box: list | None
     seconds: dict
-    # The tiles of the sample the typical size was measured on: box, sizes, mask pixels.
+    # The tiles of the sample the typical size was measured on: box, size, mask pixels.
     typical_tiles: list | None = None
 
     def as_json(self) -> dict:
@@ -63,10 +63,18 @@ class Decisions:
     @classmethod
     def from_json(cls, values: dict) -> Decisions:
         values = dict(values)
+        values["object_size"] = as_typical_size(values.get("object_size"))
         sigma = values["sigma"]
         if sigma is not None:
             values["sigma"] = ("scalar", float(sigma[1])) if sigma[0] == "scalar" else tuple(map(float, sigma))
         return cls(**values)
+
+
+def as_typical_size(value) -> float | None:
+    """One typical size; a resume state of earlier versions holds a list of one per size pass (the last counts)."""
+    if isinstance(value, list):
+        return float(value[-1]) if value else None
+    return None if value is None else float(value)
 
 
 class _Clock:
@@ -140,10 +148,10 @@ def _edge_background(client, source, blocks, sigma, spacing, lo, threshold):
 
 
 def _typical_size(client, source, box, sigma, spacing, threshold, min_size, params):
-    """The typical size per size pass, measured on ``box`` cut into tiles measured in parallel; and the tiles.
+    """The typical size, measured on ``box`` cut into tiles measured in parallel; and the tiles.
 
     :data:`TYPICAL_TILES` tiles, as long as each keeps :data:`MIN_TILE_PIXELS`;
-    a sample measured whole (one tile) gives the sizes of the sample itself.
+    a sample measured whole (one tile) gives the size of the sample itself.
     """
     pixels = int(np.prod([b - a for a, b in box]))
     n_tiles = max(1, min(TYPICAL_TILES, pixels // MIN_TILE_PIXELS))
@@ -151,7 +159,7 @@ def _typical_size(client, source, box, sigma, spacing, threshold, min_size, para
     args = (sigma, spacing, threshold, min_size, params)
     parts = _gather(client, decide.sample_typical_size, tiles, source, *args)
     merged = decide.merge_typical_sizes(parts) if len(parts) > 1 else parts[0][0]
-    record = [dict(box=[list(t) for t in tile], sizes=sizes, pixels=n) for tile, (sizes, n) in zip(tiles, parts)]
+    record = [dict(box=[list(t) for t in tile], size=size, pixels=n) for tile, (size, n) in zip(tiles, parts)]
     return merged, record
 
 
@@ -162,7 +170,7 @@ def _overlap(source, sigma, spacing, object_size, given):
     reach = int(smoothing_reach(decide.sigma_per_axis(sigma, spacing, source.ndim)).max()) + 4
     if not object_size:
         return 32 + reach
-    side = max(object_size) ** (1.0 / source.ndim)
+    side = float(object_size) ** (1.0 / source.ndim)
     return max(16, int(math.ceil(6.0 * side))) + reach
 
 
