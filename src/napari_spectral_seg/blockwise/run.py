@@ -10,7 +10,8 @@
 5. Chunks painted from the records and written as ``labels/<name>``
    (:mod:`.assemble`); the scratch directory removed; the partial store
    renamed to the output (an output replaced with ``overwrite`` is first
-   moved aside, then deleted).
+   moved aside, then deleted), or, when the output is the input, its
+   ``labels/<name>`` renamed into the input (:mod:`.into`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..core.params import SegmentationParams, check_random_state, check_spacing
 from .block import BlockPlan, block_summary, read_record, record_path, segment_block
 from .cancel import CancellableClient, check_cancel, wait_or_cancel
 from .grid import block_grid
+from .into import labels_partial, move_into_input, open_partial_group, writes_into_input
 from .source import open_source
 
 __all__ = ["BlockwiseError", "segment_blockwise"]
@@ -200,6 +202,9 @@ def segment_blockwise(
         The ``.zarr`` store to write; the labels are its ``labels/<name>``
         (an OME-Zarr multiscale labels image with the input's axes and
         voxel sizes, the parameters in its ``spectral_seg`` attribute).
+        The input itself (an OME-Zarr image): the labels go into its
+        ``labels/<name>``, its arrays and other labels untouched (see
+        :mod:`.into`).
     block_size : int
         Pixels per axis of a block's core; a worker's memory grows with
         ``(block_size + 2 * overlap) ** ndim``.
@@ -212,7 +217,7 @@ def segment_blockwise(
     level : int
         OME-Zarr resolution level of the input.
     name : str
-        Name of the labels image.
+        Name of the labels image (``--labels-name``).
     overlap : int, optional
         Pixels each block reads beyond its core on every side (default:
         six typical object sides, square roots of the typical area, plus
@@ -223,7 +228,7 @@ def segment_blockwise(
         and auto mode's typical object size are measured on (default: four
         blocks' worth; the whole image when it is that small).
     overwrite : bool
-        Replace an existing output.
+        Replace an existing output (or the input's ``labels/<name>``).
     progress : callable, optional
         ``progress(done, total)`` when the blocks start (``done`` 0) and
         after each block.
@@ -249,11 +254,13 @@ def segment_blockwise(
     source = open_source(input, level)
     base = params if params is not None else SegmentationParams()
     params = _check_params(base.replace(**parameters) if parameters else base, source)
-    _check_output(output, overwrite)
+    into = writes_into_input(source, output, name, overwrite, BlockwiseError)
+    if not into:
+        _check_output(output, overwrite)
     if int(block_size) < 16:
         raise BlockwiseError(f"block_size={block_size}: use at least 16 pixels (1024 is a good start).")
     blocks = block_grid(source.shape, block_size)
-    partial = output.with_name(f".{output.name}.partial")
+    partial = labels_partial(source, name) if into else output.with_name(f".{output.name}.partial")
     key = _state_key(source, params, block_size, overlap, sample_pixels)
     scratch, state = _prepare(partial, key)
     with contextlib.ExitStack() as resources:
@@ -262,7 +269,8 @@ def segment_blockwise(
             block_size=block_size, overlap=overlap, sample_pixels=sample_pixels, progress=progress, cancel=cancel
         )
         summary = _run(client, source, params, blocks, scratch, state, key, options)
-        labels_path = _finish(client, source, params, blocks, partial, scratch, output, name, summary, overwrite)
+        target = dict(partial=partial, output=output, name=name, overwrite=overwrite, into=into)
+        labels_path = _finish(client, source, params, blocks, scratch, summary, target)
     summary.update(output=str(output), labels=str(labels_path), seconds=time.perf_counter() - started)
     return summary
 
@@ -348,18 +356,15 @@ def _recorded(params, decisions) -> dict:
     return recorded
 
 
-def _finish(client, source, params, blocks, partial: Path, scratch: Path, output: Path, name, summary, overwrite):
+def _finish(client, source, params, blocks, scratch: Path, summary, target: dict):
     """Paint and write the labels image into the partial store, drop the scratch, rename; the labels' path."""
-    import zarr
-
     from .assemble import chunk_entries, labels_array, write_labels_image
 
+    partial, output, name = target["partial"], target["output"], target["name"]
     block_size = [max(block.core[i][1] - block.core[i][0] for block in blocks) for i in range(source.ndim)]
     entries, total = chunk_entries(blocks, summary["block_summaries"], block_size, scratch / "blocks")
     level0 = labels_array(source.shape, block_size, entries)
-    group = zarr.open_group(str(partial), mode="a")
-    if "labels" in group:
-        del group["labels"]  # a write that an interrupt cut short
+    group = open_partial_group(partial, source if target["into"] else None, name)
     attributes = dict(
         summary["parameters"],
         input=str(source.path),
@@ -375,7 +380,11 @@ def _finish(client, source, params, blocks, partial: Path, scratch: Path, output
         summary["levels"] = write_labels_image(group, name, level0, source, params.spacing, block_size, attributes)
     summary["phase_seconds"]["write"] = time.perf_counter() - started
     shutil.rmtree(scratch)
-    _rename_into_place(partial, output, overwrite)
+    if target["into"]:
+        labels_path = move_into_input(partial, source, name)
+        shutil.rmtree(partial)
+        return labels_path
+    _rename_into_place(partial, output, target["overwrite"])
     return output / "labels" / name
 
 
