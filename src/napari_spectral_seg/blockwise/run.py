@@ -35,6 +35,8 @@ from .source import open_source
 __all__ = ["BlockwiseError", "segment_blockwise"]
 
 _STATE = "state.json"
+# What the polarity and background decisions record with the labels, as in memory.
+CORRECTION_KEYS = ("polarity_used", "background_used", "background_range")
 # A block's overlap may double, for a piece that needs it, up to this many
 # times the default overlap or this fraction of the block size, the larger.
 _MAX_OVERLAP_FACTOR = 4
@@ -60,17 +62,7 @@ def _check_params(params: SegmentationParams, source) -> SegmentationParams:
     if spacing is not None:
         check_spacing(spacing, source.ndim)
         spacing = tuple(float(v) for v in spacing)
-    if params.polarity == "dark":
-        raise BlockwiseError(
-            "polarity='dark' is not supported blockwise yet; invert the image (max - image) and use 'bright'."
-        )
-    # Polarity and an uneven background are not yet decided over the whole
-    # image blockwise: bright objects on a flat background are assumed (recorded).
-    fixed = dict(
-        polarity="bright" if params.polarity == "auto" else params.polarity,
-        background="flat" if params.background == "auto" else params.background,
-    )
-    return params.replace(random_state=check_random_state(params.random_state), spacing=spacing, **fixed)
+    return params.replace(random_state=check_random_state(params.random_state), spacing=spacing)
 
 
 def max_overlap(overlap: int, block_size: int) -> int:
@@ -277,24 +269,28 @@ def segment_blockwise(
 
 def _run(client, source, params, blocks, scratch: Path, state, key, options) -> dict:
     """Decisions (or those of the state) and the block pass; the run's summary."""
+    from .correction import corrected_source, decide_correction
     from .whole import Decisions, decide_whole_image
 
     started = time.perf_counter()
     if state is None:
+        cancellable = CancellableClient(client, options["cancel"])
+        sizes = dict(block_size=options["block_size"], sample_pixels=options["sample_pixels"])
+        correction = decide_correction(cancellable, source, blocks, params, params.spacing, scratch, **sizes)
+        read = corrected_source(source, correction)
         decisions = decide_whole_image(
-            CancellableClient(client, options["cancel"]),
-            source,
-            blocks,
-            params,
-            params.spacing,
-            block_size=options["block_size"],
-            overlap=options["overlap"],
-            sample_pixels=options["sample_pixels"],
+            cancellable, read, blocks, params, params.spacing, overlap=options["overlap"], **sizes
         )
+        decisions.correction = correction
+        decisions.seconds["correction"] = round(time.perf_counter() - started - sum(decisions.seconds.values()), 3)
         _write_json(scratch / _STATE, dict(key=key, decisions=decisions.as_json()))
     else:
         decisions = Decisions.from_json(state["decisions"])
+        read = corrected_source(source, decisions.correction or {})
     fixed = params.replace(
+        # The blocks read corrected pixels (read): bright objects on a flat background.
+        polarity="bright",
+        background="flat",
         threshold=decisions.threshold,
         min_size=decisions.min_size,
         sigma=None,
@@ -305,7 +301,7 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
     )
     block_size = int(options["block_size"])
     plan = BlockPlan(
-        source,
+        read,
         fixed,
         decisions.sigma,
         decisions.object_size,
@@ -344,6 +340,8 @@ def _recorded(params, decisions) -> dict:
     """The parameters as recorded with the labels: as given, plus every value the run chose."""
     recorded = params.record(random_state=params.random_state)
     recorded.update(decisions.scales)
+    correction = decisions.correction or {}
+    recorded.update({key: correction[key] for key in CORRECTION_KEYS if key in correction})
     recorded.update(
         sigma_used=decisions.sigma_used,
         min_size_used=decisions.min_size,

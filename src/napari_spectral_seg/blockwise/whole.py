@@ -54,6 +54,8 @@ class Decisions:
     seconds: dict
     # The tiles of the sample the typical size was measured on: box, size, mask pixels.
     typical_tiles: list | None = None
+    # Polarity and background (see .correction): what was decided and what the blocks read.
+    correction: dict | None = None
 
     def as_json(self) -> dict:
         values = asdict(self)
