@@ -173,3 +173,23 @@ def test_view_stride_keeps_the_view_within_the_sample():
     assert (
         np.prod([-(-n // k) for n in (1000, 3000, 77)]) <= 10**5 < np.prod([-(-n // (k - 1)) for n in (1000, 3000, 77)])
     )
+
+
+def test_an_interrupted_run_resumes_with_the_decided_correction(tmp_path, client, blobs):
+    yy, xx = np.mgrid[:160, :160]
+    image = (1.0 - blobs + 0.8 * xx / 160.0).astype(np.float32)
+    source = write_zarr(tmp_path / "in.zarr", image)
+    params = dict(AUTO, polarity="auto", background="auto")
+
+    def stop_after_two(done, total):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    output = tmp_path / "out.zarr"
+    options = dict(block_size=64, client=client, sample_pixels=10**6)
+    with pytest.raises(KeyboardInterrupt):
+        segment_blockwise(source, output, progress=stop_after_two, **options, **params)
+    summary = segment_blockwise(source, output, **options, **params)
+    assert summary["resumed_blocks"] >= 2
+    assert summary["parameters"]["background_used"] == "subtracted"
+    assert same_objects(read_labels(output), in_memory(image, **params)[0])

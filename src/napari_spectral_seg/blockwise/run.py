@@ -277,12 +277,13 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
         cancellable = CancellableClient(client, options["cancel"])
         sizes = dict(block_size=options["block_size"], sample_pixels=options["sample_pixels"])
         correction = decide_correction(cancellable, source, blocks, params, params.spacing, scratch, **sizes)
+        corrected_at = time.perf_counter()
         read = corrected_source(source, correction)
         decisions = decide_whole_image(
             cancellable, read, blocks, params, params.spacing, overlap=options["overlap"], **sizes
         )
         decisions.correction = correction
-        decisions.seconds["correction"] = round(time.perf_counter() - started - sum(decisions.seconds.values()), 3)
+        decisions.seconds["correction"] = round(corrected_at - started, 3)
         _write_json(scratch / _STATE, dict(key=key, decisions=decisions.as_json()))
     else:
         decisions = Decisions.from_json(state["decisions"])
