@@ -4,8 +4,9 @@ As in memory (``core.background.correct_intensity``), in this order:
 
 1. **Polarity**: as given, or ``"auto"`` chosen by ``choose_polarity`` on a
    view of the image: every ``k``-th pixel along each axis, ``k`` the
-   smallest stride that keeps the view within the sample size (``k`` = 1,
-   the whole image, when it is that small: the in-memory decision). Dark
+   smallest stride that keeps the view within the sample size and
+   :data:`MAX_VIEW_PIXELS` (``k`` = 1, the whole image, when it is that
+   small: the in-memory decision). Dark
    objects are read as ``max - value``, with the image's exact maximum.
 2. **Background** (``"auto"``): the object-to-background contrast (Otsu's
    split of the view and the two classes' medians); the typical radius
@@ -40,6 +41,8 @@ from .whole import SAMPLE_BLOCKS, _gather, central_sample
 
 __all__ = ["corrected_source", "decide_correction", "view_stride"]
 
+# The largest view of the image polarity and contrast are decided on (32 MiB of float64).
+MAX_VIEW_PIXELS = 4 * 1024**2
 _FLAT = dict(polarity_used="bright", background_used="flat", background_range=0.0)
 
 
@@ -99,11 +102,9 @@ def decide_correction(client, source, blocks, params, spacing, scratch: Path, *,
     """
     if params.polarity == "bright" and params.background == "flat":
         return dict(_FLAT)
-    pixels = (
-        sample_pixels
-        if sample_pixels is not None
-        else SAMPLE_BLOCKS * int(np.prod(np.broadcast_to(block_size, (source.ndim,))))
-    )
+    # The view lives on the client for a moment (8 bytes a pixel): at most MAX_VIEW_PIXELS.
+    default = SAMPLE_BLOCKS * int(np.prod(np.broadcast_to(block_size, (source.ndim,))))
+    pixels = min(sample_pixels if sample_pixels is not None else default, MAX_VIEW_PIXELS)
     needs_view = params.polarity == "auto" or params.background == "auto"
     stride = view_stride(source.shape, pixels) if needs_view else None
     view, top = _view(client, source, blocks, stride)
