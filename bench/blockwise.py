@@ -311,6 +311,7 @@ def blockwise_row(blockwise: dict, size: int, block: int, workers: int) -> dict:
         phase_seconds={k: round(v, 2) for k, v in summary["phase_seconds"].items()},
         blocks=summary["blocks"],
         skipped_blocks=summary["skipped_blocks"],
+        glass=summary["decisions"].get("glass"),
     )
 
 

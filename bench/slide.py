@@ -145,7 +145,9 @@ def run_case(work: Path, args) -> dict:
     output = work / "slide-labels.zarr"
     if output.exists():
         shutil.rmtree(output)
-    params = dict(PARAMS, threshold=args.threshold)
+    # Bright nuclei on glass, as earlier blockwise code assumed: no whole-image polarity or
+    # background passes, and glass blocks are found on a coarse level (blockwise/glass.py).
+    params = dict(PARAMS, threshold=args.threshold, polarity="bright", background="flat")
     sample = args.sample_pixels or args.block_size**2
     blockwise = _run(BLOCKWISE, image, output, json.dumps(params), args.block_size, args.workers, json.dumps(sample))
     print(f"blockwise: {blockwise['seconds']:.1f} s", flush=True)

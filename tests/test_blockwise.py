@@ -131,6 +131,7 @@ def test_an_interrupted_run_resumes_block_by_block(tmp_path, client, blobs):
     assert summary["resumed_blocks"] >= 2
     fresh = segment_blockwise(source, tmp_path / "fresh.zarr", block_size=64, client=client, **AUTO)
     assert fresh["resumed_blocks"] == 0
+    assert isinstance(summary["parameters"]["object_size"], float)
     assert same_objects(read_labels(output), read_labels(tmp_path / "fresh.zarr"))
     assert not (tmp_path / ".out.zarr.partial").exists()
 
@@ -304,8 +305,9 @@ def test_the_typical_size_sample_is_cut_into_tiles_and_merged():
     assert tiles == [((512, 1536), (512, 2560)), ((1536, 2560), (512, 2560))]
     assert len(split_box(((0, 100), (0, 400)), 4)) == 4  # the long axis is cut first: 4 tiles of 100 x 100
     assert split_box(((0, 100), (0, 400)), 4)[1] == ((0, 100), (100, 200))
-    # Weighted by mask pixels; a tile that stopped early keeps its last size; an empty tile has no say.
-    assert merge_typical_sizes([([100.0, 90.0], 300), ([120.0], 100), ([0.0], 0)]) == [105.0, 97.5]
+    # Weighted by mask pixels; an empty tile has no say.
+    assert merge_typical_sizes([(100.0, 300), (120.0, 100), (0.0, 0)]) == 105.0
+    assert merge_typical_sizes([(0.0, 0)]) == 0.0
 
 
 def test_a_large_typical_size_sample_is_measured_in_two_tiles_at_once(tmp_path, client, monkeypatch):
@@ -323,5 +325,31 @@ def test_a_large_typical_size_sample_is_measured_in_two_tiles_at_once(tmp_path, 
     tiles = tiled["decisions"]["typical_tiles"]
     assert len(tiles) == 2 and all(tile["pixels"] > 0 for tile in tiles)
     # Two tiles of ~50 objects each: their merged size is close to the whole sample's, not equal.
-    size, reference = tiled["parameters"]["object_size"][0], whole_sample["parameters"]["object_size"][0]
+    size, reference = tiled["parameters"]["object_size"], whole_sample["parameters"]["object_size"]
+    assert isinstance(size, float) and isinstance(reference, float)
     assert abs(size - reference) < 0.1 * reference
+
+
+def test_a_resume_state_of_earlier_versions_with_a_list_of_typical_sizes_is_read(tmp_path, client, blobs):
+    from napari_spectral_seg.blockwise.whole import Decisions, as_typical_size
+
+    assert as_typical_size([152.0]) == 152.0 and as_typical_size(152) == 152.0 and as_typical_size(None) is None
+    source = write_zarr(tmp_path / "in.zarr", blobs)
+    output = tmp_path / "out.zarr"
+
+    def stop_at_once(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        segment_blockwise(
+            source, output, block_size=64, client=client, progress=stop_at_once, sample_pixels=10**6, **AUTO
+        )
+    state_path = tmp_path / ".out.zarr.partial" / "_blockwise" / "state.json"
+    state = json.loads(state_path.read_text())
+    size = state["decisions"]["object_size"]
+    state["decisions"]["object_size"] = [size]  # as earlier versions wrote it
+    state_path.write_text(json.dumps(state))
+    assert Decisions.from_json(state["decisions"]).object_size == size
+    summary = segment_blockwise(source, output, block_size=64, client=client, sample_pixels=10**6, **AUTO)
+    assert summary["parameters"]["object_size"] == size
+    assert same_objects(read_labels(output), segment(blobs, **AUTO))

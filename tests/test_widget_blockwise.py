@@ -121,3 +121,36 @@ def test_the_memory_guards_refusal_offers_run_blockwise():
     with pytest.raises(InsufficientMemoryError) as refused:
         check_image_memory(8192 * 8192, available=2**30)
     assert "'Run blockwise' (Large images)" in for_widget(str(refused.value))
+
+
+def test_run_blockwise_into_the_images_ome_zarr(make_napari_viewer, tmp_path, qtbot):
+    pytest.importorskip("napari_ome_zarr")
+    from ome_zarr.writer import get_metadata, write_image
+
+    image, _ = touching_blobs((192, 192), 45, seed=3)
+    path = tmp_path / "image.zarr"
+    write_image(
+        image.astype(np.float32),
+        zarr.open_group(str(path), mode="w"),
+        axes="yx",
+        scale_factors=(2,),
+        storage_options={"chunks": (BLOCK, BLOCK)},
+    )
+    before = {str(f): f.read_bytes() for f in path.rglob("*") if f.is_file()}
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(path), plugin="napari-ome-zarr")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
+    widget.image.value = layer
+    widget.block_size.value = BLOCK
+    widget.workers.value = 1
+    widget.blockwise_into_image.value = True
+    widget.blockwise_labels_name.value = "nuclei"
+    widget.run_blockwise.native.click()
+    qtbot.waitUntil(lambda: not widget._blockwise.running, timeout=240_000)
+    labels = _blockwise_layer(viewer)
+    assert labels is not None, widget.status.tooltip
+    assert "image.zarr/labels/nuclei" in widget.status.tooltip
+    assert get_metadata(zarr.open_group(str(path / "labels"), mode="r"))["labels"] == ["nuclei"]
+    assert {str(f): f.read_bytes() for f in path.rglob("*") if f.is_file() and "labels" not in f.parts} == before
+    data = labels.data[0] if labels.multiscale else labels.data
+    assert np.asarray(data).max() > 10

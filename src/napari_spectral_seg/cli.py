@@ -119,7 +119,7 @@ def _segment_blockwise(args) -> int:
         raise CliError("--channel-axis is not supported with --block-size: write one channel as an image of its own.")
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers {args.workers}: need at least 1.")
-    _refuse_to_replace_an_input(args)
+    # -o the input itself adds labels/NAME to an OME-Zarr image (blockwise.into), or is refused there.
     try:
         params = segment_parameters(args, has_mask=False, channel_axis=None)
         summary = segment_blockwise(
@@ -130,6 +130,7 @@ def _segment_blockwise(args) -> int:
             workers=args.workers,
             scheduler=args.scheduler,
             level=args.level or 0,
+            name=args.labels_name,
             overlap=args.overlap,
             overwrite=args.overwrite,
             progress=_block_progress if sys.stderr.isatty() else None,
@@ -372,7 +373,16 @@ def _add_segment(sub) -> None:
     blockwise.add_argument(
         "--workers", type=int, default=None, help="without --scheduler: local worker processes (default: CPU count)"
     )
-    blockwise.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT.zarr")
+    blockwise.add_argument(
+        "--labels-name",
+        default="spectral",
+        metavar="NAME",
+        help="the labels image's name, OUTPUT.zarr/labels/NAME (default spectral); -o the OME-Zarr input itself "
+        "writes IMAGE.zarr/labels/NAME beside its image",
+    )
+    blockwise.add_argument(
+        "--overwrite", action="store_true", help="replace an existing OUTPUT.zarr (or the input's labels/NAME)"
+    )
     seg.set_defaults(func=cmd_segment)
 
 

@@ -2,7 +2,8 @@
 
 The run reads the image layer's own file or store (``layer.source.path``)
 on the cluster's worker processes, block by block, and writes an OME-Zarr
-labels image to the ``.zarr`` the user picks (see
+labels image to the ``.zarr`` the user picks, or, for an image read from an
+OME-Zarr, into that store beside the image (see
 :func:`napari_spectral_seg.blockwise.segment_blockwise`). Everything slow
 happens off the GUI thread: a ``napari.qt.threading`` worker starts the
 cluster and the run in a thread of its own and relays its per-block
@@ -21,7 +22,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import FileEdit, PushButton, SpinBox
+from magicgui.widgets import CheckBox, FileEdit, LineEdit, PushButton, SpinBox
 from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
@@ -135,8 +136,22 @@ class BlockwisePanel:
             label="output .zarr",
             mode="w",
             filter="*.zarr",
-            tooltip="The OME-Zarr store 'Run blockwise' writes (labels in OUTPUT.zarr/labels/spectral). "
+            tooltip="The OME-Zarr store 'Run blockwise' writes (labels in OUTPUT.zarr/labels/<labels name>). "
             "The same output again resumes a cancelled run.",
+        )
+        self.into_image = CheckBox(
+            name="blockwise_into_image",
+            text="into the image's OME-Zarr",
+            value=False,
+            tooltip="For an image read from an OME-Zarr: write the labels into that store, as "
+            "IMAGE.zarr/labels/<labels name> beside the image (its arrays and other labels are not touched); "
+            "'output .zarr' is then not used.",
+        )
+        self.labels_name = LineEdit(
+            name="blockwise_labels_name",
+            label="labels name",
+            value="spectral",
+            tooltip="Name of the labels image: OUTPUT.zarr/labels/<name> (or IMAGE.zarr/labels/<name>).",
         )
         self.block_size = SpinBox(
             name="block_size",
@@ -161,7 +176,7 @@ class BlockwisePanel:
     @property
     def widgets(self) -> list:
         """The fields and the button, in the order they are shown."""
-        return [self.output, self.block_size, self.workers, self.run]
+        return [self.output, self.into_image, self.labels_name, self.block_size, self.workers, self.run]
 
     @property
     def running(self) -> bool:
@@ -174,13 +189,19 @@ class BlockwisePanel:
         if layer is None:
             raise ValueError("No image layer: open an image from a zarr, OME-Zarr or TIFF file first.")
         path = source_path(layer)
-        output = str(self.output.value or "")
+        # Into the image: the output is the input itself (segment_blockwise checks it is an OME-Zarr image).
+        output = path if self.into_image.value else str(self.output.value or "")
         if not output or output in (".", str(Path.cwd())):
             raise ValueError("output .zarr: choose the store to write ('Select file' next to the field).")
-        if not output.endswith(".zarr"):
+        if not output.endswith(".zarr") and not self.into_image.value:
             raise ValueError(f"output .zarr {output}: name it *.zarr (an OME-Zarr store is written there).")
         level = int(self._owner.level.value or 0) if layer.multiscale else 0
-        options = dict(block_size=int(self.block_size.value), workers=int(self.workers.value), level=level)
+        options = dict(
+            block_size=int(self.block_size.value),
+            workers=int(self.workers.value),
+            level=level,
+            name=str(self.labels_name.value or "").strip(),
+        )
         return layer, path, output, options
 
     def start(self, _=None) -> None:

@@ -3,8 +3,8 @@
 The region is the block's core plus the overlap. It is segmented by the
 core pipeline with every whole-image decision fixed (threshold, smoothing,
 smallest piece, typical object size, edge background). Of the connected
-pieces of the result, the block keeps those it owns (the corner of the
-piece's bounding box lies in its core, see :mod:`.grid`). A kept piece must
+pieces of the result, the block keeps those it owns (the piece's first
+pixel in raster order lies in its core, see :mod:`.grid`). A kept piece must
 lie clear of the region's cut sides by the reach of the smoothing and the
 edge moves; if one does not, the overlap is doubled and the block done
 again, so every kept piece was segmented as in the whole image.
@@ -28,12 +28,9 @@ import scipy.ndimage as ndi
 from ..core.pipeline import EmptyMaskError, iter_segment
 from ..core.progress import run_to_end
 from .decide import sigma_per_axis, smoothed
-from .grid import Block, smoothing_reach
+from .grid import EDGE_REACH, Block, smoothing_reach
 
 __all__ = ["BlockPlan", "PieceTooLarge", "block_summary", "read_record", "record_path", "segment_block"]
-
-# Pixels an object's edge may move outwards (core.edges) plus one.
-_EDGE_REACH = 4
 
 
 class PieceTooLarge(ValueError):
@@ -140,17 +137,24 @@ def _segment_region(plan: BlockPlan, block: Block, overlap: int):
         )
     except EmptyMaskError:
         return np.zeros(intensity.shape, np.int32), box, True
-    reach = smoothing_reach(sigma_per_axis(plan.sigma, plan.params.spacing, source.ndim)) + _EDGE_REACH
+    reach = smoothing_reach(sigma_per_axis(plan.sigma, plan.params.spacing, source.ndim)) + EDGE_REACH
     return _owned(result.labels, box, block.core, reach, source.shape)
 
 
 def _owned(labels: np.ndarray, box, core, reach, shape):
-    """Keep the pieces whose bounding-box corner lies in ``core``; check they are clear of the cut sides."""
+    """Keep the pieces whose first pixel (raster order) lies in ``core``; check they are clear of the cut sides.
+
+    The first pixel is a pixel of the piece, so the block that owns a piece
+    holds some of it in its core (a bounding-box corner may lie in a block
+    with no foreground at all, which is skipped).
+    """
     pieces, n = ndi.label(labels > 0, structure=np.ones((3,) * labels.ndim))
     keep = np.zeros(n + 1, bool)
     complete = True
+    values, first = np.unique(pieces.ravel(), return_index=True)
+    first_pixels = dict(zip(values.tolist(), np.stack(np.unravel_index(first, pieces.shape), axis=1).tolist()))
     for piece, where in enumerate(ndi.find_objects(pieces), start=1):
-        corner = [s.start + b0 for s, (b0, _) in zip(where, box)]
+        corner = [c + b0 for c, (b0, _) in zip(first_pixels[piece], box)]
         if not all(a <= c < b for c, (a, b) in zip(corner, core)):
             continue
         keep[piece] = True

@@ -59,6 +59,9 @@ class CancellableClient:
     def submit(self, *args, **kwargs):
         return self._client.submit(*args, **kwargs)
 
+    def scatter(self, data):
+        return self._client.scatter(data)
+
     def gather(self, futures):
         single = not isinstance(futures, (list, tuple))
         wait_or_cancel([futures] if single else list(futures), self._cancel)

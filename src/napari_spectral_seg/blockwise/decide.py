@@ -14,9 +14,9 @@ workers, block by block, and combined on the client from small summaries:
   finds the range), so it is the in-memory value;
 - the edges' background: the exact median, from a fine histogram of the
   dark pixels and then the values of the one bin that holds it;
-- the typical object size: auto mode's typical size (the median piece) on a central
-  sample, cut into two tiles (when they stay large) measured in parallel
-  and merged (:func:`merge_typical_sizes`).
+- the typical object size: auto mode's typical size (the median piece, one
+  number) on a central sample, cut into two tiles (when they stay large)
+  measured in parallel and merged (:func:`merge_typical_sizes`).
 
 Worker tasks take a :class:`~.source.Source` and a box; they return numbers
 and small arrays, never the image.
@@ -163,17 +163,17 @@ def sample_scales(source, box, params, spacing) -> dict:
     return dict(recorded, sigma=sigma, min_size=int(min_size))
 
 
-def sample_typical_size(source, box, sigma, spacing, threshold: float, min_size: int, params) -> tuple[list, int]:
-    """Auto mode's typical object size (pixels) per size pass, on the smoothed pixels of ``box`` above ``threshold``.
+def sample_typical_size(source, box, sigma, spacing, threshold: float, min_size: int, params) -> tuple[float, int]:
+    """Auto mode's typical object size (pixels), on the smoothed pixels of ``box`` above ``threshold``.
 
-    Returns the sizes and the number of mask pixels they were measured on
+    Returns the size and the number of mask pixels it was measured on
     (the weight of this box when several tiles of a sample are merged).
     """
     intensity = smoothed(source, box, sigma, spacing)
     mask = intensity > threshold
     index = index_pixels(mask, min_size=max(min_size, 1))
     if index.n_nodes == 0:
-        return [0.0], 0
+        return 0.0, 0
     steps = iter_typical_size(
         intensity,
         index,
@@ -184,7 +184,7 @@ def sample_typical_size(source, box, sigma, spacing, threshold: float, min_size:
         eigen_solver=params.eigen_solver,
         random_state=params.random_state,
     )
-    return [float(size) for size in run_to_end(steps)], int(index.n_nodes)
+    return float(run_to_end(steps)), int(index.n_nodes)
 
 
 def split_box(box, n_tiles: int) -> list:
@@ -205,19 +205,14 @@ def split_box(box, n_tiles: int) -> list:
     return [tuple((int(e[i]), int(e[i + 1])) for e, i in zip(edges, cell)) for cell in grid]
 
 
-def merge_typical_sizes(parts) -> list:
-    """One size per size pass from the ``(sizes, pixels)`` of several tiles: their mean weighted by mask pixels.
-
-    A tile that stopped after fewer passes (nothing changed) keeps its last
-    size for the passes the others made, as a further pass would give it.
-    """
-    parts = [(sizes, pixels) for sizes, pixels in parts if pixels > 0]
+def merge_typical_sizes(parts) -> float:
+    """One typical size from the ``(size, pixels)`` of several tiles: their mean weighted by mask pixels."""
+    parts = [(size, pixels) for size, pixels in parts if pixels > 0]
     if not parts:
-        return [0.0]
-    rounds = max(len(sizes) for sizes, _ in parts)
-    padded = np.array([list(sizes) + [sizes[-1]] * (rounds - len(sizes)) for sizes, _ in parts], dtype=float)
+        return 0.0
+    sizes = np.array([size for size, _ in parts], dtype=float)
     weights = np.array([pixels for _, pixels in parts], dtype=float)
-    return [float(v) for v in weights @ padded / weights.sum()]
+    return float(weights @ sizes / weights.sum())
 
 
 def resolved_sigma(params, shape, spacing):

@@ -2,9 +2,10 @@
 
 Every pixel lies in exactly one block's *core*; a block reads its *region*,
 the core grown by the overlap on every side (clipped at the image border).
-A connected piece of the mask belongs to the block whose core holds the
-corner of its bounding box with the smallest coordinates, so exactly one
-block keeps it.
+A connected piece of the mask belongs to the block whose core holds its
+first pixel in raster order, so exactly one block keeps it, and that block
+holds part of the piece (a block is skipped only when no pixel within the
+edges' reach of its core is foreground).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Block", "block_grid", "grow", "smoothing_reach"]
+__all__ = ["EDGE_REACH", "Block", "block_grid", "grow", "smoothing_reach"]
+
+# Pixels an object's edge may move outwards (core.edges) plus one.
+EDGE_REACH = 4
 
 
 @dataclass(frozen=True)

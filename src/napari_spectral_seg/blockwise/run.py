@@ -10,7 +10,8 @@
 5. Chunks painted from the records and written as ``labels/<name>``
    (:mod:`.assemble`); the scratch directory removed; the partial store
    renamed to the output (an output replaced with ``overwrite`` is first
-   moved aside, then deleted).
+   moved aside, then deleted), or, when the output is the input, its
+   ``labels/<name>`` renamed into the input (:mod:`.into`).
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ from ..core.params import SegmentationParams, check_random_state, check_spacing
 from .block import BlockPlan, block_summary, read_record, record_path, segment_block
 from .cancel import CancellableClient, check_cancel, wait_or_cancel
 from .grid import block_grid
+from .into import labels_partial, move_into_input, open_partial_group, writes_into_input
 from .source import open_source
 
 __all__ = ["BlockwiseError", "segment_blockwise"]
 
 _STATE = "state.json"
+# What the polarity and background decisions record with the labels, as in memory.
+CORRECTION_KEYS = ("polarity_used", "background_used", "background_range")
 # A block's overlap may double, for a piece that needs it, up to this many
 # times the default overlap or this fraction of the block size, the larger.
 _MAX_OVERLAP_FACTOR = 4
@@ -58,17 +62,7 @@ def _check_params(params: SegmentationParams, source) -> SegmentationParams:
     if spacing is not None:
         check_spacing(spacing, source.ndim)
         spacing = tuple(float(v) for v in spacing)
-    if params.polarity == "dark":
-        raise BlockwiseError(
-            "polarity='dark' is not supported blockwise yet; invert the image (max - image) and use 'bright'."
-        )
-    # Polarity and an uneven background are not yet decided over the whole
-    # image blockwise: bright objects on a flat background are assumed (recorded).
-    fixed = dict(
-        polarity="bright" if params.polarity == "auto" else params.polarity,
-        background="flat" if params.background == "auto" else params.background,
-    )
-    return params.replace(random_state=check_random_state(params.random_state), spacing=spacing, **fixed)
+    return params.replace(random_state=check_random_state(params.random_state), spacing=spacing)
 
 
 def max_overlap(overlap: int, block_size: int) -> int:
@@ -200,6 +194,9 @@ def segment_blockwise(
         The ``.zarr`` store to write; the labels are its ``labels/<name>``
         (an OME-Zarr multiscale labels image with the input's axes and
         voxel sizes, the parameters in its ``spectral_seg`` attribute).
+        The input itself (an OME-Zarr image): the labels go into its
+        ``labels/<name>``, its arrays and other labels untouched (see
+        :mod:`.into`).
     block_size : int
         Pixels per axis of a block's core; a worker's memory grows with
         ``(block_size + 2 * overlap) ** ndim``.
@@ -212,7 +209,7 @@ def segment_blockwise(
     level : int
         OME-Zarr resolution level of the input.
     name : str
-        Name of the labels image.
+        Name of the labels image (``--labels-name``).
     overlap : int, optional
         Pixels each block reads beyond its core on every side (default:
         six typical object sides, square roots of the typical area, plus
@@ -223,7 +220,7 @@ def segment_blockwise(
         and auto mode's typical object size are measured on (default: four
         blocks' worth; the whole image when it is that small).
     overwrite : bool
-        Replace an existing output.
+        Replace an existing output (or the input's ``labels/<name>``).
     progress : callable, optional
         ``progress(done, total)`` when the blocks start (``done`` 0) and
         after each block.
@@ -249,11 +246,13 @@ def segment_blockwise(
     source = open_source(input, level)
     base = params if params is not None else SegmentationParams()
     params = _check_params(base.replace(**parameters) if parameters else base, source)
-    _check_output(output, overwrite)
+    into = writes_into_input(source, output, name, overwrite, BlockwiseError)
+    if not into:
+        _check_output(output, overwrite)
     if int(block_size) < 16:
         raise BlockwiseError(f"block_size={block_size}: use at least 16 pixels (1024 is a good start).")
     blocks = block_grid(source.shape, block_size)
-    partial = output.with_name(f".{output.name}.partial")
+    partial = labels_partial(source, name) if into else output.with_name(f".{output.name}.partial")
     key = _state_key(source, params, block_size, overlap, sample_pixels)
     scratch, state = _prepare(partial, key)
     with contextlib.ExitStack() as resources:
@@ -262,31 +261,37 @@ def segment_blockwise(
             block_size=block_size, overlap=overlap, sample_pixels=sample_pixels, progress=progress, cancel=cancel
         )
         summary = _run(client, source, params, blocks, scratch, state, key, options)
-        labels_path = _finish(client, source, params, blocks, partial, scratch, output, name, summary, overwrite)
+        target = dict(partial=partial, output=output, name=name, overwrite=overwrite, into=into)
+        labels_path = _finish(client, source, params, blocks, scratch, summary, target)
     summary.update(output=str(output), labels=str(labels_path), seconds=time.perf_counter() - started)
     return summary
 
 
 def _run(client, source, params, blocks, scratch: Path, state, key, options) -> dict:
     """Decisions (or those of the state) and the block pass; the run's summary."""
+    from .correction import corrected_source, decide_correction
     from .whole import Decisions, decide_whole_image
 
     started = time.perf_counter()
     if state is None:
+        cancellable = CancellableClient(client, options["cancel"])
+        sizes = dict(block_size=options["block_size"], sample_pixels=options["sample_pixels"])
+        correction = decide_correction(cancellable, source, blocks, params, params.spacing, scratch, **sizes)
+        corrected_at = time.perf_counter()
+        read = corrected_source(source, correction)
         decisions = decide_whole_image(
-            CancellableClient(client, options["cancel"]),
-            source,
-            blocks,
-            params,
-            params.spacing,
-            block_size=options["block_size"],
-            overlap=options["overlap"],
-            sample_pixels=options["sample_pixels"],
+            cancellable, read, blocks, params, params.spacing, overlap=options["overlap"], **sizes
         )
+        decisions.correction = correction
+        decisions.seconds["correction"] = round(corrected_at - started, 3)
         _write_json(scratch / _STATE, dict(key=key, decisions=decisions.as_json()))
     else:
         decisions = Decisions.from_json(state["decisions"])
+        read = corrected_source(source, decisions.correction or {})
     fixed = params.replace(
+        # The blocks read corrected pixels (read): bright objects on a flat background.
+        polarity="bright",
+        background="flat",
         threshold=decisions.threshold,
         min_size=decisions.min_size,
         sigma=None,
@@ -297,7 +302,7 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
     )
     block_size = int(options["block_size"])
     plan = BlockPlan(
-        source,
+        read,
         fixed,
         decisions.sigma,
         decisions.object_size,
@@ -336,6 +341,8 @@ def _recorded(params, decisions) -> dict:
     """The parameters as recorded with the labels: as given, plus every value the run chose."""
     recorded = params.record(random_state=params.random_state)
     recorded.update(decisions.scales)
+    correction = decisions.correction or {}
+    recorded.update({key: correction[key] for key in CORRECTION_KEYS if key in correction})
     recorded.update(
         sigma_used=decisions.sigma_used,
         min_size_used=decisions.min_size,
@@ -348,18 +355,15 @@ def _recorded(params, decisions) -> dict:
     return recorded
 
 
-def _finish(client, source, params, blocks, partial: Path, scratch: Path, output: Path, name, summary, overwrite):
+def _finish(client, source, params, blocks, scratch: Path, summary, target: dict):
     """Paint and write the labels image into the partial store, drop the scratch, rename; the labels' path."""
-    import zarr
-
     from .assemble import chunk_entries, labels_array, write_labels_image
 
+    partial, output, name = target["partial"], target["output"], target["name"]
     block_size = [max(block.core[i][1] - block.core[i][0] for block in blocks) for i in range(source.ndim)]
     entries, total = chunk_entries(blocks, summary["block_summaries"], block_size, scratch / "blocks")
     level0 = labels_array(source.shape, block_size, entries)
-    group = zarr.open_group(str(partial), mode="a")
-    if "labels" in group:
-        del group["labels"]  # a write that an interrupt cut short
+    group = open_partial_group(partial, source if target["into"] else None, name)
     attributes = dict(
         summary["parameters"],
         input=str(source.path),
@@ -375,7 +379,11 @@ def _finish(client, source, params, blocks, partial: Path, scratch: Path, output
         summary["levels"] = write_labels_image(group, name, level0, source, params.spacing, block_size, attributes)
     summary["phase_seconds"]["write"] = time.perf_counter() - started
     shutil.rmtree(scratch)
-    _rename_into_place(partial, output, overwrite)
+    if target["into"]:
+        labels_path = move_into_input(partial, source, name)
+        shutil.rmtree(partial)
+        return labels_path
+    _rename_into_place(partial, output, target["overwrite"])
     return output / "labels" / name
 
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..core.mask import otsu_from_histogram
 from . import decide
-from .grid import smoothing_reach
+from .glass import find_glass, weighted
+from .grid import EDGE_REACH, grow, smoothing_reach
 
 __all__ = ["Decisions", "decide_whole_image"]
 
@@ -52,8 +53,12 @@ class Decisions:
     sample_box: list | None
     typical_box: list | None
     seconds: dict
-    # The tiles of the sample the typical size was measured on: box, sizes, mask pixels.
+    # The tiles of the sample the typical size was measured on: box, size, mask pixels.
     typical_tiles: list | None = None
+    # Polarity and background (see .correction): what was decided and what the blocks read.
+    correction: dict | None = None
+    # Glass blocks (see .glass): the coarse level, its factors, the cut and how many.
+    glass: dict | None = None
 
     def as_json(self) -> dict:
         values = asdict(self)
@@ -63,10 +68,18 @@ class Decisions:
     @classmethod
     def from_json(cls, values: dict) -> Decisions:
         values = dict(values)
+        values["object_size"] = as_typical_size(values.get("object_size"))
         sigma = values["sigma"]
         if sigma is not None:
             values["sigma"] = ("scalar", float(sigma[1])) if sigma[0] == "scalar" else tuple(map(float, sigma))
         return cls(**values)
+
+
+def as_typical_size(value) -> float | None:
+    """One typical size; a resume state of earlier versions holds a list of one per size pass (the last counts)."""
+    if isinstance(value, list):
+        return float(value[-1]) if value else None
+    return None if value is None else float(value)
 
 
 class _Clock:
@@ -107,28 +120,49 @@ def central_sample(source, block_size, sample_pixels) -> tuple:
     return decide.central_box(source.shape, sample_pixels)
 
 
-def _threshold(client, source, blocks, params, sigma, spacing):
-    """The threshold and the range of the smoothed image, and each block core's largest value."""
-    boxes = [block.core for block in blocks]
-    ranges = _gather(client, decide.block_range, boxes, source, sigma, spacing)
+def _over_image(client, function, blocks, glass, source, *args, margin=0):
+    """``function`` over the image: the cores of the blocks read at full resolution, then the glass blocks' stand-ins.
+
+    ``margin`` grows each core (for the range: the smallest and largest
+    values do not mind overlaps). A glass block's stand-in is its box of the
+    coarse level, unsmoothed, its counts weighted by the pixels each coarse
+    pixel covers (:mod:`.glass`).
+    """
+    read = [grow(b.core, margin, source.shape) for b in blocks if glass is None or b.key not in glass.boxes]
+    sigma, spacing, rest = args[0], args[1], args[2:]
+    results = _gather(client, function, read, source, sigma, spacing, *rest)
+    if glass is not None and glass.boxes:
+        stand_in = function if function is decide.block_range else weighted(function, glass.weight)
+        results += _gather(client, stand_in, list(glass.boxes.values()), glass.coarse, None, None, *rest)
+    return results
+
+
+def _threshold(client, source, blocks, params, sigma, spacing, glass=None):
+    """The threshold, the range of the smoothed image, and the largest value near each block's core (glass: -inf).
+
+    Near: within the edges' reach, where an object's edge may grow into the
+    core; a block with nothing above the threshold there owns no piece.
+    """
+    ranges = _over_image(client, decide.block_range, blocks, glass, source, sigma, spacing, margin=EDGE_REACH)
     lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
-    if isinstance(params.threshold, str):
-        counts = _gather(client, decide.block_histogram, boxes, source, sigma, spacing, lo, hi)
+    if isinstance(params.threshold, str):  # never with glass blocks (a fixed threshold finds them)
+        counts = _over_image(client, decide.block_histogram, blocks, glass, source, sigma, spacing, lo, hi)
         threshold = otsu_from_histogram(np.sum(counts, axis=0), lo, hi)
     else:
         threshold = float(params.threshold)
-    return threshold, [lo, hi], [r[1] for r in ranges]
+    tops = iter(r[1] for r in ranges)
+    core_max = [-np.inf if glass is not None and block.key in glass.boxes else next(tops) for block in blocks]
+    return threshold, [lo, hi], core_max
 
 
-def _edge_background(client, source, blocks, sigma, spacing, lo, threshold):
+def _edge_background(client, source, blocks, sigma, spacing, lo, threshold, glass=None):
     """The exact median of the smoothed values at or below the threshold (None: there are none)."""
-    boxes = [block.core for block in blocks]
-    histograms = _gather(client, decide.block_dark_histogram, boxes, source, sigma, spacing, lo, threshold)
+    histograms = _over_image(client, decide.block_dark_histogram, blocks, glass, source, sigma, spacing, lo, threshold)
     located = decide.dark_median(np.sum(histograms, axis=0), lo, threshold)
     if located is None:
         return None
     (a, b), ranks = located
-    parts = _gather(client, decide.block_dark_values, boxes, source, sigma, spacing, threshold, a, b)
+    parts = _over_image(client, decide.block_dark_values, blocks, glass, source, sigma, spacing, threshold, a, b)
     below = sum(p[0] for p in parts)
     distinct = np.concatenate([p[1] for p in parts])
     counts = np.concatenate([p[2] for p in parts])
@@ -140,10 +174,10 @@ def _edge_background(client, source, blocks, sigma, spacing, lo, threshold):
 
 
 def _typical_size(client, source, box, sigma, spacing, threshold, min_size, params):
-    """The typical size per size pass, measured on ``box`` cut into tiles measured in parallel; and the tiles.
+    """The typical size, measured on ``box`` cut into tiles measured in parallel; and the tiles.
 
     :data:`TYPICAL_TILES` tiles, as long as each keeps :data:`MIN_TILE_PIXELS`;
-    a sample measured whole (one tile) gives the sizes of the sample itself.
+    a sample measured whole (one tile) gives the size of the sample itself.
     """
     pixels = int(np.prod([b - a for a, b in box]))
     n_tiles = max(1, min(TYPICAL_TILES, pixels // MIN_TILE_PIXELS))
@@ -151,7 +185,7 @@ def _typical_size(client, source, box, sigma, spacing, threshold, min_size, para
     args = (sigma, spacing, threshold, min_size, params)
     parts = _gather(client, decide.sample_typical_size, tiles, source, *args)
     merged = decide.merge_typical_sizes(parts) if len(parts) > 1 else parts[0][0]
-    record = [dict(box=[list(t) for t in tile], sizes=sizes, pixels=n) for tile, (sizes, n) in zip(tiles, parts)]
+    record = [dict(box=[list(t) for t in tile], size=size, pixels=n) for tile, (size, n) in zip(tiles, parts)]
     return merged, record
 
 
@@ -162,7 +196,7 @@ def _overlap(source, sigma, spacing, object_size, given):
     reach = int(smoothing_reach(decide.sigma_per_axis(sigma, spacing, source.ndim)).max()) + 4
     if not object_size:
         return 32 + reach
-    side = max(object_size) ** (1.0 / source.ndim)
+    side = float(object_size) ** (1.0 / source.ndim)
     return max(16, int(math.ceil(6.0 * side))) + reach
 
 
@@ -173,13 +207,16 @@ def decide_whole_image(client, source, blocks, params, spacing, *, block_size, o
         client, source, params, spacing, block_size, sample_pixels
     )
     clock.tick("settings")
-    threshold, value_range, core_max = _threshold(client, source, blocks, params, sigma, spacing)
+    reach = smoothing_reach(decide.sigma_per_axis(sigma, spacing, source.ndim))
+    glass = find_glass(client, source, blocks, params, reach + EDGE_REACH)
+    clock.tick("glass")
+    threshold, value_range, core_max = _threshold(client, source, blocks, params, sigma, spacing, glass)
     clock.tick("threshold")
     auto = params.n_clusters == "auto"
     edge_level = params.used_edge_level() if auto else None
     background = None
     if edge_level is not None:
-        background = _edge_background(client, source, blocks, sigma, spacing, value_range[0], threshold)
+        background = _edge_background(client, source, blocks, sigma, spacing, value_range[0], threshold, glass)
         if background is None:
             edge_level = None  # nothing at or below the threshold, as in memory
     clock.tick("edge_background")
@@ -205,4 +242,5 @@ def decide_whole_image(client, source, blocks, params, spacing, *, block_size, o
         typical_box=typical_box,
         seconds=clock.seconds,
         typical_tiles=tiles,
+        glass=glass.record() if glass is not None else None,
     )

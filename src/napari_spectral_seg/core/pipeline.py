@@ -243,8 +243,8 @@ def iter_segment(
     auto_config : AutoConfig, optional
         The thresholds of ``n_clusters="auto"`` (default: ``AutoConfig()``).
     object_size, edge_background : optional
-        Auto mode: the typical object size in pixels (a float, or the list
-        :func:`~napari_spectral_seg.core.auto.iter_typical_size` returns)
+        Auto mode: the typical object size in pixels (a float, as
+        :func:`~napari_spectral_seg.core.auto.iter_typical_size` returns it)
         and the object edges' background level, decided on the whole image
         of which ``image`` is one block; default: measured on ``image``.
 

@@ -245,7 +245,7 @@ def iter_typical_size(
     eigen_solver: str = "auto",
     random_state: int = 0,
     config: AutoConfig | None = None,
-) -> Generator[tuple[float, str], None, list]:
+) -> Generator[tuple[float, str], None, float]:
     """The typical object size :func:`iter_auto_labels` uses, without the shape rules.
 
     For a blockwise segmentation: measured once on the image (or a sample of
@@ -255,13 +255,12 @@ def iter_typical_size(
 
     Returns
     -------
-    list of float
-        The typical size in pixels, as a one-element list (the form
-        ``object_size`` takes).
+    float
+        The typical size in pixels (what ``object_size`` takes).
     """
     config = AutoConfig() if config is None else config
     run = _Run(spacing, sensitivity, min_part, eigen_solver, random_state, config)
     graph = _Graph(intensity, index, spacing, background, config)
     ticker = _Ticker()
     pieces, _ = yield from _first_pass(graph, run, ticker)
-    return [_typical(pieces, None, run)]
+    return _typical(pieces, None, run)

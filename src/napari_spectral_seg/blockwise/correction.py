@@ -1,0 +1,147 @@
+"""The client's side of the polarity and background decisions: which pixels :class:`~.corrected.CorrectedSource` reads.
+
+As in memory (``core.background.correct_intensity``), in this order:
+
+1. **Polarity**: as given, or ``"auto"`` chosen by ``choose_polarity`` on a
+   view of the image: every ``k``-th pixel along each axis, ``k`` the
+   smallest stride that keeps the view within the sample size and
+   :data:`MAX_VIEW_PIXELS` (``k`` = 1, the whole image, when it is that
+   small: the in-memory decision). Dark
+   objects are read as ``max - value``, with the image's exact maximum.
+2. **Background** (``"auto"``): the object-to-background contrast (Otsu's
+   split of the view and the two classes' medians); the typical radius
+   ``rough_radius`` measures on the central sample; the cells' percentiles,
+   from every pixel of the image (tasks of about a block each: exact); the
+   smoothed cell grid and its surface's spread (95th - 5th percentile over
+   the view's pixels) and minimum (exact). The surface is subtracted where
+   its spread exceeds a fifth of the contrast, as in memory.
+
+On an image no larger than the sample every number is the in-memory one,
+so the labels equal ``segment()``'s; on a larger one the polarity, the
+contrast, the radius and the spread are those of the view or the sample
+(recorded, with the stride), and the cells and the subtracted surface are
+still those of the whole image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import scipy.ndimage as ndi
+
+from ..core.adapt import unit_spacing
+from ..core.background import _BACKGROUND_VARIATION, _BLOCK_DIAMETERS
+from . import corrected
+from .corrected import BackgroundSurface, CorrectedSource
+from .whole import SAMPLE_BLOCKS, _gather, central_sample
+
+__all__ = ["corrected_source", "decide_correction", "view_stride"]
+
+# The largest view of the image polarity and contrast are decided on (32 MiB of float64).
+MAX_VIEW_PIXELS = 4 * 1024**2
+_FLAT = dict(polarity_used="bright", background_used="flat", background_range=0.0)
+
+
+def view_stride(shape, pixels: int) -> int:
+    """The smallest stride whose view (every ``k``-th pixel per axis) has at most ``pixels`` pixels."""
+    stride = max(1, int((float(np.prod(shape)) / max(pixels, 1)) ** (1.0 / len(shape))))
+    while np.prod([math.ceil(n / stride) for n in shape]) > pixels:
+        stride += 1
+    while stride > 1 and np.prod([math.ceil(n / (stride - 1)) for n in shape]) <= pixels:
+        stride -= 1
+    return stride
+
+
+def _view(client, source, blocks, stride):
+    """The strided view (None without ``stride``) and the image's maximum, from one pass over the blocks."""
+    parts = _gather(client, corrected.raw_piece, [block.core for block in blocks], source, stride)
+    top = max(part[1] for part in parts)
+    if stride is None:
+        return None, top
+    view = np.empty([math.ceil(n / stride) for n in source.shape])
+    for block, (piece, _) in zip(blocks, parts):
+        start = [math.ceil(a / stride) for a, _ in block.core]
+        view[tuple(slice(s, s + n) for s, n in zip(start, piece.shape))] = piece
+    return view, top
+
+
+def _cell_size(shape, radius: float, unit: np.ndarray) -> np.ndarray:
+    """Pixels per background cell and axis, as ``core.background.estimate_background`` takes them."""
+    cell = np.maximum(np.round(_BLOCK_DIAMETERS * 2.0 * radius / unit), 4).astype(int)
+    return np.minimum(cell, np.maximum(np.asarray(shape) // 4, 1))
+
+
+def _cell_grid(client, source, cell, block_size, scratch: Path) -> BackgroundSurface:
+    """The cells' percentiles over the whole image, smoothed, saved for the workers; the surface (offset 0)."""
+    counts = [int(-(-n // c)) for n, c in zip(source.shape, cell)]
+    per_task = [max(1, int(b) // int(c)) for b, c in zip(np.broadcast_to(block_size, (source.ndim,)), cell)]
+    tasks = corrected.cell_boxes(counts, per_task)
+    values = _gather(client, corrected.cell_percentiles, tasks, source, tuple(int(c) for c in cell), source.shape)
+    grid = np.empty(counts)
+    for cells, part in zip(tasks, values):
+        grid[tuple(slice(c0, c1) for c0, c1 in cells)] = part
+    grid = ndi.gaussian_filter(grid, 1.0, mode="nearest")
+    digest = hashlib.sha1(grid.tobytes()).hexdigest()[:16]
+    path = scratch / f"background-{digest}.npy"
+    temporary = path.with_name(f".{path.name}.partial.npy")
+    np.save(temporary, grid)
+    os.replace(temporary, path)
+    return BackgroundSurface(str(path), tuple(int(c) for c in cell), tuple(counts))
+
+
+def decide_correction(client, source, blocks, params, spacing, scratch: Path, *, block_size, sample_pixels) -> dict:
+    """Polarity and background over the whole image (see the module docstring); a JSON-able record.
+
+    The record holds what was decided (``polarity_used``, ``background_used``,
+    ``background_range``, as in memory) and what :func:`corrected_source`
+    needs: the maximum, the surface's grid file, cells and minimum.
+    """
+    if params.polarity == "bright" and params.background == "flat":
+        return dict(_FLAT)
+    # The view lives on the client for a moment (8 bytes a pixel): at most MAX_VIEW_PIXELS.
+    default = SAMPLE_BLOCKS * int(np.prod(np.broadcast_to(block_size, (source.ndim,))))
+    pixels = min(sample_pixels if sample_pixels is not None else default, MAX_VIEW_PIXELS)
+    needs_view = params.polarity == "auto" or params.background == "auto"
+    stride = view_stride(source.shape, pixels) if needs_view else None
+    view, top = _view(client, source, blocks, stride)
+    decided = dict(polarity_used=params.polarity, contrast=None)
+    if needs_view:
+        view_future = client.scatter(view)
+        decided = client.gather(
+            client.submit(corrected.view_decisions, view_future, params.polarity, params.background, top, pure=False)
+        )
+        del view, view_future
+    record = dict(_FLAT, polarity_used=decided["polarity_used"], view_stride=stride, contrast=decided["contrast"])
+    record["top"] = top if record["polarity_used"] == "dark" else None
+    contrast = decided["contrast"]
+    if params.background != "auto" or contrast is None:
+        return record
+    inverted = CorrectedSource(source, record["top"])
+    unit = unit_spacing(spacing, source.ndim)
+    box = central_sample(source, block_size, sample_pixels)
+    radius = client.gather(client.submit(corrected.sample_radius, inverted, box, params.threshold, unit, pure=False))
+    surface = _cell_grid(client, inverted, _cell_size(source.shape, radius, unit), block_size, scratch)
+    spread, minimum = client.gather(client.submit(corrected.surface_stats, surface, source.shape, stride, pure=False))
+    record.update(background_range=round(spread, 6), radius=radius)
+    if contrast > 0 and spread > _BACKGROUND_VARIATION * contrast:
+        record.update(
+            background_used="subtracted",
+            surface=dict(path=surface.path, cell=list(surface.cell), counts=list(surface.counts), offset=minimum),
+        )
+    return record
+
+
+def corrected_source(source, record: dict):
+    """The source as the decisions of ``record`` read it (``source`` itself when nothing changes)."""
+    top, surface = record.get("top"), record.get("surface")
+    if top is None and surface is None:
+        return source
+    if surface is not None:
+        surface = BackgroundSurface(
+            surface["path"], tuple(surface["cell"]), tuple(surface["counts"]), surface["offset"]
+        )
+    return CorrectedSource(source, top, surface)

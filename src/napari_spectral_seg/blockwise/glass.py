@@ -1,0 +1,128 @@
+"""Glass blocks: blocks a coarse pyramid level shows to be far below the threshold, never read at full resolution.
+
+A slide is mostly glass, and every whole-image pass (the range of the
+smoothed image, the edges' background) would read all of it at full
+resolution. With an OME-Zarr input, a fixed numeric threshold and nothing
+to correct (``polarity="bright"``, ``background="flat"``), a coarser level
+of the pyramid (the finest with at most :data:`MAX_COARSE_PIXELS` pixels,
+subsampled at most :data:`MAX_FACTOR` times per axis) is read once, on a
+worker. A block is *glass* when every coarse pixel over its core, grown by
+the smoothing's reach and one coarse pixel, lies below the *cut*: the
+coarse minimum plus half its distance to the threshold. A glass block holds
+no foreground (it is not segmented, as before), and in the whole-image
+passes its coarse pixels stand in for its pixels, each counted as the
+``f_0 x f_1 ...`` pixels it covers. An image with foreground in every block
+has no glass block, and its results are unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["GlassPlan", "find_glass", "weighted"]
+
+MAX_COARSE_PIXELS = 4 * 1024**2
+MAX_FACTOR = 16
+# The cut lies this far from the coarse minimum towards the threshold.
+CUT_FRACTION = 0.5
+
+
+class GlassPlan:
+    """The coarse level, the factors, and each glass block's box in coarse pixels.
+
+    Attributes
+    ----------
+    coarse : Source
+        The coarse level.
+    factors : tuple of int
+        Full-resolution pixels per coarse pixel, per axis.
+    boxes : dict
+        Block key -> its core in coarse pixels (the coarse grid tiled without overlap).
+    cut : float
+    """
+
+    def __init__(self, coarse, factors, boxes: dict, cut: float):
+        self.coarse, self.factors, self.boxes, self.cut = coarse, tuple(factors), boxes, float(cut)
+
+    @property
+    def weight(self) -> int:
+        return int(np.prod(self.factors))
+
+    def record(self) -> dict:
+        return dict(level=self.coarse.level, factors=list(self.factors), cut=self.cut, blocks=len(self.boxes))
+
+
+def _coarse_level(source):
+    """The finest level of ``source``'s OME-Zarr small enough to read whole, with its factors; or None."""
+    import zarr
+
+    from .source import multiscales_of, open_source
+
+    if source.kind != "ome-zarr":
+        return None
+    datasets = multiscales_of(dict(zarr.open_group(source.path, mode="r").attrs))[0]["datasets"]
+    for level in range(source.level + 1, len(datasets)):
+        coarse = open_source(source.path, level)
+        factors = [round(n / m) for n, m in zip(source.shape, coarse.shape)]
+        if max(factors) > MAX_FACTOR:
+            return None
+        if int(np.prod(coarse.shape)) <= MAX_COARSE_PIXELS:
+            return coarse, factors
+    return None
+
+
+def _coarse_box(core, factors, shape) -> tuple:
+    """A core in coarse pixels: coarse pixel ``i`` belongs to the block holding pixel ``i * f``."""
+    return tuple((min(math.ceil(a / f), m), min(math.ceil(b / f), m)) for (a, b), f, m in zip(core, factors, shape))
+
+
+def glass_keys(coarse, cores: dict, factors, reach, threshold: float):
+    """Worker task: the coarse level read once; the keys of the glass blocks and the cut."""
+    data = coarse.read(tuple((0, n) for n in coarse.shape)).astype(np.float64)
+    low = float(data.min())
+    cut = low + CUT_FRACTION * (float(threshold) - low)
+    keys = []
+    for key, core in cores.items():
+        footprint = tuple(
+            (max((a - r) // f - 1, 0), min(-(-(b + r) // f) + 1, n))
+            for (a, b), r, f, n in zip(core, reach, factors, coarse.shape)
+        )
+        if data[tuple(slice(a, b) for a, b in footprint)].max() < cut:
+            keys.append(key)
+    return keys, cut
+
+
+def find_glass(client, source, blocks, params, reach) -> GlassPlan | None:
+    """The glass blocks of a run (None: no coarse level, or a run they cannot be skipped in)."""
+    if isinstance(params.threshold, str) or params.polarity != "bright" or params.background != "flat":
+        return None
+    found = _coarse_level(source)
+    if found is None:
+        return None
+    coarse, factors = found
+    cores = {block.key: block.core for block in blocks}
+    future = client.submit(glass_keys, coarse, cores, factors, [int(r) for r in reach], params.threshold, pure=False)
+    keys, cut = client.gather(future)
+    boxes = {key: _coarse_box(cores[key], factors, coarse.shape) for key in keys}
+    return GlassPlan(coarse, factors, {k: b for k, b in boxes.items() if all(b1 > b0 for b0, b1 in b)}, cut)
+
+
+def weighted(function, weight: int):
+    """``function`` (a pass of :mod:`.decide` on the coarse level) with its counts multiplied by ``weight``."""
+    return _Weighted(function, weight)
+
+
+class _Weighted:
+    """Picklable: the pass's counts (arrays of counts, or ``(below, distinct, counts)``) times the weight."""
+
+    def __init__(self, function, weight: int):
+        self.function, self.weight = function, int(weight)
+
+    def __call__(self, *args):
+        result = self.function(*args)
+        if isinstance(result, tuple) and len(result) == 3:
+            below, distinct, counts = result
+            return below * self.weight, distinct, counts * self.weight
+        return np.asarray(result) * self.weight
