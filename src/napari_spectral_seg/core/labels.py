@@ -353,6 +353,8 @@ def _first_index_few(flat: np.ndarray, n_values: int) -> np.ndarray:
     Chunk by chunk, a bincount tells which values appear for the first
     time, and only for those a comparison finds the position: measured
     about 2x faster than an unbuffered ``np.minimum.at`` over all pixels.
+    The scan stops once every value has been seen (a label image's values
+    are usually all present).
     Raises ValueError on negative values (from ``np.bincount``).
     """
     first = np.full(n_values, flat.size, dtype=np.int64)
@@ -363,4 +365,6 @@ def _first_index_few(flat: np.ndarray, n_values: int) -> np.ndarray:
         for value in new:
             first[value] = start + int(np.argmax(chunk == value))
         missing[new] = False
+        if not missing.any():  # every value found: the rest of the image cannot change a first index
+            break
     return first

@@ -61,7 +61,7 @@ class EdgeLaplacian:
         return self.bt @ (self.b @ x)
 
 
-def _rayleigh_ritz(basis, l_basis, degree, m, gram_l=None):
+def _rayleigh_ritz(basis, l_basis, degree, m, gram_l=None, gram_d=None):
     """Best m-dimensional subspace of span(basis) for ``L x = lambda D x``.
 
     The Gram matrices are formed in the block dtype, then scaled to a unit
@@ -70,15 +70,19 @@ def _rayleigh_ritz(basis, l_basis, degree, m, gram_l=None):
     A nearly dependent basis is pruned through the eigen-decomposition of
     the D-Gram matrix rather than a Cholesky factor that could fail.
 
+    ``gram_l`` and ``gram_d`` (``basis^T L basis``, ``basis^T D basis``)
+    may be given; they are formed from the tall blocks otherwise.
+
     Returns
     -------
     values : ndarray of float64, shape (m,)
     coef : ndarray, shape (basis.shape[1], m), dtype of ``basis``
         Ritz vectors are ``basis @ coef`` (D-orthonormal).
     """
-    scaled = basis * np.sqrt(degree)[:, None]
-    gram_d = (scaled.T @ scaled).astype(np.float64)
-    del scaled
+    if gram_d is None:
+        scaled = basis * np.sqrt(degree)[:, None]
+        gram_d = (scaled.T @ scaled).astype(np.float64)
+        del scaled
     gram_l = (basis.T @ l_basis if gram_l is None else gram_l).astype(np.float64)
     diag = np.sqrt(np.clip(np.diag(gram_d), 1e-300, None))
     gram_d = gram_d / diag[:, None] / diag[None, :]
@@ -316,7 +320,7 @@ def _rayleigh_ritz_w64(graph, degree, x, m):
     n, m_x = x.shape
     x64 = x.astype(np.float64)
     ones = np.ones(n)
-    gram_l = np.zeros((m_x, m_x))
+    gram_l, gram_d = np.zeros((m_x, m_x)), np.zeros((m_x, m_x))
     indptr, indices, data = graph.indptr, graph.indices, graph.data
     for start in range(0, n, _GRAM_CHUNK):
         stop = min(start + _GRAM_CHUNK, n)
@@ -326,8 +330,12 @@ def _rayleigh_ritz_w64(graph, degree, x, m):
             shape=(stop - start, n),
         )
         x_rows = x64[start:stop]
-        l_rows = x_rows * (rows @ ones)[:, None]  # D x
-        l_rows -= rows @ x64
-        gram_l += x_rows.T @ l_rows
+        # The D-Gram matrix here too, while the rows are in cache: a
+        # separate pass over the float32 block took longer than this loop.
+        d_rows = x_rows * degree[start:stop, None]
+        gram_d += x_rows.T @ d_rows
+        d_rows = x_rows * (rows @ ones)[:, None]  # D x, from the float64 row sums
+        d_rows -= rows @ x64
+        gram_l += x_rows.T @ d_rows
     del x64
-    return _rayleigh_ritz(x, None, degree, m, gram_l=gram_l)
+    return _rayleigh_ritz(x, None, degree, m, gram_l=gram_l, gram_d=gram_d)
