@@ -9,7 +9,7 @@ from sklearn.cluster import KMeans
 
 from ._threads import single_threaded
 
-__all__ = ["LABEL_METHODS", "cluster_embedding", "refine_boundaries", "relabel_by_first_pixel"]
+__all__ = ["LABEL_METHODS", "cluster_embedding", "refine_boundaries", "relabel_by_first_pixel", "split_counts"]
 
 LABEL_METHODS = ("kmeans", "cluster_qr")
 
@@ -368,3 +368,22 @@ def _first_index_few(flat: np.ndarray, n_values: int) -> np.ndarray:
         if not missing.any():  # every value found: the rest of the image cannot change a first index
             break
     return first
+
+
+def split_counts(eigenvalues_per_component, n_clusters):
+    """How many segments each component gets.
+
+    Every component gets one; the remaining ``n_clusters - C`` go to the
+    components whose next Laplacian eigenvalue is smallest, i.e. where a
+    spectral clustering of the whole (disconnected) graph would spend them.
+    """
+    n_components = len(eigenvalues_per_component)
+    counts = np.ones(n_components, dtype=int)
+    extra = n_clusters - n_components
+    if extra <= 0:
+        return counts
+    candidates = [(value, comp) for comp, values in enumerate(eigenvalues_per_component) for value in values[1:]]
+    candidates.sort(key=lambda item: item[0])
+    for _, comp in candidates[:extra]:
+        counts[comp] += 1
+    return counts
