@@ -16,6 +16,11 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+try:  # the compiled sparse kernels, for a product that accumulates in place
+    from scipy.sparse import _sparsetools
+except ImportError:  # pragma: no cover - a scipy that moved them
+    _sparsetools = None
+
 from .progress import drain
 
 __all__ = ["EdgeLaplacian", "iter_smooth_block", "refine_block", "smooth_block"]
@@ -268,22 +273,40 @@ def iter_smooth_block(
     walk = sp.csr_array((data, graph.indices, graph.indptr), shape=graph.shape)
     del data
     n = x.shape[0]
-    flat_x = x.reshape(-1)  # a view: x is C-contiguous
+    other = np.empty_like(x)  # the next step's block: two buffers, swapped, no block allocated per step
     chunk = _SMOOTH_CHUNK * m
     for done, w in enumerate(_step_sizes(steps, omega, lower), start=1):
-        keep = np.tile((1.0 - w + w * lam).astype(x.dtype), _SMOOTH_CHUNK)
-        flat_wx = (walk @ x).reshape(-1)
-        # x = keep * x + w D^-1 W x, in place, a cache-sized chunk of
-        # rows at a time: one pass over memory instead of three.
+        # x <- w ((keep / w) x + D^-1 W x): the scaled copy is written a
+        # cache-sized chunk of rows at a time, the product accumulates onto it.
+        ratio = np.tile(((1.0 - w + w * lam) / w).astype(x.dtype), _SMOOTH_CHUNK)
+        flat_x, flat_next = x.reshape(-1), other.reshape(-1)  # views: both C-contiguous
         for start in range(0, n * m, chunk):
-            x_c, wx_c = flat_x[start : start + chunk], flat_wx[start : start + chunk]
-            wx_c *= x.dtype.type(w)
-            x_c *= keep[: len(x_c)]
-            x_c += wx_c
-        del flat_wx
+            stop = min(start + chunk, n * m)
+            np.multiply(flat_x[start:stop], ratio[: stop - start], out=flat_next[start:stop])
+        _accumulate_product(walk, x, other)
+        flat_next *= x.dtype.type(w)
+        x, other = other, x
         yield done, steps
+    del other
     values, coef = _rayleigh_ritz_w64(graph, degree, x, m)
     return values, x @ coef
+
+
+def _accumulate_product(matrix: sp.csr_array, x: np.ndarray, out: np.ndarray) -> None:
+    """``out += matrix @ x`` in place, for C-contiguous blocks of the matrix's dtype.
+
+    scipy's own product allocates a new block for every step (at 8192^2 a
+    576 MB block, faulted in afresh each time: 5 smoothing steps took 4.6 s
+    against 1.7-2.9 s in place, ``bench``-style comparison in one process).
+    Its compiled kernel accumulates into its output; where that private
+    routine is missing, the public product is added instead.
+    """
+    kernel = getattr(_sparsetools, "csr_matvecs", None)
+    if kernel is None:  # pragma: no cover - a scipy without the routine
+        out += matrix @ x
+        return
+    n_rows, n_cols = matrix.shape
+    kernel(n_rows, n_cols, x.shape[1], matrix.indptr, matrix.indices, matrix.data, x.reshape(-1), out.reshape(-1))
 
 
 def _step_sizes(steps, omega, lower):
