@@ -325,8 +325,11 @@ def _step_sizes(steps, omega, lower):
     return list(1.0 / roots[mixed])
 
 
-# Rows per chunk of the float64 products with W in :func:`_rayleigh_ritz_w64`.
+# Rows per chunk of the float64 products with W in :func:`_rayleigh_ritz_w64`,
+# and how far (in chunks) a chunk's neighbours may spread before the whole
+# block is converted instead.
 _GRAM_CHUNK = 1 << 14
+_GRAM_SPAN = 4
 
 
 def _rayleigh_ritz_w64(graph, degree, x, m):
@@ -337,28 +340,37 @@ def _rayleigh_ritz_w64(graph, degree, x, m):
     and the degrees are row sums of the same float64 weights, so ``D x - W x``
     keeps about 10 significant digits of the ~1e-7 eigenvalues. It needs no
     incidence matrix, only one product with the graph. Row chunks bound the extra
-    memory to the float64 copy of ``x`` (the edge differences it replaces
-    took twice that).
+    memory: each converts only the rows its neighbours span (in raster
+    order, a few image rows), a float64 copy of ``x`` only where they
+    spread wider (the edge differences this replaces took twice that).
     """
     n, m_x = x.shape
-    x64 = x.astype(np.float64)
-    ones = np.ones(n)
     gram_l, gram_d = np.zeros((m_x, m_x)), np.zeros((m_x, m_x))
     indptr, indices, data = graph.indptr, graph.indices, graph.data
+    whole = None  # float64 x, converted once only where a chunk's neighbours lie far apart
     for start in range(0, n, _GRAM_CHUNK):
         stop = min(start + _GRAM_CHUNK, n)
         lo, hi = indptr[start], indptr[stop]
+        columns = indices[lo:hi]
+        first = min(start, int(columns.min())) if hi > lo else start
+        last = max(stop, int(columns.max()) + 1) if hi > lo else stop
+        if last - first <= _GRAM_SPAN * _GRAM_CHUNK:
+            # Nodes follow raster order: a chunk's neighbours are near it,
+            # and only they are converted (no float64 copy of the whole block).
+            x_near, columns = x[first:last].astype(np.float64), columns - first
+        else:
+            whole = x.astype(np.float64) if whole is None else whole
+            x_near, first = whole, 0
         rows = sp.csr_array(
-            (data[lo:hi].astype(np.float64), indices[lo:hi], indptr[start : stop + 1] - lo),
-            shape=(stop - start, n),
+            (data[lo:hi].astype(np.float64), columns, indptr[start : stop + 1] - lo),
+            shape=(stop - start, len(x_near)),
         )
-        x_rows = x64[start:stop]
+        x_rows = x_near[start - first : stop - first]
         # The D-Gram matrix here too, while the rows are in cache: a
         # separate pass over the float32 block took longer than this loop.
         d_rows = x_rows * degree[start:stop, None]
         gram_d += x_rows.T @ d_rows
-        d_rows = x_rows * (rows @ ones)[:, None]  # D x, from the float64 row sums
-        d_rows -= rows @ x64
+        d_rows = x_rows * np.asarray(rows.sum(axis=1)).reshape(-1, 1)  # D x, from the float64 row sums
+        d_rows -= rows @ x_near
         gram_l += x_rows.T @ d_rows
-    del x64
     return _rayleigh_ritz(x, None, degree, m, gram_l=gram_l, gram_d=gram_d)
