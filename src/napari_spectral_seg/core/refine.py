@@ -289,7 +289,11 @@ def iter_smooth_block(
         yield done, steps
     del other
     values, coef = _rayleigh_ritz_w64(graph, degree, x, m)
-    return values, x @ coef
+    # The Ritz vectors in place, a chunk of rows at a time (no second block).
+    for start in range(0, n, _SMOOTH_CHUNK):
+        rows = slice(start, start + _SMOOTH_CHUNK)
+        x[rows] = x[rows] @ coef
+    return values, x
 
 
 def _accumulate_product(matrix: sp.csr_array, x: np.ndarray, out: np.ndarray) -> None:
