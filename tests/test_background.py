@@ -73,3 +73,25 @@ def test_everything_chosen_from_the_image_is_declared_as_recorded():
 
     result = run_to_end(iter_segment(touching_blobs((64, 64), 4, seed=0)[0], n_clusters="auto"))
     assert set(CHOSEN_KEYS) <= set(result.parameters)
+
+
+@pytest.mark.parametrize("shape, block", [((37, 50), (8, 7)), ((9, 20, 23), (4, 6, 5)), ((30, 1), (7, 1))])
+def test_the_block_surface_is_the_multilinear_interpolation_of_block_percentiles(shape, block):
+    # Reference: padded blocks, one percentile each, smoothed, then scipy's order-1 interpolation.
+    import scipy.ndimage as ndi
+
+    from napari_spectral_seg.core.background import _block_surface
+
+    image = np.random.default_rng(3).random(shape)
+    block = np.asarray(block)
+    counts = -(-np.asarray(shape) // block)
+    padded = np.pad(image, [(0, int(c * b - s)) for c, b, s in zip(counts, block, shape)], mode="edge")
+    coarse = np.empty(tuple(counts))
+    for index in np.ndindex(*counts):
+        cell = tuple(slice(i * b, (i + 1) * b) for i, b in zip(index, block))
+        coarse[index] = np.percentile(padded[cell], 10.0)
+    coarse = ndi.gaussian_filter(coarse, 1.0, mode="nearest")
+    grids = [np.clip((np.arange(n) + 0.5) / b - 0.5, 0, c - 1) for n, b, c in zip(shape, block, counts)]
+    expected = ndi.map_coordinates(coarse, np.meshgrid(*grids, indexing="ij"), order=1, mode="nearest")
+    np.testing.assert_allclose(_block_surface(image, block, 10.0), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_block_surface(image, block, 10.0, residual=True), image - expected, atol=1e-12)

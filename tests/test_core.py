@@ -263,3 +263,29 @@ def test_label_mask_keeps_touching_regions_apart():
         assert set(np.unique(labels[regions == value])).isdisjoint(
             np.unique(labels[(regions != value) & (regions > 0)])
         )
+
+
+@pytest.mark.parametrize("numbering", ["raster", "permuted"])
+def test_the_pixel_graph_is_the_coo_conversion_of_its_edges(numbering):
+
+    from napari_spectral_seg.core.graph import edge_weights_graph
+
+    image, mask, _ = four_circles(50, seed=3)
+    node_of_pixel = np.full(mask.shape, -1, dtype=np.int32)
+    n = int(mask.sum())
+    order = np.arange(n) if numbering == "raster" else np.random.default_rng(0).permutation(n)
+    node_of_pixel[mask] = order
+    graph = edge_weights_graph(image, node_of_pixel, n, spacing=(1.0, 2.0))
+    # Reference: every neighbour pair in both directions, converted by scipy (sorted, summed).
+    rows, cols = [], []
+    for axis in range(2):
+        lo = node_of_pixel[tuple(slice(None, -1) if a == axis else slice(None) for a in range(2))]
+        hi = node_of_pixel[tuple(slice(1, None) if a == axis else slice(None) for a in range(2))]
+        both = (lo >= 0) & (hi >= 0)
+        rows += [lo[both], hi[both]]
+        cols += [hi[both], lo[both]]
+    pattern = sp.coo_array((np.ones(sum(map(len, rows))), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    pattern = pattern.tocsr()
+    assert graph.has_sorted_indices
+    assert np.array_equal(graph.indptr, pattern.indptr) and np.array_equal(graph.indices, pattern.indices)
+    assert np.allclose((graph - graph.T).data, 0) and graph.data.min() > 0

@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from napari_spectral_seg.core.pipeline import iter_segment
-from napari_spectral_seg.core.shares import auto_shares, fixed_count_shares, solve_seconds
+from napari_spectral_seg.core.shares import (
+    AUTO_PHASE_SHARES,
+    auto_shares,
+    fixed_count_shares,
+    prepare_shares,
+    solve_seconds,
+)
 from napari_spectral_seg.data import four_circles, touching_blobs
 
 
@@ -32,9 +38,8 @@ def _check_follows_the_clock(trace, total, tolerance):
     fractions = [fraction for _, fraction in trace]
     assert fractions == sorted(fractions)  # monotone
     assert fractions[-1] == 1.0 and all(f < 1.0 for f in fractions[:-1])  # 100 % only at the end
-    # From the first update past the checks before the mask (which report 0, their length unknown until done).
-    started = next(i for i, f in enumerate(fractions) if f > 0)
-    worst = max(abs(fraction - t / total) for t, fraction in trace[started:])
+    # From the first update on: the steps before the mask report their estimated shares too.
+    worst = max(abs(fraction - t / total) for t, fraction in trace)
     assert worst <= tolerance, f"fraction {worst:.2f} away from the share of the CPU time"
 
 
@@ -69,7 +74,51 @@ def test_shares_weigh_components_by_their_solver_cost():
         fixed_count_shares(0.1, [100, 200], [1, 1], "auto").eigenvectors
     )  # one segment each: nothing to solve
     auto = auto_shares(0.2, 1_000_000, [500] * 100)
-    assert auto.eigenvectors < auto.in_auto_cuts(0.4) < auto.in_auto_cuts(0.8) < auto.in_auto_cuts(0.9) < auto.labels
-    # Auto mode's first pass (0-0.8 of its own fraction) is most of the cuts' time, the shape rules the rest.
-    assert auto.in_auto_cuts(0.8) == pytest.approx(auto.eigenvectors + 0.85 * (auto.labels - auto.eigenvectors))
-    assert auto.in_auto_cuts(1.0) <= auto.labels  # never past the next step's start, even by rounding
+    cuts = [
+        auto.in_auto_cuts("first pass", 0.5),
+        auto.in_auto_cuts("first pass", 1.0),
+        auto.in_auto_cuts("shape rules", 0.5),
+    ]
+    assert auto.eigenvectors < cuts[0] < cuts[1] < cuts[2] < auto.labels
+    # Each phase of the cuts gets its own share of their time, weighed in one place.
+    first = AUTO_PHASE_SHARES["first pass"]
+    assert cuts[1] == pytest.approx(auto.eigenvectors + first * (auto.labels - auto.eigenvectors))
+    assert auto.in_auto_cuts("shape rules", 1.0) <= auto.labels  # never past the next step's start, even by rounding
+    with pytest.raises(ValueError, match="phase"):
+        auto.in_auto_cuts("pass", 0.5)
+
+
+def test_the_steps_before_the_mask_have_shares_and_later_steps_start_after_them():
+    work = dict(polarity=True, background=True, scales=True, smoothing=True)
+    prepare = prepare_shares(4_000_000, 1, work, (4_000_000, True), True, 2, "auto")
+    ends = [prepare.ends[name] for name in ("corrected", "settings", "smoothed", "mask")]
+    assert 0 < ends[0] < ends[1] < ends[2] < ends[3] < 1
+    nothing = prepare_shares(4_000_000, 1, dict.fromkeys(work, False), (1000, False), False, 4, "auto")
+    assert nothing.ends["corrected"] == nothing.ends["smoothed"] == 0.0
+    # Shares measured after the mask never start below what was already reported.
+    shares = fixed_count_shares(0.1, [600_000], [4], "auto")
+    lifted = shares.from_floor(0.5)
+    assert lifted.graph == 0.5 and lifted.eigenvectors > 0.5 and lifted.labels < 1.0
+    assert np.all(np.diff([lifted.graph, lifted.eigenvectors, *lifted.component_ends, lifted.labels]) >= 0)
+    assert shares.from_floor(0.0) is shares
+
+
+def test_a_run_reports_before_its_mask_while_it_corrects_and_smooths():
+    image, _ = touching_blobs((256, 256), n_objects=20, seed=0)
+    updates = list(_updates(iter_segment(image, n_clusters="auto", random_state=0)))
+    before_mask = [u for u in updates if u.step == "mask"]
+    assert before_mask[0].fraction == 0.0 and before_mask[0].message == "checking the image"
+    assert [u.message for u in before_mask[1:4]] == [
+        "polarity and background",
+        "smoothing width and smallest piece",
+        "smoothed the image",
+    ]
+    assert 0 < before_mask[1].fraction < before_mask[3].fraction < 1
+
+
+def _updates(steps):
+    while True:
+        try:
+            yield next(steps)
+        except StopIteration:
+            return

@@ -26,3 +26,26 @@ def test_prepare_tunes_the_memory_of_its_own_process():
     assert done.stdout.startswith("ok")
     if platform.libc_ver()[0] == "glibc":
         assert done.stdout.split()[1] == "True"
+
+
+def test_a_run_turns_numpy_huge_page_advice_off_only_while_its_steps_run():
+    from numpy._core import multiarray
+
+    from napari_spectral_seg.core._pages import ordinary_pages
+    from napari_spectral_seg.core.pipeline import iter_segment
+    from napari_spectral_seg.data import four_circles
+
+    previous = multiarray._set_madvise_hugepage(True)
+    try:
+        with ordinary_pages():
+            with ordinary_pages():  # nested (or another thread's) section: one shared setting
+                assert multiarray._set_madvise_hugepage(False) is False
+            assert multiarray._set_madvise_hugepage(False) is False  # still off until the last section ends
+        assert multiarray._set_madvise_hugepage(True) is True  # put back
+        image, mask, _ = four_circles(40, seed=0)
+        steps = iter_segment(image, mask, n_clusters=2)
+        next(steps)
+        assert multiarray._set_madvise_hugepage(True) is True  # on again while the run is suspended
+        steps.close()
+    finally:
+        multiarray._set_madvise_hugepage(previous)

@@ -17,10 +17,9 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.ndimage as ndi
 
 from ..core.adapt import rough_radius
-from ..core.background import _BLOCK_PERCENTILE, choose_polarity  # the in-memory rule's constant, not a copy
+from ..core.background import _BLOCK_PERCENTILE, choose_polarity, surface_at  # the in-memory rule's, not copies
 from ..core.mask import otsu_threshold
 
 __all__ = [
@@ -64,12 +63,7 @@ class BackgroundSurface:
 
     def values(self, box) -> np.ndarray:
         """The surface at the pixels of ``box``: the values the whole image's surface has there."""
-        grids = [
-            np.clip((np.arange(a, b) + 0.5) / n_px - 0.5, 0, n_cells - 1)
-            for (a, b), n_px, n_cells in zip(box, self.cell, self.counts)
-        ]
-        coords = np.meshgrid(*grids, indexing="ij", sparse=True)
-        return ndi.map_coordinates(_load_grid(self.path), np.broadcast_arrays(*coords), order=1, mode="nearest")
+        return surface_at(_load_grid(self.path), self.cell, [np.arange(a, b) for a, b in box])
 
 
 @dataclass(frozen=True)
@@ -192,9 +186,4 @@ def surface_stats(surface: BackgroundSurface, shape, stride: int) -> tuple[float
 
 def _surface_at(grid: np.ndarray, surface: BackgroundSurface, pixels) -> np.ndarray:
     """The surface at the product of per-axis pixel indices."""
-    coords = [
-        np.clip((np.asarray(p) + 0.5) / n_px - 0.5, 0, n_cells - 1)
-        for p, n_px, n_cells in zip(pixels, surface.cell, surface.counts)
-    ]
-    mesh = np.meshgrid(*coords, indexing="ij", sparse=True)
-    return ndi.map_coordinates(grid, np.broadcast_arrays(*mesh), order=1, mode="nearest")
+    return surface_at(grid, surface.cell, [np.asarray(p) for p in pixels])

@@ -26,7 +26,7 @@ import scipy.ndimage as ndi
 
 from .mask import otsu_threshold
 
-__all__ = ["choose_polarity", "correct_intensity", "estimate_background"]
+__all__ = ["choose_polarity", "correct_intensity", "estimate_background", "surface_at"]
 
 # The bright class must hold more than this share of the image, and of its
 # border, before the objects are called dark.
@@ -61,7 +61,7 @@ def choose_polarity(intensity: np.ndarray) -> str:
     """
     # Against the field's slow variation, so an illumination gradient is not taken for the classes.
     blocks = np.maximum(np.asarray(intensity.shape) // _POLARITY_BLOCKS, 1)
-    residual = intensity - _block_surface(intensity, blocks, 50.0)
+    residual = _block_surface(intensity, blocks, 50.0, residual=True)
     level = otsu_threshold(residual)
     bright = residual > level
     if not bright.any() or bright.all():
@@ -93,23 +93,100 @@ def estimate_background(intensity: np.ndarray, radius: float, unit: np.ndarray) 
     return _block_surface(intensity, block, _BLOCK_PERCENTILE)
 
 
-def _block_surface(intensity: np.ndarray, block: np.ndarray, percentile: float) -> np.ndarray:
-    """A percentile of each block, smoothed and interpolated back to every pixel."""
+def _block_surface(intensity: np.ndarray, block: np.ndarray, percentile: float, residual: bool = False) -> np.ndarray:
+    """A percentile of each block, smoothed and interpolated back to every pixel.
+
+    With ``residual``, ``intensity`` minus that surface instead, formed a
+    slab at a time so no full-size surface is held.
+    """
+    block = np.asarray(block, dtype=int)
     counts = -(-np.asarray(intensity.shape) // block)
-    padded_shape = counts * block
-    pad = [(0, int(p - s)) for p, s in zip(padded_shape, intensity.shape)]
-    padded = np.pad(intensity, pad, mode="edge")
-    # Blocks as separate axes: (n0, b0, n1, b1, ...) -> (n0, n1, ..., b0*b1*...).
-    shape = [v for pair in zip(counts, block) for v in pair]
-    blocks = padded.reshape(shape)
-    order = list(range(0, 2 * intensity.ndim, 2)) + list(range(1, 2 * intensity.ndim, 2))
-    blocks = blocks.transpose(order).reshape(*counts, -1)
-    coarse = np.percentile(blocks, percentile, axis=-1)
+    coarse = _block_percentiles(intensity, block, counts, percentile)
     coarse = ndi.gaussian_filter(coarse, 1.0, mode="nearest")
-    # Block centres to pixels: linear interpolation, constant beyond the outer centres.
-    grids = [np.clip((np.arange(n) + 0.5) / b - 0.5, 0, c - 1) for n, b, c in zip(intensity.shape, block, counts)]
-    coords = np.meshgrid(*grids, indexing="ij", sparse=True)
-    return ndi.map_coordinates(coarse, np.broadcast_arrays(*coords), order=1, mode="nearest")
+    return _interpolate_centres(coarse, block, intensity, residual)
+
+
+def _block_percentiles(intensity: np.ndarray, block: np.ndarray, counts: np.ndarray, percentile: float) -> np.ndarray:
+    """The percentile of each block (edge-padded at the far ends), one slab of blocks at a time.
+
+    A slab is one block thick along the first axis: its transposed copy is
+    all the extra memory, instead of a padded and a transposed copy of the
+    whole image (measured 2 s of 10 at 8192^2).
+    """
+    ndim = intensity.ndim
+    coarse = np.empty(tuple(counts), dtype=np.float64)
+    pad_rest = [(0, int(c * b - s)) for c, b, s in zip(counts[1:], block[1:], intensity.shape[1:])]
+    # Blocks as separate axes: (b0, n1, b1, ...) -> (n1, ..., b0*b1*...).
+    shape = [int(block[0])] + [int(v) for pair in zip(counts[1:], block[1:]) for v in pair]
+    order = list(range(1, 2 * ndim - 1, 2)) + [0] + list(range(2, 2 * ndim - 1, 2))
+    for slab in range(int(counts[0])):
+        rows = intensity[slab * block[0] : (slab + 1) * block[0]]
+        padded = np.pad(rows, [(0, int(block[0]) - rows.shape[0]), *pad_rest], mode="edge")
+        values = padded.reshape(shape).transpose(order).reshape(*counts[1:], -1)
+        # ``padded`` is a fresh copy (np.pad always copies): partitioned in place.
+        coarse[slab] = np.percentile(values, percentile, axis=-1, overwrite_input=True)
+    return coarse
+
+
+# Rows of the output per slab of the interpolation (a few hundred KiB: stays in cache).
+_SLAB_PIXELS = 1 << 16
+
+
+def _linear_weights(pixels, b: int, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Neighbouring block centres of each pixel (an int: that many from 0; or an index array),
+    for blocks ``b`` wide, ``c`` of them, and the weight of the upper one."""
+    pixels = np.arange(pixels) if np.ndim(pixels) == 0 else np.asarray(pixels)
+    position = np.clip((pixels + 0.5) / b - 0.5, 0, c - 1)
+    low = np.minimum(np.floor(position).astype(int), max(c - 2, 0))
+    return low, np.minimum(low + 1, c - 1), position - low
+
+
+def _interpolate_other_axes(coarse: np.ndarray, block, pixels) -> np.ndarray:
+    """Every axis but the first interpolated from block centres to ``pixels`` (per axis: a count or indices)."""
+    partial = coarse
+    for axis in range(coarse.ndim - 1, 0, -1):
+        low, high, frac = _linear_weights(pixels[axis], block[axis], coarse.shape[axis])
+        frac = frac.reshape((-1,) + (1,) * (coarse.ndim - 1 - axis))
+        partial = np.take(partial, low, axis=axis) * (1.0 - frac) + np.take(partial, high, axis=axis) * frac
+    return partial
+
+
+def surface_at(coarse: np.ndarray, block, pixels) -> np.ndarray:
+    """The surface of block-centre values ``coarse`` at the product of per-axis pixel indices.
+
+    The same arithmetic as the whole image's interpolation, value for value,
+    so a part of the image (a block of a blockwise run) gets exactly the
+    numbers the whole image's surface has there.
+    """
+    partial = _interpolate_other_axes(coarse, block, pixels)
+    low, high, frac = _linear_weights(pixels[0], block[0], coarse.shape[0])
+    spread = (slice(None),) + (None,) * (coarse.ndim - 1)
+    out = np.multiply(partial[low], (1.0 - frac)[spread])
+    out += partial[high] * frac[spread]
+    return out
+
+
+def _interpolate_centres(coarse: np.ndarray, block: np.ndarray, intensity: np.ndarray, residual: bool) -> np.ndarray:
+    """Values at block centres to every pixel: multilinear, constant beyond the outer centres.
+
+    Separable: every axis but the first is interpolated on the small array
+    (``c0 x n1 x ...``), then the first one slab of rows at a time into the
+    output. A general interpolation with full-size coordinate arrays took
+    5 s at 8192^2, this 0.3 s. ``residual``: ``intensity`` minus the surface.
+    """
+    partial = _interpolate_other_axes(coarse, block, intensity.shape)
+    low, high, frac = _linear_weights(intensity.shape[0], block[0], coarse.shape[0])
+    out = np.empty(intensity.shape, dtype=np.float64)
+    step = max(1, _SLAB_PIXELS // max(partial[0].size, 1))
+    spread = (slice(None),) + (None,) * (coarse.ndim - 1)
+    for start in range(0, intensity.shape[0], step):
+        rows = slice(start, start + step)
+        slab = out[rows]
+        np.multiply(partial[low[rows]], (1.0 - frac[rows])[spread], out=slab)
+        slab += partial[high[rows]] * frac[rows][spread]
+        if residual:
+            np.subtract(intensity[rows], slab, out=slab)
+    return out
 
 
 def correct_intensity(

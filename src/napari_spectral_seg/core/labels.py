@@ -9,7 +9,7 @@ from sklearn.cluster import KMeans
 
 from ._threads import single_threaded
 
-__all__ = ["LABEL_METHODS", "cluster_embedding", "refine_boundaries", "relabel_by_first_pixel"]
+__all__ = ["LABEL_METHODS", "cluster_embedding", "refine_boundaries", "relabel_by_first_pixel", "split_counts"]
 
 LABEL_METHODS = ("kmeans", "cluster_qr")
 
@@ -353,6 +353,8 @@ def _first_index_few(flat: np.ndarray, n_values: int) -> np.ndarray:
     Chunk by chunk, a bincount tells which values appear for the first
     time, and only for those a comparison finds the position: measured
     about 2x faster than an unbuffered ``np.minimum.at`` over all pixels.
+    The scan stops once every value has been seen (a label image's values
+    are usually all present).
     Raises ValueError on negative values (from ``np.bincount``).
     """
     first = np.full(n_values, flat.size, dtype=np.int64)
@@ -363,4 +365,25 @@ def _first_index_few(flat: np.ndarray, n_values: int) -> np.ndarray:
         for value in new:
             first[value] = start + int(np.argmax(chunk == value))
         missing[new] = False
+        if not missing.any():  # every value found: the rest of the image cannot change a first index
+            break
     return first
+
+
+def split_counts(eigenvalues_per_component, n_clusters):
+    """How many segments each component gets.
+
+    Every component gets one; the remaining ``n_clusters - C`` go to the
+    components whose next Laplacian eigenvalue is smallest, i.e. where a
+    spectral clustering of the whole (disconnected) graph would spend them.
+    """
+    n_components = len(eigenvalues_per_component)
+    counts = np.ones(n_components, dtype=int)
+    extra = n_clusters - n_components
+    if extra <= 0:
+        return counts
+    candidates = [(value, comp) for comp, values in enumerate(eigenvalues_per_component) for value in values[1:]]
+    candidates.sort(key=lambda item: item[0])
+    for _, comp in candidates[:extra]:
+        counts[comp] += 1
+    return counts

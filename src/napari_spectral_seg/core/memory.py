@@ -339,7 +339,7 @@ def _piece_ks(sizes: np.ndarray, n_segments: int, seeds_per_piece) -> np.ndarray
     """Eigenvectors per piece, as the pipeline asks for them."""
     if seeds_per_piece is not None:
         return np.asarray(seeds_per_piece, dtype=np.int64)
-    # Every piece gets one segment; any piece may get all the others (pipeline._split_counts).
+    # Every piece gets one segment; any piece may get all the others (labels.split_counts).
     return np.minimum(max(int(n_segments) - len(sizes) + 1, 1), sizes)
 
 

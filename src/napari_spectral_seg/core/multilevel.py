@@ -54,8 +54,13 @@ GUARD_VECTORS = 4
 # ask for smoothing only: it is cheap there and makes small graphs accurate.
 SMOOTH_MIN_NODES = 100_000
 # Share of the coarsening phase in the progress that
-# iter_multilevel_eigenvectors reports (measured 0.11 of 0.45 s at 1600^2).
-_COARSEN_SHARE = 0.25
+# iter_multilevel_eigenvectors reports (0.11 of 0.45 s at 1600^2 before the
+# smoothing steps got faster; 0.31 of the solve's CPU time since).
+_COARSEN_SHARE = 0.3
+# The cost of one LOBPCG iteration, and of a smoothed level's set-up and
+# final Rayleigh-Ritz, in smoothing steps over the same nodes (measured at
+# 1600^2 with bench/progress.py: 9, 2.5 and 5).
+_LOBPCG_STEPS, _SMOOTH_SETUP_STEPS, _SMOOTH_RITZ_STEPS = 9.0, 2.5, 5.0
 
 
 def multilevel_eigenvectors(graph: sp.csr_array, k: int, **options) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -150,12 +155,14 @@ def _progress_spans(plans: list[tuple[str, int]], levels: GraphLevels) -> list[t
     """Progress fractions (start, end) of refining each level, finest first.
 
     Refinement after coarsening is shared out by each level's work:
-    node-steps, a LOBPCG iteration counted as two smoothing steps, plus a
-    fixed overhead (measured within 20 % per level at 1000^2). Levels are
-    refined coarsest first.
+    node-steps, a LOBPCG iteration counted as ``_LOBPCG_STEPS`` smoothing
+    steps and a smoothed level's set-up and Rayleigh-Ritz as theirs, plus a
+    fixed overhead. Levels are refined coarsest first.
     """
     costs = [
-        levels.graphs[level].shape[0] * count * (1 if kind == "smooth" else 2) + 2e4
+        levels.graphs[level].shape[0]
+        * (count + _SMOOTH_SETUP_STEPS + _SMOOTH_RITZ_STEPS if kind == "smooth" else count * _LOBPCG_STEPS)
+        + 2e4
         for level, (kind, count) in enumerate(plans)
     ]
     total = float(sum(costs)) or 1.0
@@ -220,8 +227,9 @@ def _iter_smooth_level(
 
     def step_progress(update):
         done, _ = update
-        # The final Rayleigh-Ritz costs about three steps.
-        part = start_fraction + (fraction - start_fraction) * done / (steps + 3)
+        # The set-up and the final Rayleigh-Ritz cost a few steps each.
+        total = steps + _SMOOTH_SETUP_STEPS + _SMOOTH_RITZ_STEPS
+        part = start_fraction + (fraction - start_fraction) * (done + _SMOOTH_SETUP_STEPS) / total
         return part, f"{describe}: smoothing step {done} of {steps}"
 
     # The guard vectors stay: a final Rayleigh-Ritz over all k + 4 columns

@@ -3,7 +3,9 @@
 The steps before the mask, in order: polarity and uneven background
 (:mod:`.background`), the smoothing width and smallest piece chosen from the
 image where they are "auto" (:mod:`.adapt`), then the smoothing itself
-(:mod:`.smooth`).
+(:mod:`.smooth`). :func:`iter_prepare_image` reports after each of them
+(at 8192 x 8192 they take seconds), :func:`prepare_work` says beforehand
+which will run, for the progress fraction (:mod:`.shares`).
 """
 
 from __future__ import annotations
@@ -13,9 +15,21 @@ import numpy as np
 from .adapt import chosen_settings, rough_radius, unit_spacing
 from .background import correct_intensity
 from .mask import threshold_in_use
+from .progress import drain
+from .shares import PrepareShares, prepare_shares
 from .smooth import smooth_image
 
-__all__ = ["CHOSEN_KEYS", "prepare_image"]
+__all__ = [
+    "CHOSEN_KEYS",
+    "PREPARE_STEPS",
+    "estimate_prepare_shares",
+    "iter_prepare_image",
+    "prepare_image",
+    "prepare_work",
+]
+
+# What iter_prepare_image reports as done, in order.
+PREPARE_STEPS = ("corrected", "settings", "smoothed")
 
 # What prepare_image records it decided from the image.
 CHOSEN_KEYS = (
@@ -51,12 +65,44 @@ def prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, spacin
     chosen : dict
         What was decided from the image (``polarity_used``, ``sigma_used`` ...).
     """
+    return drain(iter_prepare_image(data, explicit_mask, params, spatial_shape, spacing))
+
+
+def iter_prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, spacing):
+    """:func:`prepare_image` as a generator: yields ``(step, message)`` as each of ``PREPARE_STEPS`` ends.
+
+    Returns ``(data, min_size, chosen)`` as the ``StopIteration`` value.
+    """
     chosen = {}
     data = _corrected(data, explicit_mask, params, spatial_shape, spacing, chosen)
+    yield "corrected", "polarity and background"
     sigma, min_size = chosen_settings(data, explicit_mask, params, spatial_shape, spacing, chosen)
+    yield "settings", "smoothing width and smallest piece"
     # Smoothed before the mask so a threshold sees the denoised image too.
     data = smooth_image(data, sigma, spacing, multichannel=data.ndim > len(spatial_shape))
+    yield "smoothed", "smoothed the image"
     return data, min_size, chosen
+
+
+def prepare_work(params, has_mask: bool, colour: bool) -> dict[str, bool]:
+    """Which of the costly steps before the mask a run will take, known before any runs.
+
+    Keys ``polarity``, ``background``, ``scales`` (the noise and object
+    size behind ``sigma`` or ``min_size`` "auto") and ``smoothing``; the
+    conditions are those of :func:`.background.correct_intensity` and
+    :func:`.adapt.chosen_settings` (auto mode smooths by the chosen width,
+    which is nearly always above 0).
+    """
+    thresholded = threshold_in_use(params.threshold, has_mask) is not None
+    sigma = params.sigma
+    choose_sigma = isinstance(sigma, str) and params.n_clusters == "auto"
+    given = not isinstance(sigma, str) and sigma is not None and not (np.isscalar(sigma) and sigma == 0)
+    return {
+        "polarity": params.polarity == "auto",
+        "background": params.background == "auto" and thresholded and not colour,
+        "scales": choose_sigma or (params.min_size == "auto" and thresholded),
+        "smoothing": choose_sigma or given,
+    }
 
 
 def _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters) -> np.ndarray:
@@ -69,3 +115,17 @@ def _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters) 
         return rough_radius(intensity, explicit_mask, params.threshold, unit)
 
     return correct_intensity(data, len(spatial_shape), params, thresholded, radius_of, unit, parameters)
+
+
+def estimate_prepare_shares(data, spatial_shape, explicit_mask, params, seed_pixels) -> PrepareShares:
+    """The steps before the graph, as shares of the run estimated from the image's size (core/shares.py)."""
+    n_pixels = int(np.prod(spatial_shape))
+    colour = data.ndim > len(spatial_shape)
+    has_mask = explicit_mask is not None
+    work = prepare_work(params, has_mask, colour)
+    n_masked = int(np.count_nonzero(explicit_mask)) if has_mask else n_pixels
+    thresholded = threshold_in_use(params.threshold, has_mask) is not None
+    auto = params.n_clusters == "auto" and seed_pixels is None
+    k = len(seed_pixels) if seed_pixels is not None else (2 if auto else params.n_clusters)
+    n_channels = data.shape[-1] if colour else 1
+    return prepare_shares(n_pixels, n_channels, work, (n_masked, thresholded), auto, k, params.eigen_solver)

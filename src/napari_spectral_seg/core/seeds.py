@@ -8,7 +8,7 @@ from sklearn.cluster import KMeans
 from ._threads import single_threaded
 from .graph import PixelIndex
 
-__all__ = ["check_seeds", "seed_nodes", "assign_to_seeds"]
+__all__ = ["check_seeds", "seed_nodes", "assign_to_seeds", "label_by_seeds"]
 
 
 def check_seeds(seeds, spatial_shape) -> np.ndarray:
@@ -107,3 +107,16 @@ def assign_to_seeds(embedding: np.ndarray, seed_rows: np.ndarray, random_state=N
         result = np.argmin(d2, axis=1)
     result[seed_rows] = np.arange(n_seeds)
     return result.astype(np.int64)
+
+
+def label_by_seeds(node_label, index, seeds_of_component, seed_node, embeddings, random_state):
+    """Fill ``node_label`` so the segment holding seed ``i`` is labelled ``i + 1``."""
+    for comp, seed_ids in enumerate(seeds_of_component):
+        start, stop = index.offsets[comp], index.offsets[comp + 1]
+        if len(seed_ids) == 0:
+            node_label[start:stop] = 0
+        elif len(seed_ids) == 1:
+            node_label[start:stop] = seed_ids[0] + 1
+        else:
+            owner = assign_to_seeds(embeddings[comp], seed_node[seed_ids] - start, random_state=random_state)
+            node_label[start:stop] = seed_ids[owner] + 1

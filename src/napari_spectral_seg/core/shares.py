@@ -11,8 +11,14 @@ solver it will run (dense ``n**3``, exact ARPACK ``n**1.4`` up to 50,000
 nodes, the multilevel solver linear above). The constants are one-thread
 CPU seconds measured on disks of 400 to 700,000 pixels and on 300 touching
 blobs (``bench/progress.py`` prints a run's fractions against its clock).
-The fractions are monotone and reach 1 only when the last step ends; the
-checks before the mask report 0 (their length is only known afterwards).
+The fractions are monotone and reach 1 only when the last step ends.
+
+The steps before the mask (polarity, background, the scales behind the
+"auto" settings, the smoothing: seconds at 8192 x 8192) report too, from
+estimates made before they run (:func:`prepare_shares`: per-pixel costs,
+and the rest of the run for the nodes the mask is expected to hold); once
+the mask is known, the shares of the steps after it start no earlier than
+what was already reported (:meth:`WorkShares.from_floor`).
 """
 
 from __future__ import annotations
@@ -24,7 +30,15 @@ import numpy as np
 
 from .eigen import resolve_solver
 
-__all__ = ["WorkShares", "auto_shares", "fixed_count_shares", "solve_seconds"]
+__all__ = [
+    "AUTO_PHASE_SHARES",
+    "PrepareShares",
+    "WorkShares",
+    "auto_shares",
+    "fixed_count_shares",
+    "prepare_shares",
+    "solve_seconds",
+]
 
 # One-thread CPU seconds per unit of work.
 _PER_NODE_GRAPH = 7e-8
@@ -37,9 +51,21 @@ _LABELS_OVERHEAD, _PER_NODE_LABELS, _PER_SPLIT_COMPONENT_LABELS = 0.02, 2.1e-7, 
 # per pixel of the image; the recursive cuts and shape rules per component and node.
 _AUTO_PER_PIXEL_CUES, _AUTO_PER_PIXEL_EDGES = 2.2e-7, 2.7e-7
 _AUTO_PER_COMPONENT_CUTS, _AUTO_PER_NODE_CUTS = 0.005, 2e-6
-# Auto mode's own fraction: its first pass reports [0, 0.8], its shape rules
-# [0.8, 1], but the first pass takes most of the time (0.85 on 1024² blobs).
-_AUTO_FIRST_PASS_REPORTED, _AUTO_FIRST_PASS_SHARE = 0.8, 0.85
+# Auto mode's cuts report each phase's own part done (core/auto/recipe.py);
+# the first pass takes most of their time (0.85 on 1024² blobs).
+AUTO_PHASE_SHARES = {"first pass": 0.85, "shape rules": 0.15}
+# Before the mask, per pixel of the image: the polarity (block medians, Otsu),
+# the uneven-background estimate, the scales of the "auto" settings, a
+# Gaussian smoothing (per channel), and the mask step (threshold, pieces).
+# (Measured on the three cases of bench/progress.py.)
+_PER_PIXEL_PREPARE = {"polarity": 2.8e-8, "background": 2e-7, "scales": 2.2e-7, "smoothing": 2.5e-8}
+_PER_PIXEL_MASK = 1.2e-8
+# Until the mask is known: where a threshold makes it, this share of the
+# image is assumed masked; each segment beyond the first is assumed to cost
+# about a small component's exact solve and clustering (200 segments on 127
+# blobs took 2 s after the mask, the per-node costs say 0.3 s).
+_ASSUMED_MASK_SHARE = 0.25
+_ASSUMED_PER_SEGMENT = 8e-3
 
 
 def solve_seconds(n_nodes: int, k: int, eigen_solver: str) -> float:
@@ -81,18 +107,86 @@ class WorkShares:
         """Fraction done ``part`` of the way through the labels step (1.0 only at its end)."""
         return self.labels + min(max(part, 0.0), 1.0) * (1.0 - self.labels)
 
-    def in_auto_cuts(self, reported: float) -> float:
-        """Auto mode: the fraction of the run for the cuts' own fraction ``reported`` (0-1).
+    def in_auto_cuts(self, phase: str, part: float) -> float:
+        """Auto mode: the fraction of the run ``part`` (0-1) of the way through the cuts' ``phase``.
 
-        Its first pass gets ``_AUTO_FIRST_PASS_SHARE`` of the cuts' time, its shape rules the rest.
+        Each phase of ``AUTO_PHASE_SHARES`` gets its share of the cuts' time, in that order.
         """
-        reported = min(max(reported, 0.0), 1.0)
-        if reported <= _AUTO_FIRST_PASS_REPORTED:
-            part = _AUTO_FIRST_PASS_SHARE * reported / _AUTO_FIRST_PASS_REPORTED
-        else:
-            rest = (reported - _AUTO_FIRST_PASS_REPORTED) / (1 - _AUTO_FIRST_PASS_REPORTED)
-            part = _AUTO_FIRST_PASS_SHARE + (1 - _AUTO_FIRST_PASS_SHARE) * rest
-        return min(self.eigenvectors + part * (self.labels - self.eigenvectors), self.labels)  # rounding
+        before = 0.0
+        for name, share in AUTO_PHASE_SHARES.items():
+            if name == phase:
+                done = before + share * min(max(part, 0.0), 1.0)
+                return min(self.eigenvectors + done * (self.labels - self.eigenvectors), self.labels)  # rounding
+            before += share
+        raise ValueError(f"phase={phase!r} is not one of {list(AUTO_PHASE_SHARES)}")
+
+    def from_floor(self, floor: float) -> WorkShares:
+        """These shares, the steps after the mask squeezed into ``[floor, 1]`` if they started below it.
+
+        ``floor`` is the fraction already reported: the fractions stay monotone.
+        """
+        if self.graph >= floor:
+            return self
+
+        def lift(fraction):
+            return floor + (1.0 - floor) * (fraction - self.graph) / max(1.0 - self.graph, 1e-12)
+
+        return WorkShares(lift(self.graph), lift(self.eigenvectors), lift(self.labels), lift(self.component_ends))
+
+
+@dataclass(frozen=True)
+class PrepareShares:
+    """Where each step before the graph ends, as a fraction of the run, estimated before the image is read.
+
+    Attributes
+    ----------
+    ends : dict of str to float
+        The fraction done when each of ``PREPARE_STEPS`` (core/prepare.py)
+        and ``"mask"`` ends.
+    """
+
+    ends: dict
+
+
+def prepare_shares(
+    n_pixels: int, n_channels: int, work: dict, masked: tuple[int, bool], auto: bool, k: int, eigen_solver: str
+) -> PrepareShares:
+    """The shares of the steps before the graph, from the image's size alone.
+
+    Parameters
+    ----------
+    n_pixels, n_channels : int
+        The image's pixels (spatial) and channels.
+    work : dict of str to bool
+        Which steps run (:func:`.prepare.prepare_work`).
+    masked : (int, bool)
+        Pixels a given mask holds (the image's, without one), and whether
+        a threshold acts too: it is assumed to keep ``_ASSUMED_MASK_SHARE`` of them.
+    auto : bool
+        Auto mode (``n_clusters="auto"``).
+    k : int
+        Segments asked for (fixed count or seed points).
+    eigen_solver : str
+    """
+    seconds = {
+        "corrected": _PER_PIXEL_PREPARE["polarity"] * work["polarity"]
+        + _PER_PIXEL_PREPARE["background"] * work["background"],
+        "settings": _PER_PIXEL_PREPARE["scales"] * work["scales"],
+        "smoothed": _PER_PIXEL_PREPARE["smoothing"] * work["smoothing"] * n_channels,
+        "mask": _PER_PIXEL_MASK,
+    }
+    seconds = {name: per_pixel * n_pixels for name, per_pixel in seconds.items()}
+    n_masked, thresholded = masked
+    nodes = int(n_masked * (_ASSUMED_MASK_SHARE if thresholded else 1.0))
+    if auto:
+        rest = (_AUTO_PER_PIXEL_CUES + _AUTO_PER_PIXEL_EDGES) * n_pixels + _AUTO_PER_COMPONENT_CUTS
+        rest += _AUTO_PER_NODE_CUTS * nodes + _LABELS_OVERHEAD
+    else:
+        rest = _PER_NODE_GRAPH * nodes + solve_seconds(nodes, k, eigen_solver) + _ASSUMED_PER_SEGMENT * (k - 1)
+        rest += _LABELS_OVERHEAD + _PER_NODE_LABELS * nodes + _PER_SPLIT_COMPONENT_LABELS
+    total = max(sum(seconds.values()) + rest, 1e-12)
+    ends = dict(zip(seconds, np.cumsum(list(seconds.values())) / total))
+    return PrepareShares({name: float(end) for name, end in ends.items()})
 
 
 def _shares(before_graph: float, graph: float, components: Sequence[float], labels: float) -> WorkShares:

@@ -103,7 +103,7 @@ class _Ticker:
 
 
 def _first_pass(graph, run, ticker):
-    """Split every component by the pass/hill rule alone; yields progress in [0, 0.8].
+    """Split every component by the pass/hill rule alone; yields ``("first pass", part done, message)``.
 
     Returns the pieces (per component, labels ``0..K-1``) and the pass/hill
     ratios tried (per component, a list).
@@ -126,7 +126,7 @@ def _first_pass(graph, run, ticker):
         pieces.append(labels)
         all_ratios.append(ratios)
         if ticker.due():
-            yield 0.8 * part.stop / graph.n_nodes, f"component {comp + 1} of {n_comp}"
+            yield "first pass", part.stop / graph.n_nodes, f"component {comp + 1} of {n_comp}"
     return pieces, all_ratios
 
 
@@ -178,8 +178,8 @@ def iter_auto_labels(
     random_state: int = 0,
     object_size: float | Sequence[float] | None = None,
     config: AutoConfig | None = None,
-) -> Generator[tuple[float, str], None, tuple[np.ndarray, list]]:
-    """Decide and cut every connected component; yields ``(fraction, message)``.
+) -> Generator[tuple[str, float, str], None, tuple[np.ndarray, list]]:
+    """Decide and cut every connected component; yields ``(phase, part, message)``.
 
     Parameters
     ----------
@@ -204,8 +204,10 @@ def iter_auto_labels(
 
     Yields
     ------
-    (float, str)
-        Fraction of nodes done in [0, 1] and a message.
+    (str, float, str)
+        The phase (``"first pass"``, then ``"shape rules"``), the share of
+        its nodes done in [0, 1] and a message; how long each phase takes
+        is weighed in one place, ``core.shares.AUTO_PHASE_SHARES``.
 
     Returns
     -------
@@ -229,8 +231,8 @@ def iter_auto_labels(
         node_label[part.start : part.stop] = next_label + labels
         next_label += int(labels.max()) + 1
         if ticker.due():
-            yield 0.8 + 0.2 * part.stop / graph.n_nodes, f"shape rules, component {comp + 1} of {n_comp}"
-    yield 1.0, "shape rules done"
+            yield "shape rules", part.stop / graph.n_nodes, f"shape rules, component {comp + 1} of {n_comp}"
+    yield "shape rules", 1.0, "shape rules done"
     return node_label, all_ratios
 
 
@@ -245,13 +247,13 @@ def iter_typical_size(
     eigen_solver: str = "auto",
     random_state: int = 0,
     config: AutoConfig | None = None,
-) -> Generator[tuple[float, str], None, float]:
+) -> Generator[tuple[str, float, str], None, float]:
     """The typical object size :func:`iter_auto_labels` uses, without the shape rules.
 
     For a blockwise segmentation: measured once on the image (or a sample of
     it), then passed to every block as ``object_size``, so each block's
     shape rules compare with the whole image's typical object. Parameters
-    as in :func:`iter_auto_labels`; yields ``(fraction, message)``.
+    as in :func:`iter_auto_labels`; yields ``(phase, part, message)`` as it does.
 
     Returns
     -------
