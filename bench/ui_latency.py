@@ -21,7 +21,12 @@ viewer:
   ``cancel``: Cancel, until the widget is idle again, and whether the engine
   process is the same one (ready for the next Run, no new start-up);
 * ``click_split``: a click-split of the segment nearest 60,000 pixels of the
-  ``run_<size>`` result, until the edit is in the layer.
+  ``run_<size>`` result, until the edit is in the layer;
+* ``napari_setitem``: napari's own cost of that edit, the same pixels set on the
+  layer with ``data_setitem`` (the split's plugin share is its stall minus this);
+* ``napari_repaint``: napari's own cost of one window repaint (its status bar
+  text changed), what any visible change costs, a status line's included: the
+  plugin share of ``run_dask_<dask>`` and ``cancel`` is their stall minus this.
 
 Every case is measured ``--repeat`` times (3) in the same viewer; the
 median round's figures are reported per case, with each round's worst
@@ -222,10 +227,28 @@ def click_split(meter, viewer, widget, result_name: str) -> dict:
     def click():
         widget.split_at(layer.data_to_world(point), layer)
 
+    unsplit = np.array(layer.data)
     row = meter.measure(click, lambda: not widget._clicks.busy, "click_split")
     row.update(segment_pixels=int(counts[label]), applied=int(layer.data.max()) == before + 1)
     widget.click_mode.value = "off"
+    return [row, napari_setitem(meter, layer, unsplit)]
+
+
+def napari_setitem(meter, layer, unedited) -> dict:
+    """napari's own cost of an edit: the pixels that differ from ``unedited`` set again with ``data_setitem``."""
+    changed = np.nonzero(np.asarray(layer.data) != unedited)
+    values = np.asarray(layer.data)[changed]
+    layer.undo()  # the edit being copied
+    settle()
+    row = meter.measure(lambda: layer.data_setitem(changed, values), lambda: True, "napari_setitem")
+    row["pixels"] = len(values)
     return row
+
+
+def napari_repaint(meter, viewer) -> dict:
+    """napari's own cost of one window repaint: its status bar shows a new text."""
+    text = f"napari status at {time.perf_counter():.3f}"
+    return meter.measure(lambda: setattr(viewer, "status", text), lambda: True, "napari_repaint")
 
 
 def one_round(meter, viewer, widget, size: int, big: int, dask_size: int) -> list[dict]:
@@ -237,9 +260,10 @@ def one_round(meter, viewer, widget, size: int, big: int, dask_size: int) -> lis
     pick(viewer, widget, image, mask, "circles")
     rows = [run_case(meter, widget, f"run_{size}", "circles spectral", viewer)]
     rows += napari_own(meter, viewer, viewer.layers["circles spectral"])
-    rows.append(click_split(meter, viewer, widget, "circles spectral"))
+    rows += click_split(meter, viewer, widget, "circles spectral")
     rows += result_cases(meter, viewer, widget, big)
     rows += dask_and_cancel(meter, viewer, widget, dask_size)
+    rows.append(napari_repaint(meter, viewer))
     return rows
 
 
@@ -274,7 +298,8 @@ def summarise(rows: list[dict], **settings) -> dict:
 
     A result case's share is its worst stall minus napari's own for an
     equal layer (adding one for a new result layer, replacing the data for
-    a re-run), in wall time and in GUI-thread CPU time.
+    a re-run), in wall time and in GUI-thread CPU time; other cases' as
+    :func:`_napari_counterpart` says.
     """
     by_case = {row["case"]: row for row in rows}
     for row in rows:
@@ -300,7 +325,15 @@ def summarise(rows: list[dict], **settings) -> dict:
 
 
 def _napari_counterpart(case: str) -> str | None:
-    """The napari case measured beside a result case: ``result_4096`` -> ``napari_add_labels_4096x4096``."""
+    """The napari case measured beside a case: ``result_4096`` -> ``napari_add_labels_4096x4096``.
+
+    A click-split's is napari's own edit of the same pixels; Cancel's and
+    the dask Run's (no layer made), one window repaint.
+    """
+    if case == "click_split":
+        return "napari_setitem"
+    if case == "cancel" or case.startswith("run_dask_"):
+        return "napari_repaint"
     kind, _, side = case.rpartition("_")
     if kind not in ("run", "result", "rerun") or not side.isdigit():
         return None

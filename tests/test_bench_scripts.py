@@ -365,6 +365,27 @@ def test_ui_latency_py_run_that_fails_keeps_ui_latency_json(load, tmp_path, monk
     assert "no result layer" in json.loads((tmp_path / "ui_latency-FAILED.json.tmp").read_text())["error"]
 
 
+def test_ui_latency_py_plugin_share_is_beside_napari_own_cost(load):
+    pytest.importorskip("napari")
+    ui_latency = load("ui_latency")
+
+    def row(case, stall, busy):
+        return {"case": case, "max_stall_ms": stall, "max_busy_ms": busy}
+
+    rows = [
+        row("cancel", 90.0, 5.0),
+        row("run_dask_8192", 70.0, 8.0),
+        row("click_split", 130.0, 15.0),
+        row("napari_setitem", 100.0, 10.0),
+        row("napari_repaint", 80.0, 3.0),
+    ]
+    by_case = {r["case"]: r for r in ui_latency.summarise(rows)["cases"]}
+    assert by_case["cancel"]["plugin_share_ms"] == 10.0  # beside one window repaint
+    assert by_case["run_dask_8192"]["plugin_share_ms"] == 0.0
+    assert by_case["click_split"]["plugin_share_ms"] == 30.0  # beside the same edit made by napari
+    assert by_case["click_split"]["plugin_share_busy_ms"] == 5.0
+
+
 @pytest.fixture
 def auto_speed(load, monkeypatch):
     """bench/auto_speed.py with two tiny cases instead of the real ones."""

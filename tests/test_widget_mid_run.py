@@ -68,3 +68,30 @@ def test_viewer_closed_mid_run_stops_the_engine(slow_setup, qtbot):
     viewer.close()
     qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
     assert not engine.running
+
+
+def test_cancel_says_so_in_the_status_line_without_a_notification(slow_setup, qtbot):
+    """A notification's slide-in costs a window repaint per frame; the status line is where the user looked."""
+    viewer, widget = slow_setup
+    before = len(notification_manager.records)
+    widget.run.native.click()
+    qtbot.waitUntil(lambda: widget._engine.started_job_at is not None, timeout=60_000)
+    widget.cancel.native.click()
+    wait_done(widget, qtbot)
+    assert widget.status.value == "cancelled"
+    assert "big spectral" not in viewer.layers
+    assert not [n for n in notification_manager.records[before:] if "cancel" in str(n.message)]
+
+
+def test_removing_the_image_only_flags_the_cancel_inside_napari_event(slow_setup, qtbot):
+    """The notification and the status wait for napari to finish removing the layer (its canvas included)."""
+    viewer, widget = slow_setup
+    widget.run.native.click()
+    before = len(notification_manager.records)
+    viewer.layers.remove("big")
+    assert widget._cancel.is_set()
+    assert len(notification_manager.records) == before  # nothing shown from inside the removal
+    qtbot.waitUntil(lambda: len(notification_manager.records) > before, timeout=10_000)
+    assert "was removed while it was being segmented" in str(notification_manager.records[-1].message)
+    wait_done(widget, qtbot)
+    assert widget.status.value == "cancelled"

@@ -42,7 +42,7 @@ from ..core.params import SegmentationParams
 from ..core.pipeline import Progress, SegmentationResult
 from ..core.progress import SegmentationCancelled, relay
 from .serve import EngineError, iter_frames_recorded, serve
-from .shared import LocalBlock, SharedArray, SharedBlock, new_block
+from .shared import LocalBlock, SharedArray, SharedBlock, new_block, remove_stale_blocks
 
 __all__ = ["HEARTBEAT", "EngineError", "EngineProcess", "iter_frames_recorded", "run_seconds", "segment_in_worker"]
 
@@ -66,6 +66,7 @@ class EngineProcess:
         self._conn = None
         self._busy = False  # a job was sent and its last reply not read
         self.started_job_at = None  # perf_counter() when the child took the last job
+        remove_stale_blocks()  # those of a napari that was killed before it could free them
 
     def start(self) -> None:
         """Start the child if it is not running (returns at once; imports happen in the child)."""

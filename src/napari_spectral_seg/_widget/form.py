@@ -271,3 +271,29 @@ class ParameterForm:
         params = self.parameters(uses_mask=uses_mask).replace(seeds=SEED_POINTS if seeded else None)
         for name in self._conditional:
             self.fields[name].enabled = params.applies(name)
+
+    def show_chosen(self, metadata: dict) -> str:
+        """Show the values the engine chose for 'auto' fields; return the status line's note of unusual ones.
+
+        ``metadata`` is a result's record (``sigma_used``, ``polarity_used``...).
+        """
+        widgets = self.widgets
+        for box, field_, key in (("auto_sigma", "sigma", "sigma_used"), ("auto_min_size", "min_size", "min_size_used")):
+            chosen = metadata.get(key)
+            if widgets[box].value and chosen is not None:
+                widgets[field_].value = chosen
+                widgets[field_].tooltip = _with_choice(widgets[field_].tooltip, chosen)
+        # Polarity and background: the choice in the tooltip, and in the status where it is not the usual one.
+        noticed = []
+        for field_, key, usual in (("polarity", "polarity_used", "bright"), ("background", "background_used", "flat")):
+            chosen = metadata.get(key)
+            if widgets[field_].value == "auto" and chosen is not None:
+                widgets[field_].tooltip = _with_choice(widgets[field_].tooltip, chosen)
+                if chosen != usual:
+                    noticed.append(f"{key.removesuffix('_used')}: {chosen}")
+        return f" ({', '.join(noticed)})" if noticed else ""
+
+
+def _with_choice(tooltip: str, chosen) -> str:
+    """A field's tooltip with the value the engine chose (replacing an earlier one)."""
+    return f"{tooltip.split(' (chosen')[0]} (chosen from the image: {chosen})"

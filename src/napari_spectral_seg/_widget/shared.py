@@ -10,6 +10,11 @@ the labels into a second block the widget created, which the worker copies
 out slab by slab. The widget's side owns both blocks and frees them when the
 job ends, whatever happens in the engine.
 
+Every block is named ``spectralseg_<pid>_<random>`` (:data:`BLOCK_PREFIX`), the
+pid being the napari process's: a test (or a user) can see in /dev/shm which
+segments are ours, and a widget starting removes those of a process that no
+longer runs (:func:`remove_stale_blocks`: napari killed before it could free them).
+
 This module imports no napari, Qt or dask (the engine child imports it).
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import secrets
 import weakref
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -26,12 +32,15 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "BLOCK_PREFIX",
     "SLAB_BYTES",
     "LocalBlock",
     "SharedArray",
     "SharedBlock",
     "close_all_blocks",
     "new_block",
+    "our_blocks",
+    "remove_stale_blocks",
     "shared_memory_room",
     "slab_bounds",
 ]
@@ -39,6 +48,10 @@ __all__ = [
 # Bytes read or copied at a time: small enough that a slab's copy or compute
 # is short, large enough that the per-slab overhead does not matter.
 SLAB_BYTES = 16 * 2**20
+
+# The start of every block's name (short: macOS allows 31 characters in all).
+BLOCK_PREFIX = "spectralseg"
+_SHM_DIR = "/dev/shm"  # where Linux shows POSIX shared memory
 
 
 @dataclass(frozen=True)
@@ -141,7 +154,7 @@ class SharedBlock:
         self.dtype = np.dtype(dtype)
         self.owner = owner
         nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-        self._memory = shared_memory.SharedMemory(create=True, size=max(nbytes, 1))
+        self._memory = _create(max(nbytes, 1))
         self.array = np.ndarray(self.shape, dtype=self.dtype, buffer=self._memory.buf)
         _OPEN_BLOCKS.add(self)
 
@@ -187,6 +200,55 @@ class SharedBlock:
         except FileNotFoundError:
             pass
         self._memory = None
+
+
+def _create(size: int) -> shared_memory.SharedMemory:
+    """A new block named ``spectralseg_<pid>_<random>``."""
+    while True:
+        name = f"{BLOCK_PREFIX}_{os.getpid()}_{secrets.token_hex(4)}"
+        try:
+            return shared_memory.SharedMemory(name=name, create=True, size=size)
+        except FileExistsError:  # pragma: no cover - one chance in 4 billion
+            continue
+
+
+def our_blocks(pid: int | None = None) -> list[str]:
+    """Names of the blocks in /dev/shm made by this plugin (by process ``pid`` if given); [] without /dev/shm."""
+    try:
+        names = os.listdir(_SHM_DIR)
+    except OSError:
+        return []
+    start = f"{BLOCK_PREFIX}_" if pid is None else f"{BLOCK_PREFIX}_{pid}_"
+    return sorted(name for name in names if name.startswith(start))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_blocks() -> list[str]:
+    """Unlink the blocks left by a process of this plugin that no longer runs; returns their names.
+
+    Why: a napari killed (SIGKILL, a crash together with its resource
+    tracker) cannot free its blocks, and /dev/shm keeps them until reboot.
+    """
+    removed = []
+    for name in our_blocks():
+        pid = name.split("_")[1]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        try:
+            os.unlink(os.path.join(_SHM_DIR, name))
+        except OSError:
+            continue
+        removed.append(name)
+    return removed
 
 
 class LocalBlock(SharedBlock):
