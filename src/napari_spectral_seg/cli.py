@@ -211,11 +211,14 @@ def cmd_batch(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers {args.workers}: need at least 1.")
     file_params = load_parameters(args.params) if args.params else {}
-    flags = dict(given_flags(args), spatial_ndim=args.spatial_ndim)
+    # Merged here, not as resolve_parameters' flags (where None is "not given"): a flag
+    # given as "none" (--threshold none) is None and must override the file and the default.
+    flags = given_flags(args)
+    frames = {"spatial_ndim": args.spatial_ndim}
     try:
-        params, spatial_ndim = resolve_parameters(file_params, flags)
+        params, spatial_ndim = resolve_parameters({**file_params, **flags}, frames)
     except (ValueError, TypeError) as exc:
-        raise CliError(_blame(args.params, flags, exc)) from exc
+        raise CliError(_blame(args.params, flags, frames, exc)) from exc
     code, _ = run_batch(
         args.inputs,
         args.out,
@@ -229,11 +232,11 @@ def cmd_batch(args) -> int:
     return code
 
 
-def _blame(params_file, flags: dict, exc: Exception) -> str:
+def _blame(params_file, flags: dict, frames: dict, exc: Exception) -> str:
     """A parameter error, naming the parameter file when its values (not the flags) are the cause."""
     if params_file:
         try:
-            resolve_parameters({}, flags)
+            resolve_parameters(flags, frames)
         except (ValueError, TypeError):
             return str(exc)  # the flags alone are wrong
         return f"{params_file}: {exc}"

@@ -1,0 +1,53 @@
+"""Issue 17, the rerun as a new user: command-line and batch attacks that the first round's fixes left open.
+
+Each test names the attack. The batch tests share one local cluster of one
+worker process through ``--scheduler``.
+"""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_spectral_seg.cli import main
+from napari_spectral_seg.data import four_circles
+from napari_spectral_seg.io import stored_parameters
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.ERROR,
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def sample(path, size=40, seed=0):
+    tifffile.imwrite(path, four_circles(size=size, seed=seed)[0].astype(np.float32))
+    return path
+
+
+def test_batch_flags_given_as_none_override_the_file_and_the_default(tmp_path, scheduler):
+    # Attack: `batch --threshold none` (the fix our own messages offer) ran with Otsu's threshold,
+    # and a parameter file's threshold and sigma survived `--threshold none --sigma none`.
+    sample(tmp_path / "img.tif")
+    (tmp_path / "p.json").write_text(json.dumps({"threshold": 0.5, "sigma": 1.0}))
+    argv = ["batch", str(tmp_path / "img.tif"), "--out", str(tmp_path / "out"), "--scheduler", scheduler]
+    flags = ["--params", str(tmp_path / "p.json"), "--threshold", "none", "--sigma", "none", "--n-clusters", "2"]
+    assert main([*argv, *flags, "--no-progress"]) == 0
+    stored = stored_parameters(tmp_path / "out" / "img_labels.tif")
+    assert stored["threshold"] is None and stored["sigma"] is None
+    assert stored["frame_info"][0]["threshold_used"] is None
