@@ -51,3 +51,18 @@ def test_batch_flags_given_as_none_override_the_file_and_the_default(tmp_path, s
     stored = stored_parameters(tmp_path / "out" / "img_labels.tif")
     assert stored["threshold"] is None and stored["sigma"] is None
     assert stored["frame_info"][0]["threshold_used"] is None
+
+
+def test_a_batch_input_whose_name_is_not_utf8_is_segmented(tmp_path, scheduler, capfd):
+    # Attack: a file named with a byte that is not UTF-8 (b"\xff"): dask could not send the task's
+    # name, printed a 20-line serialisation traceback and failed it with "scheduler-connection-lost".
+    folder = os.fsdecode(tmp_path)
+    name = os.path.join(folder, os.fsdecode(b"bad\xff.tif"))
+    try:
+        sample(name)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    out = os.path.join(folder, "out")
+    assert main(["batch", name, "--out", out, "--scheduler", scheduler, "--no-progress"]) == 0
+    assert "Traceback" not in capfd.readouterr().err
+    assert len(os.listdir(out)) == 2  # the labels and their table

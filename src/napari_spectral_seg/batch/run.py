@@ -127,6 +127,16 @@ def _run_on_cluster(run: _Run, todo: list[InputItem], scheduler: str | None, wor
         ) from None
 
 
+def _task_key(path) -> str:
+    """A dask key for one frame of ``path``: unique (other clients may share the scheduler) and valid UTF-8.
+
+    A file name that is not UTF-8 (bytes kept as surrogates) cannot be sent
+    to the scheduler as it is: its odd bytes are written as escapes.
+    """
+    stem = path.stem.encode("utf-8", "backslashreplace").decode("utf-8")
+    return f"segment-{stem}-{uuid.uuid4().hex}"
+
+
 class _Run:
     """The frames in flight of one batch, the progress bar, and what happens as each frame ends."""
 
@@ -170,7 +180,7 @@ class _Run:
                     item.params,
                     out_zarr,
                     pure=False,
-                    key=f"segment-{item.path.stem}-{uuid.uuid4().hex}",  # unique: other clients may share the scheduler
+                    key=_task_key(item.path),
                 )
                 self.futures[future] = (item, index)
 
