@@ -66,3 +66,27 @@ def test_a_batch_input_whose_name_is_not_utf8_is_segmented(tmp_path, scheduler, 
     assert main(["batch", name, "--out", out, "--scheduler", scheduler, "--no-progress"]) == 0
     assert "Traceback" not in capfd.readouterr().err
     assert len(os.listdir(out)) == 2  # the labels and their table
+
+
+def test_a_lock_that_cannot_be_written_is_one_line_and_left_behind_nowhere(tmp_path):
+    # Attack: a full disk when batch writes its lock: a raw OSError traceback, and an empty lock file
+    # left in --out. Here the lock's bytes are refused by a file-size limit of 0 (SIGXFSZ ignored).
+    script = textwrap.dedent(
+        f"""
+        import resource, signal, sys
+        from napari_spectral_seg.batch.lock import output_lock
+        from napari_spectral_seg.batch.plan import BatchError
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+        try:
+            with output_lock({str(tmp_path)!r}):
+                pass
+        except BatchError as exc:
+            print(exc)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.count("\n") == 1 and "cannot write the lock file" in done.stdout
+    assert "pass another --out" in done.stdout
+    assert os.listdir(tmp_path) == []

@@ -118,10 +118,17 @@ def _acquire(out_dir: Path, lock: Path, mine: bytes) -> None:
             continue
         except OSError as exc:
             raise BatchError(f"{out_dir}: cannot create the lock file {lock.name} ({exc.strerror or exc}).") from exc
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(mine)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(mine)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:  # e.g. a full disk: an empty lock would hold the next run for a while
+            lock.unlink(missing_ok=True)
+            raise BatchError(
+                f"{out_dir}: cannot write the lock file {lock.name} ({exc.strerror or exc}); "
+                "free some space there or pass another --out."
+            ) from exc
         return
     raise BatchError(f"{lock}: cannot take this lock; remove it if no batch run writes into {out_dir}.")
 
