@@ -90,3 +90,23 @@ def test_a_lock_that_cannot_be_written_is_one_line_and_left_behind_nowhere(tmp_p
     assert done.stdout.count("\n") == 1 and "cannot write the lock file" in done.stdout
     assert "pass another --out" in done.stdout
     assert os.listdir(tmp_path) == []
+
+
+def test_two_segment_runs_on_one_output_the_second_is_refused(tmp_path, capsys):
+    # Attack: two `segment` runs writing one -o at once: both said "written", the last rename won and
+    # the first run's result was silently gone. Now the second refuses up front, naming the first.
+    from napari_spectral_seg.batch.lock import output_file_lock
+
+    image, out = sample(tmp_path / "img.tif"), tmp_path / "labels.tif"
+    with output_file_lock(out) as lock:  # the first run, still segmenting
+        assert main(["segment", str(image), "-o", str(tmp_path / "." / "labels.tif"), "--seed", "1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "another segment run (pid" in err and "pass another -o" in err
+        assert not out.exists() and lock.exists()
+    assert os.listdir(tmp_path) == ["img.tif"]
+    # A lock left by a run that was killed (its pid no longer runs) is removed.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock = tmp_path / ".labels.tif.lock"
+    lock.write_text(json.dumps({"pid": int(dead.stdout), "host": os.uname().nodename}))
+    assert main(["segment", str(image), "-o", str(out)]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["img.tif", "labels.tif"]

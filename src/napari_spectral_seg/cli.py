@@ -29,6 +29,7 @@ import sys
 import time
 
 from .batch import BatchError, BatchInterrupted, load_parameters, resolve_parameters, run_batch
+from .batch.lock import output_file_lock
 from .batch.recipe import frame_ndim
 from .batch.task import segmentation_steps
 from .cli_flags import OneLineParser, add_segmentation_arguments, given_flags, segment_parameters
@@ -70,6 +71,11 @@ def cmd_segment(args) -> int:
     if args.measure:
         check_table_path(args.measure)
     _refuse_to_replace_an_input(args)
+    with output_file_lock(args.output):  # a second run writing this -o at once is refused, not silently replaced
+        return _segment_in_memory(args)
+
+
+def _segment_in_memory(args) -> int:
     prepare()  # what the first segmentation of a process would pay (core/warm.py)
     image, channel_axis = read_image(args.input)
     if args.channel_axis is not None:
