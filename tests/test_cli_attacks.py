@@ -110,3 +110,28 @@ def test_two_segment_runs_on_one_output_the_second_is_refused(tmp_path, capsys):
     lock.write_text(json.dumps({"pid": int(dead.stdout), "host": os.uname().nodename}))
     assert main(["segment", str(image), "-o", str(out)]) == 0
     assert sorted(os.listdir(tmp_path)) == ["img.tif", "labels.tif"]
+
+
+def run_cli(*argv, timeout=60):
+    """The command in a process of its own, bounded: a read that never ends fails the test, not the suite."""
+    command = [sys.executable, "-m", "napari_spectral_seg.cli", *map(str, argv)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_named_pipe_as_input_is_refused_not_read_forever(tmp_path):
+    # Attack: a FIFO named like an image (or a symlink to one): segment and batch blocked reading it.
+    fifo = tmp_path / "pipe.tif"
+    os.mkfifo(fifo)
+    (tmp_path / "link.npy").symlink_to(fifo)
+    image = sample(tmp_path / "img.tif")
+    for argv in (
+        ("segment", fifo, "-o", tmp_path / "o.tif"),
+        ("segment", image, "--mask", tmp_path / "link.npy", "-o", tmp_path / "o.tif"),
+    ):
+        done = run_cli(*argv)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert "is not a regular file (a named pipe or a device)" in done.stderr
+    # Both inputs fail at planning, so no cluster is started.
+    done = run_cli("batch", fifo, tmp_path / "link.npy", "--out", tmp_path / "out")
+    assert done.returncode == 1
+    assert done.stderr.count("failed: ") == 2 and done.stderr.count("is not a regular file") == 2
