@@ -92,6 +92,32 @@ def test_a_lock_that_cannot_be_written_is_one_line_and_left_behind_nowhere(tmp_p
     assert os.listdir(tmp_path) == []
 
 
+def run_cli(*argv, timeout=60):
+    """The command in a process of its own, bounded: a read that never ends fails the test, not the suite."""
+    command = [sys.executable, "-m", "napari_spectral_seg.cli", *map(str, argv)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_as_input_is_refused_not_read_forever(tmp_path):
+    # Attack: a FIFO named like an image (or a symlink to one): segment and batch blocked reading it.
+    fifo = tmp_path / "pipe.tif"
+    os.mkfifo(fifo)
+    (tmp_path / "link.npy").symlink_to(fifo)
+    image = sample(tmp_path / "img.tif")
+    for argv in (
+        ("segment", fifo, "-o", tmp_path / "o.tif"),
+        ("segment", image, "--mask", tmp_path / "link.npy", "-o", tmp_path / "o.tif"),
+    ):
+        done = run_cli(*argv)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert "is not a regular file (a named pipe or a device)" in done.stderr
+    # Both inputs fail at planning, so no cluster is started.
+    done = run_cli("batch", fifo, tmp_path / "link.npy", "--out", tmp_path / "out")
+    assert done.returncode == 1
+    assert done.stderr.count("failed: ") == 2 and done.stderr.count("is not a regular file") == 2
+
+
 def test_two_segment_runs_on_one_output_the_second_is_refused(tmp_path, capsys):
     # Attack: two `segment` runs writing one -o at once: both said "written", the last rename won and
     # the first run's result was silently gone. Now the second refuses up front, naming the first.
@@ -112,26 +138,21 @@ def test_two_segment_runs_on_one_output_the_second_is_refused(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["img.tif", "labels.tif"]
 
 
-def run_cli(*argv, timeout=60):
-    """The command in a process of its own, bounded: a read that never ends fails the test, not the suite."""
-    command = [sys.executable, "-m", "napari_spectral_seg.cli", *map(str, argv)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-
-
-def test_a_named_pipe_as_input_is_refused_not_read_forever(tmp_path):
-    # Attack: a FIFO named like an image (or a symlink to one): segment and batch blocked reading it.
-    fifo = tmp_path / "pipe.tif"
-    os.mkfifo(fifo)
-    (tmp_path / "link.npy").symlink_to(fifo)
-    image = sample(tmp_path / "img.tif")
-    for argv in (
-        ("segment", fifo, "-o", tmp_path / "o.tif"),
-        ("segment", image, "--mask", tmp_path / "link.npy", "-o", tmp_path / "o.tif"),
-    ):
-        done = run_cli(*argv)
-        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-        assert "is not a regular file (a named pipe or a device)" in done.stderr
-    # Both inputs fail at planning, so no cluster is started.
-    done = run_cli("batch", fifo, tmp_path / "link.npy", "--out", tmp_path / "out")
-    assert done.returncode == 1
-    assert done.stderr.count("failed: ") == 2 and done.stderr.count("is not a regular file") == 2
+def test_a_warning_is_one_line_from_segment_and_once_per_input_from_batch(tmp_path, scheduler):
+    # Attack: an image constant inside its mask: segment printed Python's warning (file, line and
+    # source, 2 lines); batch's workers printed it once per frame into their logs.
+    flat = np.zeros((5, 30, 30), np.uint8)
+    flat[:, 5:20, 5:20] = 200
+    tifffile.imwrite(tmp_path / "flat.tif", flat)
+    done = run_cli("segment", tmp_path / "flat.tif", "-o", tmp_path / "o.tif", "--n-clusters", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "napari-spectral-seg: warning: image is constant inside the mask (zero gradient everywhere): all edge "
+        "weights are equal, so the segments are an arbitrary geometric split of the mask, not objects. Check the "
+        "image, channel_axis and threshold."
+    ]
+    batch = ("batch", tmp_path / "flat.tif", "--out", tmp_path / "out", "--n-clusters", "2", "--no-progress")
+    done = run_cli(*batch, "--scheduler", scheduler)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"warning: {tmp_path / 'flat.tif'}: image is constant inside")

@@ -27,6 +27,7 @@ import importlib.util
 import signal
 import sys
 import time
+import warnings
 
 from .batch import BatchError, BatchInterrupted, load_parameters, resolve_parameters, run_batch
 from .batch.lock import output_file_lock
@@ -428,10 +429,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _safe_console() -> None:
-    """Print what the console cannot encode with backslash escapes rather than fail after the work is done."""
+    """Print what the console cannot encode with backslash escapes rather than fail after the work is done.
+
+    A warning is one line naming the command, in the flags' words, not
+    Python's file, line and source.
+    """
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, ValueError, OSError):
             stream.reconfigure(errors="backslashreplace")
+
+    shown = set()  # a stack's frames warn one after the other: each message once
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if str(message) not in shown:
+            shown.add(str(message))
+            print(f"{PROG}: warning: {for_command_line(str(message))}", file=file or sys.stderr)
+
+    warnings.showwarning = show
 
 
 @contextlib.contextmanager

@@ -147,6 +147,7 @@ class _Run:
         self.where = where  # "local" or "scheduler": how long a cluster without workers is waited for
         self.futures = {}  # future -> (item, frame index)
         self.flushed = {}  # id(item) -> time of the last flush of its done frames
+        self.warned = {}  # id(item) -> the warnings said for it
         self.bar = None
 
     def report_failure(self, item: InputItem, reason: str) -> None:
@@ -155,7 +156,17 @@ class _Run:
         item.labels = None
         if item.partial is not None and item.partial.exists():
             flush_progress(item)  # keep its finished frames for the next run
-        message = f"failed: {item.path}: {reason}"
+        self.say(f"failed: {item.path}: {reason}")
+
+    def report_warnings(self, item: InputItem, messages) -> None:
+        """A frame's warnings (an image constant inside its mask...): one line each, once per input."""
+        said = self.warned.setdefault(id(item), set())
+        for message in messages:
+            if message not in said:
+                said.add(message)
+                self.say(f"warning: {item.path}: {for_command_line(message)}")
+
+    def say(self, message: str) -> None:
         if self.bar is not None:
             self.bar.write(message, file=sys.stderr)
         else:
@@ -252,6 +263,7 @@ class _Run:
             self.report_failure(item, f"{where}{error}")
             client.cancel([other for other, (owner, _) in self.futures.items() if owner is item])
             return
+        self.report_warnings(item, info.pop("warnings", ()))
         record_table(item, index, info.pop("measurements", None))
         item.infos[index] = info
         if labels is not None:
