@@ -156,3 +156,12 @@ def test_a_warning_is_one_line_from_segment_and_once_per_input_from_batch(tmp_pa
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"warning: {tmp_path / 'flat.tif'}: image is constant inside")
+
+
+@pytest.mark.parametrize("spacing", [(1e307, 0.1), (1.0, 1e-101)])
+def test_pixel_sizes_too_far_apart_are_refused_by_name(spacing):
+    # Attack: spacing=(1e307, 0.1): numpy's "index can't contain negative values" after overflow warnings.
+    from napari_spectral_seg import segment
+
+    with pytest.raises(ValueError, match=r"^spacing=.*more than 1e\+100 times the smallest; give every size in one"):
+        segment(four_circles(size=30, seed=0)[0], spacing=spacing)
