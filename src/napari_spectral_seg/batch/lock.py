@@ -176,7 +176,9 @@ def output_file_lock(output: str | os.PathLike) -> Generator[Path, None, None]:
     lock = output.with_name(f".{output.name}.lock")
 
     def acquire(mine: bytes) -> None:
-        _acquire(output.parent, lock, mine, lambda _, path, owner: _output_refusal(output, path, owner), "pass another -o")
+        _acquire(
+            output.parent, lock, mine, lambda _, path, owner: _output_refusal(output, path, owner), "pass another -o"
+        )
 
     with _holding(lock, acquire) as held:
         yield held
