@@ -121,9 +121,14 @@ def _run_on_cluster(run: _Run, todo: list[InputItem], scheduler: str | None, wor
             resources.enter_context(run.open_bar())
             run.collect(client, todo)
     except KeyboardInterrupt:
-        written = run.keep_finished_frames()
+        written, kept = run.keep_finished_frames()
+        partial = (
+            f"the finished frames of {kept} zarr series kept in their hidden partial store"
+            if kept
+            else "no partial file left"
+        )
         raise BatchInterrupted(
-            f"interrupted; {written} output(s) complete and no partial file left; run the same command again to resume."
+            f"interrupted; {written} output(s) complete and {partial}; run the same command again to resume."
         ) from None
 
 
@@ -284,12 +289,17 @@ class _Run:
         except Exception as exc:
             self.report_failure(item, f"cannot write {item.output} ({exc})")
 
-    def keep_finished_frames(self) -> int:
-        """After Ctrl-C: record the finished frames of the zarr series still running; returns the outputs written."""
+    def keep_finished_frames(self) -> tuple[int, int]:
+        """After Ctrl-C: record the finished frames of the zarr series still running.
+
+        Returns the number of outputs written and of partial zarr stores kept.
+        """
+        kept = 0
         for item in self.items:
-            if item.status == "running" and item.partial is not None:
+            if item.status == "running" and item.partial is not None and item.partial.exists():
                 flush_progress(item)
-        return sum(item.status == "written" for item in self.items)
+                kept += 1
+        return sum(item.status == "written" for item in self.items), kept
 
 
 def summary(items: list[InputItem], wall: float) -> str:
