@@ -167,6 +167,39 @@ def test_pixel_sizes_too_far_apart_are_refused_by_name(spacing):
         segment(four_circles(size=30, seed=0)[0], spacing=spacing)
 
 
+def test_an_interrupted_zarr_series_is_said_to_keep_its_partial_store(tmp_path, monkeypatch):
+    # Attack: Ctrl-C during a zarr series: the message said "no partial file left" while (rightly)
+    # keeping DIR/.<name>.partial.zarr, the finished frames of the resume.
+    import zarr
+
+    from napari_spectral_seg.batch import cluster, run
+    from napari_spectral_seg.batch.plan import InputItem
+
+    item = InputItem(tmp_path / "movie.zarr", "zarr", tmp_path / "movie_labels.zarr", status="running")
+    item.partial = tmp_path / ".movie_labels.zarr.partial.zarr"
+    zarr.open_array(str(item.partial), mode="w", shape=(2, 4, 4), dtype="int32")
+
+    def ctrl_c(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cluster, "connect", ctrl_c)
+    with pytest.raises(run.BatchInterrupted) as stop:
+        run._run_on_cluster(run._Run([item], 2, progress=False), [item], None, 1)
+    assert str(stop.value) == (
+        "interrupted; 0 output(s) complete and the finished frames of 1 zarr series kept in their hidden partial "
+        "store; run the same command again to resume."
+    )
+
+
+@pytest.mark.parametrize("shape", [(), (5,)])
+def test_an_image_of_fewer_than_two_axes_is_not_told_to_pass_spatial_ndim_2(tmp_path, capsys, shape):
+    # Attack: a 0-D or 1-D .npy: "fewer than --spatial-ndim 2; pass --spatial-ndim 2" (the value it had).
+    np.save(tmp_path / "img.npy", np.ones(shape))
+    assert main(["segment", str(tmp_path / "img.npy"), "-o", str(tmp_path / "o.tif")]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith("fewer than --spatial-ndim 2; segment takes 2D and 3D images.\n"), err
+
+
 def test_a_short_write_says_the_disk_may_be_full_and_leaves_the_earlier_output(tmp_path):
     # Attack: a full disk while the labels are written: numpy's "10000 requested and 992 written"
     # was the whole reason. Here a file-size limit (SIGXFSZ ignored) makes the same short write.
@@ -193,27 +226,3 @@ def test_a_short_write_says_the_disk_may_be_full_and_leaves_the_earlier_output(t
     assert sorted(os.listdir(tmp_path)) == ["out.npy", "out.npy.json"]
     assert np.load(tmp_path / "out.npy").shape == (2, 2)
     assert json.loads((tmp_path / "out.npy.json").read_text())["random_state"] == 1
-
-
-def test_an_interrupted_zarr_series_is_said_to_keep_its_partial_store(tmp_path, monkeypatch):
-    # Attack: Ctrl-C during a zarr series: the message said "no partial file left" while (rightly)
-    # keeping DIR/.<name>.partial.zarr, the finished frames of the resume.
-    import zarr
-
-    from napari_spectral_seg.batch import cluster, run
-    from napari_spectral_seg.batch.plan import InputItem
-
-    item = InputItem(tmp_path / "movie.zarr", "zarr", tmp_path / "movie_labels.zarr", status="running")
-    item.partial = tmp_path / ".movie_labels.zarr.partial.zarr"
-    zarr.open_array(str(item.partial), mode="w", shape=(2, 4, 4), dtype="int32")
-
-    def ctrl_c(*args):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(cluster, "connect", ctrl_c)
-    with pytest.raises(run.BatchInterrupted) as stop:
-        run._run_on_cluster(run._Run([item], 2, progress=False), [item], None, 1)
-    assert str(stop.value) == (
-        "interrupted; 0 output(s) complete and the finished frames of 1 zarr series kept in their hidden partial "
-        "store; run the same command again to resume."
-    )

@@ -89,9 +89,11 @@ def _segment_in_memory(args) -> int:
             raise ValueError(f"--channel-axis {channel_axis} is out of range for an image of shape {image.shape}.")
         n_leading = image.ndim - (channel_axis is not None) - spatial_ndim
         if n_leading < 0:
+            n_axes = image.ndim - (channel_axis is not None)
+            fix = "pass --spatial-ndim 2" if n_axes == 2 else "segment takes 2D and 3D images"
             raise ValueError(
-                f"{args.input}: image of shape {image.shape} has {image.ndim - (channel_axis is not None)} axes "
-                f"besides channels, fewer than --spatial-ndim {spatial_ndim}; pass --spatial-ndim 2."
+                f"{args.input}: image of shape {image.shape} has {n_axes} axes "
+                f"besides channels, fewer than --spatial-ndim {spatial_ndim}; {fix}."
             )
         if n_leading:
             labels, parameters, seconds = _segment_stack(image, mask, params, spatial_ndim)
