@@ -226,3 +226,19 @@ def test_a_short_write_says_the_disk_may_be_full_and_leaves_the_earlier_output(t
     assert sorted(os.listdir(tmp_path)) == ["out.npy", "out.npy.json"]
     assert np.load(tmp_path / "out.npy").shape == (2, 2)
     assert json.loads((tmp_path / "out.npy.json").read_text())["random_state"] == 1
+
+
+def test_an_input_rewritten_while_the_batch_runs_is_not_written_from_two_versions(tmp_path):
+    # Attack: an input replaced by other bytes while its frames are being segmented: the output mixed
+    # frames of both versions and recorded the first one's identity. Touching it (same bytes) is fine.
+    from napari_spectral_seg.batch.plan import InputItem
+    from napari_spectral_seg.batch.run import changed_since_planned
+    from napari_spectral_seg.io import file_identity
+
+    path = sample(tmp_path / "movie.tif")
+    item = InputItem(path, "tif", tmp_path / "movie_labels.tif", identity=file_identity(path))
+    assert changed_since_planned(item) is None
+    os.utime(path, ns=(1, 1))
+    assert changed_since_planned(item) is None
+    sample(path, seed=1)  # same size, other bytes
+    assert changed_since_planned(item).startswith("it changed while the batch ran (other bytes")

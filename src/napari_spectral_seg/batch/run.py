@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.params import SegmentationParams
 from ..flag_words import for_command_line
-from ..io import InputError
+from ..io import InputError, file_identity, same_content
 from . import cluster
 from .lock import output_lock
 from .plan import InputItem, check_outputs_differ, expand_inputs, make_output_dir, plan_batch
@@ -281,6 +281,9 @@ class _Run:
             self.complete(item)
 
     def complete(self, item: InputItem) -> None:
+        changed = changed_since_planned(item)
+        if changed:
+            return self.report_failure(item, changed)
         try:
             finish(item, self.spatial_ndim)
             item.status = "written"
@@ -300,6 +303,34 @@ class _Run:
                 flush_progress(item)
                 kept += 1
         return sum(item.status == "written" for item in self.items), kept
+
+
+def changed_since_planned(item: InputItem) -> str | None:
+    """Why an input file's frames may mix two contents (its bytes changed since it was hashed), or None.
+
+    Its size and time are compared first; only when they differ is it hashed again.
+
+    A file only: a zarr store's folder keeps its time when a chunk is
+    rewritten, and a changed store is caught by its hash at the next run.
+    """
+    identity = item.identity or {}
+    try:
+        stat = os.stat(item.path)
+    except OSError:  # removed: the frames read are those of the content planned, or failed when read
+        return None
+    if item.path.is_dir() or not identity:
+        return None
+    if (stat.st_size, stat.st_mtime_ns) == (identity.get("size"), identity.get("mtime_ns")):
+        return None
+    try:  # touched, or rewritten: only other bytes matter
+        if same_content(identity, file_identity(item.path)):
+            return None
+    except OSError:
+        pass
+    return (
+        "it changed while the batch ran (other bytes than when it was read), so its frames may come from two "
+        "versions; nothing was written: run the same command again"
+    )
 
 
 def summary(items: list[InputItem], wall: float) -> str:
