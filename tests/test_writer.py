@@ -61,7 +61,9 @@ def test_a_failed_save_leaves_the_old_file(viewer_and_widget, qtbot, tmp_path, m
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(labels_io, "_sync", full)
-    with pytest.raises(OSError, match=r"l.tif: cannot write it \(No space left on device\)"):
+    with pytest.raises(
+        OSError, match=r"l.tif: cannot write it \(No space left on device; free some space or write elsewhere\)"
+    ):
         result.save(str(path), plugin=PLUGIN)
     assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["l.tif"]
 

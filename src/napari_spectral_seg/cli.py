@@ -27,8 +27,10 @@ import importlib.util
 import signal
 import sys
 import time
+import warnings
 
 from .batch import BatchError, BatchInterrupted, load_parameters, resolve_parameters, run_batch
+from .batch.lock import output_file_lock
 from .batch.recipe import frame_ndim
 from .batch.task import segmentation_steps
 from .cli_flags import OneLineParser, add_segmentation_arguments, given_flags, segment_parameters
@@ -70,6 +72,11 @@ def cmd_segment(args) -> int:
     if args.measure:
         check_table_path(args.measure)
     _refuse_to_replace_an_input(args)
+    with output_file_lock(args.output):  # a second run writing this -o at once is refused, not silently replaced
+        return _segment_in_memory(args)
+
+
+def _segment_in_memory(args) -> int:
     prepare()  # what the first segmentation of a process would pay (core/warm.py)
     image, channel_axis = read_image(args.input)
     if args.channel_axis is not None:
@@ -82,9 +89,11 @@ def cmd_segment(args) -> int:
             raise ValueError(f"--channel-axis {channel_axis} is out of range for an image of shape {image.shape}.")
         n_leading = image.ndim - (channel_axis is not None) - spatial_ndim
         if n_leading < 0:
+            n_axes = image.ndim - (channel_axis is not None)
+            fix = "pass --spatial-ndim 2" if n_axes == 2 else "segment takes 2D and 3D images"
             raise ValueError(
-                f"{args.input}: image of shape {image.shape} has {image.ndim - (channel_axis is not None)} axes "
-                f"besides channels, fewer than --spatial-ndim {spatial_ndim}; pass --spatial-ndim 2."
+                f"{args.input}: image of shape {image.shape} has {n_axes} axes "
+                f"besides channels, fewer than --spatial-ndim {spatial_ndim}; {fix}."
             )
         if n_leading:
             labels, parameters, seconds = _segment_stack(image, mask, params, spatial_ndim)
@@ -212,11 +221,14 @@ def cmd_batch(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers {args.workers}: need at least 1.")
     file_params = load_parameters(args.params) if args.params else {}
-    flags = dict(given_flags(args), spatial_ndim=args.spatial_ndim)
+    # Merged here, not as resolve_parameters' flags (where None is "not given"): a flag
+    # given as "none" (--threshold none) is None and must override the file and the default.
+    flags = given_flags(args)
+    frames = {"spatial_ndim": args.spatial_ndim}
     try:
-        params, spatial_ndim = resolve_parameters(file_params, flags)
+        params, spatial_ndim = resolve_parameters({**file_params, **flags}, frames)
     except (ValueError, TypeError) as exc:
-        raise CliError(_blame(args.params, flags, exc)) from exc
+        raise CliError(_blame(args.params, flags, frames, exc)) from exc
     code, _ = run_batch(
         args.inputs,
         args.out,
@@ -230,11 +242,11 @@ def cmd_batch(args) -> int:
     return code
 
 
-def _blame(params_file, flags: dict, exc: Exception) -> str:
+def _blame(params_file, flags: dict, frames: dict, exc: Exception) -> str:
     """A parameter error, naming the parameter file when its values (not the flags) are the cause."""
     if params_file:
         try:
-            resolve_parameters({}, flags)
+            resolve_parameters(flags, frames)
         except (ValueError, TypeError):
             return str(exc)  # the flags alone are wrong
         return f"{params_file}: {exc}"
@@ -429,10 +441,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _safe_console() -> None:
-    """Print what the console cannot encode with backslash escapes rather than fail after the work is done."""
+    """Print what the console cannot encode with backslash escapes rather than fail after the work is done.
+
+    A warning is one line naming the command, in the flags' words, not
+    Python's file, line and source.
+    """
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, ValueError, OSError):
             stream.reconfigure(errors="backslashreplace")
+
+    shown = set()  # a stack's frames warn one after the other: each message once
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if str(message) not in shown:
+            shown.add(str(message))
+            print(f"{PROG}: warning: {for_command_line(str(message))}", file=file or sys.stderr)
+
+    warnings.showwarning = show
 
 
 @contextlib.contextmanager

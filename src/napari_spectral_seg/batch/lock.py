@@ -1,4 +1,4 @@
-"""One batch at a time per output directory.
+"""One batch at a time per output directory, and one ``segment`` run at a time per output file.
 
 ``DIR/.napari-spectral-seg.lock`` is created atomically (``O_CREAT | O_EXCL``)
 by the run that writes into ``DIR`` and removed when it ends, whatever the
@@ -7,6 +7,9 @@ host, start time), so a second run refuses with a message saying who writes
 there, and the lock of a process that died without removing it (SIGKILL, a
 crash, a reboot) is recognised and removed: on the same host, a pid that no
 longer runs, or that now belongs to a process started at another time.
+``segment`` holds ``.<name>.lock`` next to its ``-o`` the same way, from
+before the work until the output is written: a second run writing the same
+file at once would silently replace the first one's result.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 from .plan import BatchError
 
-__all__ = ["LOCK_NAME", "output_lock"]
+__all__ = ["LOCK_NAME", "output_file_lock", "output_lock"]
 
 LOCK_NAME = ".napari-spectral-seg.lock"
 # A lock file found empty may be one another run has just created and is
@@ -86,16 +89,27 @@ def _break(lock: Path, content: bytes) -> None:
         grave.unlink(missing_ok=True)
 
 
-def _refusal(out_dir: Path, lock: Path, owner: dict) -> BatchError:
+def _who(owner: dict) -> str:
     started = owner.get("started")
     since = time.strftime(" since %Y-%m-%d %H:%M:%S", time.localtime(started)) if isinstance(started, float) else ""
+    return f"pid {owner.get('pid')} on {owner.get('host')}{since}"
+
+
+def _refusal(out_dir: Path, lock: Path, owner: dict) -> BatchError:
     return BatchError(
-        f"{out_dir}: another batch run (pid {owner.get('pid')} on {owner.get('host')}{since}) is writing into "
+        f"{out_dir}: another batch run ({_who(owner)}) is writing into "
         f"this --out directory; wait for it to end or pass another --out (if no run is active, remove {lock})."
     )
 
 
-def _acquire(out_dir: Path, lock: Path, mine: bytes) -> None:
+def _output_refusal(output: Path, lock: Path, owner: dict) -> BatchError:
+    return BatchError(
+        f"-o {output}: another segment run ({_who(owner)}) is writing this output; wait for it to end or pass "
+        f"another -o (if no run is active, remove {lock})."
+    )
+
+
+def _acquire(out_dir: Path, lock: Path, mine: bytes, refusal=_refusal, fix: str = "pass another --out") -> None:
     empty_since = None
     for _ in range(1000):  # a few tries normally; bounded so that nothing spins forever
         try:
@@ -109,7 +123,7 @@ def _acquire(out_dir: Path, lock: Path, mine: bytes) -> None:
                         time.sleep(0.05)  # another run is writing its lock
                         continue
                 elif owner is not None and _alive(owner):
-                    raise _refusal(out_dir, lock, owner) from None
+                    raise refusal(out_dir, lock, owner) from None
                 _break(lock, content)
             except FileNotFoundError:
                 pass  # removed in between: try again
@@ -118,10 +132,17 @@ def _acquire(out_dir: Path, lock: Path, mine: bytes) -> None:
             continue
         except OSError as exc:
             raise BatchError(f"{out_dir}: cannot create the lock file {lock.name} ({exc.strerror or exc}).") from exc
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(mine)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(mine)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:  # e.g. a full disk: an empty lock would hold the next run for a while
+            lock.unlink(missing_ok=True)
+            raise BatchError(
+                f"{out_dir}: cannot write the lock file {lock.name} ({exc.strerror or exc}); "
+                f"free some space there or {fix}."
+            ) from exc
         return
     raise BatchError(f"{lock}: cannot take this lock; remove it if no batch run writes into {out_dir}.")
 
@@ -137,7 +158,35 @@ def output_lock(out_dir: str | os.PathLike) -> Generator[Path, None, None]:
         the fix), or the lock file cannot be created.
     """
     out_dir = Path(out_dir)
-    lock = out_dir / LOCK_NAME
+    with _holding(out_dir / LOCK_NAME, lambda mine: _acquire(out_dir, out_dir / LOCK_NAME, mine)) as lock:
+        yield lock
+
+
+@contextlib.contextmanager
+def output_file_lock(output: str | os.PathLike) -> Generator[Path, None, None]:
+    """Hold ``.<name>.lock`` next to ``output`` (in an existing directory): one ``segment`` run per output at a time.
+
+    Raises
+    ------
+    BatchError
+        Another live process writes that output (the message names it and
+        the fix), or the lock file cannot be created.
+    """
+    output = Path(output)
+    lock = output.with_name(f".{output.name}.lock")
+
+    def acquire(mine: bytes) -> None:
+        _acquire(
+            output.parent, lock, mine, lambda _, path, owner: _output_refusal(output, path, owner), "pass another -o"
+        )
+
+    with _holding(lock, acquire) as held:
+        yield held
+
+
+@contextlib.contextmanager
+def _holding(lock: Path, acquire) -> Generator[Path, None, None]:
+    """Take ``lock`` with ``acquire(content)`` and remove it at the end, unless another run's content is in it."""
     owner = dict(
         pid=os.getpid(),
         host=socket.gethostname(),
@@ -146,7 +195,7 @@ def output_lock(out_dir: str | os.PathLike) -> Generator[Path, None, None]:
         token=uuid.uuid4().hex,
     )
     mine = json.dumps(owner).encode()
-    _acquire(out_dir, lock, mine)
+    acquire(mine)
     try:
         yield lock
     finally:

@@ -15,6 +15,7 @@ from ..io import (
     INPUT_SUFFIXES,
     InputError,
     VoxelSize,
+    check_not_special,
     file_identity,
     input_kind,
     probe,
@@ -253,6 +254,10 @@ def _plan_input(item: InputItem, params: SegmentationParams, spatial_ndim: int) 
     """Probe an input and cut it into frames."""
     if not item.path.exists():
         return item.fail("no such file")
+    try:
+        check_not_special(item.path)
+    except InputError as exc:
+        return item.fail(str(exc).split(": ", 1)[1].rstrip("."))
     try:
         item.shape, reader_channel_axis = probe(item.path, item.kind)
     except Exception as exc:

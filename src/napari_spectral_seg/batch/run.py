@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.params import SegmentationParams
 from ..flag_words import for_command_line
-from ..io import InputError
+from ..io import InputError, file_identity, same_content
 from . import cluster
 from .lock import output_lock
 from .plan import InputItem, check_outputs_differ, expand_inputs, make_output_dir, plan_batch
@@ -121,10 +121,25 @@ def _run_on_cluster(run: _Run, todo: list[InputItem], scheduler: str | None, wor
             resources.enter_context(run.open_bar())
             run.collect(client, todo)
     except KeyboardInterrupt:
-        written = run.keep_finished_frames()
+        written, kept = run.keep_finished_frames()
+        partial = (
+            f"the finished frames of {kept} zarr series kept in their hidden partial store"
+            if kept
+            else "no partial file left"
+        )
         raise BatchInterrupted(
-            f"interrupted; {written} output(s) complete and no partial file left; run the same command again to resume."
+            f"interrupted; {written} output(s) complete and {partial}; run the same command again to resume."
         ) from None
+
+
+def _task_key(path) -> str:
+    """A dask key for one frame of ``path``: unique (other clients may share the scheduler) and valid UTF-8.
+
+    A file name that is not UTF-8 (bytes kept as surrogates) cannot be sent
+    to the scheduler as it is: its odd bytes are written as escapes.
+    """
+    stem = path.stem.encode("utf-8", "backslashreplace").decode("utf-8")
+    return f"segment-{stem}-{uuid.uuid4().hex}"
 
 
 class _Run:
@@ -137,6 +152,7 @@ class _Run:
         self.where = where  # "local" or "scheduler": how long a cluster without workers is waited for
         self.futures = {}  # future -> (item, frame index)
         self.flushed = {}  # id(item) -> time of the last flush of its done frames
+        self.warned = {}  # id(item) -> the warnings said for it
         self.bar = None
 
     def report_failure(self, item: InputItem, reason: str) -> None:
@@ -145,7 +161,17 @@ class _Run:
         item.labels = None
         if item.partial is not None and item.partial.exists():
             flush_progress(item)  # keep its finished frames for the next run
-        message = f"failed: {item.path}: {reason}"
+        self.say(f"failed: {item.path}: {reason}")
+
+    def report_warnings(self, item: InputItem, messages) -> None:
+        """A frame's warnings (an image constant inside its mask...): one line each, once per input."""
+        said = self.warned.setdefault(id(item), set())
+        for message in messages:
+            if message not in said:
+                said.add(message)
+                self.say(f"warning: {item.path}: {for_command_line(message)}")
+
+    def say(self, message: str) -> None:
         if self.bar is not None:
             self.bar.write(message, file=sys.stderr)
         else:
@@ -170,7 +196,7 @@ class _Run:
                     item.params,
                     out_zarr,
                     pure=False,
-                    key=f"segment-{item.path.stem}-{uuid.uuid4().hex}",  # unique: other clients may share the scheduler
+                    key=_task_key(item.path),
                 )
                 self.futures[future] = (item, index)
 
@@ -242,6 +268,7 @@ class _Run:
             self.report_failure(item, f"{where}{error}")
             client.cancel([other for other, (owner, _) in self.futures.items() if owner is item])
             return
+        self.report_warnings(item, info.pop("warnings", ()))
         record_table(item, index, info.pop("measurements", None))
         item.infos[index] = info
         if labels is not None:
@@ -254,6 +281,9 @@ class _Run:
             self.complete(item)
 
     def complete(self, item: InputItem) -> None:
+        changed = changed_since_planned(item)
+        if changed:
+            return self.report_failure(item, changed)
         try:
             finish(item, self.spatial_ndim)
             item.status = "written"
@@ -262,12 +292,45 @@ class _Run:
         except Exception as exc:
             self.report_failure(item, f"cannot write {item.output} ({exc})")
 
-    def keep_finished_frames(self) -> int:
-        """After Ctrl-C: record the finished frames of the zarr series still running; returns the outputs written."""
+    def keep_finished_frames(self) -> tuple[int, int]:
+        """After Ctrl-C: record the finished frames of the zarr series still running.
+
+        Returns the number of outputs written and of partial zarr stores kept.
+        """
+        kept = 0
         for item in self.items:
-            if item.status == "running" and item.partial is not None:
+            if item.status == "running" and item.partial is not None and item.partial.exists():
                 flush_progress(item)
-        return sum(item.status == "written" for item in self.items)
+                kept += 1
+        return sum(item.status == "written" for item in self.items), kept
+
+
+def changed_since_planned(item: InputItem) -> str | None:
+    """Why an input file's frames may mix two contents (its bytes changed since it was hashed), or None.
+
+    Its size and time are compared first; only when they differ is it hashed again.
+
+    A file only: a zarr store's folder keeps its time when a chunk is
+    rewritten, and a changed store is caught by its hash at the next run.
+    """
+    identity = item.identity or {}
+    try:
+        stat = os.stat(item.path)
+    except OSError:  # removed: the frames read are those of the content planned, or failed when read
+        return None
+    if item.path.is_dir() or not identity:
+        return None
+    if (stat.st_size, stat.st_mtime_ns) == (identity.get("size"), identity.get("mtime_ns")):
+        return None
+    try:  # touched, or rewritten: only other bytes matter
+        if same_content(identity, file_identity(item.path)):
+            return None
+    except OSError:
+        pass
+    return (
+        "it changed while the batch ran (other bytes than when it was read), so its frames may come from two "
+        "versions; nothing was written: run the same command again"
+    )
 
 
 def summary(items: list[InputItem], wall: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Generator
 from typing import TYPE_CHECKING
 
@@ -49,15 +50,19 @@ def segment_frame(
         None when written to ``out_zarr``.
     info : dict
         ``index``, ``n_segments``, ``threshold_used``, ``random_state`` (used),
-        ``seconds`` and ``measurements`` (the frame's table,
-        :func:`~napari_spectral_seg.core.measure.measure_labels`).
+        ``seconds``, ``measurements`` (the frame's table,
+        :func:`~napari_spectral_seg.core.measure.measure_labels`) and
+        ``warnings`` (the pipeline's warnings, each message once).
     """
     try:
         frame = read_frame(path, kind, index)
     except Exception as exc:
         raise OSError(f"cannot read it as an image ({type(exc).__name__}: {exc})") from exc
-    result = run_to_end(segmentation_steps(frame, None, params))
+    with warnings.catch_warnings(record=True) as caught:  # said by the client, once per input, not in worker logs
+        warnings.simplefilter("always")
+        result = run_to_end(segmentation_steps(frame, None, params))
     info = dict(
+        warnings=list(dict.fromkeys(str(warning.message) for warning in caught)),
         index=list(index),
         n_segments=int(result.labels.max()),
         threshold_used=result.parameters["threshold_used"],

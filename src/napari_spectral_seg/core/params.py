@@ -175,6 +175,9 @@ def _check_edge_level(value, params):
         )
 
 
+_ONE_UNIT = "give every size in one unit (e.g. µm)."
+
+
 def check_spacing(spacing, ndim) -> np.ndarray | None:
     """Validate ``spacing``: ``ndim`` positive finite pixel sizes (or None)."""
     if spacing is None:
@@ -195,6 +198,10 @@ def check_spacing(spacing, ndim) -> np.ndarray | None:
         raise ValueError(message) from None
     if values.shape != (ndim,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise ValueError(message)
+    if values.max() > 1e100 * values.min():  # sizes relative to the smallest, squared: they would overflow
+        raise ValueError(
+            f"spacing={spacing!r}: the largest pixel size is more than 1e+100 times the smallest; {_ONE_UNIT}"
+        )
     return values
 
 

@@ -16,7 +16,16 @@ prints them as one line.
 """
 
 from .common import INPUT_IDENTITY_KEY, METADATA_KEY, TABLE_RECORD_KEY, InputError, ParameterFileError
-from .images import INPUT_SUFFIXES, READ_SUFFIXES, input_kind, probe, read_frame, read_image, tiff_colour_axis
+from .images import (
+    INPUT_SUFFIXES,
+    READ_SUFFIXES,
+    check_not_special,
+    input_kind,
+    probe,
+    read_frame,
+    read_image,
+    tiff_colour_axis,
+)
 from .labels import (
     WRITE_SUFFIXES,
     check_output_path,
@@ -42,6 +51,7 @@ __all__ = [
     "InputError",
     "ParameterFileError",
     "VoxelSize",
+    "check_not_special",
     "check_output_path",
     "file_identity",
     "input_kind",

@@ -9,7 +9,16 @@ import numpy as np
 
 from .common import InputError, first_line
 
-__all__ = ["INPUT_SUFFIXES", "READ_SUFFIXES", "input_kind", "probe", "read_frame", "read_image", "tiff_colour_axis"]
+__all__ = [
+    "INPUT_SUFFIXES",
+    "READ_SUFFIXES",
+    "check_not_special",
+    "input_kind",
+    "probe",
+    "read_frame",
+    "read_image",
+    "tiff_colour_axis",
+]
 
 READ_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy")
 # What a frame reader does with each input suffix (``batch`` also reads zarr arrays).
@@ -43,6 +52,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
         raise InputError(f"{path}: unsupported file type '{suffix}'; use one of {', '.join(READ_SUFFIXES)}.")
     if not path.exists():
         raise InputError(f"{path}: no such file.")
+    check_not_special(path)
     try:
         channel_axis = None
         if suffix == ".npy":
@@ -63,6 +73,19 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
         raise InputError(f"{path}: cannot read it as an image ({type(exc).__name__}: {first_line(exc)}).") from exc
     image = np.asarray(image)
     return (image if channel_axis is None else _without_alpha(image, channel_axis)), channel_axis
+
+
+def check_not_special(path: str | os.PathLike) -> None:
+    """Refuse a path that is neither a file nor a folder (a named pipe, a device): reading it may never end.
+
+    Raises
+    ------
+    InputError
+        ``path`` (or what its symlink points to) is a FIFO, socket or device.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise InputError(f"{path}: is not a regular file (a named pipe or a device); pass an image file.")
 
 
 def tiff_colour_axis(tif) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -148,10 +149,20 @@ def write_labels(
             _sync(tmp)
             os.replace(tmp, path)
     except OSError as exc:
-        raise InputError(f"{path}: cannot write it ({exc.strerror or exc}).") from exc
+        raise InputError(f"{path}: cannot write it ({_write_failure(exc)}).") from exc
     finally:
         for temporary in temporaries:
             temporary.unlink(missing_ok=True)
+
+
+def _write_failure(exc: OSError) -> str:
+    """Why a write failed, in words; a full disk says so (numpy reports it as a short write, no errno)."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        return f"{reason}; free some space or write elsewhere"
+    if exc.errno is None and "requested and" in reason:
+        return f"only part of it could be written, {reason}: is the disk full? Free some space or write elsewhere"
+    return reason
 
 
 def stored_parameters(output: str | os.PathLike) -> dict | None:

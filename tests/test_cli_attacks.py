@@ -1,0 +1,244 @@
+"""Issue 17, the rerun as a new user: command-line and batch attacks that the first round's fixes left open.
+
+Each test names the attack. The batch tests share one local cluster of one
+worker process through ``--scheduler``.
+"""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_spectral_seg.cli import main
+from napari_spectral_seg.data import four_circles
+from napari_spectral_seg.io import stored_parameters
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.ERROR,
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def sample(path, size=40, seed=0):
+    tifffile.imwrite(path, four_circles(size=size, seed=seed)[0].astype(np.float32))
+    return path
+
+
+def test_batch_flags_given_as_none_override_the_file_and_the_default(tmp_path, scheduler):
+    # Attack: `batch --threshold none` (the fix our own messages offer) ran with Otsu's threshold,
+    # and a parameter file's threshold and sigma survived `--threshold none --sigma none`.
+    sample(tmp_path / "img.tif")
+    (tmp_path / "p.json").write_text(json.dumps({"threshold": 0.5, "sigma": 1.0}))
+    argv = ["batch", str(tmp_path / "img.tif"), "--out", str(tmp_path / "out"), "--scheduler", scheduler]
+    flags = ["--params", str(tmp_path / "p.json"), "--threshold", "none", "--sigma", "none", "--n-clusters", "2"]
+    assert main([*argv, *flags, "--no-progress"]) == 0
+    stored = stored_parameters(tmp_path / "out" / "img_labels.tif")
+    assert stored["threshold"] is None and stored["sigma"] is None
+    assert stored["frame_info"][0]["threshold_used"] is None
+
+
+def test_a_batch_input_whose_name_is_not_utf8_is_segmented(tmp_path, scheduler, capfd):
+    # Attack: a file named with a byte that is not UTF-8 (b"\xff"): dask could not send the task's
+    # name, printed a 20-line serialisation traceback and failed it with "scheduler-connection-lost".
+    folder = os.fsdecode(tmp_path)
+    name = os.path.join(folder, os.fsdecode(b"bad\xff.tif"))
+    try:
+        sample(name)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    out = os.path.join(folder, "out")
+    assert main(["batch", name, "--out", out, "--scheduler", scheduler, "--no-progress"]) == 0
+    assert "Traceback" not in capfd.readouterr().err
+    assert len(os.listdir(out)) == 2  # the labels and their table
+
+
+def test_a_lock_that_cannot_be_written_is_one_line_and_left_behind_nowhere(tmp_path):
+    # Attack: a full disk when batch writes its lock: a raw OSError traceback, and an empty lock file
+    # left in --out. Here the lock's bytes are refused by a file-size limit of 0 (SIGXFSZ ignored).
+    script = textwrap.dedent(
+        f"""
+        import resource, signal, sys
+        from napari_spectral_seg.batch.lock import output_lock
+        from napari_spectral_seg.batch.plan import BatchError
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+        try:
+            with output_lock({str(tmp_path)!r}):
+                pass
+        except BatchError as exc:
+            print(exc)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.count("\n") == 1 and "cannot write the lock file" in done.stdout
+    assert "pass another --out" in done.stdout
+    assert os.listdir(tmp_path) == []
+
+
+def run_cli(*argv, timeout=60):
+    """The command in a process of its own, bounded: a read that never ends fails the test, not the suite."""
+    command = [sys.executable, "-m", "napari_spectral_seg.cli", *map(str, argv)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_as_input_is_refused_not_read_forever(tmp_path):
+    # Attack: a FIFO named like an image (or a symlink to one): segment and batch blocked reading it.
+    fifo = tmp_path / "pipe.tif"
+    os.mkfifo(fifo)
+    (tmp_path / "link.npy").symlink_to(fifo)
+    image = sample(tmp_path / "img.tif")
+    for argv in (
+        ("segment", fifo, "-o", tmp_path / "o.tif"),
+        ("segment", image, "--mask", tmp_path / "link.npy", "-o", tmp_path / "o.tif"),
+    ):
+        done = run_cli(*argv)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert "is not a regular file (a named pipe or a device)" in done.stderr
+    # Both inputs fail at planning, so no cluster is started.
+    done = run_cli("batch", fifo, tmp_path / "link.npy", "--out", tmp_path / "out")
+    assert done.returncode == 1
+    assert done.stderr.count("failed: ") == 2 and done.stderr.count("is not a regular file") == 2
+
+
+def test_two_segment_runs_on_one_output_the_second_is_refused(tmp_path, capsys):
+    # Attack: two `segment` runs writing one -o at once: both said "written", the last rename won and
+    # the first run's result was silently gone. Now the second refuses up front, naming the first.
+    from napari_spectral_seg.batch.lock import output_file_lock
+
+    image, out = sample(tmp_path / "img.tif"), tmp_path / "labels.tif"
+    with output_file_lock(out) as lock:  # the first run, still segmenting
+        assert main(["segment", str(image), "-o", str(tmp_path / "." / "labels.tif"), "--seed", "1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "another segment run (pid" in err and "pass another -o" in err
+        assert not out.exists() and lock.exists()
+    assert os.listdir(tmp_path) == ["img.tif"]
+    # A lock left by a run that was killed (its pid no longer runs) is removed.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock = tmp_path / ".labels.tif.lock"
+    lock.write_text(json.dumps({"pid": int(dead.stdout), "host": os.uname().nodename}))
+    assert main(["segment", str(image), "-o", str(out)]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["img.tif", "labels.tif"]
+
+
+def test_a_warning_is_one_line_from_segment_and_once_per_input_from_batch(tmp_path, scheduler):
+    # Attack: an image constant inside its mask: segment printed Python's warning (file, line and
+    # source, 2 lines); batch's workers printed it once per frame into their logs.
+    flat = np.zeros((5, 30, 30), np.uint8)
+    flat[:, 5:20, 5:20] = 200
+    tifffile.imwrite(tmp_path / "flat.tif", flat)
+    done = run_cli("segment", tmp_path / "flat.tif", "-o", tmp_path / "o.tif", "--n-clusters", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "napari-spectral-seg: warning: image is constant inside the mask (zero gradient everywhere): all edge "
+        "weights are equal, so the segments are an arbitrary geometric split of the mask, not objects. Check the "
+        "image, channel_axis and threshold."
+    ]
+    batch = ("batch", tmp_path / "flat.tif", "--out", tmp_path / "out", "--n-clusters", "2", "--no-progress")
+    done = run_cli(*batch, "--scheduler", scheduler)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"warning: {tmp_path / 'flat.tif'}: image is constant inside")
+
+
+@pytest.mark.parametrize("spacing", [(1e307, 0.1), (1.0, 1e-101)])
+def test_pixel_sizes_too_far_apart_are_refused_by_name(spacing):
+    # Attack: spacing=(1e307, 0.1): numpy's "index can't contain negative values" after overflow warnings.
+    from napari_spectral_seg import segment
+
+    with pytest.raises(ValueError, match=r"^spacing=.*more than 1e\+100 times the smallest; give every size in one"):
+        segment(four_circles(size=30, seed=0)[0], spacing=spacing)
+
+
+def test_an_interrupted_zarr_series_is_said_to_keep_its_partial_store(tmp_path, monkeypatch):
+    # Attack: Ctrl-C during a zarr series: the message said "no partial file left" while (rightly)
+    # keeping DIR/.<name>.partial.zarr, the finished frames of the resume.
+    import zarr
+
+    from napari_spectral_seg.batch import cluster, run
+    from napari_spectral_seg.batch.plan import InputItem
+
+    item = InputItem(tmp_path / "movie.zarr", "zarr", tmp_path / "movie_labels.zarr", status="running")
+    item.partial = tmp_path / ".movie_labels.zarr.partial.zarr"
+    zarr.open_array(str(item.partial), mode="w", shape=(2, 4, 4), dtype="int32")
+
+    def ctrl_c(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cluster, "connect", ctrl_c)
+    with pytest.raises(run.BatchInterrupted) as stop:
+        run._run_on_cluster(run._Run([item], 2, progress=False), [item], None, 1)
+    assert str(stop.value) == (
+        "interrupted; 0 output(s) complete and the finished frames of 1 zarr series kept in their hidden partial "
+        "store; run the same command again to resume."
+    )
+
+
+@pytest.mark.parametrize("shape", [(), (5,)])
+def test_an_image_of_fewer_than_two_axes_is_not_told_to_pass_spatial_ndim_2(tmp_path, capsys, shape):
+    # Attack: a 0-D or 1-D .npy: "fewer than --spatial-ndim 2; pass --spatial-ndim 2" (the value it had).
+    np.save(tmp_path / "img.npy", np.ones(shape))
+    assert main(["segment", str(tmp_path / "img.npy"), "-o", str(tmp_path / "o.tif")]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith("fewer than --spatial-ndim 2; segment takes 2D and 3D images.\n"), err
+
+
+def test_a_short_write_says_the_disk_may_be_full_and_leaves_the_earlier_output(tmp_path):
+    # Attack: a full disk while the labels are written: numpy's "10000 requested and 992 written"
+    # was the whole reason. Here a file-size limit (SIGXFSZ ignored) makes the same short write.
+    script = textwrap.dedent(
+        f"""
+        import resource, signal
+        import numpy as np
+        from napari_spectral_seg.io import InputError, write_labels
+        out = {str(tmp_path / "out.npy")!r}
+        write_labels(out, np.ones((2, 2), np.int32), {{"random_state": 1}})
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        try:
+            write_labels(out, np.ones((100, 100), np.int32), {{"random_state": 2}})
+        except InputError as exc:
+            print(exc)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "cannot write it (only part of it could be written" in done.stdout, done.stdout
+    assert "is the disk full? Free some space or write elsewhere" in done.stdout
+    assert done.stdout.count("\n") == 1
+    assert sorted(os.listdir(tmp_path)) == ["out.npy", "out.npy.json"]
+    assert np.load(tmp_path / "out.npy").shape == (2, 2)
+    assert json.loads((tmp_path / "out.npy.json").read_text())["random_state"] == 1
+
+
+def test_an_input_rewritten_while_the_batch_runs_is_not_written_from_two_versions(tmp_path):
+    # Attack: an input replaced by other bytes while its frames are being segmented: the output mixed
+    # frames of both versions and recorded the first one's identity. Touching it (same bytes) is fine.
+    from napari_spectral_seg.batch.plan import InputItem
+    from napari_spectral_seg.batch.run import changed_since_planned
+    from napari_spectral_seg.io import file_identity
+
+    path = sample(tmp_path / "movie.tif")
+    item = InputItem(path, "tif", tmp_path / "movie_labels.tif", identity=file_identity(path))
+    assert changed_since_planned(item) is None
+    os.utime(path, ns=(1, 1))
+    assert changed_since_planned(item) is None
+    sample(path, seed=1)  # same size, other bytes
+    assert changed_since_planned(item).startswith("it changed while the batch ran (other bytes")
