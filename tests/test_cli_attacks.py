@@ -242,3 +242,18 @@ def test_an_input_rewritten_while_the_batch_runs_is_not_written_from_two_version
     assert changed_since_planned(item) is None
     sample(path, seed=1)  # same size, other bytes
     assert changed_since_planned(item).startswith("it changed while the batch ran (other bytes")
+
+
+def test_an_object_npy_a_non_utf8_parameter_file_and_a_folder_as_parameters_are_named(tmp_path):
+    from napari_spectral_seg.io import InputError, ParameterFileError, load_parameters, read_image
+
+    objects = tmp_path / "objects.npy"
+    np.save(objects, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    with pytest.raises(InputError, match="holds Python objects, not numbers"):
+        read_image(objects)
+    latin = tmp_path / "p.json"
+    latin.write_bytes('{"sigma": 1.0, "note": "\xe9"}'.encode("latin-1"))
+    with pytest.raises(ParameterFileError, match="not UTF-8 text .* save it as UTF-8"):
+        load_parameters(latin)
+    with pytest.raises(ParameterFileError, match="is a folder; pass a parameter file"):
+        load_parameters(tmp_path)

@@ -69,6 +69,14 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
             channel_axis = -1 if image.ndim == 3 else None
     except IsADirectoryError as exc:
         raise InputError(f"{path}: is a folder, not an image file; pass a file (batch takes folders).") from exc
+    except ValueError as exc:
+        if suffix == ".npy" and "allow_pickle" in str(exc):
+            # Loading Python objects would run code from the file: never done.
+            raise InputError(
+                f"{path}: holds Python objects, not numbers (an object array); save the image as a numeric "
+                "array, e.g. np.save(path, image.astype(np.float32))."
+            ) from exc
+        raise InputError(f"{path}: cannot read it as an image ({type(exc).__name__}: {first_line(exc)}).") from exc
     except Exception as exc:  # any reader failure is a bad file for the user
         raise InputError(f"{path}: cannot read it as an image ({type(exc).__name__}: {first_line(exc)}).") from exc
     image = np.asarray(image)

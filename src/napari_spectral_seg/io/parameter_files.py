@@ -75,6 +75,8 @@ def _parse_problem(exc: Exception) -> str:
     """What the parser said, in one line (no excerpt of the file)."""
     if isinstance(exc, json.JSONDecodeError):
         return f"not valid JSON: {exc.msg}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.start}); save it as UTF-8"
     problem = getattr(exc, "problem", None)
     if problem:
         return f"not valid YAML: {problem}"
@@ -131,6 +133,8 @@ def load_parameters(path: str | os.PathLike) -> dict:
         and column), is not an object, or has a key that is not a parameter.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ParameterFileError(f"{path}: is a folder; pass a parameter file (.json, .yaml or a labels .tif).")
     if not path.is_file():
         raise ParameterFileError(f"{path}: no such parameter file.")
     data = _read_object(path)
