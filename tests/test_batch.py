@@ -664,13 +664,17 @@ def test_an_input_whose_worker_is_killed_fails_with_one_line(tmp_path, capsys):
         code = main([*argv, "--scheduler", dying.scheduler_address, *FLAGS])
     # The scheduler's allowed failures, then one line: 9-22 s alone, 122 s once at a load of 17 on
     # 2 cores; the bound only tells an end from a hang.
-    assert code == 1 and time.monotonic() - started < 300
+    assert code != 0 and time.monotonic() - started < 300
     captured = capsys.readouterr()
-    assert captured.err.splitlines() == [
+    died = (
         f"failed: {tmp_path / 'killer.npy'}: the worker process segmenting it died every time it was tried "
         "(killed, e.g. out of memory); see the workers' logs, or try fewer --workers"
-    ]
-    assert "0 written, 0 skipped (already complete), 1 failed" in captured.out
+    )
+    if captured.err.splitlines() == [died]:
+        assert code == 1 and "0 written, 0 skipped (already complete), 1 failed" in captured.out
+    else:
+        # Under a heavy load the nanny may not restart the worker before the watch gives up: also one line.
+        assert len(captured.err.strip().splitlines()) == 1 and "has had no worker for" in captured.err, captured.err
 
 
 def run_cli(args, **kwargs):
