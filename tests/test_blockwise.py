@@ -353,3 +353,15 @@ def test_a_resume_state_of_earlier_versions_with_a_list_of_typical_sizes_is_read
     summary = segment_blockwise(source, output, block_size=64, client=client, sample_pixels=10**6, **AUTO)
     assert summary["parameters"]["object_size"] == size
     assert same_objects(read_labels(output), segment(blobs, **AUTO))
+
+
+def test_a_refused_scheduler_leaves_no_partial_store(tmp_path, blobs):
+    import socket
+
+    with socket.socket() as probe:  # a free port, closed again: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    source = write_zarr(tmp_path / "in.zarr", blobs)
+    with pytest.raises(Exception, match="--scheduler"):
+        segment_blockwise(source, tmp_path / "out.zarr", block_size=64, scheduler=f"tcp://127.0.0.1:{port}", **AUTO)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr"]

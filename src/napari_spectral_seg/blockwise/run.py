@@ -254,9 +254,10 @@ def segment_blockwise(
     blocks = block_grid(source.shape, block_size)
     partial = labels_partial(source, name) if into else output.with_name(f".{output.name}.partial")
     key = _state_key(source, params, block_size, overlap, sample_pixels)
-    scratch, state = _prepare(partial, key)
     with contextlib.ExitStack() as resources:
+        # The cluster first: a refused --scheduler leaves no partial store behind.
         client = _client(resources, client, scheduler, workers)
+        scratch, state = _prepare(partial, key)
         options = dict(
             block_size=block_size, overlap=overlap, sample_pixels=sample_pixels, progress=progress, cancel=cancel
         )
