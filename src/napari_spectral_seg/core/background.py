@@ -111,7 +111,7 @@ def _block_percentiles(intensity: np.ndarray, block: np.ndarray, counts: np.ndar
 
     A slab is one block thick along the first axis: its transposed copy is
     all the extra memory, instead of a padded and a transposed copy of the
-    whole image (measured 2 s of 10 at 8192^2).
+    whole image.
     """
     ndim = intensity.ndim
     coarse = np.empty(tuple(counts), dtype=np.float64)
@@ -171,8 +171,8 @@ def _interpolate_centres(coarse: np.ndarray, block: np.ndarray, intensity: np.nd
 
     Separable: every axis but the first is interpolated on the small array
     (``c0 x n1 x ...``), then the first one slab of rows at a time into the
-    output. A general interpolation with full-size coordinate arrays took
-    5 s at 8192^2, this 0.3 s. ``residual``: ``intensity`` minus the surface.
+    output, with no full-size coordinate arrays (a general interpolation
+    needs them). ``residual``: ``intensity`` minus the surface.
     """
     partial = _interpolate_other_axes(coarse, block, intensity.shape)
     low, high, frac = _linear_weights(intensity.shape[0], block[0], coarse.shape[0])

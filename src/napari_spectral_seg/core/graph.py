@@ -284,7 +284,7 @@ def _csr_from_blocks(blocks, n_nodes: int, dtype) -> sp.csr_array:
 
     The same matrix as COO -> CSR of the concatenated blocks (a stable
     counting sort by row), without the concatenated copies and the
-    conversion's passes over them (measured ~1 s at 8192^2). A row
+    conversion's passes over them. A row
     appears at most once in each block (a pixel has one neighbour per
     direction), so a block's entries go to their rows' next free slots at once.
     """

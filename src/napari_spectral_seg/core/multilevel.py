@@ -54,8 +54,7 @@ GUARD_VECTORS = 4
 # ask for smoothing only: it is cheap there and makes small graphs accurate.
 SMOOTH_MIN_NODES = 100_000
 # Share of the coarsening phase in the progress that
-# iter_multilevel_eigenvectors reports (0.11 of 0.45 s at 1600^2 before the
-# smoothing steps got faster; 0.31 of the solve's CPU time since).
+# iter_multilevel_eigenvectors reports (its share of the solve's CPU time, bench/progress.py).
 _COARSEN_SHARE = 0.3
 # The cost of one LOBPCG iteration, and of a smoothed level's set-up and
 # final Rayleigh-Ritz, in smoothing steps over the same nodes (measured at

@@ -300,8 +300,7 @@ def _accumulate_product(matrix: sp.csr_array, x: np.ndarray, out: np.ndarray) ->
     """``out += matrix @ x`` in place, for C-contiguous blocks of the matrix's dtype.
 
     scipy's own product allocates a new block for every step (at 8192^2 a
-    576 MB block, faulted in afresh each time: 5 smoothing steps took 4.6 s
-    against 1.7-2.9 s in place, ``bench``-style comparison in one process).
+    576 MB block, faulted in afresh each time).
     Its compiled kernel accumulates into its output; where that private
     routine is missing, the public product is added instead.
     """
