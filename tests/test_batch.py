@@ -771,3 +771,19 @@ def test_spacing_as_text_in_a_parameter_file_is_named_as_text():
     # issue 17 rerun: {"spacing": "1,1"} said "must be 3 positive numbers" (the text's length).
     with pytest.raises(ValueError, match=r"spacing='1,1' is text, but must be 2 positive numbers.*\[1.0, 1.0\]"):
         resolve_parameters({"spacing": "1,1"})
+
+
+def test_a_cluster_left_without_workers_names_the_fix_that_fits_whose_cluster_it_is():
+    from napari_spectral_seg.batch.cluster import WorkerWatch
+
+    with local_cluster(0) as empty, distributed.Client(empty) as client:
+        reasons = {}
+        for local in (True, False):
+            watch = WorkerWatch(client, 0.2, local=local)
+            deadline = time.monotonic() + 10
+            while (reason := watch.stalled()) is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            reasons[local] = reason
+    assert "has had no worker for 0 s" in reasons[True] and "try fewer --workers" in reasons[True]
+    assert "start workers again" not in reasons[True]  # our own cluster: the user cannot start its workers
+    assert "start workers again" in reasons[False]

@@ -257,3 +257,12 @@ def test_an_object_npy_a_non_utf8_parameter_file_and_a_folder_as_parameters_are_
         load_parameters(latin)
     with pytest.raises(ParameterFileError, match="is a folder; pass a parameter file"):
         load_parameters(tmp_path)
+
+
+def test_a_parameter_file_whose_metadata_key_is_not_an_object_says_what_it_should_hold(tmp_path):
+    from napari_spectral_seg.io import METADATA_KEY, ParameterFileError, load_parameters
+
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({METADATA_KEY: 5}))
+    with pytest.raises(ParameterFileError, match=f'"{METADATA_KEY}" holds 5; it holds the parameters as an object'):
+        load_parameters(path)

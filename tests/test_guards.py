@@ -193,7 +193,7 @@ def test_nan_outside_the_mask_is_accepted_and_inside_refused():
     holes[rows[0], cols[0]] = np.nan
     with pytest.raises(ValueError, match="1 NaN or infinite pixel.* inside the mask"):
         segment(holes, mask, n_clusters=4, random_state=0)
-    with pytest.raises(ValueError, match="leave them out with mask"):
+    with pytest.raises(ValueError, match="leave them out with a mask"):
         segment(holes, n_clusters=4, random_state=0)
 
 

@@ -155,9 +155,10 @@ def failure_reason(exc: BaseException) -> str:
 class WorkerWatch:
     """Counts the cluster's workers while no frame finishes; says when it has had none for too long."""
 
-    def __init__(self, client, limit: float):
+    def __init__(self, client, limit: float, local: bool = False):
         self.client = client
         self.limit = limit
+        self.local = local  # our own cluster: its nannies gave up, not the user's
         self.checked = 0.0
         self.none_since = None
 
@@ -177,7 +178,9 @@ class WorkerWatch:
         self.none_since = self.none_since or now
         if now - self.none_since < self.limit:
             return None
-        return (
-            f"the dask cluster has had no worker for {self.limit:.0f} s (killed, e.g. out of memory, and not "
-            "restarted); start workers again and re-run to resume"
+        fix = (
+            "check the free memory or try fewer --workers, then re-run the same command to resume"
+            if self.local
+            else "start workers again and re-run to resume"
         )
+        return f"the dask cluster has had no worker for {self.limit:.0f} s (killed, e.g. out of memory, and not restarted); {fix}"

@@ -229,7 +229,7 @@ class _Run:
             if item.status == "running" and len(item.infos) == item.n_frames:
                 self.complete(item)
         pending = as_completed(list(self.futures))
-        watch = cluster.WorkerWatch(client, cluster.NO_WORKERS_TIMEOUT[self.where])
+        watch = cluster.WorkerWatch(client, cluster.NO_WORKERS_TIMEOUT[self.where], local=self.where == "local")
         while not pending.is_empty():
             done = pending.next_batch(block=False)
             if not done:

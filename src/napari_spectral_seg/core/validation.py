@@ -133,7 +133,7 @@ def _fill_outside_mask(out: np.ndarray, spatial_shape: tuple, mask) -> None:
     if mask is None:
         raise ValueError(
             f"image has {n_bad} NaN or infinite pixel(s); replace them first, "
-            "e.g. np.nan_to_num(image), or leave them out with mask."
+            "e.g. np.nan_to_num(image), or leave them out with a mask (mask=, segment's --mask, a mask layer)."
         )
     inside = check_mask(mask, spatial_shape)
     n_inside = int(np.count_nonzero(bad & inside))

@@ -138,7 +138,12 @@ def load_parameters(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise ParameterFileError(f"{path}: no such parameter file.")
     data = _read_object(path)
-    if isinstance(data, dict) and isinstance(data.get(METADATA_KEY), dict):
+    if isinstance(data, dict) and METADATA_KEY in data:
+        if not isinstance(data[METADATA_KEY], dict):
+            raise ParameterFileError(
+                f'{path}: "{METADATA_KEY}" holds {data[METADATA_KEY]!r}; it holds the parameters as an object, '
+                f'e.g. {{"{METADATA_KEY}": {{"n_clusters": 4}}}}.'
+            )
         data = data[METADATA_KEY]
     if not isinstance(data, dict):
         raise ParameterFileError(f'{path}: expected an object of parameters, e.g. {{"n_clusters": 4}}.')
