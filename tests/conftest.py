@@ -81,3 +81,36 @@ def dock_big_circles(make_napari_viewer):
     widget.image.value = viewer.layers["big"]
     widget.mask.value = viewer.layers["big mask"]
     return viewer, widget
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One in-process dask worker of two threads, shared by a blockwise test module."""
+    from distributed import Client
+
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as dask_client:
+        yield dask_client
+
+
+def write_zarr(path, image, chunks=32):
+    """``image`` as a zarr array at ``path`` in square chunks; the path."""
+    import zarr
+
+    array = zarr.create_array(str(path), shape=image.shape, chunks=(chunks,) * image.ndim, dtype=image.dtype)
+    array[...] = image
+    return path
+
+
+def read_labels(output, name="spectral"):
+    """The full-resolution labels a blockwise run wrote into ``output``."""
+    import zarr
+
+    return np.asarray(zarr.open_group(str(output), mode="r")[f"labels/{name}/s0"])
+
+
+def same_objects(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal partitions up to the label numbers: each object of one is exactly one object of the other."""
+    if ((a > 0) != (b > 0)).any():
+        return False
+    pairs = np.unique(np.stack([a[a > 0], b[b > 0]]), axis=1)
+    return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))

@@ -15,36 +15,12 @@ pytest.importorskip("distributed")
 pytest.importorskip("ome_zarr")
 zarr = pytest.importorskip("zarr")
 
+from conftest import read_labels, same_objects, write_zarr  # noqa: E402
+
 from napari_spectral_seg import segment, touching_blobs  # noqa: E402
 from napari_spectral_seg.blockwise import BlockwiseError, SourceError, segment_blockwise  # noqa: E402
 
 AUTO = dict(threshold="otsu", n_clusters="auto", sigma="auto", min_size="auto", random_state=0)
-
-
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client
-
-    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
-        yield client
-
-
-def write_zarr(path, image, chunks=32):
-    array = zarr.create_array(str(path), shape=image.shape, chunks=(chunks,) * image.ndim, dtype=image.dtype)
-    array[...] = image
-    return path
-
-
-def read_labels(output, name="spectral"):
-    return np.asarray(zarr.open_group(str(output), mode="r")[f"labels/{name}/s0"])
-
-
-def same_objects(a: np.ndarray, b: np.ndarray) -> bool:
-    """Equal partitions up to the label numbers: each object of one is exactly one object of the other."""
-    if ((a > 0) != (b > 0)).any():
-        return False
-    pairs = np.unique(np.stack([a[a > 0], b[b > 0]]), axis=1)
-    return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,8 @@ pytest.importorskip("distributed")
 pytest.importorskip("ome_zarr")
 zarr = pytest.importorskip("zarr")
 
+from conftest import read_labels, same_objects, write_zarr  # noqa: E402
+
 from napari_spectral_seg import touching_blobs  # noqa: E402
 from napari_spectral_seg.blockwise import segment_blockwise  # noqa: E402
 from napari_spectral_seg.core.pipeline import iter_segment  # noqa: E402
@@ -16,31 +18,6 @@ from napari_spectral_seg.core.progress import run_to_end  # noqa: E402
 
 AUTO = dict(threshold="otsu", n_clusters="auto", sigma="auto", min_size="auto", random_state=0)
 DECIDED = ("polarity_used", "background_used", "background_range", "threshold_used", "sigma_used", "min_size_used")
-
-
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client
-
-    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
-        yield client
-
-
-def write_zarr(path, image, chunks=32):
-    array = zarr.create_array(str(path), shape=image.shape, chunks=(chunks,) * image.ndim, dtype=image.dtype)
-    array[...] = image
-    return path
-
-
-def read_labels(output):
-    return np.asarray(zarr.open_group(str(output), mode="r")["labels/spectral/s0"])
-
-
-def same_objects(a: np.ndarray, b: np.ndarray) -> bool:
-    if ((a > 0) != (b > 0)).any():
-        return False
-    pairs = np.unique(np.stack([a[a > 0], b[b > 0]]), axis=1)
-    return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
 
 
 def in_memory(image, **params):

@@ -9,18 +9,12 @@ pytest.importorskip("distributed")
 pytest.importorskip("ome_zarr")
 zarr = pytest.importorskip("zarr")
 
+from conftest import read_labels, same_objects  # noqa: E402
+
 from napari_spectral_seg import segment, touching_blobs  # noqa: E402
 from napari_spectral_seg.blockwise import segment_blockwise  # noqa: E402
 
 FIXED = dict(threshold=0.4, n_clusters="auto", min_size=20, random_state=0, polarity="bright", background="flat")
-
-
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client
-
-    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
-        yield client
 
 
 def write_ome(path, image):
@@ -34,17 +28,6 @@ def write_ome(path, image):
         storage_options={"chunks": (64, 64)},
     )
     return path
-
-
-def read_labels(output):
-    return np.asarray(zarr.open_group(str(output), mode="r")["labels/spectral/s0"])
-
-
-def same_objects(a: np.ndarray, b: np.ndarray) -> bool:
-    if ((a > 0) != (b > 0)).any():
-        return False
-    pairs = np.unique(np.stack([a[a > 0], b[b > 0]]), axis=1)
-    return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
 
 
 @pytest.fixture(scope="module")

@@ -15,18 +15,12 @@ pytest.importorskip("distributed")
 pytest.importorskip("ome_zarr")
 zarr = pytest.importorskip("zarr")
 
+from conftest import same_objects  # noqa: E402
+
 from napari_spectral_seg import segment, touching_blobs  # noqa: E402
 from napari_spectral_seg.blockwise import BlockwiseError, segment_blockwise  # noqa: E402
 
 PARAMS = dict(threshold="otsu", n_clusters="auto", random_state=0, min_size=5)
-
-
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client
-
-    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
-        yield client
 
 
 def write_ome_image(path, image, zarr_format=3):
@@ -151,10 +145,3 @@ def test_command_line_writes_into_the_input(tmp_path, blobs):
     assert "labels/cells: " in proc.stdout and labels_list(image_path) == ["cells"]
     again = subprocess.run(command + flags, capture_output=True, text=True, timeout=120, env=env)
     assert again.returncode == 2 and "--overwrite" in again.stderr and len(again.stderr.strip().splitlines()) == 1
-
-
-def same_objects(a: np.ndarray, b: np.ndarray) -> bool:
-    if ((a > 0) != (b > 0)).any():
-        return False
-    pairs = np.unique(np.stack([a[a > 0], b[b > 0]]), axis=1)
-    return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
