@@ -114,3 +114,11 @@ def same_objects(a: np.ndarray, b: np.ndarray) -> bool:
         return False
     pairs = np.unique(np.stack([a[a > 0], b[b > 0]]), axis=1)
     return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
+
+
+def wait_engine_working(widget, qtbot, timeout=60_000):
+    """Wait until the engine has taken the widget's run (the status line shows a step only every half second)."""
+    engine = widget._engine
+    qtbot.waitUntil(
+        lambda: widget.running and engine.state == "running" and engine.started_job_at is not None, timeout=timeout
+    )

@@ -6,7 +6,7 @@ import threading
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import run_and_wait
+from conftest import run_and_wait, wait_engine_working
 
 from napari_spectral_seg.data import four_circles
 
@@ -77,7 +77,7 @@ def test_cancel_leaves_the_engine_ready(dock, qtbot):
     run_and_wait(widget, qtbot)  # the engine is up and warm
     pid = widget._engine.pid
     widget.run.native.click()
-    qtbot.waitUntil(lambda: widget.status.value.startswith(("graph", "eigenvectors")), timeout=60_000)
+    wait_engine_working(widget, qtbot)
     widget.stop()
     qtbot.waitUntil(lambda: not widget.running, timeout=10_000)
     assert widget.status.value == "cancelled"

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import dock_big_circles
+from conftest import dock_big_circles, wait_engine_working
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import QTimer
 
@@ -32,7 +32,7 @@ def _messages():
 
 
 def _wait_engine_busy(widget, qtbot):
-    qtbot.waitUntil(lambda: widget.status.value.startswith(("graph", "eigenvectors")), timeout=60_000)
+    wait_engine_working(widget, qtbot)
 
 
 class GapMeter:

@@ -3,7 +3,7 @@ run's parameters follow undo and redo, frames of a stack likewise, and an undo d
 
 import numpy as np
 import pytest
-from conftest import dock_big_circles, run_and_wait
+from conftest import dock_big_circles, run_and_wait, wait_engine_working
 from qtpy.QtCore import Qt
 
 from napari_spectral_seg._widget import undo  # noqa
@@ -100,7 +100,7 @@ def test_an_undo_during_a_run_is_an_edit_the_run_keeps(slow, qtbot):
     result.paint((200, 200), 9)
     widget.eigen_solver.value = "arpack"
     widget.run.native.click()
-    qtbot.waitUntil(lambda: widget.status.value.startswith(("graph", "eigenvectors")), timeout=60_000)
+    wait_engine_working(widget, qtbot)
     viewer.layers.selection.active = result
     _press_undo(viewer, qtbot)  # the user undoes the stroke while the run is under way
     undone = np.array(result.data)

@@ -41,10 +41,19 @@ from ..core.drawn import DrawnShapes
 from ..core.params import SegmentationParams
 from ..core.pipeline import Progress, SegmentationResult
 from ..core.progress import SegmentationCancelled, relay
+from .clock import HEARTBEAT, REPORT_EVERY, Heartbeat, ProgressClock
 from .serve import EngineError, iter_frames_recorded, serve
 from .shared import LocalBlock, SharedArray, SharedBlock, new_block, remove_stale_blocks
 
-__all__ = ["HEARTBEAT", "EngineError", "EngineProcess", "iter_frames_recorded", "run_seconds", "segment_in_worker"]
+__all__ = [
+    "HEARTBEAT",
+    "REPORT_EVERY",
+    "EngineError",
+    "EngineProcess",
+    "iter_frames_recorded",
+    "run_seconds",
+    "segment_in_worker",
+]
 
 _USE_SUBPROCESS = os.name == "posix"
 
@@ -65,13 +74,33 @@ class EngineProcess:
         self._process = None
         self._conn = None
         self._busy = False  # a job was sent and its last reply not read
+        self._ready = False  # the child said it is ready (imports and warm-up done)
+        self._drain = None  # the thread that reads a cancelled job's last reply
+        # Held while the child is swapped: the GUI thread (close) and a drain thread (restart) may both do it.
+        self._lock = threading.RLock()
         self.started_job_at = None  # perf_counter() when the child took the last job
         remove_stale_blocks()  # those of a napari that was killed before it could free them
 
+    @property
+    def state(self) -> str:
+        """What the engine is doing: "stopped", "starting", "idle", "running" or "cancelling"."""
+        if not self.running:
+            return "stopped"
+        if self._drain is not None and self._drain.is_alive():
+            return "cancelling"
+        if self._busy:
+            return "running"
+        return "idle" if self._ready else "starting"
+
     def start(self) -> None:
         """Start the child if it is not running (returns at once; imports happen in the child)."""
-        if self.running:
-            return
+        with self._lock:
+            if self.running:
+                return
+            self._ready = False
+            self._spawn()
+
+    def _spawn(self) -> None:
         if _USE_SUBPROCESS:
             parent, child = socket.socketpair()
             self._process = subprocess.Popen(
@@ -183,32 +212,30 @@ class EngineProcess:
     ) -> Generator[Progress | str | None, None, Any]:
         """Run one job of ``kind`` ("segment", "frames", "split", "merge") in the child; see :meth:`steps`.
 
-        A set ``cancel`` interrupts the child (SIGINT: the job stops at the
-        next Python instruction and the child, imports and all, serves the
-        next job), as soon as the child has taken the job (a child still
-        starting finishes its start-up first). If the child does not answer
-        within :data:`CANCEL_GRACE` seconds (stuck in one long native call),
-        it is stopped and a fresh one started at once.
+        The job is sent once the child is ready (started, and done with a
+        cancelled job's last reply). A set ``cancel`` raises
+        :class:`SegmentationCancelled` within a heartbeat, whatever the child
+        is doing: a child still starting goes on starting, a job taken is
+        interrupted (SIGINT: it stops at the next Python instruction and the
+        child, imports and all, serves the next job) and its last reply is
+        read by a background thread (:meth:`_drain_after_cancel`), which
+        replaces a child that does not answer within :data:`CANCEL_GRACE`
+        seconds (stuck in one long native call, or frozen).
         """
         if self._busy:  # an abandoned job not closed yet: its replies must not reach this one
             self.restart()
-        self.start()
+        yield from self._until_ready(cancel, heartbeat)
         conn, process = self._conn, self._process
-        finished, interrupted_at = False, None
+        finished = False
         self.started_job_at = None
         self._busy = True
         try:
             conn.send((kind, image, mask, params, options or {}))
             while True:
-                # Once the child has taken the job: a signal before would meet its start-up.
-                if cancel is not None and cancel.is_set() and interrupted_at is None and self.started_job_at:
-                    interrupted_at = time.monotonic()
-                    self._interrupt(process)
-                if interrupted_at is not None and time.monotonic() - interrupted_at > CANCEL_GRACE:
-                    finished = True
-                    if self._process is process:  # not already stopped (the widget closing)
-                        self.restart()
-                    raise SegmentationCancelled("cancelled (the engine was restarted)")
+                if cancel is not None and cancel.is_set():
+                    finished = True  # the drain thread owns the job's replies now
+                    self._drain_after_cancel(process, conn, interrupted=self.started_job_at is not None)
+                    raise SegmentationCancelled("cancelled")
                 if not conn.poll(heartbeat):
                     yield None
                     continue
@@ -240,6 +267,72 @@ class EngineProcess:
             if not finished and self._process is process:
                 self.terminate()
 
+    def _until_ready(self, cancel: threading.Event | None, heartbeat: float) -> Generator[None, None, None]:
+        """Wait (yielding heartbeats) until a cancelled job's reply is read and the child said it is ready.
+
+        A set ``cancel`` stops the wait at once and leaves the engine as it
+        is: still starting, it will be ready for the next job.
+        """
+
+        def cancelled():
+            if cancel is not None and cancel.is_set():
+                raise SegmentationCancelled("cancelled before the engine was ready")
+
+        while (drain := self._drain) is not None and drain.is_alive():
+            cancelled()
+            drain.join(heartbeat)
+            yield None
+        self.start()
+        conn, process = self._conn, self._process
+        while not self._ready:
+            cancelled()
+            try:
+                if not conn.poll(heartbeat):
+                    yield None
+                    continue
+                kind, _ = conn.recv()
+            except (EOFError, OSError):
+                raise EngineError(
+                    f"the segmentation process stopped unexpectedly while starting (exit code {self._exit_code(process)})."
+                ) from None
+            if kind == "ready":
+                self._ready = True
+
+    def _drain_after_cancel(self, process, conn, *, interrupted: bool) -> threading.Thread:
+        """Read a cancelled job's replies in the background, until its last one; the caller returns at once.
+
+        A job sent but not yet taken is interrupted when the child takes it
+        (a signal before would be lost). A child that gives no last reply
+        within :data:`CANCEL_GRACE` seconds of the interrupt is stopped and
+        a fresh one started, here, so the next Run finds it starting or ready.
+        """
+        self._busy = False
+        if interrupted:
+            self._interrupt(process)
+
+        def drain():
+            nonlocal interrupted
+            deadline = time.monotonic() + CANCEL_GRACE
+            while time.monotonic() < deadline:
+                try:
+                    if not conn.poll(0.05):
+                        continue
+                    kind, _ = conn.recv()
+                except (EOFError, OSError, ValueError):  # the child died, or the engine was closed
+                    break
+                if kind == "started" and not interrupted:
+                    self._interrupt(process)
+                    interrupted, deadline = True, time.monotonic() + CANCEL_GRACE
+                elif kind in ("result", "cancelled", "error"):
+                    return  # the warm child is free again
+            with self._lock:
+                if self._process is process:  # not closed or replaced meanwhile
+                    self.restart()
+
+        self._drain = threading.Thread(target=drain, name="spectral-seg-engine-drain", daemon=True)
+        self._drain.start()
+        return self._drain
+
     def _interrupt(self, process) -> None:
         """Ask the child to drop its job (it stays up); on Windows, stop it."""
         if _USE_SUBPROCESS and process is not None and process.poll() is None:
@@ -255,18 +348,20 @@ class EngineProcess:
         (a frozen child: stopped, or stuck in native code), so a caller on
         the GUI thread never blocks.
         """
-        process, self._process = self._process, None
-        self._busy = False
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._lock:
+            process, self._process = self._process, None
+            self._busy = self._ready = False
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
         if process is not None:
             _stop_in_background(process, polite=False)
 
     def restart(self) -> None:
         """Stop the child and start a fresh one at once (it warms up while the user looks)."""
-        self.terminate()
-        self.start()
+        with self._lock:
+            self.terminate()
+            self.start()
 
     def close(self) -> None:
         """Ask the child to exit (used when the widget goes away); never waits.
@@ -274,8 +369,9 @@ class EngineProcess:
         The child is asked to quit, and stopped or killed by a background
         thread if it has not exited within :data:`KILL_AFTER` seconds.
         """
-        process, conn = self._process, self._conn
-        self._process, self._conn, self._busy = None, None, False
+        with self._lock:
+            process, conn = self._process, self._conn
+            self._process, self._conn, self._busy, self._ready = None, None, False, False
         if process is None:
             return
         try:
@@ -316,74 +412,6 @@ def _stop_in_background(process, *, polite: bool) -> threading.Thread:
     thread = threading.Thread(target=stop, name="spectral-seg-engine-stop", daemon=True)
     thread.start()
     return thread
-
-
-class Heartbeat:
-    """What :func:`segment_in_worker` yields while the engine has nothing to say."""
-
-    def __repr__(self) -> str:
-        return "HEARTBEAT"
-
-
-# napari's generator worker checks for Cancel between items: the relay yields
-# this (the engine's ``None``) so that a long step can still be cancelled.
-HEARTBEAT = Heartbeat()
-
-
-# A step that reports nothing for this long is reported again, with its time so far.
-REPORT_EVERY = 1.0  # seconds
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
-
-
-class ProgressClock:
-    """Time so far and an estimate of the time left, added to the engine's progress.
-
-    The estimate assumes the rest goes at the pace so far: ``elapsed *
-    (1 - fraction) / fraction``. While a long step says nothing (one big
-    piece in auto mode, one solver call), :meth:`heartbeat` repeats its last
-    update at least every :data:`REPORT_EVERY` seconds with the time grown,
-    so the estimate grows too instead of the bar looking stuck.
-    """
-
-    def __init__(self, waiting: Progress | None = None) -> None:
-        self.started = None  # the first update: the time so far counts from here
-        self.waited = time.perf_counter()
-        self.last = waiting  # before the first update: what is being waited for
-        self.reported = self.waited
-
-    def update(self, update: Progress) -> Progress:
-        now = time.perf_counter()
-        self.taken(now)
-        self.last, self.reported = update, now
-        return self._timed(update, now)
-
-    def taken(self, at: float) -> None:
-        """The engine took the job at ``at`` (perf_counter): the wait is over, the run's time starts."""
-        if self.started is None:
-            self.started = at
-            self.last = Progress("mask", 0.0, "preparing the image")
-
-    def heartbeat(self):
-        """The last update again, timed, if it is due; else :data:`HEARTBEAT`."""
-        now = time.perf_counter()
-        if self.last is None or now - self.reported < REPORT_EVERY:
-            return HEARTBEAT
-        self.reported = now
-        return self._timed(self.last, now)
-
-    def _timed(self, update: Progress, now: float) -> Progress:
-        if self.started is None:  # still waiting (for the engine to start)
-            return Progress(update.step, update.fraction, f"{update.message} ({_duration(now - self.waited)})")
-        elapsed = now - self.started
-        if elapsed < REPORT_EVERY:  # too early to say anything useful
-            return update
-        text = f"{_duration(elapsed)} so far"
-        if update.fraction >= 0.02:
-            text += f", about {_duration(elapsed * (1 - update.fraction) / update.fraction)} left"
-        return Progress(update.step, update.fraction, f"{update.message} ({text})")
 
 
 def run_seconds(seconds: dict) -> float:

@@ -244,6 +244,7 @@ def serve(conn) -> None:
     if os.name == "posix":
         signal.signal(signal.SIGINT, interrupts)
     warm_up()
+    conn.send(("ready", None))  # the widget sends no job before this: a Cancel meanwhile has nothing to stop
     while True:
         try:
             message = conn.recv()

@@ -51,6 +51,7 @@ from .levels import LevelFields
 from .measurements import MeasurementsPanel
 from .messages import for_widget, headline
 from .progress_bar import DockProgress
+from .run_status import ThrottledProgress
 from .shared import close_all_blocks
 
 if TYPE_CHECKING:
@@ -97,8 +98,6 @@ class SpectralSegmentationWidget(Container):
         super().__init__(labels=True)
         self._viewer = napari_viewer
         self._worker = None
-        self._progress = None
-        self._progress_n = 0
         self._bar = DockProgress()
         self._job = None  # what the running worker was started with
         self._cancel_requested = False  # Cancel was asked for this run: its result, if it comes, is dropped
@@ -119,6 +118,8 @@ class SpectralSegmentationWidget(Container):
         self._clicks = ClickEditor(
             napari_viewer.layers, lambda: self.seeds.value, self._show_status, engine=self._engine, run_busy=self._busy
         )
+        # The run's progress, at most one repaint every half second (each costs ~200 ms under Xvfb).
+        self._progress = ThrottledProgress(self._bar, self._show_status)
         self._connect()
         self.reset_choices()
         self._follow_active_layer()
@@ -402,8 +403,7 @@ class SpectralSegmentationWidget(Container):
         self._cancel = threading.Event()
         # The result layer this run lands on: edits made to it meanwhile are never overwritten.
         self._watch = EditWatch(result_layer(self._viewer.layers, job.layer))
-        self._progress = self._bar.start(100, "Spectral segmentation")
-        self._progress_n = 0
+        self._progress.start("Spectral segmentation")
         worker = create_worker(
             segment_in_worker,
             self._engine,
@@ -425,7 +425,9 @@ class SpectralSegmentationWidget(Container):
         self._worker = worker
         self.run.enabled = False
         self.cancel.enabled = True
-        self.status.value = "running..."
+        # A Run while the engine starts (or drops a cancelled job) waits for it: the status says so.
+        ready = self._engine.state == "idle"
+        self.status.value = "running..." if ready else "queued: waiting for the engine to start..."
         worker.start()
 
     def stop(self, _=None) -> None:
@@ -433,6 +435,7 @@ class SpectralSegmentationWidget(Container):
         self._blockwise.stop()
         if self._worker is not None:
             self._cancel_requested = True
+            self._progress.drop()
             self.status.value = "cancelling..."
             # The worker stops reading, the engine drops its job and stays ready for the next Run.
             self._cancel.set()
@@ -457,6 +460,7 @@ class SpectralSegmentationWidget(Container):
             return
         show_info(message)
         if self.running:
+            self._progress.drop()
             self.status.value = "cancelling..."
 
     def wait(self, timeout: float = 60.0) -> None:
@@ -472,22 +476,17 @@ class SpectralSegmentationWidget(Container):
 
     # ------------------------------------------------------------ worker callbacks (main thread)
     def _on_progress(self, update):
-        bar = self._progress
-        if self._closed or bar is None or update is HEARTBEAT:
+        if self._closed or update is HEARTBEAT:
             return
         if isinstance(update, str):  # a warning from the pipeline
             self._notify(show_warning, update)
             return
-        self.status.value = f"{update.step}: {update.message}"
-        bar.set_description(f"Spectral segmentation: {update.step}")
-        target = int(round(update.fraction * 100))
-        if target > self._progress_n:
-            bar.update(target - self._progress_n)
-            self._progress_n = target
+        self._progress.push(update)
 
     def _on_result(self, result: SegmentationResult):
         if self._closed:
             return
+        self._progress.drop()  # the result's status line replaces any progress still waiting
         job = self._job
         if self._cancel_requested:
             # The result was on its way when Cancel (or the removal of its image) stopped the run:
@@ -523,6 +522,7 @@ class SpectralSegmentationWidget(Container):
     def _on_error(self, exc):
         if self._closed:
             return
+        self._progress.drop()
         if isinstance(exc, SegmentationCancelled) or self._cancel_requested:
             # The status line says so; a notification too would cost the GUI thread a
             # repaint per frame of its slide-in (360 ms at 1024 px under Xvfb, bench/ui_latency.py).
@@ -546,9 +546,7 @@ class SpectralSegmentationWidget(Container):
         self.status.value = "cancelled"
 
     def _on_finished(self):
-        if self._progress is not None and not self._closed:  # a closed dock's bar is deleted with it
-            self._progress.close()
-        self._progress = None
+        self._progress.finish(hide_bar=not self._closed)  # a closed dock's bar is deleted with it
         self._worker = None
         self._job = None
         self._watch.close()
@@ -566,6 +564,7 @@ class SpectralSegmentationWidget(Container):
         # The viewer (or the dock) closed: stop the worker and the engine;
         # callbacks of a worker that still finishes find _closed and do nothing.
         self._closed = True
+        self._progress.finish(hide_bar=False)  # no update waits to be shown on a deleted label
         self._points_notice.set_mode("off")  # the viewer's callback goes with the widget
         self._cancel.set()
         self._blockwise.close()
