@@ -26,7 +26,15 @@ viewer:
   layer with ``data_setitem`` (the split's plugin share is its stall minus this);
 * ``napari_repaint``: napari's own cost of one window repaint (its status bar
   text changed), what any visible change costs, a status line's included: the
-  plugin share of ``run_dask_<dask>`` and ``cancel`` is their stall minus this.
+  plugin share of ``run_dask_<dask>``, ``cancel`` and ``progress_auto`` is their stall minus this;
+* ``progress_auto``: an auto-mode run (``n_clusters='auto'``) on ``--blobs``²
+  touching blobs (about 10 s), measured while its progress arrives, up to the
+  result (its arrival is ``run_<size>``'s case): the worst stall and how many
+  times the status line changed (``status_changes``);
+* ``next_run_after_cancel``: that run again, cancelled once the engine has
+  taken it, then Run: the seconds from Cancel until the widget is idle
+  (``cancel_s``) and from the new Run until the engine has taken its job
+  (``seconds``), and whether it is the same engine process (``engine_kept``).
 
 Every case is measured ``--repeat`` times (3) in the same viewer; the
 median round's figures are reported per case, with each round's worst
@@ -245,13 +253,74 @@ def napari_setitem(meter, layer, unedited) -> dict:
     return row
 
 
+def _blobs_auto(viewer, widget, side: int) -> None:
+    from napari_spectral_seg.data import touching_blobs
+
+    image, _ = touching_blobs((side, side), n_objects=int(300 * (side / 1024) ** 2), seed=0)
+    pick(viewer, widget, image, None, f"blobs {side}")
+    widget.auto_threshold.value = True
+    widget.auto_segments.value = True
+    settle(20)
+
+
+def progress_auto(meter, viewer, widget, side: int) -> list[dict]:
+    """An auto run's progress arriving (until its result), then Cancel and the next Run's wait for the engine."""
+    _blobs_auto(viewer, widget, side)
+    row = meter.measure(widget.start, lambda: not widget.running, "progress_auto")
+    statuses = meter.statuses
+    # Up to the tick before the result's status ("N segments in ..."): the result arriving is another case.
+    end = next((i for i, text in enumerate(statuses) if text.split(" ", 1)[0].isdigit()), len(statuses))
+    gaps = np.diff(meter.ticks[: max(end, 2)]) * 1000
+    busy = np.diff(meter.cpu[: max(end, 2)]) * 1000
+    changes = sum(a != b for a, b in zip(statuses[:end], statuses[1:end]))
+    row.update(
+        max_stall_ms=round(float(gaps.max()), 1),
+        max_busy_ms=round(float(busy.max()), 1),
+        stalls_over_100ms=int(np.sum(gaps > 100)),
+        status_changes=int(changes),
+        worst_at=None,
+    )
+    return [row, next_run_after_cancel(meter, widget)]
+
+
+def next_run_after_cancel(meter, widget) -> dict:
+    """Run, Cancel once the engine has the job, Run again: how long until the engine has the new job."""
+    engine = widget._engine
+
+    def taken():
+        return (engine.started_job_at is not None and widget.running and getattr(engine, "_busy", True)) or (
+            not widget.running
+        )
+
+    engine.started_job_at = None
+    widget.start()
+    while not taken():
+        QApplication.processEvents()
+        time.sleep(0.002)
+    pid = engine.pid
+    cancelled = time.perf_counter()
+    widget.stop()
+    while widget.running:
+        QApplication.processEvents()
+        time.sleep(0.002)
+    cancel_s = time.perf_counter() - cancelled
+    engine.started_job_at = None
+    row = meter.measure(widget.start, taken, "next_run_after_cancel")
+    row.update(cancel_s=round(cancel_s, 3), engine_kept=engine.pid == pid)
+    widget.stop()
+    while widget.running:
+        QApplication.processEvents()
+        time.sleep(0.002)
+    return row
+
+
 def napari_repaint(meter, viewer) -> dict:
     """napari's own cost of one window repaint: its status bar shows a new text."""
     text = f"napari status at {time.perf_counter():.3f}"
     return meter.measure(lambda: setattr(viewer, "status", text), lambda: True, "napari_repaint")
 
 
-def one_round(meter, viewer, widget, size: int, big: int, dask_size: int) -> list[dict]:
+def one_round(meter, viewer, widget, size: int, big: int, dask_size: int, blobs: int = 1448) -> list[dict]:
     """Every case once, in one viewer."""
     layers = [layer.name for layer in viewer.layers]
     for name in layers:
@@ -263,11 +332,15 @@ def one_round(meter, viewer, widget, size: int, big: int, dask_size: int) -> lis
     rows += click_split(meter, viewer, widget, "circles spectral")
     rows += result_cases(meter, viewer, widget, big)
     rows += dask_and_cancel(meter, viewer, widget, dask_size)
+    if blobs:
+        rows += progress_auto(meter, viewer, widget, blobs)
     rows.append(napari_repaint(meter, viewer))
     return rows
 
 
-def measure(size: int, solver: str = "auto", big: int = 4096, dask_size: int = 8192, repeat: int = 3) -> dict:
+def measure(
+    size: int, solver: str = "auto", big: int = 4096, dask_size: int = 8192, repeat: int = 3, blobs: int = 1448
+) -> dict:
     """Every case ``repeat`` times (the first round also pays the engine's start-up); medians per case."""
     viewer = napari.Viewer(show=True)
     _, widget = viewer.window.add_plugin_dock_widget("napari-spectral-seg", "Spectral segmentation")
@@ -276,10 +349,10 @@ def measure(size: int, solver: str = "auto", big: int = 4096, dask_size: int = 8
     rounds = []
     try:
         for _ in range(repeat):
-            rounds.append(one_round(meter, viewer, widget, size, big, dask_size))
+            rounds.append(one_round(meter, viewer, widget, size, big, dask_size, blobs))
     finally:
         viewer.close()
-    return summarise(median_rows(rounds), size=size, solver=solver, big=big, dask=dask_size, repeat=repeat)
+    return summarise(median_rows(rounds), size=size, solver=solver, big=big, dask=dask_size, blobs=blobs, repeat=repeat)
 
 
 def median_rows(rounds: list[list[dict]]) -> list[dict]:
@@ -332,7 +405,7 @@ def _napari_counterpart(case: str) -> str | None:
     """
     if case == "click_split":
         return "napari_setitem"
-    if case == "cancel" or case.startswith("run_dask_"):
+    if case in ("cancel", "progress_auto", "next_run_after_cancel") or case.startswith("run_dask_"):
         return "napari_repaint"
     kind, _, side = case.rpartition("_")
     if kind not in ("run", "result", "rerun") or not side.isdigit():
@@ -345,12 +418,15 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=1024, help="four circles run to the end, and the click-split")
     parser.add_argument("--big", type=int, default=4096, help="side of the large result that arrives")
     parser.add_argument("--dask", type=int, default=8192, help="side of the dask layer (a multiple of 8)")
+    parser.add_argument("--blobs", type=int, default=1448, help="side of the auto run's touching blobs (0: skip)")
     parser.add_argument("--solver", default="auto")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of every case (medians reported)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ui_latency.json")
     args = parser.parse_args(argv)
     try:
-        result = measure(args.size, args.solver, big=args.big, dask_size=args.dask, repeat=args.repeat)
+        result = measure(
+            args.size, args.solver, big=args.big, dask_size=args.dask, repeat=args.repeat, blobs=args.blobs
+        )
         failures = []
     except Exception as exc:  # reported, and the run fails
         traceback.print_exc()

@@ -69,10 +69,10 @@ class ThrottledProgress:
         return self._active
 
     def start(self, description: str) -> None:
-        """A run starts: the bar at 0, the next update shown at once."""
+        """A run starts: the bar at 0 (a visible change: the first update waits its interval too)."""
         self.drop()
         self._bar.start(100, description)
-        self._percent, self._shown_at, self.shown, self._active = 0, None, 0, True
+        self._percent, self._shown_at, self.shown, self._active = 0, time.monotonic(), 0, True
 
     def push(self, update: Progress) -> None:
         """Show ``update`` now if the last change is :data:`INTERVAL` old, else when it is (the latest wins)."""
