@@ -249,6 +249,23 @@ def test_too_many_segments_are_refused_in_the_fields_words(viewer_and_widget, qt
     assert "use at most" in widget.status.tooltip
 
 
+@pytest.mark.parametrize("mask", [False, True])
+def test_a_nan_image_notification_says_what_to_do_in_the_widgets_words(dock, qtbot, mask):
+    # issue 17 rerun: the notification was "image has 100 NaN or infinite pixel(s)": the fix
+    # (in numpy's and the keywords' words: "np.nan_to_num(image)", "mask=") was dropped.
+    image = four_circles(size=100, seed=0)[0].copy()
+    image[40:50, 40:50] = np.nan  # inside the circles' mask too
+    viewer, widget = dock(image, name="nan")
+    if mask:
+        widget.mask.value = viewer.add_labels(four_circles(size=100, seed=0)[1].astype(np.uint8))
+    widget.run.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    shown = _messages()[-1]
+    assert shown.startswith("Spectral segmentation: image has 100 NaN or infinite pixel(s)")
+    assert "'mask' layer" in shown and len(shown) < 140
+    assert not any(word in shown for word in ("np.", "mask=", "--mask", "…"))
+
+
 def test_a_result_arriving_after_cancel_changes_no_layer(viewer_and_widget, qtbot):
     viewer, widget = viewer_and_widget
     layer = viewer.layers["four circles"]

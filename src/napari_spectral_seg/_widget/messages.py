@@ -30,6 +30,16 @@ _PHRASES = (
     ("n_clusters='auto'", "'Auto: decide per object'"),
     ("draw or pass a mask", "draw a mask"),
     ("eigen_solver='multilevel'", "'eigen solver' multilevel"),
+    # NaN pixels: the library's fix names numpy and keywords; the widget's is a layer to pick.
+    (
+        "replace them first, e.g. np.nan_to_num(image), or leave them out with a mask "
+        "(mask=, segment's --mask, a mask layer)",
+        "replace them, or pick a 'mask' layer that leaves them out",
+    ),
+    (
+        "replace them first, e.g. np.nan_to_num(image), or leave them out of the mask",
+        "replace them, or leave them out of the 'mask' layer",
+    ),
     # The memory guard's refusal: the widget can also segment the image's file blockwise.
     ("of memory is available; ", "of memory is available; use 'Run blockwise' (Large images) on the image's file; "),
 )
@@ -83,7 +93,9 @@ def headline(message: str, limit: int = HEADLINE_LENGTH) -> str:
         return short
     if len(clauses[-1]) <= limit - _LEAST_PROBLEM:  # what to do fits: shorten what is wrong instead
         return f"{_cut(clauses[0], limit - len(clauses[-1]) - 2)}; {clauses[-1]}"
-    return _cut(clauses[0], limit)
+    # Neither fits: both shortened, what to do never dropped (the full text is in the tooltip).
+    problem = _cut(clauses[0], max(_LEAST_PROBLEM, limit // 2))
+    return f"{problem}; {_cut(clauses[-1], limit - len(problem) - 2)}"
 
 
 def _cut(text: str, limit: int) -> str:
