@@ -178,3 +178,25 @@ def test_screenshot_of_the_table(viewer_and_widget, qtbot):
     widget.measurements.select_row(0)
     qtbot.wait(300)
     viewer.screenshot(os.environ["SPECTRAL_SEG_SCREENSHOT"], canvas_only=False)
+
+
+def test_every_run_keeps_one_measurements_dock_and_the_window_its_width(viewer_and_widget, qtbot):
+    # issue 17 rerun: the plugin's viewer is napari's public proxy, so "docked already" was never
+    # seen: each result added a dock and widened the window by the table's width, until Mesa's
+    # canvas crashed (a segmentation fault in glDrawArrays after ~6 runs under Xvfb).
+    from qtpy.QtWidgets import QDockWidget
+
+    viewer, widget = viewer_and_widget
+    window = viewer.window._qt_window
+    panel = widget.measurements
+
+    def docks():
+        return [d for d in window.findChildren(QDockWidget) if d.windowTitle() == panel.DOCK_NAME]
+
+    run_and_wait(widget, qtbot)
+    qtbot.wait(100)
+    width = window.width()
+    for _ in range(3):
+        run_and_wait(widget, qtbot)
+    qtbot.wait(100)
+    assert len(docks()) == 1 and window.width() == width

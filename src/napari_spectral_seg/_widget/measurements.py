@@ -239,8 +239,12 @@ class MeasurementsPanel(QWidget):
 
     def _ensure_docked(self) -> None:
         window = getattr(self._viewer, "window", None)
-        if window is None or window.dock_widgets.get(self.DOCK_NAME) is self:
-            return  # no window (a headless viewer), or docked already
+        if window is None:
+            return  # a headless viewer
+        # The plugin's viewer is napari's public proxy: what it returns is a proxy of the panel too.
+        docked = window.dock_widgets.get(self.DOCK_NAME)
+        if getattr(docked, "__wrapped__", docked) is self:
+            return  # docked already: docking again added a dock (and widened the window) per result
         self._dock = window.add_dock_widget(self, name=self.DOCK_NAME, area="bottom")
         self.show()
 
