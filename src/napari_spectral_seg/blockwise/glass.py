@@ -115,14 +115,21 @@ def weighted(function, weight: int):
 
 
 class _Weighted:
-    """Picklable: the pass's counts (arrays of counts, or ``(below, distinct, counts)``) times the weight."""
+    """Picklable: the pass's counts (arrays of counts, or per window ``(below, distinct, counts)``) times the weight."""
 
     def __init__(self, function, weight: int):
         self.function, self.weight = function, int(weight)
 
     def __call__(self, *args):
-        result = self.function(*args)
-        if isinstance(result, tuple) and len(result) == 3:
-            below, distinct, counts = result
-            return below * self.weight, distinct, counts * self.weight
-        return np.asarray(result) * self.weight
+        return _times(self.function(*args), self.weight)
+
+
+def _times(result, weight: int):
+    """The counts of a pass's answer times ``weight`` (its values, if any, as they are)."""
+    if result is None:
+        return None
+    if isinstance(result, list):  # windows: (count below, distinct values, their counts)
+        return [(below * weight, distinct, counts * weight) for below, distinct, counts in result]
+    if isinstance(result, tuple):  # histograms of the two classes
+        return tuple(_times(part, weight) for part in result)
+    return np.asarray(result) * weight
