@@ -97,3 +97,28 @@ def test_an_empty_field_on_the_command_line_is_one_line_and_leaves_nothing(tmp_p
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "no objects" in lines[0], proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["in.zarr"]
+
+
+@pytest.mark.parametrize("kind", ["continuous", "ties", "constant blocks"])
+def test_split_medians_are_numpys_medians(tmp_path, client, kind):
+    from napari_spectral_seg.blockwise.grid import block_grid
+    from napari_spectral_seg.blockwise.passes import ImagePasses, split_medians
+    from napari_spectral_seg.blockwise.source import open_source
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(0.0, 1.0, (96, 80))
+    if kind == "ties":
+        image = np.round(image * 2.0)  # a handful of values, each many times
+    if kind == "constant blocks":
+        image[:48] = 0.0
+    source = open_source(write_zarr(tmp_path / "in.zarr", image.astype(np.float64), chunks=16), 0)
+    blocks = block_grid(source.shape, 32)
+    passes = ImagePasses(client, source, blocks, None, None)
+    cores = {b.key: image[tuple(slice(a, z) for a, z in b.core)] for b in blocks}
+    passes.note_ranges({key: (float(core.min()), float(core.max())) for key, core in cores.items()})
+    assert (kind == "constant blocks") == bool(passes.constant)
+    split = float(np.quantile(image, 0.7))
+    found = split_medians(passes, float(image.min()), split, float(image.max()), {"below", "above", "all"})
+    assert found["below"] == float(np.median(image[image <= split]))
+    assert found["above"] == float(np.median(image[image > split]))
+    assert found["all"] == float(np.median(image))
