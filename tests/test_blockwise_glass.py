@@ -80,11 +80,67 @@ def test_an_image_with_foreground_in_every_block_has_no_glass_and_the_same_label
     assert same_objects(read_labels(tmp_path / "out.zarr"), segment(image, **FIXED))
 
 
-def test_no_glass_search_where_the_threshold_or_the_correction_is_decided_from_the_image(tmp_path, client, blobs):
-    slide = np.zeros((256, 256), np.float32)
-    slide[48:208, 48:208] = blobs
+def test_no_glass_search_with_otsu_or_a_subtracted_background(tmp_path, client, blobs):
+    ramp = np.linspace(0.0, 0.6, 256, dtype=np.float32)[None, :] * np.ones((256, 1), np.float32)
+    slide = ramp.copy()
+    slide[48:208, 48:208] += blobs
     source = write_ome(tmp_path / "slide.zarr", slide)
-    for changed in (dict(threshold="otsu"), dict(polarity="auto"), dict(background="auto")):
+    for changed in (dict(threshold="otsu"), dict(background="auto")):
         output = tmp_path / f"out-{len(list(tmp_path.iterdir()))}.zarr"
         summary = segment_blockwise(source, output, block_size=64, client=client, **dict(FIXED, **changed))
         assert summary["decisions"]["glass"] is None, changed
+    assert summary["parameters"]["background_used"] == "subtracted"
+
+
+def test_dark_objects_on_glass_decided_auto_skip_glass_and_equal_segment(tmp_path, client, blobs):
+    # Brightfield-like: dark nuclei on bright glass (exactly 1.0); polarity "auto" finds them dark.
+    slide = np.ones((512, 512), np.float32)
+    slide[176:336, 176:336] = 1.0 - blobs
+    params = dict(FIXED, polarity="auto")
+    summary = segment_blockwise(
+        write_ome(tmp_path / "slide.zarr", slide),
+        tmp_path / "out.zarr",
+        block_size=64,
+        client=client,
+        sample_pixels=10**6,
+        **params,
+    )
+    assert summary["parameters"]["polarity_used"] == "dark"
+    assert summary["decisions"]["glass"]["blocks"] >= 30
+    expected = segment(slide, **params)
+    assert expected.max() > 10
+    assert same_objects(read_labels(tmp_path / "out.zarr"), expected)
+
+
+def test_with_otsu_blocks_of_one_value_are_not_read_again_and_the_labels_stay_the_same(
+    tmp_path, client, blobs, monkeypatch
+):
+    from napari_spectral_seg.blockwise import decide
+    from napari_spectral_seg.blockwise.passes import ConstantSource, ImagePasses
+
+    slide = np.zeros((384, 384), np.float32)
+    slide[112:272, 112:272] = blobs
+    source = write_ome(tmp_path / "slide.zarr", slide)
+    params = dict(FIXED, threshold="otsu", sigma="auto", min_size="auto")
+    log = tmp_path / "reads.txt"
+    original = decide.block_histogram
+
+    def recording(source, box, *args):
+        if not isinstance(source, ConstantSource):  # a read of the image, not a stand-in
+            with open(log, "a") as handle:
+                handle.write(f"{box}\n")
+        return original(source, box, *args)
+
+    monkeypatch.setattr(decide, "block_histogram", recording)
+    skipped = segment_blockwise(
+        source, tmp_path / "a.zarr", block_size=64, client=client, sample_pixels=10**6, **params
+    )
+    n_constant = skipped["decisions"]["constant_blocks"]
+    assert n_constant >= 10 and len(log.read_text().splitlines()) == 36 - n_constant
+    monkeypatch.setattr(ImagePasses, "note_ranges", lambda self, ranges: None)  # every block read in every pass
+    read = segment_blockwise(source, tmp_path / "b.zarr", block_size=64, client=client, sample_pixels=10**6, **params)
+    assert read["decisions"]["constant_blocks"] == 0
+    for key in ("threshold_used", "edge_background", "foreground_contrast", "object_size"):
+        assert skipped["parameters"].get(key) == read["parameters"].get(key), key
+    assert np.array_equal(read_labels(tmp_path / "a.zarr"), read_labels(tmp_path / "b.zarr"))
+    assert same_objects(read_labels(tmp_path / "a.zarr"), segment(slide, **params))

@@ -154,3 +154,99 @@ def test_run_blockwise_into_the_images_ome_zarr(make_napari_viewer, tmp_path, qt
     assert {str(f): f.read_bytes() for f in path.rglob("*") if f.is_file() and "labels" not in f.parts} == before
     data = labels.data[0] if labels.multiscale else labels.data
     assert np.asarray(data).max() > 10
+
+
+def _ome_zarr_in_napari(make_napari_viewer, tmp_path):
+    """A 192 x 192 blobs OME-Zarr of three levels opened by napari-ome-zarr, the widget docked."""
+    pytest.importorskip("napari_ome_zarr")
+    from ome_zarr.writer import write_image
+
+    image, _ = touching_blobs((192, 192), 45, seed=3)
+    path = tmp_path / "image.zarr"
+    write_image(
+        image.astype(np.float32),
+        zarr.open_group(str(path), mode="w"),
+        axes="yx",
+        scale_factors=(2, 4),
+        storage_options={"chunks": (BLOCK, BLOCK)},
+    )
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(path), plugin="napari-ome-zarr")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
+    widget.image.value = layer
+    widget.block_size.value = BLOCK
+    widget.workers.value = 1
+    return viewer, widget, layer, path
+
+
+def test_an_existing_output_is_replaced_only_when_asked_for_that_run(zarr_in_napari, tmp_path, qtbot):
+    viewer, widget, _, _ = zarr_in_napari
+    output = tmp_path / "taken.zarr"
+    output.mkdir()
+    (output / "keep.txt").write_text("the user's")
+    widget.blockwise_output.value = output
+    widget.run_blockwise.native.click()
+    assert not widget._blockwise.running and widget.status.value == "blockwise not started"
+    assert "exists: tick 'replace existing labels'" in widget.status.tooltip
+    assert (output / "keep.txt").exists()
+    widget.blockwise_overwrite.value = True
+    widget.run_blockwise.native.click()
+    assert widget._blockwise.running and "replacing" in widget.status.value
+    assert not widget.blockwise_overwrite.value  # asked again next time, never left ticked
+    qtbot.waitUntil(lambda: not widget._blockwise.running, timeout=240_000)
+    assert _blockwise_layer(viewer) is not None, widget.status.tooltip
+    assert not (output / "keep.txt").exists() and (output / "labels" / "spectral").is_dir()
+    widget.run_blockwise.native.click()  # the box cleared: the new output is not replaced either
+    assert not widget._blockwise.running and "exists" in widget.status.tooltip
+
+
+def test_into_the_image_an_existing_labels_name_is_asked_for_and_replaced(make_napari_viewer, tmp_path, qtbot):
+    from ome_zarr.writer import get_metadata, write_labels
+
+    viewer, widget, layer, path = _ome_zarr_in_napari(make_napari_viewer, tmp_path)
+    old = np.zeros((192, 192), np.int32)
+    old[:10, :10] = 7
+    write_labels(old, zarr.open_group(str(path), mode="r+"), name="nuclei", axes="yx")
+    before = {str(f): f.read_bytes() for f in path.rglob("*") if f.is_file() and "labels" not in f.parts}
+    widget.blockwise_into_image.value = True
+    widget.blockwise_labels_name.value = "nuclei"
+    widget.run_blockwise.native.click()
+    assert not widget._blockwise.running and "labels/nuclei exists" in widget.status.tooltip
+    assert "'labels name'" in widget.status.tooltip
+    widget.blockwise_overwrite.value = True
+    widget.run_blockwise.native.click()
+    qtbot.waitUntil(lambda: not widget._blockwise.running, timeout=240_000)
+    assert _blockwise_layer(viewer) is not None, widget.status.tooltip
+    replaced = np.asarray(zarr.open_group(str(path), mode="r")["labels/nuclei/s0"])
+    assert replaced.max() > 10  # the run's labels, not the 7s written before
+    assert get_metadata(zarr.open_group(str(path / "labels"), mode="r"))["labels"] == ["nuclei"]
+    assert {str(f): f.read_bytes() for f in path.rglob("*") if f.is_file() and "labels" not in f.parts} == before
+
+
+def test_a_chosen_level_of_an_ome_zarr_is_segmented_and_overlays_the_image(make_napari_viewer, tmp_path, qtbot):
+    viewer, widget, layer, _ = _ome_zarr_in_napari(make_napari_viewer, tmp_path)
+    assert len(widget.level.choices) == 3
+    widget.level.value = 1
+    widget.blockwise_output.value = tmp_path / "level1.zarr"
+    widget.run_blockwise.native.click()
+    qtbot.waitUntil(lambda: not widget._blockwise.running, timeout=240_000)
+    labels = _blockwise_layer(viewer)
+    assert labels is not None, widget.status.tooltip
+    data = labels.data[0] if labels.multiscale else labels.data
+    assert data.shape == (96, 96) and np.asarray(data).max() > 5
+    # At the level's pixel size: the labels cover the image.
+    np.testing.assert_allclose(np.asarray(labels.scale) * data.shape, np.asarray(layer.scale) * (192, 192))
+    assert labels.metadata["spectral_seg"]["level"] == 1
+    shot = tmp_path / "viewer.png"
+    viewer.screenshot(str(shot), canvas_only=False, flash=False)
+    assert shot.stat().st_size > 10_000
+
+
+def test_run_blockwise_with_the_visible_field_of_view_says_what_to_do(zarr_in_napari, tmp_path):
+    _, widget, _, _ = zarr_in_napari
+    widget.region.value = "visible field of view"
+    widget.blockwise_output.value = tmp_path / "fov.zarr"
+    widget.run_blockwise.native.click()
+    assert not widget._blockwise.running and widget.status.value == "blockwise not started"
+    assert "set 'region' to 'whole image'" in widget.status.tooltip
+    assert not (tmp_path / "fov.zarr").exists()

@@ -4,7 +4,9 @@ The run reads the image layer's own file or store (``layer.source.path``)
 on the cluster's worker processes, block by block, and writes an OME-Zarr
 labels image to the ``.zarr`` the user picks, or, for an image read from an
 OME-Zarr, into that store beside the image (see
-:func:`napari_spectral_seg.blockwise.segment_blockwise`). Everything slow
+:func:`napari_spectral_seg.blockwise.segment_blockwise`). An existing
+output (or ``labels/<name>``) is replaced only when "replace existing
+labels" is ticked for that run; otherwise the run is refused with what to do. Everything slow
 happens off the GUI thread: a ``napari.qt.threading`` worker starts the
 cluster and the run in a thread of its own and relays its per-block
 progress; the GUI thread only reads the layer's path and the fields, moves
@@ -153,6 +155,13 @@ class BlockwisePanel:
             value="spectral",
             tooltip="Name of the labels image: OUTPUT.zarr/labels/<name> (or IMAGE.zarr/labels/<name>).",
         )
+        self.overwrite = CheckBox(
+            name="blockwise_overwrite",
+            text="replace existing labels",
+            value=False,
+            tooltip="The output .zarr (or IMAGE.zarr/labels/<labels name>) exists: replace it at the end of the "
+            "run. Asked for each run: the box clears when a run starts.",
+        )
         self.block_size = SpinBox(
             name="block_size",
             label="block size",
@@ -176,7 +185,15 @@ class BlockwisePanel:
     @property
     def widgets(self) -> list:
         """The fields and the button, in the order they are shown."""
-        return [self.output, self.into_image, self.labels_name, self.block_size, self.workers, self.run]
+        return [
+            self.output,
+            self.into_image,
+            self.labels_name,
+            self.overwrite,
+            self.block_size,
+            self.workers,
+            self.run,
+        ]
 
     @property
     def running(self) -> bool:
@@ -195,14 +212,33 @@ class BlockwisePanel:
             raise ValueError("output .zarr: choose the store to write ('Select file' next to the field).")
         if not output.endswith(".zarr") and not self.into_image.value:
             raise ValueError(f"output .zarr {output}: name it *.zarr (an OME-Zarr store is written there).")
+        if self._owner.region.value != "whole image":
+            raise ValueError(
+                "Run blockwise segments the whole image at the chosen level, not the field of view: set 'region' "
+                "to 'whole image' (for the visible field of view, use Run: it reads only what the canvas shows)."
+            )
         level = int(self._owner.level.value or 0) if layer.multiscale else 0
+        name = str(self.labels_name.value or "").strip()
         options = dict(
             block_size=int(self.block_size.value),
             workers=int(self.workers.value),
             level=level,
-            name=str(self.labels_name.value or "").strip(),
+            name=name,
+            overwrite=self._replaces(Path(path) / "labels" / name if self.into_image.value else Path(output)),
         )
         return layer, path, output, options
+
+    def _replaces(self, target: Path) -> bool:
+        """Whether the run replaces ``target``; an existing one without 'replace existing labels' is refused."""
+        if not target.exists():
+            return False
+        if not self.overwrite.value:
+            other = "'labels name'" if self.into_image.value else "'output .zarr'"
+            raise ValueError(
+                f"{target} exists: tick 'replace existing labels' to replace it at the end of the run, "
+                f"or choose another {other}."
+            )
+        return True
 
     def start(self, _=None) -> None:
         """Start a blockwise run with the current fields (does nothing while one runs)."""
@@ -240,7 +276,12 @@ class BlockwisePanel:
         self._worker = worker
         self.run.enabled = False
         self._owner.cancel.enabled = True
-        self._status.value = "blockwise: starting..."
+        self.overwrite.value = False  # asked again for the next run: never replaced by a box left ticked
+        self._status.value = (
+            "blockwise: starting (replacing the existing labels at the end)..."
+            if options["overwrite"]
+            else "blockwise: starting..."
+        )
         worker.start()
 
     def stop(self) -> None:

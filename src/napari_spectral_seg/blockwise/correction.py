@@ -37,7 +37,8 @@ from ..core.adapt import unit_spacing
 from ..core.background import _BACKGROUND_VARIATION, _BLOCK_DIAMETERS
 from . import corrected
 from .corrected import BackgroundSurface, CorrectedSource
-from .whole import SAMPLE_BLOCKS, _gather, central_sample
+from .passes import gather
+from .whole import SAMPLE_BLOCKS, central_sample
 
 __all__ = ["corrected_source", "decide_correction", "view_stride"]
 
@@ -58,7 +59,7 @@ def view_stride(shape, pixels: int) -> int:
 
 def _view(client, source, blocks, stride):
     """The strided view (None without ``stride``) and the image's maximum, from one pass over the blocks."""
-    parts = _gather(client, corrected.raw_piece, [block.core for block in blocks], source, stride)
+    parts = gather(client, corrected.raw_piece, [block.core for block in blocks], source, stride)
     top = max(part[1] for part in parts)
     if stride is None:
         return None, top
@@ -80,7 +81,7 @@ def _cell_grid(client, source, cell, block_size, scratch: Path) -> BackgroundSur
     counts = [int(-(-n // c)) for n, c in zip(source.shape, cell)]
     per_task = [max(1, int(b) // int(c)) for b, c in zip(np.broadcast_to(block_size, (source.ndim,)), cell)]
     tasks = corrected.cell_boxes(counts, per_task)
-    values = _gather(client, corrected.cell_percentiles, tasks, source, tuple(int(c) for c in cell), source.shape)
+    values = gather(client, corrected.cell_percentiles, tasks, source, tuple(int(c) for c in cell), source.shape)
     grid = np.empty(counts)
     for cells, part in zip(tasks, values):
         grid[tuple(slice(c0, c1) for c0, c1 in cells)] = part

@@ -12,8 +12,10 @@ workers, block by block, and combined on the client from small summaries:
 - Otsu's threshold: from the histogram of the whole smoothed image, summed
   over blocks with the bins ``np.histogram`` uses in memory (a first pass
   finds the range), so it is the in-memory value;
-- the edges' background: the exact median, from a fine histogram of the
-  dark pixels and then the values of the one bin that holds it;
+- the edges' background and the medians of auto mode's field rule: exact
+  medians, from fine histograms of the pixels at or below the threshold
+  and above it, then the values of the bins that hold the median ranks
+  (:mod:`.passes`);
 - the typical object size: auto mode's typical size (the median piece, one
   number) on a central sample, cut into two tiles (when they stay large)
   measured in parallel and merged (:func:`merge_typical_sizes`).
@@ -36,24 +38,29 @@ from .grid import grow, smoothing_reach
 
 __all__ = [
     "OTSU_BINS",
-    "block_dark_histogram",
-    "block_dark_values",
+    "MEDIAN_BINS",
     "block_histogram",
     "block_range",
+    "block_split_histograms",
+    "block_window_values",
     "central_box",
-    "dark_median",
+    "median_ranks",
     "merge_typical_sizes",
+    "rank_window",
     "sample_scales",
     "sample_typical_size",
     "sigma_per_axis",
     "smoothed",
     "split_box",
+    "split_histograms",
+    "value_at_rank",
+    "window_values",
 ]
 
 # As core.mask.otsu_threshold.
 OTSU_BINS = 256
-# Bins of the dark pixels' histogram that locates their median.
-_MEDIAN_BINS = 4096
+# Bins of a class's histogram (the pixels at or below a split, or above it) that locates its median.
+MEDIAN_BINS = 4096
 
 
 def sigma_per_axis(sigma, spacing, ndim: int) -> np.ndarray:
@@ -97,54 +104,72 @@ def block_histogram(source, box, sigma, spacing, lo: float, hi: float) -> np.nda
     return np.histogram(values, bins=OTSU_BINS, range=(lo, hi))[0]
 
 
-def block_dark_histogram(source, box, sigma, spacing, lo: float, threshold: float) -> np.ndarray:
-    """Counts of the smoothed values at or below ``threshold`` in the fine bins of ``[lo, threshold]``."""
+def block_split_histograms(source, box, sigma, spacing, lo: float, split: float, hi: float | None = None):
+    """Fine histograms of the smoothed values of ``box``: at or below ``split``, and (``hi`` given) above it.
+
+    The first over the :data:`MEDIAN_BINS` bins of ``[lo, split]``, the
+    second over those of ``[split, hi]`` (None without ``hi``).
+    """
+    return split_histograms(smoothed(source, box, sigma, spacing), lo, split, hi)
+
+
+def split_histograms(values: np.ndarray, lo: float, split: float, hi: float | None = None):
+    """:func:`block_split_histograms` of given values."""
+    below = _fine_histogram(values[values <= split], lo, split)
+    above = None if hi is None else _fine_histogram(values[values > split], split, hi)
+    return below, above
+
+
+def _fine_histogram(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    if hi <= lo:  # one value at most: a single bin
+        return np.array([values.size])
+    return np.histogram(values, bins=MEDIAN_BINS, range=(lo, hi))[0]
+
+
+def block_window_values(source, box, sigma, spacing, split: float, windows) -> list:
+    """For each window ``(side, a, b)``: the class's values below ``a`` (a count) and within ``[a, b]``.
+
+    ``side`` "below" is the values at or below ``split``, "above" those
+    above it; within the window, the distinct values and their counts.
+    """
     values = smoothed(source, box, sigma, spacing)
-    dark = values[values <= threshold]
-    if threshold <= lo:
-        return np.array([dark.size])
-    return np.histogram(dark, bins=_MEDIAN_BINS, range=(lo, threshold))[0]
+    return window_values(values, split, windows)
 
 
-def block_dark_values(source, box, sigma, spacing, threshold: float, a: float, b: float):
-    """Dark values below ``a`` (a count) and within ``[a, b]`` (distinct values and their counts)."""
-    values = smoothed(source, box, sigma, spacing)
-    dark = values[values <= threshold]
-    below = int(np.count_nonzero(dark < a))
-    window = dark[(dark >= a) & (dark <= b)]
-    distinct, counts = np.unique(window, return_counts=True)
-    return below, distinct, counts
+def window_values(values: np.ndarray, split: float, windows) -> list:
+    """:func:`block_window_values` of given values."""
+    classes = {"below": values[values <= split], "above": values[values > split]}
+    parts = []
+    for side, a, b in windows:
+        chosen = classes[side]
+        window = chosen[(chosen >= a) & (chosen <= b)]
+        distinct, counts = np.unique(window, return_counts=True)
+        parts.append((int(np.count_nonzero(chosen < a)), distinct, counts))
+    return parts
 
 
-def dark_median(histogram: np.ndarray, lo: float, threshold: float):
-    """The median ranks' bin range ``(a, b)`` and the ranks, from the summed dark histogram."""
-    total = int(histogram.sum())
-    if total == 0:
-        return None
-    ranks = ((total - 1) // 2, total // 2)
+def median_ranks(n: int) -> tuple[int, int]:
+    """The two ranks (0-based, equal for odd ``n``) whose values' mean is the median of ``n`` values."""
+    return (n - 1) // 2, n // 2
+
+
+def rank_window(histogram: np.ndarray, lo: float, hi: float, rank: int) -> tuple[float, float]:
+    """The value range ``(a, b)`` holding the value of ``rank``, from the class's fine histogram over ``[lo, hi]``."""
     if len(histogram) == 1:
-        return (lo, threshold), ranks
-    edges = np.linspace(lo, threshold, len(histogram) + 1)
-    cumulative = np.cumsum(histogram)
-    first = int(np.searchsorted(cumulative, ranks[0], side="right"))
-    last = int(np.searchsorted(cumulative, ranks[1], side="right"))
+        return lo, hi
+    edges = np.linspace(lo, hi, len(histogram) + 1)
+    i = int(np.searchsorted(np.cumsum(histogram), rank, side="right"))
     # One bin of margin each side: np.histogram's edges and a comparison
     # with them may differ in the last bit.
-    a = float(edges[max(first - 1, 0)])
-    b = float(edges[min(last + 2, len(edges) - 1)])
-    return (a, b), ranks
+    return float(edges[max(i - 1, 0)]), float(edges[min(i + 2, len(edges) - 1)])
 
 
-def median_from_window(below: int, distinct: np.ndarray, counts: np.ndarray, ranks) -> float | None:
-    """The median of the dark values from the count below the window and the window's values."""
-    cumulative = below + np.cumsum(counts)
-    picked = []
-    for rank in ranks:
-        i = int(np.searchsorted(cumulative, rank, side="right"))
-        if rank < below or i >= len(distinct):
-            return None
-        picked.append(float(distinct[i]))
-    return float((picked[0] + picked[1]) / 2.0)
+def value_at_rank(below: int, distinct: np.ndarray, counts: np.ndarray, rank: int) -> float | None:
+    """The value of ``rank`` from the count below a window and the window's sorted values (None: not in it)."""
+    if rank < below:
+        return None
+    i = int(np.searchsorted(below + np.cumsum(counts), rank, side="right"))
+    return float(distinct[i]) if i < len(distinct) else None
 
 
 def central_box(shape, max_pixels: int) -> tuple:

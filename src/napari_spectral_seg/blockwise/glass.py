@@ -2,9 +2,9 @@
 
 A slide is mostly glass, and every whole-image pass (the range of the
 smoothed image, the edges' background) would read all of it at full
-resolution. With an OME-Zarr input, a fixed numeric threshold and nothing
-to correct (``polarity="bright"``, ``background="flat"``), a coarser level
-of the pyramid (the finest with at most :data:`MAX_COARSE_PIXELS` pixels,
+resolution. With an OME-Zarr input, a fixed numeric threshold and a flat
+background (given, or decided so; dark objects are read inverted, the coarse
+level too, with the image's maximum), a coarser level of the pyramid (the finest with at most :data:`MAX_COARSE_PIXELS` pixels,
 subsampled at most :data:`MAX_FACTOR` times per axis) is read once, on a
 worker. A block is *glass* when every coarse pixel over its core, grown by
 the smoothing's reach and one coarse pixel, lies below the *cut*: the
@@ -13,6 +13,13 @@ no foreground (it is not segmented, as before), and in the whole-image
 passes its coarse pixels stand in for its pixels, each counted as the
 ``f_0 x f_1 ...`` pixels it covers. An image with foreground in every block
 has no glass block, and its results are unchanged.
+
+Not with Otsu's threshold: the cut needs the threshold, and Otsu's is made
+of the histogram of every full-resolution pixel, whose bins are set by the
+exact range; coarse stand-ins would move both (unless the glass is exactly
+constant). There the range pass reads every block, and a block it finds of
+one value is not read again (:mod:`.passes`): exact, and on glass that is
+exactly 0 the same saving in every later pass.
 """
 
 from __future__ import annotations
@@ -41,17 +48,20 @@ class GlassPlan:
     boxes : dict
         Block key -> its core in coarse pixels (the coarse grid tiled without overlap).
     cut : float
+    level : int
+        The coarse level's index in the OME-Zarr.
     """
 
-    def __init__(self, coarse, factors, boxes: dict, cut: float):
+    def __init__(self, coarse, factors, boxes: dict, cut: float, level: int):
         self.coarse, self.factors, self.boxes, self.cut = coarse, tuple(factors), boxes, float(cut)
+        self.level = int(level)
 
     @property
     def weight(self) -> int:
         return int(np.prod(self.factors))
 
     def record(self) -> dict:
-        return dict(level=self.coarse.level, factors=list(self.factors), cut=self.cut, blocks=len(self.boxes))
+        return dict(level=self.level, factors=list(self.factors), cut=self.cut, blocks=len(self.boxes))
 
 
 def _coarse_level(source):
@@ -95,18 +105,36 @@ def glass_keys(coarse, cores: dict, factors, reach, threshold: float):
 
 
 def find_glass(client, source, blocks, params, reach) -> GlassPlan | None:
-    """The glass blocks of a run (None: no coarse level, or a run they cannot be skipped in)."""
-    if isinstance(params.threshold, str) or params.polarity != "bright" or params.background != "flat":
+    """The glass blocks of a run (None: no coarse level, or a run they cannot be skipped in).
+
+    ``source`` is what the blocks read: the image, or the image corrected
+    (dark objects inverted with the image's maximum, see :mod:`.corrected`),
+    the correction decided before this. The coarse level is read corrected
+    the same way; a subtracted background (a surface over full-resolution
+    pixels) and Otsu's threshold (needed for the cut, made of every pixel)
+    leave no glass.
+    """
+    from .corrected import CorrectedSource
+
+    if isinstance(params.threshold, str):
         return None
-    found = _coarse_level(source)
+    raw, top = source, None
+    if isinstance(source, CorrectedSource):
+        if source.surface is not None:
+            return None
+        raw, top = source.raw, source.top
+    found = _coarse_level(raw)
     if found is None:
         return None
     coarse, factors = found
+    level = coarse.level
+    if top is not None:
+        coarse = CorrectedSource(coarse, top)
     cores = {block.key: block.core for block in blocks}
     future = client.submit(glass_keys, coarse, cores, factors, [int(r) for r in reach], params.threshold, pure=False)
     keys, cut = client.gather(future)
     boxes = {key: _coarse_box(cores[key], factors, coarse.shape) for key in keys}
-    return GlassPlan(coarse, factors, {k: b for k, b in boxes.items() if all(b1 > b0 for b0, b1 in b)}, cut)
+    return GlassPlan(coarse, factors, {k: b for k, b in boxes.items() if all(b1 > b0 for b0, b1 in b)}, cut, level)
 
 
 def weighted(function, weight: int):
@@ -115,14 +143,21 @@ def weighted(function, weight: int):
 
 
 class _Weighted:
-    """Picklable: the pass's counts (arrays of counts, or ``(below, distinct, counts)``) times the weight."""
+    """Picklable: the pass's counts (arrays of counts, or per window ``(below, distinct, counts)``) times the weight."""
 
     def __init__(self, function, weight: int):
         self.function, self.weight = function, int(weight)
 
     def __call__(self, *args):
-        result = self.function(*args)
-        if isinstance(result, tuple) and len(result) == 3:
-            below, distinct, counts = result
-            return below * self.weight, distinct, counts * self.weight
-        return np.asarray(result) * self.weight
+        return _times(self.function(*args), self.weight)
+
+
+def _times(result, weight: int):
+    """The counts of a pass's answer times ``weight`` (its values, if any, as they are)."""
+    if result is None:
+        return None
+    if isinstance(result, list):  # windows: (count below, distinct values, their counts)
+        return [(below * weight, distinct, counts * weight) for below, distinct, counts in result]
+    if isinstance(result, tuple):  # histograms of the two classes
+        return tuple(_times(part, weight) for part in result)
+    return np.asarray(result) * weight

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.adapt import no_objects_error
 from ..core.params import SegmentationParams, check_random_state, check_spacing
+from ..core.result import EmptyMaskError
 from .block import BlockPlan, block_summary, read_record, record_path, segment_block
 from .cancel import CancellableClient, check_cancel, wait_or_cancel
 from .grid import block_grid
@@ -37,6 +39,8 @@ __all__ = ["BlockwiseError", "segment_blockwise"]
 _STATE = "state.json"
 # What the polarity and background decisions record with the labels, as in memory.
 CORRECTION_KEYS = ("polarity_used", "background_used", "background_range")
+# What auto mode's field rule records with the labels, as in memory.
+FIELD_RULE_KEYS = ("foreground_contrast", "threshold_rule")
 # A block's overlap may double, for a piece that needs it, up to this many
 # times the default overlap or this fraction of the block size, the larger.
 _MAX_OVERLAP_FACTOR = 4
@@ -238,6 +242,9 @@ def segment_blockwise(
     ------
     BlockwiseError, SourceError
         Parameters or paths that cannot work, a failed block.
+    EmptyMaskError
+        Auto mode found no objects (Otsu's threshold split noise and
+        nothing stands out of it), as ``segment()``; nothing is left behind.
     BlockwiseCancelled
         ``cancel`` was set.
     """
@@ -261,7 +268,11 @@ def segment_blockwise(
         options = dict(
             block_size=block_size, overlap=overlap, sample_pixels=sample_pixels, progress=progress, cancel=cancel
         )
-        summary = _run(client, source, params, blocks, scratch, state, key, options)
+        try:
+            summary = _run(client, source, params, blocks, scratch, state, key, options)
+        except EmptyMaskError:
+            shutil.rmtree(partial, ignore_errors=True)  # nothing to resume: the field is empty
+            raise
         target = dict(partial=partial, output=output, name=name, overwrite=overwrite, into=into)
         labels_path = _finish(client, source, params, blocks, scratch, summary, target)
     summary.update(output=str(output), labels=str(labels_path), seconds=time.perf_counter() - started)
@@ -320,6 +331,10 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
     done.update(_run_blocks(client, plan, todo, options["progress"], options["cancel"]))
     check_cancel(options["cancel"])
     n_labels = sum(s["count"] for s in done.values())
+    rule = decisions.field_rule or {}
+    if rule.get("threshold_rule") == "noise" and n_labels == 0:
+        # As in memory: the noise threshold left no piece of min_size pixels (the blocks kept every one).
+        raise no_objects_error(rule["contrast"])
     if params.n_clusters != "auto" and n_labels < params.n_clusters:
         raise BlockwiseError(
             f"n_clusters={params.n_clusters}: the mask has only {n_labels} connected piece(s), so in memory some "
@@ -344,6 +359,8 @@ def _recorded(params, decisions) -> dict:
     recorded.update(decisions.scales)
     correction = decisions.correction or {}
     recorded.update({key: correction[key] for key in CORRECTION_KEYS if key in correction})
+    rule = decisions.field_rule or {}
+    recorded.update({key: rule[key] for key in FIELD_RULE_KEYS if key in rule})
     recorded.update(
         sigma_used=decisions.sigma_used,
         min_size_used=decisions.min_size,

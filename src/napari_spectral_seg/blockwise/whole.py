@@ -14,10 +14,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..core.adapt import noise_threshold, smoothed_noise, split_contrast
 from ..core.mask import otsu_from_histogram
 from . import decide
-from .glass import find_glass, weighted
-from .grid import EDGE_REACH, grow, smoothing_reach
+from .glass import find_glass
+from .grid import EDGE_REACH, smoothing_reach
+from .passes import ImagePasses, gather, split_medians
 
 __all__ = ["Decisions", "decide_whole_image"]
 
@@ -59,6 +61,11 @@ class Decisions:
     correction: dict | None = None
     # Glass blocks (see .glass): the coarse level, its factors, the cut and how many.
     glass: dict | None = None
+    # Auto mode's empty/sparse-field rule (core.adapt.check_foreground): foreground_contrast,
+    # Otsu's threshold, and threshold_rule "noise" where it replaced it (None: the rule did not run).
+    field_rule: dict | None = None
+    # Blocks of one smoothed value, not read after the range pass (see .passes).
+    constant_blocks: int = 0
 
     def as_json(self) -> dict:
         values = asdict(self)
@@ -95,12 +102,6 @@ class _Clock:
         self.last = now
 
 
-def _gather(client, function, boxes, *args):
-    """``function(source, box, *args)`` for every box on the cluster, results in box order."""
-    futures = [client.submit(function, *args[:1], box, *args[1:], pure=False) for box in boxes]
-    return client.gather(futures)
-
-
 def _settings(client, source, params, spacing, block_size, sample_pixels):
     """sigma (checked), sigma_used, min_size, the measured scales and the sample box."""
     if params.sigma != "auto" and params.min_size != "auto":
@@ -120,57 +121,58 @@ def central_sample(source, block_size, sample_pixels) -> tuple:
     return decide.central_box(source.shape, sample_pixels)
 
 
-def _over_image(client, function, blocks, glass, source, *args, margin=0):
-    """``function`` over the image: the cores of the blocks read at full resolution, then the glass blocks' stand-ins.
+def _threshold(passes, params):
+    """The threshold (as given, or Otsu's), the range of the smoothed image, and each read block's range.
 
-    ``margin`` grows each core (for the range: the smallest and largest
-    values do not mind overlaps). A glass block's stand-in is its box of the
-    coarse level, unsmoothed, its counts weighted by the pixels each coarse
-    pixel covers (:mod:`.glass`).
+    A block's range is over its core grown by the edges' reach, where an
+    object's edge may grow into the core: a block with nothing above the
+    threshold there owns no piece. Glass blocks have none.
     """
-    read = [grow(b.core, margin, source.shape) for b in blocks if glass is None or b.key not in glass.boxes]
-    sigma, spacing, rest = args[0], args[1], args[2:]
-    results = _gather(client, function, read, source, sigma, spacing, *rest)
-    if glass is not None and glass.boxes:
-        stand_in = function if function is decide.block_range else weighted(function, glass.weight)
-        results += _gather(client, stand_in, list(glass.boxes.values()), glass.coarse, None, None, *rest)
-    return results
-
-
-def _threshold(client, source, blocks, params, sigma, spacing, glass=None):
-    """The threshold, the range of the smoothed image, and the largest value near each block's core (glass: -inf).
-
-    Near: within the edges' reach, where an object's edge may grow into the
-    core; a block with nothing above the threshold there owns no piece.
-    """
-    ranges = _over_image(client, decide.block_range, blocks, glass, source, sigma, spacing, margin=EDGE_REACH)
-    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
-    if isinstance(params.threshold, str):  # never with glass blocks (a fixed threshold finds them)
-        counts = _over_image(client, decide.block_histogram, blocks, glass, source, sigma, spacing, lo, hi)
+    read = passes.read_blocks()
+    found = passes.over_image(decide.block_range, margin=EDGE_REACH)
+    lo, hi = min(r[0] for r in found), max(r[1] for r in found)
+    ranges = {block.key: r for block, r in zip(read, found)}
+    passes.note_ranges(ranges)
+    if isinstance(params.threshold, str):
+        counts = passes.over_image(decide.block_histogram, lo, hi)
         threshold = otsu_from_histogram(np.sum(counts, axis=0), lo, hi)
     else:
         threshold = float(params.threshold)
-    tops = iter(r[1] for r in ranges)
-    core_max = [-np.inf if glass is not None and block.key in glass.boxes else next(tops) for block in blocks]
-    return threshold, [lo, hi], core_max
+    return threshold, [lo, hi], ranges
 
 
-def _edge_background(client, source, blocks, sigma, spacing, lo, threshold, glass=None):
-    """The exact median of the smoothed values at or below the threshold (None: there are none)."""
-    histograms = _over_image(client, decide.block_dark_histogram, blocks, glass, source, sigma, spacing, lo, threshold)
-    located = decide.dark_median(np.sum(histograms, axis=0), lo, threshold)
-    if located is None:
-        return None
-    (a, b), ranks = located
-    parts = _over_image(client, decide.block_dark_values, blocks, glass, source, sigma, spacing, threshold, a, b)
-    below = sum(p[0] for p in parts)
-    distinct = np.concatenate([p[1] for p in parts])
-    counts = np.concatenate([p[2] for p in parts])
-    order = np.argsort(distinct, kind="stable")
-    median = decide.median_from_window(below, distinct[order], counts[order], ranks)
-    if median is None:  # cannot happen unless the bins misbehave; the middle of the window is close
-        median = (a + b) / 2.0
-    return median
+def _split_decisions(passes, params, scales, sigma_used, threshold, value_range):
+    """The threshold after auto mode's field rule, the edges' background and level, and the rule's record.
+
+    As ``core.pipeline`` (``core.adapt.check_foreground``): in auto mode with
+    an automatic threshold, the pixels above Otsu's must stand out of the
+    smoothed noise, else the threshold is the image's median plus a few
+    noise deviations. The medians are exact (:func:`.passes.split_medians`);
+    the noise is that of the sample (of the whole image when it fits).
+    """
+    auto = params.n_clusters == "auto"
+    edge_level = params.used_edge_level() if auto else None
+    noise_left = 0.0
+    if auto and isinstance(params.threshold, str):
+        noise_left = smoothed_noise(
+            dict(noise=scales.get("noise"), sigma_used=sigma_used), passes.source.ndim, passes.spacing
+        )
+    wanted = ({"below"} if edge_level is not None else set()) | ({"below", "above", "all"} if noise_left else set())
+    lo, hi = value_range
+    medians = split_medians(passes, lo, threshold, hi, wanted) if wanted else {}
+    rule = None
+    if noise_left and medians["below"] is not None and medians["above"] is not None:
+        contrast, holds = split_contrast(medians["above"], medians["below"], noise_left)
+        rule = dict(foreground_contrast=round(contrast, 3), contrast=contrast, otsu_threshold=threshold)
+        if not holds:
+            threshold = noise_threshold(medians["all"], noise_left)
+            rule["threshold_rule"] = "noise"
+            if edge_level is not None:
+                medians = split_medians(passes, lo, threshold, hi, {"below"})
+    background = medians.get("below") if edge_level is not None else None
+    if background is None:
+        edge_level = None  # nothing at or below the threshold, as in memory
+    return threshold, background, edge_level, rule
 
 
 def _typical_size(client, source, box, sigma, spacing, threshold, min_size, params):
@@ -183,7 +185,7 @@ def _typical_size(client, source, box, sigma, spacing, threshold, min_size, para
     n_tiles = max(1, min(TYPICAL_TILES, pixels // MIN_TILE_PIXELS))
     tiles = decide.split_box(box, n_tiles)
     args = (sigma, spacing, threshold, min_size, params)
-    parts = _gather(client, decide.sample_typical_size, tiles, source, *args)
+    parts = gather(client, decide.sample_typical_size, tiles, source, *args)
     merged = decide.merge_typical_sizes(parts) if len(parts) > 1 else parts[0][0]
     record = [dict(box=[list(t) for t in tile], size=size, pixels=n) for tile, (size, n) in zip(tiles, parts)]
     return merged, record
@@ -209,19 +211,16 @@ def decide_whole_image(client, source, blocks, params, spacing, *, block_size, o
     clock.tick("settings")
     reach = smoothing_reach(decide.sigma_per_axis(sigma, spacing, source.ndim))
     glass = find_glass(client, source, blocks, params, reach + EDGE_REACH)
+    passes = ImagePasses(client, source, blocks, sigma, spacing, glass)
     clock.tick("glass")
-    threshold, value_range, core_max = _threshold(client, source, blocks, params, sigma, spacing, glass)
+    threshold, value_range, ranges = _threshold(passes, params)
     clock.tick("threshold")
-    auto = params.n_clusters == "auto"
-    edge_level = params.used_edge_level() if auto else None
-    background = None
-    if edge_level is not None:
-        background = _edge_background(client, source, blocks, sigma, spacing, value_range[0], threshold, glass)
-        if background is None:
-            edge_level = None  # nothing at or below the threshold, as in memory
+    threshold, background, edge_level, rule = _split_decisions(
+        passes, params, scales, sigma_used, threshold, value_range
+    )
     clock.tick("edge_background")
     object_size, typical_box, tiles = None, None, None
-    if auto:
+    if params.n_clusters == "auto":
         box = central_sample(source, block_size, sample_pixels)
         object_size, tiles = _typical_size(client, source, box, sigma, spacing, threshold, min_size, params)
         typical_box = [list(b) for b in box]
@@ -235,7 +234,8 @@ def decide_whole_image(client, source, blocks, params, spacing, *, block_size, o
         edge_level_used=edge_level,
         object_size=object_size,
         overlap=_overlap(source, sigma, spacing, object_size, overlap),
-        foreground=[block.key for block, top in zip(blocks, core_max) if top > threshold],
+        # Glass blocks have no range: never foreground.
+        foreground=[block.key for block in blocks if block.key in ranges and ranges[block.key][1] > threshold],
         range=value_range,
         scales=scales,
         sample_box=sample_box,
@@ -243,4 +243,6 @@ def decide_whole_image(client, source, blocks, params, spacing, *, block_size, o
         seconds=clock.seconds,
         typical_tiles=tiles,
         glass=glass.record() if glass is not None else None,
+        field_rule=rule,
+        constant_blocks=len(passes.constant),
     )

@@ -40,7 +40,11 @@ __all__ = [
     "chosen_settings",
     "estimate_noise",
     "measure_scales",
+    "no_objects_error",
+    "noise_threshold",
     "rough_radius",
+    "smoothed_noise",
+    "split_contrast",
     "unit_spacing",
 ]
 
@@ -370,28 +374,64 @@ def check_foreground(
     EmptyMaskError
         When nothing stands out of the noise.
     """
-    from .result import EmptyMaskError
-
-    noise = parameters.get("noise")
-    if not noise or mask.all() or not mask.any():
+    noise_left = smoothed_noise(parameters, mask.ndim, spacing)
+    if not noise_left or mask.all() or not mask.any():
         return mask, threshold
     if intensity.ndim > mask.ndim:
         intensity = intensity.mean(axis=-1)
-    sigma = parameters.get("sigma_used") or 0.0
-    left = noise * (_smoothed_noise_factor(sigma, unit_spacing(spacing, intensity.ndim)) if sigma else 1.0)
-    contrast = float(np.median(intensity[mask]) - np.median(intensity[~mask])) / left
+    contrast, holds = split_contrast(np.median(intensity[mask]), np.median(intensity[~mask]), noise_left)
     parameters["foreground_contrast"] = round(contrast, 3)
-    if contrast >= _FOREGROUND_TO_NOISE:
+    if holds:
         return mask, threshold
-    threshold = float(np.median(intensity) + _NOISE_THRESHOLD * left)
+    threshold = noise_threshold(np.median(intensity), noise_left)
     mask = intensity > threshold
     parameters["threshold_rule"] = "noise"
     pieces, _ = ndi.label(mask)
     sizes = np.bincount(pieces.ravel())
     if not (sizes[1:] >= min_size).any():
-        raise EmptyMaskError(
-            f"no objects: nothing is brighter than the image's noise allows by chance (the pixels above Otsu's "
-            f"threshold are only {contrast:.2g} noise deviations brighter than the rest, and none lies "
-            f"{_NOISE_THRESHOLD:g} above the median); if the field is not empty, give threshold a number or draw a mask."
-        )
+        raise no_objects_error(contrast)
     return mask, threshold
+
+
+# The steps of check_foreground, public for a caller that has the medians
+# without the whole image (blockwise: from histograms over blocks).
+
+
+def smoothed_noise(parameters: dict, ndim: int, spacing=None) -> float:
+    """The noise standard deviation left after the run's smoothing (0: no noise was measured).
+
+    Parameters
+    ----------
+    parameters : dict
+        The run's record, with ``noise`` and ``sigma_used`` (see :func:`chosen_settings`).
+    ndim : int
+        Spatial axes.
+    spacing : sequence of float, optional
+    """
+    noise = parameters.get("noise")
+    if not noise:
+        return 0.0
+    sigma = parameters.get("sigma_used") or 0.0
+    return noise * (_smoothed_noise_factor(sigma, unit_spacing(spacing, ndim)) if sigma else 1.0)
+
+
+def split_contrast(inside_median: float, outside_median: float, noise_left: float) -> tuple[float, bool]:
+    """The medians above and below an automatic threshold, apart in noise deviations; and whether that holds objects."""
+    contrast = float(inside_median - outside_median) / noise_left
+    return contrast, contrast >= _FOREGROUND_TO_NOISE
+
+
+def noise_threshold(image_median: float, noise_left: float) -> float:
+    """The threshold where the automatic one split noise: :data:`_NOISE_THRESHOLD` deviations above the median."""
+    return float(image_median + _NOISE_THRESHOLD * noise_left)
+
+
+def no_objects_error(contrast: float):
+    """The :class:`~.result.EmptyMaskError` of a field where nothing stands out of the noise."""
+    from .result import EmptyMaskError
+
+    return EmptyMaskError(
+        f"no objects: nothing is brighter than the image's noise allows by chance (the pixels above Otsu's "
+        f"threshold are only {contrast:.2g} noise deviations brighter than the rest, and none lies "
+        f"{_NOISE_THRESHOLD:g} above the median); if the field is not empty, give threshold a number or draw a mask."
+    )
