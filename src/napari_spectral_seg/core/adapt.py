@@ -40,6 +40,7 @@ __all__ = [
     "chosen_settings",
     "estimate_noise",
     "measure_scales",
+    "noise_after_smoothing",
     "rough_radius",
     "unit_spacing",
 ]
@@ -144,6 +145,18 @@ def _smoothed_noise_factor(sigma: float, unit: np.ndarray) -> float:
         if width > 0.3:  # narrower kernels leave the noise almost as it is
             factor /= np.sqrt(2.0 * np.sqrt(np.pi) * width)
     return float(factor)
+
+
+def noise_after_smoothing(parameters: dict, spacing, ndim: int) -> float | None:
+    """The pixel noise left after the run's smoothing (``noise`` and ``sigma_used`` as recorded).
+
+    None when the noise was not measured (``sigma`` and ``min_size`` both given).
+    """
+    noise = parameters.get("noise")
+    if noise is None:
+        return None
+    sigma = parameters.get("sigma_used") or 0.0
+    return float(noise * (_smoothed_noise_factor(sigma, unit_spacing(spacing, ndim)) if sigma else 1.0))
 
 
 def rough_radius(intensity: np.ndarray, mask, threshold, unit: np.ndarray) -> float:
@@ -377,8 +390,7 @@ def check_foreground(
         return mask, threshold
     if intensity.ndim > mask.ndim:
         intensity = intensity.mean(axis=-1)
-    sigma = parameters.get("sigma_used") or 0.0
-    left = noise * (_smoothed_noise_factor(sigma, unit_spacing(spacing, intensity.ndim)) if sigma else 1.0)
+    left = noise_after_smoothing(parameters, spacing, intensity.ndim)
     contrast = float(np.median(intensity[mask]) - np.median(intensity[~mask])) / left
     parameters["foreground_contrast"] = round(contrast, 3)
     if contrast >= _FOREGROUND_TO_NOISE:
