@@ -294,8 +294,9 @@ def _saddle_pairs(intensity, basins, bright: int):
 
 
 def _renumber(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    ids, inverse = np.unique(labels, return_inverse=True)
-    inverse = inverse.reshape(labels.shape).astype(np.int32)
-    if ids[0] == 0:
-        return inverse, len(ids) - 1
-    return inverse + 1, len(ids)
+    """Labels ``1..n`` for the labels present (0 stays 0), and ``n``."""
+    present = np.bincount(labels.ravel()) > 0
+    present[0] = False
+    lookup = np.zeros(len(present), np.int32)
+    lookup[present] = np.arange(1, int(present.sum()) + 1)
+    return lookup[labels], int(present.sum())
