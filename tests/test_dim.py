@@ -110,3 +110,12 @@ def test_segment_takes_low_threshold():
     image, _ = _dim_beside_bright()
     assert segment(image, n_clusters="auto").max() == 3
     assert segment(image, n_clusters="auto", low_threshold=None).max() == 2
+
+
+@pytest.mark.parametrize(("text", "value"), [("auto", "auto"), ("none", None), ("120.5", 120.5)])
+def test_the_low_threshold_flag_takes_auto_none_and_a_number(text, value):
+    from napari_spectral_seg.cli_flags import OneLineParser, add_segmentation_arguments, given_flags
+
+    parser = OneLineParser(prog="napari-spectral-seg segment")
+    add_segmentation_arguments(parser, with_mask=False)
+    assert given_flags(parser.parse_args(["--low-threshold", text]))["low_threshold"] == value
