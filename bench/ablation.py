@@ -8,9 +8,9 @@ with one rule turned off (see :data:`RULES`); ``spacing`` is passed for the
 anisotropic 3D sets. The first row has every rule on.
 
 Data: the *selection* sets of ``bench/quality.py`` (its definitions are
-reused: blobs and textured, 2D and 3D, seeds 2000-2039 / 2000-2011, never
-tuned on; the rules are chosen on them, so they are no test of that choice:
-the *report* sets, seeds 3000+, are) and the real DSB 2018 image (looked at
+reused: blobs, textured and dense, 2D and 3D, seeds 2000-2039 / 2000-2011,
+never tuned on; the rules are chosen on them, so they are no test of that
+choice: the *report* sets are) and the real DSB 2018 image (looked at
 while tuning, skipped if absent).
 ``--images N`` keeps the first N images of each synthetic set (2D; 3D sets
 keep the same fraction, at least 1), for a shared machine. ``--base-off``
@@ -71,6 +71,7 @@ RULES = {
     "sliver_merge": ("8", "slivers kept", {"use_sliver_merge": False}, {}),
     "convex_join": ("9", "no convex rejoin", {"use_convex_join": False}, {}),
     "edge_move": ("after", "edges not moved (edge_level=None)", {}, {"edge_level": None}),
+    "dim_objects": ("after", "no dim objects below the threshold (low_threshold=None)", {}, {"low_threshold": None}),
 }
 ALL_ON = "all rules on"
 

@@ -94,13 +94,18 @@ selection (``blobs-selection-2d`` ...)
     ablation (``bench/ablation.py``) chose the auto-mode rules on them, so
     they are selection data now, no longer a fresh test. The table marks
     them ``selection``.
-previous-report (``blobs-previous-report-2d`` ...)
+old-report (``blobs-old-report-2d`` ...)
     Seeds 3000-3039 (2D) and 3000-3011 (3D): the report sets of the round
     that chose the auto-mode rules, run once then. A later choice (the
     smoothing floor) was made after their figures were known, so they are
     no longer a fresh test.
+previous-report (``blobs-previous-report-2d`` ...)
+    Seeds 4000-4039 (2D) and 4000-4011 (3D): the report sets of the round
+    that removed the smoothing floor, run once then. The dim-object search
+    (``low_threshold``) was built after their figures were known, so they
+    are no longer a fresh test.
 report (``blobs-report-2d`` ...)
-    Seeds 4000-4039 (2D) and 4000-4011 (3D). **Run once after the last
+    Seeds 5000-5039 (2D) and 5000-5011 (3D). **Run once after the last
     choice**: nobody tunes or selects on them, and a run that looked at them
     while choosing makes them selection sets. The table marks them ``REPORT``.
 dsb2018-real
@@ -126,7 +131,7 @@ Usage::
     .venv/bin/python bench/quality.py --sets blobs-final # a legacy set (both dimensions)
 
 ``--sets`` takes set names, a name without ``-2d``/``-3d`` for both, or the
-groups ``tuning``, ``selection``, ``previous-report``, ``report``, ``real``,
+groups ``tuning``, ``selection``, ``old-report``, ``previous-report``, ``report``, ``real``,
 ``legacy``, ``blobs``, ``textured``, ``dense``.
 ``--fresh``, ``--unseen``, ``--new`` and ``--final`` add those legacy sets to
 the run. Only a full run (no ``--quick``, no ``--sets``) writes
@@ -281,8 +286,9 @@ GENERATOR_NAMES = ("blobs", "textured", "dense")
 SEEDS = {
     "tuning": (range(0, 20), range(0, 6)),
     "selection": (range(2000, 2040), range(2000, 2012)),
-    "previous-report": (range(3000, 3040), range(3000, 3012)),
-    "report": (range(4000, 4040), range(4000, 4012)),
+    "old-report": (range(3000, 3040), range(3000, 3012)),
+    "previous-report": (range(4000, 4040), range(4000, 4012)),
+    "report": (range(5000, 5040), range(5000, 5012)),
 }
 LEGACY = {
     "heldout": (range(100, 110), range(100, 103)),
@@ -291,7 +297,7 @@ LEGACY = {
     "new": (range(700, 740), range(700, 712)),
     "final": (range(900, 940), range(900, 912)),
 }
-GROUPS = ("tuning", "selection", "previous-report", "report", "real", "legacy", *GENERATOR_NAMES)
+GROUPS = ("tuning", "selection", "old-report", "previous-report", "report", "real", "legacy", *GENERATOR_NAMES)
 
 
 def _synthetic(generator, kind, ndim, seeds, label=None):

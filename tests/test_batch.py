@@ -328,6 +328,7 @@ def test_interrupted_zarr_series_resumes_frame_by_frame(tmp_path, scheduler):
             "sigma",
             "sensitivity",
             "edge_level",
+            "low_threshold",
             "polarity",
             "background",
             "spatial_ndim",

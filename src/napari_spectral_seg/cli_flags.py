@@ -76,6 +76,15 @@ def _min_size(text: str):
         raise argparse.ArgumentTypeError(f"'{text}' is neither a whole number of pixels nor 'auto'") from None
 
 
+def _low_threshold(text: str):
+    if text.lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither a number nor 'auto' or 'none'") from None
+
+
 # Parameters whose text is not one number: parsed by their own function;
 # the others by the first type of their annotation (int, float or str).
 _PARSERS = {
@@ -84,6 +93,7 @@ _PARSERS = {
     "spacing": _spacing,
     "sigma": _sigma,
     "min_size": _min_size,
+    "low_threshold": _low_threshold,
 }
 _KIND_WORDS = {int: "a whole number", float: "a number"}
 

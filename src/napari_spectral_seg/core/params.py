@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from .image_checks import check_sigma, check_spacing
+
 __all__ = [
     "DEFAULT_EDGE_LEVEL",
     "DEFAULT_SENSITIVITY",
@@ -144,6 +146,16 @@ def _check_seeds(value, params):
         raise ValueError(message + "; some points have a different number of coordinates or are not numbers.") from None
 
 
+def _check_low_threshold(value, params):
+    if value is None or value == "auto":
+        return
+    if not _is_real(value) or not np.isfinite(value):
+        raise ValueError(
+            f"low_threshold={value!r} must be a finite number (in the image's units, below the threshold), "
+            "'auto' (from the image's background and noise) or None (no dim objects below the threshold)."
+        )
+
+
 def _short(value, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -172,109 +184,6 @@ def _check_edge_level(value, params):
             f"edge_level={value!r} must be a number in [0, 1): the fraction of the way from the "
             f"background to each object's brightness where its edge is drawn ({DEFAULT_EDGE_LEVEL} is "
             "the default; 0 keeps the threshold's edges)."
-        )
-
-
-_ONE_UNIT = "give every size in one unit (e.g. µm)."
-
-
-def check_spacing(spacing, ndim) -> np.ndarray | None:
-    """Validate ``spacing``: ``ndim`` positive finite pixel sizes (or None)."""
-    if spacing is None:
-        return None
-    if isinstance(spacing, (str, bytes)):
-        example = [1.0] * ndim
-        raise ValueError(
-            f"spacing={spacing!r} is text, but must be {ndim} positive numbers, one pixel size per spatial "
-            f"axis: e.g. {example} in a parameter file, --spacing {','.join('1' * ndim)} on the command line."
-        )
-    message = (
-        f"spacing={spacing!r} must be {ndim} positive numbers, one pixel size per spatial axis"
-        f" (e.g. spacing={(1.0,) * ndim})."
-    )
-    try:
-        values = np.asarray(spacing, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(message) from None
-    if values.shape != (ndim,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ValueError(message)
-    if values.max() > 1e100 * values.min():  # sizes relative to the smallest, squared: they would overflow
-        raise ValueError(
-            f"spacing={spacing!r}: the largest pixel size is more than 1e+100 times the smallest; {_ONE_UNIT}"
-        )
-    return values
-
-
-def check_sigma(sigma, n_spatial: int, shape=None, spacing=None) -> tuple[str, float] | tuple[float, ...] | None:
-    """Validate ``sigma`` and return it as ``("scalar", value)``, a per-axis tuple of floats, or None.
-
-    Parameters
-    ----------
-    sigma : None, float, or sequence of float
-        ``None`` or ``0``: no smoothing. A scalar applies to every spatial
-        axis (scaled by spacing); a sequence gives one value per spatial
-        axis, in pixels of that axis.
-    n_spatial : int
-        Number of spatial axes.
-    shape, spacing : sequence, optional
-        The image's spatial shape and pixel sizes: a width (in pixels of
-        its axis, after ``spacing``) larger than the image along that axis
-        is refused, as the filter's cost grows with the width and the
-        result is a flat image.
-
-    Raises
-    ------
-    TypeError, ValueError
-        A bool, a non-number, negative, NaN or infinite values, a
-        sequence of the wrong length, or wider than the image.
-    """
-    if sigma is None:
-        return None
-    if isinstance(sigma, str):
-        raise ValueError(f"sigma={sigma!r} is not understood; pass a number of pixels, 'auto' or None.")
-    if isinstance(sigma, bool):
-        raise TypeError(f"sigma={sigma!r} must be a number of pixels (e.g. sigma=1.0) or None.")
-    if isinstance(sigma, numbers.Real):
-        values, scalar = np.array([float(sigma)]), True
-    else:
-        try:
-            values = np.asarray(sigma, dtype=float).ravel()
-        except (TypeError, ValueError):
-            raise TypeError(f"sigma={sigma!r} must be a number of pixels, one per spatial axis, or None.") from None
-        scalar = False
-        if len(values) != n_spatial:
-            raise ValueError(
-                f"sigma={tuple(values.tolist())} has {len(values)} value(s) but the image has "
-                f"{n_spatial} spatial axes; pass one number or {n_spatial}."
-            )
-    if not np.all(np.isfinite(values)) or np.any(values < 0):
-        raise ValueError(
-            f"sigma={sigma!r} must be >= 0 and finite (Gaussian width in pixels); "
-            "use 0 or None for no smoothing, e.g. sigma=1.0 for mild smoothing."
-        )
-    if np.all(values == 0):
-        return None
-    if shape is not None:
-        _check_sigma_fits(sigma, values, scalar, shape, spacing)
-    return ("scalar", float(values[0])) if scalar else tuple(float(v) for v in values)
-
-
-def _check_sigma_fits(sigma, values, scalar, shape, spacing) -> None:
-    """Refuse a smoothing width larger than the image along any axis (per-axis pixels as smooth_image uses them)."""
-    extent = np.asarray(shape, dtype=float)
-    if scalar:
-        sizes = np.ones(len(extent)) if spacing is None else np.asarray(spacing, dtype=float)
-        widths = values[0] * sizes.min() / sizes
-    else:
-        widths = values
-    wide = np.flatnonzero(widths > extent)
-    if len(wide):
-        axis = int(wide[0])
-        limit = float(extent[axis] if not scalar else extent[axis] * widths[0] / widths[axis])
-        raise ValueError(
-            f"sigma={sigma!r} is wider than the image: {widths[axis]:.4g} pixels along axis {axis}, which has "
-            f"{int(extent[axis])}. Smoothing that wide leaves a flat image and takes time in proportion to sigma; "
-            f"use sigma={limit:.4g} or less (e.g. sigma=1.0 against pixel noise), or 0 for none."
         )
 
 
@@ -491,6 +400,18 @@ class SegmentationParams:
         gui=dict(label="edge level", min=0.0, max=0.95, step=0.05),
     )
 
+    low_threshold: float | str | None = _param(
+        "auto",
+        help=(
+            "auto mode: dim objects below the threshold are found down to this level, each standing out "
+            "of the noise on its own; 'auto': the background plus 5 noise deviations (recorded as "
+            "low_threshold_used), with an automatic threshold only; none: only the threshold's objects"
+        ),
+        check=_check_low_threshold,
+        applies=_auto_with_threshold,
+        applies_text="in auto mode with a threshold only (not with a mask)",
+    )
+
     polarity: str = _param(
         "auto",
         help="objects brighter (bright) or darker (dark) than their background; auto: dark only where clear",
@@ -590,6 +511,7 @@ class SegmentationParams:
             seeds=None if seeds is None else np.asarray(seeds).tolist(),
             sensitivity=self.used_sensitivity(),
             edge_level=self.used_edge_level(),
+            low_threshold=recorded["low_threshold"] if self.applies("low_threshold") else None,
         )
         return recorded
 

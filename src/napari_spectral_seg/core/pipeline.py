@@ -18,8 +18,7 @@ import numpy as np
 
 from ._pages import ordinary_pages
 from .adapt import check_foreground
-from .auto import default_min_part, iter_auto_labels
-from .edges import refine_object_edges
+from .auto_steps import finish, iter_auto_tail, paint
 from .graph import PixelIndex, component_block, edge_weights_graph, index_pixels
 from .labels import cluster_embedding, relabel_by_first_pixel, split_counts
 from .mask import empty_mask_hint, resolve_mask
@@ -258,7 +257,7 @@ def _iter_run(image, mask, params: SegmentationParams, auto_config, object_size,
     yield from _iter_mask(run)
     if params.n_clusters == "auto" and run.seeds_of_component is None:  # seed points decide the count
         run.object_size, run.edge_background = object_size, edge_background
-        return (yield from _iter_auto_tail(run, auto_config))
+        return (yield from iter_auto_tail(run, auto_config))
     graph = yield from _iter_graph(run)
     eigenvalues, embeddings = yield from _iter_eigenvectors(run, graph)
     return (yield from _iter_labels(run, graph, eigenvalues, embeddings))
@@ -348,99 +347,10 @@ def _iter_labels(run: _Run, graph, eigenvalues, embeddings):
             )
             node_label[start:stop] = next_label + clusters
         next_label += int(counts[comp])
-    labels = _paint(node_label, index, run.spatial_shape)
+    labels = paint(node_label, index, run.spatial_shape)
     # With seeds, label i is the segment of point i.
     labels = labels.astype(np.int32) if seeded else relabel_by_first_pixel(labels)
-    return (yield from _finish(run, labels, t3, eigenvalues))
-
-
-def _paint(node_label, index, spatial_shape) -> np.ndarray:
-    """Node labels painted onto the image grid (0 outside the mask)."""
-    labels = np.zeros(int(np.prod(spatial_shape)), dtype=np.int64)
-    labels[index.pixel_of_node] = node_label
-    return labels.reshape(spatial_shape)
-
-
-def _finish(run: _Run, labels, t3, eigenvalues):
-    run.seconds["labels"] = time.perf_counter() - t3
-    run.seconds["total"] = time.perf_counter() - run.t0
-    yield Progress("labels", 1.0, "done")
-    return SegmentationResult(
-        labels=labels,
-        parameters=run.parameters,
-        n_components=run.index.n_components,
-        eigenvalues=eigenvalues,
-        seconds=run.seconds,
-    )
-
-
-def _iter_auto_tail(run: _Run, auto_config=None):
-    """The ``n_clusters="auto"`` steps after the mask: decide and cut each component.
-
-    See :mod:`napari_spectral_seg.core.auto`.
-    """
-    t1 = time.perf_counter()
-    index, parameters = run.index, run.parameters
-    yield Progress("graph", run.shares.graph, f"shape and intensity cues of {index.n_nodes} pixels")
-    intensity = run.data if run.data.ndim == len(run.spatial_shape) else run.data.mean(axis=-1)
-    steps = iter_auto_labels(
-        intensity,
-        index,
-        spacing=parameters["spacing"],
-        background=parameters["threshold_used"],
-        sensitivity=parameters["sensitivity"],
-        min_part=default_min_part(run.min_size, len(run.spatial_shape)),
-        eigen_solver=parameters["eigen_solver"],
-        random_state=parameters["random_state"],
-        object_size=run.object_size,
-        config=auto_config,
-    )
-
-    def cut(update):
-        nonlocal t1
-        if "graph" not in run.seconds:  # the cues are computed before the first cut reports
-            run.seconds["graph"] = time.perf_counter() - t1
-            t1 = time.perf_counter()
-        phase, part, message = update
-        return Progress("eigenvectors", run.shares.in_auto_cuts(phase, part), message)
-
-    node_label, ratios = yield from relay(steps, cut)
-    run.seconds["eigenvectors"] = time.perf_counter() - t1
-    t3 = time.perf_counter()
-    yield Progress("labels", run.shares.labels, "assigning labels")
-    labels = _paint(node_label, index, run.spatial_shape)
-    labels = yield from _iter_object_edges(run, intensity, labels)
-    parameters["split_ratios"] = ratios
-    return (yield from _finish(run, relabel_by_first_pixel(labels), t3, []))
-
-
-def _iter_object_edges(run: _Run, intensity, labels):
-    """Auto mode with a threshold: each object's edge moved to its own brightness (see core.edges)."""
-    parameters = run.parameters
-    used = parameters["threshold_used"]
-    if used is None:  # no threshold acted (a mask with threshold "auto"): the mask's edges are the user's
-        parameters["edge_level"] = None
-    if parameters["edge_level"] is None:
-        return labels
-    background = run.edge_background
-    if background is None:
-        # The background level is only known when a threshold split the
-        # image into signal and no signal.
-        dark = intensity[intensity <= used]
-        if not dark.size:
-            parameters["edge_level"] = None  # nothing below the threshold: no background level
-            return labels
-        background = float(np.median(dark))
-    yield Progress("labels", run.shares.labels, "moving object edges to their own brightness")
-    return refine_object_edges(
-        intensity,
-        labels,
-        background=background,
-        level=parameters["edge_level"],
-        spacing=parameters["spacing"],
-        allowed=run.explicit_mask,
-        regions=run.regions,
-    )
+    return (yield from finish(run, labels, t3, eigenvalues))
 
 
 def segment(
@@ -460,6 +370,7 @@ def segment(
     sigma="auto",
     sensitivity: float | None = None,
     edge_level: float | None = DEFAULT_EDGE_LEVEL,
+    low_threshold: float | str | None = "auto",
     polarity: str = "auto",
     background: str = "auto",
     progress: Callable[[Progress], object] | None = None,
@@ -554,6 +465,17 @@ def segment(
         global threshold cuts dim objects too small and bright ones too
         large; see :mod:`napari_spectral_seg.core.edges`. Default 0.4; 0 or
         None keeps the threshold's edges.
+    low_threshold : float, "auto" or None
+        ``n_clusters="auto"`` with a ``threshold`` only (not with a mask):
+        dim objects that lie wholly or mostly below the threshold (a dim
+        nucleus beside bright ones) are looked for down to this level and
+        added as objects of their own, each standing out of the noise by
+        itself and cut at its own edge level; the threshold's objects are
+        cut as before. "auto" (default; with an automatic threshold only):
+        the local background plus 5 standard deviations of the noise left
+        after the smoothing, recorded as ``low_threshold_used`` (its median)
+        with the number found as ``dim_objects``. None: none. See
+        :mod:`napari_spectral_seg.core.dim`.
     polarity : {"auto", "bright", "dark"}
         Whether the objects are brighter ("bright": fluorescence) or darker
         ("dark": brightfield, H&E, phase contrast) than their background;

@@ -64,9 +64,10 @@ spectral bisection with a shape-and-intensity stopping rule:
    border-clipped convex object stays convex, so the border needs no
    special case.
 
-After these steps the pipeline moves each object's edge to its own
-brightness (:mod:`napari_spectral_seg.core.edges`) when a threshold made
-the mask.
+After these steps the pipeline adds the dim objects that lie below the
+threshold as objects of their own (:mod:`napari_spectral_seg.core.dim`) and
+moves each object's edge to its own brightness
+(:mod:`napari_spectral_seg.core.edges`) when a threshold made the mask.
 
 Steps 6-9 and the edge move are the rules kept after an ablation on data
 they were not tuned on; nine more (a second landscape of the distance
