@@ -286,6 +286,8 @@ class EngineProcess:
         conn, process = self._conn, self._process
         while not self._ready:
             cancelled()
+            if conn is None or self._conn is not conn:  # closed (the widget went away) or replaced meanwhile
+                raise SegmentationCancelled("the engine was stopped")
             try:
                 if not conn.poll(heartbeat):
                     yield None
