@@ -230,7 +230,7 @@ def ablation(load, monkeypatch, tmp_path):
 
     sets = {
         "tiny-selection-2d": tiny("tiny-selection-2d", (48, 48), 3),
-        "tiny-selection-3d": tiny("tiny-selection-3d", (12, 24, 24), 2),
+        "tiny-selection-3d": tiny("tiny-selection-3d", (16, 40, 40), 2),  # (12, 24, 24) holds no blob
     }
     monkeypatch.setattr(ablation, "selection_sets", lambda quick, images, kind="selection": sets)
     monkeypatch.setattr(ablation, "DEFAULT_OUT", str(tmp_path / "ablation.json"))
