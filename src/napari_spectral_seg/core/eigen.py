@@ -16,8 +16,9 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ._threads import single_threaded
+from .costs import solve_seconds
 from .multilevel import iter_multilevel_eigenvectors, multilevel_eigenvectors
-from .progress import drain
+from .progress import drain, iter_waiting, relay
 
 __all__ = [
     "EIGEN_SOLVERS",
@@ -278,7 +279,9 @@ def iter_laplacian_eigenvectors(
 
     The multilevel solver yields ``(fraction, message)`` after each level
     (see :func:`.multilevel.iter_multilevel_eigenvectors`); the other
-    solvers yield nothing. Returns ``(eigenvalues, embedding)`` as the
+    solvers, one native call each, yield their estimated part done every
+    0.25 s when they are expected to take a second or more (see
+    :func:`.progress.iter_waiting`). Returns ``(eigenvalues, embedding)`` as the
     ``StopIteration`` value.
     """
     if solver not in EIGEN_SOLVERS:
@@ -292,18 +295,23 @@ def iter_laplacian_eigenvectors(
         return values, _fix_signs(embedding)
 
     laplacian, sqrt_degree = normalized_laplacian(graph)
-    # Single-threaded BLAS: the dense parts are small (n x k blocks, k x k
-    # problems) and extra threads only add contention on a busy machine,
-    # where they were measured to make a small dense eigen-solve 100x slower.
-    with single_threaded("eigen", user_api="blas"):
-        if chosen == "dense":
-            values, vectors = _dense(laplacian, k)
-        elif chosen == "arpack":
-            values, vectors = _arpack(laplacian, k, rng)
-        elif chosen == "lobpcg":
-            values, vectors = _lobpcg(laplacian.astype(np.float64), k, sqrt_degree, rng)
-        else:
-            values, vectors = _amg(graph, laplacian, k, sqrt_degree, rng)
+
+    def solve():
+        # Single-threaded BLAS: the dense parts are small (n x k blocks, k x k
+        # problems) and extra threads only add contention on a busy machine,
+        # where they were measured to make a small dense eigen-solve 100x slower.
+        with single_threaded("eigen", user_api="blas"):
+            if chosen == "dense":
+                return _dense(laplacian, k)
+            if chosen == "arpack":
+                return _arpack(laplacian, k, rng)
+            if chosen == "lobpcg":
+                return _lobpcg(laplacian.astype(np.float64), k, sqrt_degree, rng)
+            return _amg(graph, laplacian, k, sqrt_degree, rng)
+
+    # One native call of up to tens of seconds (hundreds of eigenvectors): waited for in slices.
+    waiting = iter_waiting(solve, solve_seconds(chosen, n, k))
+    values, vectors = yield from relay(waiting, lambda part: (part, f"{chosen} eigen-solve of {k} vectors"))
     return np.asarray(values), _fix_signs(vectors / sqrt_degree[:, None])
 
 

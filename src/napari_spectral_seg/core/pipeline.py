@@ -21,7 +21,7 @@ from .adapt import check_foreground
 from .auto import default_min_part, iter_auto_labels
 from .edges import refine_object_edges
 from .graph import PixelIndex, component_block, edge_weights_graph, index_pixels
-from .labels import cluster_embedding, relabel_by_first_pixel, split_counts
+from .labels import iter_cluster_embedding, relabel_by_first_pixel, split_counts
 from .mask import empty_mask_hint, resolve_mask
 from .memory import check_run
 from .params import DEFAULT_EDGE_LEVEL, SegmentationParams, check_random_state, check_spacing
@@ -339,14 +339,19 @@ def _iter_labels(run: _Run, graph, eigenvalues, embeddings):
         if counts[comp] == 1:
             node_label[start:stop] = next_label
         else:
-            clusters = cluster_embedding(
+            clustering = iter_cluster_embedding(
                 embeddings[comp][:, : counts[comp]],
                 int(counts[comp]),
                 method=params.assign_labels,
                 random_state=(run.random_state + comp) % (2**31),
                 graph=component_block(graph, start, stop),
             )
-            node_label[start:stop] = next_label + clusters
+
+            def in_labels(part, comp=comp):  # a long k-means of hundreds of clusters
+                done = run.shares.in_labels((comp + part) / len(counts))
+                return Progress("labels", done, f"k-means of {counts[comp]} clusters")
+
+            node_label[start:stop] = next_label + (yield from relay(clustering, in_labels))
         next_label += int(counts[comp])
     labels = _paint(node_label, index, run.spatial_shape)
     # With seeds, label i is the segment of point i.
