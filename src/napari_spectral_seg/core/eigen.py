@@ -22,6 +22,7 @@ from .progress import drain, iter_waiting, relay
 
 __all__ = [
     "EIGEN_SOLVERS",
+    "check_graph",
     "edge_laplacian_eigenvectors",
     "iter_laplacian_eigenvectors",
     "laplacian_eigenvectors",
@@ -84,6 +85,11 @@ def _edge_laplacian_entries(w, a, b, n):
     values = np.concatenate([w, w])[order]
     row_start = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))[:-1]])
     sqrt_degree = np.sqrt(np.add.reduceat(values, row_start))  # every node has an edge: no empty row
+    if not (np.all(sqrt_degree > 0) and np.all(np.isfinite(sqrt_degree))):  # also NaN; see check_graph
+        raise ValueError(
+            "graph has a node without an edge of positive weight, or weights that are not finite; "
+            "pass one connected component with finite weights > 0."
+        )
     inv = 1.0 / sqrt_degree
     return rows, cols, -((inv[rows] * values) * inv[cols]), sqrt_degree
 
@@ -288,6 +294,7 @@ def iter_laplacian_eigenvectors(
         raise ValueError(f"eigen_solver={solver!r} is unknown; use one of {', '.join(EIGEN_SOLVERS)}.")
     rng = np.random.default_rng() if rng is None else rng
     n = graph.shape[0]
+    check_graph(graph)
 
     chosen = resolve_solver(solver, n, k)
     if chosen == "multilevel":
@@ -313,6 +320,27 @@ def iter_laplacian_eigenvectors(
     waiting = iter_waiting(solve, solve_seconds(chosen, n, k))
     values, vectors = yield from relay(waiting, lambda part: (part, f"{chosen} eigen-solve of {k} vectors"))
     return np.asarray(values), _fix_signs(vectors / sqrt_degree[:, None])
+
+
+def check_graph(graph: sp.csr_array) -> None:
+    """Refuse a graph the normalised Laplacian is undefined for: a weight that is not finite and >= 0, a node without edges.
+
+    Such a graph made the eigen-solvers fail in their own words (SuperLU's
+    "Factor is exactly singular" for a NaN weight) or return NaN silently
+    (an isolated node: division by a zero degree).
+    """
+    data = np.asarray(graph.data)
+    if data.size and not (np.all(np.isfinite(data)) and data.min() >= 0):
+        raise ValueError(
+            "graph has NaN, infinite or negative edge weights; pass finite weights >= 0 (e.g. from build_pixel_graph)."
+        )
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    isolated = int(np.count_nonzero(~(degree > 0)))
+    if isolated:
+        raise ValueError(
+            f"graph has {isolated} node(s) without an edge of positive weight; pass one connected "
+            "component (scipy.sparse.csgraph.connected_components), each node with an edge."
+        )
 
 
 def _fix_signs(embedding):
