@@ -37,6 +37,7 @@ from .validation import (
     check_mask,
     check_segment_count,
     floor_edge_weights,
+    read_masked_arrays,
     scale_for_graph,
     warn_if_constant,
 )
@@ -98,6 +99,7 @@ def _iter_start(image, mask, params: SegmentationParams):
     Yields mask-step progress as each step before the mask ends (see
     :class:`~.shares.PrepareShares`); returns the :class:`_Run`.
     """
+    image, mask = read_masked_arrays(image, mask, params.channel_axis)
     data, spatial_shape = as_float_image(image, params.channel_axis, mask=mask)
     regions = None
     if mask is not None:
