@@ -266,3 +266,27 @@ def test_a_parameter_file_whose_metadata_key_is_not_an_object_says_what_it_shoul
     path.write_text(json.dumps({METADATA_KEY: 5}))
     with pytest.raises(ParameterFileError, match=f'"{METADATA_KEY}" holds 5; it holds the parameters as an object'):
         load_parameters(path)
+
+
+def test_a_zarr_input_rewritten_while_the_batch_runs_is_not_written_from_two_versions(tmp_path):
+    # Issue 17: a zarr store changed during a batch was only noticed at the next run (its folder keeps
+    # its time when a chunk is rewritten). Its files' listing is compared now; touching a chunk is fine.
+    import zarr
+
+    from napari_spectral_seg.batch.plan import InputItem
+    from napari_spectral_seg.batch.run import changed_since_planned
+    from napari_spectral_seg.io import file_identity
+
+    path = tmp_path / "movie.zarr"
+    array = zarr.open_array(str(path), mode="w", shape=(3, 20, 20), chunks=(1, 20, 20), dtype="float32")
+    array[:] = np.random.default_rng(0).random((3, 20, 20))
+    item = InputItem(path, "zarr", tmp_path / "movie_labels.zarr", identity=file_identity(path))
+    assert "listing" in item.identity
+    assert changed_since_planned(item) is None
+    chunk = max(
+        (p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")), key=lambda p: p.stat().st_size
+    )
+    os.utime(chunk, ns=(1, 1))  # touched: same bytes
+    assert changed_since_planned(item) is None
+    array[1] = np.random.default_rng(1).random((20, 20))  # one frame rewritten in place
+    assert changed_since_planned(item).startswith("it changed while the batch ran (other bytes")
