@@ -290,3 +290,36 @@ def test_a_zarr_input_rewritten_while_the_batch_runs_is_not_written_from_two_ver
     assert changed_since_planned(item) is None
     array[1] = np.random.default_rng(1).random((20, 20))  # one frame rewritten in place
     assert changed_since_planned(item).startswith("it changed while the batch ran (other bytes")
+
+
+def test_a_symlink_loop_or_a_dangling_link_as_input_is_named_as_such(tmp_path):
+    # Attack: a loop of symbolic links (or a link to a removed file) as input was "no such file",
+    # though `ls` shows it.
+    from napari_spectral_seg.batch.plan import InputItem, _plan_input
+    from napari_spectral_seg.core.params import SegmentationParams
+    from napari_spectral_seg.io import InputError, read_image
+
+    (tmp_path / "a.tif").symlink_to(tmp_path / "b.tif")
+    (tmp_path / "b.tif").symlink_to(tmp_path / "a.tif")
+    (tmp_path / "gone.tif").symlink_to(tmp_path / "removed.tif")
+    with pytest.raises(InputError, match=r"a\.tif: a symbolic link that leads back to itself \(a loop of links\)"):
+        read_image(tmp_path / "a.tif")
+    with pytest.raises(InputError, match=r"gone\.tif: a symbolic link to .*removed\.tif, which does not exist"):
+        read_image(tmp_path / "gone.tif")
+    item = InputItem(tmp_path / "a.tif", "tif", tmp_path / "out" / "a_labels.tif")
+    _plan_input(item, SegmentationParams(), 2)
+    assert item.status == "failed" and item.reason.startswith("a symbolic link that leads back to itself")
+    with pytest.raises(InputError, match=r"plain\.tif: no such file\.$"):
+        read_image(tmp_path / "plain.tif")
+
+
+def test_a_parameter_file_nested_too_deeply_is_one_line_without_python_words(tmp_path):
+    from napari_spectral_seg.io import ParameterFileError, load_parameters
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ParameterFileError) as info:
+        load_parameters(deep)
+    message = str(info.value)
+    assert "nested too deeply: a parameter file is one object of parameters" in message
+    assert "Recursion" not in message and "\n" not in message

@@ -27,6 +27,7 @@ from ..io import (
     stored_table_record,
     written_by_us,
 )
+from ..io.common import why_missing
 from ..tables import matches_record
 from .recipe import recorded_parameters
 
@@ -253,7 +254,7 @@ def plan_batch(paths, out_dir, params: SegmentationParams, spatial_ndim: int, ov
 def _plan_input(item: InputItem, params: SegmentationParams, spatial_ndim: int) -> None:
     """Probe an input and cut it into frames."""
     if not item.path.exists():
-        return item.fail("no such file")
+        return item.fail(why_missing(item.path))
     try:
         check_not_special(item.path)
     except InputError as exc:

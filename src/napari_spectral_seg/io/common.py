@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["INPUT_IDENTITY_KEY", "METADATA_KEY", "TABLE_RECORD_KEY", "InputError", "ParameterFileError", "first_line"]
+__all__ = [
+    "INPUT_IDENTITY_KEY",
+    "METADATA_KEY",
+    "TABLE_RECORD_KEY",
+    "InputError",
+    "ParameterFileError",
+    "first_line",
+    "why_missing",
+]
 
 # The key the parameters are stored under: in a result layer's metadata, a
 # saved parameter file and a zarr output's attributes.
@@ -27,3 +35,18 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def why_missing(path) -> str:
+    """Why ``path`` cannot be opened when it does not exist: no such file, or a symbolic link to nothing."""
+    import errno
+    import os
+
+    if not os.path.islink(path):
+        return "no such file"
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link that leads back to itself (a loop of links); point it at the image file"
+    return f"a symbolic link to {os.readlink(path)}, which does not exist; point it at the image file"

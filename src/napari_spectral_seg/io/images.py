@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import InputError, first_line
+from .common import InputError, first_line, why_missing
 
 __all__ = [
     "INPUT_SUFFIXES",
@@ -51,7 +51,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
     if suffix not in READ_SUFFIXES:
         raise InputError(f"{path}: unsupported file type '{suffix}'; use one of {', '.join(READ_SUFFIXES)}.")
     if not path.exists():
-        raise InputError(f"{path}: no such file.")
+        raise InputError(f"{path}: {why_missing(path)}.")
     check_not_special(path)
     try:
         channel_axis = None

@@ -77,6 +77,8 @@ def _parse_problem(exc: Exception) -> str:
         return f"not valid JSON: {exc.msg}"
     if isinstance(exc, UnicodeDecodeError):
         return f"not UTF-8 text (byte {exc.start}); save it as UTF-8"
+    if isinstance(exc, RecursionError):
+        return 'nested too deeply: a parameter file is one object of parameters, e.g. {"n_clusters": 4}'
     problem = getattr(exc, "problem", None)
     if problem:
         return f"not valid YAML: {problem}"
