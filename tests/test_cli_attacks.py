@@ -323,3 +323,37 @@ def test_a_parameter_file_nested_too_deeply_is_one_line_without_python_words(tmp
     message = str(info.value)
     assert "nested too deeply: a parameter file is one object of parameters" in message
     assert "Recursion" not in message and "\n" not in message
+
+
+def test_an_ome_zarr_group_with_a_missing_level_is_named_with_the_array_to_pass(tmp_path):
+    # Attack: an OME-Zarr (a group) whose level 0 is missing, given to batch: zarr's
+    # "NodeTypeValidationError: Invalid value for 'node_type'" was the reason.
+    import zarr
+
+    from napari_spectral_seg.batch.plan import InputItem, _plan_input
+    from napari_spectral_seg.core.params import SegmentationParams
+
+    path = tmp_path / "cells.ome.zarr"
+    group = zarr.open_group(str(path), mode="w")
+    group.create_array("1", shape=(30, 30), dtype="float32")
+    group.attrs["multiscales"] = [{"version": "0.4", "datasets": [{"path": "0"}, {"path": "1"}]}]
+    item = InputItem(path, "zarr", tmp_path / "out" / "cells.ome_labels.zarr")
+    _plan_input(item, SegmentationParams(), 2)
+    assert item.status == "failed"
+    assert item.reason == (
+        f"is a zarr group (e.g. an OME-Zarr), not an array (its multiscale level(s) 0 are missing); "
+        f"pass one of its arrays, e.g. {path / '1'}"
+    )
+
+
+def test_an_input_removed_while_the_batch_runs_fails_in_words_not_errno(tmp_path):
+    # Attack: two inputs deleted while a batch ran: "cannot read it as an image (FileNotFoundError:
+    # [Errno 2] No such file or directory: ...)" per input.
+    from napari_spectral_seg.batch.task import segment_frame
+    from napari_spectral_seg.core.params import SegmentationParams
+
+    with pytest.raises(OSError) as info:
+        segment_frame(str(tmp_path / "gone.tif"), "tif", (0,), SegmentationParams())
+    assert str(info.value) == (
+        "it was removed (or moved) while the batch ran; put it back and run the same command again"
+    )

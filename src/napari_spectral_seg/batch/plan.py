@@ -261,6 +261,8 @@ def _plan_input(item: InputItem, params: SegmentationParams, spatial_ndim: int) 
         return item.fail(str(exc).split(": ", 1)[1].rstrip("."))
     try:
         item.shape, reader_channel_axis = probe(item.path, item.kind)
+    except InputError as exc:  # names the input and what to pass
+        return item.fail(str(exc).split(": ", 1)[1].rstrip("."))
     except Exception as exc:
         return item.fail(f"cannot read it as an image ({type(exc).__name__}: {exc})")
     # Colour is decided by the file (PNG/JPEG, RGB TIFF), like `segment` does.
