@@ -357,3 +357,27 @@ def test_an_input_removed_while_the_batch_runs_fails_in_words_not_errno(tmp_path
     assert str(info.value) == (
         "it was removed (or moved) while the batch ran; put it back and run the same command again"
     )
+
+
+def test_a_tif_with_a_truncated_page_fails_with_one_line_and_no_tifffile_log(tmp_path, capsys, caplog):
+    # Attack: a multi-page TIFF cut short: tifffile logged "invalid page offset" once per reader
+    # (16 lines from one batch input) before our own one-line reason.
+    import logging
+
+    import tifffile
+
+    from napari_spectral_seg.io import InputError, probe, read_frame, read_image
+
+    whole = tmp_path / "whole.tif"
+    tifffile.imwrite(whole, np.random.default_rng(0).random((5, 40, 40)).astype(np.float32))
+    broken = tmp_path / "broken.tif"
+    data = whole.read_bytes()
+    broken.write_bytes(data[: len(data) * 3 // 5])
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(InputError, match=r"broken\.tif: cannot read it as an image"):
+        read_image(broken)
+    probe(broken, "tif")
+    with pytest.raises(Exception):  # noqa: B017 - the worker turns any reader error into one line
+        read_frame(str(broken), "tif", (4,))
+    assert not [r for r in caplog.records if r.name.startswith("tifffile")]
+    assert logging.getLogger("tifffile").level == logging.NOTSET  # put back

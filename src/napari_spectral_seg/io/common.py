@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 __all__ = [
     "INPUT_IDENTITY_KEY",
     "METADATA_KEY",
@@ -9,6 +11,7 @@ __all__ = [
     "InputError",
     "ParameterFileError",
     "first_line",
+    "tiff_warnings_off",
     "why_missing",
 ]
 
@@ -50,3 +53,21 @@ def why_missing(path) -> str:
         if exc.errno == errno.ELOOP:
             return "a symbolic link that leads back to itself (a loop of links); point it at the image file"
     return f"a symbolic link to {os.readlink(path)}, which does not exist; point it at the image file"
+
+
+@contextmanager
+def tiff_warnings_off():
+    """tifffile's log messages off while a TIFF is read: a damaged file fails with one error of ours instead.
+
+    tifffile logs each damaged page it skips ("invalid page offset"), once
+    per reader, so a batch printed the same line 16 times before its own.
+    """
+    import logging
+
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)  # it logs damaged pages as errors
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import InputError, first_line, why_missing
+from .common import InputError, first_line, tiff_warnings_off, why_missing
 
 __all__ = [
     "INPUT_SUFFIXES",
@@ -60,7 +60,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
         elif suffix in (".tif", ".tiff"):
             import tifffile
 
-            with tifffile.TiffFile(path) as tif:
+            with tiff_warnings_off(), tifffile.TiffFile(path) as tif:
                 image, channel_axis = tif.asarray(), tiff_colour_axis(tif)
         else:
             import imageio.v3 as iio
@@ -165,7 +165,7 @@ def probe(path: str | os.PathLike, kind: str) -> tuple[tuple[int, ...], int | No
     if kind == "tif":
         import tifffile
 
-        with tifffile.TiffFile(path) as tif:
+        with tiff_warnings_off(), tifffile.TiffFile(path) as tif:
             shape, channel_axis = list(tif.series[0].shape), tiff_colour_axis(tif)
         if channel_axis is not None:  # alpha is dropped, as read_image does
             shape[channel_axis] = min(shape[channel_axis], 3)
@@ -196,13 +196,14 @@ def read_frame(path: str, kind: str, index: tuple[int, ...]) -> np.ndarray:
     if kind == "tif":
         import tifffile
 
-        with tifffile.TiffFile(path) as tif:
-            channel_axis = tiff_colour_axis(tif)
-        try:
-            array = tifffile.memmap(path, mode="r")
-        except Exception:  # compressed or tiled: no memory map, read it all
-            array = tifffile.imread(path)
-        frame = np.array(array[index])
+        with tiff_warnings_off():
+            with tifffile.TiffFile(path) as tif:
+                channel_axis = tiff_colour_axis(tif)
+            try:
+                array = tifffile.memmap(path, mode="r")
+            except Exception:  # compressed or tiled: no memory map, read it all
+                array = tifffile.imread(path)
+            frame = np.array(array[index])
         return frame if channel_axis is None else _without_alpha(frame, channel_axis)
     image, _ = read_image(path)
     return image
