@@ -381,3 +381,27 @@ def test_a_tif_with_a_truncated_page_fails_with_one_line_and_no_tifffile_log(tmp
         read_frame(str(broken), "tif", (4,))
     assert not [r for r in caplog.records if r.name.startswith("tifffile")]
     assert logging.getLogger("tifffile").level == logging.NOTSET  # put back
+
+
+def test_an_output_name_too_long_is_refused_before_any_work_in_one_line(tmp_path):
+    # Attack: `segment -o <300 characters>.tif`: a 20-line OSError traceback (ENAMETOOLONG), exit 1.
+    from napari_spectral_seg.io import InputError, check_output_path
+
+    with pytest.raises(
+        InputError, match=r"the file name is too long \(304 bytes; .* at most \d+ here\); give a shorter"
+    ):
+        check_output_path(tmp_path / ("x" * 300 + ".tif"))
+    deep = tmp_path.joinpath(*["y" * 200] * 25) / "x.tif"
+    with pytest.raises(InputError, match=r"cannot write there \(File name too long\); give another -o path"):
+        check_output_path(deep)
+    assert check_output_path(tmp_path / ("x" * 200 + ".tif")).name.startswith("x")
+
+
+def test_a_named_pipe_or_a_device_as_parameter_file_is_named_not_missing(tmp_path):
+    from napari_spectral_seg.io import ParameterFileError, load_parameters
+
+    fifo = tmp_path / "p.json"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        with pytest.raises(ParameterFileError, match=r"is not a regular file \(a named pipe or a device\)"):
+            load_parameters(path)

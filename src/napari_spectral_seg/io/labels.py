@@ -49,10 +49,25 @@ def check_output_path(path: str | os.PathLike) -> Path:
     suffix = path.suffix.lower()
     if suffix not in WRITE_SUFFIXES:
         raise InputError(f"{path}: cannot write '{suffix}'; the output must end in .tif or .npy.")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; give the output a file name, e.g. {path / 'labels.tif'}.")
-    if not path.parent.is_dir():
-        raise InputError(f"{path.parent}: output directory does not exist; create it first.")
+    # Its temporary name (longer than its lock's) must fit the longest name the directory takes.
+    longest = len(os.fsencode(_partial(path).name))
+    try:
+        name_max = os.pathconf(path.parent if path.parent.is_dir() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    if longest > name_max:
+        raise InputError(
+            f"{path}: the file name is too long ({len(os.fsencode(path.name))} bytes; with the temporary "
+            f"name it is written under, at most {name_max - longest + len(os.fsencode(path.name))} here); "
+            "give a shorter -o name."
+        )
+    try:
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder; give the output a file name, e.g. {path / 'labels.tif'}.")
+        if not path.parent.is_dir():
+            raise InputError(f"{path.parent}: output directory does not exist; create it first.")
+    except OSError as exc:  # e.g. a path too long as a whole
+        raise InputError(f"{path}: cannot write there ({exc.strerror}); give another -o path.") from None
     if not os.access(path.parent, os.W_OK):
         raise InputError(f"{path.parent}: output directory is not writable.")
     return path
