@@ -16,7 +16,11 @@ __all__ = ["KMEANS_ROWS", "kmeans_restarts", "kmeans_seconds", "solve_seconds"]
 
 # Seconds per unit of work: a dense eigh costs n^3 units, the other solvers
 # n * k^2 (orthogonalising k vectors of n entries).
-_SECONDS_PER_UNIT = {"dense": 6e-11, "arpack": 9e-9, "lobpcg": 1e-8, "amg": 1e-8, "multilevel": 2e-9}
+# Multilevel: CPU 9.7 s for 100 vectors of 90,000 nodes and 3.9 s for 60 of
+# 62,500 (1.1e-8 and 1.7e-8 per unit), but a few vectors of megapixels cost
+# far less per unit (4096^2 with 4 segments: 4.4 s for the whole run), so
+# the constant is a compromise that undercounts hundreds of vectors by ~2x.
+_SECONDS_PER_UNIT = {"dense": 6e-11, "arpack": 9e-9, "lobpcg": 1e-8, "amg": 1e-8, "multilevel": 6e-9}
 # k-means: n * c^2 units per restart of c clusters (k-means++ seeding and
 # Lloyd's iterations about equally, then the boundary refinement; CPU 2.2 s
 # for 10,000 rows and 250 clusters, 7.5 s for 470); started at seed points,
