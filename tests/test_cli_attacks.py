@@ -266,3 +266,142 @@ def test_a_parameter_file_whose_metadata_key_is_not_an_object_says_what_it_shoul
     path.write_text(json.dumps({METADATA_KEY: 5}))
     with pytest.raises(ParameterFileError, match=f'"{METADATA_KEY}" holds 5; it holds the parameters as an object'):
         load_parameters(path)
+
+
+def test_a_zarr_input_rewritten_while_the_batch_runs_is_not_written_from_two_versions(tmp_path):
+    # Issue 17: a zarr store changed during a batch was only noticed at the next run (its folder keeps
+    # its time when a chunk is rewritten). Its files' listing is compared now; touching a chunk is fine.
+    import zarr
+
+    from napari_spectral_seg.batch.plan import InputItem
+    from napari_spectral_seg.batch.run import changed_since_planned
+    from napari_spectral_seg.io import file_identity
+
+    path = tmp_path / "movie.zarr"
+    array = zarr.open_array(str(path), mode="w", shape=(3, 20, 20), chunks=(1, 20, 20), dtype="float32")
+    array[:] = np.random.default_rng(0).random((3, 20, 20))
+    item = InputItem(path, "zarr", tmp_path / "movie_labels.zarr", identity=file_identity(path))
+    assert "listing" in item.identity
+    assert changed_since_planned(item) is None
+    chunk = max(
+        (p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")), key=lambda p: p.stat().st_size
+    )
+    os.utime(chunk, ns=(1, 1))  # touched: same bytes
+    assert changed_since_planned(item) is None
+    array[1] = np.random.default_rng(1).random((20, 20))  # one frame rewritten in place
+    assert changed_since_planned(item).startswith("it changed while the batch ran (other bytes")
+
+
+def test_a_symlink_loop_or_a_dangling_link_as_input_is_named_as_such(tmp_path):
+    # Attack: a loop of symbolic links (or a link to a removed file) as input was "no such file",
+    # though `ls` shows it.
+    from napari_spectral_seg.batch.plan import InputItem, _plan_input
+    from napari_spectral_seg.core.params import SegmentationParams
+    from napari_spectral_seg.io import InputError, read_image
+
+    (tmp_path / "a.tif").symlink_to(tmp_path / "b.tif")
+    (tmp_path / "b.tif").symlink_to(tmp_path / "a.tif")
+    (tmp_path / "gone.tif").symlink_to(tmp_path / "removed.tif")
+    with pytest.raises(InputError, match=r"a\.tif: a symbolic link that leads back to itself \(a loop of links\)"):
+        read_image(tmp_path / "a.tif")
+    with pytest.raises(InputError, match=r"gone\.tif: a symbolic link to .*removed\.tif, which does not exist"):
+        read_image(tmp_path / "gone.tif")
+    item = InputItem(tmp_path / "a.tif", "tif", tmp_path / "out" / "a_labels.tif")
+    _plan_input(item, SegmentationParams(), 2)
+    assert item.status == "failed" and item.reason.startswith("a symbolic link that leads back to itself")
+    with pytest.raises(InputError, match=r"plain\.tif: no such file\.$"):
+        read_image(tmp_path / "plain.tif")
+
+
+def test_a_parameter_file_nested_too_deeply_is_one_line_without_python_words(tmp_path):
+    from napari_spectral_seg.io import ParameterFileError, load_parameters
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ParameterFileError) as info:
+        load_parameters(deep)
+    message = str(info.value)
+    assert "nested too deeply: a parameter file is one object of parameters" in message
+    assert "Recursion" not in message and "\n" not in message
+
+
+def test_an_ome_zarr_group_with_a_missing_level_is_named_with_the_array_to_pass(tmp_path):
+    # Attack: an OME-Zarr (a group) whose level 0 is missing, given to batch: zarr's
+    # "NodeTypeValidationError: Invalid value for 'node_type'" was the reason.
+    import zarr
+
+    from napari_spectral_seg.batch.plan import InputItem, _plan_input
+    from napari_spectral_seg.core.params import SegmentationParams
+
+    path = tmp_path / "cells.ome.zarr"
+    group = zarr.open_group(str(path), mode="w")
+    group.create_array("1", shape=(30, 30), dtype="float32")
+    group.attrs["multiscales"] = [{"version": "0.4", "datasets": [{"path": "0"}, {"path": "1"}]}]
+    item = InputItem(path, "zarr", tmp_path / "out" / "cells.ome_labels.zarr")
+    _plan_input(item, SegmentationParams(), 2)
+    assert item.status == "failed"
+    assert item.reason == (
+        f"is a zarr group (e.g. an OME-Zarr), not an array (its multiscale level(s) 0 are missing); "
+        f"pass one of its arrays, e.g. {path / '1'}"
+    )
+
+
+def test_an_input_removed_while_the_batch_runs_fails_in_words_not_errno(tmp_path):
+    # Attack: two inputs deleted while a batch ran: "cannot read it as an image (FileNotFoundError:
+    # [Errno 2] No such file or directory: ...)" per input.
+    from napari_spectral_seg.batch.task import segment_frame
+    from napari_spectral_seg.core.params import SegmentationParams
+
+    with pytest.raises(OSError) as info:
+        segment_frame(str(tmp_path / "gone.tif"), "tif", (0,), SegmentationParams())
+    assert str(info.value) == (
+        "it was removed (or moved) while the batch ran; put it back and run the same command again"
+    )
+
+
+def test_a_tif_with_a_truncated_page_fails_with_one_line_and_no_tifffile_log(tmp_path, capsys, caplog):
+    # Attack: a multi-page TIFF cut short: tifffile logged "invalid page offset" once per reader
+    # (16 lines from one batch input) before our own one-line reason.
+    import logging
+
+    import tifffile
+
+    from napari_spectral_seg.io import InputError, probe, read_frame, read_image
+
+    whole = tmp_path / "whole.tif"
+    tifffile.imwrite(whole, np.random.default_rng(0).random((5, 40, 40)).astype(np.float32))
+    broken = tmp_path / "broken.tif"
+    data = whole.read_bytes()
+    broken.write_bytes(data[: len(data) * 3 // 5])
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(InputError, match=r"broken\.tif: cannot read it as an image"):
+        read_image(broken)
+    probe(broken, "tif")
+    with pytest.raises(Exception):  # noqa: B017 - the worker turns any reader error into one line
+        read_frame(str(broken), "tif", (4,))
+    assert not [r for r in caplog.records if r.name.startswith("tifffile")]
+    assert logging.getLogger("tifffile").level == logging.NOTSET  # put back
+
+
+def test_an_output_name_too_long_is_refused_before_any_work_in_one_line(tmp_path):
+    # Attack: `segment -o <300 characters>.tif`: a 20-line OSError traceback (ENAMETOOLONG), exit 1.
+    from napari_spectral_seg.io import InputError, check_output_path
+
+    with pytest.raises(
+        InputError, match=r"the file name is too long \(304 bytes; .* at most \d+ here\); give a shorter"
+    ):
+        check_output_path(tmp_path / ("x" * 300 + ".tif"))
+    deep = tmp_path.joinpath(*["y" * 200] * 25) / "x.tif"
+    with pytest.raises(InputError, match=r"cannot write there \(File name too long\); give another -o path"):
+        check_output_path(deep)
+    assert check_output_path(tmp_path / ("x" * 200 + ".tif")).name.startswith("x")
+
+
+def test_a_named_pipe_or_a_device_as_parameter_file_is_named_not_missing(tmp_path):
+    from napari_spectral_seg.io import ParameterFileError, load_parameters
+
+    fifo = tmp_path / "p.json"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        with pytest.raises(ParameterFileError, match=r"is not a regular file \(a named pipe or a device\)"):
+            load_parameters(path)

@@ -240,3 +240,34 @@ def test_kmeans_with_graph_refines_the_seed_example():
     score_plain = adjusted_rand_score(node_truth[inside], plain[inside])
     score_refined = adjusted_rand_score(node_truth[inside], refined[inside])
     assert score_plain < 0.98 and score_refined > 0.99
+
+
+@pytest.mark.parametrize("solver", ["auto", "arpack", "lobpcg", "amg", "multilevel"])
+def test_a_graph_with_a_nan_weight_or_an_isolated_node_is_refused_in_our_words(solver):
+    # Issue 17: SuperLU's "Factor is exactly singular" leaked for a NaN weight
+    # (ARPACK's factorisation), and an isolated node gave NaN eigenvectors silently.
+    rng = np.random.default_rng(0)
+    w = sp.random_array((600, 600), density=0.01, rng=rng)
+    w = (w + w.T).tocsr()
+    nan = w.copy()
+    nan.data[0] = np.nan
+    isolated = w.tolil()
+    isolated[5, :] = 0
+    isolated[:, 5] = 0
+    isolated = sp.csr_array(isolated.tocsr())
+    isolated.eliminate_zeros()
+    with pytest.raises(ValueError, match=r"^graph has NaN, infinite or negative edge weights; pass finite"):
+        eigen.laplacian_eigenvectors(nan, 3, solver=solver, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"^graph has 1 node\(s\) without an edge of positive weight; pass one"):
+        eigen.laplacian_eigenvectors(isolated, 3, solver=solver, rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("solver", ["dense", "arpack"])
+def test_the_edge_list_route_refuses_a_node_without_weight_in_our_words(solver):
+    n = 500
+    a = np.arange(n - 1)
+    b = a + 1
+    w = np.ones(n - 1)
+    w[-1] = 0.0  # the last node's only edge has no weight
+    with pytest.raises(ValueError, match="node without an edge of positive weight"):
+        eigen.edge_laplacian_eigenvectors(w, a, b, n, 2, solver, np.random.default_rng(0))

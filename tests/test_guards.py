@@ -89,6 +89,47 @@ def test_seed_points_that_would_take_minutes_are_refused():
     assert time.perf_counter() - started < 1.0
 
 
+def test_segments_that_would_take_over_30_s_are_refused_at_once_and_name_n_clusters():
+    # Issue 17: n_clusters=470 on 100 x 100 ran 95 s (the guard allowed 60 s
+    # of estimated work and counted 10 k-means restarts as cheaper than they are).
+    with pytest.raises(memory.TooMuchWorkError, match=r"^n_clusters=470 would take about 28 s"):
+        memory.check_run(10_000, [10_000], 2, "auto", n_segments=470, available=2**40)
+    image = np.random.default_rng(0).random((100, 100))
+    started = time.perf_counter()
+    with pytest.raises(memory.TooMuchWorkError) as info:
+        segment(image, n_clusters=600, random_state=0)
+    message = str(info.value)
+    assert message.startswith("n_clusters=600 would take about") and "the limit is 20 s" in message
+    most = int(message.split("use at most about ")[1].split()[0])
+    assert 300 <= most < 470
+    assert "\n" not in message
+    assert time.perf_counter() - started < 1.0
+    # What is let through is estimated to end within the limit (the estimate follows CPU time).
+    run = memory.check_run(10_000, [10_000], 2, "auto", n_segments=most, available=2**40)
+    assert run.seconds <= memory.TIME_LIMIT_SECONDS
+
+
+def test_many_clusters_get_fewer_kmeans_restarts_and_a_few_keep_ten():
+    from napari_spectral_seg.core.costs import kmeans_restarts
+
+    assert [kmeans_restarts(k) for k in (2, 4, 64)] == [10, 10, 10]
+    assert kmeans_restarts(100) == 4 and kmeans_restarts(470) == 1
+    assert list(kmeans_restarts(np.array([4, 470]))) == [10, 1]
+
+
+def test_a_run_of_hundreds_of_segments_keeps_reporting_during_its_long_steps():
+    # 300 segments on 70 x 70: an ARPACK call and a k-means fit of about a second each
+    # (estimated); both report while they run instead of once before and after.
+    image = np.random.default_rng(0).random((70, 70))
+    updates = []
+    segment(image, n_clusters=300, random_state=0, progress=updates.append)
+    solving = [u for u in updates if u.step == "eigenvectors" and "eigen-solve of" in u.message]
+    clustering = [u for u in updates if u.step == "labels" and u.message.startswith("k-means of 300")]
+    assert len(solving) >= 2 and len(clustering) >= 1
+    fractions = [u.fraction for u in updates]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
 def test_the_refinement_of_many_clusters_is_counted():
     # k-means with c clusters refines boundaries with a c x c x c array (8 c^3 bytes).
     small = memory.estimate_run(10_000, [10_000], 2, [100], "auto", n_segments=100)

@@ -62,3 +62,56 @@ def test_relay_within_passes_errors_and_closes_steps():
     with pytest.raises(ValueError, match="boom"):
         drain(relayed)
     assert closed == [True]
+
+
+def test_a_long_native_step_is_waited_for_in_slices_and_its_errors_reach_the_caller():
+    # Issue 17: n_clusters=470 on 100 x 100 spent 18 s in one ARPACK call and
+    # 54 s in one k-means fit with no progress update at all.
+    import time
+
+    from napari_spectral_seg.core.progress import iter_waiting
+
+    steps = iter_waiting(lambda: time.sleep(1.5) or "done", expected_seconds=1.0)
+    parts = []
+    while True:
+        try:
+            parts.append(next(steps))
+        except StopIteration as stop:
+            assert stop.value == "done"
+            break
+    assert len(parts) >= 3  # every 0.25 s, even on a loaded machine
+    assert parts == sorted(parts) and all(0 < part < 1 for part in parts)
+
+    def fails():
+        raise ArithmeticError("from the thread")
+
+    with pytest.raises(ArithmeticError, match="from the thread"):
+        drain(iter_waiting(fails, expected_seconds=5.0))
+    assert drain(iter_waiting(lambda: 7, expected_seconds=0.0)) == 7  # short: in the caller's thread
+
+
+def test_a_consumer_that_stops_is_not_kept_waiting_for_the_step():
+    import time
+
+    from napari_spectral_seg.core.progress import iter_waiting
+
+    steps = iter_waiting(lambda: time.sleep(20), expected_seconds=20.0)
+    started = time.perf_counter()
+    next(steps)
+    steps.close()
+    assert time.perf_counter() - started < 5.0
+
+
+def test_numpy_error_state_applies_in_the_helper_thread():
+    from napari_spectral_seg.core.progress import iter_waiting
+
+    def divide():
+        import time
+
+        time.sleep(1.1)
+        return np.float64(1.0) / np.float64(0.0)
+
+    with np.errstate(divide="raise"):
+        steps = iter_waiting(divide, expected_seconds=1.0)
+        with pytest.raises(FloatingPointError):
+            drain(steps)

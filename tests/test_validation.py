@@ -462,3 +462,76 @@ def test_ragged_lists_as_image_or_mask_are_refused_by_name():
 
     with pytest.raises(ValueError, match=r"^mask is a list of rows of different lengths"):
         segment_frames(np.ones((2, 4, 4)), mask=[[1, 0], [1]], spatial_ndim=2)
+
+
+def _half_hidden(size=60):
+    from napari_spectral_seg import four_circles
+
+    image, mask, truth = four_circles(size=size, noise=0.2, seed=0)
+    hidden = np.zeros_like(mask)
+    hidden[:, : size // 2] = True
+    return image, mask, truth, hidden
+
+
+def test_a_masked_array_as_mask_leaves_its_masked_pixels_out():
+    # Issue 17: np.asarray dropped a MaskedArray's mask, so its hidden pixels were segmented.
+    from napari_spectral_seg import segment
+
+    image, mask, truth, hidden = _half_hidden()
+    labels = segment(image, np.ma.MaskedArray(mask, mask=hidden), n_clusters=2, random_state=0)
+    assert not labels[hidden].any() and labels[~hidden & mask].all()
+    regions = segment(image, np.ma.MaskedArray(truth, mask=hidden), n_clusters=2, random_state=0)
+    assert not regions[hidden].any() and regions[~hidden & (truth > 0)].all()
+
+
+@pytest.mark.parametrize("channels", [False, True])
+def test_a_masked_image_with_a_mask_never_reads_its_masked_pixels(channels):
+    from napari_spectral_seg import segment
+
+    image, mask, _, hidden = _half_hidden()
+    garbage = image.copy()
+    garbage[hidden] = -1e6  # what a masked array may hold under its mask
+    if channels:
+        garbage = np.stack([garbage, image, image], axis=0)
+        cover = np.zeros(garbage.shape, bool)
+        cover[0] = hidden  # one channel masked is enough
+        given = np.ma.MaskedArray(garbage, mask=cover)
+        kwargs = {"channel_axis": 0}
+    else:
+        given, kwargs = np.ma.MaskedArray(garbage, mask=hidden), {}
+    labels = segment(given, mask, n_clusters=2, random_state=0, **kwargs)
+    reference = segment(
+        np.stack([image] * 3) if channels else image, mask & ~hidden, n_clusters=2, random_state=0, **kwargs
+    )
+    np.testing.assert_array_equal(labels, reference)
+    assert not given.mask.all() and given.data.min() == -1e6  # the caller's array is not modified
+
+
+def test_a_masked_image_without_a_mask_is_refused_with_the_fix():
+    from napari_spectral_seg import segment, segment_frames
+
+    image, _, _, hidden = _half_hidden()
+    with pytest.raises(ValueError) as info:
+        segment(np.ma.MaskedArray(image, mask=hidden), n_clusters=2)
+    message = str(info.value)
+    assert message.startswith("image is a numpy masked array with 1800 masked pixel(s) and no mask is given")
+    assert "mask=~np.ma.getmaskarray(image)" in message and "image.filled(value)" in message
+    with pytest.raises(ValueError, match="image is a numpy masked array"):
+        segment_frames(np.ma.MaskedArray(np.stack([image] * 2), mask=np.stack([hidden] * 2)), spatial_ndim=2)
+    # Nothing masked: read as its data.
+    plain = segment(np.ma.MaskedArray(image), threshold="otsu", n_clusters=2, random_state=0)
+    np.testing.assert_array_equal(plain, segment(image, threshold="otsu", n_clusters=2, random_state=0))
+
+
+def test_split_label_refuses_masked_pixels_inside_the_segment():
+    from napari_spectral_seg import segment
+    from napari_spectral_seg.core import split_label
+
+    image, mask, _, hidden = _half_hidden()
+    labels = segment(image, mask, n_clusters=4, random_state=0)
+    left = int(np.bincount(labels[hidden])[1:].argmax() + 1)
+    with pytest.raises(ValueError, match=rf"masked pixel\(s\) inside label {left}; fill them first"):
+        split_label(np.ma.MaskedArray(image, mask=hidden), labels, left)
+    right = next(v for v in np.unique(labels) if v and not (labels[hidden] == v).any())
+    indices, values = split_label(np.ma.MaskedArray(image, mask=hidden), labels, int(right))
+    assert set(np.unique(values)) <= {int(right), int(labels.max()) + 1}

@@ -27,6 +27,7 @@ from ..io import (
     stored_table_record,
     written_by_us,
 )
+from ..io.common import why_missing
 from ..tables import matches_record
 from .recipe import recorded_parameters
 
@@ -253,13 +254,15 @@ def plan_batch(paths, out_dir, params: SegmentationParams, spatial_ndim: int, ov
 def _plan_input(item: InputItem, params: SegmentationParams, spatial_ndim: int) -> None:
     """Probe an input and cut it into frames."""
     if not item.path.exists():
-        return item.fail("no such file")
+        return item.fail(why_missing(item.path))
     try:
         check_not_special(item.path)
     except InputError as exc:
         return item.fail(str(exc).split(": ", 1)[1].rstrip("."))
     try:
         item.shape, reader_channel_axis = probe(item.path, item.kind)
+    except InputError as exc:  # names the input and what to pass
+        return item.fail(str(exc).split(": ", 1)[1].rstrip("."))
     except Exception as exc:
         return item.fail(f"cannot read it as an image ({type(exc).__name__}: {exc})")
     # Colour is decided by the file (PNG/JPEG, RGB TIFF), like `segment` does.

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.params import SegmentationParams
 from ..flag_words import for_command_line
-from ..io import InputError, file_identity, same_content
+from ..io import InputError, file_identity, listing_digest, same_content
 from . import cluster
 from .lock import output_lock
 from .plan import InputItem, check_outputs_differ, expand_inputs, make_output_dir, plan_batch
@@ -306,23 +306,26 @@ class _Run:
 
 
 def changed_since_planned(item: InputItem) -> str | None:
-    """Why an input file's frames may mix two contents (its bytes changed since it was hashed), or None.
+    """Why an input's frames may mix two contents (its bytes changed since it was hashed), or None.
 
-    Its size and time are compared first; only when they differ is it hashed again.
-
-    A file only: a zarr store's folder keeps its time when a chunk is
-    rewritten, and a changed store is caught by its hash at the next run.
+    A file's size and time are compared first, a zarr store's listing (each
+    file's path, size and time: the folder keeps its time when a chunk is
+    rewritten); only when they differ is it hashed again.
     """
     identity = item.identity or {}
     try:
         stat = os.stat(item.path)
     except OSError:  # removed: the frames read are those of the content planned, or failed when read
         return None
-    if item.path.is_dir() or not identity:
+    if not identity:
         return None
-    if (stat.st_size, stat.st_mtime_ns) == (identity.get("size"), identity.get("mtime_ns")):
-        return None
-    try:  # touched, or rewritten: only other bytes matter
+    try:
+        if item.path.is_dir():
+            if "listing" not in identity or listing_digest(item.path) == identity["listing"]:
+                return None
+        elif (stat.st_size, stat.st_mtime_ns) == (identity.get("size"), identity.get("mtime_ns")):
+            return None
+        # touched, or rewritten: only other bytes matter
         if same_content(identity, file_identity(item.path)):
             return None
     except OSError:

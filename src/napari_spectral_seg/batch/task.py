@@ -56,6 +56,10 @@ def segment_frame(
     """
     try:
         frame = read_frame(path, kind, index)
+    except FileNotFoundError as exc:
+        raise OSError(
+            "it was removed (or moved) while the batch ran; put it back and run the same command again"
+        ) from exc
     except Exception as exc:
         raise OSError(f"cannot read it as an image ({type(exc).__name__}: {exc})") from exc
     with warnings.catch_warnings(record=True) as caught:  # said by the client, once per input, not in worker logs

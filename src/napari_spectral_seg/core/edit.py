@@ -103,13 +103,20 @@ def split_label(
         not fit its dtype (e.g. uint8 labels up to 255): convert the labels
         to a wider dtype first (``labels.astype(np.int32)``).
     """
-    labels = np.asarray(labels)
+    labels = np.asarray(np.ma.filled(labels, 0) if isinstance(labels, np.ma.MaskedArray) else labels)
+    hidden = np.ma.getmaskarray(image) if isinstance(image, np.ma.MaskedArray) else None
     image = np.asarray(image)
     if channel_axis is not None:
         image = np.moveaxis(image, channel_axis, -1)
+        hidden = None if hidden is None else np.moveaxis(hidden, channel_axis, -1).any(axis=-1)
     spatial_shape = image.shape[:-1] if channel_axis is not None else image.shape
     _check_split(spatial_shape, labels, label, n_parts, seeds, next_label)
     region = labels == label
+    if hidden is not None and hidden.shape == region.shape and np.any(hidden & region):
+        raise ValueError(
+            f"image is a numpy masked array with {int(np.count_nonzero(hidden & region))} masked pixel(s) "
+            f"inside label {label}; fill them first, e.g. image.filled(value), or split a segment without them."
+        )
     box = _bounding_box(region)
     crop_seeds = None
     if seeds is not None:

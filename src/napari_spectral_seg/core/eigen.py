@@ -16,11 +16,13 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ._threads import single_threaded
+from .costs import solve_seconds
 from .multilevel import iter_multilevel_eigenvectors, multilevel_eigenvectors
-from .progress import drain
+from .progress import drain, iter_waiting, relay
 
 __all__ = [
     "EIGEN_SOLVERS",
+    "check_graph",
     "edge_laplacian_eigenvectors",
     "iter_laplacian_eigenvectors",
     "laplacian_eigenvectors",
@@ -83,6 +85,11 @@ def _edge_laplacian_entries(w, a, b, n):
     values = np.concatenate([w, w])[order]
     row_start = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))[:-1]])
     sqrt_degree = np.sqrt(np.add.reduceat(values, row_start))  # every node has an edge: no empty row
+    if not (np.all(sqrt_degree > 0) and np.all(np.isfinite(sqrt_degree))):  # also NaN; see check_graph
+        raise ValueError(
+            "graph has a node without an edge of positive weight, or weights that are not finite; "
+            "pass one connected component with finite weights > 0."
+        )
     inv = 1.0 / sqrt_degree
     return rows, cols, -((inv[rows] * values) * inv[cols]), sqrt_degree
 
@@ -278,13 +285,16 @@ def iter_laplacian_eigenvectors(
 
     The multilevel solver yields ``(fraction, message)`` after each level
     (see :func:`.multilevel.iter_multilevel_eigenvectors`); the other
-    solvers yield nothing. Returns ``(eigenvalues, embedding)`` as the
+    solvers, one native call each, yield their estimated part done every
+    0.25 s when they are expected to take a second or more (see
+    :func:`.progress.iter_waiting`). Returns ``(eigenvalues, embedding)`` as the
     ``StopIteration`` value.
     """
     if solver not in EIGEN_SOLVERS:
         raise ValueError(f"eigen_solver={solver!r} is unknown; use one of {', '.join(EIGEN_SOLVERS)}.")
     rng = np.random.default_rng() if rng is None else rng
     n = graph.shape[0]
+    check_graph(graph)
 
     chosen = resolve_solver(solver, n, k)
     if chosen == "multilevel":
@@ -292,19 +302,45 @@ def iter_laplacian_eigenvectors(
         return values, _fix_signs(embedding)
 
     laplacian, sqrt_degree = normalized_laplacian(graph)
-    # Single-threaded BLAS: the dense parts are small (n x k blocks, k x k
-    # problems) and extra threads only add contention on a busy machine,
-    # where they were measured to make a small dense eigen-solve 100x slower.
-    with single_threaded("eigen", user_api="blas"):
-        if chosen == "dense":
-            values, vectors = _dense(laplacian, k)
-        elif chosen == "arpack":
-            values, vectors = _arpack(laplacian, k, rng)
-        elif chosen == "lobpcg":
-            values, vectors = _lobpcg(laplacian.astype(np.float64), k, sqrt_degree, rng)
-        else:
-            values, vectors = _amg(graph, laplacian, k, sqrt_degree, rng)
+
+    def solve():
+        # Single-threaded BLAS: the dense parts are small (n x k blocks, k x k
+        # problems) and extra threads only add contention on a busy machine,
+        # where they were measured to make a small dense eigen-solve 100x slower.
+        with single_threaded("eigen", user_api="blas"):
+            if chosen == "dense":
+                return _dense(laplacian, k)
+            if chosen == "arpack":
+                return _arpack(laplacian, k, rng)
+            if chosen == "lobpcg":
+                return _lobpcg(laplacian.astype(np.float64), k, sqrt_degree, rng)
+            return _amg(graph, laplacian, k, sqrt_degree, rng)
+
+    # One native call of up to tens of seconds (hundreds of eigenvectors): waited for in slices.
+    waiting = iter_waiting(solve, solve_seconds(chosen, n, k))
+    values, vectors = yield from relay(waiting, lambda part: (part, f"{chosen} eigen-solve of {k} vectors"))
     return np.asarray(values), _fix_signs(vectors / sqrt_degree[:, None])
+
+
+def check_graph(graph: sp.csr_array) -> None:
+    """Refuse a graph the normalised Laplacian is undefined for: a weight that is not finite and >= 0, a node without edges.
+
+    Such a graph made the eigen-solvers fail in their own words (SuperLU's
+    "Factor is exactly singular" for a NaN weight) or return NaN silently
+    (an isolated node: division by a zero degree).
+    """
+    data = np.asarray(graph.data)
+    if data.size and not (np.all(np.isfinite(data)) and data.min() >= 0):
+        raise ValueError(
+            "graph has NaN, infinite or negative edge weights; pass finite weights >= 0 (e.g. from build_pixel_graph)."
+        )
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    isolated = int(np.count_nonzero(~(degree > 0)))
+    if isolated:
+        raise ValueError(
+            f"graph has {isolated} node(s) without an edge of positive weight; pass one connected "
+            "component (scipy.sparse.csgraph.connected_components), each node with an edge."
+        )
 
 
 def _fix_signs(embedding):

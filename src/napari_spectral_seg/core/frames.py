@@ -101,7 +101,7 @@ def iter_segment_frames(
             else np.moveaxis(np.asarray(image), channel_axis, -1)
         )
     if mask is not None:
-        mask = as_array(mask, "mask")
+        mask = as_array(np.ma.filled(mask, 0) if isinstance(mask, np.ma.MaskedArray) else mask, "mask")
         if mask.shape not in (leading + spatial, spatial):
             raise ValueError(
                 f"mask has shape {mask.shape}; pass one of shape {leading + spatial} (per frame) "

@@ -8,8 +8,17 @@ import scipy.sparse as sp
 from sklearn.cluster import KMeans
 
 from ._threads import single_threaded
+from .costs import kmeans_restarts, kmeans_seconds
+from .progress import drain, iter_waiting
 
-__all__ = ["LABEL_METHODS", "cluster_embedding", "refine_boundaries", "relabel_by_first_pixel", "split_counts"]
+__all__ = [
+    "LABEL_METHODS",
+    "cluster_embedding",
+    "iter_cluster_embedding",
+    "refine_boundaries",
+    "relabel_by_first_pixel",
+    "split_counts",
+]
 
 LABEL_METHODS = ("kmeans", "cluster_qr")
 
@@ -48,7 +57,8 @@ def cluster_embedding(
         Number of clusters.
     method : {"kmeans", "cluster_qr"}
         ``"kmeans"``: k-means with 10 restarts, as scikit-learn's
-        ``spectral_clustering`` (fitted on a random subsample of
+        ``spectral_clustering`` (fewer above 64 clusters, one from about
+        200: ``costs.kmeans_restarts``; fitted on a random subsample of
         ``KMEANS_SUBSAMPLE`` rows when there are more, then every row is
         assigned to its nearest centre); ``"cluster_qr"``: deterministic QR
         rotation, faster on millions of nodes.
@@ -65,6 +75,14 @@ def cluster_embedding(
     ndarray of int64, shape (n_nodes,)
         Cluster of each node, in ``0 .. n_clusters - 1``.
     """
+    return drain(iter_cluster_embedding(embedding, n_clusters, method=method, random_state=random_state, graph=graph))
+
+
+def iter_cluster_embedding(embedding, n_clusters, *, method="kmeans", random_state=None, graph=None):
+    """:func:`cluster_embedding` as a generator yielding the part done (0-1) of a long k-means.
+
+    Returns the clusters as the ``StopIteration`` value.
+    """
     if n_clusters == 1:
         return np.zeros(len(embedding), dtype=np.int64)
     if method == "cluster_qr":
@@ -74,22 +92,27 @@ def cluster_embedding(
     # float64: scikit-learn's k-means++ seeding computes float32 distances
     # in tiny upcast batches, measured 10x slower than on float64.
     points = np.asarray(embedding[:, :n_clusters], dtype=np.float64)
-    km = KMeans(n_clusters=n_clusters, n_init=10, random_state=random_state)
-    # One thread (OpenMP and BLAS): k-means on <= 20k rows of a few columns
-    # is too small to gain from threads, and on a busy machine spinning
-    # OpenMP threads were measured to make it 10x slower.
-    with single_threaded("labels"):
-        if len(points) <= KMEANS_SUBSAMPLE:
-            km.fit(points)
-        else:
-            rng = np.random.default_rng(random_state)
-            # With replacement: a few duplicate rows do not move the centres,
-            # and it avoids the O(n) permutation of sampling without.
-            sample = np.sort(rng.integers(0, len(points), KMEANS_SUBSAMPLE))
-            km.fit(points[sample])
-        if graph is None:
-            return km.predict(points).astype(np.int64)
-        return refine_boundaries(graph, points, km.cluster_centers_)
+    km = KMeans(n_clusters=n_clusters, n_init=kmeans_restarts(n_clusters), random_state=random_state)
+
+    def fit():
+        # One thread (OpenMP and BLAS): k-means on <= 20k rows of a few columns
+        # is too small to gain from threads, and on a busy machine spinning
+        # OpenMP threads were measured to make it 10x slower.
+        with single_threaded("labels"):
+            if len(points) <= KMEANS_SUBSAMPLE:
+                km.fit(points)
+            else:
+                rng = np.random.default_rng(random_state)
+                # With replacement: a few duplicate rows do not move the centres,
+                # and it avoids the O(n) permutation of sampling without.
+                sample = np.sort(rng.integers(0, len(points), KMEANS_SUBSAMPLE))
+                km.fit(points[sample])
+            if graph is None:
+                return km.predict(points).astype(np.int64)
+            return refine_boundaries(graph, points, km.cluster_centers_)
+
+    # Hundreds of clusters: a fit of seconds, waited for in slices.
+    return (yield from iter_waiting(fit, float(kmeans_seconds(len(points), n_clusters))))
 
 
 # Nodes whose position between the two nearest centres is within this

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .costs import kmeans_seconds, solve_seconds
+
 __all__ = [
     "TIME_LIMIT_SECONDS",
     "InsufficientMemoryError",
@@ -196,21 +198,11 @@ _GRAPH_BYTES_PER_NODE_AXIS = 80
 # One piece's eigen-solve, bytes per node (Laplacian copies, solver
 # workspace); the n x k blocks are counted apart (see _solve_bytes).
 _SOLVE_BYTES_PER_NODE = {"dense": 0, "multilevel": 120, "amg": 700, "lobpcg": 400, "arpack": 1500}
-# Seconds per unit of work, measured on this project's 2-core machine (one
-# BLAS thread, as the engine runs): a dense eigh costs n^3 units, the other
-# solvers n * k^2 (orthogonalising k vectors of n entries), k-means
-# n * c^2 per fit of c clusters (c columns), ten restarts (one with seed
-# points, which start at the points).
-_SECONDS_PER_UNIT = {"dense": 6e-11, "arpack": 7e-9, "lobpcg": 1e-8, "amg": 1e-8, "multilevel": 2e-9}
-_KMEANS_SECONDS_PER_UNIT = 2e-8
-_SEEDED_KMEANS_SECONDS_PER_UNIT = 2e-9
-# k-means is fitted on at most this many rows (labels.KMEANS_SUBSAMPLE).
-_KMEANS_ROWS = 20_000
-# Runs whose segment-count-dependent work is estimated above this are
-# refused: the estimate is rough (a factor of 2 either way), the limit far
-# above what a sensible number of segments costs (n_clusters=400 on a
-# 100 x 100 piece: about 40 s).
-TIME_LIMIT_SECONDS = 60.0
+# Runs whose segment-count-dependent work (core/costs.py, one-thread CPU
+# seconds) is estimated above this are refused: issue 17 allows no wait over
+# 30 s, and this machine, shared, runs such work 1.5-4x slower than its CPU
+# time (n_clusters=470 on 100 x 100: 27 s of CPU, over 60 s at a load of 10).
+TIME_LIMIT_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -322,12 +314,9 @@ def estimate_run(
         chosen = solvers == solver
         n, k = sizes[chosen], ks[chosen]
         piece_bytes[chosen] = np.maximum(piece_bytes[chosen], _solve_bytes(n, k, solver, ndim))
-        work = n.astype(np.float64) ** 3 if solver == "dense" else n * k.astype(np.float64) ** 2
-        seconds += _SECONDS_PER_UNIT[solver] * float(work.sum())
+        seconds += float(np.sum(solve_seconds(solver, n, k)))
         kept += (4 if solver == "multilevel" else 8) * float((n * k.astype(np.float64)).sum())  # embeddings
-    unit = _SEEDED_KMEANS_SECONDS_PER_UNIT if seeded else _KMEANS_SECONDS_PER_UNIT
-    rows = np.minimum(sizes, _KMEANS_ROWS).astype(np.float64)
-    seconds += unit * float((rows * np.where(counts > 1, counts, 0).astype(np.float64) ** 2).sum())
+    seconds += float(np.sum(kmeans_seconds(sizes, counts, seeded=seeded)))
     if not solved.any():
         return RunEstimate(int(shared), seconds, int(sizes.max(initial=0)), 1, "none")
     worst = int(np.argmax(piece_bytes))

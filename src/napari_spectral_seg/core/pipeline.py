@@ -20,7 +20,7 @@ from ._pages import ordinary_pages
 from .adapt import check_foreground
 from .auto_steps import finish, iter_auto_tail, paint
 from .graph import PixelIndex, component_block, edge_weights_graph, index_pixels
-from .labels import cluster_embedding, relabel_by_first_pixel, split_counts
+from .labels import iter_cluster_embedding, relabel_by_first_pixel, split_counts
 from .mask import empty_mask_hint, resolve_mask
 from .memory import check_run
 from .params import DEFAULT_EDGE_LEVEL, SegmentationParams, check_random_state, check_spacing
@@ -36,6 +36,7 @@ from .validation import (
     check_mask,
     check_segment_count,
     floor_edge_weights,
+    read_masked_arrays,
     scale_for_graph,
     warn_if_constant,
 )
@@ -97,6 +98,7 @@ def _iter_start(image, mask, params: SegmentationParams):
     Yields mask-step progress as each step before the mask ends (see
     :class:`~.shares.PrepareShares`); returns the :class:`_Run`.
     """
+    image, mask = read_masked_arrays(image, mask, params.channel_axis)
     data, spatial_shape = as_float_image(image, params.channel_axis, mask=mask)
     regions = None
     if mask is not None:
@@ -338,14 +340,19 @@ def _iter_labels(run: _Run, graph, eigenvalues, embeddings):
         if counts[comp] == 1:
             node_label[start:stop] = next_label
         else:
-            clusters = cluster_embedding(
+            clustering = iter_cluster_embedding(
                 embeddings[comp][:, : counts[comp]],
                 int(counts[comp]),
                 method=params.assign_labels,
                 random_state=(run.random_state + comp) % (2**31),
                 graph=component_block(graph, start, stop),
             )
-            node_label[start:stop] = next_label + clusters
+
+            def in_labels(part, comp=comp):  # a long k-means of hundreds of clusters
+                done = run.shares.in_labels((comp + part) / len(counts))
+                return Progress("labels", done, f"k-means of {counts[comp]} clusters")
+
+            node_label[start:stop] = next_label + (yield from relay(clustering, in_labels))
         next_label += int(counts[comp])
     labels = paint(node_label, index, run.spatial_shape)
     # With seeds, label i is the segment of point i.

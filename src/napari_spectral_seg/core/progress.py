@@ -8,12 +8,16 @@ a callback, so no caller writes the ``next``/``StopIteration`` loop itself.
 
 from __future__ import annotations
 
+import contextvars
+import math
+import threading
+import time
 from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["STEPS", "Progress", "SegmentationCancelled", "drain", "relay", "run_to_end"]
+__all__ = ["STEPS", "Progress", "SegmentationCancelled", "drain", "iter_waiting", "relay", "run_to_end"]
 
 STEPS = ("mask", "graph", "eigenvectors", "labels")
 
@@ -95,3 +99,54 @@ def run_to_end(steps: Generator[Any, None, T], progress: Callable[[Any], object]
             except SegmentationCancelled:
                 steps.close()
                 raise
+
+
+# A step expected to take less than this runs in the caller's thread.
+_WAIT_IN_THREAD_SECONDS = 1.0
+# Updates while waiting for a step in its helper thread, seconds apart.
+_WAIT_INTERVAL = 0.25
+
+
+def _part_done(elapsed: float, expected: float) -> float:
+    """Elapsed time as the part done: linear to 0.8 at 80 % of ``expected``, then towards 1 (never 1)."""
+    knee = 0.8 * expected
+    if elapsed <= knee:
+        return elapsed / expected
+    return 0.8 + 0.2 * (1.0 - math.exp(-(elapsed - knee) / expected))
+
+
+def iter_waiting(work: Callable[[], T], expected_seconds: float) -> Generator[float, None, T]:
+    """Run ``work()`` to its result, yielding the estimated part done (0-1) while it runs.
+
+    One long native call (a factorisation, k-means) gives a generator no
+    point to yield at; run in a helper thread, it is waited for in short
+    slices instead, so progress keeps moving and a consumer that stops
+    iterating is not kept waiting. A step expected to be short runs in the
+    caller's thread and yields nothing.
+
+    ``work`` runs in a copy of the caller's context (so ``np.errstate`` and
+    other context variables apply in the thread). If the generator is closed
+    before ``work`` returns, the thread is left to finish on its own (its
+    result is dropped): a native call cannot be interrupted.
+    """
+    if expected_seconds < _WAIT_IN_THREAD_SECONDS:
+        return work()
+    context = contextvars.copy_context()
+    finished = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def target():
+        try:
+            outcome["value"] = context.run(work)
+        except BaseException as error:  # handed to the caller's thread
+            outcome["error"] = error
+        finally:
+            finished.set()
+
+    start = time.perf_counter()
+    threading.Thread(target=target, name="napari-spectral-seg step", daemon=True).start()
+    while not finished.wait(_WAIT_INTERVAL):
+        yield _part_done(time.perf_counter() - start, expected_seconds)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

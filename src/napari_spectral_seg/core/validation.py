@@ -26,6 +26,7 @@ __all__ = [
     "check_mask",
     "check_segment_count",
     "floor_edge_weights",
+    "read_masked_arrays",
     "scale_for_graph",
     "warn_if_constant",
 ]
@@ -40,6 +41,50 @@ def as_array(value, name: str) -> np.ndarray:
             f"{name} is a list of rows of different lengths; pass a rectangular array "
             "(every row as long as the others), e.g. a numpy array."
         ) from None
+
+
+def read_masked_arrays(image, mask, channel_axis=None):
+    """``image`` and ``mask`` with numpy masked arrays read as their masks say.
+
+    ``np.asarray`` drops a ``np.ma.MaskedArray``'s mask and reads the hidden
+    values as if they were data. Here a masked pixel of ``mask`` is outside
+    the mask; a masked pixel of ``image`` (in any channel) is left out of
+    the given ``mask`` and its value never read (it is filled like a NaN
+    outside the mask). A masked image without a ``mask`` is refused: whether
+    its masked pixels' values or a threshold should decide is the caller's
+    choice, and the message says how to give either.
+
+    Returns
+    -------
+    image, mask
+        Plain arrays where masked arrays were given (the inputs otherwise,
+        unchanged and not copied).
+    """
+    if isinstance(mask, np.ma.MaskedArray):
+        mask = np.ma.filled(mask, 0)
+    if not isinstance(image, np.ma.MaskedArray):
+        return image, mask
+    hidden = np.ma.getmaskarray(image)
+    data = np.ma.getdata(image)
+    if not hidden.any():
+        return data, mask
+    if data.dtype.kind not in "biuf" or (channel_axis is not None and not is_integer(channel_axis)):
+        return data, mask  # as_float_image names what is wrong
+    if channel_axis is not None and -data.ndim <= int(channel_axis) < data.ndim:
+        hidden = hidden.any(axis=int(channel_axis))
+    n_hidden = int(np.count_nonzero(hidden))
+    if mask is None:
+        raise ValueError(
+            f"image is a numpy masked array with {n_hidden} masked pixel(s) and no mask is given; pass "
+            "mask=~np.ma.getmaskarray(image) to leave them out (with threshold='otsu' for Otsu's threshold "
+            "inside it), or image.filled(value) to segment them."
+        )
+    mask = as_array(mask, "mask")
+    if mask.shape != hidden.shape:
+        return data, mask  # check_mask names the shapes
+    data = data.astype(np.float64, copy=True)
+    data[np.ma.getmaskarray(image)] = np.nan  # outside the mask now: filled from the nearest pixel, never read
+    return data, np.where(hidden, 0, mask)
 
 
 def _peek(image):

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ["INPUT_IDENTITY_KEY", "METADATA_KEY", "TABLE_RECORD_KEY", "InputError", "ParameterFileError", "first_line"]
+from contextlib import contextmanager
+
+__all__ = [
+    "INPUT_IDENTITY_KEY",
+    "METADATA_KEY",
+    "TABLE_RECORD_KEY",
+    "InputError",
+    "ParameterFileError",
+    "first_line",
+    "tiff_warnings_off",
+    "why_missing",
+]
 
 # The key the parameters are stored under: in a result layer's metadata, a
 # saved parameter file and a zarr output's attributes.
@@ -27,3 +38,36 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def why_missing(path) -> str:
+    """Why ``path`` cannot be opened when it does not exist: no such file, or a symbolic link to nothing."""
+    import errno
+    import os
+
+    if not os.path.islink(path):
+        return "no such file"
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link that leads back to itself (a loop of links); point it at the image file"
+    return f"a symbolic link to {os.readlink(path)}, which does not exist; point it at the image file"
+
+
+@contextmanager
+def tiff_warnings_off():
+    """tifffile's log messages off while a TIFF is read: a damaged file fails with one error of ours instead.
+
+    tifffile logs each damaged page it skips ("invalid page offset"), once
+    per reader, so a batch printed the same line 16 times before its own.
+    """
+    import logging
+
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)  # it logs damaged pages as errors
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import InputError, first_line
+from .common import InputError, first_line, tiff_warnings_off, why_missing
 
 __all__ = [
     "INPUT_SUFFIXES",
@@ -51,7 +51,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
     if suffix not in READ_SUFFIXES:
         raise InputError(f"{path}: unsupported file type '{suffix}'; use one of {', '.join(READ_SUFFIXES)}.")
     if not path.exists():
-        raise InputError(f"{path}: no such file.")
+        raise InputError(f"{path}: {why_missing(path)}.")
     check_not_special(path)
     try:
         channel_axis = None
@@ -60,7 +60,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
         elif suffix in (".tif", ".tiff"):
             import tifffile
 
-            with tifffile.TiffFile(path) as tif:
+            with tiff_warnings_off(), tifffile.TiffFile(path) as tif:
                 image, channel_axis = tif.asarray(), tiff_colour_axis(tif)
         else:
             import imageio.v3 as iio
@@ -139,6 +139,25 @@ def input_kind(path: str | os.PathLike) -> str:
     return kind
 
 
+def _open_zarr_array(path):
+    """The zarr array at ``path``; a group (an OME-Zarr) is refused naming the arrays it holds."""
+    import zarr
+
+    try:
+        return zarr.open_array(str(path), mode="r")
+    except Exception as exc:
+        try:
+            group = zarr.open_group(str(path), mode="r")
+        except Exception:
+            raise exc from None
+    arrays = sorted(name for name, _ in group.arrays())
+    levels = [d.get("path") for m in group.attrs.get("multiscales", []) for d in m.get("datasets", [])]
+    missing = [level for level in levels if level not in arrays]
+    gap = f" (its multiscale level(s) {', '.join(map(str, missing))} are missing)" if missing else ""
+    hint = f"pass one of its arrays, e.g. {Path(path) / arrays[0]}" if arrays else "it holds no array"
+    raise InputError(f"{path}: is a zarr group (e.g. an OME-Zarr), not an array{gap}; {hint}.")
+
+
 def probe(path: str | os.PathLike, kind: str) -> tuple[tuple[int, ...], int | None]:
     """Shape of an input and its reader's channel axis, reading only its header."""
     if kind == "npy":
@@ -146,15 +165,13 @@ def probe(path: str | os.PathLike, kind: str) -> tuple[tuple[int, ...], int | No
     if kind == "tif":
         import tifffile
 
-        with tifffile.TiffFile(path) as tif:
+        with tiff_warnings_off(), tifffile.TiffFile(path) as tif:
             shape, channel_axis = list(tif.series[0].shape), tiff_colour_axis(tif)
         if channel_axis is not None:  # alpha is dropped, as read_image does
             shape[channel_axis] = min(shape[channel_axis], 3)
         return tuple(shape), channel_axis
     if kind == "zarr":
-        import zarr
-
-        return tuple(zarr.open_array(str(path), mode="r").shape), None
+        return tuple(_open_zarr_array(path).shape), None
     import imageio.v3 as iio
 
     shape = tuple(iio.improps(path).shape)
@@ -172,22 +189,21 @@ def read_frame(path: str, kind: str, index: tuple[int, ...]) -> np.ndarray:
     alpha channel of an RGBA file is dropped, as :func:`read_image` does.
     """
     if kind == "zarr":
-        import zarr
-
-        array = zarr.open_array(path, mode="r")
+        array = _open_zarr_array(path)
         return np.asarray(array[index] if index else array[...])
     if kind == "npy":
         return np.array(np.load(path, mmap_mode="r", allow_pickle=False)[index])
     if kind == "tif":
         import tifffile
 
-        with tifffile.TiffFile(path) as tif:
-            channel_axis = tiff_colour_axis(tif)
-        try:
-            array = tifffile.memmap(path, mode="r")
-        except Exception:  # compressed or tiled: no memory map, read it all
-            array = tifffile.imread(path)
-        frame = np.array(array[index])
+        with tiff_warnings_off():
+            with tifffile.TiffFile(path) as tif:
+                channel_axis = tiff_colour_axis(tif)
+            try:
+                array = tifffile.memmap(path, mode="r")
+            except Exception:  # compressed or tiled: no memory map, read it all
+                array = tifffile.imread(path)
+            frame = np.array(array[index])
         return frame if channel_axis is None else _without_alpha(frame, channel_axis)
     image, _ = read_image(path)
     return image

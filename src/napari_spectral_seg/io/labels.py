@@ -17,6 +17,7 @@ __all__ = [
     "WRITE_SUFFIXES",
     "check_output_path",
     "file_identity",
+    "listing_digest",
     "same_content",
     "same_file",
     "stored_input_identity",
@@ -48,10 +49,25 @@ def check_output_path(path: str | os.PathLike) -> Path:
     suffix = path.suffix.lower()
     if suffix not in WRITE_SUFFIXES:
         raise InputError(f"{path}: cannot write '{suffix}'; the output must end in .tif or .npy.")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; give the output a file name, e.g. {path / 'labels.tif'}.")
-    if not path.parent.is_dir():
-        raise InputError(f"{path.parent}: output directory does not exist; create it first.")
+    # Its temporary name (longer than its lock's) must fit the longest name the directory takes.
+    longest = len(os.fsencode(_partial(path).name))
+    try:
+        name_max = os.pathconf(path.parent if path.parent.is_dir() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    if longest > name_max:
+        raise InputError(
+            f"{path}: the file name is too long ({len(os.fsencode(path.name))} bytes; with the temporary "
+            f"name it is written under, at most {name_max - longest + len(os.fsencode(path.name))} here); "
+            "give a shorter -o name."
+        )
+    try:
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder; give the output a file name, e.g. {path / 'labels.tif'}.")
+        if not path.parent.is_dir():
+            raise InputError(f"{path.parent}: output directory does not exist; create it first.")
+    except OSError as exc:  # e.g. a path too long as a whole
+        raise InputError(f"{path}: cannot write there ({exc.strerror}); give another -o path.") from None
     if not os.access(path.parent, os.W_OK):
         raise InputError(f"{path.parent}: output directory is not writable.")
     return path
@@ -226,8 +242,11 @@ def file_identity(path: str | os.PathLike) -> dict:
     """What identifies an input's content: its size, modification time and a BLAKE2b hash of its bytes.
 
     For a directory (a zarr store) the hash covers every file's relative
-    path and bytes. Reading is done in blocks of 4 MiB; hashlib releases
-    the GIL, so identities of several files can be computed in threads.
+    path and bytes, and ``"listing"`` is :func:`listing_digest` of its
+    files as they were before each was read (a folder keeps its time when
+    a chunk inside is rewritten). Reading is done in blocks of 4 MiB;
+    hashlib releases the GIL, so identities of several files can be
+    computed in threads.
 
     Raises
     ------
@@ -237,16 +256,40 @@ def file_identity(path: str | os.PathLike) -> dict:
     path = Path(path)
     digest = hashlib.blake2b(digest_size=16)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    size = 0
+    size, stats = 0, []
     for file in files:
         if path.is_dir():
+            stats.append(_file_stat(path, file))
             digest.update(str(file.relative_to(path)).encode("utf-8", "surrogateescape") + b"\0")
         with open(file, "rb") as fh:
             while block := fh.read(4 << 20):
                 digest.update(block)
                 size += len(block)
     stat = path.stat()
-    return {"size": size, "mtime_ns": stat.st_mtime_ns, "blake2b": digest.hexdigest()}
+    identity = {"size": size, "mtime_ns": stat.st_mtime_ns, "blake2b": digest.hexdigest()}
+    if path.is_dir():
+        identity["listing"] = _digest_of(stats)
+    return identity
+
+
+def _file_stat(root: Path, file: Path) -> tuple:
+    stat = file.stat()
+    return (str(file.relative_to(root)), stat.st_size, stat.st_mtime_ns)
+
+
+def _digest_of(stats: list) -> str:
+    return hashlib.blake2b(repr(sorted(stats)).encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+
+
+def listing_digest(path: str | os.PathLike) -> str:
+    """A digest of a directory's files: their relative paths, sizes and modification times (no byte is read).
+
+    Equal digests mean no file was added, removed or written since; a
+    different one is then settled by hashing the bytes (a file rewritten
+    with the same bytes, or touched, is the same content).
+    """
+    path = Path(path)
+    return _digest_of([_file_stat(path, file) for file in path.rglob("*") if file.is_file()])
 
 
 def same_content(identity: dict | None, other: dict | None) -> bool:

@@ -77,6 +77,8 @@ def _parse_problem(exc: Exception) -> str:
         return f"not valid JSON: {exc.msg}"
     if isinstance(exc, UnicodeDecodeError):
         return f"not UTF-8 text (byte {exc.start}); save it as UTF-8"
+    if isinstance(exc, RecursionError):
+        return 'nested too deeply: a parameter file is one object of parameters, e.g. {"n_clusters": 4}'
     problem = getattr(exc, "problem", None)
     if problem:
         return f"not valid YAML: {problem}"
@@ -136,6 +138,10 @@ def load_parameters(path: str | os.PathLike) -> dict:
     if path.is_dir():
         raise ParameterFileError(f"{path}: is a folder; pass a parameter file (.json, .yaml or a labels .tif).")
     if not path.is_file():
+        if path.exists():  # reading a pipe or a device could block or never end
+            raise ParameterFileError(
+                f"{path}: is not a regular file (a named pipe or a device); pass a parameter file."
+            )
         raise ParameterFileError(f"{path}: no such parameter file.")
     data = _read_object(path)
     if isinstance(data, dict) and METADATA_KEY in data:

@@ -21,6 +21,8 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from .common import tiff_warnings_off
+
 __all__ = ["MICROMETRE", "VoxelSize", "read_voxel_size", "spacing_and_voxel_size", "tiff_arguments"]
 
 MICROMETRE = "µm"
@@ -176,7 +178,7 @@ def read_voxel_size(path: str | os.PathLike) -> VoxelSize | None:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tiff_warnings_off(), tifffile.TiffFile(path) as tif:
             if tif.is_ome:
                 return _ome_voxel_size(tif)
             if tif.is_imagej:

@@ -1,0 +1,62 @@
+"""Seconds of the work that grows with the number of segments: the eigen-solve and k-means.
+
+One cost model serves the guard that refuses runs too long to wait for
+(:func:`~.memory.check_run`) and the progress reported while such a step
+runs (:func:`~.progress.iter_waiting`), so what the guard lets through is
+what the progress expects. The constants are one-thread seconds measured on
+this project's 2-core machine, lightly loaded. The functions take numbers
+or numpy arrays (one entry per piece of the mask).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["KMEANS_ROWS", "kmeans_restarts", "kmeans_seconds", "solve_seconds"]
+
+# Seconds per unit of work: a dense eigh costs n^3 units, the other solvers
+# n * k^2 (orthogonalising k vectors of n entries).
+# Multilevel: CPU 9.7 s for 100 vectors of 90,000 nodes and 3.9 s for 60 of
+# 62,500 (1.1e-8 and 1.7e-8 per unit), but a few vectors of megapixels cost
+# far less per unit (4096^2 with 4 segments: 4.4 s for the whole run), so
+# the constant is a compromise that undercounts hundreds of vectors by ~2x.
+_SECONDS_PER_UNIT = {"dense": 6e-11, "arpack": 9e-9, "lobpcg": 1e-8, "amg": 1e-8, "multilevel": 6e-9}
+# k-means: n * c^2 units per restart of c clusters (k-means++ seeding and
+# Lloyd's iterations about equally, then the boundary refinement; CPU 2.2 s
+# for 10,000 rows and 250 clusters, 7.5 s for 470); started at seed points,
+# one fit that converges in a few iterations. ARPACK: CPU 5.3 s for 250
+# vectors of 10,000 nodes, 19.7 s for 470 (one BLAS thread).
+_KMEANS_SECONDS_PER_UNIT = 3.5e-9
+_SEEDED_KMEANS_SECONDS_PER_UNIT = 2e-9
+# k-means is fitted on at most this many rows (labels.KMEANS_SUBSAMPLE).
+KMEANS_ROWS = 20_000
+# Up to this many clusters k-means keeps scikit-learn's 10 restarts; above,
+# fewer, so that no fit costs more than 10 restarts of this many clusters
+# (one restart from about 200 clusters). With hundreds of small clusters a
+# restart changes little, and 10 of them made n_clusters=470 on a 100 x 100
+# image spend 52 s in k-means.
+_FULL_RESTART_CLUSTERS = 64
+_RESTARTS = 10
+
+
+def kmeans_restarts(n_clusters):
+    """Restarts (``n_init``) of the k-means that labels ``n_clusters`` clusters."""
+    budget = _RESTARTS * _FULL_RESTART_CLUSTERS**2
+    clusters = np.maximum(np.asarray(n_clusters, dtype=np.int64), 1)
+    restarts = np.clip(budget // clusters**2, 1, _RESTARTS)
+    return int(restarts) if restarts.ndim == 0 else restarts
+
+
+def solve_seconds(solver: str, n, k):
+    """Seconds of the eigen-solve of ``k`` vectors on ``n`` nodes by ``solver`` (as resolved)."""
+    n, k = np.asarray(n, dtype=np.float64), np.asarray(k, dtype=np.float64)
+    work = n**3 if solver == "dense" else n * k**2
+    return _SECONDS_PER_UNIT[solver] * work
+
+
+def kmeans_seconds(rows, n_clusters, *, seeded: bool = False):
+    """Seconds of the k-means of ``rows`` points (before subsampling) into ``n_clusters`` clusters (0 for one)."""
+    rows = np.minimum(np.asarray(rows, dtype=np.float64), KMEANS_ROWS)
+    clusters = np.asarray(n_clusters, dtype=np.int64)
+    per_unit = _SEEDED_KMEANS_SECONDS_PER_UNIT if seeded else _KMEANS_SECONDS_PER_UNIT * kmeans_restarts(clusters)
+    return np.where(clusters > 1, per_unit * rows * clusters.astype(np.float64) ** 2, 0.0)
