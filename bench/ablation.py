@@ -29,7 +29,7 @@ Usage::
 
     .venv/bin/python bench/ablation.py            # writes bench/results/ablation.json
     .venv/bin/python bench/ablation.py --quick    # 3 (2D) / 1 (3D) images per set; prints only
-    .venv/bin/python bench/ablation.py --rules notches,convex_join --images 10
+    .venv/bin/python bench/ablation.py --rules notches,sliver_merge --images 10
     .venv/bin/python bench/ablation.py --base-off moment_split,sliver_merge --out reduced.json
 
 Only a full run (no ``--quick``, ``--rules``, ``--images``, ``--base-off``
@@ -69,7 +69,6 @@ RULES = {
     "notches": ("6", "no notch cuts (2D)", {"notch_ratio": 0.0}, {}),
     "moment_split": ("7", "no 2-means split (3D)", {"moment_ratio": 0.0}, {}),
     "sliver_merge": ("8", "slivers kept", {"use_sliver_merge": False}, {}),
-    "convex_join": ("9", "no convex rejoin", {"use_convex_join": False}, {}),
     "edge_move": ("after", "edges not moved (edge_level=None)", {}, {"edge_level": None}),
     "dim_objects": ("after", "no dim objects below the threshold (low_threshold=None)", {}, {"low_threshold": None}),
 }

@@ -342,47 +342,6 @@ def test_auto_border_clipped_large_ellipse_stays_whole(seed):
     assert f1_at_iou50(truth, labels) == 1.0
 
 
-def test_convex_rejoin_joins_one_object_cut_in_two_and_keeps_a_touching_pair():
-    from napari_spectral_seg.core.auto import rules
-
-    config = AutoConfig()
-    yy, xx = np.indices((60, 100))
-    ellipse = ((yy - 30) / 12) ** 2 + ((xx - 50) / 20) ** 2 < 1
-    pair = ((yy - 30) ** 2 + (xx - 40) ** 2 < 100) | ((yy - 30) ** 2 + (xx - 56) ** 2 < 100)
-    # The ellipse cut along its long axis: a convex union and a seam across it.
-    coords, a, b = _voxel_graph(ellipse)
-    halves = (coords[:, 0] >= 30).astype(np.int64)
-    assert rules.join_convex(halves, a, b, coords, float(ellipse.sum()), config).max() == 0
-    # Two discs cut at their neck: a dent and a narrow seam, they stay two.
-    coords, a, b = _voxel_graph(pair)
-    halves = (coords[:, 1] >= 48).astype(np.int64)
-    assert rules.join_convex(halves, a, b, coords, float(pair.sum()) / 2, config).max() == 1
-    # Off, nothing is joined (the ablation's switch).
-    coords, a, b = _voxel_graph(ellipse)
-    halves = (coords[:, 0] >= 30).astype(np.int64)
-    off = AutoConfig(use_convex_join=False)
-    run = type("Run", (), {"config": off, "spacing": None, "min_part": 20})()
-    part = type("Part", (), {"a": a, "b": b, "coords": coords})()
-    from napari_spectral_seg.core.auto.recipe import refine_component
-
-    assert refine_component(part, halves, float(ellipse.sum()), run).max() == 1
-
-
-def test_solidity_and_seam_cues():
-    from napari_spectral_seg.core.auto import shape
-
-    yy, xx = np.indices((60, 100))
-    ellipse = ((yy - 30) / 12) ** 2 + ((xx - 50) / 20) ** 2 < 1
-    pair = ((yy - 30) ** 2 + (xx - 40) ** 2 < 100) | ((yy - 30) ** 2 + (xx - 56) ** 2 < 100)
-    assert shape.solidity(np.argwhere(ellipse)) > 0.97
-    assert shape.solidity(np.argwhere(pair)) < 0.97
-    # ellipse cut along its long axis: the seam spans it; the pair meets at a neck
-    for mask, axis, cut, expected in ((ellipse, 0, 30, True), (pair, 1, 48, False)):
-        coords, a, b = _voxel_graph(mask)
-        halves = (coords[:, axis] >= cut).astype(np.int64)
-        assert (shape.seam_ratio(halves, a, b, 2, 0, 1) >= AutoConfig().convex_seam) == expected
-
-
 def test_typical_size_is_the_median_piece_without_specks():
     from napari_spectral_seg.core.auto.pieces import typical_size
 

@@ -54,26 +54,18 @@ spectral bisection with a shape-and-intensity stopping rule:
 8. **Slivers.** Pieces cut off inside a component below a quarter of the
    typical size rejoin the neighbour they share the longest border with:
    they are false cuts, not objects.
-9. **Convex rejoin.** A large object (often clipped by the image border)
-   can be cut although no neck divides it. Its pieces meet along a seam as
-   wide as the object, and their union is convex; two touching objects
-   meet at a neck or leave a dent. Two touching pieces are joined when
-   their union fills at least 0.97 of its convex hull (pixel counts) and
-   their seam is at least 1.4 times the smaller piece's equivalent diameter
-   (3D: central section), the union holding at most 3.5 typical sizes. A
-   border-clipped convex object stays convex, so the border needs no
-   special case.
 
 After these steps the pipeline adds the dim objects that lie below the
 threshold as objects of their own (:mod:`napari_spectral_seg.core.dim`) and
 moves each object's edge to its own brightness
 (:mod:`napari_spectral_seg.core.edges`) when a threshold made the mask.
 
-Steps 6-9 and the edge move are the rules kept after an ablation on data
-they were not tuned on; nine more (a second landscape of the distance
+Steps 6-8, the dim objects and the edge move are the rules kept after an ablation on data
+they were not tuned on; ten more (a second landscape of the distance
 alone, per-part distance transforms, a thin-part guard, the re-split of
 oversized parts with its size rounds and floor, intensity-step cuts, the 3D
-ellipsoid join, a one-convex-body keep) earned nothing there and were
+ellipsoid join, a one-convex-body keep, the convex rejoin of a large object cut
+in two) earned nothing there and were
 removed (``docs/auto_tuning.md``, README *Which auto-mode rules earn their
 place*).
 

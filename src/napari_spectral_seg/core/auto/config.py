@@ -28,8 +28,7 @@ class AutoConfig:
 
     Each rule after the first split can be turned off on its own, for an
     ablation study (``bench/ablation.py``): ``notch_ratio=0``,
-    ``moment_ratio=0``, ``use_sliver_merge=False`` or
-    ``use_convex_join=False``. With every field at its
+    ``moment_ratio=0``, ``use_sliver_merge=False``. With every field at its
     default the labels are those of the full rule set.
     """
 
@@ -59,16 +58,6 @@ class AutoConfig:
     sliver: float = 0.25
     #: Whether such slivers rejoin a neighbour at all.
     use_sliver_merge: bool = True
-
-    # --- convex rejoin
-    #: Two touching pieces are joined when their union fills at least this fraction of its convex hull...
-    convex_solidity: float = 0.97
-    #: ...their seam is at least this many times the smaller piece's equivalent diameter (3D: central section)...
-    convex_seam: float = 1.4
-    #: ...and the union holds at most this many typical sizes.
-    convex_max_size: float = 3.5
-    #: Whether that join runs at all.
-    use_convex_join: bool = True
 
     # --- notches (2D)
     #: A notch of the outline counts when it reaches at least this many pixels inside the convex hull.

@@ -21,7 +21,7 @@ from .bisection import split_component
 from .config import DEFAULT_SENSITIVITY, AutoConfig
 from .landscape import landscape, pixel_edges
 from .pieces import typical_size
-from .rules import join_convex, merge_slivers, split_moments, split_notches
+from .rules import merge_slivers, split_moments, split_notches
 
 __all__ = ["iter_auto_labels", "iter_typical_size", "refine_component"]
 
@@ -145,8 +145,7 @@ def _typical(pieces, object_size, run) -> float:
 def refine_component(part, labels: np.ndarray, typical: float, run) -> np.ndarray:
     """The shape rules on one component's pieces, in order; returns labels ``0..K-1``.
 
-    Notches (2D) or two-cluster splits (3D) first, then slivers rejoin a neighbour, and last pieces
-    that are one convex object cut in two are joined. Nothing happens
+    Notches (2D) or two-cluster splits (3D) first, then slivers rejoin a neighbour. Nothing happens
     without a typical size (``typical`` 0).
     """
     config = run.config
@@ -161,8 +160,6 @@ def refine_component(part, labels: np.ndarray, typical: float, run) -> np.ndarra
         )
     if typical > 0 and labels.max() > 0 and config.use_sliver_merge:
         labels = merge_slivers(labels, part.a, part.b, typical, ndim, run.min_part, config)
-    if typical > 0 and labels.max() > 0 and config.use_convex_join:
-        labels = join_convex(labels, part.a, part.b, part.coords, typical, config)
     return labels
 
 

@@ -15,9 +15,9 @@ import numpy as np
 from .config import AutoConfig
 from .geometry import axis_scale, relative_size
 from .pieces import merge_small_pieces, split_recursively
-from .shape import notch_cut, seam_ratio, solidity, two_means
+from .shape import notch_cut, two_means
 
-__all__ = ["join_convex", "merge_slivers", "split_moments", "split_notches"]
+__all__ = ["merge_slivers", "split_moments", "split_notches"]
 
 
 def split_moments(labels, a, b, coords, typical, *, spacing, min_part, config: AutoConfig) -> np.ndarray:
@@ -88,30 +88,6 @@ def merge_slivers(labels, a, b, typical, ndim, min_part, config: AutoConfig) -> 
     """
     sliver = typical * config.sliver ** (ndim / 2.0)
     return merge_small_pieces(labels.copy(), int(labels.max()) + 1, a, b, max(sliver, min_part))
-
-
-def join_convex(labels, a, b, coords, typical, config: AutoConfig) -> np.ndarray:
-    """Join touching pieces whose union is one convex object cut in two (see ``config.convex_solidity``).
-
-    A large object, often clipped by the image border, can be cut although
-    no neck divides it (a dim band of its texture makes a pass in ``h``):
-    its pieces meet along a seam as wide as the object, and their union is
-    convex. Two touching
-    objects meet at a neck (a narrow seam) or make a dent in the union's
-    outline. Greedy: the most convex qualifying union first, then again.
-    Returns labels ``0..K-1``.
-    """
-    ndim = coords.shape[1]
-
-    def solidity_of_union(labels, sizes, p, q):
-        # The cheap tests first: the hull is the costly cue.
-        if relative_size(sizes[p] + sizes[q], typical, ndim) > config.convex_max_size:
-            return None
-        if seam_ratio(labels, a, b, ndim, p, q) < config.convex_seam:
-            return None
-        return solidity(coords[(labels == p) | (labels == q)])
-
-    return _join_greedily(labels, a, b, solidity_of_union, config.convex_solidity)
 
 
 def split_notches(labels, a, b, coords, typical, *, spacing, min_part, config: AutoConfig) -> np.ndarray:

@@ -15,7 +15,7 @@ from .._threads import single_threaded
 from .config import AutoConfig
 from .geometry import axis_scale, box_mask, fill_holes
 
-__all__ = ["hull_mask", "notch_cut", "seam_ratio", "solidity", "two_means"]
+__all__ = ["hull_mask", "notch_cut", "two_means"]
 
 
 def two_means(x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -45,22 +45,6 @@ def two_means(x: np.ndarray) -> tuple[np.ndarray, float]:
     return side, left / total
 
 
-def solidity(x: np.ndarray) -> float:
-    """Pixels of a set over the pixels inside its convex hull (1 for a convex shape).
-
-    The hull is taken over the pixel centres and the box's pixel centres
-    inside it are counted, so digitisation does not bias the ratio with
-    size. A set clipped by the image border stays convex: the border cuts a
-    convex shape along a plane. A ratio of pixel counts needs no
-    ``spacing``: scaling the axes keeps hulls hulls and ratios alike.
-    """
-    _, box = box_mask(x)
-    hull = hull_mask(box)
-    if hull is None:  # flat sets (one pixel thick): no hull volume
-        return 1.0
-    return float(len(x) / max(int(hull.sum()), 1))
-
-
 def hull_mask(box: np.ndarray) -> np.ndarray | None:
     """Pixels of ``box``'s grid whose centres lie in the convex hull of its True pixels (None if flat)."""
     from scipy.spatial import ConvexHull, Delaunay, QhullError
@@ -82,24 +66,6 @@ def hull_mask(box: np.ndarray) -> np.ndarray | None:
         grid = np.argwhere(np.ones(box.shape, dtype=bool)).astype(float)
         inside = cells.find_simplex(grid, tol=1e-9) >= 0
     return inside.reshape(box.shape)
-
-
-def seam_ratio(labels: np.ndarray, a: np.ndarray, b: np.ndarray, ndim: int, p: int, q: int) -> float:
-    """Faces cut between pieces ``p`` and ``q`` over the smaller piece's cross-section.
-
-    The cross-section is the diameter of the smaller piece's equivalent disc
-    (2D) or the central section of its equivalent ball (3D). A cut through
-    one object runs from side to side of it (ratio 1.4-2); two objects meet
-    at a neck narrower than either (median 0.9).
-    """
-    la, lb = labels[a], labels[b]
-    n_seam = int(np.count_nonzero(((la == p) & (lb == q)) | ((la == q) & (lb == p))))
-    small = min(int(np.count_nonzero(labels == p)), int(np.count_nonzero(labels == q)))
-    if ndim == 2:
-        section = 2.0 * np.sqrt(small / np.pi)
-    else:
-        section = np.pi * (3.0 * small / (4.0 * np.pi)) ** (2.0 / 3.0)
-    return n_seam / max(section, 1e-12)
 
 
 def notch_cut(
