@@ -367,6 +367,9 @@ def _recorded(params, decisions) -> dict:
         threshold_used=decisions.threshold,
         edge_background=decisions.edge_background,
         object_size=decisions.object_size,
+        # The blocks run with the whole image's threshold as a number, so
+        # auto mode's search for dim objects below it does not run here.
+        low_threshold_used=None,
     )
     if params.n_clusters == "auto":
         recorded["edge_level"] = decisions.edge_level_used
