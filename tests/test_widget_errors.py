@@ -4,7 +4,7 @@ import os
 import signal
 
 import numpy as np
-from conftest import run_and_wait
+from conftest import run_and_wait, wait_engine_working
 from napari.utils.notifications import notification_manager
 
 from napari_spectral_seg.data import four_circles
@@ -25,7 +25,8 @@ def test_engine_killed_mid_run_notifies_and_frees_the_buttons(dock, qtbot):
     widget.mask.value = viewer.layers["big mask"]
     widget.eigen_solver.value = "arpack"
     widget.run.native.click()
-    qtbot.waitUntil(lambda: widget._engine.pid is not None and "eigenvectors" in widget.status.value, timeout=60_000)
+    # The engine has the job (the status line shows a step only every half second, so its text may skip one).
+    wait_engine_working(widget, qtbot)
     os.kill(widget._engine.pid, signal.SIGKILL)  # as the out-of-memory killer would
     qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
     assert any("stopped unexpectedly" in m for m in messages())
