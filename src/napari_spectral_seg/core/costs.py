@@ -15,26 +15,21 @@ import numpy as np
 __all__ = ["KMEANS_ROWS", "kmeans_restarts", "kmeans_seconds", "solve_seconds"]
 
 # Seconds per unit of work: a dense eigh costs n^3 units, the other solvers
-# n * k^2 (orthogonalising k vectors of n entries).
-# Multilevel: CPU 9.7 s for 100 vectors of 90,000 nodes and 3.9 s for 60 of
-# 62,500 (1.1e-8 and 1.7e-8 per unit), but a few vectors of megapixels cost
-# far less per unit (4096^2 with 4 segments: 4.4 s for the whole run), so
-# the constant is a compromise that undercounts hundreds of vectors by ~2x.
+# n * k^2 (orthogonalising k vectors of n entries). The multilevel constant
+# is a compromise: a few vectors of megapixels cost far less per unit than
+# hundreds of vectors (the calibration is in docs/issue17_tests.md).
 _SECONDS_PER_UNIT = {"dense": 6e-11, "arpack": 9e-9, "lobpcg": 1e-8, "amg": 1e-8, "multilevel": 6e-9}
-# k-means: n * c^2 units per restart of c clusters (k-means++ seeding and
-# Lloyd's iterations about equally, then the boundary refinement; CPU 2.2 s
-# for 10,000 rows and 250 clusters, 7.5 s for 470); started at seed points,
-# one fit that converges in a few iterations. ARPACK: CPU 5.3 s for 250
-# vectors of 10,000 nodes, 19.7 s for 470 (one BLAS thread).
+# k-means: n * c^2 units per restart of c clusters (k-means++ seeding,
+# Lloyd's iterations and the boundary refinement); started at seed points,
+# one fit that converges in a few iterations.
 _KMEANS_SECONDS_PER_UNIT = 3.5e-9
 _SEEDED_KMEANS_SECONDS_PER_UNIT = 2e-9
 # k-means is fitted on at most this many rows (labels.KMEANS_SUBSAMPLE).
 KMEANS_ROWS = 20_000
 # Up to this many clusters k-means keeps scikit-learn's 10 restarts; above,
 # fewer, so that no fit costs more than 10 restarts of this many clusters
-# (one restart from about 200 clusters). With hundreds of small clusters a
-# restart changes little, and 10 of them made n_clusters=470 on a 100 x 100
-# image spend 52 s in k-means.
+# (one restart from about 200 clusters): with hundreds of small clusters a
+# restart changes little, and ten of them dominated the run.
 _FULL_RESTART_CLUSTERS = 64
 _RESTARTS = 10
 
