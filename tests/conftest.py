@@ -69,12 +69,12 @@ def f1(truth, labels):
     return 2 * matched / (truth.max() + len(np.unique(labels[labels > 0])))
 
 
-def dock_big_circles(make_napari_viewer):
-    """A viewer with the 400 x 400 four circles and their mask, and the widget docked on them."""
+def dock_big_circles(make_napari_viewer, size=400):
+    """A viewer with the ``size`` x ``size`` four circles ("big") and their mask, the widget docked on them."""
     from napari_spectral_seg.data import four_circles
 
     viewer = make_napari_viewer()
-    image, mask, _ = four_circles(size=400, seed=0)
+    image, mask, _ = four_circles(size=size, seed=0)
     viewer.add_image(image, name="big")
     viewer.add_labels(mask.astype(np.uint8), name="big mask")
     _, widget = viewer.window.add_plugin_dock_widget("napari-spectral-seg", "Spectral segmentation")

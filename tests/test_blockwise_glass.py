@@ -36,6 +36,22 @@ def blobs():
     return image.astype(np.float32)
 
 
+def log_reads(monkeypatch, module, name, log, counted):
+    """Replace ``module.name`` by a copy that appends each box it reads from a ``counted`` source to ``log``.
+
+    A file, not a list: the tasks run on a pickled copy of the function.
+    """
+    original = getattr(module, name)
+
+    def recording(source, box, *args):
+        if counted(source):
+            with open(log, "a") as handle:
+                handle.write(f"{box}\n")
+        return original(source, box, *args)
+
+    monkeypatch.setattr(module, name, recording)
+
+
 def test_glass_blocks_are_not_read_and_the_labels_stay_those_of_segment(tmp_path, client, blobs, monkeypatch):
     from napari_spectral_seg.blockwise import decide
 
@@ -43,15 +59,7 @@ def test_glass_blocks_are_not_read_and_the_labels_stay_those_of_segment(tmp_path
     slide[176:336, 176:336] = blobs  # tissue in the middle, glass (0) around it
     source = write_ome(tmp_path / "slide.zarr", slide)
     log = tmp_path / "full-resolution-reads.txt"
-    original = decide.block_range
-
-    def recording(source, box, *args):
-        if getattr(source, "level", 0) == 0:
-            with open(log, "a") as handle:  # the task runs on a copy of this function
-                handle.write(f"{box}\n")
-        return original(source, box, *args)
-
-    monkeypatch.setattr(decide, "block_range", recording)
+    log_reads(monkeypatch, decide, "block_range", log, lambda source: getattr(source, "level", 0) == 0)
     summary = segment_blockwise(
         source, tmp_path / "out.zarr", block_size=64, client=client, sample_pixels=10**6, **FIXED
     )
@@ -123,15 +131,7 @@ def test_with_otsu_blocks_of_one_value_are_not_read_again_and_the_labels_stay_th
     source = write_ome(tmp_path / "slide.zarr", slide)
     params = dict(FIXED, threshold="otsu", sigma="auto", min_size="auto")
     log = tmp_path / "reads.txt"
-    original = decide.block_histogram
-
-    def recording(source, box, *args):
-        if not isinstance(source, ConstantSource):  # a read of the image, not a stand-in
-            with open(log, "a") as handle:
-                handle.write(f"{box}\n")
-        return original(source, box, *args)
-
-    monkeypatch.setattr(decide, "block_histogram", recording)
+    log_reads(monkeypatch, decide, "block_histogram", log, lambda source: not isinstance(source, ConstantSource))
     skipped = segment_blockwise(
         source, tmp_path / "a.zarr", block_size=64, client=client, sample_pixels=10**6, **params
     )

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import ari_against_truth
+from conftest import ari_against_truth, dock_big_circles
 from napari.layers import Labels
 from napari.utils.notifications import notification_manager
 
@@ -123,13 +123,7 @@ def test_no_image_layer_gives_a_notification(make_napari_viewer, qtbot):
 
 
 def test_cancel_leaves_no_layer_and_a_new_run_works(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer()
-    image, mask, _ = four_circles(size=300, seed=0)
-    viewer.add_image(image, name="big")
-    viewer.add_labels(mask.astype(np.uint8), name="big mask")
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
-    widget.image.value = viewer.layers["big"]
-    widget.mask.value = viewer.layers["big mask"]
+    viewer, widget = dock_big_circles(make_napari_viewer, size=300)
     widget.eigen_solver.value = "arpack"
     widget.run.native.click()
     widget.cancel.native.click()

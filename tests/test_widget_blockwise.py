@@ -124,25 +124,10 @@ def test_the_memory_guards_refusal_offers_run_blockwise():
 
 
 def test_run_blockwise_into_the_images_ome_zarr(make_napari_viewer, tmp_path, qtbot):
-    pytest.importorskip("napari_ome_zarr")
-    from ome_zarr.writer import get_metadata, write_image
+    from ome_zarr.writer import get_metadata
 
-    image, _ = touching_blobs((192, 192), 45, seed=3)
-    path = tmp_path / "image.zarr"
-    write_image(
-        image.astype(np.float32),
-        zarr.open_group(str(path), mode="w"),
-        axes="yx",
-        scale_factors=(2,),
-        storage_options={"chunks": (BLOCK, BLOCK)},
-    )
+    viewer, widget, _, path = _ome_zarr_in_napari(make_napari_viewer, tmp_path, scale_factors=(2,))
     before = {str(f): f.read_bytes() for f in path.rglob("*") if f.is_file()}
-    viewer = make_napari_viewer()
-    [layer] = viewer.open(str(path), plugin="napari-ome-zarr")
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
-    widget.image.value = layer
-    widget.block_size.value = BLOCK
-    widget.workers.value = 1
     widget.blockwise_into_image.value = True
     widget.blockwise_labels_name.value = "nuclei"
     widget.run_blockwise.native.click()
@@ -156,8 +141,8 @@ def test_run_blockwise_into_the_images_ome_zarr(make_napari_viewer, tmp_path, qt
     assert np.asarray(data).max() > 10
 
 
-def _ome_zarr_in_napari(make_napari_viewer, tmp_path):
-    """A 192 x 192 blobs OME-Zarr of three levels opened by napari-ome-zarr, the widget docked."""
+def _ome_zarr_in_napari(make_napari_viewer, tmp_path, scale_factors=(2, 4)):
+    """A 192 x 192 blobs OME-Zarr (levels: 1 + ``scale_factors``) opened by napari-ome-zarr, the widget docked."""
     pytest.importorskip("napari_ome_zarr")
     from ome_zarr.writer import write_image
 
@@ -167,7 +152,7 @@ def _ome_zarr_in_napari(make_napari_viewer, tmp_path):
         image.astype(np.float32),
         zarr.open_group(str(path), mode="w"),
         axes="yx",
-        scale_factors=(2, 4),
+        scale_factors=scale_factors,
         storage_options={"chunks": (BLOCK, BLOCK)},
     )
     viewer = make_napari_viewer()

@@ -49,12 +49,17 @@ def test_cancel_while_the_engine_starts_answers_at_once_and_it_goes_on_starting(
     assert viewer.layers["big spectral"].data.max() == 4 and engine.pid == pid
 
 
+def _run_until_working(widget, qtbot) -> int:
+    """Click Run, wait until the engine works on the job; the engine's process id."""
+    widget.run.native.click()
+    wait_engine_working(widget, qtbot)
+    return widget._engine.pid
+
+
 def test_after_cancel_the_next_run_is_taken_by_the_same_engine_at_once(slow, qtbot):
     viewer, widget = slow
     engine = widget._engine
-    widget.run.native.click()
-    wait_engine_working(widget, qtbot)
-    pid = engine.pid
+    pid = _run_until_working(widget, qtbot)
     assert _cancel_and_time(widget, qtbot) < 2.0
     started = time.perf_counter()
     widget.eigen_solver.value = "auto"
@@ -69,9 +74,7 @@ def test_after_cancel_the_next_run_is_taken_by_the_same_engine_at_once(slow, qtb
 def test_cancel_of_a_frozen_engine_answers_at_once_and_the_next_run_gets_a_fresh_one(slow, qtbot):
     viewer, widget = slow
     engine = widget._engine
-    widget.run.native.click()
-    wait_engine_working(widget, qtbot)
-    frozen = engine.pid
+    frozen = _run_until_working(widget, qtbot)
     os.kill(frozen, signal.SIGSTOP)
     assert _cancel_and_time(widget, qtbot) < 2.0  # before: the 5 s grace on the GUI's side
     assert widget.status.value == "cancelled"

@@ -11,9 +11,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import dock_big_circles
 
 from napari_spectral_seg._widget.shared import BLOCK_PREFIX, SharedBlock, our_blocks, remove_stale_blocks
-from napari_spectral_seg.data import four_circles
 
 PLUGIN = "napari-spectral-seg"
 
@@ -27,13 +27,7 @@ def ours() -> list[str]:
 @pytest.fixture
 def running(make_napari_viewer, qtbot):
     """A viewer whose run (a 300 x 300 image, exact solver: seconds) is under way in the engine."""
-    viewer = make_napari_viewer()
-    image, mask, _ = four_circles(size=300, seed=0)
-    viewer.add_image(image, name="big")
-    viewer.add_labels(mask.astype(np.uint8), name="big mask")
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
-    widget.image.value = viewer.layers["big"]
-    widget.mask.value = viewer.layers["big mask"]
+    viewer, widget = dock_big_circles(make_napari_viewer, size=300)
     widget.eigen_solver.value = "arpack"
 
     def start():

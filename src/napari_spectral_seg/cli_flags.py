@@ -44,13 +44,23 @@ def _threshold(text: str):
         raise argparse.ArgumentTypeError(f"'{text}' is neither a number nor 'otsu', 'auto' or 'none'") from None
 
 
-def _n_clusters(text: str):
-    if text.lower() == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is neither a whole number nor 'auto'") from None
+def _auto_or(number, what: str):
+    """A parser of 'auto' or a ``number`` (int or float); ``what`` ends the message for anything else."""
+
+    def parse(text: str):
+        if text.lower() == "auto":
+            return "auto"
+        try:
+            return number(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is neither {what}") from None
+
+    return parse
+
+
+_n_clusters = _auto_or(int, "a whole number nor 'auto'")
+_min_size = _auto_or(int, "a whole number of pixels nor 'auto'")
+_low_threshold = _auto_or(float, "a number nor 'auto' or 'none'")
 
 
 def _spacing(text: str):
@@ -65,24 +75,6 @@ def _sigma(text: str):
         return "auto"
     values = _spacing(text)
     return values[0] if len(values) == 1 else values
-
-
-def _min_size(text: str):
-    if text.lower() == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is neither a whole number of pixels nor 'auto'") from None
-
-
-def _low_threshold(text: str):
-    if text.lower() == "auto":
-        return "auto"
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is neither a number nor 'auto' or 'none'") from None
 
 
 # Parameters whose text is not one number: parsed by their own function;
