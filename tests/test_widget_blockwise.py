@@ -235,3 +235,27 @@ def test_run_blockwise_with_the_visible_field_of_view_says_what_to_do(zarr_in_na
     assert not widget._blockwise.running and widget.status.value == "blockwise not started"
     assert "set 'region' to 'whole image'" in widget.status.tooltip
     assert not (tmp_path / "fov.zarr").exists()
+
+
+def test_run_blockwise_shows_its_progress_at_most_every_half_second(zarr_in_napari, tmp_path, qtbot):
+    import time
+
+    from napari_spectral_seg._widget.run_status import INTERVAL
+
+    viewer, widget, _, _ = zarr_in_napari
+    widget.blockwise_output.value = tmp_path / "throttled.zarr"
+    changes = []
+
+    def note_change():  # polled every few ms: when the status line's text changed
+        if not changes or changes[-1][1] != widget.status.value:
+            changes.append((time.monotonic(), widget.status.value))
+
+    widget.run_blockwise.native.click()
+    qtbot.waitUntil(lambda: note_change() or not widget._blockwise.running, timeout=240_000)
+    assert _blockwise_layer(viewer) is not None, widget.status.value
+    shown = [
+        t for t, text in changes if text.startswith("blockwise: ") and ("blocks segmented" in text or "cluster" in text)
+    ]
+    assert shown, changes
+    assert len(shown) < 9 + 1 and (len(shown) < 2 or np.diff(shown).min() >= INTERVAL * 0.9)
+    assert "segments in" in widget.status.value and widget["progress"].native.isHidden()

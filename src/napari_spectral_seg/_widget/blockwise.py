@@ -30,11 +30,13 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
 from ..core.params import SegmentationParams
+from ..core.progress import Progress
+from .run_status import ThrottledProgress
 
 __all__ = ["BlockwisePanel", "blockwise_steps", "open_labels", "source_path"]
 
-# What the worker yields besides block counts: a status line.
-_STARTING = "blockwise: starting the cluster, then the whole-image decisions (threshold, sizes)..."
+# What the worker yields before the first block is done.
+_STARTING = Progress("blockwise", 0.0, "starting the cluster, then the whole-image decisions (threshold, sizes)...")
 
 
 def source_path(layer: Image) -> str:
@@ -70,7 +72,7 @@ def open_labels(labels_path) -> tuple[list, dict]:
 
 
 def blockwise_steps(path: str, output: str, options: dict, params: SegmentationParams, cancel: threading.Event):
-    """Generator run by the widget's worker: yields status lines and ``(done, total)`` block counts.
+    """Generator run by the widget's worker: yields the run's :class:`Progress` (blocks done of all).
 
     ``segment_blockwise`` runs in a thread of its own (its progress callback
     cannot yield); this generator relays what it reports. Returns the run's
@@ -101,7 +103,8 @@ def blockwise_steps(path: str, output: str, options: dict, params: SegmentationP
     thread = threading.Thread(target=run, name="spectral-seg-blockwise", daemon=True)
     thread.start()
     while (report := reports.get()) is not None:
-        yield report
+        done, total = report
+        yield Progress("blockwise", done / total if total else 0.0, f"{done} of {total} blocks segmented")
     thread.join()
     if "error" in outcome:
         raise outcome["error"]
@@ -125,11 +128,11 @@ class BlockwisePanel:
 
     def __init__(self, viewer, owner, notify, bar):
         self._viewer = viewer
-        self._dock_bar = bar  # the dock's progress bar, shared with the widget's own runs
+        # The dock's bar, shared with the widget's own runs; at most one repaint every half second.
+        self._progress = ThrottledProgress(bar, self._show_status)
         self._owner = owner
         self._status, self._notify = owner.status, notify
         self._worker = None
-        self._bar = None
         self._layer = None
         self._closed = False  # the widget went away: the run's callbacks do nothing
         self._cancel = threading.Event()
@@ -257,7 +260,7 @@ class BlockwisePanel:
             return
         self._layer = layer
         self._cancel = threading.Event()
-        self._bar = self._dock_bar.start(0, "Spectral segmentation: blockwise")
+        self._progress.start("Spectral segmentation: blockwise")
         worker = create_worker(
             blockwise_steps,
             path,
@@ -287,6 +290,7 @@ class BlockwisePanel:
     def stop(self) -> None:
         """Ask the blockwise run to stop; its finished blocks are kept (the same output resumes)."""
         if self._worker is not None:
+            self._progress.drop()
             self._status.value = "cancelling blockwise..."
             self._cancel.set()
 
@@ -296,25 +300,19 @@ class BlockwisePanel:
         self._cancel.set()
 
     # ------------------------------------------------------------ worker callbacks (main thread)
-    def _on_report(self, report) -> None:
-        bar = self._bar
-        if bar is None or self._closed:
-            return
-        if isinstance(report, str):
-            self._status.value = report
-            return
-        done, total = report
-        if bar.total != total:
-            bar.total = total
-        if done > bar.n:
-            bar.update(done - bar.n)
-        self._status.value = f"blockwise: {done} of {total} blocks segmented"
+    def _show_status(self, text: str) -> None:
+        self._status.value = text
+
+    def _on_report(self, report: Progress) -> None:
+        if not self._closed:
+            self._progress.push(report)
 
     def _on_result(self, outcome) -> None:
         summary, levels, attributes = outcome
         layer = self._layer
         if self._closed:
             return
+        self._progress.drop()
         n = levels[0].ndim
         scale = np.asarray(layer.scale[-n:], dtype=float)
         if layer.multiscale:
@@ -340,6 +338,7 @@ class BlockwisePanel:
 
         if self._closed:
             return
+        self._progress.drop()
         if isinstance(exc, BlockwiseCancelled) or self._cancel.is_set():
             show_info("Blockwise run cancelled; finished blocks are kept: Run blockwise again to resume.")
             self._status.value = "blockwise cancelled (resumable)"
@@ -348,9 +347,7 @@ class BlockwisePanel:
         self._status.value = "blockwise failed"
 
     def _on_finished(self) -> None:
-        if self._bar is not None and not self._closed:  # a closed dock's bar is deleted with it
-            self._bar.close()
-        self._bar = None
+        self._progress.finish(hide_bar=not self._closed)  # a closed dock's bar is deleted with it
         self._worker = None
         self._layer = None
         if self._closed:
