@@ -95,11 +95,26 @@ def test_a_consumer_that_stops_is_not_kept_waiting_for_the_step():
 
     from napari_spectral_seg.core.progress import iter_waiting
 
-    steps = iter_waiting(lambda: time.sleep(20), expected_seconds=20.0)
+    steps = iter_waiting(lambda: time.sleep(8), expected_seconds=8.0)
     started = time.perf_counter()
     next(steps)
     steps.close()
     assert time.perf_counter() - started < 5.0
+
+
+def test_a_step_left_running_is_waited_for_before_the_next_job():
+    import time
+
+    from napari_spectral_seg.core.progress import iter_waiting, wait_for_left_steps
+
+    ended = []
+    steps = iter_waiting(lambda: time.sleep(1.5) or ended.append(time.perf_counter()), expected_seconds=2.0)
+    next(steps)
+    steps.close()  # the consumer (a cancelled job) went away; the native call goes on
+    assert not ended
+    wait_for_left_steps()
+    assert ended and ended[0] <= time.perf_counter()
+    wait_for_left_steps()  # nothing left: returns at once
 
 
 def test_numpy_error_state_applies_in_the_helper_thread():

@@ -24,7 +24,7 @@ from ..core.edit import merge_labels, split_label
 from ..core.measure import measure_frames
 from ..core.params import SegmentationParams, check_random_state
 from ..core.pipeline import EmptyMaskError, Progress, SegmentationResult, iter_segment
-from ..core.progress import relay, run_to_end
+from ..core.progress import relay, run_to_end, wait_for_left_steps
 from .shared import SharedArray, slab_bounds
 
 __all__ = ["EngineError", "iter_frames_recorded", "serve", "warm_up"]
@@ -227,6 +227,7 @@ def _serve_job(conn, message, interrupts: _Interrupts) -> None:
         conn.send(("result", result))
     except _Interrupted:
         interrupts.armed = False
+        wait_for_left_steps()  # not free before the dropped job's native call ends (or the widget replaces us)
         conn.send(("cancelled", None))
     except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
         interrupts.armed = False
@@ -255,6 +256,7 @@ def serve(conn) -> None:
         try:
             _serve_job(conn, message, interrupts)
         except _Interrupted:  # a cancel between the job's end and its last message
+            wait_for_left_steps()
             conn.send(("cancelled", None))
         except (EOFError, OSError):
             return  # the parent has gone

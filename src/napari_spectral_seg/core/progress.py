@@ -17,7 +17,16 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["STEPS", "Progress", "SegmentationCancelled", "drain", "iter_waiting", "relay", "run_to_end"]
+__all__ = [
+    "STEPS",
+    "Progress",
+    "SegmentationCancelled",
+    "drain",
+    "iter_waiting",
+    "relay",
+    "run_to_end",
+    "wait_for_left_steps",
+]
 
 STEPS = ("mask", "graph", "eigenvectors", "labels")
 
@@ -115,6 +124,24 @@ def _part_done(elapsed: float, expected: float) -> float:
     return 0.8 + 0.2 * (1.0 - math.exp(-(elapsed - knee) / expected))
 
 
+# The helper threads of :func:`iter_waiting` still running, also those whose generator was closed.
+_STEP_THREADS: set[threading.Thread] = set()
+_STEP_THREADS_LOCK = threading.Lock()
+
+
+def wait_for_left_steps() -> None:
+    """Wait until every step that :func:`iter_waiting` left running (its generator closed) has ended.
+
+    A cancelled run's native call goes on in its thread, using CPU and memory
+    the next run's guards do not count; a process that serves runs one after
+    another waits here before it takes the next.
+    """
+    with _STEP_THREADS_LOCK:
+        threads = list(_STEP_THREADS)
+    for thread in threads:
+        thread.join()
+
+
 def iter_waiting(work: Callable[[], T], expected_seconds: float) -> Generator[float, None, T]:
     """Run ``work()`` to its result, yielding the estimated part done (0-1) while it runs.
 
@@ -141,10 +168,15 @@ def iter_waiting(work: Callable[[], T], expected_seconds: float) -> Generator[fl
         except BaseException as error:  # handed to the caller's thread
             outcome["error"] = error
         finally:
+            with _STEP_THREADS_LOCK:
+                _STEP_THREADS.discard(threading.current_thread())
             finished.set()
 
     start = time.perf_counter()
-    threading.Thread(target=target, name="napari-spectral-seg step", daemon=True).start()
+    thread = threading.Thread(target=target, name="napari-spectral-seg step", daemon=True)
+    with _STEP_THREADS_LOCK:
+        _STEP_THREADS.add(thread)
+    thread.start()
     while not finished.wait(_WAIT_INTERVAL):
         yield _part_done(time.perf_counter() - start, expected_seconds)
     if "error" in outcome:
