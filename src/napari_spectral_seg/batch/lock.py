@@ -15,6 +15,7 @@ file at once would silently replace the first one's result.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -95,21 +96,23 @@ def _who(owner: dict) -> str:
     return f"pid {owner.get('pid')} on {owner.get('host')}{since}"
 
 
-def _refusal(out_dir: Path, lock: Path, owner: dict) -> BatchError:
-    return BatchError(
-        f"{out_dir}: another batch run ({_who(owner)}) is writing into "
-        f"this --out directory; wait for it to end or pass another --out (if no run is active, remove {lock})."
-    )
+@dataclasses.dataclass(frozen=True)
+class _Target:
+    """What a lock guards, for its messages: the flag that named it, the run kind, and the place."""
+
+    flag: str  # "--out" or "-o"
+    run: str  # "batch run" or "segment run"
+    what: str  # how the place is named after "writing": "into this --out directory", "this output"
+    place: Path  # the directory or file passed with ``flag``
+
+    def refusal(self, lock: Path, owner: dict) -> BatchError:
+        return BatchError(
+            f"{self.flag} {self.place}: another {self.run} ({_who(owner)}) is writing {self.what}; wait for it "
+            f"to end or pass another {self.flag} (if no run is active, remove {lock})."
+        )
 
 
-def _output_refusal(output: Path, lock: Path, owner: dict) -> BatchError:
-    return BatchError(
-        f"-o {output}: another segment run ({_who(owner)}) is writing this output; wait for it to end or pass "
-        f"another -o (if no run is active, remove {lock})."
-    )
-
-
-def _acquire(out_dir: Path, lock: Path, mine: bytes, refusal=_refusal, fix: str = "pass another --out") -> None:
+def _acquire(target: _Target, lock: Path, mine: bytes) -> None:
     empty_since = None
     for _ in range(1000):  # a few tries normally; bounded so that nothing spins forever
         try:
@@ -123,7 +126,7 @@ def _acquire(out_dir: Path, lock: Path, mine: bytes, refusal=_refusal, fix: str 
                         time.sleep(0.05)  # another run is writing its lock
                         continue
                 elif owner is not None and _alive(owner):
-                    raise refusal(out_dir, lock, owner) from None
+                    raise target.refusal(lock, owner) from None
                 _break(lock, content)
             except FileNotFoundError:
                 pass  # removed in between: try again
@@ -131,7 +134,9 @@ def _acquire(out_dir: Path, lock: Path, mine: bytes, refusal=_refusal, fix: str 
                 raise BatchError(f"{lock}: cannot read or remove this stale lock ({exc.strerror or exc}).") from exc
             continue
         except OSError as exc:
-            raise BatchError(f"{out_dir}: cannot create the lock file {lock.name} ({exc.strerror or exc}).") from exc
+            raise BatchError(
+                f"{target.flag} {target.place}: cannot create the lock file {lock} ({exc.strerror or exc})."
+            ) from exc
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(mine)
@@ -140,11 +145,11 @@ def _acquire(out_dir: Path, lock: Path, mine: bytes, refusal=_refusal, fix: str 
         except OSError as exc:  # e.g. a full disk: an empty lock would hold the next run for a while
             lock.unlink(missing_ok=True)
             raise BatchError(
-                f"{out_dir}: cannot write the lock file {lock.name} ({exc.strerror or exc}); "
-                f"free some space there or {fix}."
+                f"{target.flag} {target.place}: cannot write the lock file {lock} ({exc.strerror or exc}); "
+                f"free some space there or pass another {target.flag}."
             ) from exc
         return
-    raise BatchError(f"{lock}: cannot take this lock; remove it if no batch run writes into {out_dir}.")
+    raise BatchError(f"{lock}: cannot take this lock; remove it if no {target.run} is writing {target.what}.")
 
 
 @contextlib.contextmanager
@@ -158,7 +163,8 @@ def output_lock(out_dir: str | os.PathLike) -> Generator[Path, None, None]:
         the fix), or the lock file cannot be created.
     """
     out_dir = Path(out_dir)
-    with _holding(out_dir / LOCK_NAME, lambda mine: _acquire(out_dir, out_dir / LOCK_NAME, mine)) as lock:
+    target = _Target("--out", "batch run", "into this --out directory", out_dir)
+    with _holding(out_dir / LOCK_NAME, lambda mine: _acquire(target, out_dir / LOCK_NAME, mine)) as lock:
         yield lock
 
 
@@ -175,12 +181,8 @@ def output_file_lock(output: str | os.PathLike) -> Generator[Path, None, None]:
     output = Path(output)
     lock = output.with_name(f".{output.name}.lock")
 
-    def acquire(mine: bytes) -> None:
-        _acquire(
-            output.parent, lock, mine, lambda _, path, owner: _output_refusal(output, path, owner), "pass another -o"
-        )
-
-    with _holding(lock, acquire) as held:
+    target = _Target("-o", "segment run", "this output", output)
+    with _holding(lock, lambda mine: _acquire(target, lock, mine)) as held:
         yield held
 
 

@@ -251,6 +251,13 @@ def plan_batch(paths, out_dir, params: SegmentationParams, spatial_ndim: int, ov
     return items
 
 
+def _reason(exc: InputError, path) -> str:
+    """An input error's reason, without the path the message starts with (a batch line names the input)."""
+    text = str(exc)
+    prefix = f"{path}: "
+    return (text[len(prefix) :] if text.startswith(prefix) else text).rstrip(".")
+
+
 def _plan_input(item: InputItem, params: SegmentationParams, spatial_ndim: int) -> None:
     """Probe an input and cut it into frames."""
     if not item.path.exists():
@@ -258,11 +265,11 @@ def _plan_input(item: InputItem, params: SegmentationParams, spatial_ndim: int) 
     try:
         check_not_special(item.path)
     except InputError as exc:
-        return item.fail(str(exc).split(": ", 1)[1].rstrip("."))
+        return item.fail(_reason(exc, item.path))
     try:
         item.shape, reader_channel_axis = probe(item.path, item.kind)
     except InputError as exc:  # names the input and what to pass
-        return item.fail(str(exc).split(": ", 1)[1].rstrip("."))
+        return item.fail(_reason(exc, item.path))
     except Exception as exc:
         return item.fail(f"cannot read it as an image ({type(exc).__name__}: {exc})")
     # Colour is decided by the file (PNG/JPEG, RGB TIFF), like `segment` does.
