@@ -300,7 +300,7 @@ class EngineProcess:
             if kind == "ready":
                 self._ready = True
 
-    def _drain_after_cancel(self, process, conn, *, interrupted: bool) -> threading.Thread:
+    def _drain_after_cancel(self, process, conn, *, interrupted: bool) -> None:
         """Read a cancelled job's replies in the background, until its last one; the caller returns at once.
 
         A job sent but not yet taken is interrupted when the child takes it
@@ -333,7 +333,6 @@ class EngineProcess:
 
         self._drain = threading.Thread(target=drain, name="spectral-seg-engine-drain", daemon=True)
         self._drain.start()
-        return self._drain
 
     def _interrupt(self, process) -> None:
         """Ask the child to drop its job (it stays up); on Windows, stop it."""

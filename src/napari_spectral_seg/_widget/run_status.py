@@ -1,8 +1,8 @@
 """A run's progress in the dock: the status line and the bar, at most one visible change every half second.
 
 Why: under Xvfb (Mesa's llvmpipe) any visible change of the dock repaints the
-whole window, canvas included: about 200 ms of GUI-thread time for a new
-status text at 1024 px (``bench/ui_latency.py``, ``napari_repaint``). The
+whole window, canvas included, on the GUI thread (``bench/ui_latency.py``,
+``napari_repaint``, measures it). The
 engine reports every step, and the worker repeats the last report each
 second with the time left, so showing each one kept the GUI thread busy for
 much of a run. Here updates that come within :data:`INTERVAL` of the last

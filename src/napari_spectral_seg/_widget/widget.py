@@ -118,7 +118,7 @@ class SpectralSegmentationWidget(Container):
         self._clicks = ClickEditor(
             napari_viewer.layers, lambda: self.seeds.value, self._show_status, engine=self._engine, run_busy=self._busy
         )
-        # The run's progress, at most one repaint every half second (each costs ~200 ms under Xvfb).
+        # The run's progress, at most one repaint every half second (each repaints the whole window under Xvfb).
         self._progress = ThrottledProgress(self._bar, self._show_status)
         self._connect()
         self.reset_choices()
@@ -525,7 +525,7 @@ class SpectralSegmentationWidget(Container):
         self._progress.drop()
         if isinstance(exc, SegmentationCancelled) or self._cancel_requested:
             # The status line says so; a notification too would cost the GUI thread a
-            # repaint per frame of its slide-in (360 ms at 1024 px under Xvfb, bench/ui_latency.py).
+            # repaint per frame of its slide-in (bench/ui_latency.py).
             self.status.value = "cancelled"
             return
         if isinstance(exc, (ValueError, TypeError, MemoryError)):

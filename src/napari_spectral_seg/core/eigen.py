@@ -306,7 +306,7 @@ def iter_laplacian_eigenvectors(
     def solve():
         # Single-threaded BLAS: the dense parts are small (n x k blocks, k x k
         # problems) and extra threads only add contention on a busy machine,
-        # where they were measured to make a small dense eigen-solve 100x slower.
+        # where they made a small dense eigen-solve many times slower.
         with single_threaded("eigen", user_api="blas"):
             if chosen == "dense":
                 return _dense(laplacian, k)

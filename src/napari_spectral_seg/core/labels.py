@@ -90,14 +90,14 @@ def iter_cluster_embedding(embedding, n_clusters, *, method="kmeans", random_sta
     if method != "kmeans":
         raise ValueError(f"assign_labels={method!r} is unknown; use one of {LABEL_METHODS}.")
     # float64: scikit-learn's k-means++ seeding computes float32 distances
-    # in tiny upcast batches, measured 10x slower than on float64.
+    # in tiny upcast batches, several times slower than on float64.
     points = np.asarray(embedding[:, :n_clusters], dtype=np.float64)
     km = KMeans(n_clusters=n_clusters, n_init=kmeans_restarts(n_clusters), random_state=random_state)
 
     def fit():
         # One thread (OpenMP and BLAS): k-means on <= 20k rows of a few columns
         # is too small to gain from threads, and on a busy machine spinning
-        # OpenMP threads were measured to make it 10x slower.
+        # OpenMP threads made it several times slower.
         with single_threaded("labels"):
             if len(points) <= KMEANS_SUBSAMPLE:
                 km.fit(points)

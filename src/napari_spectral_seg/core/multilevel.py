@@ -57,8 +57,8 @@ SMOOTH_MIN_NODES = 100_000
 # iter_multilevel_eigenvectors reports (its share of the solve's CPU time, bench/progress.py).
 _COARSEN_SHARE = 0.3
 # The cost of one LOBPCG iteration, and of a smoothed level's set-up and
-# final Rayleigh-Ritz, in smoothing steps over the same nodes (measured at
-# 1600^2 with bench/progress.py: 9, 2.5 and 5).
+# final Rayleigh-Ritz, in smoothing steps over the same nodes (calibrated
+# with bench/progress.py).
 _LOBPCG_STEPS, _SMOOTH_SETUP_STEPS, _SMOOTH_RITZ_STEPS = 9.0, 2.5, 5.0
 
 

@@ -242,7 +242,7 @@ def iter_segment(
         As the ``StopIteration.value`` of the generator.
     """
     params = _as_params(params, parameters)
-    # Ordinary pages while a step runs (see core/_pages.py): about 7 % of the CPU time at 4096^2.
+    # Ordinary pages while a step runs (why: core/_pages.py).
     return (
         yield from relay(
             _iter_run(image, mask, params, auto_config, object_size, edge_background), within=ordinary_pages

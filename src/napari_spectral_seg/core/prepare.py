@@ -15,7 +15,6 @@ import numpy as np
 from .adapt import chosen_settings, rough_radius, unit_spacing
 from .background import correct_intensity
 from .mask import threshold_in_use
-from .progress import drain
 from .shares import PrepareShares, prepare_shares
 from .smooth import smooth_image
 
@@ -24,14 +23,13 @@ __all__ = [
     "PREPARE_STEPS",
     "estimate_prepare_shares",
     "iter_prepare_image",
-    "prepare_image",
     "prepare_work",
 ]
 
 # What iter_prepare_image reports as done, in order.
 PREPARE_STEPS = ("corrected", "settings", "smoothed")
 
-# What prepare_image records it decided from the image.
+# What iter_prepare_image records it decided from the image.
 CHOSEN_KEYS = (
     "polarity_used",
     "background_used",
@@ -44,8 +42,8 @@ CHOSEN_KEYS = (
 )
 
 
-def prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, spacing) -> tuple[np.ndarray, int, dict]:
-    """Correct, choose and smooth.
+def iter_prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, spacing):
+    """Correct, choose and smooth; yields ``(step, message)`` as each of ``PREPARE_STEPS`` ends.
 
     Parameters
     ----------
@@ -58,20 +56,11 @@ def prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, spacin
 
     Returns
     -------
-    data : ndarray of float
-        The image the mask and the graph are built from.
-    min_size : int
-        The smallest piece kept.
-    chosen : dict
-        What was decided from the image (``polarity_used``, ``sigma_used`` ...).
-    """
-    return drain(iter_prepare_image(data, explicit_mask, params, spatial_shape, spacing))
-
-
-def iter_prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, spacing):
-    """:func:`prepare_image` as a generator: yields ``(step, message)`` as each of ``PREPARE_STEPS`` ends.
-
-    Returns ``(data, min_size, chosen)`` as the ``StopIteration`` value.
+    tuple
+        As the ``StopIteration`` value: ``(data, min_size, chosen)``, the
+        image the mask and the graph are built from, the smallest piece
+        kept, and what was decided from the image (``polarity_used``,
+        ``sigma_used`` ...).
     """
     chosen = {}
     data = _corrected(data, explicit_mask, params, spatial_shape, spacing, chosen)

@@ -53,7 +53,7 @@ _LABELS_OVERHEAD, _PER_NODE_LABELS, _PER_SPLIT_COMPONENT_LABELS = 0.02, 2.1e-7, 
 _AUTO_PER_PIXEL_CUES, _AUTO_PER_PIXEL_EDGES = 2.2e-7, 2.7e-7
 _AUTO_PER_COMPONENT_CUTS, _AUTO_PER_NODE_CUTS = 0.005, 2e-6
 # Auto mode's cuts report each phase's own part done (core/auto/recipe.py);
-# the first pass takes most of their time (0.85 on 1024² blobs).
+# the first pass takes most of their time.
 AUTO_PHASE_SHARES = {"first pass": 0.85, "shape rules": 0.15}
 # Before the mask, per pixel of the image: the polarity (block medians, Otsu),
 # the uneven-background estimate, the scales of the "auto" settings, a
@@ -63,8 +63,8 @@ _PER_PIXEL_PREPARE = {"polarity": 2.8e-8, "background": 2e-7, "scales": 2.2e-7, 
 _PER_PIXEL_MASK = 1.2e-8
 # Until the mask is known: where a threshold makes it, this share of the
 # image is assumed masked; each segment beyond the first is assumed to cost
-# about a small component's exact solve and clustering (200 segments on 127
-# blobs took 2 s after the mask, the per-node costs say 0.3 s).
+# about a small component's exact solve and clustering (the per-node costs
+# alone would count many segments as nearly free).
 _ASSUMED_MASK_SHARE = 0.25
 _ASSUMED_PER_SEGMENT = 8e-3
 
