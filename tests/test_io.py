@@ -324,3 +324,20 @@ def test_a_folder_given_as_image_is_named_as_a_folder(tmp_path):
     folder.mkdir()
     with pytest.raises(ValueError, match=r"scan.tif: is a folder, not an image file; pass a file"):
         read_image(folder)
+
+
+def test_tifffile_messages_are_off_only_inside_each_read_even_when_reads_overlap():
+    import logging
+
+    from napari_spectral_seg.io.common import tiff_warnings_off
+
+    logger = logging.getLogger("tifffile")
+    first, second = tiff_warnings_off(), tiff_warnings_off()
+    first.__enter__()
+    second.__enter__()
+    assert not logger.filter(logging.LogRecord("tifffile", logging.ERROR, "", 0, "damaged page", None, None))
+    first.__exit__(None, None, None)  # the first read ends before the second (two threads)
+    assert not logger.filter(logging.LogRecord("tifffile", logging.ERROR, "", 0, "damaged page", None, None))
+    second.__exit__(None, None, None)
+    assert logger.filter(logging.LogRecord("tifffile", logging.ERROR, "", 0, "damaged page", None, None))
+    assert logger.level == logging.NOTSET

@@ -64,10 +64,13 @@ def tiff_warnings_off():
     """
     import logging
 
+    # A filter of this call's own, not the logger's level: reads that overlap
+    # in threads each remove only theirs, so none leaves the logger silenced.
+    quiet = logging.Filter()
+    quiet.filter = lambda record: record.levelno >= logging.CRITICAL  # it logs damaged pages as errors
     logger = logging.getLogger("tifffile")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)  # it logs damaged pages as errors
+    logger.addFilter(quiet)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        logger.removeFilter(quiet)
