@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 from conftest import dock_big_circles
 
-from napari_spectral_seg._widget.shared import BLOCK_PREFIX, SharedBlock, our_blocks, remove_stale_blocks
+from napari_spectral_seg._widget.shared import (
+    BLOCK_PREFIX,
+    SharedBlock,
+    our_blocks,
+    pid_namespace,
+    remove_stale_blocks,
+)
 
 PLUGIN = "napari-spectral-seg"
 
@@ -97,16 +103,21 @@ def test_an_engine_killed_mid_run_leaves_no_block(running, qtbot):
 def test_blocks_of_a_process_that_no_longer_runs_are_removed():
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(gone.stdout)
-    stale = f"/dev/shm/{BLOCK_PREFIX}_{dead_pid}_0badf00d"
+    stale = f"/dev/shm/{BLOCK_PREFIX}_{dead_pid}_{pid_namespace()}_0badf00d"
+    # The same pid in another PID namespace (a container sharing /dev/shm): its process may well run.
+    elsewhere = f"/dev/shm/{BLOCK_PREFIX}_{dead_pid}_{pid_namespace()}0_0badf00d"
     mine = SharedBlock((2, 2), np.uint8)
-    with open(stale, "wb") as file:
-        file.write(b"\0" * 16)
+    for path in (stale, elsewhere):
+        with open(path, "wb") as file:
+            file.write(b"\0" * 16)
     try:
         removed = remove_stale_blocks()
         assert os.path.basename(stale) in removed
         assert not os.path.exists(stale)
+        assert os.path.exists(elsewhere) and os.path.basename(elsewhere) not in removed
         assert mine.shared.name in ours()  # a live process's block is never touched
     finally:
         mine.close()
-        if os.path.exists(stale):
-            os.unlink(stale)
+        for path in (stale, elsewhere):
+            if os.path.exists(path):
+                os.unlink(path)

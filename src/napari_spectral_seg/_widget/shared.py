@@ -10,10 +10,13 @@ the labels into a second block the widget created, which the worker copies
 out slab by slab. The widget's side owns both blocks and frees them when the
 job ends, whatever happens in the engine.
 
-Every block is named ``spectralseg_<pid>_<random>`` (:data:`BLOCK_PREFIX`), the
-pid being the napari process's: a test (or a user) can see in /dev/shm which
-segments are ours, and a widget starting removes those of a process that no
-longer runs (:func:`remove_stale_blocks`: napari killed before it could free them).
+Every block is named ``spectralseg_<pid>_<namespace>_<random>``
+(:data:`BLOCK_PREFIX`), the pid being the napari process's and the namespace
+its PID namespace's: a test (or a user) can see in /dev/shm which segments are
+ours, and a widget starting removes those of a process of its own namespace
+that no longer runs (:func:`remove_stale_blocks`: napari killed before it could
+free them). Containers sharing /dev/shm see other namespaces' pids as dead;
+their blocks are never touched.
 
 This module imports no napari, Qt or dask (the engine child imports it).
 """
@@ -40,6 +43,7 @@ __all__ = [
     "close_all_blocks",
     "new_block",
     "our_blocks",
+    "pid_namespace",
     "remove_stale_blocks",
     "shared_memory_room",
     "slab_bounds",
@@ -205,7 +209,7 @@ class SharedBlock:
 def _create(size: int) -> shared_memory.SharedMemory:
     """A new block named ``spectralseg_<pid>_<random>``."""
     while True:
-        name = f"{BLOCK_PREFIX}_{os.getpid()}_{secrets.token_hex(4)}"
+        name = f"{BLOCK_PREFIX}_{os.getpid()}_{pid_namespace()}_{secrets.token_hex(4)}"
         try:
             return shared_memory.SharedMemory(name=name, create=True, size=size)
         except FileExistsError:  # pragma: no cover - one chance in 4 billion
@@ -220,6 +224,14 @@ def our_blocks(pid: int | None = None) -> list[str]:
         return []
     start = f"{BLOCK_PREFIX}_" if pid is None else f"{BLOCK_PREFIX}_{pid}_"
     return sorted(name for name in names if name.startswith(start))
+
+
+def pid_namespace() -> str:
+    """This process's PID namespace as a short tag (hex inode of /proc/self/ns/pid; "0" where there is none)."""
+    try:
+        return format(os.stat("/proc/self/ns/pid").st_ino, "x")
+    except OSError:
+        return "0"
 
 
 def _alive(pid: int) -> bool:
@@ -239,8 +251,12 @@ def remove_stale_blocks() -> list[str]:
     tracker) cannot free its blocks, and /dev/shm keeps them until reboot.
     """
     removed = []
+    namespace = pid_namespace()
     for name in our_blocks():
-        pid = name.split("_")[1]
+        parts = name.split("_")
+        if len(parts) != 4 or parts[2] != namespace:  # another container's (or an unknown) block
+            continue
+        pid = parts[1]
         if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
             continue
         try:
