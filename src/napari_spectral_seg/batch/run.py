@@ -313,11 +313,11 @@ def changed_since_planned(item: InputItem) -> str | None:
     rewritten); only when they differ is it hashed again.
     """
     identity = item.identity or {}
+    if not identity:
+        return None
     try:
         stat = os.stat(item.path)
     except OSError:  # removed: the frames read are those of the content planned, or failed when read
-        return None
-    if not identity:
         return None
     try:
         if item.path.is_dir():
