@@ -11,6 +11,7 @@ import numpy as np
 
 from .params import is_integer
 from .pipeline import segment
+from .validation import masked_pixels
 
 __all__ = ["split_label", "merge_labels"]
 
@@ -104,11 +105,10 @@ def split_label(
         to a wider dtype first (``labels.astype(np.int32)``).
     """
     labels = np.asarray(np.ma.filled(labels, 0) if isinstance(labels, np.ma.MaskedArray) else labels)
-    hidden = np.ma.getmaskarray(image) if isinstance(image, np.ma.MaskedArray) else None
+    image, hidden = masked_pixels(image, channel_axis)
     image = np.asarray(image)
     if channel_axis is not None:
         image = np.moveaxis(image, channel_axis, -1)
-        hidden = None if hidden is None else np.moveaxis(hidden, channel_axis, -1).any(axis=-1)
     spatial_shape = image.shape[:-1] if channel_axis is not None else image.shape
     _check_split(spatial_shape, labels, label, n_parts, seeds, next_label)
     region = labels == label

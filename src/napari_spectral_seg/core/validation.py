@@ -26,6 +26,7 @@ __all__ = [
     "check_mask",
     "check_segment_count",
     "floor_edge_weights",
+    "masked_pixels",
     "read_masked_arrays",
     "scale_for_graph",
     "warn_if_constant",
@@ -41,6 +42,17 @@ def as_array(value, name: str) -> np.ndarray:
             f"{name} is a list of rows of different lengths; pass a rectangular array "
             "(every row as long as the others), e.g. a numpy array."
         ) from None
+
+
+def masked_pixels(image, channel_axis=None):
+    """``image``'s data, and for a numpy masked array the pixels masked in any channel (else None).
+
+    ``channel_axis`` must be a valid axis of ``image`` or None.
+    """
+    if not isinstance(image, np.ma.MaskedArray):
+        return image, None
+    hidden = np.ma.getmaskarray(image)
+    return np.ma.getdata(image), hidden if channel_axis is None else hidden.any(axis=int(channel_axis))
 
 
 def read_masked_arrays(image, mask, channel_axis=None):
@@ -64,14 +76,14 @@ def read_masked_arrays(image, mask, channel_axis=None):
         mask = np.ma.filled(mask, 0)
     if not isinstance(image, np.ma.MaskedArray):
         return image, mask
-    hidden = np.ma.getmaskarray(image)
     data = np.ma.getdata(image)
-    if not hidden.any():
+    if not np.ma.getmaskarray(image).any():
         return data, mask
     if data.dtype.kind not in "biuf" or (channel_axis is not None and not is_integer(channel_axis)):
         return data, mask  # as_float_image names what is wrong
-    if channel_axis is not None and -data.ndim <= int(channel_axis) < data.ndim:
-        hidden = hidden.any(axis=int(channel_axis))
+    if channel_axis is not None and not -data.ndim <= int(channel_axis) < data.ndim:
+        channel_axis = None  # as_float_image names the axis
+    _, hidden = masked_pixels(image, channel_axis)
     n_hidden = int(np.count_nonzero(hidden))
     if mask is None:
         raise ValueError(
@@ -83,7 +95,7 @@ def read_masked_arrays(image, mask, channel_axis=None):
     if mask.shape != hidden.shape:
         return data, mask  # check_mask names the shapes
     data = data.astype(np.float64, copy=True)
-    data[np.ma.getmaskarray(image)] = np.nan  # outside the mask now: filled from the nearest pixel, never read
+    data[np.ma.getmaskarray(image)] = np.nan  # every masked value, in any channel: outside the mask, never read
     return data, np.where(hidden, 0, mask)
 
 
