@@ -44,7 +44,9 @@ CHOSEN_KEYS = (
 )
 
 
-def prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, spacing) -> tuple[np.ndarray, int, dict]:
+def prepare_image(
+    data: np.ndarray, explicit_mask, params, spatial_shape, spacing, config=None
+) -> tuple[np.ndarray, int, dict]:
     """Correct, choose and smooth.
 
     Parameters
@@ -55,6 +57,8 @@ def prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, spacin
     params : SegmentationParams
     spatial_shape : tuple of int
     spacing : ndarray or None
+    config : AutoConfig, optional
+        The shares of the choices taken from the image (default: ``AutoConfig()``).
 
     Returns
     -------
@@ -65,18 +69,18 @@ def prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, spacin
     chosen : dict
         What was decided from the image (``polarity_used``, ``sigma_used`` ...).
     """
-    return drain(iter_prepare_image(data, explicit_mask, params, spatial_shape, spacing))
+    return drain(iter_prepare_image(data, explicit_mask, params, spatial_shape, spacing, config))
 
 
-def iter_prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, spacing):
+def iter_prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, spacing, config=None):
     """:func:`prepare_image` as a generator: yields ``(step, message)`` as each of ``PREPARE_STEPS`` ends.
 
     Returns ``(data, min_size, chosen)`` as the ``StopIteration`` value.
     """
     chosen = {}
-    data = _corrected(data, explicit_mask, params, spatial_shape, spacing, chosen)
+    data = _corrected(data, explicit_mask, params, spatial_shape, spacing, chosen, config)
     yield "corrected", "polarity and background"
-    sigma, min_size = chosen_settings(data, explicit_mask, params, spatial_shape, spacing, chosen)
+    sigma, min_size = chosen_settings(data, explicit_mask, params, spatial_shape, spacing, chosen, config)
     yield "settings", "smoothing width and smallest piece"
     # Smoothed before the mask so a threshold sees the denoised image too.
     data = smooth_image(data, sigma, spacing, multichannel=data.ndim > len(spatial_shape))
@@ -105,7 +109,7 @@ def prepare_work(params, has_mask: bool, colour: bool) -> dict[str, bool]:
     }
 
 
-def _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters) -> np.ndarray:
+def _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters, config) -> np.ndarray:
     """The image with bright objects on a flat background (see :mod:`.background`)."""
     unit = unit_spacing(spacing, len(spatial_shape))
     has_mask = explicit_mask is not None
@@ -114,7 +118,7 @@ def _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters) 
     def radius_of(intensity):
         return rough_radius(intensity, explicit_mask, params.threshold, unit)
 
-    return correct_intensity(data, len(spatial_shape), params, thresholded, radius_of, unit, parameters)
+    return correct_intensity(data, len(spatial_shape), params, thresholded, radius_of, unit, parameters, config)
 
 
 def estimate_prepare_shares(data, spatial_shape, explicit_mask, params, seed_pixels) -> PrepareShares:
