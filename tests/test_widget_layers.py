@@ -131,6 +131,7 @@ def test_recorded_parameters_are_what_the_widget_sets_in_json_types():
         sigma=1.5,
         sensitivity=None,
         edge_level=None,  # acts in auto mode only
+        low_threshold=None,  # acts in auto mode only, too
         polarity="auto",
         background="auto",
     )

@@ -5,12 +5,13 @@ One field per parameter whose spec has ``gui`` hints: a ComboBox for
 label, range and step from ``spec.gui``, tooltip from ``spec.help`` and
 ``spec.applies_text``, first value from ``spec.default``.
 
-Four parameters take a word as well as a number, and are compound controls: a
-checkbox for the word beside the number field (:data:`COMPOUNDS`). A mask
+Five parameters take a word as well as a number, and are compound controls: a
+checkbox for the word beside the number field (:data:`COMPOUNDS`), or a
+choice of several (``low_threshold``: auto, none or a level). A mask
 layer replaces the threshold, seed points replace the number of segments:
 then the compound is disabled. A field whose spec says when it applies
 (``applies_text``) is enabled only where ``spec.applies`` holds for the
-current parameters.
+current parameters; a compound with such a spec is shown only then.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 from magicgui.widgets.bases import ValueWidget
 
+from ..core.auto import AutoConfig
 from ..core.params import DEFAULT_SENSITIVITY, ParameterSpec, SegmentationParams, is_integer
 
 __all__ = ["COMPOUNDS", "Compound", "ParameterForm", "field_name", "initial_value", "make_field", "tooltip"]
@@ -37,6 +39,10 @@ SHOWN_FOR_NONE = {"sensitivity": DEFAULT_SENSITIVITY, "sigma": 0.0}
 # Stands in for the seed points when deciding which fields apply: the points
 # are read only when a run starts (they depend on the frame shown).
 SEED_POINTS = ()
+# Compound choices that stand for its number field's value, and for None
+# (magicgui's `changed` is never emitted for a choice whose value is None).
+NUMBER = "number"
+NONE = "none"
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,9 @@ class Compound:
         The layer choice that replaces the parameter: the compound is then disabled.
     number_range : dict
         The number field's range where the spec's ``gui`` gives none.
+    options : tuple of (text, value)
+        Instead of a checkbox, a choice of these (``text`` its label): each
+        ``value`` is the parameter's, :data:`NONE` None, :data:`NUMBER` the number field's.
     """
 
     parameter: str
@@ -65,6 +74,7 @@ class Compound:
     number_tooltip: str
     replaced_by: str | None
     number_range: dict = field(default_factory=dict)
+    options: tuple = ()
 
 
 COMPOUNDS = (
@@ -108,6 +118,23 @@ COMPOUNDS = (
         "(the value used is shown after a run).",
         number_tooltip="Gaussian smoothing before the mask and the graph, in pixels; 0 = none.",
         replaced_by=None,
+    ),
+    Compound(
+        parameter="low_threshold",
+        word="auto",
+        name="dim_objects",
+        text="dim objects",
+        tooltip="Auto mode: also find the dim objects that lie below the threshold, each standing out of "
+        "the background's noise on its own (auto), down to a level you give, or none. "
+        "The level used is shown after a run.",
+        number_tooltip="Dim objects are found down to this level (the image's units, below the threshold).",
+        replaced_by="mask",
+        number_range=dict(min=-1e12, max=1e12, step=0.01),
+        options=(
+            (f"auto: background + {AutoConfig().dim_deviations:g} noise deviations", "auto"),
+            ("none: the threshold's objects only", NONE),
+            ("a level", NUMBER),
+        ),
     ),
 )
 
@@ -187,7 +214,7 @@ def _show_minimum(widget: FloatSpinBox, minimum: float | None) -> None:
 
 
 class ParameterForm:
-    """The parameter fields and the two compound controls, and the rules that enable them.
+    """The parameter fields and the compound controls, and the rules that enable and show them.
 
     Attributes
     ----------
@@ -206,16 +233,18 @@ class ParameterForm:
         self.fields = {spec.name: make_field(spec, self._compounds.get(spec.name)) for spec in specs}
         self.widgets = {widget.name: widget for widget in self.fields.values()}
         for compound in COMPOUNDS:
-            ticked = SegmentationParams.spec(compound.parameter).default == compound.word
-            box = CheckBox(name=compound.name, text=compound.text, value=ticked, tooltip=compound.tooltip)
-            self.widgets[compound.name] = box
+            self.widgets[compound.name] = _chooser(compound)
+        self._hidden = set()  # compounds hidden while they do not apply
         self.update_enabled(uses_mask=False, seeded=False)
 
     def _value(self, spec: ParameterSpec):
         """The parameter as its field (and its compound's checkbox) says."""
         compound = self._compounds.get(spec.name)
-        if compound is not None and self.widgets[compound.name].value:
-            return compound.word
+        if compound is not None and self._word_chosen(compound):
+            if not compound.options:
+                return compound.word
+            value = self.widgets[compound.name].value
+            return None if value == NONE else value
         widget = self.fields[spec.name]
         if isinstance(widget, ComboBox):
             return widget.value
@@ -267,10 +296,29 @@ class ParameterForm:
         for compound in COMPOUNDS:
             box = self.widgets[compound.name]
             box.enabled = not replaced[compound.replaced_by]
-            self.fields[compound.parameter].enabled = box.enabled and not box.value
+            self.fields[compound.parameter].enabled = box.enabled and not self._word_chosen(compound)
         params = self.parameters(uses_mask=uses_mask).replace(seeds=SEED_POINTS if seeded else None)
         for name in self._conditional:
-            self.fields[name].enabled = params.applies(name)
+            compound = self._compounds.get(name)
+            if compound is None:
+                self.fields[name].enabled = params.applies(name)
+            else:
+                self._show(compound, params.applies(name))
+
+    def _word_chosen(self, compound: Compound) -> bool:
+        """Whether the compound's checkbox (or choice) stands for a word, not the number field."""
+        value = self.widgets[compound.name].value
+        return value != NUMBER if compound.options else bool(value)
+
+    def _show(self, compound: Compound, shown: bool) -> None:
+        """Show or hide a compound and its number field (with their labels)."""
+        if shown != (compound.name in self._hidden):
+            return
+        # Shown again only after this hid it: by then the form is placed in the dock
+        # (a widget with no parent made visible would open as a window of its own).
+        for widget in (self.widgets[compound.name], self.fields[compound.parameter]):
+            widget.visible = shown
+        (self._hidden.discard if shown else self._hidden.add)(compound.name)
 
     def show_chosen(self, metadata: dict) -> str:
         """Show the values the engine chose for 'auto' fields; return the status line's note of unusual ones.
@@ -278,9 +326,14 @@ class ParameterForm:
         ``metadata`` is a result's record (``sigma_used``, ``polarity_used``...).
         """
         widgets = self.widgets
-        for box, field_, key in (("auto_sigma", "sigma", "sigma_used"), ("auto_min_size", "min_size", "min_size_used")):
+        chosen_values = (
+            ("auto_sigma", "sigma", "sigma_used"),
+            ("auto_min_size", "min_size", "min_size_used"),
+            ("dim_objects", "low_threshold", "low_threshold_used"),
+        )
+        for box, field_, key in chosen_values:
             chosen = metadata.get(key)
-            if widgets[box].value and chosen is not None:
+            if widgets[box].value in (True, "auto") and chosen is not None:
                 widgets[field_].value = chosen
                 widgets[field_].tooltip = _with_choice(widgets[field_].tooltip, chosen)
         # Polarity and background: the choice in the tooltip, and in the status where it is not the usual one.
@@ -292,6 +345,16 @@ class ParameterForm:
                 if chosen != usual:
                     noticed.append(f"{key.removesuffix('_used')}: {chosen}")
         return f" ({', '.join(noticed)})" if noticed else ""
+
+
+def _chooser(compound: Compound) -> CheckBox | ComboBox:
+    """A compound's checkbox (ticked where the parameter's default is its word), or its choice of options."""
+    default = SegmentationParams.spec(compound.parameter).default
+    options = dict(name=compound.name, tooltip=compound.tooltip)
+    if compound.options:
+        value = NONE if default is None else default
+        return ComboBox(choices=list(compound.options), value=value, label=compound.text, **options)
+    return CheckBox(text=compound.text, value=default == compound.word, **options)
 
 
 def _with_choice(tooltip: str, chosen) -> str:

@@ -32,7 +32,7 @@ from .clicks import CLICK_MODES, ClickEditor
 from .engine import HEARTBEAT, EngineProcess, run_seconds, segment_in_worker
 from .files import write_atomically
 from .fit import PointsClickNotice, RefitOnDock, wrap_status
-from .form import ParameterForm
+from .form import COMPOUNDS, ParameterForm
 from .layers import (
     METADATA_KEY,
     EditWatch,
@@ -151,6 +151,8 @@ class SpectralSegmentationWidget(Container):
                         "polarity",
                         "auto_threshold",
                         "threshold",
+                        "dim_objects",
+                        "low_threshold",
                         "background",
                         "auto_min_size",
                         "min_size",
@@ -242,9 +244,11 @@ class SpectralSegmentationWidget(Container):
 
     def _connect(self) -> None:
         form = self._form.widgets
-        compounds = ("auto_threshold", "auto_segments", "auto_min_size", "auto_sigma")
-        for choice in (self.mask, self.seeds, *(form[name] for name in compounds)):
+        for choice in (form[compound.name] for compound in COMPOUNDS):
             choice.changed.connect(self._update_enabled)
+        for picker in (self.mask, self.seeds):
+            # Qt's signal: magicgui's `changed` is never emitted for the "none" choice (None).
+            picker.native.currentIndexChanged.connect(self._update_enabled)
         self.image.changed.connect(self._on_image_changed)
         self.run.changed.connect(self.start)
         self.cancel.changed.connect(self.stop)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.adapt import rough_radius
-from ..core.background import _BLOCK_PERCENTILE, choose_polarity, surface_at  # the in-memory rule's, not copies
+from ..core.auto import AutoConfig
+from ..core.background import choose_polarity, surface_at  # the in-memory rule's, not copies
 from ..core.mask import otsu_threshold
 
 __all__ = [
@@ -152,7 +153,8 @@ def cell_percentiles(source, cells, cell, shape) -> np.ndarray:
     ndim = len(cell)
     order = list(range(0, 2 * ndim, 2)) + list(range(1, 2 * ndim, 2))
     values = padded.reshape(shape_in_cells).transpose(order).reshape(*n_cells, -1)
-    return np.percentile(values, _BLOCK_PERCENTILE, axis=-1)
+    # The defaults, as the in-memory rule's and the blocks' (a blockwise run takes no auto_config).
+    return np.percentile(values, AutoConfig().background_percentile, axis=-1)
 
 
 def _extreme_pixels(n: int, n_px: int, n_cells: int) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from ..core.adapt import unit_spacing
-from ..core.background import _BACKGROUND_VARIATION, _BLOCK_DIAMETERS
+from ..core.auto import AutoConfig
 from . import corrected
 from .corrected import BackgroundSurface, CorrectedSource
 from .passes import gather
@@ -45,6 +45,8 @@ __all__ = ["corrected_source", "decide_correction", "view_stride"]
 # The largest view of the image polarity and contrast are decided on (32 MiB of float64).
 MAX_VIEW_PIXELS = 4 * 1024**2
 _FLAT = dict(polarity_used="bright", background_used="flat", background_range=0.0)
+# The in-memory rules' thresholds: the defaults, as the blocks run them (a blockwise run takes no auto_config).
+_CONFIG = AutoConfig()
 
 
 def view_stride(shape, pixels: int) -> int:
@@ -72,7 +74,7 @@ def _view(client, source, blocks, stride):
 
 def _cell_size(shape, radius: float, unit: np.ndarray) -> np.ndarray:
     """Pixels per background cell and axis, as ``core.background.estimate_background`` takes them."""
-    cell = np.maximum(np.round(_BLOCK_DIAMETERS * 2.0 * radius / unit), 4).astype(int)
+    cell = np.maximum(np.round(_CONFIG.background_block_diameters * 2.0 * radius / unit), 4).astype(int)
     return np.minimum(cell, np.maximum(np.asarray(shape) // 4, 1))
 
 
@@ -128,7 +130,7 @@ def decide_correction(client, source, blocks, params, spacing, scratch: Path, *,
     surface = _cell_grid(client, inverted, _cell_size(source.shape, radius, unit), block_size, scratch)
     spread, minimum = client.gather(client.submit(corrected.surface_stats, surface, source.shape, stride, pure=False))
     record.update(background_range=round(spread, 6), radius=radius)
-    if contrast > 0 and spread > _BACKGROUND_VARIATION * contrast:
+    if contrast > 0 and spread > _CONFIG.background_variation * contrast:
         record.update(
             background_used="subtracted",
             surface=dict(path=surface.path, cell=list(surface.cell), counts=list(surface.counts), offset=minimum),

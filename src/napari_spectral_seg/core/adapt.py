@@ -12,16 +12,19 @@ its objects.
   nuclei has the inscribed radius of one nucleus, so clumping does not
   inflate it; its area-weighted median ignores specks.
 * ``sigma``: the smallest Gaussian width that brings the smoothed noise below
-  an eighth of the object-to-background contrast and leaves at most a few
-  brightness peaks per typical object (so noise and texture no longer make
-  passes inside an object), and never more than a quarter of the typical
-  radius (so necks between touching objects survive). A clean image is not
-  smoothed at all: in a crowded field of small objects even one pixel of
-  smoothing fills the necks between them.
-* ``min_size``: a tenth of the typical object's area (volume): smaller
-  pieces are noise above the threshold, not objects.
+  a share of the object-to-background contrast (``noise_to_contrast``) and
+  leaves at most a few brightness peaks per typical object
+  (``peaks_per_object``; so noise and texture no longer make passes inside
+  an object), and never more than a share of the typical radius
+  (``sigma_per_radius``; so necks between touching objects survive). A
+  clean image is not smoothed at all: in a crowded field of small objects
+  even one pixel of smoothing fills the necks between them.
+* ``min_size``: a share of the typical object's area or volume
+  (``min_size_per_object``): smaller pieces are noise above the threshold,
+  not objects.
 
-numpy and scipy only.
+The shares are fields of :class:`~.auto.config.AutoConfig` (``config=``;
+default ``AutoConfig()``). numpy and scipy only.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.ndimage as ndi
 
+from .auto.config import AutoConfig, resolve_config
 from .mask import otsu_threshold, threshold_in_use
 from .params import check_sigma
 
@@ -48,27 +52,8 @@ __all__ = [
     "unit_spacing",
 ]
 
-# Smoothed noise at most this fraction of the object contrast: a pass of
-# three noise standard deviations inside an object then stays under
-# half of its contrast.
-_NOISE_TO_CONTRAST = 1.0 / 8.0
-# Smoothing never wider than this fraction of the typical radius.
-_SIGMA_PER_RADIUS = 0.25
-# Pieces smaller than this fraction of the typical object are specks.
-_MIN_SIZE_PER_OBJECT = 0.1
-# Smoothing goes on while the foreground holds more local brightness peaks
-# than this per typical object (texture and noise make many; a smooth nucleus one).
-_PEAKS_PER_OBJECT = 8
-# The pixels above an automatic threshold must be brighter than the rest by at
-# least this many standard deviations of the (smoothed) noise: Otsu's split of
-# pure Gaussian noise gives about 1.4 (twice that is chance no longer), the
-# benchmark's objects 10 or more.
-_FOREGROUND_TO_NOISE = 3.0
-# Where Otsu split noise, objects are what lies this many (smoothed) noise
-# standard deviations above the image's median (a chance pixel of pure noise:
-# about 3 in 10 million).
-_NOISE_THRESHOLD = 5.0
-# At most this many samples for the noise estimate (a median of them).
+# At most this many samples for the noise estimate (a median of them): a bound
+# on its cost, not a threshold, so not a field of AutoConfig.
 _NOISE_SAMPLES = 500_000
 
 
@@ -210,20 +195,21 @@ def _median_inscribed_radius(rough: np.ndarray, unit: np.ndarray, closed: np.nda
     return float(max(radii[order][np.searchsorted(mass, mass[-1] / 2.0)], 1.0))
 
 
-def _choose_sigma(noise: float, contrast: float, radius: float, unit: np.ndarray) -> float:
+def _choose_sigma(noise: float, contrast: float, radius: float, unit: np.ndarray, config: AutoConfig) -> float:
     """The smallest width (quarter-pixel steps) that brings the smoothed noise below the contrast share."""
-    cap = _SIGMA_PER_RADIUS * radius
-    if contrast <= 0 or noise <= contrast * _NOISE_TO_CONTRAST:
+    cap = config.sigma_per_radius * radius
+    allowed = contrast * config.noise_to_contrast
+    if contrast <= 0 or noise <= allowed:
         return 0.0
     for sigma in np.arange(0.5, cap + 1e-9, 0.25):
-        if noise * _smoothed_noise_factor(sigma, unit) <= contrast * _NOISE_TO_CONTRAST:
+        if noise * _smoothed_noise_factor(sigma, unit) <= allowed:
             return float(sigma)
     return float(max(round(cap * 4) / 4, 0.0))
 
 
-def _sigma_for_peaks(intensity, rough, radius, unit) -> float:
-    """Smallest width (from none, half-pixel steps, up to a quarter radius) that leaves at most
-    ``_PEAKS_PER_OBJECT`` brightness peaks per typical object inside the foreground.
+def _sigma_for_peaks(intensity, rough, radius, unit, config: AutoConfig) -> float:
+    """Smallest width (from none, half-pixel steps, up to ``sigma_per_radius``) that leaves at most
+    ``peaks_per_object`` brightness peaks per typical object inside the foreground.
 
     Texture (chromatin, nucleoli) is not white noise: its peaks survive more
     smoothing than the noise estimate predicts, so they are counted instead.
@@ -231,12 +217,12 @@ def _sigma_for_peaks(intensity, rough, radius, unit) -> float:
     if not rough.any():
         return 0.0
     n_objects = rough.sum() / _object_area(radius, unit, rough.shape)
-    cap = max(_SIGMA_PER_RADIUS * radius, 1.0)
+    cap = max(config.sigma_per_radius * radius, 1.0)
     sigma = 0.0
     while sigma <= cap:
         smooth = ndi.gaussian_filter(intensity, sigma / unit, mode="nearest") if sigma else intensity
         peaks = (ndi.maximum_filter(smooth, size=3, mode="nearest") == smooth) & rough
-        if peaks.sum() <= _PEAKS_PER_OBJECT * max(n_objects, 1.0):
+        if peaks.sum() <= config.peaks_per_object * max(n_objects, 1.0):
             return sigma
         sigma += 0.5
     return float(round(cap * 2) / 2)
@@ -257,13 +243,19 @@ def _object_area(radius: float, unit: np.ndarray, shape=None) -> float:
     return volume
 
 
-def _choose_min_size(radius: float, unit: np.ndarray, shape=None) -> int:
-    """A tenth of a disc (ball) of the typical radius, in pixels (voxels)."""
-    return max(int(round(_MIN_SIZE_PER_OBJECT * _object_area(radius, unit, shape))), 1)
+def _choose_min_size(radius: float, unit: np.ndarray, shape, config: AutoConfig) -> int:
+    """``min_size_per_object`` of a disc (ball) of the typical radius, in pixels (voxels)."""
+    return max(int(round(config.min_size_per_object * _object_area(radius, unit, shape))), 1)
 
 
 def measure_scales(
-    intensity: np.ndarray, *, mask=None, threshold=None, spacing=None, choose_sigma: bool = True
+    intensity: np.ndarray,
+    *,
+    mask=None,
+    threshold=None,
+    spacing=None,
+    choose_sigma: bool = True,
+    config: AutoConfig | None = None,
 ) -> ImageScales:
     """Noise, contrast and typical object radius of an image, and the settings they imply.
 
@@ -280,25 +272,31 @@ def measure_scales(
     choose_sigma : bool
         Whether to choose a smoothing width (its peak count smooths the
         image several times); ``sigma`` is 0 when not.
+    config : AutoConfig, optional
+        The shares the choices follow (default: ``AutoConfig()``).
 
     Returns
     -------
     ImageScales
     """
+    config = resolve_config(config)
     unit = unit_spacing(spacing, intensity.ndim)
     rough = _rough_mask(intensity, mask, threshold, unit)
     noise = estimate_noise(intensity)
     inside, outside = intensity[rough], intensity[~rough]
     contrast = float(np.median(inside) - np.median(outside)) if inside.size and outside.size else 0.0
     radius = _typical_radius(rough, unit) if rough.any() else 1.0
+    min_size = _choose_min_size(radius, unit, intensity.shape, config)
     if not choose_sigma:
-        return ImageScales(noise, contrast, radius, 0.0, _choose_min_size(radius, unit, intensity.shape))
-    sigma = max(_choose_sigma(noise, contrast, radius, unit), _sigma_for_peaks(intensity, rough, radius, unit))
-    return ImageScales(noise, contrast, radius, sigma, _choose_min_size(radius, unit, intensity.shape))
+        return ImageScales(noise, contrast, radius, 0.0, min_size)
+    sigma = max(
+        _choose_sigma(noise, contrast, radius, unit, config), _sigma_for_peaks(intensity, rough, radius, unit, config)
+    )
+    return ImageScales(noise, contrast, radius, sigma, min_size)
 
 
 def chosen_settings(
-    data: np.ndarray, explicit_mask, params, spatial_shape, spacing, parameters: dict
+    data: np.ndarray, explicit_mask, params, spatial_shape, spacing, parameters: dict, config: AutoConfig | None = None
 ) -> tuple[tuple[str, float] | tuple[float, ...] | None, int]:
     """The smoothing and smallest piece to use: as given, or chosen from the image ("auto").
 
@@ -306,7 +304,8 @@ def chosen_settings(
     scikit-learn example, which does not smooth); ``min_size="auto"`` is
     chosen where a threshold makes the mask and is 0 inside a given mask
     (drawn as the user wants it). The values used are recorded in
-    ``parameters`` (``sigma_used``, ``min_size_used``).
+    ``parameters`` (``sigma_used``, ``min_size_used``); ``config`` holds
+    the shares the choices follow (default: ``AutoConfig()``).
     """
     choose_sigma = params.sigma == "auto" and params.n_clusters == "auto"
     thresholded = threshold_in_use(params.threshold, explicit_mask is not None) is not None
@@ -317,7 +316,12 @@ def chosen_settings(
     if choose_sigma or choose_min_size:
         intensity = data if data.ndim == len(spatial_shape) else data.mean(axis=-1)
         scales = measure_scales(
-            intensity, mask=explicit_mask, threshold=params.threshold, spacing=spacing, choose_sigma=choose_sigma
+            intensity,
+            mask=explicit_mask,
+            threshold=params.threshold,
+            spacing=spacing,
+            choose_sigma=choose_sigma,
+            config=config,
         )
         parameters.update(scales.record())
         if choose_sigma:
@@ -332,7 +336,13 @@ def chosen_settings(
 
 
 def check_foreground(
-    intensity: np.ndarray, mask: np.ndarray, threshold: float, parameters: dict, spacing=None, min_size: int = 1
+    intensity: np.ndarray,
+    mask: np.ndarray,
+    threshold: float,
+    parameters: dict,
+    spacing=None,
+    min_size: int = 1,
+    config: AutoConfig | None = None,
 ):
     """An automatic threshold that split objects from background, not noise.
 
@@ -341,10 +351,10 @@ def check_foreground(
     appear), it splits the background's noise, and the result would be a
     mosaic of noise. The split holds objects only where the median of the
     pixels above it exceeds that of the pixels below by
-    ``_FOREGROUND_TO_NOISE`` standard deviations of the noise left after the
-    smoothing. Where it does not, the objects are what stands
-    ``_NOISE_THRESHOLD`` such deviations above the image's median; where
-    nothing does, the field is empty.
+    ``config.foreground_to_noise`` standard deviations of the noise left
+    after the smoothing. Where it does not, the objects are what stands
+    ``config.noise_threshold_deviations`` such deviations above the image's
+    median; where nothing does, the field is empty.
 
     Parameters
     ----------
@@ -363,6 +373,8 @@ def check_foreground(
     min_size : int
         Smallest piece kept: an empty field's chance pixels above the noise
         threshold are specks, not objects.
+    config : AutoConfig, optional
+        Default: ``AutoConfig()``.
 
     Returns
     -------
@@ -374,22 +386,23 @@ def check_foreground(
     EmptyMaskError
         When nothing stands out of the noise.
     """
+    config = resolve_config(config)
     noise_left = smoothed_noise(parameters, mask.ndim, spacing)
     if not noise_left or mask.all() or not mask.any():
         return mask, threshold
     if intensity.ndim > mask.ndim:
         intensity = intensity.mean(axis=-1)
-    contrast, holds = split_contrast(np.median(intensity[mask]), np.median(intensity[~mask]), noise_left)
+    contrast, holds = split_contrast(np.median(intensity[mask]), np.median(intensity[~mask]), noise_left, config)
     parameters["foreground_contrast"] = round(contrast, 3)
     if holds:
         return mask, threshold
-    threshold = noise_threshold(np.median(intensity), noise_left)
+    threshold = noise_threshold(np.median(intensity), noise_left, config)
     mask = intensity > threshold
     parameters["threshold_rule"] = "noise"
     pieces, _ = ndi.label(mask)
     sizes = np.bincount(pieces.ravel())
     if not (sizes[1:] >= min_size).any():
-        raise no_objects_error(contrast)
+        raise no_objects_error(contrast, config)
     return mask, threshold
 
 
@@ -415,23 +428,27 @@ def smoothed_noise(parameters: dict, ndim: int, spacing=None) -> float:
     return noise * (_smoothed_noise_factor(sigma, unit_spacing(spacing, ndim)) if sigma else 1.0)
 
 
-def split_contrast(inside_median: float, outside_median: float, noise_left: float) -> tuple[float, bool]:
-    """The medians above and below an automatic threshold, apart in noise deviations; and whether that holds objects."""
+def split_contrast(
+    inside_median: float, outside_median: float, noise_left: float, config: AutoConfig | None = None
+) -> tuple[float, bool]:
+    """The medians above and below an automatic threshold, apart in noise deviations; and whether that holds objects
+    (at least ``config.foreground_to_noise``)."""
     contrast = float(inside_median - outside_median) / noise_left
-    return contrast, contrast >= _FOREGROUND_TO_NOISE
+    return contrast, contrast >= resolve_config(config).foreground_to_noise
 
 
-def noise_threshold(image_median: float, noise_left: float) -> float:
-    """The threshold where the automatic one split noise: :data:`_NOISE_THRESHOLD` deviations above the median."""
-    return float(image_median + _NOISE_THRESHOLD * noise_left)
+def noise_threshold(image_median: float, noise_left: float, config: AutoConfig | None = None) -> float:
+    """The threshold where the automatic one split noise: ``config.noise_threshold_deviations`` above the median."""
+    return float(image_median + resolve_config(config).noise_threshold_deviations * noise_left)
 
 
-def no_objects_error(contrast: float):
+def no_objects_error(contrast: float, config: AutoConfig | None = None):
     """The :class:`~.result.EmptyMaskError` of a field where nothing stands out of the noise."""
     from .result import EmptyMaskError
 
+    deviations = resolve_config(config).noise_threshold_deviations
     return EmptyMaskError(
         f"no objects: nothing is brighter than the image's noise allows by chance (the pixels above Otsu's "
         f"threshold are only {contrast:.2g} noise deviations brighter than the rest, and none lies "
-        f"{_NOISE_THRESHOLD:g} above the median); if the field is not empty, give threshold a number or draw a mask."
+        f"{deviations:g} above the median); if the field is not empty, give threshold a number or draw a mask."
     )

@@ -45,10 +45,10 @@ def finish(run, labels, t3, eigenvalues):
     )
 
 
-def iter_auto_tail(run, auto_config=None):
+def iter_auto_tail(run):
     """The ``n_clusters="auto"`` steps after the mask: decide and cut each component.
 
-    See :mod:`napari_spectral_seg.core.auto`.
+    See :mod:`napari_spectral_seg.core.auto`; the thresholds are ``run.config``.
     """
     t1 = time.perf_counter()
     index, parameters = run.index, run.parameters
@@ -64,7 +64,7 @@ def iter_auto_tail(run, auto_config=None):
         eigen_solver=parameters["eigen_solver"],
         random_state=parameters["random_state"],
         object_size=run.object_size,
-        config=auto_config,
+        config=run.config,
     )
 
     def cut(update):
@@ -92,7 +92,7 @@ def _iter_dim_objects(run, intensity, labels):
     search = (
         None
         if run.explicit_mask is not None
-        else dim_search(run.params, parameters, intensity, run.edge_background, parameters["spacing"])
+        else dim_search(run.params, parameters, intensity, run.edge_background, parameters["spacing"], run.config)
     )
     if search is None:
         parameters["low_threshold_used"] = None
@@ -107,6 +107,7 @@ def _iter_dim_objects(run, intensity, labels):
         deviation=deviation,
         min_size=_dim_min_size(run),
         level=parameters["edge_level"] or DEFAULT_EDGE_LEVEL,
+        config=run.config,
     )
     parameters["low_threshold_used"] = round(found.low_threshold, 6)
     parameters["dim_objects"] = found.count
@@ -153,4 +154,5 @@ def _iter_object_edges(run, intensity, labels):
         spacing=parameters["spacing"],
         allowed=run.explicit_mask,
         regions=run.regions,
+        percentile=run.config.bright_percentile,
     )

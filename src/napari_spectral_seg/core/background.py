@@ -16,7 +16,9 @@ Two things a threshold assumes and images often break:
   the object-to-background contrast; a flat background is left alone.
 
 What was decided is recorded (``polarity_used``, ``background_used``,
-``background_range``). numpy and scipy only.
+``background_range``). The shares and block sizes are fields of
+:class:`~.auto.config.AutoConfig` (``config=``; default ``AutoConfig()``).
+numpy and scipy only.
 """
 
 from __future__ import annotations
@@ -24,22 +26,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 
+from .auto.config import AutoConfig, resolve_config
 from .mask import otsu_threshold
 
 __all__ = ["choose_polarity", "correct_intensity", "estimate_background", "surface_at"]
-
-# The bright class must hold more than this share of the image, and of its
-# border, before the objects are called dark.
-_DARK_SHARE_OF_IMAGE = 0.6
-_DARK_SHARE_OF_BORDER = 0.8
-# A background that varies by less than this share of the contrast is flat.
-_BACKGROUND_VARIATION = 0.2
-# Background blocks are this many typical object diameters wide.
-_BLOCK_DIAMETERS = 2.0
-# The field's slow variation, for the polarity: block medians, this many blocks per axis.
-_POLARITY_BLOCKS = 8
-# The background of a block: this percentile of its intensities.
-_BLOCK_PERCENTILE = 10.0
 
 
 def _border(image: np.ndarray) -> np.ndarray:
@@ -47,20 +37,23 @@ def _border(image: np.ndarray) -> np.ndarray:
     return np.concatenate(faces)
 
 
-def choose_polarity(intensity: np.ndarray) -> str:
+def choose_polarity(intensity: np.ndarray, config: AutoConfig | None = None) -> str:
     """``"dark"`` where the histogram and the border clearly say the objects are darker, else ``"bright"``.
 
     Parameters
     ----------
     intensity : ndarray of float, shape S
         The image (channel mean for colour images).
+    config : AutoConfig, optional
+        ``polarity_blocks``, ``dark_share_of_image``, ``dark_share_of_border``.
 
     Returns
     -------
     {"bright", "dark"}
     """
     # Against the field's slow variation, so an illumination gradient is not taken for the classes.
-    blocks = np.maximum(np.asarray(intensity.shape) // _POLARITY_BLOCKS, 1)
+    config = resolve_config(config)
+    blocks = np.maximum(np.asarray(intensity.shape) // config.polarity_blocks, 1)
     residual = _block_surface(intensity, blocks, 50.0, residual=True)
     level = otsu_threshold(residual)
     bright = residual > level
@@ -68,10 +61,13 @@ def choose_polarity(intensity: np.ndarray) -> str:
         return "bright"
     share = float(bright.mean())
     border_share = float((_border(residual) > level).mean())
-    return "dark" if share > _DARK_SHARE_OF_IMAGE and border_share > _DARK_SHARE_OF_BORDER else "bright"
+    dark = share > config.dark_share_of_image and border_share > config.dark_share_of_border
+    return "dark" if dark else "bright"
 
 
-def estimate_background(intensity: np.ndarray, radius: float, unit: np.ndarray) -> np.ndarray:
+def estimate_background(
+    intensity: np.ndarray, radius: float, unit: np.ndarray, config: AutoConfig | None = None
+) -> np.ndarray:
     """A smooth background surface: a low percentile per block, interpolated back to full size.
 
     Parameters
@@ -81,16 +77,19 @@ def estimate_background(intensity: np.ndarray, radius: float, unit: np.ndarray) 
         Typical object radius, in pixels of the finest axis.
     unit : ndarray
         Pixel size per axis relative to the finest axis.
+    config : AutoConfig, optional
+        ``background_block_diameters``, ``background_percentile``.
 
     Returns
     -------
     ndarray of float, shape S
     """
-    block = np.maximum(np.round(_BLOCK_DIAMETERS * 2.0 * radius / unit), 4).astype(int)
+    config = resolve_config(config)
+    block = np.maximum(np.round(config.background_block_diameters * 2.0 * radius / unit), 4).astype(int)
     # At least four blocks along every long axis: a background that varies
     # within the field needs several samples (and a gradient inflates the radius).
     block = np.minimum(block, np.maximum(np.asarray(intensity.shape) // 4, 1))
-    return _block_surface(intensity, block, _BLOCK_PERCENTILE)
+    return _block_surface(intensity, block, config.background_percentile)
 
 
 def _block_surface(intensity: np.ndarray, block: np.ndarray, percentile: float, residual: bool = False) -> np.ndarray:
@@ -190,7 +189,14 @@ def _interpolate_centres(coarse: np.ndarray, block: np.ndarray, intensity: np.nd
 
 
 def correct_intensity(
-    data: np.ndarray, n_spatial: int, params, thresholded: bool, radius_of, unit: np.ndarray, parameters: dict
+    data: np.ndarray,
+    n_spatial: int,
+    params,
+    thresholded: bool,
+    radius_of,
+    unit: np.ndarray,
+    parameters: dict,
+    config: AutoConfig | None = None,
 ):
     """The image as the threshold and the graph should see it: objects bright, background flat.
 
@@ -209,14 +215,17 @@ def correct_intensity(
         Pixel size per axis relative to the finest axis.
     parameters : dict
         Receives ``polarity_used``, ``background_used`` and ``background_range``.
+    config : AutoConfig, optional
+        The shares of the two decisions (default: ``AutoConfig()``).
 
     Returns
     -------
     ndarray of float, same shape (``data`` itself where nothing changes)
     """
+    config = resolve_config(config)
     colour = data.ndim > n_spatial
     intensity = data.mean(axis=-1) if colour else data
-    polarity = params.polarity if params.polarity != "auto" else choose_polarity(intensity)
+    polarity = params.polarity if params.polarity != "auto" else choose_polarity(intensity, config)
     parameters["polarity_used"] = polarity
     if polarity == "dark":
         top = float(data.max())
@@ -230,10 +239,10 @@ def correct_intensity(
     if not above.size or not below.size:
         return data
     contrast = float(np.median(above) - np.median(below))
-    surface = estimate_background(intensity, radius_of(intensity), unit)
+    surface = estimate_background(intensity, radius_of(intensity), unit, config)
     spread = float(np.percentile(surface, 95) - np.percentile(surface, 5))
     parameters["background_range"] = round(spread, 6)
-    if contrast <= 0 or spread <= _BACKGROUND_VARIATION * contrast:
+    if contrast <= 0 or spread <= config.background_variation * contrast:
         return data
     parameters["background_used"] = "subtracted"
     return data - (surface - surface.min())

@@ -17,16 +17,15 @@ is searched for objects of their own:
   pixels at or below the threshold leave above it; the deviation is their
   robust spread about it, never below the noise left after the smoothing.
   It holds the noise and what the surface does not follow.
-* **low threshold**: the background plus :data:`_DEVIATIONS` deviations (a
-  pixel of Gaussian noise lies that high by chance about 3 times in 10
-  million), or the number given.
+* **low threshold**: the background plus ``dim_deviations`` deviations (a
+  field of :class:`~.auto.config.AutoConfig`), or the number given.
 * **basins**: the local brightness peaks above it and outside the mask, and
   the mask itself as one more marker, flood the image from the bright end
   down (a watershed) inside the pixels above the low threshold. A bright
   object's halo falls away from it with no peak of its own and floods from
   the mask; a dim nucleus beside it has its own peak and keeps the pixels on
   its side of the valley between them.
-* **standing out**: a basin's peak must stand :data:`_DEVIATIONS`
+* **standing out**: a basin's peak must stand ``dim_deviations``
   deviations above its highest saddle to a neighbouring basin or to the
   mask; one that does not is joined to the dim basin across that saddle (a
   textured dim nucleus with two peaks) or dropped when it is the mask's
@@ -49,15 +48,11 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .adapt import smoothed_noise, unit_spacing
+from .auto.config import AutoConfig, resolve_config
 from .background import estimate_background
 from .edges import object_levels
 
 __all__ = ["DimObjects", "dim_search", "find_dim_objects", "low_threshold"]
-
-# A dim object stands this many deviations of the background above it, and its
-# peak as many above the valley to its neighbours: a pixel of pure Gaussian
-# noise lies that high by chance about 3 times in 10 million.
-_DEVIATIONS = 5.0
 
 
 @dataclass(frozen=True)
@@ -80,12 +75,12 @@ class DimObjects:
     low_threshold: float
 
 
-def low_threshold(background, deviation: float):
-    """The automatic low threshold: ``background + _DEVIATIONS * deviation`` (a level or a surface)."""
-    return background + _DEVIATIONS * deviation
+def low_threshold(background, deviation: float, config: AutoConfig | None = None):
+    """The automatic low threshold: ``background + dim_deviations * deviation`` (a level or a surface)."""
+    return background + resolve_config(config).dim_deviations * deviation
 
 
-def dim_search(params, parameters: dict, intensity: np.ndarray, background: float | None, spacing=None):
+def dim_search(params, parameters: dict, intensity: np.ndarray, background: float | None, spacing=None, config=None):
     """Whether and how deep to search below the threshold: ``(low, background, deviation)``, or None.
 
     Parameters
@@ -103,6 +98,8 @@ def dim_search(params, parameters: dict, intensity: np.ndarray, background: floa
         one level, with the noise as the deviation; default: measured on
         ``intensity`` (:func:`_background`).
     spacing : sequence of float, optional
+    config : AutoConfig, optional
+        ``dim_deviations`` and the background's blocks (default: ``AutoConfig()``).
 
     Returns
     -------
@@ -120,17 +117,17 @@ def dim_search(params, parameters: dict, intensity: np.ndarray, background: floa
     noise_left = smoothed_noise(parameters, intensity.ndim, spacing)
     if given == "auto" and (not isinstance(params.threshold, str) or not noise_left):
         return None
-    surface, deviation = _background(intensity, used, parameters, spacing, background, noise_left)
-    low = float(given) if given != "auto" else low_threshold(surface, deviation)
+    surface, deviation = _background(intensity, used, parameters, spacing, background, noise_left, config)
+    low = float(given) if given != "auto" else low_threshold(surface, deviation, config)
     return low, surface, deviation
 
 
-def _background(intensity, used, parameters, spacing, background, noise_left):
+def _background(intensity, used, parameters, spacing, background, noise_left, config):
     """The local background (a surface) and the deviation of the background pixels about it."""
     if background is not None:
         return float(background), noise_left
     unit = unit_spacing(spacing, intensity.ndim)
-    surface = estimate_background(intensity, float(parameters.get("typical_radius") or 1.0), unit)
+    surface = estimate_background(intensity, float(parameters.get("typical_radius") or 1.0), unit, config)
     residual = (intensity - surface)[intensity <= used]
     if not residual.size:
         return surface, noise_left
@@ -148,6 +145,7 @@ def find_dim_objects(
     deviation: float,
     min_size: int,
     level: float,
+    config: AutoConfig | None = None,
 ) -> DimObjects:
     """Objects outside the kept mask that stand out of the noise on their own.
 
@@ -166,13 +164,15 @@ def find_dim_objects(
         The background level (per pixel, or one level).
     deviation : float
         Deviation of the background about ``background`` (at least the noise); a basin's peak
-        must stand ``_NOISE_SIGMAS`` of it above its highest saddle.
+        must stand ``config.dim_deviations`` of it above its highest saddle.
     min_size : int
         Smallest dim object, in pixels, at its own level.
     level : float
         Each dim object is the part of its basin above ``level`` of the way
         from the background to its own bright level (the edge rule of
         :mod:`.edges`).
+    config : AutoConfig, optional
+        ``dim_deviations`` and ``bright_percentile`` (default: ``AutoConfig()``).
 
     Returns
     -------
@@ -180,6 +180,7 @@ def find_dim_objects(
     """
     from skimage.segmentation import watershed
 
+    config = resolve_config(config)
     recorded = float(np.median(low))
     empty = DimObjects(np.zeros(kept.shape, np.int32), 0, recorded)
     above = (intensity > low) & ~kept
@@ -193,8 +194,8 @@ def find_dim_objects(
     # The kept mask floods as one more basin (label n_seeds + 1), so its halo stays its own.
     markers = np.where(kept, n_seeds + 1, seeds).astype(np.int32)
     basins = watershed(-intensity, markers, mask=above | kept, connectivity=1)
-    labels = _standing_out(intensity, basins, n_seeds, deviation * _DEVIATIONS)[basins]
-    labels = _own_level(intensity, labels, background, level)
+    labels = _standing_out(intensity, basins, n_seeds, deviation * config.dim_deviations)[basins]
+    labels = _own_level(intensity, labels, background, level, config.bright_percentile)
     sizes = np.bincount(labels.ravel())
     small = sizes < max(int(min_size), 1)
     small[0] = False
@@ -203,14 +204,14 @@ def find_dim_objects(
     return DimObjects(labels, count, recorded)
 
 
-def _own_level(intensity, labels, background, level: float) -> np.ndarray:
+def _own_level(intensity, labels, background, level: float, percentile: float) -> np.ndarray:
     """Each object cut to its pixels above its own edge level, its largest piece kept."""
     if not labels.any():
         return labels
     local = np.broadcast_to(np.asarray(background, float), labels.shape)
     shifted = intensity - local
     # The bright level of edges.object_levels, measured above the local background.
-    bright = object_levels(shifted, labels, 0.0, 1.0)[1:]
+    bright = object_levels(shifted, labels, 0.0, 1.0, percentile)[1:]
     own = np.concatenate([[np.inf], level * np.where(np.isfinite(bright), bright, np.inf)])
     labels = np.where(shifted > own[labels], labels, 0)
     return _largest_pieces(labels)

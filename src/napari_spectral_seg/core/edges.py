@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 
+from .auto.config import AutoConfig
 from .params import DEFAULT_EDGE_LEVEL
 
 __all__ = ["DEFAULT_EDGE_LEVEL", "object_levels", "refine_object_edges"]
@@ -25,12 +26,15 @@ __all__ = ["DEFAULT_EDGE_LEVEL", "object_levels", "refine_object_edges"]
 # How far (pixels along the finest axis) an edge may move outwards: the
 # blur of a widefield edge, not a search for missed objects.
 DEFAULT_EDGE_REACH = 3.0
-# Percentile of an object's intensity taken as its bright level; not the
-# maximum, so one hot pixel does not set it.
-_BRIGHT_PERCENTILE = 95.0
 
 
-def object_levels(intensity: np.ndarray, labels: np.ndarray, background: float, level: float) -> np.ndarray:
+def object_levels(
+    intensity: np.ndarray,
+    labels: np.ndarray,
+    background: float,
+    level: float,
+    percentile: float = AutoConfig.bright_percentile,
+) -> np.ndarray:
     """Per-object edge level ``background + level * (bright - background)``.
 
     Parameters
@@ -42,6 +46,10 @@ def object_levels(intensity: np.ndarray, labels: np.ndarray, background: float, 
         Intensity of "no signal".
     level : float
         Fraction in (0, 1).
+    percentile : float
+        An object's bright level is this percentile of its intensities (not
+        the maximum, so one hot pixel does not set it); default
+        ``AutoConfig().bright_percentile``.
 
     Returns
     -------
@@ -65,7 +73,7 @@ def object_levels(intensity: np.ndarray, labels: np.ndarray, background: float, 
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     present = np.flatnonzero(counts)
     present = present[present > 0]
-    pick = starts[present] + np.floor((counts[present] - 1) * _BRIGHT_PERCENTILE / 100.0).astype(np.int64)
+    pick = starts[present] + np.floor((counts[present] - 1) * percentile / 100.0).astype(np.int64)
     bright = values[pick]
     out[present] = background + level * (bright - background)
     return out
@@ -81,6 +89,7 @@ def refine_object_edges(
     spacing=None,
     allowed: np.ndarray | None = None,
     regions: np.ndarray | None = None,
+    percentile: float = AutoConfig.bright_percentile,
 ) -> np.ndarray:
     """Move each object's edge to ``level`` of the way from background to its brightness.
 
@@ -107,6 +116,8 @@ def refine_object_edges(
     regions : ndarray of int, shape S, optional
         Regions of a Labels-layer mask: an object never grows out of the
         region it lies in.
+    percentile : float
+        An object's bright level, as in :func:`object_levels`.
 
     Returns
     -------
@@ -137,7 +148,7 @@ def refine_object_edges(
     if labels.size and labels.min() < 0:
         raise ValueError("labels must be >= 0 (0 is background); relabel the image first.")
     ndim = labels.ndim
-    levels = object_levels(intensity, labels, background, level)
+    levels = object_levels(intensity, labels, background, level, percentile)
     out = labels.copy()
     # Drop the object's own pixels below its level (a global threshold drew
     # a bright object's edge in its blurred halo), but only near the old

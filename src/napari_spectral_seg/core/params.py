@@ -410,6 +410,7 @@ class SegmentationParams:
         check=_check_low_threshold,
         applies=_auto_with_threshold,
         applies_text="in auto mode with a threshold only (not with a mask)",
+        gui=dict(label="dim objects down to"),
     )
 
     polarity: str = _param(

@@ -18,6 +18,7 @@ import numpy as np
 
 from ._pages import ordinary_pages
 from .adapt import check_foreground
+from .auto import AutoConfig
 from .auto_steps import finish, iter_auto_tail, paint
 from .graph import PixelIndex, component_block, edge_weights_graph, index_pixels
 from .labels import iter_cluster_embedding, relabel_by_first_pixel, split_counts
@@ -81,6 +82,7 @@ class _Run:
     shares: WorkShares | None = None  # each step's share of the time, for the progress fraction
     prepare: PrepareShares | None = None  # the same for the steps before the graph, estimated before them
     cpu0: float = 0.0  # process_time() when the run started
+    config: AutoConfig = field(default_factory=AutoConfig)  # auto mode's thresholds and the image's choices
 
 
 def _as_params(params: SegmentationParams | None, keywords: dict) -> SegmentationParams:
@@ -92,7 +94,7 @@ def _as_params(params: SegmentationParams | None, keywords: dict) -> Segmentatio
     return params.replace(**keywords) if keywords else params
 
 
-def _iter_start(image, mask, params: SegmentationParams):
+def _iter_start(image, mask, params: SegmentationParams, config: AutoConfig):
     """Check the image, mask, seeds and image-dependent parameters; correct and smooth the image.
 
     Yields mask-step progress as each step before the mask ends (see
@@ -112,7 +114,7 @@ def _iter_start(image, mask, params: SegmentationParams):
     spacing = check_spacing(params.spacing, len(spatial_shape))
     random_state = check_random_state(params.random_state)
     prepare = estimate_prepare_shares(data, spatial_shape, explicit_mask, params, seed_pixels)
-    steps = iter_prepare_image(data, explicit_mask, params, spatial_shape, spacing)
+    steps = iter_prepare_image(data, explicit_mask, params, spatial_shape, spacing, config)
     data, min_size, chosen = yield from relay(
         steps, lambda update: Progress("mask", prepare.ends[update[0]], update[1])
     )
@@ -129,7 +131,7 @@ def _iter_start(image, mask, params: SegmentationParams):
         parameters,
         time.perf_counter(),
     )
-    run.min_size, run.prepare = min_size, prepare
+    run.min_size, run.prepare, run.config = min_size, prepare, config
     return run
 
 
@@ -140,7 +142,7 @@ def _iter_mask(run: _Run):
     mask, used_threshold = resolve_mask(run.data, run.explicit_mask, params.threshold, run.spatial_shape)
     if params.n_clusters == "auto" and run.explicit_mask is None and isinstance(params.threshold, str):
         mask, used_threshold = check_foreground(
-            run.data, mask, used_threshold, run.parameters, run.spacing, run.min_size
+            run.data, mask, used_threshold, run.parameters, run.spacing, run.min_size, run.config
         )
     run.parameters["threshold_used"] = used_threshold
     n_masked = int(mask.sum())
@@ -223,7 +225,9 @@ def iter_segment(
         The parameters; keyword ``parameters`` (any of its fields) replace
         its values, or give them all when ``params`` is None.
     auto_config : AutoConfig, optional
-        The thresholds of ``n_clusters="auto"`` (default: ``AutoConfig()``).
+        The thresholds of ``n_clusters="auto"`` and of the settings chosen
+        from the image (``sigma``, ``min_size``, ``polarity``, ``background``,
+        ``low_threshold`` "auto"; default: ``AutoConfig()``).
     object_size, edge_background : optional
         Auto mode: the typical object size in pixels (a float, as
         :func:`~napari_spectral_seg.core.auto.iter_typical_size` returns it)
@@ -254,12 +258,13 @@ def _iter_run(image, mask, params: SegmentationParams, auto_config, object_size,
     """The steps of :func:`iter_segment`."""
     cpu0 = time.process_time()
     yield Progress("mask", 0.0, "checking the image")
-    run = yield from _iter_start(image, mask, params)
+    config = AutoConfig() if auto_config is None else auto_config
+    run = yield from _iter_start(image, mask, params, config)
     run.cpu0 = cpu0
     yield from _iter_mask(run)
     if params.n_clusters == "auto" and run.seeds_of_component is None:  # seed points decide the count
         run.object_size, run.edge_background = object_size, edge_background
-        return (yield from iter_auto_tail(run, auto_config))
+        return (yield from iter_auto_tail(run))
     graph = yield from _iter_graph(run)
     eigenvalues, embeddings = yield from _iter_eigenvectors(run, graph)
     return (yield from _iter_labels(run, graph, eigenvalues, embeddings))

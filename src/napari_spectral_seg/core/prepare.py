@@ -42,7 +42,7 @@ CHOSEN_KEYS = (
 )
 
 
-def iter_prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, spacing):
+def iter_prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, spacing, config=None):
     """Correct, choose and smooth; yields ``(step, message)`` as each of ``PREPARE_STEPS`` ends.
 
     Parameters
@@ -53,6 +53,8 @@ def iter_prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, s
     params : SegmentationParams
     spatial_shape : tuple of int
     spacing : ndarray or None
+    config : AutoConfig, optional
+        The shares of the choices taken from the image (default: ``AutoConfig()``).
 
     Returns
     -------
@@ -63,9 +65,9 @@ def iter_prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, s
         ``sigma_used`` ...).
     """
     chosen = {}
-    data = _corrected(data, explicit_mask, params, spatial_shape, spacing, chosen)
+    data = _corrected(data, explicit_mask, params, spatial_shape, spacing, chosen, config)
     yield "corrected", "polarity and background"
-    sigma, min_size = chosen_settings(data, explicit_mask, params, spatial_shape, spacing, chosen)
+    sigma, min_size = chosen_settings(data, explicit_mask, params, spatial_shape, spacing, chosen, config)
     yield "settings", "smoothing width and smallest piece"
     # Smoothed before the mask so a threshold sees the denoised image too.
     data = smooth_image(data, sigma, spacing, multichannel=data.ndim > len(spatial_shape))
@@ -94,7 +96,7 @@ def prepare_work(params, has_mask: bool, colour: bool) -> dict[str, bool]:
     }
 
 
-def _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters) -> np.ndarray:
+def _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters, config) -> np.ndarray:
     """The image with bright objects on a flat background (see :mod:`.background`)."""
     unit = unit_spacing(spacing, len(spatial_shape))
     has_mask = explicit_mask is not None
@@ -103,7 +105,7 @@ def _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters) 
     def radius_of(intensity):
         return rough_radius(intensity, explicit_mask, params.threshold, unit)
 
-    return correct_intensity(data, len(spatial_shape), params, thresholded, radius_of, unit, parameters)
+    return correct_intensity(data, len(spatial_shape), params, thresholded, radius_of, unit, parameters, config)
 
 
 def estimate_prepare_shares(data, spatial_shape, explicit_mask, params, seed_pixels) -> PrepareShares:

@@ -1,9 +1,13 @@
 """The settings of auto mode: the tuned thresholds in one place, and the checks of its parameters.
 
-Every rule of :mod:`napari_spectral_seg.core.auto` reads its thresholds from
-an :class:`AutoConfig` passed down to it, so a study of one rule can change
-one field without touching the code. How the defaults were chosen is
-recorded in ``docs/auto_tuning.md``.
+Every rule of :mod:`napari_spectral_seg.core.auto`, and every choice the
+pipeline takes from the image itself (``sigma`` and ``min_size`` "auto",
+the automatic threshold's check against noise, ``polarity`` and
+``background`` "auto", the dim objects of ``low_threshold`` "auto", the
+object edges), reads its thresholds from an :class:`AutoConfig` passed down
+to it (``auto_config=``), so a study of one rule can change one field
+without touching the code. How the defaults were chosen is recorded in
+``docs/auto_tuning.md``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 
 from ..params import DEFAULT_SENSITIVITY
 
-__all__ = ["DEFAULT_SENSITIVITY", "AutoConfig", "default_min_part"]
+__all__ = ["DEFAULT_SENSITIVITY", "AutoConfig", "default_min_part", "resolve_config"]
 
 # The default sensitivity (declared with the parameters) is the split threshold
 # on the pass/hill ratio: single objects score close to 1, touching pairs well below.
@@ -20,7 +24,10 @@ __all__ = ["DEFAULT_SENSITIVITY", "AutoConfig", "default_min_part"]
 
 @dataclass(frozen=True)
 class AutoConfig:
-    """Thresholds of the automatic split (see :mod:`napari_spectral_seg.core.auto`).
+    """Thresholds of the automatic split (see :mod:`napari_spectral_seg.core.auto`) and of the
+    settings chosen from the image (:mod:`~napari_spectral_seg.core.adapt`,
+    :mod:`~napari_spectral_seg.core.background`, :mod:`~napari_spectral_seg.core.dim`,
+    :mod:`~napari_spectral_seg.core.edges`).
 
     "Typical sizes" are area-equivalent multiples of the typical object size
     (volume ratios to the power 2/3 in 3D), except in ``moment_smallest``
@@ -70,6 +77,50 @@ class AutoConfig:
     notch_min_size: float = 1.2
     #: Each side of a notch cut holds at least this many typical sizes.
     notch_smallest: float = 0.35
+
+    # --- settings chosen from the image: sigma="auto", min_size="auto" (core/adapt.py)
+    #: Smoothing widens until the smoothed noise is at most this fraction of the object-to-background contrast.
+    noise_to_contrast: float = 1.0 / 8.0
+    #: Smoothing is never wider than this fraction of the typical object radius.
+    sigma_per_radius: float = 0.25
+    #: Smoothing widens while the foreground holds more brightness peaks than this per typical object.
+    peaks_per_object: int = 8
+    #: ``min_size="auto"``: pieces smaller than this fraction of the typical object's area (volume) are specks.
+    min_size_per_object: float = 0.1
+
+    # --- the automatic threshold against noise (core/adapt.py, check_foreground)
+    #: Otsu's split holds objects when the pixels above it are this many noise deviations brighter than the rest.
+    foreground_to_noise: float = 3.0
+    #: Where it split noise, objects are what lies this many noise deviations above the image's median.
+    noise_threshold_deviations: float = 5.0
+
+    # --- polarity="auto", background="auto" (core/background.py)
+    #: Objects are dark only where the bright class of Otsu's split holds more than this share of the image...
+    dark_share_of_image: float = 0.6
+    #: ...and more than this share of the image's border.
+    dark_share_of_border: float = 0.8
+    #: Blocks per axis of the field's slow variation, taken out before the polarity is decided.
+    polarity_blocks: int = 8
+    #: A background that varies by less than this share of the object contrast is flat (left alone).
+    background_variation: float = 0.2
+    #: Width of the background's blocks, in typical object diameters.
+    background_block_diameters: float = 2.0
+    #: The background of a block: this percentile of its intensities.
+    background_percentile: float = 10.0
+
+    # --- dim objects below the threshold (core/dim.py)
+    #: ``low_threshold="auto"`` is the background plus this many deviations; a dim object's peak stands
+    #: as many above its highest saddle.
+    dim_deviations: float = 5.0
+
+    # --- object edges (core/edges.py)
+    #: An object's bright level: this percentile of its intensities.
+    bright_percentile: float = 95.0
+
+
+def resolve_config(config: AutoConfig | None) -> AutoConfig:
+    """``config``, or the defaults when it is None."""
+    return AutoConfig() if config is None else config
 
 
 def default_min_part(min_size: int, n_spatial: int) -> int:
