@@ -37,10 +37,6 @@ class ThrottledProgress:
         The dock's bar (a count out of 100 here).
     show_status : callable
         Sets the status line's text.
-    parent : QObject, optional
-        The timer's parent (the dock), so the timer goes with it.
-    interval : float
-        Seconds between two visible changes.
 
     Attributes
     ----------
@@ -48,13 +44,10 @@ class ThrottledProgress:
         Updates shown since :meth:`start` (the others were coalesced).
     """
 
-    def __init__(
-        self, bar: DockProgress, show_status: Callable[[str], None], parent=None, interval: float = INTERVAL
-    ) -> None:
+    def __init__(self, bar: DockProgress, show_status: Callable[[str], None]) -> None:
         self._bar = bar
         self._show_status = show_status
-        self._interval = interval
-        self._timer = QTimer(parent)
+        self._timer = QTimer()
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.flush)
         self._pending = None
@@ -62,11 +55,6 @@ class ThrottledProgress:
         self._active = False
         self._percent = 0
         self.shown = 0
-
-    @property
-    def active(self) -> bool:
-        """Whether a run's progress is being shown (between :meth:`start` and :meth:`finish`)."""
-        return self._active
 
     def start(self, description: str) -> None:
         """A run starts: the bar at 0 (a visible change: the first update waits its interval too)."""
@@ -81,7 +69,7 @@ class ThrottledProgress:
         self._pending = update
         if self._timer.isActive():
             return
-        wait = 0.0 if self._shown_at is None else self._shown_at + self._interval - time.monotonic()
+        wait = 0.0 if self._shown_at is None else self._shown_at + INTERVAL - time.monotonic()
         if wait <= 0:
             self.flush()
         else:
