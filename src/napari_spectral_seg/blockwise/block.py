@@ -2,7 +2,8 @@
 
 The region is the block's core plus the overlap. It is segmented by the
 core pipeline with every whole-image decision fixed (threshold, smoothing,
-smallest piece, typical object size, edge background). Of the connected
+smallest piece, typical object size, edge background, the dim-object
+search's background surface and levels). Of the connected
 pieces of the result, the block keeps those it owns (the piece's first
 pixel in raster order lies in its core, see :mod:`.grid`). A kept piece must
 lie clear of the region's cut sides by the reach of the smoothing and the
