@@ -10,7 +10,7 @@ the blockwise run is held to): only the blockwise run's time, throughput and mem
 The image is 512^2 tiles of ``touching_blobs`` (330 nuclei each, radius 5-9 px, a different
 seed per tile) stored as a zarr array. Both runs get the same parameters, the call the README
 recommends: ``threshold="otsu", n_clusters="auto", sigma="auto", min_size="auto",
-random_state=0``, with ``low_threshold=None`` (blockwise has no dim-object search yet). Each runs in a fresh process: in memory, ``iter_segment`` on the whole array;
+random_state=0``, the dim-object search at its default ``low_threshold="auto"``. Each runs in a fresh process: in memory, ``iter_segment`` on the whole array;
 blockwise, ``segment_blockwise`` on a local cluster of ``--workers`` processes (one thread each).
 
 Reported: F1 at IoU 0.5 of the blockwise labels against the in-memory ones (the in-memory
@@ -38,9 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 TILE = 512
 PER_TILE = 330
-# low_threshold=None on both sides: blockwise does not search for dim objects below the
-# threshold yet (README, "Blockwise"), so in memory does not either, to compare like with like.
-PARAMS = dict(threshold="otsu", n_clusters="auto", sigma="auto", min_size="auto", low_threshold=None, random_state=0)
+# The defaults otherwise, the dim-object search (low_threshold="auto") included.
+PARAMS = dict(threshold="otsu", n_clusters="auto", sigma="auto", min_size="auto", random_state=0)
+# What both runs record of their decisions, compared.
+DECIDED = ("threshold_used", "sigma_used", "min_size_used", "low_threshold_used", "dim_objects")
 # The README's bound on a worker's peak memory: BASE plus BYTES_PER_PIXEL per pixel of the
 # largest region or sample it holds (see "Blockwise" in the README).
 BASE_BYTES = 400 * 2**20
@@ -57,7 +58,7 @@ image = np.asarray(zarr.open_array(image_path, mode="r"))
 result = run_to_end(iter_segment(image, None, **params))
 seconds = time.perf_counter() - started
 np.save(out, result.labels)
-keep = ("threshold_used", "sigma_used", "min_size_used", "typical_radius")
+keep = ("threshold_used", "sigma_used", "min_size_used", "typical_radius", "low_threshold_used", "dim_objects")
 print(json.dumps(dict(seconds=seconds, peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                       n_labels=int(result.labels.max()), **{k: result.parameters.get(k) for k in keep})))
 """
@@ -282,7 +283,7 @@ def in_memory_row(
         seconds_in_memory=round(memory["seconds"], 2),
         time_ratio=round(seconds_blockwise / memory["seconds"], 3),
         peak_rss_in_memory_gib=round(memory["peak_rss"] / 2**30, 3),
-        in_memory_decisions={k: memory[k] for k in ("threshold_used", "sigma_used", "min_size_used")},
+        in_memory_decisions={k: memory.get(k) for k in DECIDED},
     )
 
 
@@ -302,9 +303,7 @@ def blockwise_row(blockwise: dict, size: int, block: int, workers: int) -> dict:
         within_bound=max(blockwise["worker_peak_rss"]) <= worker_bound(summary, block),
         below_2_gib=max([blockwise["client_peak_rss"], *blockwise["worker_peak_rss"]]) < 2 * 2**30,
         blockwise_decisions={
-            "threshold_used": summary["parameters"]["threshold_used"],
-            "sigma_used": summary["parameters"]["sigma_used"],
-            "min_size_used": summary["parameters"]["min_size_used"],
+            **{k: summary["parameters"].get(k) for k in DECIDED},
             "object_size": summary["parameters"]["object_size"],
             "overlap": summary["decisions"]["overlap"],
             "sample_box": summary["decisions"]["sample_box"],

@@ -443,6 +443,11 @@ def test_blockwise_py_smoke_run_matches_in_memory(tmp_path):
     assert result["f1"] == 1.0 and result["identical"] == result["objects_in_memory"] > 30
     assert result["seam_objects"] > 0 and result["seam_objects_split"] == 0
     assert result["peak_rss_workers_gib"] and result["within_bound"]
+    searched = ("low_threshold_used", "dim_objects")  # the dim-object search ran on both sides, alike
+    assert result["in_memory_decisions"]["low_threshold_used"] is not None
+    assert {k: result["blockwise_decisions"][k] for k in searched} == {
+        k: result["in_memory_decisions"][k] for k in searched
+    }
 
 
 def test_slide_py_smoke_run_skips_the_glass_and_stays_within_the_bound(tmp_path):

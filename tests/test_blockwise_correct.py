@@ -95,8 +95,8 @@ def test_the_blockwise_surface_is_the_in_memory_surface_and_its_minimum_exact(tm
         cell_percentiles,
         surface_stats,
     )
-    from napari_spectral_seg.blockwise.correction import _cell_size
     from napari_spectral_seg.blockwise.source import open_source
+    from napari_spectral_seg.blockwise.surface import cell_size
     from napari_spectral_seg.core.background import estimate_background
 
     yy, xx = np.mgrid[:150, :170]
@@ -107,7 +107,7 @@ def test_the_blockwise_surface_is_the_in_memory_surface_and_its_minimum_exact(tm
     unit = np.ones(2)
     radius = 3.7
     expected = estimate_background(image.astype(np.float64), radius, unit)
-    cell = tuple(int(c) for c in _cell_size(image.shape, radius, unit))
+    cell = tuple(int(c) for c in cell_size(image.shape, radius, unit))
     counts = [-(-n // c) for n, c in zip(image.shape, cell)]
     grid = np.empty(counts)
     for cells in cell_boxes(counts, (3, 2)):  # tasks of a few cells, cut anywhere

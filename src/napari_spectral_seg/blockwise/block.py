@@ -2,7 +2,8 @@
 
 The region is the block's core plus the overlap. It is segmented by the
 core pipeline with every whole-image decision fixed (threshold, smoothing,
-smallest piece, typical object size, edge background). Of the connected
+smallest piece, typical object size, edge background, the dim-object
+search's background surface and levels). Of the connected
 pieces of the result, the block keeps those it owns (the piece's first
 pixel in raster order lies in its core, see :mod:`.grid`). A kept piece must
 lie clear of the region's cut sides by the reach of the smoothing and the
@@ -28,6 +29,7 @@ import scipy.ndimage as ndi
 from ..core.pipeline import EmptyMaskError, iter_segment
 from ..core.progress import run_to_end
 from .decide import sigma_per_axis, smoothed
+from .dim import block_decided
 from .grid import EDGE_REACH, Block, smoothing_reach
 
 __all__ = ["BlockPlan", "PieceTooLarge", "block_summary", "read_record", "record_path", "segment_block"]
@@ -55,6 +57,8 @@ class BlockPlan:
         The overlap is doubled up to this when a piece needs it.
     records : str
         Directory of the block records.
+    dim : dict or None
+        The dim-object search's whole-image decisions (``.dim.decide_dim``); None: no search.
     """
 
     source: object
@@ -65,6 +69,7 @@ class BlockPlan:
     overlap: int
     max_overlap: int
     records: str
+    dim: dict | None = None
 
 
 def record_path(records, block: Block) -> Path:
@@ -88,7 +93,7 @@ def segment_block(plan: BlockPlan, block: Block) -> dict:
     started = time.perf_counter()
     overlap = plan.overlap
     while True:
-        labels, box, complete = _segment_region(plan, block, overlap)
+        labels, box, complete, dim_count = _segment_region(plan, block, overlap)
         if complete:
             break
         if overlap >= plan.max_overlap:
@@ -100,6 +105,7 @@ def segment_block(plan: BlockPlan, block: Block) -> dict:
     origin, crop = _crop(labels, box)
     record = dict(origin=origin, labels=crop, count=np.int64(crop.max() if crop.size else 0))
     record["overlap"] = np.int64(overlap)
+    record["dim_count"] = np.int64(dim_count)
     record["seconds"] = np.float64(time.perf_counter() - started)
     _write_atomically(path, record)
     return block_summary(record, block, reused=False)
@@ -113,13 +119,15 @@ def block_summary(record: dict, block: Block, reused: bool) -> dict:
         shape=list(record["labels"].shape),
         count=int(record["count"]),
         overlap=int(record["overlap"]),
+        # Of them, the dim objects found below the threshold.
+        dim_count=int(record.get("dim_count", 0)),
         seconds=float(record["seconds"]),
         reused=reused,
     )
 
 
 def _segment_region(plan: BlockPlan, block: Block, overlap: int):
-    """The owned labels of the region (0 elsewhere), its box, and whether every owned piece was clear."""
+    """The owned labels of the region (0 elsewhere), its box, whether every owned piece was clear, and the owned dim objects."""
     source = plan.source
     box = block.region(overlap, source.shape)
     # Smoothed here with the image around the region, so the core pipeline
@@ -133,12 +141,16 @@ def _segment_region(plan: BlockPlan, block: Block, overlap: int):
                 plan.params.replace(sigma=None),
                 object_size=plan.object_size,
                 edge_background=plan.edge_background,
+                dim_decided=block_decided(plan.dim, box),
             )
         )
     except EmptyMaskError:
-        return np.zeros(intensity.shape, np.int32), box, True
+        return np.zeros(intensity.shape, np.int32), box, True, 0
     reach = smoothing_reach(sigma_per_axis(plan.sigma, plan.params.spacing, source.ndim)) + EDGE_REACH
-    return _owned(result.labels, box, block.core, reach, source.shape)
+    owned, box, complete = _owned(result.labels, box, block.core, reach, source.shape)
+    dim_labels = np.asarray(result.parameters.get("dim_labels", []), dtype=np.int64)
+    dim_count = int(np.isin(dim_labels, owned).sum()) if dim_labels.size else 0
+    return owned, box, complete, dim_count
 
 
 def _owned(labels: np.ndarray, box, core, reach, shape):

@@ -25,19 +25,17 @@ still those of the whole image.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 from pathlib import Path
 
 import numpy as np
-import scipy.ndimage as ndi
 
 from ..core.adapt import unit_spacing
 from ..core.auto import AutoConfig
 from . import corrected
 from .corrected import BackgroundSurface, CorrectedSource
 from .passes import gather
+from .surface import cell_grid, cell_size
 from .whole import SAMPLE_BLOCKS, central_sample
 
 __all__ = ["corrected_source", "decide_correction", "view_stride"]
@@ -72,30 +70,6 @@ def _view(client, source, blocks, stride):
     return view, top
 
 
-def _cell_size(shape, radius: float, unit: np.ndarray) -> np.ndarray:
-    """Pixels per background cell and axis, as ``core.background.estimate_background`` takes them."""
-    cell = np.maximum(np.round(_CONFIG.background_block_diameters * 2.0 * radius / unit), 4).astype(int)
-    return np.minimum(cell, np.maximum(np.asarray(shape) // 4, 1))
-
-
-def _cell_grid(client, source, cell, block_size, scratch: Path) -> BackgroundSurface:
-    """The cells' percentiles over the whole image, smoothed, saved for the workers; the surface (offset 0)."""
-    counts = [int(-(-n // c)) for n, c in zip(source.shape, cell)]
-    per_task = [max(1, int(b) // int(c)) for b, c in zip(np.broadcast_to(block_size, (source.ndim,)), cell)]
-    tasks = corrected.cell_boxes(counts, per_task)
-    values = gather(client, corrected.cell_percentiles, tasks, source, tuple(int(c) for c in cell), source.shape)
-    grid = np.empty(counts)
-    for cells, part in zip(tasks, values):
-        grid[tuple(slice(c0, c1) for c0, c1 in cells)] = part
-    grid = ndi.gaussian_filter(grid, 1.0, mode="nearest")
-    digest = hashlib.sha1(grid.tobytes()).hexdigest()[:16]
-    path = scratch / f"background-{digest}.npy"
-    temporary = path.with_name(f".{path.name}.partial.npy")
-    np.save(temporary, grid)
-    os.replace(temporary, path)
-    return BackgroundSurface(str(path), tuple(int(c) for c in cell), tuple(counts))
-
-
 def decide_correction(client, source, blocks, params, spacing, scratch: Path, *, block_size, sample_pixels) -> dict:
     """Polarity and background over the whole image (see the module docstring); a JSON-able record.
 
@@ -127,7 +101,7 @@ def decide_correction(client, source, blocks, params, spacing, scratch: Path, *,
     unit = unit_spacing(spacing, source.ndim)
     box = central_sample(source, block_size, sample_pixels)
     radius = client.gather(client.submit(corrected.sample_radius, inverted, box, params.threshold, unit, pure=False))
-    surface = _cell_grid(client, inverted, _cell_size(source.shape, radius, unit), block_size, scratch)
+    surface = cell_grid(client, inverted, cell_size(source.shape, radius, unit), block_size, scratch)
     spread, minimum = client.gather(client.submit(corrected.surface_stats, surface, source.shape, stride, pure=False))
     record.update(background_range=round(spread, 6), radius=radius)
     if contrast > 0 and spread > _CONFIG.background_variation * contrast:

@@ -292,7 +292,7 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
         corrected_at = time.perf_counter()
         read = corrected_source(source, correction)
         decisions = decide_whole_image(
-            cancellable, read, blocks, params, params.spacing, overlap=options["overlap"], **sizes
+            cancellable, read, blocks, params, params.spacing, overlap=options["overlap"], scratch=scratch, **sizes
         )
         decisions.correction = correction
         decisions.seconds["correction"] = round(corrected_at - started, 3)
@@ -311,6 +311,8 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
         # A whole-image count of segments is shared out between the pieces:
         # blockwise, each piece is one segment (checked below).
         n_clusters="auto" if params.n_clusters == "auto" else 1,
+        # The dim-object search runs with the whole image's decisions (plan.dim), none of a block's own.
+        low_threshold=None,
     )
     block_size = int(options["block_size"])
     plan = BlockPlan(
@@ -322,6 +324,7 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
         decisions.overlap,
         max_overlap(decisions.overlap, block_size),
         str(scratch / "blocks"),
+        decisions.dim,
     )
     records = scratch / "blocks"
     decided = time.perf_counter()
@@ -348,13 +351,16 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
         n_labels=n_labels,
         block_summaries=done,
         decisions=decisions.as_json(),
-        parameters=_recorded(params, decisions),
+        parameters=_recorded(params, decisions, sum(s["dim_count"] for s in done.values())),
         phase_seconds=dict(decisions=decided - started, blocks=time.perf_counter() - decided),
     )
 
 
-def _recorded(params, decisions) -> dict:
-    """The parameters as recorded with the labels: as given, plus every value the run chose."""
+def _recorded(params, decisions, dim_objects: int) -> dict:
+    """The parameters as recorded with the labels: as given, plus every value the run chose.
+
+    ``dim_objects``: how many of the labels the dim-object search found (recorded where it ran).
+    """
     recorded = params.record(random_state=params.random_state)
     recorded.update(decisions.scales)
     correction = decisions.correction or {}
@@ -367,10 +373,10 @@ def _recorded(params, decisions) -> dict:
         threshold_used=decisions.threshold,
         edge_background=decisions.edge_background,
         object_size=decisions.object_size,
-        # The blocks run with the whole image's threshold as a number, so
-        # auto mode's search for dim objects below it does not run here.
-        low_threshold_used=None,
+        low_threshold_used=decisions.dim["low_threshold_used"] if decisions.dim is not None else None,
     )
+    if decisions.dim is not None:
+        recorded["dim_objects"] = dim_objects
     if params.n_clusters == "auto":
         recorded["edge_level"] = decisions.edge_level_used
     return recorded

@@ -17,9 +17,11 @@ import numpy as np
 from ..core.adapt import noise_threshold, smoothed_noise, split_contrast
 from ..core.mask import otsu_from_histogram
 from . import decide
+from .dim import decide_dim
 from .glass import find_glass
 from .grid import EDGE_REACH, smoothing_reach
 from .passes import ImagePasses, gather, split_medians
+from .surface import cell_grid
 
 __all__ = ["Decisions", "decide_whole_image"]
 
@@ -66,6 +68,8 @@ class Decisions:
     field_rule: dict | None = None
     # Blocks of one smoothed value, not read after the range pass (see .passes).
     constant_blocks: int = 0
+    # The dim-object search's decisions (see .dim; None: no search): surface, offset, deviation, levels.
+    dim: dict | None = None
 
     def as_json(self) -> dict:
         values = asdict(self)
@@ -202,8 +206,13 @@ def _overlap(source, sigma, spacing, object_size, given):
     return max(16, int(math.ceil(6.0 * side))) + reach
 
 
-def decide_whole_image(client, source, blocks, params, spacing, *, block_size, overlap, sample_pixels) -> Decisions:
-    """Every whole-image decision, computed on the cluster; see the module docstring."""
+def decide_whole_image(
+    client, source, blocks, params, spacing, *, block_size, overlap, sample_pixels, scratch
+) -> Decisions:
+    """Every whole-image decision, computed on the cluster; see the module docstring.
+
+    ``scratch``: the directory the dim-object search's background grid is saved in, for the workers.
+    """
     clock = _Clock()
     sigma, sigma_used, min_size, scales, sample_box = _settings(
         client, source, params, spacing, block_size, sample_pixels
@@ -219,12 +228,19 @@ def decide_whole_image(client, source, blocks, params, spacing, *, block_size, o
         passes, params, scales, sigma_used, threshold, value_range
     )
     clock.tick("edge_background")
+    settings = dict(scales, sigma_used=sigma_used, threshold_used=threshold, range=value_range, **(rule or {}))
+    dim = decide_dim(
+        client, passes, params, settings, lambda view, cell: cell_grid(client, view, cell, block_size, scratch)
+    )
+    clock.tick("dim_search")
     object_size, typical_box, tiles = None, None, None
     if params.n_clusters == "auto":
         box = central_sample(source, block_size, sample_pixels)
         object_size, tiles = _typical_size(client, source, box, sigma, spacing, threshold, min_size, params)
         typical_box = [list(b) for b in box]
     clock.tick("object_size")
+    # A dim object's pixels lie above the low threshold, those of the others above the threshold.
+    lowest = threshold if dim is None else min(threshold, dim["lowest"])
     return Decisions(
         sigma=sigma,
         sigma_used=sigma_used,
@@ -235,7 +251,7 @@ def decide_whole_image(client, source, blocks, params, spacing, *, block_size, o
         object_size=object_size,
         overlap=_overlap(source, sigma, spacing, object_size, overlap),
         # Glass blocks have no range: never foreground.
-        foreground=[block.key for block in blocks if block.key in ranges and ranges[block.key][1] > threshold],
+        foreground=[block.key for block in blocks if block.key in ranges and ranges[block.key][1] > lowest],
         range=value_range,
         scales=scales,
         sample_box=sample_box,
@@ -245,4 +261,5 @@ def decide_whole_image(client, source, blocks, params, spacing, *, block_size, o
         glass=glass.record() if glass is not None else None,
         field_rule=rule,
         constant_blocks=len(passes.constant),
+        dim=dim,
     )

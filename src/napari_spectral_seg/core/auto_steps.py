@@ -80,23 +80,37 @@ def iter_auto_tail(run):
     t3 = time.perf_counter()
     yield Progress("labels", run.shares.labels, "assigning labels")
     labels = paint(node_label, index, run.spatial_shape)
-    labels = yield from _iter_dim_objects(run, intensity, labels)
+    labels, before = yield from _iter_dim_objects(run, intensity, labels)
     labels = yield from _iter_object_edges(run, intensity, labels)
     parameters["split_ratios"] = ratios
-    return (yield from finish(run, relabel_by_first_pixel(labels), t3, []))
+    final = relabel_by_first_pixel(labels)
+    if run.dim_decided is not None:
+        # Which objects are dim, for a blockwise run's count of the pieces a block keeps.
+        parameters["dim_labels"] = np.unique(final[labels > before]).tolist()
+    return (yield from finish(run, final, t3, []))
 
 
 def _iter_dim_objects(run, intensity, labels):
-    """Auto mode with a threshold: dim objects below it added as objects of their own (see core.dim)."""
+    """Auto mode with a threshold: dim objects below it added as objects of their own (see core.dim).
+
+    Returns the labels and the largest label before the dim objects (the
+    dim objects are numbered above it).
+    """
     parameters = run.parameters
-    search = (
-        None
-        if run.explicit_mask is not None
-        else dim_search(run.params, parameters, intensity, run.edge_background, parameters["spacing"], run.config)
-    )
+    decided = run.dim_decided
+    if decided is not None:  # decided on the whole image this is a part of
+        search, min_size = (decided.low, decided.background, decided.deviation), decided.min_size
+    else:
+        search = (
+            None
+            if run.explicit_mask is not None
+            else dim_search(run.params, parameters, intensity, parameters["spacing"], run.config)
+        )
+        min_size = _dim_min_size(run)
+    before = int(labels.max())
     if search is None:
         parameters["low_threshold_used"] = None
-        return labels
+        return labels, before
     yield Progress("labels", run.shares.labels, "looking for dim objects below the threshold")
     low, background, deviation = search
     found = find_dim_objects(
@@ -105,15 +119,15 @@ def _iter_dim_objects(run, intensity, labels):
         low=low,
         background=background,
         deviation=deviation,
-        min_size=_dim_min_size(run),
+        min_size=min_size,
         level=parameters["edge_level"] or DEFAULT_EDGE_LEVEL,
         config=run.config,
     )
     parameters["low_threshold_used"] = round(found.low_threshold, 6)
     parameters["dim_objects"] = found.count
     if not found.count:
-        return labels
-    return np.where(found.labels > 0, found.labels + labels.max(), labels)
+        return labels, before
+    return np.where(found.labels > 0, found.labels + before, labels), before
 
 
 def _dim_min_size(run) -> int:

@@ -52,7 +52,16 @@ from .auto.config import AutoConfig, resolve_config
 from .background import estimate_background
 from .edges import object_levels
 
-__all__ = ["DimObjects", "dim_search", "find_dim_objects", "low_threshold"]
+__all__ = [
+    "DimDecided",
+    "DimObjects",
+    "deviation_from",
+    "dim_search",
+    "find_dim_objects",
+    "low_threshold",
+    "residual_spread",
+    "search_noise",
+]
 
 
 @dataclass(frozen=True)
@@ -75,12 +84,47 @@ class DimObjects:
     low_threshold: float
 
 
+@dataclass(frozen=True)
+class DimDecided:
+    """The search's whole-image decisions, handed to a part of the image (a block of a blockwise run).
+
+    Attributes
+    ----------
+    low, background : float or ndarray of float
+        As :func:`dim_search` returns them, over the part's pixels.
+    deviation : float
+    min_size : int
+        Smallest dim object, in pixels.
+    """
+
+    low: object
+    background: object
+    deviation: float
+    min_size: int
+
+
 def low_threshold(background, deviation: float, config: AutoConfig | None = None):
     """The automatic low threshold: ``background + dim_deviations * deviation`` (a level or a surface)."""
     return background + resolve_config(config).dim_deviations * deviation
 
 
-def dim_search(params, parameters: dict, intensity: np.ndarray, background: float | None, spacing=None, config=None):
+def search_noise(params, parameters: dict, ndim: int, spacing=None) -> float | None:
+    """Whether a search below the threshold applies: the noise left after the smoothing (0 if unmeasured), or None.
+
+    None where no search applies: no threshold, ``low_threshold=None``, the
+    noise not measured (``sigma`` and ``min_size`` both given) for "auto",
+    or the threshold already at the noise (``threshold_rule="noise"``).
+    """
+    given = params.low_threshold
+    if parameters.get("threshold_used") is None or given is None or parameters.get("threshold_rule") == "noise":
+        return None
+    noise_left = smoothed_noise(parameters, ndim, spacing)
+    if given == "auto" and (not isinstance(params.threshold, str) or not noise_left):
+        return None
+    return noise_left
+
+
+def dim_search(params, parameters: dict, intensity: np.ndarray, spacing=None, config=None):
     """Whether and how deep to search below the threshold: ``(low, background, deviation)``, or None.
 
     Parameters
@@ -93,10 +137,6 @@ def dim_search(params, parameters: dict, intensity: np.ndarray, background: floa
         ``typical_radius`` and ``threshold_rule`` are read.
     intensity : ndarray of float, spatial shape
         The image as thresholded.
-    background : float, optional
-        The background level decided on a whole image (blockwise): used as
-        one level, with the noise as the deviation; default: measured on
-        ``intensity`` (:func:`_background`).
     spacing : sequence of float, optional
     config : AutoConfig, optional
         ``dim_deviations`` and the background's blocks (default: ``AutoConfig()``).
@@ -104,36 +144,39 @@ def dim_search(params, parameters: dict, intensity: np.ndarray, background: floa
     Returns
     -------
     (low, background, deviation) or None
-        ``low`` and ``background`` a level or a per-pixel surface. None
-        where no search applies: no threshold, ``low_threshold=None``, the
-        noise not measured (``sigma`` and ``min_size`` both given) for
-        "auto", or the threshold already at the noise
-        (``threshold_rule="noise"``).
+        ``low`` and ``background`` a level or a per-pixel surface; None
+        where no search applies (:func:`search_noise`).
     """
-    used = parameters.get("threshold_used")
+    noise_left = search_noise(params, parameters, intensity.ndim, spacing)
+    if noise_left is None:
+        return None
+    used = parameters["threshold_used"]
+    radius = float(parameters.get("typical_radius") or 1.0)
+    surface = estimate_background(intensity, radius, unit_spacing(spacing, intensity.ndim), config)
+    offset, deviation = residual_spread(intensity - surface, intensity <= used, noise_left)
+    background = surface + offset
     given = params.low_threshold
-    if used is None or given is None or parameters.get("threshold_rule") == "noise":
-        return None
-    noise_left = smoothed_noise(parameters, intensity.ndim, spacing)
-    if given == "auto" and (not isinstance(params.threshold, str) or not noise_left):
-        return None
-    surface, deviation = _background(intensity, used, parameters, spacing, background, noise_left, config)
-    low = float(given) if given != "auto" else low_threshold(surface, deviation, config)
-    return low, surface, deviation
+    low = float(given) if given != "auto" else low_threshold(background, deviation, config)
+    return low, background, deviation
 
 
-def _background(intensity, used, parameters, spacing, background, noise_left, config):
-    """The local background (a surface) and the deviation of the background pixels about it."""
-    if background is not None:
-        return float(background), noise_left
-    unit = unit_spacing(spacing, intensity.ndim)
-    surface = estimate_background(intensity, float(parameters.get("typical_radius") or 1.0), unit, config)
-    residual = (intensity - surface)[intensity <= used]
+def residual_spread(residual: np.ndarray, below: np.ndarray, noise_left: float) -> tuple[float, float]:
+    """The background's offset above the surface and its deviation, from the pixels at or below the threshold.
+
+    The median of what those pixels leave above the surface, and their
+    robust spread (1.4826 median absolute deviations) about it, never below
+    ``noise_left``. Nothing below the threshold: offset 0, the noise.
+    """
+    residual = residual[below]
     if not residual.size:
-        return surface, noise_left
+        return 0.0, noise_left
     offset = float(np.median(residual))
-    spread = 1.4826 * float(np.median(np.abs(residual - offset)))
-    return surface + offset, max(spread, noise_left)
+    return offset, deviation_from(float(np.median(np.abs(residual - offset))), noise_left)
+
+
+def deviation_from(mad: float, noise_left: float) -> float:
+    """The background's deviation: a Gaussian's standard deviation from the median absolute deviation, at least the noise."""
+    return max(1.4826 * mad, noise_left)
 
 
 def find_dim_objects(

@@ -79,6 +79,7 @@ class _Run:
     min_size: int = 0
     object_size: object = None
     edge_background: float | None = None
+    dim_decided: object = None  # core.dim.DimDecided, handed in for a part of a whole image
     shares: WorkShares | None = None  # each step's share of the time, for the progress fraction
     prepare: PrepareShares | None = None  # the same for the steps before the graph, estimated before them
     cpu0: float = 0.0  # process_time() when the run started
@@ -213,6 +214,7 @@ def iter_segment(
     auto_config=None,
     object_size=None,
     edge_background: float | None = None,
+    dim_decided=None,
     **parameters,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment an image step by step; see :func:`segment` for the parameters.
@@ -233,6 +235,11 @@ def iter_segment(
         :func:`~napari_spectral_seg.core.auto.iter_typical_size` returns it)
         and the object edges' background level, decided on the whole image
         of which ``image`` is one block; default: measured on ``image``.
+    dim_decided : DimDecided, optional
+        Auto mode: the dim-object search's decisions on that whole image
+        (:class:`~napari_spectral_seg.core.dim.DimDecided`, over the
+        pixels of ``image``); the search then runs with them whatever
+        ``low_threshold`` says. Default: decided on ``image``.
 
     Yields
     ------
@@ -249,13 +256,18 @@ def iter_segment(
     # Ordinary pages while a step runs (why: core/_pages.py).
     return (
         yield from relay(
-            _iter_run(image, mask, params, auto_config, object_size, edge_background), within=ordinary_pages
+            _iter_run(image, mask, params, auto_config, (object_size, edge_background, dim_decided)),
+            within=ordinary_pages,
         )
     )
 
 
-def _iter_run(image, mask, params: SegmentationParams, auto_config, object_size, edge_background):
-    """The steps of :func:`iter_segment`."""
+def _iter_run(image, mask, params: SegmentationParams, auto_config, decided):
+    """The steps of :func:`iter_segment`.
+
+    ``decided``: the whole-image decisions handed in (object size, edge
+    background, dim search; each None to decide on ``image``).
+    """
     cpu0 = time.process_time()
     yield Progress("mask", 0.0, "checking the image")
     config = AutoConfig() if auto_config is None else auto_config
@@ -263,7 +275,7 @@ def _iter_run(image, mask, params: SegmentationParams, auto_config, object_size,
     run.cpu0 = cpu0
     yield from _iter_mask(run)
     if params.n_clusters == "auto" and run.seeds_of_component is None:  # seed points decide the count
-        run.object_size, run.edge_background = object_size, edge_background
+        run.object_size, run.edge_background, run.dim_decided = decided
         return (yield from iter_auto_tail(run))
     graph = yield from _iter_graph(run)
     eigenvalues, embeddings = yield from _iter_eigenvectors(run, graph)

@@ -1,0 +1,89 @@
+"""The dim-object search blockwise (low_threshold): the labels, object for object, and the record of segment()."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed")
+pytest.importorskip("ome_zarr")
+zarr = pytest.importorskip("zarr")
+
+from conftest import read_labels, same_objects, write_zarr  # noqa: E402
+
+from napari_spectral_seg.blockwise import segment_blockwise  # noqa: E402
+from napari_spectral_seg.core.pipeline import iter_segment  # noqa: E402
+from napari_spectral_seg.core.progress import run_to_end  # noqa: E402
+from napari_spectral_seg.data import textured_nuclei  # noqa: E402
+
+AUTO = dict(threshold="otsu", n_clusters="auto", sigma="auto", min_size="auto", random_state=0)
+
+
+def in_memory(image, **params):
+    result = run_to_end(iter_segment(image, **params))
+    return result.labels, result.parameters
+
+
+def blockwise(tmp_path, client, image, block_size, **params):
+    source = write_zarr(tmp_path / "in.zarr", image, chunks=32)
+    summary = segment_blockwise(
+        source, tmp_path / "out.zarr", block_size=block_size, client=client, sample_pixels=10**7, **params
+    )
+    recorded = zarr.open_group(str(tmp_path / "out.zarr/labels/spectral"), mode="r").attrs["spectral_seg"]
+    return read_labels(tmp_path / "out.zarr"), recorded, summary
+
+
+def dim_only(with_dim: np.ndarray, without: np.ndarray) -> list:
+    """Objects of ``with_dim`` wholly outside every object of ``without``: the dim objects the search added."""
+    return [lab for lab in range(1, int(with_dim.max()) + 1) if not (without[with_dim == lab] > 0).any()]
+
+
+def crosses_a_seam(labels: np.ndarray, lab: int, block_size: int) -> bool:
+    where = np.nonzero(labels == lab)
+    return any(len(np.unique(axis // block_size)) > 1 for axis in where)
+
+
+def check_equal(tmp_path, client, image, block_size, **params):
+    expected, parameters = in_memory(image, **params)
+    found, recorded, summary = blockwise(tmp_path, client, image, block_size, **params)
+    assert parameters["dim_objects"] > 0
+    assert same_objects(found, expected)
+    assert recorded["low_threshold_used"] == parameters["low_threshold_used"]
+    assert recorded["dim_objects"] == parameters["dim_objects"]
+    assert sum(s["dim_count"] for s in summary["block_summaries"].values()) == parameters["dim_objects"]
+    return expected, parameters
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_dim_objects_2d_equal_in_memory_across_block_seams(tmp_path, client, seed):
+    image, _ = textured_nuclei((384, 384), 40, seed=seed)
+    expected, parameters = check_equal(tmp_path, client, image, 96, **AUTO)
+    assert parameters["low_threshold"] == "auto" and parameters["low_threshold_used"] is not None
+    # The search adds objects, and some of them lie across a seam between blocks (whole and once).
+    without, _ = in_memory(image, **dict(AUTO, low_threshold=None))
+    added = dim_only(expected, without)
+    assert len(added) >= 3
+    assert any(crosses_a_seam(expected, lab, 96) for lab in added)
+
+
+def test_dim_objects_3d_with_spacing_equal_in_memory(tmp_path, client):
+    params = dict(AUTO, spacing=(2.5, 1.0, 1.0))
+    image, _ = textured_nuclei((20, 144, 144), 30, spacing=(2.5, 1.0, 1.0), seed=3)
+    _, parameters = check_equal(tmp_path, client, image, 48, **params)
+    assert parameters["dim_objects"] >= 3
+
+
+def test_a_given_low_threshold_equals_in_memory(tmp_path, client):
+    image, _ = textured_nuclei((384, 384), 40, seed=2)
+    _, parameters = check_equal(tmp_path, client, image, 128, **dict(AUTO, low_threshold=116.0))
+    assert parameters["low_threshold_used"] == 116.0
+
+
+def test_no_search_records_none(tmp_path, client):
+    image, _ = textured_nuclei((192, 192), 12, seed=1)
+    params = dict(AUTO, low_threshold=None)
+    expected, _ = in_memory(image, **params)
+    found, recorded, summary = blockwise(tmp_path, client, image, 96, **params)
+    assert same_objects(found, expected)
+    assert recorded["low_threshold_used"] is None and "dim_objects" not in recorded
+    assert summary["decisions"]["dim"] is None
