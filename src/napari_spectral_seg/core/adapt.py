@@ -36,6 +36,7 @@ from .params import check_sigma
 
 __all__ = [
     "ImageScales",
+    "RoughMasks",
     "check_foreground",
     "chosen_settings",
     "estimate_noise",
@@ -150,10 +151,40 @@ def _smoothed_noise_factor(sigma: float, unit: np.ndarray) -> float:
     return float(factor)
 
 
-def rough_radius(intensity: np.ndarray, mask, threshold, unit: np.ndarray) -> float:
-    """The typical object radius of a lightly smoothed, thresholded image (pixels of the finest axis)."""
-    rough = _rough_mask(intensity, mask, threshold, unit)
-    return _typical_radius(rough, unit) if rough.any() else 1.0
+class RoughMasks:
+    """The rough mask and typical radius of the last image measured, kept for one run.
+
+    The background correction measures the radius on the image, and the
+    settings measure it again on the corrected image, which is the same
+    image whenever the background was left as it is: the second ask then
+    takes the first answer instead of smoothing, thresholding and labelling
+    the image again.
+    """
+
+    def __init__(self):
+        self._last = None
+
+    def get(self, intensity: np.ndarray, mask, threshold, unit: np.ndarray) -> tuple[np.ndarray, float]:
+        """``(rough mask, typical radius)`` of ``intensity`` (see :func:`rough_radius`)."""
+        if self._last is not None:
+            seen, seen_mask, seen_threshold, seen_unit, answer = self._last
+            same_image = seen is intensity or (
+                seen.dtype == intensity.dtype and seen.shape == intensity.shape and np.array_equal(seen, intensity)
+            )
+            if same_image and seen_mask is mask and seen_threshold == threshold and np.array_equal(seen_unit, unit):
+                return answer
+        rough = _rough_mask(intensity, mask, threshold, unit)
+        answer = (rough, _typical_radius(rough, unit) if rough.any() else 1.0)
+        self._last = (intensity, mask, threshold, np.array(unit, dtype=float), answer)
+        return answer
+
+
+def rough_radius(intensity: np.ndarray, mask, threshold, unit: np.ndarray, masks: RoughMasks | None = None) -> float:
+    """The typical object radius of a lightly smoothed, thresholded image (pixels of the finest axis).
+
+    ``masks`` keeps the answer for a later ask about the same image.
+    """
+    return (RoughMasks() if masks is None else masks).get(intensity, mask, threshold, unit)[1]
 
 
 def _rough_mask(intensity, mask, threshold, unit) -> np.ndarray:
@@ -263,7 +294,13 @@ def _choose_min_size(radius: float, unit: np.ndarray, shape=None) -> int:
 
 
 def measure_scales(
-    intensity: np.ndarray, *, mask=None, threshold=None, spacing=None, choose_sigma: bool = True
+    intensity: np.ndarray,
+    *,
+    mask=None,
+    threshold=None,
+    spacing=None,
+    choose_sigma: bool = True,
+    masks: RoughMasks | None = None,
 ) -> ImageScales:
     """Noise, contrast and typical object radius of an image, and the settings they imply.
 
@@ -280,17 +317,18 @@ def measure_scales(
     choose_sigma : bool
         Whether to choose a smoothing width (its peak count smooths the
         image several times); ``sigma`` is 0 when not.
+    masks : RoughMasks, optional
+        Rough masks measured before in this run (the same image is not measured twice).
 
     Returns
     -------
     ImageScales
     """
     unit = unit_spacing(spacing, intensity.ndim)
-    rough = _rough_mask(intensity, mask, threshold, unit)
+    rough, radius = (RoughMasks() if masks is None else masks).get(intensity, mask, threshold, unit)
     noise = estimate_noise(intensity)
     inside, outside = intensity[rough], intensity[~rough]
     contrast = float(np.median(inside) - np.median(outside)) if inside.size and outside.size else 0.0
-    radius = _typical_radius(rough, unit) if rough.any() else 1.0
     if not choose_sigma:
         return ImageScales(noise, contrast, radius, 0.0, _choose_min_size(radius, unit, intensity.shape))
     sigma = max(_choose_sigma(noise, contrast, radius, unit), _sigma_for_peaks(intensity, rough, radius, unit))
@@ -298,7 +336,7 @@ def measure_scales(
 
 
 def chosen_settings(
-    data: np.ndarray, explicit_mask, params, spatial_shape, spacing, parameters: dict
+    data: np.ndarray, explicit_mask, params, spatial_shape, spacing, parameters: dict, masks: RoughMasks | None = None
 ) -> tuple[tuple[str, float] | tuple[float, ...] | None, int]:
     """The smoothing and smallest piece to use: as given, or chosen from the image ("auto").
 
@@ -306,7 +344,8 @@ def chosen_settings(
     scikit-learn example, which does not smooth); ``min_size="auto"`` is
     chosen where a threshold makes the mask and is 0 inside a given mask
     (drawn as the user wants it). The values used are recorded in
-    ``parameters`` (``sigma_used``, ``min_size_used``).
+    ``parameters`` (``sigma_used``, ``min_size_used``). ``masks``: see
+    :func:`measure_scales`.
     """
     choose_sigma = params.sigma == "auto" and params.n_clusters == "auto"
     thresholded = threshold_in_use(params.threshold, explicit_mask is not None) is not None
@@ -317,7 +356,12 @@ def chosen_settings(
     if choose_sigma or choose_min_size:
         intensity = data if data.ndim == len(spatial_shape) else data.mean(axis=-1)
         scales = measure_scales(
-            intensity, mask=explicit_mask, threshold=params.threshold, spacing=spacing, choose_sigma=choose_sigma
+            intensity,
+            mask=explicit_mask,
+            threshold=params.threshold,
+            spacing=spacing,
+            choose_sigma=choose_sigma,
+            masks=masks,
         )
         parameters.update(scales.record())
         if choose_sigma:
