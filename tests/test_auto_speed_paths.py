@@ -187,3 +187,22 @@ def test_every_lapack_call_of_auto_mode_runs_inside_the_single_thread_limit(monk
     segment(touching_blobs((64, 64), 8, seed=1)[0], **auto)  # parts small enough for the dense solver
     assert {name for name, _ in calls} >= {"eigh", "eigsh", "hull"}
     assert all(inside for _, inside in calls), [name for name, inside in calls if not inside]
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_hull_by_facets_covers_the_pixels_the_triangulation_covers(ndim, monkeypatch):
+    from napari_spectral_seg.core.auto import shape as shape_module
+
+    rng = np.random.default_rng(ndim)
+    for _ in range(60):
+        size = rng.integers(4, 50 if ndim == 2 else 14, ndim)
+        blobs = ndi.gaussian_filter(rng.random(tuple(size)), rng.uniform(1, 3)) > 0.5
+        labels, n = ndi.label(blobs)
+        if n == 0:
+            continue
+        box = np.pad(labels == 1, 1)
+        by_facets = shape_module.hull_mask(box)
+        monkeypatch.setattr(shape_module, "_FACET_TEST_LIMIT", 0)  # the triangulation's test
+        by_cells = shape_module.hull_mask(box)
+        monkeypatch.undo()
+        assert (by_facets is None and by_cells is None) or np.array_equal(by_facets, by_cells)
