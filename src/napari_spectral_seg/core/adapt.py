@@ -234,7 +234,11 @@ def _median_inscribed_radius(rough: np.ndarray, unit: np.ndarray, closed: np.nda
     pad = [(1, 1) if axis_closed else (0, 0) for axis_closed in closed]
     inner = tuple(slice(1, -1) if axis_closed else slice(None) for axis_closed in closed)
     depth = ndi.distance_transform_edt(np.pad(rough, pad), sampling=unit)[inner]
-    radii = ndi.maximum(depth, labels, np.arange(1, n + 1))
+    # The largest depth per piece (ndimage.maximum's values, at a fraction of its time).
+    inside = labels > 0
+    radii = np.full(n + 1, -np.inf)
+    np.maximum.at(radii, labels[inside], depth[inside])
+    radii = radii[1:]
     areas = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(float)
     order = np.argsort(radii)
     mass = np.cumsum(areas[order])
