@@ -1,9 +1,10 @@
 """The fast paths of auto mode give exactly what the paths they replace give.
 
 The Fiedler solves of small graphs build their Laplacian from the edges, the sweep's pass
-heights come from an interval-maximum table, and ``AutoConfig.skip_clear_parts`` leaves out
-sweeps that provably split nothing: each is checked here against the straightforward
-computation, bit for bit.
+heights come from an interval-maximum table, ``AutoConfig.skip_clear_parts`` leaves out
+sweeps that provably split nothing, regional maxima and the pieces of a cut come from labelling
+the part's box instead of a sparse graph, and a notch's convex hull is tested facet by facet:
+each is checked here against the straightforward computation, bit for bit.
 """
 
 from __future__ import annotations
