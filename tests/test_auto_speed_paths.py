@@ -1,9 +1,10 @@
 """The fast paths of auto mode give exactly what the paths they replace give.
 
 The Fiedler solves of small graphs build their Laplacian from the edges, the sweep's pass
-heights come from an interval-maximum table, and ``AutoConfig.skip_clear_parts`` leaves out
-sweeps that provably split nothing: each is checked here against the straightforward
-computation, bit for bit.
+heights come from an interval-maximum table, ``AutoConfig.skip_clear_parts`` leaves out
+sweeps that provably split nothing, regional maxima and the pieces of a cut come from labelling
+the part's box instead of a sparse graph, and a notch's convex hull is tested facet by facet:
+each is checked here against the straightforward computation, bit for bit.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from napari_spectral_seg.core.auto import AutoConfig
-from napari_spectral_seg.core.auto.bisection import _cut_heights, no_pass_below
-from napari_spectral_seg.core.auto.geometry import box_mask
+from napari_spectral_seg.core.auto.bisection import _cut_heights, _one_top, no_pass_below
+from napari_spectral_seg.core.auto.geometry import box_coords, box_mask
 from napari_spectral_seg.core.auto.landscape import pixel_edges
+from napari_spectral_seg.core.auto.pieces import _side_pieces
 from napari_spectral_seg.core.eigen import edge_laplacian_eigenvectors, laplacian_eigenvectors, resolve_solver
 from napari_spectral_seg.core.pipeline import iter_segment, run_to_end
 from napari_spectral_seg.data import textured_nuclei, touching_blobs
@@ -59,6 +62,47 @@ def test_pass_heights_equal_those_of_testing_every_edge_against_every_candidate(
         cut = (lo[:, None] < candidates[None, :]) & (hi[:, None] >= candidates[None, :])
         expected = np.max(np.where(cut, heights[:, None], 0.0), axis=0) if len(lo) else np.zeros(m - 1)
         assert np.array_equal(_cut_heights(lo, hi, heights, candidates), expected)
+
+
+def regional_maxima(values, a, b):
+    """Number of regional maxima: plateaus (equal-valued, connected by edges) without a higher neighbour."""
+    n = len(values)
+    flat = values[a] == values[b]
+    graph = sp.coo_array((np.ones(int(flat.sum())), (a[flat], b[flat])), shape=(n, n))
+    n_plateaus, plateau = connected_components(graph, directed=False)
+    higher = np.zeros(n, dtype=bool)
+    higher[a[values[b] > values[a]]] = True
+    higher[b[values[a] > values[b]]] = True
+    return n_plateaus - len(np.unique(plateau[higher]))
+
+
+@pytest.mark.parametrize("shape", [(9, 11), (5, 6, 7), (30, 30)])
+def test_one_top_by_box_labelling_agrees_with_the_plateau_graph(shape):
+    rng = np.random.default_rng(len(shape) + shape[0])
+    footprint = ndi.generate_binary_structure(len(shape), 1)
+    outcomes = set()
+    for _ in range(150):
+        n, a, b, coords = random_part(rng, shape)
+        # few levels, so plateaus of many nodes (and ties across them) are common
+        values = rng.integers(0, int(rng.integers(1, 5)), n).astype(float)
+        local, box_shape = box_coords(coords)
+        expected = regional_maxima(values, a, b) == 1
+        assert _one_top(values, a, b, tuple(local.T), box_shape, footprint) == expected
+        outcomes.add(expected)
+    assert outcomes == {True, False}
+
+
+@pytest.mark.parametrize("shape", [(9, 11), (5, 6, 7), (40, 45)])
+def test_pieces_of_a_cut_by_box_labelling_are_the_graphs_components_in_its_order(shape):
+    rng = np.random.default_rng(sum(shape))
+    for _ in range(50):
+        n, a, b, coords = random_part(rng, shape)
+        side = (rng.random(n) < rng.random()).astype(np.int64)
+        same = side[a] == side[b]
+        graph = sp.coo_array((np.ones(int(same.sum())), (a[same], b[same])), shape=(n, n))
+        n_expected, expected = connected_components(graph, directed=False)
+        n_pieces, pieces = _side_pieces(side, coords)
+        assert n_pieces == n_expected and np.array_equal(pieces, expected)
 
 
 def dome_part(centres, shape=(30, 50)):
@@ -144,3 +188,22 @@ def test_every_lapack_call_of_auto_mode_runs_inside_the_single_thread_limit(monk
     segment(touching_blobs((64, 64), 8, seed=1)[0], **auto)  # parts small enough for the dense solver
     assert {name for name, _ in calls} >= {"eigh", "eigsh", "hull"}
     assert all(inside for _, inside in calls), [name for name, inside in calls if not inside]
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_hull_by_facets_covers_the_pixels_the_triangulation_covers(ndim, monkeypatch):
+    from napari_spectral_seg.core.auto import shape as shape_module
+
+    rng = np.random.default_rng(ndim)
+    for _ in range(60):
+        size = rng.integers(4, 50 if ndim == 2 else 14, ndim)
+        blobs = ndi.gaussian_filter(rng.random(tuple(size)), rng.uniform(1, 3)) > 0.5
+        labels, n = ndi.label(blobs)
+        if n == 0:
+            continue
+        box = np.pad(labels == 1, 1)
+        by_facets = shape_module.hull_mask(box)
+        monkeypatch.setattr(shape_module, "_FACET_TEST_LIMIT", 0)  # the triangulation's test
+        by_cells = shape_module.hull_mask(box)
+        monkeypatch.undo()
+        assert (by_facets is None and by_cells is None) or np.array_equal(by_facets, by_cells)

@@ -34,6 +34,7 @@ SCRIPTS = [
     ("bench/quality.py", ["--quick"]),
     ("bench/ablation.py", ["--quick"]),
     ("bench/auto_speed.py", ["--quick"]),
+    ("bench/auto_cpu.py", ["--help"]),
     ("bench/split.py", ["--help"]),
     ("bench/blockwise.py", ["--quick"]),
     ("bench/slide.py", ["--size", "2048", "--block-size", "512"]),
@@ -76,6 +77,7 @@ def test_without_the_project_a_script_prints_one_line_and_exits_non_zero(script,
         ("skimage", "bench/quality.py", "scikit-image"),
         (NSBATWM, "bench/quality.py", "napari-segment-blobs-and-things-with-membranes"),
         (NSBATWM, "bench/auto_speed.py", "napari-segment-blobs-and-things-with-membranes"),
+        (NSBATWM, "bench/auto_cpu.py", "napari-segment-blobs-and-things-with-membranes"),
     ],
 )
 def test_a_missing_dependency_is_named_by_its_package(blocked, script, package, tmp_path):

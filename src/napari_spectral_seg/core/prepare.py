@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .adapt import chosen_settings, rough_radius, unit_spacing
+from .adapt import RoughMasks, chosen_settings, rough_radius, unit_spacing
 from .background import correct_intensity
 from .mask import threshold_in_use
 from .shares import PrepareShares, prepare_shares
@@ -65,9 +65,10 @@ def iter_prepare_image(data: np.ndarray, explicit_mask, params, spatial_shape, s
         ``sigma_used`` ...).
     """
     chosen = {}
-    data = _corrected(data, explicit_mask, params, spatial_shape, spacing, chosen, config)
+    masks = RoughMasks()  # the correction's rough mask, reused by the settings when the image is unchanged
+    data = _corrected(data, explicit_mask, params, spatial_shape, spacing, chosen, config, masks)
     yield "corrected", "polarity and background"
-    sigma, min_size = chosen_settings(data, explicit_mask, params, spatial_shape, spacing, chosen, config)
+    sigma, min_size = chosen_settings(data, explicit_mask, params, spatial_shape, spacing, chosen, config, masks)
     yield "settings", "smoothing width and smallest piece"
     # Smoothed before the mask so a threshold sees the denoised image too.
     data = smooth_image(data, sigma, spacing, multichannel=data.ndim > len(spatial_shape))
@@ -96,14 +97,14 @@ def prepare_work(params, has_mask: bool, colour: bool) -> dict[str, bool]:
     }
 
 
-def _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters, config) -> np.ndarray:
+def _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters, config, masks=None) -> np.ndarray:
     """The image with bright objects on a flat background (see :mod:`.background`)."""
     unit = unit_spacing(spacing, len(spatial_shape))
     has_mask = explicit_mask is not None
     thresholded = threshold_in_use(params.threshold, has_mask) is not None
 
     def radius_of(intensity):
-        return rough_radius(intensity, explicit_mask, params.threshold, unit)
+        return rough_radius(intensity, explicit_mask, params.threshold, unit, masks)
 
     return correct_intensity(data, len(spatial_shape), params, thresholded, radius_of, unit, parameters, config)
 

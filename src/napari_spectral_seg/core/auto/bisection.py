@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from ..eigen import edge_laplacian_eigenvectors, laplacian_eigenvectors, resolve_solver
 from .config import DEFAULT_SENSITIVITY, AutoConfig
@@ -117,24 +116,32 @@ def sweep_cut(
     return rank, candidates, ratio
 
 
-def _one_top(values: np.ndarray, la: np.ndarray, lb: np.ndarray) -> bool:
+def _one_top(values: np.ndarray, la: np.ndarray, lb: np.ndarray, where: tuple, shape: tuple, footprint) -> bool:
     """Whether ``values`` on a part's nodes (edges ``la, lb``) has a single regional maximum.
 
     A regional maximum is a plateau (nodes of one value, connected) with no
-    strictly higher neighbour.
+    strictly higher neighbour. Two neighbours that both lack a higher
+    neighbour hold the same value, so the nodes without one fall into
+    plateaus by plain connectivity: a labelling of them in the part's box
+    (``where``: the nodes' places in a box of ``shape``; ``footprint``: face
+    neighbours, which the edges are). Such a plateau is a maximum unless an
+    edge of equal values leads from it to a node with a higher neighbour.
     """
     higher = np.zeros(len(values), dtype=bool)
     higher[la[values[lb] > values[la]]] = True
     higher[lb[values[la] > values[lb]]] = True
-    if np.count_nonzero(~higher) == 1:
+    tops = ~higher
+    if np.count_nonzero(tops) == 1:
         return True
-    flat = values[la] == values[lb]
-    n_flat, plateau = connected_components(
-        sp.coo_array((np.ones(int(flat.sum())), (la[flat], lb[flat])), shape=(len(values),) * 2), directed=False
-    )
-    below = np.zeros(n_flat, dtype=bool)
-    below[plateau[higher]] = True
-    return np.count_nonzero(~below) == 1
+    box = np.zeros(shape, dtype=bool)
+    box[where] = tops
+    plateau = ndi.label(box, structure=footprint)[0][where]
+    n_plateaus = int(plateau.max())
+    leaks = (values[la] == values[lb]) & (tops[la] != tops[lb])
+    below = np.zeros(n_plateaus + 1, dtype=bool)
+    below[plateau[la[leaks]]] = True
+    below[plateau[lb[leaks]]] = True
+    return np.count_nonzero(~below[1:]) == 1
 
 
 def no_pass_below(heights, coords: np.ndarray, la: np.ndarray, lb: np.ndarray, threshold: float) -> bool:
@@ -171,7 +178,7 @@ def no_pass_below(heights, coords: np.ndarray, la: np.ndarray, lb: np.ndarray, t
     where = tuple(local.T)
     footprint = ndi.generate_binary_structure(coords.shape[1], 1)
     for h in heights:
-        if _one_top(h, la, lb):
+        if _one_top(h, la, lb, where, shape, footprint):
             continue
         top = np.zeros(shape)
         top[where] = h
@@ -179,7 +186,7 @@ def no_pass_below(heights, coords: np.ndarray, la: np.ndarray, lb: np.ndarray, t
         # At most h itself (threshold 1: one hill, and every ratio is >= 1 exactly).
         marker[where] = np.minimum(h * min(threshold * (1.0 + 1e-9), 1.0), h)
         rebuilt = reconstruction(marker, top, method="dilation", footprint=footprint)[where]
-        if not _one_top(rebuilt, la, lb):
+        if not _one_top(rebuilt, la, lb, where, shape, footprint):
             return False
     return True
 
@@ -269,8 +276,9 @@ def split_component(
         if hp.max() <= 0 or len(la) == 0:
             final.append(part)
             continue
+        part_coords = None if coords is None else coords[part]
         clear = config.skip_clear_parts and coords is not None
-        if clear and _sweep_would_keep([hp], coords[part], la, lb, sensitivity, rng, eigen_solver):
+        if clear and _sweep_would_keep([hp], part_coords, la, lb, sensitivity, rng, eigen_solver):
             final.append(part)
             continue
         rank, candidates, ratio = sweep_cut(hp, [hp], la, lb, m, min_part, eigen_solver, rng, config)
@@ -283,7 +291,8 @@ def split_component(
         if best_ratio >= sensitivity:
             final.append(part)
             continue
-        pieces = cut_into_pieces(part, (rank >= cut).astype(np.int64), la, lb, min_part)
+        side = (rank >= cut).astype(np.int64)
+        pieces = cut_into_pieces(part, side, la, lb, min_part, part_coords)
         if pieces is None:
             final.append(part)
             continue

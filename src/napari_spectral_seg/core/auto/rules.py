@@ -50,7 +50,7 @@ def split_moments(labels, a, b, coords, typical, *, spacing, min_part, config: A
             return None
         return side
 
-    return split_recursively(labels, a, b, min_part, worth_trying, two_cluster_side)
+    return split_recursively(labels, a, b, min_part, worth_trying, two_cluster_side, coords)
 
 
 def _join_greedily(labels, a, b, score, threshold):
@@ -111,4 +111,4 @@ def split_notches(labels, a, b, coords, typical, *, spacing, min_part, config: A
             return None
         return side.astype(np.int64)
 
-    return split_recursively(labels, a, b, min_part, worth_trying, notch_side)
+    return split_recursively(labels, a, b, min_part, worth_trying, notch_side, coords)
