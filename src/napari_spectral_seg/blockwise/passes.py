@@ -124,13 +124,15 @@ def split_medians(passes: ImagePasses, lo: float, split: float, hi: float, wante
         histograms["above"] = (np.sum([p[1] for p in parts], axis=0), split, hi)
     counts = {side: int(h[0].sum()) for side, h in histograms.items()}
     requests = _rank_requests(wanted, counts)
-    windows = sorted({(side, *decide.rank_window(*histograms[side], rank)) for side, rank in _flat(requests)})
-    found = _merged(passes.over_image(decide.block_window_values, split, windows), len(windows))
+    window_of = {(side, rank): (side, *decide.rank_window(*histograms[side], rank)) for side, rank in _flat(requests)}
+    windows = sorted(set(window_of.values()))
+    # Every class empty: no window, and no pass over the image for nothing.
+    found = _merged(passes.over_image(decide.block_window_values, split, windows), len(windows)) if windows else []
     medians = {}
     for name, ranks in requests.items():
         values = []
         for side, rank in ranks:
-            window = windows.index((side, *decide.rank_window(*histograms[side], rank)))
+            window = windows.index(window_of[(side, rank)])
             value = decide.value_at_rank(*found[window], rank)
             # Cannot happen unless the bins misbehave; the window's middle is close.
             values.append(value if value is not None else sum(windows[window][1:]) / 2.0)

@@ -330,11 +330,13 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
     decided = time.perf_counter()
     done = _done_summaries(records, blocks)
     foreground = set(decisions.foreground)
+    rule = decisions.field_rule or {}
+    if rule.get("threshold_rule") == "noise" and not foreground:
+        raise no_objects_error(rule["contrast"])  # as in memory, before any block is segmented
     todo = [block for block in blocks if block.key in foreground and block.key not in done]
     done.update(_run_blocks(client, plan, todo, options["progress"], options["cancel"]))
     check_cancel(options["cancel"])
     n_labels = sum(s["count"] for s in done.values())
-    rule = decisions.field_rule or {}
     if rule.get("threshold_rule") == "noise" and n_labels == 0:
         # As in memory: the noise threshold left no piece of min_size pixels (the blocks kept every one).
         raise no_objects_error(rule["contrast"])
