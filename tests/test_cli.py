@@ -439,3 +439,29 @@ def test_threshold_auto_the_default_can_be_given(tmp_path):
     np.save(tmp_path / "img.npy", four_circles(size=40, seed=0)[0])
     out = tmp_path / "out.tif"
     assert main(["segment", str(tmp_path / "img.npy"), "-o", str(out), "--threshold", "auto"]) == 0
+
+
+def test_a_run_over_the_time_limit_is_refused_naming_the_flag_and_runs_with_none(tmp_path, capsys):
+    # Issue 17: the time guard refused real work with no way around it.
+    np.save(tmp_path / "noise.npy", np.random.default_rng(0).random((60, 60)))
+    args = ["segment", str(tmp_path / "noise.npy"), "-o", str(tmp_path / "out.tif"), "--threshold", "none"]
+    args += ["--n-clusters", "100", "--seed", "0"]
+    assert main([*args, "--time-limit", "0.2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "over --time-limit 0.2 s; to run it anyway pass --time-limit none" in err
+    assert not (tmp_path / "out.tif").exists()
+    assert main([*args, "--time-limit", "none"]) == 0
+    assert tifffile.imread(tmp_path / "out.tif").max() == 100
+    with pytest.raises(SystemExit):  # argparse's usage error
+        main([*args, "--time-limit", "soon"])
+    assert "'soon' is not a number; e.g. --time-limit 20.0" in capsys.readouterr().err
+
+
+def test_a_parameter_file_may_lift_the_time_limit(tmp_path):
+    from napari_spectral_seg.io import load_parameters
+
+    (tmp_path / "p.yaml").write_text("n_clusters: 300\ntime_limit: null\n")
+    given = load_parameters(tmp_path / "p.yaml")
+    assert SegmentationParams.from_mapping(given).time_limit is None
+    (tmp_path / "q.yaml").write_text("time_limit: 120\n")
+    assert SegmentationParams.from_mapping(load_parameters(tmp_path / "q.yaml")).time_limit == 120
