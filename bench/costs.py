@@ -47,7 +47,7 @@ DEFAULT_CASES = (
     "noise 100 100,noise 100 250,noise 100 470,noise 200 100,noise 300 100,"
     "circles 1024 20,circles 1024 50,circles 1024 100,"
     "circles 2048 20,circles 2048 50,circles 2896 50,circles 4096 20,circles 4096 50,"
-    "circles 1024 20 lobpcg,circles 1024 20 amg"
+    "noise 150 20 lobpcg,noise 150 20 amg"
 )
 
 

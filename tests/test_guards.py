@@ -152,19 +152,25 @@ def test_the_time_limit_is_not_recorded_with_the_result():
     # The four circles' mask (one piece), CPU seconds of the eigenvectors and
     # labels steps measured with bench/costs.py (docs/issue17_tests.md).
     [
-        (2048, 1_137_728, 50, 12.3),
-        (2896, 2_274_877, 50, 18.8),
-        (4096, 4_550_685, 20, 11.7),
-        (4096, 4_550_685, 50, 39.2),
+        (2048, 1_137_728, 50, 11.7),
+        (2896, 2_274_877, 50, 20.8),
+        (4096, 4_550_685, 20, 13.8),
+        (4096, 4_550_685, 50, 39.6),
     ],
 )
 def test_the_estimate_of_megapixel_runs_follows_their_cpu_time(side, nodes, n_clusters, measured):
-    # Issue 17: 4096^2 with 50 segments was estimated at 70 s, 2896^2 at 36 s (measured 39 s and 19 s).
+    # Issue 17: 4096^2 with 50 segments was estimated at 70 s, 2896^2 at 36 s.
     run = memory.estimate_run(side**2, [nodes], 2, [n_clusters], "auto", n_segments=n_clusters)
     assert 0.75 * measured < run.seconds < 1.25 * measured
     assert run.seconds == pytest.approx(run.solve_seconds + run.labels_seconds)
-    if measured < memory.TIME_LIMIT_SECONDS:  # what the default limit lets through
-        memory.check_run(side**2, [nodes], 2, "auto", n_segments=n_clusters, available=2**40)
+
+
+def test_megapixel_runs_of_tens_of_segments_pass_or_are_refused_with_the_way_around():
+    memory.check_run(2896**2, [2_274_877], 2, "auto", n_segments=50, available=2**40)  # refused before (36 s)
+    memory.check_run(4096**2, [4_550_685], 2, "auto", n_segments=20, available=2**40)
+    with pytest.raises(memory.TooMuchWorkError, match=r"about 34 s of CPU .* pass time_limit=None"):
+        memory.check_run(4096**2, [4_550_685], 2, "auto", n_segments=50, available=2**40)
+    memory.check_run(4096**2, [4_550_685], 2, "auto", n_segments=50, available=2**40, time_limit=None)
 
 
 def test_the_cost_models_constants_follow_the_multilevel_solver():
