@@ -1,6 +1,6 @@
 """The time guard's estimate against the CPU time runs take: eigen-solve and k-means, per case.
 
-Run: `.venv/bin/python bench/costs.py [--cases "circles 2048 50,noise 100 470"] [--repeats 1]`
+Run: `PYTHONPATH=src .venv/bin/python bench/costs.py [--cases "circles 2048 50,noise 100 470"] [--repeats 1]`
 
 Each case segments an image in this process with ``time_limit=None`` (so
 nothing is refused) and one BLAS thread (as the solvers run anyway), after

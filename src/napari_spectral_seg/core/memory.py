@@ -198,10 +198,10 @@ _GRAPH_BYTES_PER_NODE_AXIS = 80
 # One piece's eigen-solve, bytes per node (Laplacian copies, solver
 # workspace); the n x k blocks are counted apart (see _solve_bytes).
 _SOLVE_BYTES_PER_NODE = {"dense": 0, "multilevel": 120, "amg": 700, "lobpcg": 400, "arpack": 1500}
-# Runs whose segment-count-dependent work (core/costs.py, one-thread CPU
-# seconds) is estimated above this are refused: issue 17 allows no wait over
-# 30 s, and this machine, shared, runs such work 1.5-4x slower than its CPU
-# time (n_clusters=470 on 100 x 100: 27 s of CPU, over 60 s at a load of 10).
+# The default of the time_limit parameter: runs whose segment-count-dependent
+# work (core/costs.py, one-thread CPU seconds) is estimated above it are
+# refused at once, below the 30 s wait issue 17 allows, since a shared machine
+# runs such work several times slower than its CPU time (docs/issue17_tests.md).
 TIME_LIMIT_SECONDS = 20.0
 
 
