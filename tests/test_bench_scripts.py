@@ -41,6 +41,7 @@ SCRIPTS = [
     ("bench/measure.py", ["--help"]),
     ("bench/ui_latency.py", ["--help"]),
     ("bench/undo_step.py", ["--help"]),
+    ("bench/costs.py", ["--help"]),
     ("bench/steps.py", ["--size", "40"]),
     ("docs/make_screenshots.py", ["--help"]),
 ]

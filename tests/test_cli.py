@@ -439,3 +439,84 @@ def test_threshold_auto_the_default_can_be_given(tmp_path):
     np.save(tmp_path / "img.npy", four_circles(size=40, seed=0)[0])
     out = tmp_path / "out.tif"
     assert main(["segment", str(tmp_path / "img.npy"), "-o", str(out), "--threshold", "auto"]) == 0
+
+
+def test_a_run_over_the_time_limit_is_refused_naming_the_flag_and_runs_with_none(tmp_path, capsys):
+    # Issue 17: the time guard refused real work with no way around it.
+    np.save(tmp_path / "noise.npy", np.random.default_rng(0).random((60, 60)))
+    args = ["segment", str(tmp_path / "noise.npy"), "-o", str(tmp_path / "out.tif"), "--threshold", "none"]
+    args += ["--n-clusters", "100", "--seed", "0"]
+    assert main([*args, "--time-limit", "0.2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "over --time-limit 0.2 s; to run it anyway pass --time-limit none" in err
+    assert not (tmp_path / "out.tif").exists()
+    assert main([*args, "--time-limit", "none"]) == 0
+    assert tifffile.imread(tmp_path / "out.tif").max() == 100
+    with pytest.raises(SystemExit):  # argparse's usage error
+        main([*args, "--time-limit", "soon"])
+    assert "'soon' is not a number; e.g. --time-limit 20.0" in capsys.readouterr().err
+
+
+def test_a_parameter_file_may_lift_the_time_limit(tmp_path):
+    from napari_spectral_seg.io import load_parameters
+
+    (tmp_path / "p.yaml").write_text("n_clusters: 300\ntime_limit: null\n")
+    given = load_parameters(tmp_path / "p.yaml")
+    assert SegmentationParams.from_mapping(given).time_limit is None
+    (tmp_path / "q.yaml").write_text("time_limit: 120\n")
+    assert SegmentationParams.from_mapping(load_parameters(tmp_path / "q.yaml")).time_limit == 120
+
+
+def _tzcyx():
+    """A (t, z, c, y, x) series: 2 times, 3 planes, 2 channels of four circles."""
+    planes = [four_circles(size=40, seed=seed)[0] for seed in range(6)]
+    stack = np.stack([np.stack([planes[3 * t + z], planes[3 * t + z][::-1]]) for t in range(2) for z in range(3)])
+    return stack.reshape(2, 3, 2, 40, 40).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["imagej", "ome"])
+def test_a_tzcyx_tif_is_segmented_with_its_channels_not_as_frames(tmp_path, capsys, kind):
+    # Issue 17: the C axis of a 5D ImageJ/OME TIFF was read as frames (12 frames of (y, x))
+    # unless --channel-axis was given. Its channels are used together, as an RGB TIFF's colour is.
+    series = _tzcyx()
+    path = tmp_path / ("s.tif" if kind == "imagej" else "s.ome.tif")
+    if kind == "imagej":
+        tifffile.imwrite(path, series, imagej=True, metadata={"axes": "TZCYX"}, resolution=(2.0, 2.0))
+    else:
+        tifffile.imwrite(path, series, ome=True, metadata={"axes": "TZCYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+    out = tmp_path / "l.tif"
+    assert main(["segment", str(path), "-o", str(out), "--seed", "0"]) == 0
+    assert "6 frames" in capsys.readouterr().out
+    labels = tifffile.imread(out)
+    assert labels.shape == (2, 3, 40, 40)
+    for t, z in ((0, 0), (1, 2)):
+        expected = segment(series[t, z], channel_axis=0, random_state=0, spacing=(0.5, 0.5))
+        np.testing.assert_array_equal(labels[t, z], expected)
+    with tifffile.TiffFile(out) as tif:
+        assert tif.series[0].axes == "TZYX"
+
+
+def test_read_image_and_probe_name_the_c_axis_of_a_hyperstack(tmp_path):
+    from napari_spectral_seg.io import probe, read_frame, read_image
+
+    tifffile.imwrite(tmp_path / "s.tif", _tzcyx(), imagej=True, metadata={"axes": "TZCYX"})
+    image, channel_axis = read_image(tmp_path / "s.tif")
+    assert image.shape == (2, 3, 2, 40, 40) and channel_axis == -3
+    assert probe(tmp_path / "s.tif", "tif") == ((2, 3, 2, 40, 40), -3)
+    assert read_frame(str(tmp_path / "s.tif"), "tif", (1, 2)).shape == (2, 40, 40)  # both channels kept
+    tifffile.imwrite(tmp_path / "zyx.tif", _tzcyx()[0, :, 0], imagej=True, metadata={"axes": "ZYX"})
+    assert read_image(tmp_path / "zyx.tif")[1] is None  # no C: no channel axis
+
+
+def test_batch_segments_a_tzcyx_tif_with_its_channels(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    series = _tzcyx()
+    tifffile.imwrite(tmp_path / "s.tif", series, imagej=True, metadata={"axes": "TZCYX"})
+    out = tmp_path / "out"
+    assert (
+        main(["batch", str(tmp_path / "s.tif"), "--out", str(out), "--seed", "0", "--no-progress", "--workers", "1"])
+        == 0
+    )
+    labels = tifffile.imread(out / "s_labels.tif")
+    assert labels.shape == (2, 3, 40, 40)
+    np.testing.assert_array_equal(labels[1, 2], segment(series[1, 2], channel_axis=0, random_state=0))

@@ -94,7 +94,40 @@ def test_an_output_without_a_voxel_size_is_written_as_before(tmp_path):
     write_labels(tmp_path / "m.tif", many, {"n_clusters": 4}, voxel_size=VoxelSize({"Y": 0.5, "X": 0.5}, MICROMETRE))
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "m.tif"), many)
     assert stored_parameters(tmp_path / "m.tif") == {"n_clusters": 4}
-    assert read_voxel_size(tmp_path / "m.tif") is None  # no unit tag: the parameters' spacing keeps it
+    # Not an ImageJ file: the voxel size is in the JSON shape description (and x/y in per-centimetre tags).
+    assert read_voxel_size(tmp_path / "m.tif") == VoxelSize({"Y": 0.5, "X": 0.5}, MICROMETRE)
+    with tifffile.TiffFile(tmp_path / "m.tif") as tif:
+        assert tif.pages[0].tags["ResolutionUnit"].value == 3 and tif.pages[0].tags["XResolution"].value == (20000, 1)
+
+
+@pytest.mark.parametrize(
+    ("shape", "sizes", "top", "axes"),
+    [
+        ((2, 6, 8, 9), {"Y": 0.5, "X": 0.5}, 100, "TZYX"),  # frames of a (t, z) series, planes segmented
+        ((3, 4, 8, 9), {"Y": 0.5, "X": 0.5}, 100, "TZYX"),  # a leading axis of 3 is not colour
+        ((2, 6, 8, 9), {"Z": 2.0, "Y": 0.5, "X": 0.5}, 100, "TZYX"),  # a series of volumes
+        ((2, 3, 6, 8, 9), {"Z": 2.0, "Y": 0.5, "X": 0.5}, 100, "TQZYX"),  # more than ImageJ can name
+        ((2, 6, 8, 9), {"Y": 0.5, "X": 0.5}, 70_000, "TQYX"),  # beyond 16 bits
+        ((2, 6, 8, 9), None, 100, "TQYX"),  # no voxel size
+    ],
+)
+def test_labels_with_several_leading_axes_read_back_with_their_shape_and_voxel_size(tmp_path, shape, sizes, top, axes):
+    # Issue 17: labels of more than one leading axis with a voxel size were written as a plain
+    # stack of pages: they read back as (12, y, x) without their voxel size.
+    labels = (np.arange(np.prod(shape)).reshape(shape) % top).astype(np.int32)
+    labels.flat[0] = top - 1
+    voxel = None if sizes is None else VoxelSize(sizes, MICROMETRE, "ImageJ")
+    write_labels(tmp_path / "l.tif", labels, {"n_clusters": 4}, voxel_size=voxel)
+    back = tifffile.imread(tmp_path / "l.tif")
+    assert back.shape == shape
+    np.testing.assert_array_equal(back, labels)
+    with tifffile.TiffFile(tmp_path / "l.tif") as tif:
+        assert tif.series[0].axes == axes
+    assert stored_parameters(tmp_path / "l.tif") == {"n_clusters": 4}
+    if voxel is None:
+        assert read_voxel_size(tmp_path / "l.tif") is None
+    else:
+        assert read_voxel_size(tmp_path / "l.tif").sizes == sizes
 
 
 def test_batch_reads_each_files_voxel_size(tmp_path, capsys):

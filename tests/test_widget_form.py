@@ -41,7 +41,8 @@ def test_one_field_per_parameter_with_gui_hints_starting_at_the_defaults(docked)
                     assert getattr(field, key) == pytest.approx(spec.gui[key])
     assert widget.mask.value is None and widget.seeds.value is None
     spacing = tuple(float(v) for v in viewer.layers["cells"].scale)
-    assert widget.current_parameters() == SegmentationParams(spacing=spacing)
+    # The library's defaults, but no time limit: the widget shows progress and Cancel stops a run.
+    assert widget.current_parameters() == SegmentationParams(spacing=spacing, time_limit=None)
 
 
 def test_tooltips_say_what_the_parameter_does_and_when_it_applies(docked):

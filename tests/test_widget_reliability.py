@@ -300,3 +300,18 @@ def test_the_dock_progress_bar_moves_up_during_a_run_and_hides_after(viewer_and_
     assert percents and percents == sorted(percents) and all(0 <= p <= 100 for p in percents)
     assert "four circles spectral" in viewer.layers
     assert bar.native.isHidden() and bar.value == ""  # visible only while a run goes on
+
+
+def test_the_widget_runs_without_a_time_limit_and_saves_none(viewer_and_widget, qtbot, tmp_path):
+    # Issue 17: the widget shows a run's progress and Cancel stops it, so a long run asked for on
+    # purpose is waited for; a saved parameter file leaves the limit to batch's default.
+    _, widget = viewer_and_widget
+    widget.n_clusters.value = 40
+    params = widget.current_parameters()
+    assert params.time_limit is None and params.n_clusters == 40
+    widget.save_parameters(tmp_path / "p.json")
+    saved = json.loads((tmp_path / "p.json").read_text())["spectral_seg"]
+    assert "time_limit" not in saved and saved["n_clusters"] == 40
+    widget.run.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    assert "segments" in widget.status.value

@@ -269,7 +269,7 @@ class ParameterForm:
         Returns
         -------
         SegmentationParams
-            Without seed points. A parameter that does not apply (e.g.
+            Without seed points and without a time limit (``time_limit=None``). A parameter that does not apply (e.g.
             sensitivity without auto) keeps its default; its field
             keeps its value for when it applies again.
         """
@@ -279,7 +279,9 @@ class ParameterForm:
         elif roi and values["threshold"] == "auto":
             values["threshold"] = "otsu"
         given = {name: value for name, value in values.items() if name not in self._conditional}
-        params = SegmentationParams(**given, **(layer_parameters or {}))
+        # No time limit: the widget shows a run's progress and Cancel stops it,
+        # so a long run asked for on purpose is not refused.
+        params = SegmentationParams(**given, **(layer_parameters or {}), time_limit=None)
         return params.replace(**{name: values[name] for name in self._conditional if params.applies(name)})
 
     def update_enabled(self, *, uses_mask: bool, seeded: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from ..core.params import PER_IMAGE, SegmentationParams, check_sigma, check_spacing, is_integer
+from ..core.params import NOT_RECORDED, PER_IMAGE, SegmentationParams, check_sigma, check_spacing, is_integer
 
 __all__ = ["check_recipe", "frame_ndim", "recorded_parameters", "resolve_parameters"]
 
@@ -115,11 +115,13 @@ def check_recipe(params: SegmentationParams, spatial_ndim: int) -> None:
 def recorded_parameters(params: SegmentationParams, spatial_ndim: int) -> dict:
     """What decides an output's content, as stored in it (JSON-normalised, for comparison).
 
-    Every parameter but the per-image ones, and ``spatial_ndim``. The
+    Every parameter but the per-image ones and those that only decide
+    whether a run starts (``time_limit``), and ``spatial_ndim``. The
     values as given, except ``edge_level``: the one a run uses (None
     where it does not apply or is 0), as :func:`napari_spectral_seg.segment`
     records it.
     """
-    values = {name: getattr(params, name) for name in SegmentationParams.names() if name not in PER_IMAGE}
+    skipped = PER_IMAGE + NOT_RECORDED
+    values = {name: getattr(params, name) for name in SegmentationParams.names() if name not in skipped}
     values["edge_level"] = params.used_edge_level()
     return json.loads(json.dumps(dict(values, spatial_ndim=spatial_ndim), default=str))

@@ -198,10 +198,10 @@ _GRAPH_BYTES_PER_NODE_AXIS = 80
 # One piece's eigen-solve, bytes per node (Laplacian copies, solver
 # workspace); the n x k blocks are counted apart (see _solve_bytes).
 _SOLVE_BYTES_PER_NODE = {"dense": 0, "multilevel": 120, "amg": 700, "lobpcg": 400, "arpack": 1500}
-# Runs whose segment-count-dependent work (core/costs.py, one-thread CPU
-# seconds) is estimated above this are refused: issue 17 allows no wait over
-# 30 s, and this machine, shared, runs such work 1.5-4x slower than its CPU
-# time (n_clusters=470 on 100 x 100: 27 s of CPU, over 60 s at a load of 10).
+# The default of the time_limit parameter: runs whose segment-count-dependent
+# work (core/costs.py, one-thread CPU seconds) is estimated above it are
+# refused at once, below the 30 s wait issue 17 allows, since a shared machine
+# runs such work several times slower than its CPU time (docs/issue17_tests.md).
 TIME_LIMIT_SECONDS = 20.0
 
 
@@ -219,6 +219,8 @@ class RunEstimate:
     piece_size, piece_k, piece_solver
         The piece whose solve and labelling dominate the peak: its pixels,
         eigenvectors and solver.
+    solve_seconds, labels_seconds : float
+        The two parts of ``seconds``: the eigen-solves and the k-means.
     """
 
     peak_bytes: int
@@ -226,6 +228,8 @@ class RunEstimate:
     piece_size: int
     piece_k: int
     piece_solver: str
+    solve_seconds: float = 0.0
+    labels_seconds: float = 0.0
 
 
 def label_counts(sizes: np.ndarray, ks: np.ndarray, n_segments: int) -> np.ndarray:
@@ -309,19 +313,20 @@ def estimate_run(
     shared = n_pixels * _BYTES_PER_PIXEL + int(sizes.sum()) * _GRAPH_BYTES_PER_NODE_AXIS * ndim
     piece_bytes = _labels_bytes(sizes, counts)
     solvers = np.array([resolve_solver(eigen_solver, int(n), int(k)) if k > 1 else "none" for n, k in zip(sizes, ks)])
-    seconds, kept = 0.0, 0.0
+    solving, kept = 0.0, 0.0
     for solver in set(solvers.tolist()) - {"none"}:
         chosen = solvers == solver
         n, k = sizes[chosen], ks[chosen]
         piece_bytes[chosen] = np.maximum(piece_bytes[chosen], _solve_bytes(n, k, solver, ndim))
-        seconds += float(np.sum(solve_seconds(solver, n, k)))
+        solving += float(np.sum(solve_seconds(solver, n, k)))
         kept += (4 if solver == "multilevel" else 8) * float((n * k.astype(np.float64)).sum())  # embeddings
-    seconds += float(np.sum(kmeans_seconds(sizes, counts, seeded=seeded)))
+    labelling = float(np.sum(kmeans_seconds(sizes, counts, seeded=seeded)))
+    seconds = solving + labelling
     if not solved.any():
-        return RunEstimate(int(shared), seconds, int(sizes.max(initial=0)), 1, "none")
+        return RunEstimate(int(shared), seconds, int(sizes.max(initial=0)), 1, "none", solving, labelling)
     worst = int(np.argmax(piece_bytes))
     peak = int(shared + kept + piece_bytes[worst])
-    return RunEstimate(peak, seconds, int(sizes[worst]), int(ks[worst]), str(solvers[worst]))
+    return RunEstimate(peak, seconds, int(sizes[worst]), int(ks[worst]), str(solvers[worst]), solving, labelling)
 
 
 def _piece_ks(sizes: np.ndarray, n_segments: int, seeds_per_piece) -> np.ndarray:
@@ -355,7 +360,7 @@ def check_run(
     seeds_per_piece=None,
     auto: bool = False,
     available: int | None = None,
-    time_limit: float = TIME_LIMIT_SECONDS,
+    time_limit: float | None = TIME_LIMIT_SECONDS,
 ) -> RunEstimate:
     """Refuse a run that would not fit in memory, or whose segments would take too long.
 
@@ -371,8 +376,9 @@ def check_run(
         ``n_clusters="auto"``: two-way cuts of every piece (``n_segments`` unused).
     available : int, optional
         Available bytes; read from the system when omitted (no memory check if unknown).
-    time_limit : float
-        Seconds of segment-dependent work above which the run is refused.
+    time_limit : float or None
+        Seconds of segment-dependent work above which the run is refused
+        (the ``time_limit`` parameter); None: no limit, only memory is checked.
 
     Returns
     -------
@@ -388,7 +394,7 @@ def check_run(
     """
     sizes = np.asarray(sizes, dtype=np.int64)
     seeded = seeds_per_piece is not None
-    if auto:  # two segments per cut whatever the image: only memory can refuse it
+    if auto or time_limit is None:  # auto: two segments per cut whatever the image; only memory can refuse it
         time_limit = float("inf")
 
     def estimate(count, scale=1.0):
@@ -429,6 +435,7 @@ def check_run(
             f"is available; {fix}."
         )
     raise TooMuchWorkError(
-        f"{what} would take about {_duration(run.seconds)} (eigenvectors and k-means of up to {run.piece_k} "
-        f"segments in a piece of {run.piece_size:,} pixels; the limit is {_duration(time_limit)}); {fix}."
+        f"{what} would take about {_duration(run.seconds)} of CPU (eigenvectors and k-means of up to "
+        f"{run.piece_k} segments in a piece of {run.piece_size:,} pixels), over time_limit={time_limit:g} s; "
+        f"to run it anyway pass time_limit=None (or a larger number of seconds), or {fix}."
     )

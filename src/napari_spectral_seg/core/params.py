@@ -30,12 +30,14 @@ from typing import Any
 import numpy as np
 
 from .image_checks import check_sigma, check_spacing
+from .memory import TIME_LIMIT_SECONDS
 
 __all__ = [
     "DEFAULT_EDGE_LEVEL",
     "DEFAULT_SENSITIVITY",
     "EIGEN_SOLVERS",
     "LABEL_METHODS",
+    "NOT_RECORDED",
     "PER_IMAGE",
     "ParameterSpec",
     "SegmentationParams",
@@ -59,6 +61,10 @@ DEFAULT_EDGE_LEVEL = 0.4
 # Parameters that describe one image (its points, its axes), not a recipe:
 # a parameter file for many images leaves out ``seeds``.
 PER_IMAGE = ("seeds",)
+# Parameters that decide whether a run starts, not what it gives: left out
+# of the parameters recorded with a result and of what makes a batch output
+# stale, so that lifting a limit never redoes work already done.
+NOT_RECORDED = ("time_limit",)
 
 _UNSET = object()
 # Names users reach for that mean another parameter (parameter files, batch).
@@ -153,6 +159,16 @@ def _check_low_threshold(value, params):
         raise ValueError(
             f"low_threshold={value!r} must be a finite number (in the image's units, below the threshold), "
             "'auto' (from the image's background and noise) or None (no dim objects below the threshold)."
+        )
+
+
+def _check_time_limit(value, params):
+    if value is None:
+        return
+    if not _is_real(value) or not np.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"time_limit={value!r} must be a positive number of seconds, or None for no limit"
+            " (null in a parameter file, none on the command line)."
         )
 
 
@@ -425,6 +441,17 @@ class SegmentationParams:
         check=lambda v, p: _check_choice(BACKGROUNDS)(v, p, "background"),
         gui=dict(label="background", choices=BACKGROUNDS),
     )
+    time_limit: float | None = _param(
+        TIME_LIMIT_SECONDS,
+        help=(
+            "refuse at once a run whose eigenvectors and k-means are estimated to take more than this many "
+            "seconds of one CPU core; none: no limit (runs that do not fit in memory are still refused)"
+        ),
+        check=_check_time_limit,
+        applies=lambda params: not _auto(params),
+        applies_text="with a number of segments or seed points (auto mode has no time limit)",
+        record=lambda v: None if v is None else float(v),
+    )
 
     def __post_init__(self):
         for name in ("spacing", "sigma"):
@@ -500,13 +527,15 @@ class SegmentationParams:
         return DEFAULT_SENSITIVITY if self.sensitivity is None else float(self.sensitivity)
 
     def record(self, *, random_state: int, seeds=None) -> dict:
-        """The parameters as recorded with a result: every parameter, as used.
+        """The parameters as recorded with a result: every parameter but :data:`NOT_RECORDED`, as used.
 
         ``random_state`` is the seed actually used (drawn when None was
         given) and ``seeds`` the seed points as pixel indices; parameters
         that do not apply to this run are recorded as None.
         """
-        recorded = {spec.name: spec.record(getattr(self, spec.name)) for spec in self.specs()}
+        recorded = {
+            spec.name: spec.record(getattr(self, spec.name)) for spec in self.specs() if spec.name not in NOT_RECORDED
+        }
         recorded.update(
             random_state=int(random_state),
             seeds=None if seeds is None else np.asarray(seeds).tolist(),

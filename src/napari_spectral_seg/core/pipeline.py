@@ -23,7 +23,7 @@ from .auto_steps import finish, iter_auto_tail, paint
 from .graph import PixelIndex, component_block, edge_weights_graph, index_pixels
 from .labels import iter_cluster_embedding, relabel_by_first_pixel, split_counts
 from .mask import empty_mask_hint, resolve_mask
-from .memory import check_run
+from .memory import TIME_LIMIT_SECONDS, check_run
 from .params import DEFAULT_EDGE_LEVEL, SegmentationParams, check_random_state, check_spacing
 from .prepare import estimate_prepare_shares, iter_prepare_image
 from .progress import STEPS, Progress, SegmentationCancelled, relay, run_to_end
@@ -203,6 +203,7 @@ def _check_fits(run: _Run) -> None:
         n_segments=run.k_max if params.n_clusters == "auto" or seeds is not None else params.n_clusters,
         seeds_per_piece=seeds,
         auto=params.n_clusters == "auto" and seeds is None,
+        time_limit=params.time_limit,
     )
 
 
@@ -397,6 +398,7 @@ def segment(
     low_threshold: float | str | None = "auto",
     polarity: str = "auto",
     background: str = "auto",
+    time_limit: float | None = TIME_LIMIT_SECONDS,
     progress: Callable[[Progress], object] | None = None,
 ) -> np.ndarray:
     """Segment an image by spectral clustering of its pixel graph.
@@ -513,6 +515,15 @@ def segment(
         fifth of the contrast is estimated and subtracted first, so dim
         objects on its dark side are found; recorded as ``background_used``.
         "flat": never.
+    time_limit : float or None
+        A run whose eigenvectors and k-means (the work that grows with the
+        number of segments or seed points) are estimated to take more than
+        this many seconds of one CPU core is refused at once with
+        :class:`~napari_spectral_seg.core.memory.TooMuchWorkError` (default
+        20; a busy machine takes longer than the estimate). None: no limit,
+        for long runs asked for on purpose; runs that would not fit in
+        memory are refused anyway. Auto mode has no time limit. Not recorded
+        with the result: it decides whether a run starts, not its labels.
     progress : callable, optional
         Called with a :class:`Progress` between steps, between connected
         components and, for a component solved by the multilevel solver,

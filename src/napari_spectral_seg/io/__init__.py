@@ -24,6 +24,7 @@ from .images import (
     probe,
     read_frame,
     read_image,
+    tiff_channel_axis,
     tiff_colour_axis,
 )
 from .labels import (
@@ -69,6 +70,7 @@ __all__ = [
     "stored_table_record",
     "TABLE_RECORD_KEY",
     "stored_parameters",
+    "tiff_channel_axis",
     "tiff_colour_axis",
     "write_labels",
     "written_by_us",

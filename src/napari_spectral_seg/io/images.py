@@ -1,4 +1,4 @@
-"""Reading images: whole, or one frame of a series; RGB(A) TIFFs and colour PNG/JPEG with their channel axis."""
+"""Reading images: whole, or one frame of a series; RGB(A) TIFFs, colour PNG/JPEG and the C axis of ImageJ and OME TIFFs as channels."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ __all__ = [
     "probe",
     "read_frame",
     "read_image",
+    "tiff_channel_axis",
     "tiff_colour_axis",
 ]
 
@@ -39,7 +40,8 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
     image : ndarray
     channel_axis : int or None
         The colour axis (alpha dropped) of a colour PNG/JPEG (-1) or an
-        RGB(A) TIFF (see :func:`tiff_colour_axis`), else None.
+        RGB(A) TIFF, or the channel axis (C) an ImageJ hyperstack or an
+        OME-TIFF names (see :func:`tiff_channel_axis`), else None.
 
     Raises
     ------
@@ -54,19 +56,19 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
         raise InputError(f"{path}: {why_missing(path)}.")
     check_not_special(path)
     try:
-        channel_axis = None
+        channel_axis = colour = None
         if suffix == ".npy":
             image = np.load(path, allow_pickle=False)
         elif suffix in (".tif", ".tiff"):
             import tifffile
 
             with tiff_warnings_off(), tifffile.TiffFile(path) as tif:
-                image, channel_axis = tif.asarray(), tiff_colour_axis(tif)
+                image, channel_axis, colour = tif.asarray(), tiff_channel_axis(tif), tiff_colour_axis(tif)
         else:
             import imageio.v3 as iio
 
             image = iio.imread(path)
-            channel_axis = -1 if image.ndim == 3 else None
+            channel_axis = colour = -1 if image.ndim == 3 else None
     except IsADirectoryError as exc:
         raise InputError(f"{path}: is a folder, not an image file; pass a file (batch takes folders).") from exc
     except ValueError as exc:
@@ -80,7 +82,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
     except Exception as exc:  # any reader failure is a bad file for the user
         raise InputError(f"{path}: cannot read it as an image ({type(exc).__name__}: {first_line(exc)}).") from exc
     image = np.asarray(image)
-    return (image if channel_axis is None else _without_alpha(image, channel_axis)), channel_axis
+    return (image if colour is None else _without_alpha(image, colour)), channel_axis
 
 
 def check_not_special(path: str | os.PathLike) -> None:
@@ -114,6 +116,22 @@ def tiff_colour_axis(tif) -> int | None:
             return axes.index("S") - len(axes)
     if len(shape) >= 3 and shape[-1] in (3, 4) and dtype == np.uint8:
         return -1
+    return None
+
+
+def tiff_channel_axis(tif) -> int | None:
+    """The axis of a TIFF holding channels, counted from the end: its colour axis, else the C axis its metadata names.
+
+    An ImageJ hyperstack or an OME-TIFF names its axes (e.g. ``TZCYX``); a
+    fluorescence channel axis C is then segmented as channels, as the
+    colour of an RGB TIFF is (:func:`tiff_colour_axis`), never as frames.
+    """
+    colour = tiff_colour_axis(tif)
+    if colour is not None:
+        return colour
+    axes = tif.series[0].axes
+    if (tif.is_imagej or tif.is_ome) and "C" in axes:
+        return axes.index("C") - len(axes)
     return None
 
 
@@ -166,9 +184,9 @@ def probe(path: str | os.PathLike, kind: str) -> tuple[tuple[int, ...], int | No
         import tifffile
 
         with tiff_warnings_off(), tifffile.TiffFile(path) as tif:
-            shape, channel_axis = list(tif.series[0].shape), tiff_colour_axis(tif)
-        if channel_axis is not None:  # alpha is dropped, as read_image does
-            shape[channel_axis] = min(shape[channel_axis], 3)
+            shape, channel_axis, colour = list(tif.series[0].shape), tiff_channel_axis(tif), tiff_colour_axis(tif)
+        if colour is not None:  # alpha is dropped, as read_image does
+            shape[colour] = min(shape[colour], 3)
         return tuple(shape), channel_axis
     if kind == "zarr":
         return tuple(_open_zarr_array(path).shape), None
@@ -198,12 +216,12 @@ def read_frame(path: str, kind: str, index: tuple[int, ...]) -> np.ndarray:
 
         with tiff_warnings_off():
             with tifffile.TiffFile(path) as tif:
-                channel_axis = tiff_colour_axis(tif)
+                colour = tiff_colour_axis(tif)
             try:
                 array = tifffile.memmap(path, mode="r")
             except Exception:  # compressed or tiled: no memory map, read it all
                 array = tifffile.imread(path)
             frame = np.array(array[index])
-        return frame if channel_axis is None else _without_alpha(frame, channel_axis)
+        return frame if colour is None else _without_alpha(frame, colour)
     image, _ = read_image(path)
     return image

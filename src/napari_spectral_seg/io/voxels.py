@@ -167,6 +167,17 @@ def _resolution_voxel_size(tif) -> VoxelSize | None:
     return VoxelSize({axis: value * factor for axis, value in values.items()}, MICROMETRE, "TIFF resolution")
 
 
+def _shaped_voxel_size(tif) -> VoxelSize | None:
+    """The voxel size :func:`tiff_arguments` keeps in a JSON shape description, or None."""
+    for metadata in tif.shaped_metadata or ():
+        record = metadata.get(_SHAPED_KEY) if isinstance(metadata, dict) else None
+        if isinstance(record, dict) and isinstance(record.get("sizes"), dict):
+            sizes = {axis: _positive(size) for axis, size in record["sizes"].items() if axis in _AXES}
+            if sizes and all(size is not None for size in sizes.values()):
+                return VoxelSize(sizes, record.get("unit"), str(record.get("source") or ""))
+    return None
+
+
 def read_voxel_size(path: str | os.PathLike) -> VoxelSize | None:
     """The voxel size a TIFF records (OME, then ImageJ, then resolution tags), or None.
 
@@ -183,7 +194,7 @@ def read_voxel_size(path: str | os.PathLike) -> VoxelSize | None:
                 return _ome_voxel_size(tif)
             if tif.is_imagej:
                 return _imagej_voxel_size(tif)
-            return _resolution_voxel_size(tif)
+            return _shaped_voxel_size(tif) or _resolution_voxel_size(tif)
     except Exception:  # unreadable metadata is no voxel size; the image reader names a broken file
         return None
 
@@ -211,23 +222,44 @@ def _imagej_unit(unit: str | None) -> str | None:
     return "micron" if _IN_MICROMETRES.get(unit.strip().lower()) == 1.0 else unit
 
 
+# ImageJ hyperstacks name their axes in the order T, Z, C before Y and X: the
+# leading axes of labels whose frames are planes (YX), and of volumes (ZYX),
+# that ImageJ can name without moving any axis.
+_IMAGEJ_LEADING = {2: ("", "T", "TZ", "TZC"), 3: ("", "T")}
+# The key of the voxel size in the JSON shape description of a TIFF that is not an ImageJ hyperstack.
+_SHAPED_KEY = "voxel_size"
+
+
 def tiff_arguments(labels: np.ndarray, text: str, voxel: VoxelSize | None) -> tuple[np.ndarray, dict]:
     """The labels as written and ``tifffile.imwrite``'s arguments: parameters ``text`` and the voxel size.
 
     Without a voxel size, the labels and ``text`` as the description (as
-    outputs always were). With one: an ImageJ hyperstack when the labels
-    fit in 16 bits (axes ``YX``, ``ZYX`` with a z size, ``TYX``/``TZYX``
-    for series), else a 32-bit TIFF with x/y resolution tags.
+    outputs always were), plus the shape of labels of three or more axes.
+    With one: an ImageJ hyperstack when the labels fit in 16 bits and
+    ImageJ can name their leading axes (``YX``, ``ZYX`` with a z size,
+    ``TYX``, ``TZYX``, ``TZCYX``, ``TZYX`` for series of volumes); else a
+    TIFF of the labels' own type with x/y resolution tags (per centimetre
+    when the unit is µm) and the shape and voxel size in tifffile's JSON
+    shape description, next to ``text``: every output reads back with its
+    shape and voxel size (:func:`read_voxel_size`).
     """
     if voxel is None:
-        return labels, {"description": text, "metadata": None}
+        shaped = {"metadata": {"axes": _leading_axes(labels.ndim - 2) + "YX"}} if labels.ndim >= 3 else {}
+        return labels, {"description": text, "metadata": None, **shaped}
     resolution = tuple(1.0 / voxel.sizes[axis] if axis in voxel.sizes else 1.0 for axis in "XY")
     spatial = 3 if voxel.has_z and labels.ndim >= 3 else 2
     leading = labels.ndim - spatial
     fits = labels.size == 0 or (labels.min() >= 0 and labels.max() <= np.iinfo(np.uint16).max)
-    if not fits or leading > 1:
-        return labels, {"description": text, "metadata": None, "resolution": resolution, "resolutionunit": 1}
-    metadata = {"axes": "T" * leading + _AXES[-spatial:], "Info": text}
+    if not fits or leading >= len(_IMAGEJ_LEADING[spatial]):
+        micrometres = voxel.unit == MICROMETRE
+        shaped = {"axes": _leading_axes(leading) + _AXES[-spatial:], _SHAPED_KEY: voxel.record()}
+        return labels, {
+            "description": text,
+            "metadata": shaped,
+            "resolution": tuple(r * 1e4 for r in resolution) if micrometres else resolution,
+            "resolutionunit": "CENTIMETER" if micrometres else 1,
+        }
+    metadata = {"axes": _IMAGEJ_LEADING[spatial][leading] + _AXES[-spatial:], "Info": text}
     unit = _imagej_unit(voxel.unit)
     if unit is not None:
         metadata["unit"] = unit
@@ -235,3 +267,8 @@ def tiff_arguments(labels: np.ndarray, text: str, voxel: VoxelSize | None) -> tu
         metadata["spacing"] = float(voxel.sizes["Z"])
     arguments = {"imagej": True, "metadata": metadata, "resolution": resolution}
     return labels.astype(np.uint16), arguments
+
+
+def _leading_axes(count: int) -> str:
+    """Axis letters of leading (series) axes in a JSON shape description: time first, then "other"."""
+    return ("T" + "Q" * (count - 1)) if count else ""
