@@ -142,7 +142,8 @@ def test_all_frames_segments_every_frame(dock, qtbot):
 
 
 def test_all_frames_can_be_cancelled_between_frames(dock, qtbot):
-    stack = np.stack([four_circles(size=200, seed=s)[0] for s in range(4)])
+    # Frames enough that the run is still going when the status first names one (shown at most every 0.5 s).
+    stack = np.stack([four_circles(size=300, seed=s)[0] for s in range(10)])
     viewer, widget = dock(stack, name="movie")
     widget.dims.value = "2D"
     widget.frames.value = "all frames"
