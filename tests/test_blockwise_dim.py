@@ -87,3 +87,28 @@ def test_no_search_records_none(tmp_path, client):
     assert same_objects(found, expected)
     assert recorded["low_threshold_used"] is None and "dim_objects" not in recorded
     assert summary["decisions"]["dim"] is None
+
+
+def test_a_resume_state_without_the_dim_search_is_decided_again(tmp_path, client):
+    import json
+
+    image, _ = textured_nuclei((384, 384), 40, seed=1)
+    expected, parameters = in_memory(image, **AUTO)
+    source = write_zarr(tmp_path / "in.zarr", image, chunks=32)
+    output = tmp_path / "out.zarr"
+
+    def stop_at_once(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        segment_blockwise(
+            source, output, block_size=96, client=client, progress=stop_at_once, sample_pixels=10**7, **AUTO
+        )
+    state_path = tmp_path / ".out.zarr.partial" / "_blockwise" / "state.json"
+    state = json.loads(state_path.read_text())
+    del state["key"]["state_format"]  # as a version before the search blockwise wrote it
+    state["decisions"].pop("dim")
+    state_path.write_text(json.dumps(state))
+    summary = segment_blockwise(source, output, block_size=96, client=client, sample_pixels=10**7, **AUTO)
+    assert summary["parameters"]["low_threshold_used"] == parameters["low_threshold_used"]
+    assert same_objects(read_labels(output), expected)

@@ -37,6 +37,9 @@ from .source import open_source
 __all__ = ["BlockwiseError", "segment_blockwise"]
 
 _STATE = "state.json"
+# Raised whenever the whole-image decisions gain one the blocks depend on: a state
+# of another format is decided afresh, never resumed without it (e.g. the dim search).
+_STATE_FORMAT = 2
 # What the polarity and background decisions record with the labels, as in memory.
 CORRECTION_KEYS = ("polarity_used", "background_used", "background_range")
 # What auto mode's field rule records with the labels, as in memory.
@@ -76,6 +79,7 @@ def max_overlap(overlap: int, block_size: int) -> int:
 
 def _state_key(source, params, block_size, overlap, sample_pixels) -> dict:
     return dict(
+        state_format=_STATE_FORMAT,
         input=source.identity(),
         level=source.level,
         parameters=params.record(random_state=params.random_state),
