@@ -261,6 +261,11 @@ def test_frames_are_the_trailing_spatial_axes():
     assert len(frame_indices((2, 3, 5, 40, 40), 3, None)) == 6
     with pytest.raises(ValueError, match="fewer than a frame"):
         frame_indices((40, 40), 3, None)
+    # Channels before Z (an OME-TIFF's CZYX): a 2D frame would not hold them; never read as frames.
+    assert frame_indices((2, 4, 16, 16), 3, -4) == [()]
+    assert len(frame_indices((5, 4, 2, 16, 16), 2, -3)) == 20  # TZCYX: each (t, z) plane with its channels
+    with pytest.raises(ValueError, match=r"channel axis \(0 of shape \(2, 4, 16, 16\)\).*--spatial-ndim 3"):
+        frame_indices((2, 4, 16, 16), 2, -4)
 
 
 @pytest.mark.parametrize(

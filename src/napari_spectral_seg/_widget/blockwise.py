@@ -297,6 +297,7 @@ class BlockwisePanel:
     def close(self) -> None:
         """The widget is going away: stop the run (its thread ends by itself)."""
         self._closed = True
+        self._progress.finish(hide_bar=False)  # no update waits to land on the deleted dock
         self._cancel.set()
 
     # ------------------------------------------------------------ worker callbacks (main thread)

@@ -207,7 +207,7 @@ class SharedBlock:
 
 
 def _create(size: int) -> shared_memory.SharedMemory:
-    """A new block named ``spectralseg_<pid>_<random>``."""
+    """A new block named ``spectralseg_<pid>_<namespace>_<random>``."""
     while True:
         name = f"{BLOCK_PREFIX}_{os.getpid()}_{pid_namespace()}_{secrets.token_hex(4)}"
         try:
@@ -254,6 +254,8 @@ def remove_stale_blocks() -> list[str]:
     namespace = pid_namespace()
     for name in our_blocks():
         parts = name.split("_")
+        if len(parts) == 3:  # named before blocks carried their namespace: taken as this one's
+            parts.insert(2, namespace)
         if len(parts) != 4 or parts[2] != namespace:  # another container's (or an unknown) block
             continue
         pid = parts[1]

@@ -104,6 +104,13 @@ def frame_indices(shape, spatial_ndim: int, channel_axis: int | None) -> list[tu
         The array has fewer axes than a frame.
     """
     frame_ndim = spatial_ndim + (channel_axis is not None)
+    if channel_axis is not None and not -frame_ndim <= int(channel_axis) < len(shape):
+        raise ValueError(
+            f"its channel axis ({int(channel_axis) % len(shape)} of shape {tuple(shape)}) lies before the frames' "
+            f"other axes, so a {spatial_ndim}D frame would not hold its channels; pass --spatial-ndim "
+            f"{len(shape) - 1 - int(channel_axis) % len(shape)}, or store the channel axis next to the image axes "
+            "(e.g. TZCYX)."
+        )
     if len(shape) < frame_ndim:
         extra = " plus a channel axis" if channel_axis is not None else ""
         raise ValueError(
