@@ -520,3 +520,15 @@ def test_batch_segments_a_tzcyx_tif_with_its_channels(tmp_path, capsys):
     labels = tifffile.imread(out / "s_labels.tif")
     assert labels.shape == (2, 3, 40, 40)
     np.testing.assert_array_equal(labels[1, 2], segment(series[1, 2], channel_axis=0, random_state=0))
+
+
+def test_batch_refuses_an_ome_czyx_tif_in_2d_planes_naming_spatial_ndim(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    # Channels before Z: a 2D plane would not hold them; the input fails with the fix, never frames of channels.
+    volume = _tzcyx()[0].transpose(1, 0, 2, 3)  # (c, z, y, x)
+    tifffile.imwrite(tmp_path / "v.ome.tif", volume, ome=True, metadata={"axes": "CZYX"})
+    out = tmp_path / "out"
+    code = main(["batch", str(tmp_path / "v.ome.tif"), "--out", str(out), "--no-progress", "--workers", "1"])
+    printed = capsys.readouterr()
+    assert code != 0 and "--spatial-ndim 3" in printed.out + printed.err
+    assert not (out / "v.ome_labels.tif").exists()
