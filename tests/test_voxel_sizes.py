@@ -108,7 +108,8 @@ def test_an_output_without_a_voxel_size_is_written_as_before(tmp_path):
         ((2, 6, 8, 9), {"Z": 2.0, "Y": 0.5, "X": 0.5}, 100, "TZYX"),  # a series of volumes
         ((2, 3, 6, 8, 9), {"Z": 2.0, "Y": 0.5, "X": 0.5}, 100, "TQZYX"),  # more than ImageJ can name
         ((2, 6, 8, 9), {"Y": 0.5, "X": 0.5}, 70_000, "TQYX"),  # beyond 16 bits
-        ((2, 6, 8, 9), None, 100, "TQYX"),  # no voxel size
+        ((2, 6, 8, 9), None, 100, "QQYX"),  # no voxel size: no axis named wrongly
+        ((6, 8, 9), None, 100, "QYX"),  # a volume or a series: not said
     ],
 )
 def test_labels_with_several_leading_axes_read_back_with_their_shape_and_voxel_size(tmp_path, shape, sizes, top, axes):

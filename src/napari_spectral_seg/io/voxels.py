@@ -224,8 +224,9 @@ def _imagej_unit(unit: str | None) -> str | None:
 
 # ImageJ hyperstacks name their axes in the order T, Z, C before Y and X: the
 # leading axes of labels whose frames are planes (YX), and of volumes (ZYX),
-# that ImageJ can name without moving any axis.
-_IMAGEJ_LEADING = {2: ("", "T", "TZ", "TZC"), 3: ("", "T")}
+# that ImageJ can name without moving any axis. Never C: labels have no
+# channels, and a reader would take a C axis for them.
+_IMAGEJ_LEADING = {2: ("", "T", "TZ"), 3: ("", "T")}
 # The key of the voxel size in the JSON shape description of a TIFF that is not an ImageJ hyperstack.
 _SHAPED_KEY = "voxel_size"
 
@@ -237,14 +238,15 @@ def tiff_arguments(labels: np.ndarray, text: str, voxel: VoxelSize | None) -> tu
     outputs always were), plus the shape of labels of three or more axes.
     With one: an ImageJ hyperstack when the labels fit in 16 bits and
     ImageJ can name their leading axes (``YX``, ``ZYX`` with a z size,
-    ``TYX``, ``TZYX``, ``TZCYX``, ``TZYX`` for series of volumes); else a
+    ``TYX``, ``TZYX``, ``TZYX`` for series of volumes); else a
     TIFF of the labels' own type with x/y resolution tags (per centimetre
     when the unit is µm) and the shape and voxel size in tifffile's JSON
     shape description, next to ``text``: every output reads back with its
     shape and voxel size (:func:`read_voxel_size`).
     """
     if voxel is None:
-        shaped = {"metadata": {"axes": _leading_axes(labels.ndim - 2) + "YX"}} if labels.ndim >= 3 else {}
+        # Which leading axis is z or time is unknown here: "Q" (other) for each, never a wrong name.
+        shaped = {"metadata": {"axes": "Q" * (labels.ndim - 2) + "YX"}} if labels.ndim >= 3 else {}
         return labels, {"description": text, "metadata": None, **shaped}
     resolution = tuple(1.0 / voxel.sizes[axis] if axis in voxel.sizes else 1.0 for axis in "XY")
     spatial = 3 if voxel.has_z and labels.ndim >= 3 else 2
