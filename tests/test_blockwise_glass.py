@@ -144,3 +144,31 @@ def test_with_otsu_blocks_of_one_value_are_not_read_again_and_the_labels_stay_th
         assert skipped["parameters"].get(key) == read["parameters"].get(key), key
     assert np.array_equal(read_labels(tmp_path / "a.zarr"), read_labels(tmp_path / "b.zarr"))
     assert same_objects(read_labels(tmp_path / "a.zarr"), segment(slide, **params))
+
+
+@pytest.mark.xfail(
+    reason="known gap: with glass blocks the blockwise dim-object search finds fewer dim objects than in memory "
+    "(its whole-image passes read the glass blocks' coarse stand-ins); README, Blockwise",
+    strict=False,
+)
+def test_a_given_low_threshold_keeps_dim_objects_on_glass_blocks(tmp_path, client, blobs):
+    # A block whose pixels stay below the threshold but reach a given low threshold is not glass:
+    # the dim objects the search finds there in memory are found blockwise too.
+    slide = np.zeros((512, 512), np.float32)
+    slide[176:336, 176:336] = blobs
+    yy, xx = np.mgrid[:512, :512]
+    for cy, cx in ((60, 60), (450, 420)):  # dim nuclei far out on the glass
+        slide[(yy - cy) ** 2 + (xx - cx) ** 2 < 100] = 0.15  # below the glass cut of the threshold alone
+    params = dict(FIXED, low_threshold=0.1)
+    expected = segment(slide, **params)
+    assert expected[60, 60] > 0 and expected[450, 420] > 0  # found in memory
+    summary = segment_blockwise(
+        write_ome(tmp_path / "slide.zarr", slide),
+        tmp_path / "out.zarr",
+        block_size=64,
+        client=client,
+        sample_pixels=10**6,
+        **params,
+    )
+    assert summary["decisions"]["glass"] is not None
+    assert same_objects(read_labels(tmp_path / "out.zarr"), expected)

@@ -131,10 +131,18 @@ def find_glass(client, source, blocks, params, reach) -> GlassPlan | None:
     if top is not None:
         coarse = CorrectedSource(coarse, top)
     cores = {block.key: block.core for block in blocks}
-    future = client.submit(glass_keys, coarse, cores, factors, [int(r) for r in reach], params.threshold, pure=False)
+    future = client.submit(glass_keys, coarse, cores, factors, [int(r) for r in reach], _cut_level(params), pure=False)
     keys, cut = client.gather(future)
     boxes = {key: _coarse_box(cores[key], factors, coarse.shape) for key in keys}
     return GlassPlan(coarse, factors, {k: b for k, b in boxes.items() if all(b1 > b0 for b0, b1 in b)}, cut, level)
+
+
+def _cut_level(params) -> float:
+    """What a block must reach not to be glass: the threshold, or a given low threshold below it (dim objects)."""
+    low = params.low_threshold if params.applies("low_threshold") else None
+    if isinstance(low, (int, float)) and not isinstance(low, bool):
+        return min(float(params.threshold), float(low))
+    return float(params.threshold)
 
 
 def weighted(function, weight: int):
