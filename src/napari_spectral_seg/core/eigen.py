@@ -36,6 +36,9 @@ EIGEN_SOLVERS = ("auto", "arpack", "lobpcg", "amg", "multilevel")
 # Below this many nodes a dense eigen-decomposition of the component is the
 # fastest and most robust choice (a 400 x 400 matrix is 1.3 MB).
 DENSE_LIMIT = 400
+# For two eigenpairs (auto mode's Fiedler vectors, two clusters) shift-invert ARPACK
+# with a banded factorisation overtakes the dense solve at fewer nodes.
+TWO_PAIRS_DENSE_LIMIT = 150
 # "auto" switches from exact shift-invert ARPACK to the multilevel solver
 # above this many nodes, where the factorisation starts to cost more time
 # and memory than coarse-to-fine refinement (measured, CPU seconds: 24k
@@ -250,7 +253,7 @@ def resolve_solver(solver: str, n: int, k: int = 1) -> str:
 
     Returns one of "dense", "arpack", "lobpcg", "amg", "multilevel".
     """
-    if n <= max(DENSE_LIMIT, 5 * k):
+    if n <= max(TWO_PAIRS_DENSE_LIMIT if k == 2 else DENSE_LIMIT, 5 * k):
         return "dense"
     if solver == "auto":
         return "arpack" if n <= AUTO_ARPACK_LIMIT else "multilevel"
