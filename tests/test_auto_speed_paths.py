@@ -179,14 +179,17 @@ def test_every_lapack_call_of_auto_mode_runs_inside_the_single_thread_limit(monk
     monkeypatch.setattr(np.linalg, "svd", limited("svd", np.linalg.svd))
     monkeypatch.setattr(scipy.linalg, "eigh", limited("eigh", scipy.linalg.eigh))
     monkeypatch.setattr(scipy.sparse.linalg, "eigsh", limited("eigsh", scipy.sparse.linalg.eigsh))
+    for name in ("dpbtrf", "dpbtrs"):  # the banded factorisation of shift-invert ARPACK
+        monkeypatch.setattr(scipy.linalg.lapack, name, limited(name, getattr(scipy.linalg.lapack, name)))
     monkeypatch.setattr(scipy.spatial, "ConvexHull", limited("hull", scipy.spatial.ConvexHull))
     auto = {"threshold": "otsu", "n_clusters": "auto", "sigma": "auto", "min_size": "auto", "random_state": 0}
     from napari_spectral_seg import segment
 
     segment(touching_blobs((96, 96), 10, seed=3)[0], **auto)
     segment(touching_blobs((24, 48, 48), 6, seed=4)[0], spacing=(2.0, 1.0, 1.0), **auto)
-    segment(touching_blobs((64, 64), 8, seed=1)[0], **auto)  # parts small enough for the dense solver
-    assert {name for name, _ in calls} >= {"eigh", "eigsh", "hull"}
+    # Small blobs: parts small enough for the dense solver.
+    segment(touching_blobs((64, 64), 12, radius_range=(4, 7), seed=1)[0], **auto)
+    assert {name for name, _ in calls} >= {"eigh", "eigsh", "dpbtrf", "dpbtrs", "hull"}
     assert all(inside for _, inside in calls), [name for name, inside in calls if not inside]
 
 

@@ -105,6 +105,36 @@ def test_auto_picks_multilevel_for_large_components():
     assert eigen.resolve_solver("amg", 5_000_000) == "amg"
 
 
+def test_two_pairs_switch_to_arpack_on_fewer_nodes():
+    limit = eigen.TWO_PAIRS_DENSE_LIMIT
+    assert eigen.resolve_solver("auto", limit, 2) == "dense"
+    assert eigen.resolve_solver("auto", limit + 1, 2) == "arpack"
+    assert eigen.resolve_solver("auto", limit + 1, 3) == "dense"
+
+
+def _grid_laplacian(shape):
+    """Normalised Laplacian of a grid graph with random weights, nodes in raster order."""
+    rng = np.random.default_rng(3)
+    index = np.arange(int(np.prod(shape))).reshape(shape)
+    a = np.concatenate([np.delete(index, -1, axis).ravel() for axis in range(len(shape))])
+    b = np.concatenate([np.delete(index, 0, axis).ravel() for axis in range(len(shape))])
+    w = rng.uniform(0.1, 1.0, len(a))
+    graph = sp.coo_array((np.r_[w, w], (np.r_[a, b], np.r_[b, a])), shape=(index.size,) * 2).tocsr()
+    return eigen.normalized_laplacian(graph)[0]
+
+
+@pytest.mark.parametrize(("shape", "banded"), [((20, 30), True), ((20, 20, 20), False)])
+def test_shifted_solver_solves_the_shifted_system(shape, banded):
+    laplacian = _grid_laplacian(shape)
+    solve = eigen._shifted_solver(laplacian)
+    # A narrow band goes to LAPACK's banded Cholesky, a wide one (3D) to SuperLU.
+    assert isinstance(getattr(solve, "__self__", None), scipy.sparse.linalg.SuperLU) != banded
+    y = np.random.default_rng(4).standard_normal(laplacian.shape[0])
+    shifted = laplacian + eigen.ARPACK_SHIFT * sp.eye_array(laplacian.shape[0])
+    x = solve(y)
+    assert np.allclose(shifted @ x, y, rtol=0, atol=1e-9 * np.abs(x).max())
+
+
 def test_memory_guard_refuses_absurd_size_with_the_fix():
     with pytest.raises(ValueError) as info:
         memory.check_memory(10**12, 10**12, 2, 4, "arpack", available=16 * 2**30)

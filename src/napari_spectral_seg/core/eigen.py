@@ -12,6 +12,7 @@ from collections.abc import Generator
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
@@ -35,6 +36,9 @@ EIGEN_SOLVERS = ("auto", "arpack", "lobpcg", "amg", "multilevel")
 # Below this many nodes a dense eigen-decomposition of the component is the
 # fastest and most robust choice (a 400 x 400 matrix is 1.3 MB).
 DENSE_LIMIT = 400
+# For two eigenpairs (auto mode's Fiedler vectors, two clusters) shift-invert ARPACK
+# with a banded factorisation overtakes the dense solve at fewer nodes.
+TWO_PAIRS_DENSE_LIMIT = 150
 # "auto" switches from exact shift-invert ARPACK to the multilevel solver
 # above this many nodes, where the factorisation starts to cost more time
 # and memory than coarse-to-fine refinement (measured, CPU seconds: 24k
@@ -43,6 +47,9 @@ DENSE_LIMIT = 400
 AUTO_ARPACK_LIMIT = 50_000
 # Shift-invert ARPACK works on (L + ARPACK_SHIFT * I)^-1.
 ARPACK_SHIFT = 1e-5
+# Shift-invert ARPACK factorises by banded Cholesky while band^2 * n is at
+# most this (about the work of SuperLU's set-up on such a piece), else by SuperLU.
+BANDED_WORK = 4_000_000
 # Extra LOBPCG columns in the "amg" path (see multilevel.GUARD_VECTORS).
 GUARD_COLUMNS = 4
 
@@ -154,15 +161,34 @@ def _arpack(laplacian, k, rng):
     # maps them all to ~1 instead: measured 3.7 s vs 0.24 s at 200 x 200.
     v0 = rng.uniform(-1, 1, laplacian.shape[0])
     laplacian = laplacian.astype(np.float64)
-    # The shifted matrix is symmetric positive definite: a symmetric
-    # fill-reducing order without pivoting factorises it with far less fill
-    # than eigsh's own (COLAMD, general pivoting), most of all on 3D graphs.
-    shifted = (laplacian + ARPACK_SHIFT * sp.eye_array(laplacian.shape[0], format="csr")).tocsc()
-    factor = spla.splu(shifted, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-    inverse = spla.LinearOperator(shifted.shape, matvec=factor.solve, dtype=np.float64)
+    inverse = spla.LinearOperator(laplacian.shape, matvec=_shifted_solver(laplacian), dtype=np.float64)
     values, vectors = spla.eigsh(laplacian, k=k, sigma=-ARPACK_SHIFT, which="LM", v0=v0, tol=1e-8, OPinv=inverse)
     order = np.argsort(values)
     return values[order], vectors[:, order]
+
+
+def _shifted_solver(laplacian):
+    """A function solving ``(L + ARPACK_SHIFT * I) x = y``: banded Cholesky for a narrow band, else sparse LU."""
+    rows = np.repeat(np.arange(laplacian.shape[0]), np.diff(laplacian.indptr))
+    below = rows > laplacian.indices
+    offsets = rows[below] - laplacian.indices[below]
+    n = laplacian.shape[0]
+    band = int(offsets.max()) if offsets.size else 0
+    if band * band * n <= BANDED_WORK and np.array_equal(laplacian.diagonal(), np.ones(n)):
+        # Pieces in raster order have a band about as wide as a row of their box:
+        # LAPACK's banded Cholesky then costs far less than SuperLU's ordering and set-up.
+        lower = np.zeros((band + 1, n))
+        lower[0] = 1.0 + ARPACK_SHIFT
+        lower[offsets, laplacian.indices[below]] = laplacian.data[below]
+        factor, info = scipy.linalg.lapack.dpbtrf(lower, lower=1)
+        if info == 0:
+            return lambda y: scipy.linalg.lapack.dpbtrs(factor, y, lower=1)[0]
+    # The shifted matrix is symmetric positive definite: a symmetric
+    # fill-reducing order without pivoting factorises it with far less fill
+    # than eigsh's own (COLAMD, general pivoting), most of all on 3D graphs.
+    shifted = (laplacian + ARPACK_SHIFT * sp.eye_array(n, format="csr")).tocsc()
+    factor = spla.splu(shifted, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    return factor.solve
 
 
 def _start_block(sqrt_degree, k, rng):
@@ -227,7 +253,7 @@ def resolve_solver(solver: str, n: int, k: int = 1) -> str:
 
     Returns one of "dense", "arpack", "lobpcg", "amg", "multilevel".
     """
-    if n <= max(DENSE_LIMIT, 5 * k):
+    if n <= max(TWO_PAIRS_DENSE_LIMIT if k == 2 else DENSE_LIMIT, 5 * k):
         return "dense"
     if solver == "auto":
         return "arpack" if n <= AUTO_ARPACK_LIMIT else "multilevel"
