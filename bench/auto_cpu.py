@@ -42,14 +42,16 @@ CASES = ("dsb2018-512", "textured-512", "stack-40x112x112", "mosaic-1024", "mosa
 DEFAULT_CASES = CASES[:4]
 OTHER = "napari_spectral_seg_against"
 
+sys.path.insert(0, SRC)
+try:  # the project first: without it, that is what the one line names
+    import napari_spectral_seg
+    from napari_spectral_seg.data import textured_nuclei
+except ImportError as err:
+    exit_missing(err, __file__)
 try:
-    sys.path.insert(0, SRC)
     import numpy as np
     from auto_speed import make_case
     from napari_segment_blobs_and_things_with_membranes import voronoi_otsu_labeling
-
-    import napari_spectral_seg
-    from napari_spectral_seg.data import textured_nuclei
 except ImportError as err:
     exit_missing(err, __file__)
 
