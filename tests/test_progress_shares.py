@@ -16,9 +16,9 @@ from napari_spectral_seg.core.pipeline import iter_segment
 from napari_spectral_seg.core.shares import (
     AUTO_PHASE_SHARES,
     auto_shares,
+    component_solve_seconds,
     fixed_count_shares,
     prepare_shares,
-    solve_seconds,
 )
 from napari_spectral_seg.data import four_circles, touching_blobs
 
@@ -65,7 +65,9 @@ def test_shares_weigh_components_by_their_solver_cost():
     assert 0 < shares.graph < shares.eigenvectors < shares.component_ends[0] < shares.labels < 1
     big = shares.component_ends[0] - shares.eigenvectors
     small = shares.component_ends[-1] - shares.component_ends[0]
-    assert big / small == pytest.approx(solve_seconds(600_000, 4, "auto") / (50 * solve_seconds(500, 4, "auto")))
+    assert big / small == pytest.approx(
+        component_solve_seconds(600_000, 4, "auto") / (50 * component_solve_seconds(500, 4, "auto"))
+    )
     assert np.all(np.diff(shares.component_ends) >= 0)
     assert (
         shares.in_component(0, 0.0) == shares.eigenvectors and shares.in_component(0, 2.0) == shares.component_ends[0]
