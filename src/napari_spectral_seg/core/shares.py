@@ -45,7 +45,9 @@ __all__ = [
 
 # One-thread CPU seconds per unit of work (the eigen-solves': core/costs.py).
 _PER_NODE_GRAPH = 7e-8
-_LABELS_OVERHEAD, _PER_NODE_LABELS, _PER_SPLIT_COMPONENT_LABELS = 0.02, 2.1e-7, 4e-3  # k-means, boundary moves
+# The labels step: a fixed cost, one per component clustered, and the
+# guard's k-means cost (the fit, assigning and refining every row).
+_LABELS_OVERHEAD, _PER_SPLIT_COMPONENT_LABELS = 0.02, 4e-3
 # Auto mode: the shape and intensity cues and the moves of the object edges
 # per pixel of the image; the recursive cuts and shape rules per component and node.
 _AUTO_PER_PIXEL_CUES, _AUTO_PER_PIXEL_EDGES = 2.2e-7, 2.7e-7
@@ -65,6 +67,9 @@ _PER_PIXEL_MASK = 1.2e-8
 # alone would count many segments as nearly free).
 _ASSUMED_MASK_SHARE = 0.25
 _ASSUMED_PER_SEGMENT = 8e-3
+# Until the components are known the k-means' clusters are not either: a
+# per-node cost of the labels step stands for it.
+_ASSUMED_PER_NODE_LABELS = 2.1e-7
 
 
 def component_solve_seconds(n_nodes: int, k: int, eigen_solver: str) -> float:
@@ -182,7 +187,7 @@ def prepare_shares(
         rest = (
             _PER_NODE_GRAPH * nodes + component_solve_seconds(nodes, k, eigen_solver) + _ASSUMED_PER_SEGMENT * (k - 1)
         )
-        rest += _LABELS_OVERHEAD + _PER_NODE_LABELS * nodes + _PER_SPLIT_COMPONENT_LABELS
+        rest += _LABELS_OVERHEAD + _ASSUMED_PER_NODE_LABELS * nodes + _PER_SPLIT_COMPONENT_LABELS
     total = max(sum(seconds.values()) + rest, 1e-12)
     ends = dict(zip(seconds, np.cumsum(list(seconds.values())) / total))
     return PrepareShares({name: float(end) for name, end in ends.items()})
@@ -223,9 +228,8 @@ def fixed_count_shares(
     solves = [component_solve_seconds(int(n), int(k), eigen_solver) for n, k in zip(sizes, ks, strict=True)]
     split = sum(int(k) > 1 for k in ks)
     split = split if extra_segments is None else min(split, max(extra_segments, 0))
-    labels = _LABELS_OVERHEAD + _PER_NODE_LABELS * n_nodes + _PER_SPLIT_COMPONENT_LABELS * split
-    # k-means of hundreds of clusters (n c^2) outgrows the per-node cost; the
-    # segments beyond one per component expected spread by size.
+    labels = _LABELS_OVERHEAD + _PER_SPLIT_COMPONENT_LABELS * split
+    # The segments beyond one per component are expected to spread by size.
     if extra_segments is None:
         clusters = np.asarray(ks)
     else:
