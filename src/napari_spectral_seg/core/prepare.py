@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .adapt import RoughMasks, chosen_settings, rough_radius, unit_spacing
-from .background import correct_intensity
-from .mask import threshold_in_use
+from .adapt import RoughMasks, chooses_min_size, chooses_sigma, chosen_settings, rough_radius, unit_spacing
+from .background import chooses_polarity, correct_intensity, estimates_background
+from .image_checks import sigma_smooths
+from .mask import thresholds
 from .shares import PrepareShares, prepare_shares
 from .smooth import smooth_image
 
@@ -81,18 +82,17 @@ def prepare_work(params, has_mask: bool, colour: bool) -> dict[str, bool]:
 
     Keys ``polarity``, ``background``, ``scales`` (the noise and object
     size behind ``sigma`` or ``min_size`` "auto") and ``smoothing``; the
-    conditions are those of :func:`.background.correct_intensity` and
-    :func:`.adapt.chosen_settings` (auto mode smooths by the chosen width,
-    which is nearly always above 0).
+    predicates are those :func:`.background.correct_intensity` and
+    :func:`.adapt.chosen_settings` decide by (a chosen width is nearly
+    always above 0, so it is counted as smoothing).
     """
-    thresholded = threshold_in_use(params.threshold, has_mask) is not None
-    sigma = params.sigma
-    choose_sigma = isinstance(sigma, str) and params.n_clusters == "auto"
-    given = not isinstance(sigma, str) and sigma is not None and not (np.isscalar(sigma) and sigma == 0)
+    thresholded = thresholds(params.threshold, has_mask)
+    choose_sigma = chooses_sigma(params)
+    given = not isinstance(params.sigma, str) and sigma_smooths(params.sigma)
     return {
-        "polarity": params.polarity == "auto",
-        "background": params.background == "auto" and thresholded and not colour,
-        "scales": choose_sigma or (params.min_size == "auto" and thresholded),
+        "polarity": chooses_polarity(params),
+        "background": estimates_background(params, thresholded, colour),
+        "scales": choose_sigma or chooses_min_size(params, thresholded),
         "smoothing": choose_sigma or given,
     }
 
@@ -100,8 +100,7 @@ def prepare_work(params, has_mask: bool, colour: bool) -> dict[str, bool]:
 def _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters, config, masks=None) -> np.ndarray:
     """The image with bright objects on a flat background (see :mod:`.background`)."""
     unit = unit_spacing(spacing, len(spatial_shape))
-    has_mask = explicit_mask is not None
-    thresholded = threshold_in_use(params.threshold, has_mask) is not None
+    thresholded = thresholds(params.threshold, explicit_mask is not None)
 
     def radius_of(intensity):
         return rough_radius(intensity, explicit_mask, params.threshold, unit, masks)
@@ -116,7 +115,7 @@ def estimate_prepare_shares(data, spatial_shape, explicit_mask, params, seed_pix
     has_mask = explicit_mask is not None
     work = prepare_work(params, has_mask, colour)
     n_masked = int(np.count_nonzero(explicit_mask)) if has_mask else n_pixels
-    thresholded = threshold_in_use(params.threshold, has_mask) is not None
+    thresholded = thresholds(params.threshold, has_mask)
     auto = params.n_clusters == "auto" and seed_pixels is None
     k = len(seed_pixels) if seed_pixels is not None else (2 if auto else params.n_clusters)
     n_channels = data.shape[-1] if colour else 1
