@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from napari_spectral_seg.core.pipeline import iter_segment
+from napari_spectral_seg.core.prepare import PREPARE_STEPS
 from napari_spectral_seg.core.shares import (
     AUTO_PHASE_SHARES,
     auto_shares,
@@ -91,11 +92,12 @@ def test_shares_weigh_components_by_their_solver_cost():
 
 
 def test_the_steps_before_the_mask_have_shares_and_later_steps_start_after_them():
-    work = dict(polarity=True, background=True, scales=True, smoothing=True)
-    prepare = prepare_shares(4_000_000, 1, work, (4_000_000, True), True, 2, "auto")
-    ends = [prepare.ends[name] for name in ("corrected", "settings", "smoothed", "mask")]
+    every = dict(corrected=["polarity", "background"], settings=["scales"], smoothed=["smoothing"])
+    assert list(every) == list(PREPARE_STEPS)
+    prepare = prepare_shares(4_000_000, 1, every, (4_000_000, True), True, 2, "auto")
+    ends = [prepare.ends[name] for name in (*PREPARE_STEPS, "mask")]
     assert 0 < ends[0] < ends[1] < ends[2] < ends[3] < 1
-    nothing = prepare_shares(4_000_000, 1, dict.fromkeys(work, False), (1000, False), False, 4, "auto")
+    nothing = prepare_shares(4_000_000, 1, dict.fromkeys(every, []), (1000, False), False, 4, "auto")
     assert nothing.ends["corrected"] == nothing.ends["smoothed"] == 0.0
     # Shares measured after the mask never start below what was already reported.
     shares = fixed_count_shares(0.1, [600_000], [4], "auto")
@@ -124,3 +126,29 @@ def _updates(steps):
             yield next(steps)
         except StopIteration:
             return
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        dict(n_clusters="auto"),
+        dict(n_clusters=4, threshold="otsu", sigma=1.0, min_size="auto"),
+        dict(n_clusters=4, threshold=None, sigma=0, min_size=10, background="flat"),
+        dict(n_clusters=4, threshold="otsu", sigma=(0.0, 0.0), background="auto", polarity="bright"),
+    ],
+)
+def test_prepare_work_forecasts_what_the_steps_before_the_mask_do(given):
+    # prepare_work and the steps decide by the same predicates: what it forecasts is what they do.
+    from napari_spectral_seg.core.params import SegmentationParams
+    from napari_spectral_seg.core.prepare import iter_prepare_image, prepare_work
+    from napari_spectral_seg.core.progress import drain
+
+    image, _ = touching_blobs((96, 96), n_objects=12, seed=0)
+    image = image + np.linspace(0.0, 0.6, 96)[None, :]  # an uneven background to estimate
+    params = SegmentationParams(**given)
+    work = prepare_work(params, has_mask=False, colour=False)
+    _, _, chosen = drain(iter_prepare_image(image, None, params, image.shape, None))
+    assert work["scales"] == ("noise" in chosen)
+    assert work["background"] == (chosen["background_range"] > 0)
+    sigma = chosen["sigma_used"]
+    assert work["smoothing"] == (sigma is not None and bool(np.any(np.asarray(sigma) > 0)))  # (0, 0) smooths nothing

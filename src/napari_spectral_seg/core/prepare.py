@@ -29,6 +29,8 @@ __all__ = [
 
 # What iter_prepare_image reports as done, in order.
 PREPARE_STEPS = ("corrected", "settings", "smoothed")
+# The costly parts of each step, as prepare_work names them.
+_STEP_PARTS = dict(zip(PREPARE_STEPS, (("polarity", "background"), ("scales",), ("smoothing",)), strict=True))
 
 # What iter_prepare_image records it decided from the image.
 CHOSEN_KEYS = (
@@ -114,9 +116,10 @@ def estimate_prepare_shares(data, spatial_shape, explicit_mask, params, seed_pix
     colour = data.ndim > len(spatial_shape)
     has_mask = explicit_mask is not None
     work = prepare_work(params, has_mask, colour)
+    steps = {step: [part for part in parts if work[part]] for step, parts in _STEP_PARTS.items()}
     n_masked = int(np.count_nonzero(explicit_mask)) if has_mask else n_pixels
     thresholded = thresholds(params.threshold, has_mask)
     auto = params.n_clusters == "auto" and seed_pixels is None
     k = len(seed_pixels) if seed_pixels is not None else (2 if auto else params.n_clusters)
     n_channels = data.shape[-1] if colour else 1
-    return prepare_shares(n_pixels, n_channels, work, (n_masked, thresholded), auto, k, params.eigen_solver)
+    return prepare_shares(n_pixels, n_channels, steps, (n_masked, thresholded), auto, k, params.eigen_solver)

@@ -151,7 +151,7 @@ class PrepareShares:
 
 
 def prepare_shares(
-    n_pixels: int, n_channels: int, work: dict, masked: tuple[int, bool], auto: bool, k: int, eigen_solver: str
+    n_pixels: int, n_channels: int, steps: dict, masked: tuple[int, bool], auto: bool, k: int, eigen_solver: str
 ) -> PrepareShares:
     """The shares of the steps before the graph, from the image's size alone.
 
@@ -159,8 +159,10 @@ def prepare_shares(
     ----------
     n_pixels, n_channels : int
         The image's pixels (spatial) and channels.
-    work : dict of str to bool
-        Which steps run (:func:`.prepare.prepare_work`).
+    steps : dict of str to sequence of str
+        Each of ``PREPARE_STEPS`` (core/prepare.py), in order, and the
+        costly parts that run in it (keys of :func:`.prepare.prepare_work`:
+        ``polarity``, ``background``, ``scales``, ``smoothing``).
     masked : (int, bool)
         Pixels a given mask holds (the image's, without one), and whether
         a threshold acts too: it is assumed to keep ``_ASSUMED_MASK_SHARE`` of them.
@@ -170,13 +172,12 @@ def prepare_shares(
         Segments asked for (fixed count or seed points).
     eigen_solver : str
     """
+    per_channel = {"smoothing": n_channels}  # the other parts work on one intensity image
     seconds = {
-        "corrected": _PER_PIXEL_PREPARE["polarity"] * work["polarity"]
-        + _PER_PIXEL_PREPARE["background"] * work["background"],
-        "settings": _PER_PIXEL_PREPARE["scales"] * work["scales"],
-        "smoothed": _PER_PIXEL_PREPARE["smoothing"] * work["smoothing"] * n_channels,
-        "mask": _PER_PIXEL_MASK,
+        step: sum(_PER_PIXEL_PREPARE[part] * per_channel.get(part, 1) for part in parts)
+        for step, parts in steps.items()
     }
+    seconds["mask"] = _PER_PIXEL_MASK
     seconds = {name: per_pixel * n_pixels for name, per_pixel in seconds.items()}
     n_masked, thresholded = masked
     nodes = int(n_masked * (_ASSUMED_MASK_SHARE if thresholded else 1.0))
