@@ -43,8 +43,17 @@ def check_spacing(spacing, ndim) -> np.ndarray | None:
 
 
 def sigma_smooths(sigma) -> bool:
-    """Whether a given ``sigma`` (a number, one per axis, or None; not "auto") smooths: not None nor all 0."""
-    return sigma is not None and bool(np.any(np.asarray(sigma, dtype=float) != 0))
+    """Whether a given ``sigma`` (a number, one per axis, or None; not "auto") smooths: not None nor all 0.
+
+    A value :func:`check_sigma` refuses counts as smoothing: the forecasts
+    made before it runs must not fail in numpy's words instead of its own.
+    """
+    if sigma is None:
+        return False
+    try:
+        return bool(np.any(np.asarray(sigma, dtype=float) != 0))
+    except (TypeError, ValueError):
+        return True
 
 
 def check_sigma(sigma, n_spatial: int, shape=None, spacing=None) -> tuple[str, float] | tuple[float, ...] | None:
