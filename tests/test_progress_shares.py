@@ -152,3 +152,16 @@ def test_prepare_work_forecasts_what_the_steps_before_the_mask_do(given):
     assert work["background"] == (chosen["background_range"] > 0)
     sigma = chosen["sigma_used"]
     assert work["smoothing"] == (sigma is not None and bool(np.any(np.asarray(sigma) > 0)))  # (0, 0) smooths nothing
+
+
+def test_the_progress_expects_the_solve_time_the_guard_let_through():
+    # One cost model (core/costs.py): the shares' solves are the guard's estimate, piece by piece.
+    from napari_spectral_seg.core import memory
+
+    sizes, ks = [300, 5_000, 40_000, 120_000, 1], [3, 4, 20, 6, 1]
+    run = memory.estimate_run(500**2, sizes, 2, ks, "auto", n_segments=sum(ks))
+    solves = sum(component_solve_seconds(n, k, "auto") for n, k in zip(sizes, ks, strict=True))
+    assert solves == pytest.approx(run.solve_seconds)
+    for solver in ("lobpcg", "amg"):  # the progress costed these as the multilevel solver before
+        lobpcg = memory.estimate_run(150**2, [22_500], 2, [20], solver, n_segments=20)
+        assert component_solve_seconds(22_500, 20, solver) == pytest.approx(lobpcg.solve_seconds)
