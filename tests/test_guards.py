@@ -191,7 +191,7 @@ def test_lobpcg_and_amg_are_costed_to_their_iteration_limit():
 
 
 def test_many_clusters_get_fewer_kmeans_restarts_and_a_few_keep_ten():
-    from napari_spectral_seg.core.costs import kmeans_restarts
+    from napari_spectral_seg.core.labels import kmeans_restarts
 
     assert [kmeans_restarts(k) for k in (2, 4, 64)] == [10, 10, 10]
     assert kmeans_restarts(100) == 4 and kmeans_restarts(470) == 1

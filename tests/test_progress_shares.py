@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from napari_spectral_seg.core.pipeline import iter_segment
+from napari_spectral_seg.core.prepare import PREPARE_STEPS
 from napari_spectral_seg.core.shares import (
     AUTO_PHASE_SHARES,
     auto_shares,
+    component_solve_seconds,
     fixed_count_shares,
     prepare_shares,
-    solve_seconds,
 )
 from napari_spectral_seg.data import four_circles, touching_blobs
 
@@ -65,7 +66,9 @@ def test_shares_weigh_components_by_their_solver_cost():
     assert 0 < shares.graph < shares.eigenvectors < shares.component_ends[0] < shares.labels < 1
     big = shares.component_ends[0] - shares.eigenvectors
     small = shares.component_ends[-1] - shares.component_ends[0]
-    assert big / small == pytest.approx(solve_seconds(600_000, 4, "auto") / (50 * solve_seconds(500, 4, "auto")))
+    assert big / small == pytest.approx(
+        component_solve_seconds(600_000, 4, "auto") / (50 * component_solve_seconds(500, 4, "auto"))
+    )
     assert np.all(np.diff(shares.component_ends) >= 0)
     assert (
         shares.in_component(0, 0.0) == shares.eigenvectors and shares.in_component(0, 2.0) == shares.component_ends[0]
@@ -89,11 +92,12 @@ def test_shares_weigh_components_by_their_solver_cost():
 
 
 def test_the_steps_before_the_mask_have_shares_and_later_steps_start_after_them():
-    work = dict(polarity=True, background=True, scales=True, smoothing=True)
-    prepare = prepare_shares(4_000_000, 1, work, (4_000_000, True), True, 2, "auto")
-    ends = [prepare.ends[name] for name in ("corrected", "settings", "smoothed", "mask")]
+    every = dict(corrected=["polarity", "background"], settings=["scales"], smoothed=["smoothing"])
+    assert list(every) == list(PREPARE_STEPS)
+    prepare = prepare_shares(4_000_000, 1, every, (4_000_000, True), True, 2, "auto")
+    ends = [prepare.ends[name] for name in (*PREPARE_STEPS, "mask")]
     assert 0 < ends[0] < ends[1] < ends[2] < ends[3] < 1
-    nothing = prepare_shares(4_000_000, 1, dict.fromkeys(work, False), (1000, False), False, 4, "auto")
+    nothing = prepare_shares(4_000_000, 1, dict.fromkeys(every, []), (1000, False), False, 4, "auto")
     assert nothing.ends["corrected"] == nothing.ends["smoothed"] == 0.0
     # Shares measured after the mask never start below what was already reported.
     shares = fixed_count_shares(0.1, [600_000], [4], "auto")
@@ -122,3 +126,42 @@ def _updates(steps):
             yield next(steps)
         except StopIteration:
             return
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        dict(n_clusters="auto"),
+        dict(n_clusters=4, threshold="otsu", sigma=1.0, min_size="auto"),
+        dict(n_clusters=4, threshold=None, sigma=0, min_size=10, background="flat"),
+        dict(n_clusters=4, threshold="otsu", sigma=(0.0, 0.0), background="auto", polarity="bright"),
+    ],
+)
+def test_prepare_work_forecasts_what_the_steps_before_the_mask_do(given):
+    # prepare_work and the steps decide by the same predicates: what it forecasts is what they do.
+    from napari_spectral_seg.core.params import SegmentationParams
+    from napari_spectral_seg.core.prepare import iter_prepare_image, prepare_work
+    from napari_spectral_seg.core.progress import drain
+
+    image, _ = touching_blobs((96, 96), n_objects=12, seed=0)
+    image = image + np.linspace(0.0, 0.6, 96)[None, :]  # an uneven background to estimate
+    params = SegmentationParams(**given)
+    work = prepare_work(params, has_mask=False, colour=False)
+    _, _, chosen = drain(iter_prepare_image(image, None, params, image.shape, None))
+    assert work["scales"] == ("noise" in chosen)
+    assert work["background"] == (chosen["background_range"] > 0)
+    sigma = chosen["sigma_used"]
+    assert work["smoothing"] == (sigma is not None and bool(np.any(np.asarray(sigma) > 0)))  # (0, 0) smooths nothing
+
+
+def test_the_progress_expects_the_solve_time_the_guard_let_through():
+    # One cost model (core/costs.py): the shares' solves are the guard's estimate, piece by piece.
+    from napari_spectral_seg.core import memory
+
+    sizes, ks = [300, 5_000, 40_000, 120_000, 1], [3, 4, 20, 6, 1]
+    run = memory.estimate_run(500**2, sizes, 2, ks, "auto", n_segments=sum(ks))
+    solves = sum(component_solve_seconds(n, k, "auto") for n, k in zip(sizes, ks, strict=True))
+    assert solves == pytest.approx(run.solve_seconds)
+    for solver in ("lobpcg", "amg"):  # the progress costed these as the multilevel solver before
+        lobpcg = memory.estimate_run(150**2, [22_500], 2, [20], solver, n_segments=20)
+        assert component_solve_seconds(22_500, 20, solver) == pytest.approx(lobpcg.solve_seconds)

@@ -35,13 +35,15 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from .auto.config import AutoConfig, resolve_config
-from .mask import otsu_threshold, threshold_in_use
+from .mask import otsu_threshold, threshold_in_use, thresholds
 from .params import check_sigma
 
 __all__ = [
     "ImageScales",
     "RoughMasks",
     "check_foreground",
+    "chooses_min_size",
+    "chooses_sigma",
     "chosen_settings",
     "estimate_noise",
     "measure_scales",
@@ -332,6 +334,21 @@ def measure_scales(
     return ImageScales(noise, contrast, radius, sigma, min_size)
 
 
+def chooses_sigma(params) -> bool:
+    """Whether :func:`chosen_settings` chooses the smoothing width: ``sigma="auto"`` in auto mode only."""
+    return _is_auto(params.sigma) and _is_auto(params.n_clusters)
+
+
+def chooses_min_size(params, thresholded: bool) -> bool:
+    """Whether :func:`chosen_settings` chooses the smallest piece: ``min_size="auto"`` where a threshold acts."""
+    return _is_auto(params.min_size) and thresholded
+
+
+def _is_auto(value) -> bool:
+    # Not value == "auto": a per-axis sigma may be an array.
+    return isinstance(value, str) and value == "auto"
+
+
 def chosen_settings(
     data: np.ndarray,
     explicit_mask,
@@ -352,12 +369,11 @@ def chosen_settings(
     the shares the choices follow (default: ``AutoConfig()``). ``masks``:
     see :func:`measure_scales`.
     """
-    choose_sigma = params.sigma == "auto" and params.n_clusters == "auto"
-    thresholded = threshold_in_use(params.threshold, explicit_mask is not None) is not None
-    choose_min_size = params.min_size == "auto" and thresholded
-    given_sigma = None if params.sigma == "auto" else params.sigma
+    choose_sigma = chooses_sigma(params)
+    choose_min_size = chooses_min_size(params, thresholds(params.threshold, explicit_mask is not None))
+    given_sigma = None if _is_auto(params.sigma) else params.sigma
     sigma = check_sigma(given_sigma, len(spatial_shape), shape=spatial_shape, spacing=spacing)
-    min_size = 0 if params.min_size == "auto" else params.min_size
+    min_size = 0 if _is_auto(params.min_size) else params.min_size
     if choose_sigma or choose_min_size:
         intensity = data if data.ndim == len(spatial_shape) else data.mean(axis=-1)
         scales = measure_scales(

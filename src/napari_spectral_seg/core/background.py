@@ -29,12 +29,33 @@ import scipy.ndimage as ndi
 from .auto.config import AutoConfig, resolve_config
 from .mask import otsu_threshold
 
-__all__ = ["choose_polarity", "correct_intensity", "estimate_background", "surface_at"]
+__all__ = [
+    "choose_polarity",
+    "chooses_polarity",
+    "correct_intensity",
+    "estimate_background",
+    "estimates_background",
+    "surface_at",
+]
 
 
 def _border(image: np.ndarray) -> np.ndarray:
     faces = [np.take(image, index, axis=axis).ravel() for axis in range(image.ndim) for index in (0, -1)]
     return np.concatenate(faces)
+
+
+def chooses_polarity(params) -> bool:
+    """Whether :func:`correct_intensity` chooses the polarity from the image (``polarity="auto"``)."""
+    return params.polarity == "auto"
+
+
+def estimates_background(params, thresholded: bool, colour: bool) -> bool:
+    """Whether :func:`correct_intensity` estimates the uneven background (it may then find it flat).
+
+    Only with ``background="auto"``, where a threshold makes the mask (the
+    background matters only then) and on one channel.
+    """
+    return params.background == "auto" and thresholded and not colour
 
 
 def choose_polarity(intensity: np.ndarray, config: AutoConfig | None = None) -> str:
@@ -225,14 +246,14 @@ def correct_intensity(
     config = resolve_config(config)
     colour = data.ndim > n_spatial
     intensity = data.mean(axis=-1) if colour else data
-    polarity = params.polarity if params.polarity != "auto" else choose_polarity(intensity, config)
+    polarity = choose_polarity(intensity, config) if chooses_polarity(params) else params.polarity
     parameters["polarity_used"] = polarity
     if polarity == "dark":
         top = float(data.max())
         data = top - data
         intensity = top - intensity
     parameters["background_used"], parameters["background_range"] = "flat", 0.0
-    if params.background != "auto" or colour or not thresholded:
+    if not estimates_background(params, thresholded, colour):
         return data
     level = otsu_threshold(intensity)
     above, below = intensity[intensity > level], intensity[intensity <= level]

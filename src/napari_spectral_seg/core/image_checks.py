@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_sigma", "check_spacing"]
+__all__ = ["check_sigma", "check_spacing", "sigma_smooths"]
 
 _ONE_UNIT = "give every size in one unit (e.g. µm)."
 
@@ -40,6 +40,20 @@ def check_spacing(spacing, ndim) -> np.ndarray | None:
             f"spacing={spacing!r}: the largest pixel size is more than 1e+100 times the smallest; {_ONE_UNIT}"
         )
     return values
+
+
+def sigma_smooths(sigma) -> bool:
+    """Whether a given ``sigma`` (a number, one per axis, or None; not "auto") smooths: not None nor all 0.
+
+    A value :func:`check_sigma` refuses counts as smoothing: the forecasts
+    made before it runs must not fail in numpy's words instead of its own.
+    """
+    if sigma is None:
+        return False
+    try:
+        return bool(np.any(np.asarray(sigma, dtype=float) != 0))
+    except (TypeError, ValueError):
+        return True
 
 
 def check_sigma(sigma, n_spatial: int, shape=None, spacing=None) -> tuple[str, float] | tuple[float, ...] | None:
@@ -89,7 +103,7 @@ def check_sigma(sigma, n_spatial: int, shape=None, spacing=None) -> tuple[str, f
             f"sigma={sigma!r} must be >= 0 and finite (Gaussian width in pixels); "
             "use 0 or None for no smoothing, e.g. sigma=1.0 for mild smoothing."
         )
-    if np.all(values == 0):
+    if not sigma_smooths(values):
         return None
     if shape is not None:
         _check_sigma_fits(sigma, values, scalar, shape, spacing)

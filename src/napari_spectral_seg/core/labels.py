@@ -7,14 +7,16 @@ import scipy.linalg
 import scipy.sparse as sp
 from sklearn.cluster import KMeans
 
+from . import costs
 from ._threads import single_threaded
-from .costs import kmeans_restarts, kmeans_seconds
 from .progress import drain, iter_waiting
 
 __all__ = [
     "LABEL_METHODS",
     "cluster_embedding",
     "iter_cluster_embedding",
+    "kmeans_restarts",
+    "kmeans_seconds",
     "refine_boundaries",
     "relabel_by_first_pixel",
     "split_counts",
@@ -27,6 +29,31 @@ LABEL_METHODS = ("kmeans", "cluster_qr")
 # separated spectral clusters are pinned down by 20k points, and fitting
 # 10 restarts on millions of rows would cost more than the eigen-solve.
 KMEANS_SUBSAMPLE = 20_000
+# Up to this many clusters k-means keeps scikit-learn's 10 restarts; above,
+# fewer, so that no fit costs more than 10 restarts of this many clusters
+# (one restart from about 200 clusters): with hundreds of small clusters a
+# restart changes little, and ten of them dominated the run.
+_FULL_RESTART_CLUSTERS = 64
+_RESTARTS = 10
+
+
+def kmeans_restarts(n_clusters):
+    """Restarts (``n_init``) of the k-means that labels ``n_clusters`` clusters (numbers or arrays)."""
+    budget = _RESTARTS * _FULL_RESTART_CLUSTERS**2
+    clusters = np.maximum(np.asarray(n_clusters, dtype=np.int64), 1)
+    restarts = np.clip(budget // clusters**2, 1, _RESTARTS)
+    return int(restarts) if restarts.ndim == 0 else restarts
+
+
+def kmeans_seconds(rows, n_clusters, *, seeded: bool = False):
+    """Seconds of the k-means this module runs on ``rows`` points (:func:`.costs.kmeans_seconds`).
+
+    Fitted on at most ``KMEANS_SUBSAMPLE`` rows, ``kmeans_restarts`` times
+    (``seeded``: once, from the seed points); 0 for one cluster.
+    """
+    fitted = np.minimum(np.asarray(rows, dtype=np.int64), KMEANS_SUBSAMPLE)
+    restarts = kmeans_restarts(n_clusters)
+    return costs.kmeans_seconds(rows, n_clusters, fitted_rows=fitted, restarts=restarts, seeded=seeded)
 
 
 def _cluster_qr(embedding: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -58,7 +85,7 @@ def cluster_embedding(
     method : {"kmeans", "cluster_qr"}
         ``"kmeans"``: k-means with 10 restarts, as scikit-learn's
         ``spectral_clustering`` (fewer above 64 clusters, one from about
-        200: ``costs.kmeans_restarts``; fitted on a random subsample of
+        200: :func:`kmeans_restarts`; fitted on a random subsample of
         ``KMEANS_SUBSAMPLE`` rows when there are more, then every row is
         assigned to its nearest centre); ``"cluster_qr"``: deterministic QR
         rotation, faster on millions of nodes.

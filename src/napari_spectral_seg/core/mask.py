@@ -6,7 +6,14 @@ import numpy as np
 
 from .validation import scale_for_graph
 
-__all__ = ["empty_mask_hint", "otsu_from_histogram", "otsu_threshold", "resolve_mask", "threshold_in_use"]
+__all__ = [
+    "empty_mask_hint",
+    "otsu_from_histogram",
+    "otsu_threshold",
+    "resolve_mask",
+    "threshold_in_use",
+    "thresholds",
+]
 
 
 def otsu_threshold(image: np.ndarray, n_bins: int = 256) -> float:
@@ -112,6 +119,11 @@ def threshold_in_use(threshold, has_mask: bool):
             return None if has_mask else "otsu"
         return word
     return threshold
+
+
+def thresholds(threshold, has_mask: bool) -> bool:
+    """Whether a run's mask is made (or narrowed) by a threshold (:func:`threshold_in_use`)."""
+    return threshold_in_use(threshold, has_mask) is not None
 
 
 def resolve_mask(image, mask=None, threshold=None, spatial_shape=None) -> tuple[np.ndarray, float | None]:

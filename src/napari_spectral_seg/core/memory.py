@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .costs import kmeans_seconds, solve_seconds
+from .costs import solve_seconds
+from .labels import kmeans_seconds
 
 __all__ = [
     "TIME_LIMIT_SECONDS",

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .adapt import RoughMasks, chosen_settings, rough_radius, unit_spacing
-from .background import correct_intensity
-from .mask import threshold_in_use
+from .adapt import RoughMasks, chooses_min_size, chooses_sigma, chosen_settings, rough_radius, unit_spacing
+from .background import chooses_polarity, correct_intensity, estimates_background
+from .image_checks import sigma_smooths
+from .mask import thresholds
 from .shares import PrepareShares, prepare_shares
 from .smooth import smooth_image
 
@@ -28,6 +29,8 @@ __all__ = [
 
 # What iter_prepare_image reports as done, in order.
 PREPARE_STEPS = ("corrected", "settings", "smoothed")
+# The costly parts of each step, as prepare_work names them.
+_STEP_PARTS = dict(zip(PREPARE_STEPS, (("polarity", "background"), ("scales",), ("smoothing",)), strict=True))
 
 # What iter_prepare_image records it decided from the image.
 CHOSEN_KEYS = (
@@ -81,18 +84,17 @@ def prepare_work(params, has_mask: bool, colour: bool) -> dict[str, bool]:
 
     Keys ``polarity``, ``background``, ``scales`` (the noise and object
     size behind ``sigma`` or ``min_size`` "auto") and ``smoothing``; the
-    conditions are those of :func:`.background.correct_intensity` and
-    :func:`.adapt.chosen_settings` (auto mode smooths by the chosen width,
-    which is nearly always above 0).
+    predicates are those :func:`.background.correct_intensity` and
+    :func:`.adapt.chosen_settings` decide by (a chosen width is nearly
+    always above 0, so it is counted as smoothing).
     """
-    thresholded = threshold_in_use(params.threshold, has_mask) is not None
-    sigma = params.sigma
-    choose_sigma = isinstance(sigma, str) and params.n_clusters == "auto"
-    given = not isinstance(sigma, str) and sigma is not None and not (np.isscalar(sigma) and sigma == 0)
+    thresholded = thresholds(params.threshold, has_mask)
+    choose_sigma = chooses_sigma(params)
+    given = not isinstance(params.sigma, str) and sigma_smooths(params.sigma)
     return {
-        "polarity": params.polarity == "auto",
-        "background": params.background == "auto" and thresholded and not colour,
-        "scales": choose_sigma or (params.min_size == "auto" and thresholded),
+        "polarity": chooses_polarity(params),
+        "background": estimates_background(params, thresholded, colour),
+        "scales": choose_sigma or chooses_min_size(params, thresholded),
         "smoothing": choose_sigma or given,
     }
 
@@ -100,8 +102,7 @@ def prepare_work(params, has_mask: bool, colour: bool) -> dict[str, bool]:
 def _corrected(data, explicit_mask, params, spatial_shape, spacing, parameters, config, masks=None) -> np.ndarray:
     """The image with bright objects on a flat background (see :mod:`.background`)."""
     unit = unit_spacing(spacing, len(spatial_shape))
-    has_mask = explicit_mask is not None
-    thresholded = threshold_in_use(params.threshold, has_mask) is not None
+    thresholded = thresholds(params.threshold, explicit_mask is not None)
 
     def radius_of(intensity):
         return rough_radius(intensity, explicit_mask, params.threshold, unit, masks)
@@ -115,9 +116,10 @@ def estimate_prepare_shares(data, spatial_shape, explicit_mask, params, seed_pix
     colour = data.ndim > len(spatial_shape)
     has_mask = explicit_mask is not None
     work = prepare_work(params, has_mask, colour)
+    steps = {step: [part for part in parts if work[part]] for step, parts in _STEP_PARTS.items()}
     n_masked = int(np.count_nonzero(explicit_mask)) if has_mask else n_pixels
-    thresholded = threshold_in_use(params.threshold, has_mask) is not None
+    thresholded = thresholds(params.threshold, has_mask)
     auto = params.n_clusters == "auto" and seed_pixels is None
     k = len(seed_pixels) if seed_pixels is not None else (2 if auto else params.n_clusters)
     n_channels = data.shape[-1] if colour else 1
-    return prepare_shares(n_pixels, n_channels, work, (n_masked, thresholded), auto, k, params.eigen_solver)
+    return prepare_shares(n_pixels, n_channels, steps, (n_masked, thresholded), auto, k, params.eigen_solver)

@@ -7,10 +7,11 @@ component 34 of 84 in auto mode. Here the time the checks, the smoothing and
 the mask took is measured (CPU seconds, so a busy machine does not skew
 it), and what follows is estimated from the sizes: a per-node cost for the
 graph and the labels, and for each connected component the cost of the
-solver it will run (dense ``n**3``, exact ARPACK ``n**1.4`` up to 50,000
-nodes, the multilevel solver linear above). The constants are one-thread
-CPU seconds measured on disks of 400 to 700,000 pixels and on 300 touching
-blobs (``bench/progress.py`` prints a run's fractions against its clock).
+solver it will run, from the cost model the time guard uses
+(:mod:`.costs`), so the progress expects what the guard let through. The
+constants here are one-thread CPU seconds measured on disks of 400 to
+700,000 pixels and on 300 touching blobs (``bench/progress.py`` prints a
+run's fractions against its clock).
 The fractions are monotone and reach 1 only when the last step ends.
 
 The steps before the mask (polarity, background, the scales behind the
@@ -30,24 +31,23 @@ import numpy as np
 
 from . import costs
 from .eigen import resolve_solver
+from .labels import kmeans_seconds
 
 __all__ = [
     "AUTO_PHASE_SHARES",
     "PrepareShares",
     "WorkShares",
     "auto_shares",
+    "component_solve_seconds",
     "fixed_count_shares",
     "prepare_shares",
-    "solve_seconds",
 ]
 
-# One-thread CPU seconds per unit of work.
+# One-thread CPU seconds per unit of work (the eigen-solves': core/costs.py).
 _PER_NODE_GRAPH = 7e-8
-_DENSE_OVERHEAD, _DENSE_PER_CUBE = 2e-3, 1e-10
-_EXACT_OVERHEAD, _EXACT_SCALE, _EXACT_POWER = 2e-3, 1.16e-7, 1.4  # ARPACK, per component, 3 eigenvectors
-_ARPACK_K_OFFSET = 9  # k eigenvectors cost (k + 9) / 12 times 3 (measured for k = 3-100, n = 500-25,000)
-_MULTILEVEL_OVERHEAD, _PER_NODE_MULTILEVEL = 0.06, 6.8e-7
-_LABELS_OVERHEAD, _PER_NODE_LABELS, _PER_SPLIT_COMPONENT_LABELS = 0.02, 2.1e-7, 4e-3  # k-means, boundary moves
+# The labels step: a fixed cost, one per component clustered, and the
+# guard's k-means cost (the fit, assigning and refining every row).
+_LABELS_OVERHEAD, _PER_SPLIT_COMPONENT_LABELS = 0.02, 4e-3
 # Auto mode: the shape and intensity cues and the moves of the object edges
 # per pixel of the image; the recursive cuts and shape rules per component and node.
 _AUTO_PER_PIXEL_CUES, _AUTO_PER_PIXEL_EDGES = 2.2e-7, 2.7e-7
@@ -67,21 +67,20 @@ _PER_PIXEL_MASK = 1.2e-8
 # alone would count many segments as nearly free).
 _ASSUMED_MASK_SHARE = 0.25
 _ASSUMED_PER_SEGMENT = 8e-3
+# Until the components are known the k-means' clusters are not either: a
+# per-node cost of the labels step stands for it.
+_ASSUMED_PER_NODE_LABELS = 2.1e-7
 
 
-def solve_seconds(n_nodes: int, k: int, eigen_solver: str) -> float:
-    """Estimated CPU seconds of one component's eigen-solve (0 when it gets one segment)."""
+def component_solve_seconds(n_nodes: int, k: int, eigen_solver: str) -> float:
+    """Estimated CPU seconds of one component's eigen-solve (0 when it gets one segment).
+
+    The guard's cost model (:func:`.costs.solve_seconds`) for the solver
+    ``eigen_solver`` resolves to at this size.
+    """
     if k <= 1:
         return 0.0
-    solver = resolve_solver(eigen_solver, n_nodes, k)
-    if solver == "dense":
-        return _DENSE_OVERHEAD + _DENSE_PER_CUBE * float(n_nodes) ** 3
-    if solver == "arpack":  # its cost grows with the eigenvectors asked for, too
-        many = max(1.0, (k + _ARPACK_K_OFFSET) / (_ARPACK_K_OFFSET + 3))
-        measured = (_EXACT_OVERHEAD + _EXACT_SCALE * float(n_nodes) ** _EXACT_POWER) * many
-        # Beyond the k = 3-100 it was measured on, orthogonalising k vectors (n k^2) dominates.
-        return max(measured, float(costs.solve_seconds("arpack", n_nodes, k)))
-    return _MULTILEVEL_OVERHEAD + _PER_NODE_MULTILEVEL * n_nodes
+    return float(costs.solve_seconds(resolve_solver(eigen_solver, n_nodes, k), n_nodes, k))
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ class PrepareShares:
 
 
 def prepare_shares(
-    n_pixels: int, n_channels: int, work: dict, masked: tuple[int, bool], auto: bool, k: int, eigen_solver: str
+    n_pixels: int, n_channels: int, steps: dict, masked: tuple[int, bool], auto: bool, k: int, eigen_solver: str
 ) -> PrepareShares:
     """The shares of the steps before the graph, from the image's size alone.
 
@@ -160,8 +159,10 @@ def prepare_shares(
     ----------
     n_pixels, n_channels : int
         The image's pixels (spatial) and channels.
-    work : dict of str to bool
-        Which steps run (:func:`.prepare.prepare_work`).
+    steps : dict of str to sequence of str
+        Each of ``PREPARE_STEPS`` (core/prepare.py), in order, and the
+        costly parts that run in it (keys of :func:`.prepare.prepare_work`:
+        ``polarity``, ``background``, ``scales``, ``smoothing``).
     masked : (int, bool)
         Pixels a given mask holds (the image's, without one), and whether
         a threshold acts too: it is assumed to keep ``_ASSUMED_MASK_SHARE`` of them.
@@ -171,13 +172,12 @@ def prepare_shares(
         Segments asked for (fixed count or seed points).
     eigen_solver : str
     """
+    per_channel = {"smoothing": n_channels}  # the other parts work on one intensity image
     seconds = {
-        "corrected": _PER_PIXEL_PREPARE["polarity"] * work["polarity"]
-        + _PER_PIXEL_PREPARE["background"] * work["background"],
-        "settings": _PER_PIXEL_PREPARE["scales"] * work["scales"],
-        "smoothed": _PER_PIXEL_PREPARE["smoothing"] * work["smoothing"] * n_channels,
-        "mask": _PER_PIXEL_MASK,
+        step: sum(_PER_PIXEL_PREPARE[part] * per_channel.get(part, 1) for part in parts)
+        for step, parts in steps.items()
     }
+    seconds["mask"] = _PER_PIXEL_MASK
     seconds = {name: per_pixel * n_pixels for name, per_pixel in seconds.items()}
     n_masked, thresholded = masked
     nodes = int(n_masked * (_ASSUMED_MASK_SHARE if thresholded else 1.0))
@@ -185,8 +185,10 @@ def prepare_shares(
         rest = (_AUTO_PER_PIXEL_CUES + _AUTO_PER_PIXEL_EDGES) * n_pixels + _AUTO_PER_COMPONENT_CUTS
         rest += _AUTO_PER_NODE_CUTS * nodes + _LABELS_OVERHEAD
     else:
-        rest = _PER_NODE_GRAPH * nodes + solve_seconds(nodes, k, eigen_solver) + _ASSUMED_PER_SEGMENT * (k - 1)
-        rest += _LABELS_OVERHEAD + _PER_NODE_LABELS * nodes + _PER_SPLIT_COMPONENT_LABELS
+        rest = (
+            _PER_NODE_GRAPH * nodes + component_solve_seconds(nodes, k, eigen_solver) + _ASSUMED_PER_SEGMENT * (k - 1)
+        )
+        rest += _LABELS_OVERHEAD + _ASSUMED_PER_NODE_LABELS * nodes + _PER_SPLIT_COMPONENT_LABELS
     total = max(sum(seconds.values()) + rest, 1e-12)
     ends = dict(zip(seconds, np.cumsum(list(seconds.values())) / total))
     return PrepareShares({name: float(end) for name, end in ends.items()})
@@ -224,18 +226,17 @@ def fixed_count_shares(
         every component solved for more than one eigenvector (seed points).
     """
     n_nodes = int(np.sum(sizes))
-    solves = [solve_seconds(int(n), int(k), eigen_solver) for n, k in zip(sizes, ks, strict=True)]
+    solves = [component_solve_seconds(int(n), int(k), eigen_solver) for n, k in zip(sizes, ks, strict=True)]
     split = sum(int(k) > 1 for k in ks)
     split = split if extra_segments is None else min(split, max(extra_segments, 0))
-    labels = _LABELS_OVERHEAD + _PER_NODE_LABELS * n_nodes + _PER_SPLIT_COMPONENT_LABELS * split
-    # k-means of hundreds of clusters (n c^2) outgrows the per-node cost; the
-    # segments beyond one per component expected spread by size.
+    labels = _LABELS_OVERHEAD + _PER_SPLIT_COMPONENT_LABELS * split
+    # The segments beyond one per component are expected to spread by size.
     if extra_segments is None:
         clusters = np.asarray(ks)
     else:
         spread = max(extra_segments, 0) * np.asarray(sizes, dtype=np.float64) / max(n_nodes, 1)
         clusters = np.minimum(ks, 1 + np.round(spread).astype(np.int64))
-    labels += float(np.sum(costs.kmeans_seconds(sizes, clusters, seeded=extra_segments is None)))
+    labels += float(np.sum(kmeans_seconds(sizes, clusters, seeded=extra_segments is None)))
     return _shares(done_seconds, _PER_NODE_GRAPH * n_nodes, solves, labels)
 
 
