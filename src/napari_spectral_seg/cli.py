@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import os
 import signal
 import sys
 import time
@@ -503,10 +504,26 @@ def main(argv=None) -> int:
             return 2
         except BatchInterrupted as exc:
             print(f"{PROG}: {_stopped(exc, state)}", file=sys.stderr)
-            return TERMINATED if state["terminated"] else 130
+            return _interrupted_exit(TERMINATED if state["terminated"] else 130)
         except KeyboardInterrupt:
             print(f"{PROG}: {_stopped('interrupted; no output written.', state)}", file=sys.stderr)
-            return TERMINATED if state["terminated"] else 130
+            return _interrupted_exit(TERMINATED if state["terminated"] else 130)
+
+
+def _interrupted_exit(code: int) -> int:
+    """``code``; at once, without the interpreter's shutdown, while an interrupted native step still runs.
+
+    A native call (an eigen-solve in its helper thread) cannot be stopped,
+    and finalising the interpreter under it can crash the process; the
+    output was already removed, so nothing is lost by skipping the shutdown.
+    """
+    from .core.progress import steps_running
+
+    if steps_running():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _stopped(message, state: dict) -> str:

@@ -129,6 +129,12 @@ _STEP_THREADS: set[threading.Thread] = set()
 _STEP_THREADS_LOCK = threading.Lock()
 
 
+def steps_running() -> bool:
+    """Whether a step of :func:`iter_waiting` still runs in its helper thread (also one whose generator was closed)."""
+    with _STEP_THREADS_LOCK:
+        return any(thread.is_alive() for thread in _STEP_THREADS)
+
+
 def wait_for_left_steps() -> None:
     """Wait until every step that :func:`iter_waiting` left running (its generator closed) has ended.
 
