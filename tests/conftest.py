@@ -122,3 +122,18 @@ def wait_engine_working(widget, qtbot, timeout=60_000):
     qtbot.waitUntil(
         lambda: widget.running and engine.state == "running" and engine.started_job_at is not None, timeout=timeout
     )
+
+
+def interrupted_state(source, output, client, **options):
+    """Start ``segment_blockwise`` and interrupt it before any block; the resume state's path and content."""
+    import json
+
+    from napari_spectral_seg.blockwise import segment_blockwise
+
+    def stop_at_once(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        segment_blockwise(source, output, client=client, progress=stop_at_once, **options)
+    state_path = output.with_name(f".{output.name}.partial") / "_blockwise" / "state.json"
+    return state_path, json.loads(state_path.read_text())

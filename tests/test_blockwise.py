@@ -15,7 +15,7 @@ pytest.importorskip("distributed")
 pytest.importorskip("ome_zarr")
 zarr = pytest.importorskip("zarr")
 
-from conftest import read_labels, same_objects, write_zarr  # noqa: E402
+from conftest import interrupted_state, read_labels, same_objects, write_zarr  # noqa: E402
 
 from napari_spectral_seg import segment, touching_blobs  # noqa: E402
 from napari_spectral_seg.blockwise import BlockwiseError, SourceError, segment_blockwise  # noqa: E402
@@ -312,16 +312,7 @@ def test_a_resume_state_of_earlier_versions_with_a_list_of_typical_sizes_is_read
     assert as_typical_size([152.0]) == 152.0 and as_typical_size(152) == 152.0 and as_typical_size(None) is None
     source = write_zarr(tmp_path / "in.zarr", blobs)
     output = tmp_path / "out.zarr"
-
-    def stop_at_once(done, total):
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        segment_blockwise(
-            source, output, block_size=64, client=client, progress=stop_at_once, sample_pixels=10**6, **AUTO
-        )
-    state_path = tmp_path / ".out.zarr.partial" / "_blockwise" / "state.json"
-    state = json.loads(state_path.read_text())
+    state_path, state = interrupted_state(source, output, client, block_size=64, sample_pixels=10**6, **AUTO)
     size = state["decisions"]["object_size"]
     state["decisions"]["object_size"] = [size]  # as earlier versions wrote it
     state_path.write_text(json.dumps(state))

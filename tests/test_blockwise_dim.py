@@ -9,7 +9,7 @@ pytest.importorskip("distributed")
 pytest.importorskip("ome_zarr")
 zarr = pytest.importorskip("zarr")
 
-from conftest import read_labels, same_objects, write_zarr  # noqa: E402
+from conftest import interrupted_state, read_labels, same_objects, write_zarr  # noqa: E402
 
 from napari_spectral_seg.blockwise import segment_blockwise  # noqa: E402
 from napari_spectral_seg.core.pipeline import iter_segment  # noqa: E402
@@ -96,16 +96,7 @@ def test_a_resume_state_without_the_dim_search_is_decided_again(tmp_path, client
     expected, parameters = in_memory(image, **AUTO)
     source = write_zarr(tmp_path / "in.zarr", image, chunks=32)
     output = tmp_path / "out.zarr"
-
-    def stop_at_once(done, total):
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        segment_blockwise(
-            source, output, block_size=96, client=client, progress=stop_at_once, sample_pixels=10**7, **AUTO
-        )
-    state_path = tmp_path / ".out.zarr.partial" / "_blockwise" / "state.json"
-    state = json.loads(state_path.read_text())
+    state_path, state = interrupted_state(source, output, client, block_size=96, sample_pixels=10**7, **AUTO)
     del state["key"]["state_format"]  # as a version before the search blockwise wrote it
     state["decisions"].pop("dim")
     state_path.write_text(json.dumps(state))

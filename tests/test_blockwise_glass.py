@@ -30,6 +30,18 @@ def write_ome(path, image):
     return path
 
 
+def run_ome(tmp_path, client, image, name, **params):
+    """``image`` written as an OME-Zarr ``name`` and segmented blockwise (blocks of 64) into ``out.zarr``."""
+    return segment_blockwise(
+        write_ome(tmp_path / name, image),
+        tmp_path / "out.zarr",
+        block_size=64,
+        client=client,
+        sample_pixels=10**6,
+        **params,
+    )
+
+
 @pytest.fixture(scope="module")
 def blobs():
     image, _ = touching_blobs((160, 160), 40, seed=5)
@@ -76,14 +88,7 @@ def test_glass_blocks_are_not_read_and_the_labels_stay_those_of_segment(tmp_path
 
 def test_an_image_with_foreground_in_every_block_has_no_glass_and_the_same_labels(tmp_path, client, blobs):
     image = np.tile(blobs, (2, 2))
-    summary = segment_blockwise(
-        write_ome(tmp_path / "dense.zarr", image),
-        tmp_path / "out.zarr",
-        block_size=64,
-        client=client,
-        sample_pixels=10**6,
-        **FIXED,
-    )
+    summary = run_ome(tmp_path, client, image, "dense.zarr", **FIXED)
     assert summary["decisions"]["glass"]["blocks"] == 0
     assert same_objects(read_labels(tmp_path / "out.zarr"), segment(image, **FIXED))
 
@@ -105,14 +110,7 @@ def test_dark_objects_on_glass_decided_auto_skip_glass_and_equal_segment(tmp_pat
     slide = np.ones((512, 512), np.float32)
     slide[176:336, 176:336] = 1.0 - blobs
     params = dict(FIXED, polarity="auto")
-    summary = segment_blockwise(
-        write_ome(tmp_path / "slide.zarr", slide),
-        tmp_path / "out.zarr",
-        block_size=64,
-        client=client,
-        sample_pixels=10**6,
-        **params,
-    )
+    summary = run_ome(tmp_path, client, slide, "slide.zarr", **params)
     assert summary["parameters"]["polarity_used"] == "dark"
     assert summary["decisions"]["glass"]["blocks"] >= 30
     expected = segment(slide, **params)
@@ -162,13 +160,6 @@ def test_a_given_low_threshold_keeps_dim_objects_on_glass_blocks(tmp_path, clien
     params = dict(FIXED, low_threshold=0.1)
     expected = segment(slide, **params)
     assert expected[60, 60] > 0 and expected[450, 420] > 0  # found in memory
-    summary = segment_blockwise(
-        write_ome(tmp_path / "slide.zarr", slide),
-        tmp_path / "out.zarr",
-        block_size=64,
-        client=client,
-        sample_pixels=10**6,
-        **params,
-    )
+    summary = run_ome(tmp_path, client, slide, "slide.zarr", **params)
     assert summary["decisions"]["glass"] is not None
     assert same_objects(read_labels(tmp_path / "out.zarr"), expected)
