@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import scipy.ndimage as ndi
 
-from ..core.auto import AutoConfig
+from ..core.background import background_block
 from . import corrected
 from .corrected import BackgroundSurface
 from .passes import gather
@@ -27,8 +27,7 @@ __all__ = ["cell_grid", "cell_size"]
 
 def cell_size(shape, radius: float, unit: np.ndarray) -> np.ndarray:
     """Pixels per background cell and axis, as ``core.background.estimate_background`` takes them."""
-    cell = np.maximum(np.round(AutoConfig().background_block_diameters * 2.0 * radius / unit), 4).astype(int)
-    return np.minimum(cell, np.maximum(np.asarray(shape) // 4, 1))
+    return background_block(shape, radius, unit)
 
 
 def cell_grid(client, source, cell, block_size, scratch: Path) -> BackgroundSurface:

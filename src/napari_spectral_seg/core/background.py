@@ -30,6 +30,7 @@ from .auto.config import AutoConfig, resolve_config
 from .mask import otsu_threshold
 
 __all__ = [
+    "background_block",
     "choose_polarity",
     "chooses_polarity",
     "correct_intensity",
@@ -106,11 +107,17 @@ def estimate_background(
     ndarray of float, shape S
     """
     config = resolve_config(config)
+    block = background_block(intensity.shape, radius, unit, config)
+    return _block_surface(intensity, block, config.background_percentile)
+
+
+def background_block(shape, radius: float, unit, config: AutoConfig | None = None) -> np.ndarray:
+    """Pixels per background block and axis, for an image of ``shape`` with objects of ``radius``."""
+    config = resolve_config(config)
     block = np.maximum(np.round(config.background_block_diameters * 2.0 * radius / unit), 4).astype(int)
     # At least four blocks along every long axis: a background that varies
     # within the field needs several samples (and a gradient inflates the radius).
-    block = np.minimum(block, np.maximum(np.asarray(intensity.shape) // 4, 1))
-    return _block_surface(intensity, block, config.background_percentile)
+    return np.minimum(block, np.maximum(np.asarray(shape) // 4, 1))
 
 
 def _block_surface(intensity: np.ndarray, block: np.ndarray, percentile: float, residual: bool = False) -> np.ndarray:
