@@ -19,6 +19,7 @@ import numpy as np
 from ._pages import ordinary_pages
 from .adapt import check_foreground
 from .auto import AutoConfig
+from .auto.config import resolve_config
 from .auto_steps import finish, iter_auto_tail, paint
 from .graph import PixelIndex, component_block, edge_weights_graph, index_pixels
 from .labels import iter_cluster_embedding, relabel_by_first_pixel, split_counts
@@ -271,7 +272,7 @@ def _iter_run(image, mask, params: SegmentationParams, auto_config, decided):
     """
     cpu0 = time.process_time()
     yield Progress("mask", 0.0, "checking the image")
-    config = AutoConfig() if auto_config is None else auto_config
+    config = resolve_config(auto_config)
     run = yield from _iter_start(image, mask, params, config)
     run.cpu0 = cpu0
     yield from _iter_mask(run)

@@ -13,7 +13,7 @@ import scipy.ndimage as ndi
 import scipy.sparse as sp
 
 from ..eigen import edge_laplacian_eigenvectors, laplacian_eigenvectors, resolve_solver
-from .config import DEFAULT_SENSITIVITY, AutoConfig
+from .config import DEFAULT_SENSITIVITY, AutoConfig, resolve_config
 from .geometry import box_coords
 from .pieces import cut_into_pieces, local_edges
 
@@ -258,7 +258,7 @@ def split_component(
         The pass/hill ratio of every bisection tried (accepted or not),
         for diagnostics.
     """
-    config = AutoConfig() if config is None else config
+    config = resolve_config(config)
     rng = np.random.default_rng() if rng is None else rng
     n = len(h)
     labels = np.zeros(n, dtype=np.int64)

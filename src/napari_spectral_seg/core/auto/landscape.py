@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 
-from .config import AutoConfig
+from .config import AutoConfig, resolve_config
 
 __all__ = ["landscape", "pixel_edges"]
 
@@ -100,7 +100,7 @@ def landscape(
     t : ndarray of float64, shape (n_nodes,)
         The intensity cue alone.
     """
-    config = AutoConfig() if config is None else config
+    config = resolve_config(config)
     inside = node_of_pixel >= 0
     # Distance to the outer boundary: a hole punched into an object by noise
     # in a thresholded mask is not a neck and must not make a pass.

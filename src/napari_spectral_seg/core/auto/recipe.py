@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bisection import split_component
-from .config import DEFAULT_SENSITIVITY, AutoConfig
+from .config import DEFAULT_SENSITIVITY, AutoConfig, resolve_config
 from .landscape import landscape, pixel_edges
 from .pieces import typical_size
 from .rules import merge_slivers, split_moments, split_notches
@@ -213,7 +213,7 @@ def iter_auto_labels(
     ratios : list of list of float
         Per component, the pass/hill ratios of the bisections tried.
     """
-    config = AutoConfig() if config is None else config
+    config = resolve_config(config)
     run = _Run(spacing, sensitivity, min_part, eigen_solver, random_state, config)
     graph = _Graph(intensity, index, spacing, background, config)
     ticker = _Ticker()
@@ -257,7 +257,7 @@ def iter_typical_size(
     float
         The typical size in pixels (what ``object_size`` takes).
     """
-    config = AutoConfig() if config is None else config
+    config = resolve_config(config)
     run = _Run(spacing, sensitivity, min_part, eigen_solver, random_state, config)
     graph = _Graph(intensity, index, spacing, background, config)
     ticker = _Ticker()
