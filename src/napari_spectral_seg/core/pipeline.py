@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._heap import heap_kept
 from ._pages import ordinary_pages
 from .adapt import check_foreground
 from .auto import AutoConfig
@@ -255,13 +256,15 @@ def iter_segment(
         As the ``StopIteration.value`` of the generator.
     """
     params = _as_params(params, parameters)
-    # Ordinary pages while a step runs (why: core/_pages.py).
-    return (
-        yield from relay(
-            _iter_run(image, mask, params, auto_config, (object_size, edge_background, dim_decided)),
-            within=ordinary_pages,
+    # Ordinary pages while a step runs, and freed temporaries kept in the heap
+    # until the run ends (why: core/_pages.py, core/_heap.py).
+    with heap_kept():
+        return (
+            yield from relay(
+                _iter_run(image, mask, params, auto_config, (object_size, edge_background, dim_decided)),
+                within=ordinary_pages,
+            )
         )
-    )
 
 
 def _iter_run(image, mask, params: SegmentationParams, auto_config, decided):

@@ -18,11 +18,10 @@ starts, in the background).
 :func:`prepare` also changes how the process gets memory (what was left
 of the first call's extra time was the kernel handing out fresh pages):
 
-* glibc's malloc keeps freed large blocks (:func:`keep_freed_memory`): by
-  default each array above 128 KiB to 32 MiB is its own ``mmap``, returned
-  to the kernel when freed, so a temporary is faulted in again; with the
-  heap kept, the first call reuses its own freed temporaries and later
-  calls fault nothing;
+* glibc's malloc keeps freed large blocks (:func:`keep_freed_memory`, see
+  ``_heap``): with the heap kept, the first call reuses its own freed
+  temporaries and later calls fault nothing (any other process keeps it
+  for the length of each run only);
 * numpy stops asking for transparent huge pages (:func:`skip_huge_pages`):
   where the kernel's THP setting is ``madvise`` with ``defrag=madvise``, each
   fresh 2 MiB page may wait for the kernel to compact memory, which cost
@@ -32,50 +31,15 @@ of the first call's extra time was the kernel handing out fresh pages):
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
-
 import numpy as np
 
+from ._heap import keep_freed_memory
 from ._threads import single_threaded
 
 __all__ = ["keep_freed_memory", "prepare", "skip_huge_pages", "warm_up"]
 
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-# Blocks below this come from the heap and stay there when freed: above the
-# largest temporary of a 4096 x 4096 run, below what the heap should hold idle.
-_HEAP_BLOCK_LIMIT = 1 << 30
-# Free memory at the top of the heap kept, not returned to the kernel.
-_TRIM_THRESHOLD = 1 << 30
-# Grow the heap in steps of this (fewer brk calls).
-_TOP_PAD = 64 << 20
-
 # The one-thread sections of the pipeline, by (scope, user_api): see _threads.
 _SECTIONS = (("eigen", "blas"), ("auto", "blas"), ("labels", None), ("seeds", None))
-
-
-@functools.cache
-def keep_freed_memory() -> bool:
-    """Have glibc's malloc serve large blocks from a heap it keeps, not from fresh ``mmap`` calls.
-
-    Process-wide and once per process; the command line and the engine
-    process call it (through :func:`prepare`), napari's own process does not.
-
-    Returns
-    -------
-    bool
-        False where the C library is not glibc (nothing changed).
-    """
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError, TypeError):  # not glibc (macOS, Windows, musl without mallopt)
-        return False
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    settings = ((_M_MMAP_THRESHOLD, _HEAP_BLOCK_LIMIT), (_M_TRIM_THRESHOLD, _TRIM_THRESHOLD), (_M_TOP_PAD, _TOP_PAD))
-    return all(mallopt(option, value) == 1 for option, value in settings)
 
 
 def skip_huge_pages() -> bool:

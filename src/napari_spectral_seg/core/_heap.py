@@ -1,0 +1,105 @@
+"""Freed memory kept in the process's heap: for good, or for the length of one run.
+
+By default glibc's malloc gives each block above 128 KiB (the threshold
+grows to at most 32 MiB) its own ``mmap`` and returns it to the kernel when
+it is freed, so every large temporary of a run is faulted in afresh, page by
+page. A run allocates dozens of temporaries of hundreds of MB; on a virtual
+machine whose host takes freed guest memory back, a fresh page costs far more
+than the arithmetic done on it (README, *Performance*).
+
+With the heap kept, a run reuses its own freed temporaries.
+:func:`keep_freed_memory` does that for good (the command line and the
+engine process, through ``core.warm.prepare``); :func:`heap_kept` for the
+length of one run in any other process (a script, napari's own process):
+when the last open section ends, the settings go back to glibc's defaults
+and the free heap is handed back to the kernel (``malloc_trim``), so the
+process holds no more idle memory afterwards than it did before. Sections in
+several threads share one setting (as for the thread pools in ``_threads``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import threading
+from contextlib import contextmanager
+
+__all__ = ["heap_kept", "keep_freed_memory"]
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+# Blocks below this come from the heap and stay there when freed: above the
+# largest temporary of a 4096 x 4096 run, below what the heap should hold idle.
+_HEAP_BLOCK_LIMIT = 1 << 30
+# Free memory at the top of the heap kept, not returned to the kernel.
+_TRIM_THRESHOLD = 1 << 30
+# Grow the heap in steps of this (fewer brk calls).
+_TOP_PAD = 64 << 20
+_KEPT = ((_M_MMAP_THRESHOLD, _HEAP_BLOCK_LIMIT), (_M_TRIM_THRESHOLD, _TRIM_THRESHOLD), (_M_TOP_PAD, _TOP_PAD))
+# glibc's documented defaults (mallopt(3)); setting them also ends the dynamic
+# growth of the mmap threshold, which only ever made it larger.
+_DEFAULTS = ((_M_MMAP_THRESHOLD, 128 << 10), (_M_TRIM_THRESHOLD, 128 << 10), (_M_TOP_PAD, 128 << 10))
+
+_lock = threading.Lock()
+_depth = 0  # sections of heap_kept open, in every thread
+_for_good = False  # keep_freed_memory() succeeded: sections change nothing
+
+
+@functools.cache
+def _libc():
+    """glibc's ``(mallopt, malloc_trim)``, or None where the C library is another one."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        mallopt, trim = libc.mallopt, libc.malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc (macOS, Windows, musl without mallopt)
+        return None
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
+    return mallopt, trim
+
+
+def _set(settings) -> bool:
+    mallopt = _libc()[0]
+    return all([mallopt(option, value) == 1 for option, value in settings])
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc serve large blocks from a heap it keeps, not from fresh ``mmap`` calls.
+
+    Process-wide and once per process; the command line and the engine
+    process call it (through ``core.warm.prepare``).
+
+    Returns
+    -------
+    bool
+        False where the C library is not glibc (nothing changed).
+    """
+    global _for_good
+    if _libc() is None:
+        return False
+    with _lock:
+        _for_good = _set(_KEPT)
+    return _for_good
+
+
+@contextmanager
+def heap_kept():
+    """Context manager: freed large blocks stay in the heap inside it, and go back to the kernel after."""
+    global _depth
+    if _libc() is None:
+        yield
+        return
+    with _lock:
+        if _depth == 0 and not _for_good:
+            _set(_KEPT)
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0 and not _for_good:
+                _set(_DEFAULTS)
+                _libc()[1](0)
