@@ -49,3 +49,42 @@ def test_a_run_turns_numpy_huge_page_advice_off_only_while_its_steps_run():
         steps.close()
     finally:
         multiarray._set_madvise_hugepage(previous)
+
+
+HEAP_CHECK = """
+import resource
+import numpy as np
+from napari_spectral_seg.core.pipeline import iter_segment
+from napari_spectral_seg.data import four_circles
+
+def faults_of_a_fresh_block():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    np.ones(50_000_000, dtype=np.uint8).sum()  # 50 MB: its own mmap under glibc's defaults
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+np.ones(50_000_000, dtype=np.uint8).sum()
+image, mask, _ = four_circles(40, seed=0)
+steps = iter_segment(image, mask, n_clusters=2)
+next(steps)
+faults_of_a_fresh_block()  # the first one grows the heap
+during = faults_of_a_fresh_block()
+steps.close()
+after = faults_of_a_fresh_block()
+print("ok", during, after)
+"""
+
+
+def test_a_run_keeps_freed_blocks_in_the_heap_until_it_ends():
+    import os
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        import pytest
+
+        pytest.skip("mallopt is glibc's")
+    env = dict(os.environ, NUMPY_MADVISE_HUGEPAGE="0")  # 4 KiB pages: one fault per page
+    done = subprocess.run([sys.executable, "-c", HEAP_CHECK], capture_output=True, text=True, env=env, check=True)
+    word, during, after = done.stdout.split()
+    pages = 50_000_000 // 4096
+    # Reused from the kept heap while the run is open; its own mmap again once it ended.
+    assert word == "ok" and int(during) < pages // 10 and int(after) > pages // 2
