@@ -54,8 +54,11 @@ def test_a_run_turns_numpy_huge_page_advice_off_only_while_its_steps_run():
 HEAP_CHECK = """
 import resource
 import numpy as np
+import napari_spectral_seg.core._heap as heap
 from napari_spectral_seg.core.pipeline import iter_segment
 from napari_spectral_seg.data import four_circles
+
+heap.KEEP_MIN_PIXELS = 0  # a tiny image stands in for a large run
 
 def faults_of_a_fresh_block():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -11,9 +11,10 @@ With the heap kept, a run reuses its own freed temporaries.
 :func:`keep_freed_memory` does that for good (the command line and the
 engine process, through ``core.warm.prepare``); :func:`heap_kept` for the
 length of one run in any other process (a script, napari's own process):
-when the last open section ends, the settings go back to glibc's defaults
-and the free heap is handed back to the kernel (``malloc_trim``), so the
-process holds no more idle memory afterwards than it did before. Sections in
+when the last open section ends, the settings go back to what glibc's own
+grow to and the free heap is handed back to the kernel (``malloc_trim``), so
+the process holds no more idle memory afterwards than it did before. Only
+large runs open a section (``KEEP_MIN_PIXELS``). Sections in
 several threads share one setting (as for the thread pools in ``_threads``).
 """
 
@@ -37,9 +38,15 @@ _TRIM_THRESHOLD = 1 << 30
 # Grow the heap in steps of this (fewer brk calls).
 _TOP_PAD = 64 << 20
 _KEPT = ((_M_MMAP_THRESHOLD, _HEAP_BLOCK_LIMIT), (_M_TRIM_THRESHOLD, _TRIM_THRESHOLD), (_M_TOP_PAD, _TOP_PAD))
-# glibc's documented defaults (mallopt(3)); setting them also ends the dynamic
-# growth of the mmap threshold, which only ever made it larger.
-_DEFAULTS = ((_M_MMAP_THRESHOLD, 128 << 10), (_M_TRIM_THRESHOLD, 128 << 10), (_M_TOP_PAD, 128 << 10))
+# What a section leaves behind: where glibc's own dynamic thresholds end up in
+# a process that has freed large arrays (mmap threshold at its 32 MiB ceiling,
+# trim threshold twice that; mallopt(3)), so later small runs reuse the heap as
+# they would have without the section (setting them ends that dynamic growth).
+_AFTER = ((_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 64 << 20), (_M_TOP_PAD, 128 << 10))
+# Runs on fewer pixels than this leave glibc alone: their temporaries fit under
+# its own thresholds, and trimming after each of them made repeated calls fault
+# in their memory again.
+KEEP_MIN_PIXELS = 8 << 20
 
 _lock = threading.Lock()
 _depth = 0  # sections of heap_kept open, in every thread
@@ -85,10 +92,13 @@ def keep_freed_memory() -> bool:
 
 
 @contextmanager
-def heap_kept():
-    """Context manager: freed large blocks stay in the heap inside it, and go back to the kernel after."""
+def heap_kept(n_pixels: int):
+    """Context manager: freed large blocks stay in the heap inside it, and go back to the kernel after.
+
+    Only for a run on at least ``KEEP_MIN_PIXELS`` pixels (``n_pixels``); smaller ones change nothing.
+    """
     global _depth
-    if _libc() is None:
+    if _libc() is None or n_pixels < KEEP_MIN_PIXELS:
         yield
         return
     with _lock:
@@ -101,5 +111,5 @@ def heap_kept():
         with _lock:
             _depth -= 1
             if _depth == 0 and not _for_good:
-                _set(_DEFAULTS)
+                _set(_AFTER)
                 _libc()[1](0)

@@ -258,7 +258,7 @@ def iter_segment(
     params = _as_params(params, parameters)
     # Ordinary pages while a step runs, and freed temporaries kept in the heap
     # until the run ends (why: core/_pages.py, core/_heap.py).
-    with heap_kept():
+    with heap_kept(int(np.size(image))):
         return (
             yield from relay(
                 _iter_run(image, mask, params, auto_config, (object_size, edge_background, dim_decided)),
