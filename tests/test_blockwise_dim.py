@@ -79,6 +79,23 @@ def test_a_given_low_threshold_equals_in_memory(tmp_path, client):
     assert parameters["low_threshold_used"] == 116.0
 
 
+def test_a_dim_nucleus_in_a_block_with_nothing_above_the_threshold_is_found(tmp_path, client):
+    # Nuclei in one corner, a lone dim nucleus far across a noisy empty field: the blocks around it
+    # see no pixel above Otsu's threshold in their region, and still search below it.
+    rng = np.random.default_rng(0)
+    tissue, _ = textured_nuclei((192, 192), 24, gradient=(1.0, 1.0), seed=4)
+    image = (100 + rng.poisson(15.0, (512, 512))).astype(np.float32)
+    image[:192, :192] = tissue
+    yy, xx = np.mgrid[:512, :512]
+    image += 50.0 * np.exp(-((yy - 440) ** 2 + (xx - 440) ** 2) / 50.0)
+    expected, parameters = check_equal(tmp_path, client, image, 128, **AUTO)
+    lone = expected[440, 440]
+    assert lone > 0 and lone in dim_only(expected, in_memory(image, **dict(AUTO, low_threshold=None))[0])
+    # Nothing above the threshold in the quarter around it: no block region near it (an overlap
+    # below 192 pixels) holds a pixel of the mask.
+    assert image[192:, 192:].max() < parameters["threshold_used"]
+
+
 def test_no_search_records_none(tmp_path, client):
     image, _ = textured_nuclei((192, 192), 12, seed=1)
     params = dict(AUTO, low_threshold=None)
