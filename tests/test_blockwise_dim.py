@@ -79,6 +79,51 @@ def test_a_given_low_threshold_equals_in_memory(tmp_path, client):
     assert parameters["low_threshold_used"] == 116.0
 
 
+def test_a_dim_nucleus_in_a_block_with_nothing_above_the_threshold_is_found(tmp_path, client):
+    # Nuclei in one corner, a lone dim nucleus far across a noisy empty field: the blocks around it
+    # see no pixel above Otsu's threshold in their region, and still search below it.
+    rng = np.random.default_rng(0)
+    tissue, _ = textured_nuclei((192, 192), 24, gradient=(1.0, 1.0), seed=4)
+    image = (100 + rng.poisson(15.0, (512, 512))).astype(np.float32)
+    image[:192, :192] = tissue
+    yy, xx = np.mgrid[:512, :512]
+    image += 50.0 * np.exp(-((yy - 440) ** 2 + (xx - 440) ** 2) / 50.0)
+    expected, parameters = check_equal(tmp_path, client, image, 128, **AUTO)
+    lone = expected[440, 440]
+    assert lone > 0 and lone in dim_only(expected, in_memory(image, **dict(AUTO, low_threshold=None))[0])
+    # Nothing above the threshold in the quarter around it: no block region near it (an overlap
+    # below 192 pixels) holds a pixel of the mask.
+    assert image[192:, 192:].max() < parameters["threshold_used"]
+
+
+def test_a_dim_object_whose_basin_reaches_a_cut_side_is_deferred_and_equals_in_memory(tmp_path, client):
+    # A dim nucleus on a wide faint shelf: its basin (the shelf above the low threshold) reaches
+    # 40 pixels out, the object (cut at its own edge level, set by the whole basin) about 11. With
+    # an overlap of 16 the regions around it cut the basin but not the object: they must grow.
+    yy, xx = np.mgrid[:256, :256].astype(np.float64)
+    d2 = (yy - 136) ** 2 + (xx - 40) ** 2
+    image = 0.05 * np.exp(-d2 / 1800.0) + 0.3 * np.exp(-d2 / 50.0)
+    image[(yy - 225) ** 2 + (xx - 225) ** 2 < 64] = 1.0  # a bright object: the mask is not empty
+    image = image.astype(np.float32)
+    params = dict(threshold=0.4, n_clusters="auto", min_size=20, random_state=0, polarity="bright", background="flat")
+    params["low_threshold"] = 0.02
+    expected, parameters = in_memory(image, **params)
+    lone = expected[136, 40]
+    assert lone > 0 and parameters["dim_objects"] == 1
+    rows, cols = np.nonzero(expected == lone)
+    # Block 2_0's region at overlap 16 (rows 112-208, columns 0-80) holds the object clear of its
+    # cut sides by more than the smoothing's and edges' reach, not its basin (rows 96-176).
+    assert rows.min() - 112 > 7 and 80 - cols.max() > 7 and (image[96:112, 40] > 0.02).all()
+    source = write_zarr(tmp_path / "in.zarr", image, chunks=32)
+    summary = segment_blockwise(
+        source, tmp_path / "out.zarr", block_size=64, overlap=16, client=client, sample_pixels=10**7, **params
+    )
+    assert same_objects(read_labels(tmp_path / "out.zarr"), expected)
+    assert summary["parameters"]["dim_objects"] == 1
+    owner = summary["block_summaries"]["1_0"]  # the object's first pixel (row 125) lies in block 1_0
+    assert owner["dim_count"] == 1 and owner["overlap"] > 16
+
+
 def test_no_search_records_none(tmp_path, client):
     image, _ = textured_nuclei((192, 192), 12, seed=1)
     params = dict(AUTO, low_threshold=None)

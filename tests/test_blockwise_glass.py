@@ -13,6 +13,7 @@ from conftest import read_labels, same_objects  # noqa: E402
 
 from napari_spectral_seg import segment, touching_blobs  # noqa: E402
 from napari_spectral_seg.blockwise import segment_blockwise  # noqa: E402
+from napari_spectral_seg.core import iter_segment, run_to_end  # noqa: E402
 
 FIXED = dict(threshold=0.4, n_clusters="auto", min_size=20, random_state=0, polarity="bright", background="flat")
 
@@ -144,22 +145,23 @@ def test_with_otsu_blocks_of_one_value_are_not_read_again_and_the_labels_stay_th
     assert same_objects(read_labels(tmp_path / "a.zarr"), segment(slide, **params))
 
 
-@pytest.mark.xfail(
-    reason="known gap: with glass blocks the blockwise dim-object search finds fewer dim objects than in memory "
-    "(its whole-image passes read the glass blocks' coarse stand-ins); README, Blockwise",
-    strict=False,
-)
 def test_a_given_low_threshold_keeps_dim_objects_on_glass_blocks(tmp_path, client, blobs):
-    # A block whose pixels stay below the threshold but reach a given low threshold is not glass:
-    # the dim objects the search finds there in memory are found blockwise too.
+    # A block whose pixels stay below the threshold but reach a given low threshold is not glass,
+    # and its region, with no pixel above the threshold, is still searched for dim objects: the
+    # dim objects the search finds there in memory are found blockwise too.
     slide = np.zeros((512, 512), np.float32)
     slide[176:336, 176:336] = blobs
     yy, xx = np.mgrid[:512, :512]
     for cy, cx in ((60, 60), (450, 420)):  # dim nuclei far out on the glass
         slide[(yy - cy) ** 2 + (xx - cx) ** 2 < 100] = 0.15  # below the glass cut of the threshold alone
     params = dict(FIXED, low_threshold=0.1)
-    expected = segment(slide, **params)
+    result = run_to_end(iter_segment(slide, **params))
+    expected = result.labels
     assert expected[60, 60] > 0 and expected[450, 420] > 0  # found in memory
     summary = run_ome(tmp_path, client, slide, "slide.zarr", **params)
-    assert summary["decisions"]["glass"] is not None
-    assert same_objects(read_labels(tmp_path / "out.zarr"), expected)
+    assert summary["decisions"]["glass"]["blocks"] >= 30
+    found = read_labels(tmp_path / "out.zarr")
+    assert found[60, 60] > 0 and found[450, 420] > 0
+    assert same_objects(found, expected)
+    assert summary["parameters"]["dim_objects"] == result.parameters["dim_objects"]
+    assert summary["parameters"]["low_threshold_used"] == 0.1

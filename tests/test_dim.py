@@ -119,3 +119,29 @@ def test_the_low_threshold_flag_takes_auto_none_and_a_number(text, value):
     parser = OneLineParser(prog="napari-spectral-seg segment")
     add_segmentation_arguments(parser, with_mask=False)
     assert given_flags(parser.parse_args(["--low-threshold", text]))["low_threshold"] == value
+
+
+@pytest.mark.parametrize("bright_speck", [False, True])
+def test_a_part_with_nothing_to_cut_above_the_threshold_still_gets_its_dim_objects(bright_speck):
+    # A block of a blockwise run (the search decided on the whole image): no pixel above the
+    # threshold, or only a speck smaller than min_size, is no empty mask; a dim nucleus lies there.
+    from napari_spectral_seg.core.dim import DimDecided
+    from napari_spectral_seg.core.result import EmptyMaskError
+
+    image = np.full((96, 96), 100.0)
+    image[_disc(image.shape, (50, 50), 10)] = 150.0
+    if bright_speck:
+        image[10:13, 10:13] = 400.0
+    image = ndi.gaussian_filter(image, 1.0)
+    params = SegmentationParams(threshold=300.0, n_clusters="auto", min_size=20, sigma=None, low_threshold=None)
+    decided = DimDecided(120.0, np.full(image.shape, 100.0), 3.0, 20)
+    result = run_to_end(
+        iter_segment(image, None, params, object_size=300.0, edge_background=100.0, dim_decided=decided)
+    )
+    assert result.labels.max() == 1 and result.labels[50, 50] == 1
+    assert result.labels[11, 11] == 0
+    assert result.parameters["dim_objects"] == 1 and result.parameters["dim_labels"] == [1]
+    assert _best_iou(result.labels, _disc(image.shape, (50, 50), 10)) > 0.8
+    # A whole image (no decisions handed in) with nothing to cut is refused as before.
+    with pytest.raises(EmptyMaskError):
+        run_to_end(iter_segment(image, None, params.replace(low_threshold=120.0)))

@@ -8,7 +8,12 @@ pieces of the result, the block keeps those it owns (the piece's first
 pixel in raster order lies in its core, see :mod:`.grid`). A kept piece must
 lie clear of the region's cut sides by the reach of the smoothing and the
 edge moves; if one does not, the overlap is doubled and the block done
-again, so every kept piece was segmented as in the whole image.
+again, so every kept piece was segmented as in the whole image. So must
+the basin of every dim object reaching into the core (the pixels its
+edge level and its extent come of, :mod:`..core.dim`): a basin cut by a
+side may give another object, owned by this block or by none. A basin
+still cut at the largest overlap leaves the block as it is (its objects
+lie clear; a piece that does not is an error).
 
 The kept labels (numbered 1..m within the block) and their bounding box are
 written to ``RECORDS/<key>.npz`` under a temporary name and renamed: the
@@ -93,8 +98,9 @@ def segment_block(plan: BlockPlan, block: Block) -> dict:
     started = time.perf_counter()
     overlap = plan.overlap
     while True:
-        labels, box, complete, dim_count = _segment_region(plan, block, overlap)
-        if complete:
+        labels, box, clear, dim_count = _segment_region(plan, block, overlap)
+        if clear == "all" or (clear == "pieces" and overlap >= plan.max_overlap):
+            # A dim object's basin still cut at the largest overlap: the object itself is clear, kept.
             break
         if overlap >= plan.max_overlap:
             raise PieceTooLarge(
@@ -127,7 +133,11 @@ def block_summary(record: dict, block: Block, reused: bool) -> dict:
 
 
 def _segment_region(plan: BlockPlan, block: Block, overlap: int):
-    """The owned labels of the region (0 elsewhere), its box, whether every owned piece was clear, and the owned dim objects."""
+    """The owned labels of the region (0 elsewhere), its box, what was clear of its cut sides, and the owned dim objects.
+
+    Clear is "all" (every owned piece, and every dim-object basin reaching
+    into the core), "pieces" (such a basin was not) or "none" (a piece was not).
+    """
     source = plan.source
     box = block.region(overlap, source.shape)
     # Smoothed here with the image around the region, so the core pipeline
@@ -145,12 +155,34 @@ def _segment_region(plan: BlockPlan, block: Block, overlap: int):
             )
         )
     except EmptyMaskError:
-        return np.zeros(intensity.shape, np.int32), box, True, 0
+        return np.zeros(intensity.shape, np.int32), box, "all", 0
     reach = smoothing_reach(sigma_per_axis(plan.sigma, plan.params.spacing, source.ndim)) + EDGE_REACH
     owned, box, complete = _owned(result.labels, box, block.core, reach, source.shape)
     dim_labels = np.asarray(result.parameters.get("dim_labels", []), dtype=np.int64)
     dim_count = int(np.isin(dim_labels, owned).sum()) if dim_labels.size else 0
-    return owned, box, complete, dim_count
+    if not complete:
+        return owned, box, "none", dim_count
+    # A dim object comes from its whole basin (its edge level, its first pixel): a basin cut by a
+    # side may give an object other than the whole image's, owned by this block or by none.
+    basins_clear = not any(
+        _reaches_core(basin, box, block.core)
+        and _near_a_cut_side([slice(a, b) for a, b in basin], box, reach, source.shape)
+        for basin in result.parameters.get("dim_basins", [])
+    )
+    return owned, box, "all" if basins_clear else "pieces", dim_count
+
+
+def _reaches_core(where, box, core) -> bool:
+    """Whether a box in region pixels (``(start, stop)`` per axis) overlaps the block's core (image pixels)."""
+    return all(a + b0 < c1 and b + b0 > c0 for (a, b), (b0, _), (c0, c1) in zip(where, box, core))
+
+
+def _near_a_cut_side(where, box, reach, shape) -> bool:
+    """Whether slices ``where`` (region pixels) come within ``reach`` of a side the region was cut at (not the image border)."""
+    return any(
+        (b0 > 0 and s.start < r) or (b1 < n_axis and s.stop + b0 > b1 - r)
+        for s, (b0, b1), r, n_axis in zip(where, box, reach, shape)
+    )
 
 
 def _owned(labels: np.ndarray, box, core, reach, shape):
@@ -170,11 +202,9 @@ def _owned(labels: np.ndarray, box, core, reach, shape):
         if not all(a <= c < b for c, (a, b) in zip(corner, core)):
             continue
         keep[piece] = True
-        for s, (b0, b1), r, n_axis in zip(where, box, reach, shape):
-            # Within the smoothing's and the edges' reach of a side the
-            # region was cut at (not the image border), the piece may differ.
-            if (b0 > 0 and s.start < r) or (b1 < n_axis and s.stop + b0 > b1 - r):
-                complete = False
+        # Within the smoothing's and the edges' reach of a side the region was cut at, the piece may differ.
+        if _near_a_cut_side(where, box, reach, shape):
+            complete = False
     owned = np.where(keep[pieces], labels, 0)
     return owned, box, complete
 

@@ -77,11 +77,17 @@ class DimObjects:
         ``n``.
     low_threshold : float
         The low threshold used (the median of a surface).
+    basin_boxes : tuple
+        Per candidate object (kept or not), the bounding box (``(start,
+        stop)`` per axis) of its basin: the pixels its own-level cut is
+        taken of. A part of a whole image finds an object as the whole
+        image does only where its basin lies clear of the part's cut sides.
     """
 
     labels: np.ndarray
     count: int
     low_threshold: float
+    basin_boxes: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -237,14 +243,15 @@ def find_dim_objects(
     # The kept mask floods as one more basin (label n_seeds + 1), so its halo stays its own.
     markers = np.where(kept, n_seeds + 1, seeds).astype(np.int32)
     basins = watershed(-intensity, markers, mask=above | kept, connectivity=1)
-    labels = _standing_out(intensity, basins, n_seeds, deviation * config.dim_deviations)[basins]
-    labels = _own_level(intensity, labels, background, level, config.bright_percentile)
+    grown = _standing_out(intensity, basins, n_seeds, deviation * config.dim_deviations)[basins]
+    labels = _own_level(intensity, grown, background, level, config.bright_percentile)
     sizes = np.bincount(labels.ravel())
     small = sizes < max(int(min_size), 1)
     small[0] = False
     labels[small[labels]] = 0
+    boxes = tuple(tuple((s.start, s.stop) for s in where) for where in ndi.find_objects(grown) if where is not None)
     labels, count = _renumber(labels)
-    return DimObjects(labels, count, recorded)
+    return DimObjects(labels, count, recorded, boxes)
 
 
 def _own_level(intensity, labels, background, level: float, percentile: float) -> np.ndarray:

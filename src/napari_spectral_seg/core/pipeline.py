@@ -149,7 +149,10 @@ def _iter_mask(run: _Run):
         )
     run.parameters["threshold_used"] = used_threshold
     n_masked = int(mask.sum())
-    if n_masked == 0:
+    # A part of a whole image whose dim-object search was decided there: dim
+    # objects may lie in it with no pixel, or no piece, above the threshold.
+    dim_only = run.dim_decided is not None and params.n_clusters == "auto" and run.seed_pixels is None
+    if n_masked == 0 and not dim_only:
         raise EmptyMaskError(
             "mask is empty: no pixel to segment; "
             f"{empty_mask_hint(run.data, params.threshold, used_threshold, run.explicit_mask)}."
@@ -158,7 +161,7 @@ def _iter_mask(run: _Run):
         check_segment_count(params.n_clusters, n_masked)
     warn_if_constant(run.data, mask)
     index = index_pixels(mask, min_size=max(run.min_size, 1), regions=run.regions)
-    if index.n_nodes == 0:
+    if index.n_nodes == 0 and not dim_only:
         raise EmptyMaskError(
             f"every connected piece of the mask is smaller than min_size={run.min_size} pixels; lower min_size."
         )
@@ -242,7 +245,9 @@ def iter_segment(
         Auto mode: the dim-object search's decisions on that whole image
         (:class:`~napari_spectral_seg.core.dim.DimDecided`, over the
         pixels of ``image``); the search then runs with them whatever
-        ``low_threshold`` says. Default: decided on ``image``.
+        ``low_threshold`` says, and nothing above the threshold (or only
+        pieces below ``min_size``) is no :class:`EmptyMaskError`: dim
+        objects may lie there. Default: decided on ``image``.
 
     Yields
     ------
@@ -278,9 +283,9 @@ def _iter_run(image, mask, params: SegmentationParams, auto_config, decided):
     config = resolve_config(auto_config)
     run = yield from _iter_start(image, mask, params, config)
     run.cpu0 = cpu0
+    run.object_size, run.edge_background, run.dim_decided = decided
     yield from _iter_mask(run)
     if params.n_clusters == "auto" and run.seeds_of_component is None:  # seed points decide the count
-        run.object_size, run.edge_background, run.dim_decided = decided
         return (yield from iter_auto_tail(run))
     graph = yield from _iter_graph(run)
     eigenvalues, embeddings = yield from _iter_eigenvectors(run, graph)
