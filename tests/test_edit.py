@@ -24,6 +24,18 @@ def test_split_refuses_labels_whose_dtype_cannot_hold_the_new_part(two_circles, 
         split_label(image, small, label, random_state=0)
 
 
+@pytest.mark.parametrize("dtype, wider", [(np.uint8, "int32"), (np.int32, "int64"), (np.uint32, "int64")])
+def test_the_refusal_names_a_dtype_wider_than_the_labels_one(two_circles, dtype, wider):
+    # Attack (rerun): int32 labels at 2**31 - 1 were told to convert to np.int32, the dtype they had.
+    image, labels = two_circles
+    top = int(np.iinfo(dtype).max)
+    full = labels.astype(dtype) * dtype(top)
+    with pytest.raises(ValueError, match=rf"e\.g\. labels\.astype\(np\.{wider}\)\.$"):
+        split_label(image, full, top, random_state=0)
+    indices, values = split_label(image, full.astype(wider), top, random_state=0)
+    assert set(np.unique(values)) == {top, top + 1}
+
+
 def test_split_at_the_top_of_a_dtype_works_once_the_labels_are_wider(two_circles):
     image, labels = two_circles
     wide = (labels * 255).astype(np.uint8).astype(np.int32)

@@ -51,6 +51,15 @@ def test_load_parameters_reads_the_widget_format(tmp_path):
     assert load_parameters(tmp_path / "p.yaml") == {"n_clusters": 5, "threshold": 1.5, "spatial_ndim": 3}
 
 
+def test_a_yaml_number_with_an_exponent_and_no_point_is_a_number(tmp_path):
+    # Attack (rerun): `threshold: 1e9` in a YAML file was refused as "threshold='1e9' is not
+    # understood; pass a number" (YAML 1.1 reads 1e9 as text); JSON reads it as a number.
+    (tmp_path / "p.yaml").write_text("threshold: 1e9\nbeta: -2E-1\ntime_limit: +3e1\nimage: 1e5x\n")
+    assert load_parameters(tmp_path / "p.yaml") == {"threshold": 1e9, "beta": -0.2, "time_limit": 30.0}
+    (tmp_path / "q.yaml").write_text("threshold: '1e9'\n")  # quoted: text, as the user wrote it
+    assert load_parameters(tmp_path / "q.yaml") == {"threshold": "1e9"}
+
+
 def test_a_misspelt_parameter_is_refused_with_the_closest_name(tmp_path):
     (tmp_path / "typo.json").write_text('{"n_cluster": 4}')
     with pytest.raises(ParameterFileError, match="did you mean 'n_clusters'"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Generator
 from typing import TYPE_CHECKING
 
@@ -11,6 +10,7 @@ from ..core.measure import measure_labels
 from ..core.params import SegmentationParams
 from ..core.progress import run_to_end
 from ..io import read_frame
+from .warning_capture import capture_warnings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,11 +62,10 @@ def segment_frame(
         ) from exc
     except Exception as exc:
         raise OSError(f"cannot read it as an image ({type(exc).__name__}: {exc})") from exc
-    with warnings.catch_warnings(record=True) as caught:  # said by the client, once per input, not in worker logs
-        warnings.simplefilter("always")
+    with capture_warnings() as caught:  # said by the client, once per input, not in worker logs
         result = run_to_end(segmentation_steps(frame, None, params))
     info = dict(
-        warnings=list(dict.fromkeys(str(warning.message) for warning in caught)),
+        warnings=caught,
         index=list(index),
         n_segments=int(result.labels.max()),
         threshold_used=result.parameters["threshold_used"],

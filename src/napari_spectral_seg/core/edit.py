@@ -47,9 +47,10 @@ def _check_split(spatial_shape, labels: np.ndarray, label, n_parts, seeds, next_
     highest = first_new + max(int(parts) - 2, -1)
     limit = int(np.iinfo(labels.dtype).max)
     if highest > limit:
+        wider = "int32" if highest <= np.iinfo(np.int32).max else "int64"
         raise ValueError(
             f"labels has dtype {labels.dtype}, which holds labels up to {limit}, but the split needs label "
-            f"{highest}; convert the labels to a wider dtype first, e.g. labels.astype(np.int32)."
+            f"{highest}; convert the labels to a wider dtype first, e.g. labels.astype(np.{wider})."
         )
 
 
@@ -102,7 +103,7 @@ def split_label(
         ``labels`` is not integer, its shape is not the image's spatial
         shape, ``label`` is not one of its segments, or the new labels do
         not fit its dtype (e.g. uint8 labels up to 255): convert the labels
-        to a wider dtype first (``labels.astype(np.int32)``).
+        to a wider dtype first (``labels.astype(np.int32)``, ``np.int64`` for int32 labels).
     """
     labels = np.asarray(np.ma.filled(labels, 0) if isinstance(labels, np.ma.MaskedArray) else labels)
     image, hidden = masked_pixels(image, channel_axis)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
+import re
 from pathlib import Path
 
 from ..core.params import PER_IMAGE, SegmentationParams
@@ -55,10 +57,26 @@ def _read_object(path: Path):
         if suffix in (".yaml", ".yml"):
             import yaml
 
-            return yaml.safe_load(text)
+            return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a SafeLoader)
         return json.loads(text)
     except Exception as exc:  # any parse failure is a bad file for the user
         raise ParameterFileError(f"{_where(path, exc)}: cannot read parameters ({_parse_problem(exc)}).") from exc
+
+
+# A number with an exponent and no point (1e9, 2E-3): YAML 1.1, which PyYAML
+# follows, reads it as text; YAML 1.2 and JSON as a number, as a user means it.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$")
+
+
+@functools.cache
+def _yaml_loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+    return Loader
 
 
 def _where(path: Path, exc: Exception) -> str:
