@@ -144,8 +144,21 @@ def _one_top(values: np.ndarray, la: np.ndarray, lb: np.ndarray, where: tuple, s
     return np.count_nonzero(~below[1:]) == 1
 
 
-def reconstruct_by_dilation(marker: np.ndarray, mask: np.ndarray, footprint, max_steps: int = 32) -> np.ndarray:
-    """Morphological reconstruction by dilation of ``marker`` (``<= mask``) under ``mask``.
+def _grow_to_face_neighbours(values: np.ndarray) -> np.ndarray:
+    """Each pixel's maximum over itself and its face neighbours (a grey dilation by the cross)."""
+    grown = values.copy()
+    for axis in range(values.ndim):
+        lower = [slice(None)] * values.ndim
+        upper = [slice(None)] * values.ndim
+        lower[axis], upper[axis] = slice(None, -1), slice(1, None)
+        lower, upper = tuple(lower), tuple(upper)
+        np.maximum(grown[lower], values[upper], out=grown[lower])
+        np.maximum(grown[upper], values[lower], out=grown[upper])
+    return grown
+
+
+def reconstruct_by_dilation(marker: np.ndarray, mask: np.ndarray, max_steps: int = 32) -> np.ndarray:
+    """Morphological reconstruction by dilation (face neighbours) of ``marker`` (``<= mask``) under ``mask``.
 
     Repeated geodesic dilation (dilate, then clip to ``mask``) until nothing
     changes: on the small boxes of auto mode's parts it settles within a few
@@ -157,12 +170,13 @@ def reconstruct_by_dilation(marker: np.ndarray, mask: np.ndarray, footprint, max
     """
     current = marker
     for _ in range(max_steps):
-        grown = np.minimum(ndi.grey_dilation(current, footprint=footprint), mask)
+        grown = np.minimum(_grow_to_face_neighbours(current), mask)
         if np.array_equal(grown, current):
             return current
         current = grown
     from skimage.morphology import reconstruction
 
+    footprint = ndi.generate_binary_structure(marker.ndim, 1)
     return reconstruction(current, mask, method="dilation", footprint=footprint)
 
 
@@ -204,7 +218,7 @@ def no_pass_below(heights, coords: np.ndarray, la: np.ndarray, lb: np.ndarray, t
         marker = np.zeros(shape)
         # At most h itself (threshold 1: one hill, and every ratio is >= 1 exactly).
         marker[where] = np.minimum(h * min(threshold * (1.0 + 1e-9), 1.0), h)
-        rebuilt = reconstruct_by_dilation(marker, top, footprint)[where]
+        rebuilt = reconstruct_by_dilation(marker, top)[where]
         if not _one_top(rebuilt, la, lb, where, shape, footprint):
             return False
     return True
