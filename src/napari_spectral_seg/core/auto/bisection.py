@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from ..eigen import edge_laplacian_eigenvectors, laplacian_eigenvectors, resolve_solver
 from .config import DEFAULT_SENSITIVITY, AutoConfig, resolve_config
-from .geometry import box_coords
+from .geometry import box_coords, face_footprint
 from .pieces import cut_into_pieces, local_edges
 
 __all__ = ["fiedler_order", "split_component", "sweep_cut"]
@@ -176,8 +176,7 @@ def reconstruct_by_dilation(marker: np.ndarray, mask: np.ndarray, max_steps: int
         current = grown
     from skimage.morphology import reconstruction
 
-    footprint = ndi.generate_binary_structure(marker.ndim, 1)
-    return reconstruction(current, mask, method="dilation", footprint=footprint)
+    return reconstruction(current, mask, method="dilation", footprint=face_footprint(marker.ndim))
 
 
 def no_pass_below(heights, coords: np.ndarray, la: np.ndarray, lb: np.ndarray, threshold: float) -> bool:
@@ -209,7 +208,7 @@ def no_pass_below(heights, coords: np.ndarray, la: np.ndarray, lb: np.ndarray, t
         return False
     local, shape = box_coords(coords)
     where = tuple(local.T)
-    footprint = ndi.generate_binary_structure(coords.shape[1], 1)
+    footprint = face_footprint(coords.shape[1])
     for h in heights:
         if _one_top(h, la, lb, where, shape, footprint):
             continue
