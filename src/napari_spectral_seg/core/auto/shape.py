@@ -116,10 +116,10 @@ def notch_cut(
     hull = hull_mask(box)
     if hull is None:
         return 0.0, np.inf, None
-    depth = ndi.distance_transform_edt(hull, sampling=scale)
     notches, n = ndi.label(hull & ~box, structure=face_footprint(2))
     if n < 2:
         return 0.0, np.inf, None
+    depth = ndi.distance_transform_edt(hull, sampling=scale)
     # Each notch's deepest point on the piece's outline: where a cut starts.
     near = ndi.grey_dilation(notches, size=(3, 3))
     outline = box & (near > 0)
