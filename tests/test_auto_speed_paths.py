@@ -3,7 +3,8 @@
 The Fiedler solves of small graphs build their Laplacian from the edges, the sweep's pass
 heights come from an interval-maximum table, ``AutoConfig.skip_clear_parts`` leaves out
 sweeps that provably split nothing, regional maxima and the pieces of a cut come from labelling
-the part's box instead of a sparse graph, and a notch's convex hull is tested facet by facet:
+the part's box instead of a sparse graph, a notch's convex hull is tested facet by facet, and
+the clear-part test reconstructs by repeated geodesic dilation:
 each is checked here against the straightforward computation, bit for bit.
 """
 
@@ -16,7 +17,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from napari_spectral_seg.core.auto import AutoConfig
-from napari_spectral_seg.core.auto.bisection import _cut_heights, _one_top, no_pass_below
+from napari_spectral_seg.core.auto.bisection import _cut_heights, _one_top, no_pass_below, reconstruct_by_dilation
 from napari_spectral_seg.core.auto.geometry import box_coords, box_mask
 from napari_spectral_seg.core.auto.landscape import pixel_edges
 from napari_spectral_seg.core.auto.pieces import _side_pieces
@@ -115,6 +116,22 @@ def dome_part(centres, shape=(30, 50)):
     node_of_pixel[inside] = np.arange(len(coords))
     a, b, _ = pixel_edges(node_of_pixel)
     return height[inside], coords, a, b
+
+
+@pytest.mark.parametrize("shape", [(1, 9), (17, 23), (6, 7, 8), (3, 40, 41)])
+@pytest.mark.parametrize("max_steps", [0, 3, 32])
+def test_reconstruction_by_repeated_dilation_is_skimages_exactly(shape, max_steps):
+    from skimage.morphology import reconstruction
+
+    rng = np.random.default_rng(sum(shape) + max_steps)
+    for smooth in (0.0, 2.0):
+        mask = ndi.gaussian_filter(rng.random(shape), smooth) if smooth else rng.random(shape)
+        mask = np.round(mask * 20) / 20  # plateaus and ties
+        mask[rng.random(shape) < 0.2] = 0.0  # pixels outside the part, as in a part's box
+        marker = np.minimum(mask * rng.choice([0.3, 0.9, 1.0], size=shape), mask)
+        footprint = ndi.generate_binary_structure(len(shape), 1)
+        expected = reconstruction(marker, mask, method="dilation", footprint=footprint)
+        np.testing.assert_array_equal(reconstruct_by_dilation(marker, mask, max_steps=max_steps), expected)
 
 
 def test_one_dome_has_no_pass_and_two_domes_with_a_neck_have_one():

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from .auto.config import AutoConfig
-from .auto.geometry import fill_holes
+from .auto.geometry import face_footprint, fill_holes
 from .params import DEFAULT_EDGE_LEVEL
 
 __all__ = ["DEFAULT_EDGE_LEVEL", "object_levels", "refine_object_edges"]
@@ -230,7 +230,7 @@ def _largest_piece_per_label(labels: np.ndarray) -> np.ndarray:
             continue
         region = out[box]
         own = region == lab
-        pieces, n = ndi.label(own)
+        pieces, n = ndi.label(own, structure=face_footprint(own.ndim))
         if n > 1:
             sizes = np.bincount(pieces.ravel())
             sizes[0] = 0

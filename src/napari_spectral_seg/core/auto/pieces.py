@@ -11,7 +11,7 @@ import scipy.ndimage as ndi
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from .geometry import box_coords
+from .geometry import box_coords, face_footprint
 
 __all__ = [
     "cut_into_pieces",
@@ -48,7 +48,7 @@ def _side_pieces(side: np.ndarray, coords: np.ndarray) -> tuple[int, np.ndarray]
     where = tuple(local.T)
     box = np.zeros(shape, dtype=np.int8)
     box[where] = np.where(side == 0, 1, 2)
-    footprint = ndi.generate_binary_structure(coords.shape[1], 1)
+    footprint = face_footprint(coords.shape[1])
     first, n_first = ndi.label(box == 1, structure=footprint)
     second, n_second = ndi.label(box == 2, structure=footprint)
     piece = np.where(side == 0, first[where] - 1, second[where] - 1 + n_first)

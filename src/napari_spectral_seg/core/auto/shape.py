@@ -13,7 +13,7 @@ import scipy.ndimage as ndi
 
 from .._threads import single_threaded
 from .config import AutoConfig
-from .geometry import axis_scale, box_mask, fill_holes
+from .geometry import axis_scale, box_mask, face_footprint, fill_holes
 
 __all__ = ["hull_mask", "notch_cut", "two_means"]
 
@@ -55,7 +55,7 @@ def hull_mask(box: np.ndarray) -> np.ndarray | None:
     from scipy.spatial import ConvexHull, Delaunay, QhullError
 
     # Only the rim spans the hull; interior pixels add nothing but cost.
-    rim = np.argwhere(box & ~ndi.binary_erosion(box)).astype(float)
+    rim = np.argwhere(box & ~ndi.binary_erosion(box, structure=face_footprint(box.ndim))).astype(float)
     # One BLAS thread, like the engine's other dense steps: the
     # triangulation's linear algebra is small, and threads only add
     # contention on a busy machine.
@@ -116,10 +116,10 @@ def notch_cut(
     hull = hull_mask(box)
     if hull is None:
         return 0.0, np.inf, None
-    depth = ndi.distance_transform_edt(hull, sampling=scale)
-    notches, n = ndi.label(hull & ~box)
+    notches, n = ndi.label(hull & ~box, structure=face_footprint(2))
     if n < 2:
         return 0.0, np.inf, None
+    depth = ndi.distance_transform_edt(hull, sampling=scale)
     # Each notch's deepest point on the piece's outline: where a cut starts.
     near = ndi.grey_dilation(notches, size=(3, 3))
     outline = box & (near > 0)
@@ -152,7 +152,7 @@ def notch_cut(
         # a bent piece can cut it elsewhere too).
         halves = np.zeros(shape, dtype=np.int8)
         halves[tuple(local.T)] = np.where(side, 1, 2)
-        if any(ndi.label(halves == h)[1] != 1 for h in (1, 2)):
+        if any(ndi.label(halves == h, structure=face_footprint(2))[1] != 1 for h in (1, 2)):
             continue
         seam = float(length[k]) / (2.0 * np.sqrt(small * area / np.pi))
         return float(ratio[k]), seam, side
