@@ -23,8 +23,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import threading
 from contextlib import contextmanager
+
+from ._sections import SharedSection
 
 __all__ = ["heap_kept", "keep_freed_memory"]
 
@@ -48,8 +49,6 @@ _AFTER = ((_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 64 << 20), (_M_TOP_
 # in their memory again.
 KEEP_MIN_PIXELS = 8 << 20
 
-_lock = threading.Lock()
-_depth = 0  # sections of heap_kept open, in every thread
 _for_good = False  # keep_freed_memory() succeeded: sections change nothing
 
 
@@ -86,9 +85,23 @@ def keep_freed_memory() -> bool:
     global _for_good
     if _libc() is None:
         return False
-    with _lock:
+    with _section.lock:
         _for_good = _set(_KEPT)
     return _for_good
+
+
+def _keep() -> None:
+    if not _for_good:
+        _set(_KEPT)
+
+
+def _hand_back() -> None:
+    if not _for_good:
+        _set(_AFTER)
+        _libc()[1](0)
+
+
+_section = SharedSection(_keep, _hand_back)
 
 
 @contextmanager
@@ -97,19 +110,8 @@ def heap_kept(n_pixels: int):
 
     Only for a run on at least ``KEEP_MIN_PIXELS`` pixels (``n_pixels``); smaller ones change nothing.
     """
-    global _depth
     if _libc() is None or n_pixels < KEEP_MIN_PIXELS:
         yield
         return
-    with _lock:
-        if _depth == 0 and not _for_good:
-            _set(_KEPT)
-        _depth += 1
-    try:
+    with _section.open():
         yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0 and not _for_good:
-                _set(_AFTER)
-                _libc()[1](0)

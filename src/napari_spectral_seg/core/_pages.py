@@ -17,13 +17,12 @@ good (``core.warm.prepare``); then this changes nothing.
 
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
+
+from ._sections import SharedSection
 
 __all__ = ["ordinary_pages"]
 
-_lock = threading.Lock()
-_depth = 0
 _saved: list[bool] = []
 
 
@@ -38,21 +37,22 @@ def _setter():
 _SET_HUGE_PAGES = _setter()
 
 
+def _advice_off() -> None:
+    _saved[:] = [_SET_HUGE_PAGES(False)]
+
+
+def _advice_back() -> None:
+    _SET_HUGE_PAGES(_saved.pop())
+
+
+_section = SharedSection(_advice_off, _advice_back)
+
+
 @contextmanager
 def ordinary_pages():
     """Context manager: no huge-page advice for the arrays numpy allocates inside it."""
-    global _depth
     if _SET_HUGE_PAGES is None:  # pragma: no cover - a numpy without the switch
         yield
         return
-    with _lock:
-        if _depth == 0:
-            _saved[:] = [_SET_HUGE_PAGES(False)]
-        _depth += 1
-    try:
+    with _section.open():
         yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0:
-                _SET_HUGE_PAGES(_saved.pop())
