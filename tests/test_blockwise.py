@@ -209,6 +209,7 @@ def test_command_line_end_to_end_on_a_local_cluster(tmp_path, blobs):
     assert abs(int(found.max()) - int(expected.max())) <= 0.1 * expected.max()
     again = subprocess.run(command + flags, capture_output=True, text=True, timeout=60, env=_env())
     assert again.returncode == 2 and "--overwrite" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    assert "not written by napari-spectral-seg" not in again.stderr  # its own output, told apart from another's
     masked = subprocess.run(
         command + flags + ["--mask", str(source)], capture_output=True, text=True, timeout=60, env=_env()
     )

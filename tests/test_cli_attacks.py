@@ -405,3 +405,76 @@ def test_a_named_pipe_or_a_device_as_parameter_file_is_named_not_missing(tmp_pat
     for path in (fifo, "/dev/zero"):
         with pytest.raises(ParameterFileError, match=r"is not a regular file \(a named pipe or a device\)"):
             load_parameters(path)
+
+
+def test_segment_replaces_its_own_output_but_not_a_file_it_did_not_write(tmp_path, capsys):
+    # Attack D2c: `segment img.tif -o fiji.tif` over someone's TIFF replaced it (exit 0), where batch
+    # refuses a file it did not write without --overwrite.
+    img = sample(tmp_path / "img.tif")
+    fiji = tmp_path / "fiji.tif"
+    tifffile.imwrite(fiji, np.ones((8, 8), np.uint8), description='{"made": "by hand"}')
+    before = fiji.read_bytes()
+    capsys.readouterr()
+    assert main(["segment", str(img), "-o", str(fiji)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{fiji} exists and was not written by napari-spectral-seg" in err and "--overwrite" in err
+    assert fiji.read_bytes() == before
+    ours = tmp_path / "ours.tif"
+    assert main(["segment", str(img), "-o", str(ours)]) == 0
+    assert main(["segment", str(img), "-o", str(ours), "--seed", "1"]) == 0  # a re-run replaces its own
+    assert stored_parameters(ours)["random_state"] == 1
+    assert main(["segment", str(img), "-o", str(fiji), "--overwrite"]) == 0
+    assert stored_parameters(fiji)["n_clusters"] is not None
+
+
+def test_segment_refuses_an_npy_or_a_sidecar_it_did_not_write(tmp_path, capsys):
+    # The .npy kind of D2c: the labels and their sidecar are both replaced, so either, of another's, is refused.
+    img = sample(tmp_path / "img.tif")
+    theirs = tmp_path / "theirs.npy"
+    np.save(theirs, np.arange(4))
+    assert main(["segment", str(img), "-o", str(theirs)]) == 2
+    assert np.array_equal(np.load(theirs), np.arange(4))
+    sidecar = tmp_path / "notes.npy.json"
+    sidecar.write_text('{"mine": 1}')
+    assert main(["segment", str(img), "-o", str(tmp_path / "notes.npy")]) == 2
+    assert f"{sidecar} exists and was not written by napari-spectral-seg" in capsys.readouterr().err
+    assert sidecar.read_text() == '{"mine": 1}'
+    ours = tmp_path / "ours.npy"
+    assert main(["segment", str(img), "-o", str(ours)]) == 0
+    assert main(["segment", str(img), "-o", str(ours)]) == 0
+
+
+def zarr_array(path):
+    zarr = pytest.importorskip("zarr")
+    array = zarr.open_array(str(path), mode="w", shape=(64, 64), chunks=(32, 32), dtype="f4")
+    array[:] = four_circles(size=64, seed=0)[0]
+    return path
+
+
+def test_a_blockwise_output_over_a_zarr_not_ours_is_named_as_such(tmp_path, capsys):
+    # Attack Z6: `segment img.tif -o arr.zarr` over someone's zarr said only "exists; pass --overwrite".
+    img = sample(tmp_path / "img.tif")
+    arr = zarr_array(tmp_path / "arr.zarr")
+    capsys.readouterr()
+    assert main(["segment", str(img), "-o", str(arr)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{arr} exists and was not written by napari-spectral-seg; pass --overwrite" in err
+
+
+def test_a_blockwise_output_inside_the_input_or_holding_it_is_refused(tmp_path, capsys):
+    # Attack Z2: `segment arr.zarr -o arr.zarr/sub.zarr` wrote the labels inside the input's store;
+    # the other way round, `-o` a store holding the input, --overwrite would have removed the input.
+    arr = zarr_array(tmp_path / "arr.zarr")
+    listing = sorted(p.name for p in arr.iterdir())
+    capsys.readouterr()
+    assert main(["segment", str(arr), "-o", str(arr / "sub.zarr"), "--threshold", "otsu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "-o" in err and "is inside the input" in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in arr.iterdir()) == listing
+    nested = zarr_array(tmp_path / "store.zarr" / "a.zarr")
+    argv = ["segment", str(nested), "-o", str(tmp_path / "store.zarr"), "--overwrite", "--threshold", "otsu"]
+    assert main(argv) == 2
+    assert "holds the input" in capsys.readouterr().err
+    assert nested.exists()

@@ -43,6 +43,8 @@ from .flag_words import for_command_line
 from .io import (
     InputError,
     check_output_path,
+    check_written_by_us,
+    is_inside,
     read_image,
     read_voxel_size,
     same_file,
@@ -73,6 +75,8 @@ def cmd_segment(args) -> int:
     if args.measure:
         check_table_path(args.measure)
     _refuse_to_replace_an_input(args)
+    if not args.overwrite:  # a re-run replaces our own output; another's file only when asked to
+        check_written_by_us(args.output, "another -o")
     with output_file_lock(args.output):  # a second run writing this -o at once is refused, not silently replaced
         return _segment_in_memory(args)
 
@@ -172,12 +176,14 @@ def _require(modules, extra: str, what: str) -> None:
 
 
 def _refuse_to_replace_an_input(args) -> None:
-    """``-o`` must not be the image or the mask, under any spelling (symlink, hard link, ``./``)."""
+    """``-o`` must not be the image or the mask, under any spelling (symlink, hard link, ``./``), nor inside one."""
     for what, path in (("the input image", args.input), ("the --mask file", args.mask)):
         if path and same_file(args.output, path):
             raise CliError(
                 f"-o {args.output} is {what} ({path}); writing the labels there would replace it: pass another -o file."
             )
+        if path and is_inside(args.output, path):
+            raise CliError(f"-o {args.output} is inside {what} ({path}): pass an -o outside it.")
 
 
 def _with_voxel_size(args, params: SegmentationParams, n_axes: int):
@@ -394,7 +400,10 @@ def _add_segment(sub) -> None:
         "writes IMAGE.zarr/labels/NAME beside its image",
     )
     blockwise.add_argument(
-        "--overwrite", action="store_true", help="replace an existing OUTPUT.zarr (or the input's labels/NAME)"
+        "--overwrite",
+        action="store_true",
+        help="replace an existing -o that napari-spectral-seg did not write (without it, refused; its own .tif or "
+        ".npy is replaced anyway), or an existing OUTPUT.zarr (or the input's labels/NAME)",
     )
     seg.set_defaults(func=cmd_segment)
 

@@ -16,6 +16,7 @@ from ..io import (
     InputError,
     VoxelSize,
     check_not_special,
+    check_written_by_us,
     file_identity,
     input_kind,
     probe,
@@ -317,12 +318,11 @@ def _identify(items: list[InputItem]) -> None:
 
 def _compare_with_output(item: InputItem, request: dict) -> None:
     """Skip an input whose output is complete with ``request`` from the same content; refuse another's file."""
-    stored = stored_parameters(item.output)
-    if not written_by_us(stored):
-        return item.fail(
-            f"{item.output} exists and was not written by napari-spectral-seg; pass --overwrite or another --out"
-        )
-    if request != {key: stored.get(key) for key in request}:
+    try:
+        stored = check_written_by_us(item.output, "another --out")
+    except InputError as exc:
+        return item.fail(str(exc))
+    if not isinstance(stored, dict) or request != {key: stored.get(key) for key in request}:
         return item.fail(f"{item.output.name} exists with other parameters; pass --overwrite to redo it")
     made_from = stored_input_identity(item.output)
     if not same_content(item.identity, made_from):

@@ -28,6 +28,7 @@ import numpy as np
 from ..core.adapt import no_objects_error
 from ..core.params import SegmentationParams, check_random_state, check_spacing
 from ..core.result import EmptyMaskError
+from ..io import check_written_by_us, is_inside
 from .block import BlockPlan, block_summary, read_record, record_path, segment_block
 from .cancel import CancellableClient, check_cancel, wait_or_cancel
 from .grid import block_grid
@@ -116,7 +117,19 @@ def _check_output(output: Path, overwrite: bool) -> None:
     if not output.parent.is_dir():
         raise BlockwiseError(f"-o {output}: the folder {output.parent} does not exist.")
     if output.exists() and not overwrite:
+        check_written_by_us(output, "another -o", BlockwiseError)  # another's store is named as such
         raise BlockwiseError(f"-o {output} exists; pass --overwrite (overwrite=True) to replace it, or another -o.")
+
+
+def _check_not_nested(output: Path, input_path) -> None:
+    """An output inside the input's store would be written among its arrays; the input inside it, removed with it."""
+    if is_inside(output, input_path):
+        raise BlockwiseError(f"-o {output} is inside the input {input_path}: pass an -o outside it.")
+    if is_inside(input_path, output):
+        raise BlockwiseError(
+            f"-o {output} holds the input {input_path}: writing it would replace the input; pass an -o outside it "
+            "(or the OME-Zarr image itself as -o to add labels/NAME to it)."
+        )
 
 
 def _run_blocks(client, plan: BlockPlan, todo: list, progress, cancel=None) -> dict:
@@ -259,6 +272,7 @@ def segment_blockwise(
     params = _check_params(base.replace(**parameters) if parameters else base, source)
     into = writes_into_input(source, output, name, overwrite, BlockwiseError)
     if not into:
+        _check_not_nested(output, source.path)
         _check_output(output, overwrite)
     if int(block_size) < 16:
         raise BlockwiseError(f"block_size={block_size}: use at least 16 pixels (1024 is a good start).")

@@ -16,7 +16,9 @@ from .voxels import VoxelSize, tiff_arguments
 __all__ = [
     "WRITE_SUFFIXES",
     "check_output_path",
+    "check_written_by_us",
     "file_identity",
+    "is_inside",
     "listing_digest",
     "same_content",
     "same_file",
@@ -81,6 +83,12 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist
         return False
+
+
+def is_inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether ``path`` lies below ``folder`` (a zarr store, say), under any spelling; not ``folder`` itself."""
+    path, folder = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    return path != folder and path.is_relative_to(folder)
 
 
 def _partial(path: Path) -> Path:
@@ -209,6 +217,43 @@ def stored_parameters(output: str | os.PathLike) -> dict | None:
 def written_by_us(stored) -> bool:
     """Whether ``stored`` (from :func:`stored_parameters`) is what this package records with its results."""
     return isinstance(stored, dict) and _OUR_KEYS <= stored.keys()
+
+
+def check_written_by_us(output: str | os.PathLike, instead: str, error=InputError) -> dict | None:
+    """Refuse to replace what this package did not write at ``output``; the parameters stored there, if any.
+
+    What is ours: a TIFF whose description (or ImageJ ``Info``) holds our
+    parameters; an ``.npy`` file whose sidecar does (the file or its sidecar
+    alone, of another's, is refused: both are replaced); a zarr array with
+    them in its attributes (``batch``), or a zarr group with a ``labels/*``
+    image holding them (blockwise). Nothing at ``output`` is not refused.
+
+    Raises
+    ------
+    error
+        ``"<path> exists and was not written by napari-spectral-seg; pass
+        --overwrite or <instead>"`` (``instead``: e.g. ``"another -o"``).
+    """
+    output = Path(output)
+    sidecar = output.with_name(output.name + ".json") if output.suffix.lower() == ".npy" else None
+    found = [path for path in (output, sidecar) if path is not None and os.path.lexists(path)]
+    if not found:
+        return None
+    stored = stored_parameters(output)
+    if written_by_us(stored) or (output.suffix.lower() == ".zarr" and _our_labels_group(output)):
+        return stored
+    raise error(f"{found[0]} exists and was not written by napari-spectral-seg; pass --overwrite or {instead}")
+
+
+def _our_labels_group(path: Path) -> bool:
+    """Whether ``path`` is a zarr group holding a labels image this package wrote (a blockwise output)."""
+    try:
+        import zarr
+
+        labels = zarr.open_group(str(path), mode="r")["labels"]
+        return any(written_by_us(dict(image.attrs).get(METADATA_KEY)) for _, image in labels.groups())
+    except Exception:
+        return False
 
 
 def stored_input_identity(output: str | os.PathLike) -> dict | None:
