@@ -7,7 +7,7 @@ import pytest
 from test_dim import _dim_beside_bright
 
 from napari_spectral_seg.core import SegmentationParams, iter_segment, run_to_end
-from napari_spectral_seg.core.auto import AutoConfig
+from napari_spectral_seg.core.auto import AutoConfig, default_min_part
 from napari_spectral_seg.core.background import choose_polarity
 from napari_spectral_seg.core.result import EmptyMaskError
 from napari_spectral_seg.data import touching_blobs
@@ -28,6 +28,9 @@ FORMER_CONSTANTS = dict(
     background_percentile=10.0,
     dim_deviations=5.0,
     bright_percentile=95.0,
+    edge_reach=3.0,
+    min_part_2d=10,
+    min_part_3d=30,
 )
 # How the parameters' help texts spell a share out in words.
 IN_WORDS = {0.1: "a tenth"}
@@ -66,6 +69,12 @@ def test_the_smallest_piece_and_the_smoothing_follow_their_fields():
     # Noise up to the whole contrast, and any number of peaks, ask for no smoothing.
     lenient = AutoConfig(noise_to_contrast=1.0, peaks_per_object=10**9)
     assert default["sigma_used"] > 0 and _run(image, lenient, n_clusters="auto").parameters["sigma_used"] == 0.0
+
+
+def test_the_floor_of_a_split_piece_follows_its_fields():
+    assert default_min_part(3, 2) == 10 and default_min_part(3, 3) == 30 and default_min_part(50, 2) == 50
+    assert default_min_part(3, 2, AutoConfig(min_part_2d=4)) == 4
+    assert default_min_part(3, 3, AutoConfig(min_part_3d=5)) == 5
 
 
 def test_the_dim_search_and_the_edges_follow_their_fields():

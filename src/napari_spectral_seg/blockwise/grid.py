@@ -11,14 +11,17 @@ edges' reach of its core is foreground).
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.auto.config import AutoConfig
+
 __all__ = ["EDGE_REACH", "Block", "block_grid", "grow", "smoothing_reach"]
 
 # Pixels an object's edge may move outwards (core.edges) plus one.
-EDGE_REACH = 4
+EDGE_REACH = math.ceil(AutoConfig.edge_reach) + 1
 
 
 @dataclass(frozen=True)

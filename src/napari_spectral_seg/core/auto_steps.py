@@ -60,7 +60,7 @@ def iter_auto_tail(run):
         spacing=parameters["spacing"],
         background=parameters["threshold_used"],
         sensitivity=parameters["sensitivity"],
-        min_part=default_min_part(run.min_size, len(run.spatial_shape)),
+        min_part=default_min_part(run.min_size, len(run.spatial_shape), run.config),
         eigen_solver=parameters["eigen_solver"],
         random_state=parameters["random_state"],
         object_size=run.object_size,
@@ -142,7 +142,7 @@ def _dim_min_size(run) -> int:
     times the typical size and a fifth of it) is kept.
     """
     given = 0 if run.params.min_size == "auto" else run.min_size
-    return default_min_part(given, len(run.spatial_shape))
+    return default_min_part(given, len(run.spatial_shape), run.config)
 
 
 def _iter_object_edges(run, intensity, labels):
@@ -172,4 +172,5 @@ def _iter_object_edges(run, intensity, labels):
         allowed=run.explicit_mask,
         regions=run.regions,
         percentile=run.config.bright_percentile,
+        reach=run.config.edge_reach,
     )

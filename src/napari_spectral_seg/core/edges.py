@@ -24,10 +24,6 @@ from .params import DEFAULT_EDGE_LEVEL
 
 __all__ = ["DEFAULT_EDGE_LEVEL", "object_levels", "refine_object_edges"]
 
-# How far (pixels along the finest axis) an edge may move outwards: the
-# blur of a widefield edge, not a search for missed objects.
-DEFAULT_EDGE_REACH = 3.0
-
 
 def object_levels(
     intensity: np.ndarray,
@@ -86,7 +82,7 @@ def refine_object_edges(
     *,
     background: float,
     level: float = DEFAULT_EDGE_LEVEL,
-    reach: float = DEFAULT_EDGE_REACH,
+    reach: float = AutoConfig.edge_reach,
     spacing=None,
     allowed: np.ndarray | None = None,
     regions: np.ndarray | None = None,
@@ -145,7 +141,7 @@ def refine_object_edges(
     if not 0 < level < 1:
         raise ValueError(f"level={level!r} must be in (0, 1), e.g. {DEFAULT_EDGE_LEVEL}.")
     if not (np.isfinite(reach) and reach >= 0):
-        raise ValueError(f"reach={reach!r} must be a finite number of pixels >= 0, e.g. {DEFAULT_EDGE_REACH}.")
+        raise ValueError(f"reach={reach!r} must be a finite number of pixels >= 0, e.g. {AutoConfig.edge_reach}.")
     if labels.size and labels.min() < 0:
         raise ValueError("labels must be >= 0 (0 is background); relabel the image first.")
     ndim = labels.ndim

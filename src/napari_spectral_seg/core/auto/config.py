@@ -116,6 +116,15 @@ class AutoConfig:
     # --- object edges (core/edges.py)
     #: An object's bright level: this percentile of its intensities.
     bright_percentile: float = 95.0
+    #: How far (pixels along the finest axis) an edge may move outwards: the blur of a widefield
+    #: edge, not a search for missed objects.
+    edge_reach: float = 3.0
+
+    # --- smallest piece a split may cut off (with ``min_size``)
+    #: Floor in 2D (pixels).
+    min_part_2d: int = 10
+    #: Floor in 3D (voxels).
+    min_part_3d: int = 30
 
 
 def resolve_config(config: AutoConfig | None) -> AutoConfig:
@@ -123,6 +132,7 @@ def resolve_config(config: AutoConfig | None) -> AutoConfig:
     return AutoConfig() if config is None else config
 
 
-def default_min_part(min_size: int, n_spatial: int) -> int:
-    """Smallest piece a split may cut off: ``min_size``, at least 10 px (2D) or 30 voxels (3D)."""
-    return max(int(min_size), 10 if n_spatial == 2 else 30)
+def default_min_part(min_size: int, n_spatial: int, config: AutoConfig | None = None) -> int:
+    """Smallest piece a split may cut off: ``min_size``, at least the config's floor for 2D or 3D."""
+    config = resolve_config(config)
+    return max(int(min_size), config.min_part_2d if n_spatial == 2 else config.min_part_3d)
