@@ -301,3 +301,30 @@ def test_the_edge_list_route_refuses_a_node_without_weight_in_our_words(solver):
     w[-1] = 0.0  # the last node's only edge has no weight
     with pytest.raises(ValueError, match="node without an edge of positive weight"):
         eigen.edge_laplacian_eigenvectors(w, a, b, n, 2, solver, np.random.default_rng(0))
+
+
+def test_a_lobpcg_solve_hides_only_its_own_notes_not_other_user_warnings():
+    # Other code's UserWarnings during a solve (here: from inside its preconditioner) are shown;
+    # LOBPCG's note at its iteration limit is not.
+    import warnings
+
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    from napari_spectral_seg.core import eigen
+
+    n = 2000
+    laplacian = sp.diags([2 * np.ones(n), -np.ones(n - 1), -np.ones(n - 1)], [0, 1, -1]).tocsr()
+
+    def precondition(x):
+        warnings.warn("a note from the preconditioner", UserWarning, stacklevel=1)
+        return x
+
+    preconditioner = spla.LinearOperator((n, n), matvec=precondition, matmat=precondition)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        eigen.hide_lobpcg_notes()
+        eigen._lobpcg(laplacian, 3, np.ones(n), np.random.default_rng(0), preconditioner, maxiter=2)
+    messages = [str(w.message) for w in caught]
+    assert "a note from the preconditioner" in messages
+    assert not any(m.startswith("Exited") for m in messages)

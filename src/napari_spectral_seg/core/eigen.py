@@ -54,6 +54,25 @@ BANDED_WORK = 4_000_000
 GUARD_COLUMNS = 4
 
 
+def hide_lobpcg_notes() -> None:
+    """Filter LOBPCG's notes that it stopped at its iteration limit or fell back to a dense solve.
+
+    The result is still usable. One narrow filter, installed at import (they
+    are attributed to scipy's module or to this one, its caller), instead of
+    ``catch_warnings`` around each call, which saves and restores every
+    thread's filters at once.
+    """
+    warnings.filterwarnings(
+        "ignore",
+        message=r"(Exited|Failed) at iteration|Exited postprocessing|The problem size",
+        category=UserWarning,
+        module=r"(scipy\.sparse\.linalg\._eigen\.lobpcg|napari_spectral_seg\.core\.eigen)",
+    )
+
+
+hide_lobpcg_notes()
+
+
 def normalized_laplacian(graph: sp.csr_array) -> tuple[sp.csr_array, np.ndarray]:
     """Symmetric normalised Laplacian of a weighted graph.
 
@@ -219,10 +238,7 @@ def _start_block(sqrt_degree, k, rng):
 
 def _lobpcg(laplacian, k, sqrt_degree, rng, preconditioner=None, tol=1e-6, maxiter=500, start=None):
     x = _start_block(sqrt_degree, k, rng) if start is None else start
-    with warnings.catch_warnings():
-        # LOBPCG warns when it stops at maxiter; the result is still usable.
-        warnings.simplefilter("ignore", UserWarning)
-        values, vectors = spla.lobpcg(laplacian, x, M=preconditioner, tol=tol, maxiter=maxiter, largest=False)
+    values, vectors = spla.lobpcg(laplacian, x, M=preconditioner, tol=tol, maxiter=maxiter, largest=False)
     order = np.argsort(values)
     return values[order], vectors[:, order]
 
