@@ -433,8 +433,11 @@ def test_segment_refuses_an_npy_or_a_sidecar_it_did_not_write(tmp_path, capsys):
     img = sample(tmp_path / "img.tif")
     theirs = tmp_path / "theirs.npy"
     np.save(theirs, np.arange(4))
+    capsys.readouterr()
     assert main(["segment", str(img), "-o", str(theirs)]) == 2
     assert np.array_equal(np.load(theirs), np.arange(4))
+    # An .npy alone may be ours with its sidecar lost (an interrupted write): the message says both.
+    assert "exists without its theirs.npy.json" in capsys.readouterr().err
     sidecar = tmp_path / "notes.npy.json"
     sidecar.write_text('{"mine": 1}')
     assert main(["segment", str(img), "-o", str(tmp_path / "notes.npy")]) == 2

@@ -12,8 +12,8 @@ With the heap kept, a run reuses its own freed temporaries.
 engine process, through ``core.warm.prepare``); :func:`heap_kept` for the
 length of one run in any other process (a script, napari's own process):
 when the last open section ends, the settings go back to what glibc's own
-grow to and the free heap is handed back to the kernel (``malloc_trim``), so
-the process holds no more idle memory afterwards than it did before. Only
+grow to (fixed from then on: 32 MiB for a block of its own, 64 MiB of free
+heap kept) and the free heap is handed back to the kernel (``malloc_trim``). Only
 large runs open a section (``KEEP_MIN_PIXELS``). Sections in
 several threads share one setting (as for the thread pools in ``_threads``).
 """

@@ -20,8 +20,8 @@ of the first call's extra time was the kernel handing out fresh pages):
 
 * glibc's malloc keeps freed large blocks (:func:`keep_freed_memory`, see
   ``_heap``): with the heap kept, the first call reuses its own freed
-  temporaries and later calls fault nothing (any other process keeps it
-  for the length of each run only);
+  temporaries and later calls fault nothing (in any other process, a run
+  on ``_heap.KEEP_MIN_PIXELS`` pixels or more keeps it for its own length);
 * numpy stops asking for transparent huge pages (:func:`skip_huge_pages`):
   where the kernel's THP setting is ``madvise`` with ``defrag=madvise``, each
   fresh 2 MiB page may wait for the kernel to compact memory, which cost

@@ -242,6 +242,11 @@ def check_written_by_us(output: str | os.PathLike, instead: str, error=InputErro
     stored = stored_parameters(output)
     if written_by_us(stored) or (output.suffix.lower() == ".zarr" and _our_labels_group(output)):
         return stored
+    if sidecar is not None and found == [output]:
+        raise error(
+            f"{output} exists without its {sidecar.name} (another program's file, or a write of ours that"
+            f" was interrupted); pass --overwrite or {instead}"
+        )
     raise error(f"{found[0]} exists and was not written by napari-spectral-seg; pass --overwrite or {instead}")
 
 

@@ -246,7 +246,7 @@ def split_component(
     *,
     coords: np.ndarray | None = None,
     sensitivity: float = DEFAULT_SENSITIVITY,
-    min_part: int = 10,
+    min_part: int = AutoConfig.min_part_2d,
     eigen_solver: str = "auto",
     rng: np.random.Generator | None = None,
     max_segments: int = 1000,
@@ -272,7 +272,8 @@ def split_component(
         A cut is made where ``pass height / lower hill height`` is below it.
         Larger values split more (0 never splits; 1 splits nearly anything).
     min_part : int
-        No piece smaller than this many pixels is split off.
+        No piece smaller than this many pixels is split off (default: the
+        2D floor, ``AutoConfig.min_part_2d``).
     eigen_solver : str
         Passed to :func:`laplacian_eigenvectors`.
     rng : numpy.random.Generator, optional

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bisection import split_component
-from .config import DEFAULT_SENSITIVITY, AutoConfig, resolve_config
+from .config import DEFAULT_SENSITIVITY, AutoConfig, default_min_part, resolve_config
 from .landscape import landscape, pixel_edges
 from .pieces import typical_size
 from .rules import merge_slivers, split_moments, split_notches
@@ -170,7 +170,7 @@ def iter_auto_labels(
     spacing=None,
     background: float | None = None,
     sensitivity: float = DEFAULT_SENSITIVITY,
-    min_part: int = 10,
+    min_part: int | None = None,
     eigen_solver: str = "auto",
     random_state: int = 0,
     object_size: float | Sequence[float] | None = None,
@@ -187,7 +187,8 @@ def iter_auto_labels(
     spacing, background
         See :func:`landscape`.
     sensitivity, min_part, eigen_solver
-        See :func:`split_component`.
+        See :func:`split_component`; ``min_part`` defaults to the config's
+        floor for 2D or 3D (:func:`default_min_part`).
     object_size : float or sequence of float, optional
         Typical object size in pixels, which the shape rules compare pieces
         with; default: the median size of the pieces of the pass/hill split
@@ -214,6 +215,7 @@ def iter_auto_labels(
         Per component, the pass/hill ratios of the bisections tried.
     """
     config = resolve_config(config)
+    min_part = default_min_part(0, intensity.ndim, config) if min_part is None else min_part
     run = _Run(spacing, sensitivity, min_part, eigen_solver, random_state, config)
     graph = _Graph(intensity, index, spacing, background, config)
     ticker = _Ticker()
@@ -240,7 +242,7 @@ def iter_typical_size(
     spacing=None,
     background: float | None = None,
     sensitivity: float = DEFAULT_SENSITIVITY,
-    min_part: int = 10,
+    min_part: int | None = None,
     eigen_solver: str = "auto",
     random_state: int = 0,
     config: AutoConfig | None = None,
@@ -258,6 +260,7 @@ def iter_typical_size(
         The typical size in pixels (what ``object_size`` takes).
     """
     config = resolve_config(config)
+    min_part = default_min_part(0, intensity.ndim, config) if min_part is None else min_part
     run = _Run(spacing, sensitivity, min_part, eigen_solver, random_state, config)
     graph = _Graph(intensity, index, spacing, background, config)
     ticker = _Ticker()
