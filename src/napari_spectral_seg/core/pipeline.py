@@ -10,6 +10,7 @@ for scripts.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -263,13 +264,22 @@ def iter_segment(
     params = _as_params(params, parameters)
     # Ordinary pages while a step runs, and freed temporaries kept in the heap
     # until the run ends (why: core/_pages.py, core/_heap.py).
-    with heap_kept(int(np.size(image))):
+    with heap_kept(_pixel_count(image)):
         return (
             yield from relay(
                 _iter_run(image, mask, params, auto_config, (object_size, edge_background, dim_decided)),
                 within=ordinary_pages,
             )
         )
+
+
+def _pixel_count(image) -> int:
+    """Pixels of an array-like from its shape, without reading it (a dask array, a list: 0 if unknown)."""
+    shape = getattr(image, "shape", None)
+    try:
+        return math.prod(int(n) for n in shape) if shape is not None else 0
+    except (TypeError, ValueError):  # unknown (NaN) chunk sizes
+        return 0
 
 
 def _iter_run(image, mask, params: SegmentationParams, auto_config, decided):
