@@ -481,3 +481,15 @@ def test_a_blockwise_output_inside_the_input_or_holding_it_is_refused(tmp_path, 
     assert main(argv) == 2
     assert "holds the input" in capsys.readouterr().err
     assert nested.exists()
+
+
+def test_a_batch_out_inside_an_input_store_is_refused_before_anything_is_written(tmp_path, capsys):
+    # A reviewer's finding: `batch arr.zarr --out arr.zarr/out` wrote partial files into the input,
+    # whose listing then changed, so every run failed with "it changed while the batch ran".
+    arr = zarr_array(tmp_path / "arr.zarr")
+    listing = sorted(p.name for p in arr.iterdir())
+    capsys.readouterr()
+    assert main(["batch", str(arr), "--out", str(arr / "out"), "--threshold", "otsu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--out" in err and "is inside the input" in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in arr.iterdir()) == listing

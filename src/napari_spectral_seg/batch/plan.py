@@ -29,6 +29,7 @@ from ..io import (
     written_by_us,
 )
 from ..io.common import why_missing
+from ..io.labels import is_inside
 from ..tables import matches_record
 from .recipe import recorded_parameters
 
@@ -212,12 +213,15 @@ def check_outputs_differ(paths, out_dir) -> None:
     Raises
     ------
     InputError
-        No inputs.
+        No inputs, or ``out_dir`` inside an input's store (its writes would change the input).
     BatchError
         Two inputs would write the same output.
     """
     if not paths:
         raise InputError("no input files given.")
+    for path in paths:
+        if os.path.isdir(path) and (is_inside(out_dir, path) or os.path.realpath(out_dir) == os.path.realpath(path)):
+            raise InputError(f"--out {out_dir} is inside the input {path}: pass an --out outside it.")
     sources = {}
     for path in paths:
         output = output_path(out_dir, Path(path))
