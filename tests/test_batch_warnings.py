@@ -111,3 +111,16 @@ def test_each_task_of_a_worker_hears_a_warning_again_and_from_its_helper_threads
     with capture_warnings() as said:
         name = run_to_end(steps())
     assert name != threading.current_thread().name and said == ["said in a helper thread"]
+
+
+def test_code_inside_a_task_that_records_warnings_itself_gets_them():
+    # A reviewer's finding: the hook took warnings ahead of a catch_warnings(record=True) inside a task.
+    from napari_spectral_seg.batch.warning_capture import capture_warnings
+
+    with capture_warnings() as collected:
+        with warnings.catch_warnings(record=True) as recorded:
+            warnings.simplefilter("always")
+            warnings.warn("recorded by the task's own code", UserWarning, stacklevel=1)
+        warnings.warn("heard by the task", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in recorded] == ["recorded by the task's own code"]
+    assert collected == ["heard by the task"]

@@ -20,7 +20,9 @@ from collections.abc import Iterator
 
 __all__ = ["capture_warnings"]
 
-_COLLECTOR: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+# A task's list, and what ``_showwarnmsg`` handed warnings to when the task
+# began (``catch_warnings(record=True)`` swaps that for its log while open).
+_COLLECTOR: contextvars.ContextVar[tuple[list[str], object] | None] = contextvars.ContextVar(
     "napari_spectral_seg_task_warnings", default=None
 )
 _INSTALL_LOCK = threading.Lock()
@@ -42,11 +44,17 @@ def _forget_shown() -> None:
         mutated()
 
 
+def _show_impl():
+    return getattr(warnings, "_showwarnmsg_impl", None)
+
+
 def _make_hook(previous):
     def hook(*args, **kwargs):
-        collector = _COLLECTOR.get()
-        if collector is None:
+        task = _COLLECTOR.get()
+        if task is None or _show_impl() is not task[1]:
+            # Outside a task, or code inside it records warnings itself: theirs.
             return previous(*args, **kwargs)
+        collector = task[0]
         message = args[0] if args else kwargs.get("msg", kwargs.get("message"))
         # ``_showwarnmsg`` gets a WarningMessage; ``showwarning`` the warning itself.
         text = str(getattr(message, "message", message))
@@ -77,7 +85,7 @@ def capture_warnings() -> Iterator[list[str]]:
     _install()
     _forget_shown()
     collected: list[str] = []
-    token = _COLLECTOR.set(collected)
+    token = _COLLECTOR.set((collected, _show_impl()))
     try:
         yield collected
     finally:
