@@ -113,3 +113,20 @@ def test_the_polarity_and_background_follow_their_fields():
     flat = _run(lit, AutoConfig(background_variation=10.0), n_clusters="auto").parameters
     default = _run(lit, n_clusters="auto").parameters
     assert default["background_used"] == "subtracted" and flat["background_used"] == "flat"
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("edge_reach", -1.0),
+        ("edge_reach", float("nan")),
+        ("min_part_2d", -5),
+        ("max_candidates", 2.5),
+        ("bright_percentile", 150.0),
+        ("use_sliver_merge", 1),
+    ],
+)
+def test_a_field_out_of_range_is_refused_at_once_by_its_name(field, value):
+    with pytest.raises((TypeError, ValueError), match=rf"^AutoConfig\.{field}="):
+        AutoConfig(**{field: value})
+    assert AutoConfig(notch_ratio=0, moment_ratio=0, use_sliver_merge=False).notch_ratio == 0

@@ -12,7 +12,9 @@ without touching the code. How the defaults were chosen is recorded in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import numbers
+from dataclasses import dataclass, fields
 
 from ..params import DEFAULT_SENSITIVITY
 
@@ -125,6 +127,30 @@ class AutoConfig:
     min_part_2d: int = 10
     #: Floor in 3D (voxels).
     min_part_3d: int = 30
+
+    def __post_init__(self):
+        for field in fields(self):
+            _check_field(field.name, field.type, getattr(self, field.name))
+
+
+def _check_field(name: str, kind: str, value) -> None:
+    """Refuse a field of the wrong type or out of range, naming it (a run would fail later, far from it)."""
+    where = f"AutoConfig.{name}={value!r}"
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise TypeError(f"{where} must be True or False.")
+        return
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(
+                f"{where} must be a whole number >= 1, e.g. {AutoConfig.__dataclass_fields__[name].default}."
+            )
+        return
+    default = AutoConfig.__dataclass_fields__[name].default
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{where} must be a finite number >= 0, e.g. {default:g}.")
+    if name.endswith("_percentile") and value > 100:
+        raise ValueError(f"{where} is a percentile: pass one in [0, 100], e.g. {default:g}.")
 
 
 def resolve_config(config: AutoConfig | None) -> AutoConfig:
