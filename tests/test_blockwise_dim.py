@@ -122,6 +122,7 @@ def test_a_dim_object_whose_basin_reaches_a_cut_side_is_deferred_and_equals_in_m
     assert summary["parameters"]["dim_objects"] == 1
     owner = summary["block_summaries"]["1_0"]  # the object's first pixel (row 125) lies in block 1_0
     assert owner["dim_count"] == 1 and owner["overlap"] > 16
+    assert summary["basin_cut_blocks"] == [] and not owner["basin_cut"]  # grown until no basin was cut
 
 
 def test_no_search_records_none(tmp_path, client):

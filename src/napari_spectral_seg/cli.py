@@ -158,6 +158,13 @@ def _segment_blockwise(args) -> int:
         f"({summary['skipped_blocks']} without foreground, {summary['resumed_blocks']} done before), "
         f"{summary['seconds']:.1f} s (seed {summary['parameters']['random_state']})"
     )
+    cut = summary.get("basin_cut_blocks") or []
+    if cut:
+        print(
+            f"note: {len(cut)} block(s) ({', '.join(cut[:3])}) kept a dim object whose surroundings reach past the "
+            "largest overlap; it may differ from the in-memory result (a larger --block-size avoids it).",
+            file=sys.stderr,
+        )
     return 0
 
 

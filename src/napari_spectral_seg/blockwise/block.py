@@ -100,7 +100,8 @@ def segment_block(plan: BlockPlan, block: Block) -> dict:
     while True:
         labels, box, clear, dim_count = _segment_region(plan, block, overlap)
         if clear == "all" or (clear == "pieces" and overlap >= plan.max_overlap):
-            # A dim object's basin still cut at the largest overlap: the object itself is clear, kept.
+            # A dim object's basin still cut at the largest overlap: the object itself is clear,
+            # kept, and the record says so (it may differ from the in-memory object).
             break
         if overlap >= plan.max_overlap:
             raise PieceTooLarge(
@@ -112,6 +113,7 @@ def segment_block(plan: BlockPlan, block: Block) -> dict:
     record = dict(origin=origin, labels=crop, count=np.int64(crop.max() if crop.size else 0))
     record["overlap"] = np.int64(overlap)
     record["dim_count"] = np.int64(dim_count)
+    record["basin_cut"] = np.bool_(clear != "all")
     record["seconds"] = np.float64(time.perf_counter() - started)
     _write_atomically(path, record)
     return block_summary(record, block, reused=False)
@@ -127,6 +129,8 @@ def block_summary(record: dict, block: Block, reused: bool) -> dict:
         overlap=int(record["overlap"]),
         # Of them, the dim objects found below the threshold.
         dim_count=int(record.get("dim_count", 0)),
+        # A dim object's basin was still cut at the largest overlap.
+        basin_cut=bool(record.get("basin_cut", False)),
         seconds=float(record["seconds"]),
         reused=reused,
     )

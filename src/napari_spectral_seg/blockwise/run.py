@@ -369,6 +369,7 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
         skipped_blocks=len(blocks) - len(foreground),
         resumed_blocks=len(foreground) - len(todo),
         n_labels=n_labels,
+        basin_cut_blocks=sorted(key for key, s in done.items() if s.get("basin_cut")),
         block_summaries=done,
         decisions=decisions.as_json(),
         parameters=_recorded(params, decisions, sum(s["dim_count"] for s in done.values())),
