@@ -29,7 +29,7 @@ from ..io import (
     written_by_us,
 )
 from ..io.common import why_missing
-from ..io.labels import is_inside
+from ..io.labels import is_inside, same_file
 from ..tables import matches_record
 from .recipe import recorded_parameters
 
@@ -220,7 +220,7 @@ def check_outputs_differ(paths, out_dir) -> None:
     if not paths:
         raise InputError("no input files given.")
     for path in paths:
-        if os.path.isdir(path) and (is_inside(out_dir, path) or os.path.realpath(out_dir) == os.path.realpath(path)):
+        if os.path.isdir(path) and (same_file(out_dir, path) or is_inside(out_dir, path)):
             raise InputError(f"--out {out_dir} is inside the input {path}: pass an --out outside it.")
     sources = {}
     for path in paths:
