@@ -49,6 +49,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .adapt import smoothed_noise, unit_spacing
 from .auto.config import AutoConfig, resolve_config
+from .auto.geometry import face_footprint
 from .background import estimate_background
 from .edges import object_levels
 
@@ -235,7 +236,7 @@ def find_dim_objects(
     above = (intensity > low) & ~kept
     if not above.any():
         return empty
-    footprint = ndi.generate_binary_structure(kept.ndim, 1)
+    footprint = face_footprint(kept.ndim)
     peaks = (ndi.maximum_filter(intensity, footprint=footprint, mode="nearest") == intensity) & above
     seeds, n_seeds = ndi.label(peaks, structure=footprint)
     if n_seeds == 0:
