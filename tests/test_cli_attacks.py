@@ -493,3 +493,39 @@ def test_a_batch_out_inside_an_input_store_is_refused_before_anything_is_written
     err = capsys.readouterr().err.strip()
     assert "--out" in err and "is inside the input" in err and len(err.splitlines()) == 1
     assert sorted(p.name for p in arr.iterdir()) == listing
+
+
+def test_an_npy_saved_over_ours_beside_our_sidecar_is_not_taken_as_ours(tmp_path, capsys):
+    # A user's np.save over our labels.npy left our labels.npy.json beside it: it counted as ours
+    # and a re-run replaced it. The sidecar now records the size and hash of the file it describes.
+    img = sample(tmp_path / "img.tif")
+    ours = tmp_path / "labels.npy"
+    assert main(["segment", str(img), "-o", str(ours)]) == 0
+    assert main(["segment", str(img), "-o", str(ours), "--seed", "1"]) == 0  # our own: replaced
+    np.save(ours, np.zeros((40, 40), np.int32))  # same shape and dtype, other bytes
+    capsys.readouterr()
+    assert main(["segment", str(img), "-o", str(ours)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{ours} exists and was not written by napari-spectral-seg" in err and "saved over ours" in err
+    assert not np.load(ours).any()
+    assert stored_parameters(ours)["random_state"] == 1  # the parameters read back without the file's identity
+    assert main(["segment", str(img), "-o", str(ours), "--overwrite"]) == 0
+    assert np.load(ours).max() == 4
+
+
+def test_an_older_sidecar_without_the_file_identity_still_counts_for_integer_labels(tmp_path, capsys):
+    # Sidecars of earlier versions record no file: their .npy is ours when it holds integers (labels).
+    img = sample(tmp_path / "img.tif")
+    ours = tmp_path / "labels.npy"
+    assert main(["segment", str(img), "-o", str(ours)]) == 0
+    sidecar = tmp_path / "labels.npy.json"
+    recorded = json.loads(sidecar.read_text())
+    recorded.pop("labels_file", None)
+    sidecar.write_text(json.dumps(recorded))
+    assert main(["segment", str(img), "-o", str(ours), "--seed", "1"]) == 0
+    sidecar.write_text(json.dumps(recorded))
+    np.save(ours, np.random.default_rng(0).random((40, 40)))  # a float image saved over it
+    capsys.readouterr()
+    assert main(["segment", str(img), "-o", str(ours)]) == 2
+    assert "saved over ours" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from .common import INPUT_IDENTITY_KEY, METADATA_KEY, TABLE_RECORD_KEY, InputErr
 from .voxels import VoxelSize, tiff_arguments
 
 __all__ = [
+    "LABELS_FILE_KEY",
     "WRITE_SUFFIXES",
     "check_output_path",
     "check_written_by_us",
@@ -37,6 +38,9 @@ _TABLE_TAG = 65112
 # Keys every set of parameters this package records holds: how an output
 # written by ``segment``, ``batch`` or the widget is told from another file.
 _OUR_KEYS = frozenset({"threshold", "n_clusters", "beta", "eigen_solver", "random_state"})
+# The key of an ``.npy`` sidecar that identifies the labels file it was written with (size and hash):
+# a file saved over ours, beside our sidecar, is then not taken as ours.
+LABELS_FILE_KEY = "labels_file"
 
 
 def check_output_path(path: str | os.PathLike) -> Path:
@@ -130,7 +134,8 @@ def write_labels(
     an ImageJ hyperstack at that scale with the parameters in its ``Info``
     (:func:`~napari_spectral_seg.io.voxels.tiff_arguments`); the voxel size
     is not stored in an ``.npy`` file;
-    ``.npy`` files get a sidecar ``<name>.json``. Everything is written and
+    ``.npy`` files get a sidecar ``<name>.json``, which also holds the
+    size and hash of the ``.npy`` it describes (``"labels_file"``). Everything is written and
     flushed under hidden temporary names first (``.<name>.partial.<suffix>``),
     then renamed: the sidecar, then the labels. A failed or interrupted
     write (a full disk, Ctrl-C, SIGTERM from the command line) removes the
@@ -156,7 +161,8 @@ def write_labels(
                 np.save(fh, labels)
                 fh.flush()
                 os.fsync(fh.fileno())
-            _write_text(temporaries[1], text)
+            described = dict(parameters, **{LABELS_FILE_KEY: _bytes_identity(tmp)})
+            _write_text(temporaries[1], json.dumps(described, default=str))
             os.replace(temporaries[1], sidecar)
             try:
                 os.replace(tmp, path)
@@ -203,7 +209,10 @@ def stored_parameters(output: str | os.PathLike) -> dict | None:
 
             return dict(zarr.open_array(str(output), mode="r").attrs[METADATA_KEY])
         if suffix == ".npy":
-            return json.loads(output.with_name(output.name + ".json").read_text())
+            stored = json.loads(output.with_name(output.name + ".json").read_text())
+            if isinstance(stored, dict):
+                stored.pop(LABELS_FILE_KEY, None)  # what the sidecar says of the file, not a parameter
+            return stored
         import tifffile
 
         with tifffile.TiffFile(output) as tif:
@@ -223,10 +232,12 @@ def check_written_by_us(output: str | os.PathLike, instead: str, error=InputErro
     """Refuse to replace what this package did not write at ``output``; the parameters stored there, if any.
 
     What is ours: a TIFF whose description (or ImageJ ``Info``) holds our
-    parameters; an ``.npy`` file whose sidecar does (the file or its sidecar
-    alone, of another's, is refused: both are replaced); a zarr array with
-    them in its attributes (``batch``), or a zarr group with a ``labels/*``
-    image holding them (blockwise). Nothing at ``output`` is not refused.
+    parameters; an ``.npy`` file whose sidecar does and describes that very
+    file (its size and hash; a sidecar of an earlier version, which records
+    neither, an ``.npy`` of integers) (the file or its sidecar alone, of
+    another's, is refused: both are replaced); a zarr array with them in
+    its attributes (``batch``), or a zarr group with a ``labels/*`` image
+    holding them (blockwise). Nothing at ``output`` is not refused.
 
     Raises
     ------
@@ -240,14 +251,43 @@ def check_written_by_us(output: str | os.PathLike, instead: str, error=InputErro
     if not found:
         return None
     stored = stored_parameters(output)
-    if written_by_us(stored) or (output.suffix.lower() == ".zarr" and _our_labels_group(output)):
+    if output.suffix.lower() == ".zarr" and _our_labels_group(output):
         return stored
+    if written_by_us(stored):
+        if sidecar is None or found == [sidecar] or _sidecar_describes(output, sidecar):
+            return stored
+        raise error(
+            f"{output} exists and was not written by napari-spectral-seg (its {sidecar.name} describes another "
+            f"file: this one was saved over ours); pass --overwrite or {instead}"
+        )
     if sidecar is not None and found == [output]:
         raise error(
             f"{output} exists without its {sidecar.name} (another program's file, or a write of ours that"
             f" was interrupted); pass --overwrite or {instead}"
         )
     raise error(f"{found[0]} exists and was not written by napari-spectral-seg; pass --overwrite or {instead}")
+
+
+def _bytes_identity(path: Path) -> dict:
+    """A file's size and BLAKE2b hash (what an ``.npy`` sidecar records of its labels file)."""
+    identity = file_identity(path)
+    return {"size": identity["size"], "blake2b": identity["blake2b"]}
+
+
+def _sidecar_describes(output: Path, sidecar: Path) -> bool:
+    """Whether our ``sidecar`` was written with the ``.npy`` now at ``output`` (same size and hash).
+
+    A sidecar of an earlier version records no file: the ``.npy`` is taken
+    as ours when it holds integers, as labels do (a user's image saved over
+    it is usually float).
+    """
+    try:
+        described = json.loads(sidecar.read_text()).get(LABELS_FILE_KEY)
+        if described is None:
+            return np.issubdtype(np.load(output, mmap_mode="r").dtype, np.integer)  # reads the header only
+        return same_content(described, _bytes_identity(output))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return False
 
 
 def _our_labels_group(path: Path) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..core.params import PER_IMAGE, SegmentationParams
 from ..core.prepare import CHOSEN_KEYS
 from .common import METADATA_KEY, ParameterFileError, first_line
-from .labels import stored_parameters
+from .labels import LABELS_FILE_KEY, stored_parameters
 
 __all__ = ["FILE_KEYS", "load_parameters"]
 
@@ -38,6 +38,7 @@ _INFORMATIONAL_KEYS = frozenset(
         "split_ratios",
         "per_frame",
         "voxel_size",
+        LABELS_FILE_KEY,
         *CHOSEN_KEYS,
         *PER_IMAGE,
     }
