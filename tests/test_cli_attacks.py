@@ -529,3 +529,49 @@ def test_an_older_sidecar_without_the_file_identity_still_counts_for_integer_lab
     capsys.readouterr()
     assert main(["segment", str(img), "-o", str(ours)]) == 2
     assert "saved over ours" in capsys.readouterr().err
+
+
+def test_demo_headless_and_segment_measure_refuse_a_file_they_did_not_write(tmp_path, capsys):
+    # `demo --headless OUT` and `segment --measure TABLE.csv` replaced whatever was at their path.
+    img = sample(tmp_path / "img.tif")
+    notes = tmp_path / "notes.tif"
+    tifffile.imwrite(notes, np.ones((8, 8), np.uint8), description="a Fiji image")
+    table = tmp_path / "table.csv"
+    table.write_text("name,score\nalice,3\n")
+    before = notes.read_bytes()
+    capsys.readouterr()
+    assert main(["demo", "--headless", str(notes)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{notes} exists and was not written by napari-spectral-seg" in err
+    assert "--overwrite" in err and notes.read_bytes() == before
+    out = tmp_path / "out.tif"
+    assert main(["segment", str(img), "-o", str(out), "--measure", str(table)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{table} exists and was not written by napari-spectral-seg" in err
+    assert table.read_text() == "name,score\nalice,3\n" and not out.exists()  # refused before any work
+    # Our own earlier outputs are replaced; --overwrite replaces another's.
+    demo = tmp_path / "demo.npy"
+    assert main(["demo", "--headless", str(demo)]) == 0
+    assert main(["demo", "--headless", str(demo)]) == 0
+    assert main(["segment", str(img), "-o", str(out), "--measure", str(tmp_path / "ours.csv")]) == 0
+    assert main(["segment", str(img), "-o", str(out), "--measure", str(tmp_path / "ours.csv")]) == 0
+    assert main(["demo", "--headless", str(notes), "--overwrite"]) == 0
+    assert main(["segment", str(img), "-o", str(out), "--measure", str(table), "--overwrite"]) == 0
+    assert table.read_text().startswith("label,")
+
+
+def test_a_batch_refuses_to_replace_a_table_it_did_not_write_beside_its_output(tmp_path, scheduler, capsys):
+    # batch wrote DIR/<stem>_labels.csv over a user's file of that name.
+    img = sample(tmp_path / "img.tif")
+    out = tmp_path / "out"
+    out.mkdir()
+    theirs = out / "img_labels.csv"
+    theirs.write_text("my,notes\n")
+    argv = ["batch", str(img), "--out", str(out), "--scheduler", scheduler, "--no-progress"]
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{theirs} exists and was not written by napari-spectral-seg; pass --overwrite or another --out" in err
+    assert theirs.read_text() == "my,notes\n" and not (out / "img_labels.tif").exists()
+    assert main([*argv, "--overwrite"]) == 0
+    assert theirs.read_text().startswith("label,")

@@ -51,7 +51,7 @@ from .io import (
     spacing_and_voxel_size,
     write_labels,
 )
-from .tables import check_table_path, write_measurements
+from .tables import check_table_path, check_table_written_by_us, write_measurements
 
 PROG = "napari-spectral-seg"
 # Tool defaults that change when a mask is given: the mask is the region to
@@ -77,6 +77,8 @@ def cmd_segment(args) -> int:
     _refuse_to_replace_an_input(args)
     if not args.overwrite:  # a re-run replaces our own output; another's file only when asked to
         check_written_by_us(args.output, "another -o")
+        if args.measure:
+            check_table_written_by_us(args.measure, "another --measure file")
     with output_file_lock(args.output):  # a second run writing this -o at once is refused, not silently replaced
         return _segment_in_memory(args)
 
@@ -269,6 +271,9 @@ def _blame(params_file, flags: dict, frames: dict, exc: Exception) -> str:
 
 def cmd_demo(args) -> int:
     if args.headless:
+        check_output_path(args.headless)  # before the work, as segment -o
+        if not args.overwrite:
+            check_written_by_us(args.headless, "another OUT file")
         return _demo_headless(args.headless)
     return _demo_gui(args.screenshot)
 
@@ -337,6 +342,11 @@ def _add_demo(sub) -> None:
     )
     group.add_argument(
         "--headless", metavar="OUT.tif", help="no window: segment the sample and write the labels to OUT (.tif or .npy)"
+    )
+    demo.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --headless: replace an existing OUT that napari-spectral-seg did not write (its own is replaced anyway)",
     )
     demo.set_defaults(func=cmd_demo)
 

@@ -22,6 +22,7 @@ __all__ = [
     "write_measurements",
     "TableError",
     "check_table_path",
+    "check_table_written_by_us",
     "matches_record",
     "read_table",
     "table_record",
@@ -52,6 +53,36 @@ def check_table_path(path: str | os.PathLike) -> Path:
     if not os.access(path.parent, os.W_OK):
         raise TableError(f"{path.parent}: the folder for the measurement table is not writable.")
     return path
+
+
+# Columns every table of core.measure has, whatever the image (an empty table too): how ours is told.
+_OUR_COLUMNS = frozenset({"label", "n_pixels", "equivalent_diameter"})
+
+
+def check_table_written_by_us(path: str | os.PathLike, instead: str) -> None:
+    """Refuse to replace a file at ``path`` that is not a measurement table this package wrote.
+
+    Ours: a CSV file whose header names our columns (``label``, ``n_pixels``,
+    ``equivalent_diameter``...). Nothing at ``path`` is not refused.
+
+    Raises
+    ------
+    TableError
+        ``"<path> exists and was not written by napari-spectral-seg; pass
+        --overwrite or <instead>"``.
+    """
+    path = Path(path)
+    if not os.path.lexists(path):
+        return
+    header = []
+    if path.is_file():  # never open a named pipe: it might not answer
+        try:
+            with open(path, encoding="utf-8", newline="") as fh:
+                header = next(csv.reader([fh.readline()]), [])
+        except (OSError, UnicodeDecodeError, csv.Error):
+            header = []
+    if not _OUR_COLUMNS <= set(header):
+        raise TableError(f"{path} exists and was not written by napari-spectral-seg; pass --overwrite or {instead}")
 
 
 def _cell(value) -> str:

@@ -30,7 +30,7 @@ from ..io import (
 )
 from ..io.common import why_missing
 from ..io.labels import is_inside, same_file
-from ..tables import matches_record
+from ..tables import check_table_written_by_us, matches_record
 from .recipe import recorded_parameters
 
 __all__ = [
@@ -258,7 +258,14 @@ def plan_batch(paths, out_dir, params: SegmentationParams, spatial_ndim: int, ov
         _plan_input(item, params, spatial_ndim)
     _identify([item for item in items if item.status == "pending"])
     for item in items:
-        if item.status == "pending" and os.path.lexists(item.output) and not overwrite:
+        if item.status != "pending" or overwrite:
+            continue
+        try:  # its table is replaced with its labels: someone's file of that name is refused as theirs is
+            check_table_written_by_us(table_path(item.output), "another --out")
+        except InputError as exc:
+            item.fail(str(exc))
+            continue
+        if os.path.lexists(item.output):
             _compare_with_output(item, recorded_parameters(item.params, spatial_ndim))
     return items
 
