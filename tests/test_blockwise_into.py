@@ -96,7 +96,9 @@ def test_other_labels_are_kept_a_name_is_not_replaced_without_overwrite(tmp_path
     segment_blockwise(image_path, image_path, name="second", block_size=64, client=client, **PARAMS)
     assert labels_list(image_path) == ["first", "second"]
     assert {str(f): f.read_bytes() for f in first.rglob("*") if f.is_file()} == first_files
-    with pytest.raises(BlockwiseError, match=r"labels/second exists; pass --overwrite") as refused:
+    with pytest.raises(
+        BlockwiseError, match=r"labels/second exists \(labels napari-spectral-seg wrote\); pass --overwrite"
+    ) as refused:
         segment_blockwise(image_path, image_path, name="second", block_size=64, client=client, **PARAMS)
     assert len(str(refused.value).splitlines()) == 1
     summary = segment_blockwise(
@@ -106,6 +108,23 @@ def test_other_labels_are_kept_a_name_is_not_replaced_without_overwrite(tmp_path
     assert zarr.open_group(summary["labels"], mode="r").attrs["spectral_seg"]["min_size"] == 50
     assert image_files(image_path) == before
     assert not (image_path / "labels" / ".second.old").exists()
+
+
+def test_another_programs_labels_image_of_that_name_is_named_as_theirs_with_the_choices(tmp_path, client, blobs):
+    # An existing labels/NAME of another program got only "exists; pass --overwrite".
+    from ome_zarr.writer import write_labels
+
+    image_path = write_ome_image(tmp_path / "image.zarr", blobs)
+    theirs = np.zeros(blobs.shape, np.int32)
+    theirs[:10, :10] = 7
+    write_labels(theirs, zarr.open_group(str(image_path), mode="r+"), name="nuclei", axes="yx")
+    labels_files = {str(f): f.read_bytes() for f in (image_path / "labels").rglob("*") if f.is_file()}
+    with pytest.raises(BlockwiseError) as refused:
+        segment_blockwise(image_path, image_path, name="nuclei", block_size=64, client=client, **PARAMS)
+    message = str(refused.value)
+    assert "labels/nuclei exists (not written by napari-spectral-seg)" in message
+    assert "--overwrite" in message and "--labels-name nuclei_2" in message and len(message.splitlines()) == 1
+    assert {str(f): f.read_bytes() for f in (image_path / "labels").rglob("*") if f.is_file()} == labels_files
 
 
 def test_an_interrupted_run_into_the_input_resumes_and_leaves_the_input_alone(tmp_path, client, blobs):

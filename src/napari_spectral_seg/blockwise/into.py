@@ -53,12 +53,26 @@ def writes_into_input(source, output, name: str, overwrite: bool, error) -> bool
             f"--labels-name {name!r}: a labels image is a folder of labels/; use letters, digits, '_', '-' or '.' "
             "(not first), e.g. --labels-name nuclei."
         )
-    if (Path(source.path) / "labels" / name).exists() and not overwrite:
+    existing = Path(source.path) / "labels" / name
+    if existing.exists() and not overwrite:
+        whose = "labels napari-spectral-seg wrote" if _ours(existing) else "not written by napari-spectral-seg"
         raise error(
-            f"{Path(source.path) / 'labels' / name} exists; pass --overwrite (overwrite=True) to replace it, "
-            "or another --labels-name (name=)."
+            f"{existing} exists ({whose}); pass --overwrite (overwrite=True) to replace it, or another "
+            f"--labels-name (name=), e.g. --labels-name {name}_2, to keep it beside the new labels."
         )
     return True
+
+
+def _ours(labels_image: Path) -> bool:
+    """Whether a ``labels/<name>`` image holds the parameters this package records with its labels."""
+    from ..io import METADATA_KEY, written_by_us
+
+    try:
+        import zarr
+
+        return written_by_us(dict(zarr.open_group(str(labels_image), mode="r").attrs).get(METADATA_KEY))
+    except Exception:  # not a zarr group, unreadable: not ours to judge as ours
+        return False
 
 
 def labels_partial(source, name: str) -> Path:
