@@ -575,3 +575,58 @@ def test_a_batch_refuses_to_replace_a_table_it_did_not_write_beside_its_output(t
     assert theirs.read_text() == "my,notes\n" and not (out / "img_labels.tif").exists()
     assert main([*argv, "--overwrite"]) == 0
     assert theirs.read_text().startswith("label,")
+
+
+def test_a_blockwise_run_whose_cluster_has_no_worker_left_stops_with_one_line(tmp_path, capsys, monkeypatch):
+    # Workers killed again and again until their nannies gave up: blockwise waited for ever, silent.
+    import threading
+    import time
+
+    from napari_spectral_seg.batch import cluster
+
+    img = sample(tmp_path / "img.tif", size=64)
+    monkeypatch.setitem(cluster.NO_WORKERS_TIMEOUT, "scheduler", 2.0)
+    codes = []
+    with distributed.LocalCluster(
+        n_workers=0, processes=True, dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}
+    ) as empty:  # as a cluster whose every worker was killed and not restarted
+        argv = ["segment", str(img), "-o", str(tmp_path / "out.zarr"), "--block-size", "32"]
+        run = threading.Thread(target=lambda: codes.append(main([*argv, "--scheduler", empty.scheduler_address])))
+        started = time.monotonic()
+        run.start()
+        run.join(timeout=60)
+        assert not run.is_alive(), "the run still waits for a worker"
+    assert codes == [2] and time.monotonic() - started < 60
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "has had no worker for 2 s" in err and "finished blocks are kept" in err
+    assert not (tmp_path / "out.zarr").exists()
+
+
+def test_an_interrupt_while_the_cluster_shuts_down_says_the_labels_are_complete(
+    tmp_path, scheduler, capsys, monkeypatch
+):
+    # SIGTERM during the cluster's shutdown, after the output was renamed into place, said
+    # "finished blocks are kept: run the same command again to resume" of a complete output.
+    from napari_spectral_seg.blockwise import run as blockwise_run
+
+    real_client = blockwise_run._client
+
+    def interrupted_at_shutdown(resources, *args):
+        def interrupt():
+            raise KeyboardInterrupt
+
+        resources.callback(interrupt)  # the first registered: runs last, as the cluster's close does
+        return real_client(resources, *args)
+
+    monkeypatch.setattr(blockwise_run, "_client", interrupted_at_shutdown)
+    img = sample(tmp_path / "img.tif", size=64)
+    out = tmp_path / "out.zarr"
+    capsys.readouterr()
+    argv = ["segment", str(img), "-o", str(out), "--block-size", "32", "--n-clusters", "auto"]
+    assert main([*argv, "--scheduler", scheduler]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"napari-spectral-seg: interrupted while the dask cluster shut down; the labels were written completely "
+        f"({out / 'labels' / 'spectral'})."
+    )
+    assert (out / "labels" / "spectral").is_dir() and not (tmp_path / ".out.zarr.partial").exists()

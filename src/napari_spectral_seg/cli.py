@@ -151,8 +151,9 @@ def _segment_blockwise(args) -> int:
             overwrite=args.overwrite,
             progress=_block_progress if sys.stderr.isatty() else None,
         )
-    except KeyboardInterrupt:
-        raise BatchInterrupted("interrupted; finished blocks are kept: run the same command again to resume.") from None
+    except KeyboardInterrupt as exc:  # its message, if any, says the labels were complete
+        message = str(exc) or "interrupted; finished blocks are kept: run the same command again to resume."
+        raise BatchInterrupted(message) from None
     except (BlockwiseError, SourceError, ValueError, TypeError) as exc:
         raise CliError(str(exc)) from exc
     print(

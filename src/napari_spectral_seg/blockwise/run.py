@@ -132,7 +132,7 @@ def _check_not_nested(output: Path, input_path) -> None:
         )
 
 
-def _run_blocks(client, plan: BlockPlan, todo: list, progress, cancel=None) -> dict:
+def _run_blocks(client, plan: BlockPlan, todo: list, progress, cancel=None, watch=None) -> dict:
     """Every block of ``todo`` on the cluster; their summaries by key (reported as they finish)."""
     if progress is not None:
         progress(0, len(todo))
@@ -141,7 +141,7 @@ def _run_blocks(client, plan: BlockPlan, todo: list, progress, cancel=None) -> d
     pending = set(futures)
     try:
         while pending:
-            finished, pending = wait_or_cancel(list(pending), cancel, return_when="FIRST_COMPLETED")
+            finished, pending = wait_or_cancel(list(pending), cancel, return_when="FIRST_COMPLETED", watch=watch)
             for future in finished:
                 block = futures[future]
                 try:
@@ -176,13 +176,15 @@ def _done_summaries(records: Path, blocks) -> dict:
 
 
 def _client(resources, client, scheduler, workers):
-    if client is not None:
-        return client
-    from ..batch.cluster import check_scheduler, connect
+    """The run's dask client, and the watch that stops it once the cluster has had no worker for too long."""
+    from ..batch.cluster import NO_WORKERS_TIMEOUT, WorkerWatch, check_scheduler, connect
 
-    if scheduler:
-        check_scheduler(scheduler)
-    return connect(scheduler, workers or os.cpu_count() or 1, resources)
+    local = client is None and not scheduler  # our own cluster: its nannies restart killed workers, or give up
+    if client is None:
+        if scheduler:
+            check_scheduler(scheduler)
+        client = connect(scheduler, workers or os.cpu_count() or 1, resources)
+    return client, WorkerWatch(client, NO_WORKERS_TIMEOUT["local" if local else "scheduler"], local=local)
 
 
 def segment_blockwise(
@@ -279,20 +281,33 @@ def segment_blockwise(
     blocks = block_grid(source.shape, block_size)
     partial = labels_partial(source, name) if into else output.with_name(f".{output.name}.partial")
     key = _state_key(source, params, block_size, overlap, sample_pixels)
-    with contextlib.ExitStack() as resources:
-        # The cluster first: a refused --scheduler leaves no partial store behind.
-        client = _client(resources, client, scheduler, workers)
-        scratch, state = _prepare(partial, key)
-        options = dict(
-            block_size=block_size, overlap=overlap, sample_pixels=sample_pixels, progress=progress, cancel=cancel
-        )
-        try:
-            summary = _run(client, source, params, blocks, scratch, state, key, options)
-        except EmptyMaskError:
-            shutil.rmtree(partial, ignore_errors=True)  # nothing to resume: the field is empty
-            raise
-        target = dict(partial=partial, output=output, name=name, overwrite=overwrite, into=into)
-        labels_path = _finish(client, source, params, blocks, scratch, summary, target)
+    labels_path = None
+    try:
+        with contextlib.ExitStack() as resources:
+            # The cluster first: a refused --scheduler leaves no partial store behind.
+            client, watch = _client(resources, client, scheduler, workers)
+            scratch, state = _prepare(partial, key)
+            options = dict(
+                block_size=block_size,
+                overlap=overlap,
+                sample_pixels=sample_pixels,
+                progress=progress,
+                cancel=cancel,
+                watch=watch,
+            )
+            try:
+                summary = _run(client, source, params, blocks, scratch, state, key, options)
+            except EmptyMaskError:
+                shutil.rmtree(partial, ignore_errors=True)  # nothing to resume: the field is empty
+                raise
+            target = dict(partial=partial, output=output, name=name, overwrite=overwrite, into=into)
+            labels_path = _finish(client, source, params, blocks, scratch, summary, target)
+    except KeyboardInterrupt as exc:
+        if labels_path is not None:  # Ctrl-C or SIGTERM while the cluster shut down: the labels are complete
+            raise KeyboardInterrupt(
+                f"interrupted while the dask cluster shut down; the labels were written completely ({labels_path})."
+            ) from exc
+        raise
     summary.update(output=str(output), labels=str(labels_path), seconds=time.perf_counter() - started)
     return summary
 
@@ -304,7 +319,7 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
 
     started = time.perf_counter()
     if state is None:
-        cancellable = CancellableClient(client, options["cancel"])
+        cancellable = CancellableClient(client, options["cancel"], options["watch"])
         sizes = dict(block_size=options["block_size"], sample_pixels=options["sample_pixels"])
         correction = decide_correction(cancellable, source, blocks, params, params.spacing, scratch, **sizes)
         corrected_at = time.perf_counter()
@@ -352,7 +367,7 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
     if rule.get("threshold_rule") == "noise" and not foreground:
         raise no_objects_error(rule["contrast"])  # as in memory, before any block is segmented
     todo = [block for block in blocks if block.key in foreground and block.key not in done]
-    done.update(_run_blocks(client, plan, todo, options["progress"], options["cancel"]))
+    done.update(_run_blocks(client, plan, todo, options["progress"], options["cancel"], options["watch"]))
     check_cancel(options["cancel"])
     n_labels = sum(s["count"] for s in done.values())
     if rule.get("threshold_rule") == "noise" and n_labels == 0:
