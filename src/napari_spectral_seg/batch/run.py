@@ -155,13 +155,14 @@ class _Run:
         self.warned = {}  # id(item) -> the warnings said for it
         self.bar = None
 
-    def report_failure(self, item: InputItem, reason: str) -> None:
+    def report_failure(self, item: InputItem, reason: str, say: bool = True) -> None:
         reason = for_command_line(reason)  # "pass --threshold none", not "pass threshold=None"
         item.fail(reason)
         item.labels = None
         if item.partial is not None and item.partial.exists():
             flush_progress(item)  # keep its finished frames for the next run
-        self.say(f"failed: {item.path}: {reason}")
+        if say:
+            self.say(f"failed: {item.path}: {reason}")
 
     def report_warnings(self, item: InputItem, messages) -> None:
         """A frame's warnings (an image constant inside its mask...): one line each, once per input."""
@@ -248,11 +249,15 @@ class _Run:
             self.postfix()
 
     def give_up(self, client, reason: str) -> None:
-        """Fail every input still running with ``reason`` and cancel its frames."""
+        """Fail every input still running with ``reason`` and cancel its frames; one line says which and why."""
         client.cancel(list(self.futures))
-        for item in self.items:
-            if item.status == "running":
-                self.report_failure(item, reason)
+        stopped = [item for item in self.items if item.status == "running"]
+        for item in stopped:
+            self.report_failure(item, reason, say=False)
+        names = ", ".join(item.path.name for item in stopped[:5])
+        names += f" and {len(stopped) - 5} more" if len(stopped) > 5 else ""
+        complete = sum(item.status in ("written", "skipped") for item in self.items)
+        self.say(f"stopped: {len(stopped)} input(s) not done ({names}), {complete} complete and kept: {reason}")
         self.futures.clear()
         self.postfix()
 
