@@ -187,7 +187,12 @@ def test_write_labels_to_npy_adds_a_sidecar_and_to_tif_a_description(tmp_path):
     labels = np.arange(12, dtype=np.int32).reshape(3, 4)
     io.write_labels(tmp_path / "l.npy", labels, {"n_clusters": 4, "spacing": (1.0, 2.0)})
     np.testing.assert_array_equal(np.load(tmp_path / "l.npy"), labels)
-    assert json.loads((tmp_path / "l.npy.json").read_text()) == {"n_clusters": 4, "spacing": [1.0, 2.0]}
+    sidecar = json.loads((tmp_path / "l.npy.json").read_text())
+    described = sidecar.pop("labels_file")  # the file it was written with: its size and hash
+    assert (
+        sidecar == {"n_clusters": 4, "spacing": [1.0, 2.0]} and described["size"] == (tmp_path / "l.npy").stat().st_size
+    )
+    assert io.stored_parameters(tmp_path / "l.npy") == {"n_clusters": 4, "spacing": [1.0, 2.0]}
     io.write_labels(tmp_path / "l.tif", labels, {"n_clusters": 4})
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "l.tif"), labels)
     assert io.stored_parameters(tmp_path / "l.tif") == {"n_clusters": 4}
@@ -211,7 +216,7 @@ def test_a_full_disk_at_the_npy_sidecar_leaves_neither_half_a_pair_nor_an_empty_
         return
     assert sorted(os.listdir(tmp_path)) == ["l.npy", "l.npy.json"]  # the earlier pair, as it was
     np.testing.assert_array_equal(np.load(tmp_path / "l.npy"), old)
-    assert json.loads((tmp_path / "l.npy.json").read_text()) == {"n_clusters": 7}
+    assert io.stored_parameters(tmp_path / "l.npy") == {"n_clusters": 7}
 
 
 def test_a_failed_rename_of_the_labels_takes_the_new_sidecar_back(tmp_path, monkeypatch):

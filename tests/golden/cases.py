@@ -167,6 +167,7 @@ def _batch_cases():
 
     def segment_command():
         from napari_spectral_seg.cli import main
+        from napari_spectral_seg.io import stored_parameters
 
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
@@ -186,7 +187,8 @@ def _batch_cases():
                 ]
             )
             assert code == 0
-            return np.load(tmp / "out.npy"), json.loads((tmp / "out.npy.json").read_text())
+            # The parameters the sidecar records (not what it says of the .npy it describes).
+            return np.load(tmp / "out.npy"), stored_parameters(tmp / "out.npy")
 
     return {"batch_outputs": batch, "cli_segment": segment_command}
 
