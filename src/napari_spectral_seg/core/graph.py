@@ -99,6 +99,19 @@ def connected_regions(regions: np.ndarray) -> tuple[np.ndarray, int]:
     return out.reshape(regions.shape), len(ids)
 
 
+# Up to this many components, index_pixels picks each one's pixels out in a
+# pass of its own instead of sorting all of them by component.
+_FEW_COMPONENTS = 8
+
+
+def _narrowest(values: np.ndarray, largest: int) -> np.ndarray:
+    """Non-negative integers ``values`` (at most ``largest``) as uint8 or uint16 where they fit, else as they are."""
+    for dtype in (np.uint8, np.uint16):
+        if largest <= np.iinfo(dtype).max:
+            return values.astype(dtype)
+    return values
+
+
 def index_pixels(mask: np.ndarray, min_size: int = 1, regions: np.ndarray | None = None) -> PixelIndex:
     """Number the pixels of ``mask``, one contiguous range per connected component.
 
@@ -131,19 +144,27 @@ def index_pixels(mask: np.ndarray, min_size: int = 1, regions: np.ndarray | None
     sizes = np.bincount(comp, minlength=n_found + 1)
     keep = sizes >= max(int(min_size), 1)
     keep[0] = False
-    kept = keep[comp]
-    inside, comp = inside[kept], comp[kept]
+    if not keep[1:].all():
+        kept = keep[comp]
+        inside, comp = inside[kept], comp[kept]
     kept_sizes = sizes[keep]
+    offsets = np.zeros(len(kept_sizes) + 1, dtype=np.int64)
+    np.cumsum(kept_sizes, out=offsets[1:])
     if len(kept_sizes) == 1:
         # One component (the common case): raster order already, no sort.
         pixel_of_node = inside
+    elif len(kept_sizes) <= _FEW_COMPONENTS:
+        # A few: each one's pixels picked out in raster order, a pass each.
+        pixel_of_node = np.empty_like(inside)
+        for start, stop, label in zip(offsets[:-1], offsets[1:], np.flatnonzero(keep), strict=True):
+            pixel_of_node[start:stop] = inside[comp == label]
     else:
         # ndi.label numbers components by first pixel in raster order, so a
         # stable sort by label keeps raster order inside each component.
-        order = np.argsort(comp, kind="stable")
+        # Labels that fit in 16 bits are sorted as such: numpy's stable sort
+        # of 8- and 16-bit integers is a radix sort, O(n) (same order).
+        order = np.argsort(_narrowest(comp, n_found), kind="stable")
         pixel_of_node = inside[order]
-    offsets = np.zeros(len(kept_sizes) + 1, dtype=np.int64)
-    np.cumsum(kept_sizes, out=offsets[1:])
     index_dtype = np.int32 if len(pixel_of_node) < np.iinfo(np.int32).max else np.int64
     node_of_pixel = np.full(mask.size, -1, dtype=index_dtype)
     node_of_pixel[pixel_of_node] = np.arange(len(pixel_of_node), dtype=index_dtype)
