@@ -277,9 +277,8 @@ def edge_weights_graph(
     if not heads:
         return sp.csr_array((n_nodes, n_nodes), dtype=dtype)
     bounds = np.concatenate([[0], np.cumsum([len(h) for h in heads])])
-    heads = np.concatenate(heads)
-    tails = np.concatenate(tails)
     grad = np.concatenate(grads)
+    del grads
     axis_of_edge = np.concatenate(axis_of_edge)
 
     scale = seed_weight_scale(grad, image, node_of_pixel, multichannel)
@@ -295,8 +294,9 @@ def edge_weights_graph(
     # first, then those at higher index, the smallest stride first. When
     # nodes follow raster order within each component (as index_pixels
     # numbers them) that leaves every row's columns sorted (others are sorted after).
-    lower = [slice(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
-    blocks = [(tails[s], heads[s], weight[s]) for s in lower] + [(heads[s], tails[s], weight[s]) for s in lower[::-1]]
+    # Per axis: the ends of its edges (not concatenated: only the blocks read them) and their weights.
+    lower = [(tail, head, weight[bounds[i] : bounds[i + 1]]) for i, (head, tail) in enumerate(zip(heads, tails))]
+    blocks = lower + [(head, tail, w) for tail, head, w in lower[::-1]]
     return _csr_from_blocks(blocks, n_nodes, dtype)
 
 
@@ -305,24 +305,29 @@ def _csr_from_blocks(blocks, n_nodes: int, dtype) -> sp.csr_array:
 
     The same matrix as COO -> CSR of the concatenated blocks (a stable
     counting sort by row), without the concatenated copies and the
-    conversion's passes over them. A row
-    appears at most once in each block (a pixel has one neighbour per
-    direction), so a block's entries go to their rows' next free slots at once.
+    conversion's passes over them. A row appears at most once in each block
+    (a pixel has one neighbour per direction), so the blocks fill a table of
+    one column per block, and the table's filled cells, read row by row,
+    are the entries in CSR order.
     """
     nnz = sum(len(rows) for rows, _, _ in blocks)
     index_dtype = np.int32 if max(n_nodes, nnz) < 2**31 - 1 else np.int64
-    counts = np.zeros(n_nodes + 1, dtype=index_dtype)
-    for rows, _, _ in blocks:
-        counts[rows + 1] += 1
-    indptr = np.cumsum(counts, dtype=index_dtype)
-    free = indptr[:-1].copy()
-    indices = np.empty(nnz, dtype=index_dtype)
-    data = np.empty(nnz, dtype=dtype)
-    for rows, columns, values in blocks:
-        slot = free[rows]
-        indices[slot] = columns
-        data[slot] = values
-        free[rows] += 1
+    columns_of = np.full((n_nodes, len(blocks)), -1, dtype=index_dtype)
+    values_of = np.empty((n_nodes, len(blocks)), dtype=dtype)
+    for block, (rows, columns, values) in enumerate(blocks):
+        # A column of the table is a strided view: a plain one-index scatter.
+        columns_of[:, block][rows] = columns
+        values_of[:, block][rows] = values
+    filled = columns_of >= 0
+    counts = np.zeros(n_nodes, dtype=index_dtype)
+    for block in range(len(blocks)):
+        counts += filled[:, block]
+    indptr = np.zeros(n_nodes + 1, dtype=index_dtype)
+    np.cumsum(counts, out=indptr[1:])
+    del counts
+    indices = columns_of[filled]
+    del columns_of
+    data = values_of[filled]
     graph = sp.csr_array((data, indices, indptr), shape=(n_nodes, n_nodes))
     graph.sort_indices()  # one check pass where nodes follow raster order; sorts any other numbering
     return graph
