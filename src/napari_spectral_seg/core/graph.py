@@ -99,6 +99,19 @@ def connected_regions(regions: np.ndarray) -> tuple[np.ndarray, int]:
     return out.reshape(regions.shape), len(ids)
 
 
+# Up to this many components, index_pixels picks each one's pixels out in a
+# pass of its own instead of sorting all of them by component.
+_FEW_COMPONENTS = 8
+
+
+def _narrowest(values: np.ndarray, largest: int) -> np.ndarray:
+    """Non-negative integers ``values`` (at most ``largest``) as uint8 or uint16 where they fit, else as they are."""
+    for dtype in (np.uint8, np.uint16):
+        if largest <= np.iinfo(dtype).max:
+            return values.astype(dtype)
+    return values
+
+
 def index_pixels(mask: np.ndarray, min_size: int = 1, regions: np.ndarray | None = None) -> PixelIndex:
     """Number the pixels of ``mask``, one contiguous range per connected component.
 
@@ -131,19 +144,27 @@ def index_pixels(mask: np.ndarray, min_size: int = 1, regions: np.ndarray | None
     sizes = np.bincount(comp, minlength=n_found + 1)
     keep = sizes >= max(int(min_size), 1)
     keep[0] = False
-    kept = keep[comp]
-    inside, comp = inside[kept], comp[kept]
+    if not keep[1:].all():
+        kept = keep[comp]
+        inside, comp = inside[kept], comp[kept]
     kept_sizes = sizes[keep]
+    offsets = np.zeros(len(kept_sizes) + 1, dtype=np.int64)
+    np.cumsum(kept_sizes, out=offsets[1:])
     if len(kept_sizes) == 1:
         # One component (the common case): raster order already, no sort.
         pixel_of_node = inside
+    elif len(kept_sizes) <= _FEW_COMPONENTS:
+        # A few: each one's pixels picked out in raster order, a pass each.
+        pixel_of_node = np.empty_like(inside)
+        for start, stop, label in zip(offsets[:-1], offsets[1:], np.flatnonzero(keep), strict=True):
+            pixel_of_node[start:stop] = inside[comp == label]
     else:
         # ndi.label numbers components by first pixel in raster order, so a
         # stable sort by label keeps raster order inside each component.
-        order = np.argsort(comp, kind="stable")
+        # Labels that fit in 16 bits are sorted as such: numpy's stable sort
+        # of 8- and 16-bit integers is a radix sort, O(n) (same order).
+        order = np.argsort(_narrowest(comp, n_found), kind="stable")
         pixel_of_node = inside[order]
-    offsets = np.zeros(len(kept_sizes) + 1, dtype=np.int64)
-    np.cumsum(kept_sizes, out=offsets[1:])
     index_dtype = np.int32 if len(pixel_of_node) < np.iinfo(np.int32).max else np.int64
     node_of_pixel = np.full(mask.size, -1, dtype=index_dtype)
     node_of_pixel[pixel_of_node] = np.arange(len(pixel_of_node), dtype=index_dtype)
@@ -256,9 +277,8 @@ def edge_weights_graph(
     if not heads:
         return sp.csr_array((n_nodes, n_nodes), dtype=dtype)
     bounds = np.concatenate([[0], np.cumsum([len(h) for h in heads])])
-    heads = np.concatenate(heads)
-    tails = np.concatenate(tails)
     grad = np.concatenate(grads)
+    del grads
     axis_of_edge = np.concatenate(axis_of_edge)
 
     scale = seed_weight_scale(grad, image, node_of_pixel, multichannel)
@@ -274,8 +294,9 @@ def edge_weights_graph(
     # first, then those at higher index, the smallest stride first. When
     # nodes follow raster order within each component (as index_pixels
     # numbers them) that leaves every row's columns sorted (others are sorted after).
-    lower = [slice(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
-    blocks = [(tails[s], heads[s], weight[s]) for s in lower] + [(heads[s], tails[s], weight[s]) for s in lower[::-1]]
+    # Per axis: the ends of its edges (not concatenated: only the blocks read them) and their weights.
+    lower = [(tail, head, weight[bounds[i] : bounds[i + 1]]) for i, (head, tail) in enumerate(zip(heads, tails))]
+    blocks = lower + [(head, tail, w) for tail, head, w in lower[::-1]]
     return _csr_from_blocks(blocks, n_nodes, dtype)
 
 
@@ -284,24 +305,29 @@ def _csr_from_blocks(blocks, n_nodes: int, dtype) -> sp.csr_array:
 
     The same matrix as COO -> CSR of the concatenated blocks (a stable
     counting sort by row), without the concatenated copies and the
-    conversion's passes over them. A row
-    appears at most once in each block (a pixel has one neighbour per
-    direction), so a block's entries go to their rows' next free slots at once.
+    conversion's passes over them. A row appears at most once in each block
+    (a pixel has one neighbour per direction), so the blocks fill a table of
+    one column per block, and the table's filled cells, read row by row,
+    are the entries in CSR order.
     """
     nnz = sum(len(rows) for rows, _, _ in blocks)
     index_dtype = np.int32 if max(n_nodes, nnz) < 2**31 - 1 else np.int64
-    counts = np.zeros(n_nodes + 1, dtype=index_dtype)
-    for rows, _, _ in blocks:
-        counts[rows + 1] += 1
-    indptr = np.cumsum(counts, dtype=index_dtype)
-    free = indptr[:-1].copy()
-    indices = np.empty(nnz, dtype=index_dtype)
-    data = np.empty(nnz, dtype=dtype)
-    for rows, columns, values in blocks:
-        slot = free[rows]
-        indices[slot] = columns
-        data[slot] = values
-        free[rows] += 1
+    columns_of = np.full((n_nodes, len(blocks)), -1, dtype=index_dtype)
+    values_of = np.empty((n_nodes, len(blocks)), dtype=dtype)
+    for block, (rows, columns, values) in enumerate(blocks):
+        # A column of the table is a strided view: a plain one-index scatter.
+        columns_of[:, block][rows] = columns
+        values_of[:, block][rows] = values
+    filled = columns_of >= 0
+    counts = np.zeros(n_nodes, dtype=index_dtype)
+    for block in range(len(blocks)):
+        counts += filled[:, block]
+    indptr = np.zeros(n_nodes + 1, dtype=index_dtype)
+    np.cumsum(counts, out=indptr[1:])
+    del counts
+    indices = columns_of[filled]
+    del columns_of
+    data = values_of[filled]
     graph = sp.csr_array((data, indices, indptr), shape=(n_nodes, n_nodes))
     graph.sort_indices()  # one check pass where nodes follow raster order; sorts any other numbering
     return graph

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
@@ -9,12 +11,13 @@ from sklearn.cluster import KMeans
 
 from . import costs
 from ._threads import single_threaded
-from .progress import drain, iter_waiting
+from .progress import drain, iter_waiting, relay
 
 __all__ = [
     "LABEL_METHODS",
     "cluster_embedding",
     "iter_cluster_embedding",
+    "iter_refine_boundaries",
     "kmeans_restarts",
     "kmeans_seconds",
     "refine_boundaries",
@@ -120,6 +123,7 @@ def iter_cluster_embedding(embedding, n_clusters, *, method="kmeans", random_sta
     # in tiny upcast batches, several times slower than on float64.
     points = np.asarray(embedding[:, :n_clusters], dtype=np.float64)
     km = KMeans(n_clusters=n_clusters, n_init=kmeans_restarts(n_clusters), random_state=random_state)
+    fitted = min(len(points), KMEANS_SUBSAMPLE)
 
     def fit():
         # One thread (OpenMP and BLAS): k-means on <= 20k rows of a few columns
@@ -134,12 +138,29 @@ def iter_cluster_embedding(embedding, n_clusters, *, method="kmeans", random_sta
                 # and it avoids the O(n) permutation of sampling without.
                 sample = np.sort(rng.integers(0, len(points), KMEANS_SUBSAMPLE))
                 km.fit(points[sample])
-            if graph is None:
-                return km.predict(points).astype(np.int64)
-            return refine_boundaries(graph, points, km.cluster_centers_)
 
-    # Hundreds of clusters: a fit of seconds, waited for in slices.
-    return (yield from iter_waiting(fit, float(kmeans_seconds(len(points), n_clusters))))
+    # Only the fit (hundreds of clusters: seconds) is waited for in a helper
+    # thread. The assignment of every node runs here: its temporaries of
+    # hundreds of MB would come from fresh mmaps in a thread's own malloc
+    # arena, faulted in page by page each time (core/_heap.py).
+    fit_share = _fit_share(len(points), fitted, n_clusters)
+    yield from relay(iter_waiting(fit, float(kmeans_seconds(fitted, n_clusters))), lambda part: fit_share * part)
+    if graph is None:
+        with single_threaded("labels"):
+            return km.predict(points).astype(np.int64)
+    refining = iter_refine_boundaries(graph, points, km.cluster_centers_)
+    stages = relay(refining, lambda part: fit_share + (1.0 - fit_share) * part, within=_one_thread)
+    return (yield from stages)
+
+
+def _one_thread():
+    return single_threaded("labels")
+
+
+def _fit_share(rows: int, fitted: int, n_clusters: int) -> float:
+    """The fit's share of the time of labelling ``rows`` nodes, ``fitted`` of them fitted."""
+    total = float(kmeans_seconds(rows, n_clusters))
+    return float(kmeans_seconds(fitted, n_clusters)) / total if total > 0 else 1.0
 
 
 # Nodes whose position between the two nearest centres is within this
@@ -189,9 +210,24 @@ def refine_boundaries(
     ndarray of int64, shape (n,)
         Cluster of each node.
     """
+    return drain(iter_refine_boundaries(graph, points, centres, reach, n_thresholds))
+
+
+def iter_refine_boundaries(
+    graph: sp.csr_array,
+    points: np.ndarray,
+    centres: np.ndarray,
+    reach: float = REFINE_REACH,
+    n_thresholds: int = REFINE_THRESHOLDS,
+) -> Generator[float, None, np.ndarray]:
+    """:func:`refine_boundaries` as a generator yielding the part done (0-1) between its stages.
+
+    Returns the clusters as the ``StopIteration`` value.
+    """
     n_clusters = len(centres)
     centres = np.asarray(centres, dtype=np.float64)
     labels, second, gap = _nearest_two_centres(points, centres)
+    yield 0.4
     # Position along the centre line, in units of the centre distance:
     # +-1/2 at the centres, 0 at the midpoint (nearest side negative).
     diff = centres[:, None, :] - centres[None, :, :]
@@ -202,6 +238,7 @@ def refine_boundaries(
     if len(band) == 0:
         return labels.astype(np.int64)
     degree, cut, vol = _degree_cut_volume(graph, labels, n_clusters)
+    yield 0.8
     thresholds = np.linspace(-reach, reach, n_thresholds)
     bin_of_node = np.full(len(points), -1, dtype=np.int64)
     for a, b, nodes, oriented in _ambiguous_pairs(band, labels, second, pos, n_clusters):

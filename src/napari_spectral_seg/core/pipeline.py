@@ -65,7 +65,7 @@ class _Run:
     """What the steps of one run share: the checked inputs and what the mask step found."""
 
     params: SegmentationParams
-    data: np.ndarray
+    data: np.ndarray | None  # the corrected, smoothed image; None once the graph is built
     spatial_shape: tuple
     regions: np.ndarray | None
     explicit_mask: np.ndarray | None
@@ -315,6 +315,9 @@ def _iter_graph(run: _Run):
         regions=run.regions,
     )
     graph = floor_edge_weights(graph)
+    # The float image is not read after the graph: freed, the eigen-solve's
+    # blocks reuse its memory instead of growing the process (core/_heap.py).
+    run.data = None
     run.seconds["graph"] = time.perf_counter() - t1
     return graph
 

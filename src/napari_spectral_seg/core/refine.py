@@ -276,15 +276,18 @@ def iter_smooth_block(
     other = np.empty_like(x)  # the next step's block: two buffers, swapped, no block allocated per step
     chunk = _SMOOTH_CHUNK * m
     for done, w in enumerate(_step_sizes(steps, omega, lower), start=1):
-        # x <- w ((keep / w) x + D^-1 W x): the scaled copy is written a
-        # cache-sized chunk of rows at a time, the product accumulates onto it.
+        # x <- (keep / w) x + D^-1 W x, which is the step x <- w ((keep / w) x
+        # + D^-1 W x) divided by w: the block's scale drifts by the product
+        # of the 1 / w (within float32's range for any step count used), and
+        # the Rayleigh-Ritz below does not depend on it. That saves a pass
+        # over the block per step. The scaled copy is written a cache-sized
+        # chunk of rows at a time, the product accumulates onto it.
         ratio = np.tile(((1.0 - w + w * lam) / w).astype(x.dtype), _SMOOTH_CHUNK)
         flat_x, flat_next = x.reshape(-1), other.reshape(-1)  # views: both C-contiguous
         for start in range(0, n * m, chunk):
             stop = min(start + chunk, n * m)
             np.multiply(flat_x[start:stop], ratio[: stop - start], out=flat_next[start:stop])
         _accumulate_product(walk, x, other)
-        flat_next *= x.dtype.type(w)
         x, other = other, x
         yield done, steps
     del other
@@ -351,6 +354,7 @@ def _rayleigh_ritz_w64(graph, degree, x, m):
     gram_l, gram_d = np.zeros((m_x, m_x)), np.zeros((m_x, m_x))
     indptr, indices, data = graph.indptr, graph.indices, graph.data
     whole = None  # float64 x, converted once only where a chunk's neighbours lie far apart
+    ones = np.ones(0)
     for start in range(0, n, _GRAM_CHUNK):
         stop = min(start + _GRAM_CHUNK, n)
         lo, hi = indptr[start], indptr[stop]
@@ -373,7 +377,11 @@ def _rayleigh_ritz_w64(graph, degree, x, m):
         # separate pass over the float32 block took longer than this loop.
         d_rows = x_rows * degree[start:stop, None]
         gram_d += x_rows.T @ d_rows
-        d_rows = x_rows * np.asarray(rows.sum(axis=1)).reshape(-1, 1)  # D x, from the float64 row sums
+        # D x, from the float64 row sums (a product with ones: the same sums, in the same order, as
+        # rows.sum(axis=1) without its per-call overhead)
+        if len(ones) < len(x_near):
+            ones = np.ones(len(x_near))
+        d_rows = x_rows * (rows @ ones[: len(x_near)])[:, None]
         d_rows -= rows @ x_near
         gram_l += x_rows.T @ d_rows
     return _rayleigh_ritz(x, None, degree, m, gram_l=gram_l, gram_d=gram_d)

@@ -129,7 +129,8 @@ def as_float_image(image, channel_axis=None, mask=None) -> tuple[np.ndarray, tup
     Returns
     -------
     image : ndarray of float64, shape S or S + (C,)
-        A new array; the caller's array is never modified.
+        A new array, or a read-only view of a C-contiguous float64 image
+        without NaN or infinite pixels: the caller's array is never modified.
     spatial_shape : tuple of int
         ``S``.
 
@@ -175,8 +176,16 @@ def as_float_image(image, channel_axis=None, mask=None) -> tuple[np.ndarray, tup
     array = np.asarray(source)
     if channel_axis is not None:
         array = np.moveaxis(array, channel_axis, -1)
-    out = array.astype(np.float64, copy=True)
-    if not np.all(np.isfinite(out)):
+    if array.dtype == np.float64 and array.flags.c_contiguous:
+        # Nothing downstream writes into the image: a read-only view spares
+        # a copy of it (512 MB at 8192 x 8192) and keeps the caller's array safe.
+        out = array.view()
+        out.flags.writeable = False
+    else:
+        out = array.astype(np.float64, copy=True)
+    # A NaN makes the minimum NaN, an infinity the minimum or maximum: two passes, no boolean image.
+    if not (np.isfinite(out.min()) and np.isfinite(out.max())):
+        out = out if out.flags.writeable else out.copy()
         _fill_outside_mask(out, tuple(spatial_shape), mask)
     return out, tuple(spatial_shape)
 
