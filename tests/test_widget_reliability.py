@@ -202,7 +202,7 @@ def test_saving_to_a_missing_folder_notifies_and_writes_nothing(viewer_and_widge
     assert not missing.exists()
     # a long path is cut in the notification; the full text is in the status tooltip
     assert any(m.startswith("Parameters not saved: the folder") for m in _messages())
-    assert f"the folder {missing} does not exist" in widget.status.tooltip
+    assert f"It was looked for at {missing}." in widget.status.tooltip
     widget.save_parameters(tmp_path / "params.json")
     assert json.loads((tmp_path / "params.json").read_text())["spectral_seg"]["n_clusters"] == 4
     assert [p.name for p in tmp_path.iterdir()] == ["params.json"]  # no temporary file left

@@ -340,7 +340,10 @@ class SpectralSegmentationWidget(Container):
 
         path = Path(path)
         if not path.parent.is_dir():
-            message = f"Parameters not saved: the folder {path.parent} does not exist; choose an existing folder."
+            message = (  # the path last: the status line shows the first sentence, the tooltip all
+                f"Parameters not saved: the folder '{path.parent.name}' does not exist; choose an existing folder. "
+                f"It was looked for at {path.parent}."
+            )
             self._notify(show_error, message, status="")
             return
         record = recorded_parameters(self.current_parameters(), from_layer=self.image.value is not None)
