@@ -89,7 +89,7 @@ def test_empty_mask_gives_a_notification_and_no_layer(viewer_and_widget, qtbot):
     click_run_and_wait(widget, qtbot)
     assert RESULT not in viewer.layers
     assert any("mask is empty" in m for m in messages())
-    assert widget.run.enabled and widget.status.value == "failed"
+    assert widget.run.enabled and widget.status.value.startswith("failed: mask is empty")
 
 
 def test_mask_of_another_shape_is_refused_before_running(viewer_and_widget, qtbot):

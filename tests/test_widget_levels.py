@@ -128,7 +128,7 @@ def test_field_of_view_outside_the_image_says_what_to_do(dock, qtbot):
     widget.region.value = "visible field of view"
     widget.run.native.click()
     assert not widget.running
-    assert widget.status.value == "not started"
+    assert widget.status.value.startswith("not started: ")
     assert "region" in widget.status.tooltip
 
 

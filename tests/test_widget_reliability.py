@@ -201,8 +201,8 @@ def test_saving_to_a_missing_folder_notifies_and_writes_nothing(viewer_and_widge
     widget.save_parameters(missing / "params.json")
     assert not missing.exists()
     # a long path is cut in the notification; the full text is in the status tooltip
-    assert any("The folder" in m for m in _messages())
-    assert f"The folder {missing} does not exist" in widget.status.tooltip
+    assert any(m.startswith("Parameters not saved: the folder") for m in _messages())
+    assert f"It was looked for at {missing}." in widget.status.tooltip
     widget.save_parameters(tmp_path / "params.json")
     assert json.loads((tmp_path / "params.json").read_text())["spectral_seg"]["n_clusters"] == 4
     assert [p.name for p in tmp_path.iterdir()] == ["params.json"]  # no temporary file left
@@ -216,8 +216,10 @@ def test_errors_name_the_fields_and_keep_the_notification_short(viewer_and_widge
     widget.threshold.value = 1e6  # above the image: nothing to segment
     widget.run.native.click()
     qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
-    shown = [m for m in _messages() if m.startswith("Spectral segmentation: mask is empty")][-1]
-    assert len(shown) < 140 and "threshold=" not in shown
+    shown = [m for m in _messages() if m.startswith("mask is empty")][-1]
+    assert "threshold=" not in shown
+    status = widget.status.value
+    assert status.startswith("failed: mask is empty") and len(status) < 130 and "threshold=" not in status
     assert "lower the threshold" in widget.status.tooltip
 
 
@@ -230,13 +232,13 @@ def test_an_empty_mask_notification_says_what_to_do(dock, qtbot, case):
         widget.mask.value = viewer.add_shapes([np.array([[500, 500], [500, 600], [600, 600], [600, 500]])])
     widget.run.native.click()
     qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
-    shown = _messages()[-1]
-    assert len(shown) < 140 and "threshold=" not in shown
+    shown, status = _messages()[-1], widget.status.value  # the status line: the first sentence and its fix
+    assert "threshold=" not in shown and len(status) < 130
     if case == "constant image":
-        assert shown.startswith("Spectral segmentation: mask is empty")
-        assert "set 'threshold' below the image minimum" in shown
+        assert shown.startswith("mask is empty")
+        assert "set 'threshold' below the image minimum" in status
     else:  # it said "lower the threshold (it is 1.002 ...)"
-        assert "covers no pixel of the image; draw the region over the image" in shown
+        assert "covers no pixel of the image; draw the region over the image" in status
 
 
 def test_too_many_segments_are_refused_in_the_fields_words(viewer_and_widget, qtbot):
@@ -260,10 +262,10 @@ def test_a_nan_image_notification_says_what_to_do_in_the_widgets_words(dock, qtb
         widget.mask.value = viewer.add_labels(four_circles(size=100, seed=0)[1].astype(np.uint8))
     widget.run.native.click()
     qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
-    shown = _messages()[-1]
-    assert shown.startswith("Spectral segmentation: image has 100 NaN or infinite pixel(s)")
-    assert "'mask' layer" in shown and len(shown) < 140
-    assert not any(word in shown for word in ("np.", "mask=", "--mask", "…"))
+    shown, status = _messages()[-1], widget.status.value
+    assert shown.startswith("image has 100 NaN or infinite pixel(s)")
+    assert "'mask' layer" in status and len(status) < 130
+    assert not any(word in shown + status for word in ("np.", "mask=", "--mask", "…"))
 
 
 def test_a_result_arriving_after_cancel_changes_no_layer(viewer_and_widget, qtbot):

@@ -96,7 +96,7 @@ def test_an_engine_killed_mid_run_leaves_no_block(running, qtbot):
     start()
     os.kill(widget._engine.pid, signal.SIGKILL)
     wait_idle(widget, qtbot)
-    assert widget.status.value == "failed"
+    assert widget.status.value.startswith("failed: ")
     assert ours() == []
 
 

@@ -340,24 +340,34 @@ class SpectralSegmentationWidget(Container):
 
         path = Path(path)
         if not path.parent.is_dir():
-            self._notify(show_error, f"The folder {path.parent} does not exist; parameters were not saved.")
-            self.status.value = "parameters not saved"
+            message = (  # the path last: the status line shows the first sentence, the tooltip all
+                f"Parameters not saved: the folder '{path.parent.name}' does not exist; choose an existing folder. "
+                f"It was looked for at {path.parent}."
+            )
+            self._notify(show_error, message, status="")
             return
         record = recorded_parameters(self.current_parameters(), from_layer=self.image.value is not None)
         text = json.dumps({METADATA_KEY: dict(record, version=__version__)}, indent=2)
         try:
             write_atomically(path, text)
         except OSError as exc:
-            self._notify(show_error, f"Parameters were not saved to {path}: {exc.strerror or exc}.")
-            self.status.value = "parameters not saved"
+            self._notify(show_error, f"Parameters not saved to {path}: {exc.strerror or exc}.", status="")
             return
         self.status.value = f"parameters saved to {path.name}"
 
-    def _notify(self, show, message: str) -> None:
-        """A notification with the first sentence of ``message`` in the fields' words; the full text in the status tooltip."""
+    def _notify(self, show, message: str, status: str | None = None) -> None:
+        """A notification of ``message`` in the fields' words, also the status line's tooltip.
+
+        napari's notification shows its first line alone (about 40 characters)
+        until expanded: it starts with what is wrong, the whole text behind its
+        expand button. With ``status``, the status line (in the dock, wrapped)
+        shows the first sentence with its fix, after ``status: `` unless it is "".
+        """
         text = for_widget(message)
-        show(f"Spectral segmentation: {headline(text)}")
+        show(text)
         self.status.tooltip = text
+        if status is not None:
+            self.status.value = f"{status}: {headline(text)}" if status else headline(text)
 
     def _ask_where_to_save(self, _=None):
         from qtpy.QtWidgets import QFileDialog
@@ -399,8 +409,7 @@ class SpectralSegmentationWidget(Container):
                 placement=placement,
             )
         except ValueError as exc:
-            self._notify(show_warning, str(exc))
-            self.status.value = "not started"
+            self._notify(show_warning, str(exc), status="not started")
             return
         self._job = job
         self._cancel_requested = False
@@ -532,11 +541,8 @@ class SpectralSegmentationWidget(Container):
             # repaint per frame of its slide-in (bench/ui_latency.py).
             self.status.value = "cancelled"
             return
-        if isinstance(exc, (ValueError, TypeError, MemoryError)):
-            self._notify(show_error, str(exc))
-        else:
-            self._notify(show_error, f"failed ({type(exc).__name__}): {exc}")
-        self.status.value = "failed"
+        known = isinstance(exc, (ValueError, TypeError, MemoryError))
+        self._notify(show_error, str(exc) if known else f"{type(exc).__name__}: {exc}", status="failed")
 
     def _on_aborted(self):
         if self._closed:
