@@ -94,7 +94,8 @@ def test_closing_the_viewer_with_a_frozen_engine_does_not_stall_the_gui(slow, qt
     closing = time.perf_counter() - started
     monkeypatch.undo()
     qtbot.wait(300)
-    assert closing < 1.0 and meter.longest() < 1.0
+    # Waiting for the frozen engine cost 5 s; the bound leaves room for a loaded machine.
+    assert closing < 2.5 and meter.longest() < 2.5
     qtbot.waitUntil(lambda: _gone(pid), timeout=10_000)
 
 
