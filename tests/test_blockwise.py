@@ -333,3 +333,32 @@ def test_a_refused_scheduler_leaves_no_partial_store(tmp_path, blobs):
     with pytest.raises(Exception, match="--scheduler"):
         segment_blockwise(source, tmp_path / "out.zarr", block_size=64, scheduler=f"tcp://127.0.0.1:{port}", **AUTO)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr"]
+
+
+def test_two_threads_writing_the_same_block_record_both_finish_with_a_whole_record(tmp_path):
+    # A task of an interrupted run may still write a block's record when the resumed run's task
+    # for the same block does, in another thread of the same worker process.
+    import threading
+
+    from napari_spectral_seg.blockwise.block import _write_atomically, read_record
+
+    path = tmp_path / "1_0.npz"
+    record = dict(origin=np.zeros(2, np.int64), labels=np.ones((64, 64), np.int32), count=np.int64(1))
+    start, errors = threading.Barrier(2), []
+
+    def write_many():
+        start.wait()
+        for _ in range(100):
+            try:
+                _write_atomically(path, record)
+            except OSError as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=write_many) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert np.array_equal(read_record(path)["labels"], record["labels"])
+    assert [p.name for p in tmp_path.iterdir()] == ["1_0.npz"]

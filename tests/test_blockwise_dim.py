@@ -100,13 +100,8 @@ def test_a_dim_object_whose_basin_reaches_a_cut_side_is_deferred_and_equals_in_m
     # A dim nucleus on a wide faint shelf: its basin (the shelf above the low threshold) reaches
     # 40 pixels out, the object (cut at its own edge level, set by the whole basin) about 11. With
     # an overlap of 16 the regions around it cut the basin but not the object: they must grow.
-    yy, xx = np.mgrid[:256, :256].astype(np.float64)
-    d2 = (yy - 136) ** 2 + (xx - 40) ** 2
-    image = 0.05 * np.exp(-d2 / 1800.0) + 0.3 * np.exp(-d2 / 50.0)
-    image[(yy - 225) ** 2 + (xx - 225) ** 2 < 64] = 1.0  # a bright object: the mask is not empty
-    image = image.astype(np.float32)
-    params = dict(threshold=0.4, n_clusters="auto", min_size=20, random_state=0, polarity="bright", background="flat")
-    params["low_threshold"] = 0.02
+    image = a_dim_nucleus_on_a_wide_shelf()
+    params = dict(SHELF, low_threshold=0.02)
     expected, parameters = in_memory(image, **params)
     lone = expected[136, 40]
     assert lone > 0 and parameters["dim_objects"] == 1
@@ -123,6 +118,67 @@ def test_a_dim_object_whose_basin_reaches_a_cut_side_is_deferred_and_equals_in_m
     owner = summary["block_summaries"]["1_0"]  # the object's first pixel (row 125) lies in block 1_0
     assert owner["dim_count"] == 1 and owner["overlap"] > 16
     assert summary["basin_cut_blocks"] == [] and not owner["basin_cut"]  # grown until no basin was cut
+
+
+def a_dim_nucleus_on_a_wide_shelf() -> np.ndarray:
+    """A dim nucleus at (136, 40) on a faint shelf 40 pixels wide above 0.02, a bright object far off."""
+    yy, xx = np.mgrid[:256, :256].astype(np.float64)
+    d2 = (yy - 136) ** 2 + (xx - 40) ** 2
+    image = 0.05 * np.exp(-d2 / 1800.0) + 0.3 * np.exp(-d2 / 50.0)
+    image[(yy - 225) ** 2 + (xx - 225) ** 2 < 64] = 1.0  # a bright object: the mask is not empty
+    return image.astype(np.float32)
+
+
+SHELF = dict(threshold=0.4, n_clusters="auto", min_size=20, random_state=0, polarity="bright", background="flat")
+
+
+def test_a_basin_still_cut_at_the_largest_overlap_is_kept_and_said(tmp_path, client):
+    # Overlap 8 grows to 32 at most (blocks of 64): block 1_0's region (rows 32-160) never holds
+    # the basin (rows 96-176); the object itself lies clear, so the block keeps it and says so.
+    image = a_dim_nucleus_on_a_wide_shelf()
+    params = dict(SHELF, low_threshold=0.02)
+    expected, _ = in_memory(image, **params)
+    source = write_zarr(tmp_path / "in.zarr", image, chunks=32)
+    summary = segment_blockwise(
+        source, tmp_path / "out.zarr", block_size=64, overlap=8, client=client, sample_pixels=10**7, **params
+    )
+    owner = summary["block_summaries"]["1_0"]
+    assert owner["basin_cut"] and owner["overlap"] == 32 and owner["dim_count"] == 1
+    assert "1_0" in summary["basin_cut_blocks"]
+    assert all(summary["block_summaries"][key]["basin_cut"] for key in summary["basin_cut_blocks"])
+    found = read_labels(tmp_path / "out.zarr")
+    assert found[136, 40] > 0 and expected[136, 40] > 0
+
+
+def a_tail_beside_a_bright_object() -> np.ndarray:
+    """A dim object: a long tail (rows 40-85) rising to a peak at row 110; a bright object beside its top end."""
+    yy, xx = np.mgrid[:256, :256].astype(np.float64)
+    y = yy[:, 0]
+    rise = np.where(y <= 85, 0.18 + 0.02 * (y - 40) / 45, np.where(y <= 110, 0.2 + 0.19 * (y - 85) / 25, 0.0))
+    fall = np.maximum(0.39 - 0.05 * (y - 110), 0.0)
+    profile = np.where(y < 40, 0.0, np.where(y <= 110, rise, fall))
+    image = np.maximum(0.02 + 0.02 * np.sin(xx / 3.0), profile[:, None] * np.exp(-((xx - 30) ** 2) / 18.0))
+    image[(yy - 40) ** 2 + (xx - 36) ** 2 < 25] = 1.0
+    return image.astype(np.float32)
+
+
+def test_a_candidate_a_cut_side_makes_fail_to_stand_out_is_deferred_and_equals_in_memory(tmp_path, client):
+    # In memory the object stands out of its saddle to the bright object by its peak (row 110). Block
+    # 0_0 owns its first pixel (row 43); its region at overlap 16 (rows 0-80) cuts the peak off, and
+    # there the tail alone does not stand out: it is dropped, and its basin must still defer the block.
+    image = a_tail_beside_a_bright_object()
+    params = dict(threshold=0.4, n_clusters="auto", min_size=20, random_state=0, polarity="bright", background="flat")
+    params["low_threshold"] = 0.15
+    expected, parameters = in_memory(image, **params)
+    tail = expected[100, 30]
+    assert parameters["dim_objects"] == 1 and tail > 0 and np.nonzero(expected == tail)[0].min() < 64
+    source = write_zarr(tmp_path / "in.zarr", image, chunks=32)
+    summary = segment_blockwise(
+        source, tmp_path / "out.zarr", block_size=64, overlap=16, client=client, sample_pixels=10**7, **params
+    )
+    assert same_objects(read_labels(tmp_path / "out.zarr"), expected)
+    owner = summary["block_summaries"]["0_0"]
+    assert owner["dim_count"] == 1 and owner["overlap"] > 16 and summary["basin_cut_blocks"] == []
 
 
 def test_no_search_records_none(tmp_path, client):

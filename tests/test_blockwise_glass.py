@@ -165,3 +165,43 @@ def test_a_given_low_threshold_keeps_dim_objects_on_glass_blocks(tmp_path, clien
     assert same_objects(found, expected)
     assert summary["parameters"]["dim_objects"] == result.parameters["dim_objects"]
     assert summary["parameters"]["low_threshold_used"] == 0.1
+
+
+def test_glass_darker_at_full_resolution_than_its_coarse_level_keeps_the_dim_search_exact(tmp_path, client):
+    # Dead pixels (0) on noisy glass that the coarse level does not show (made before them): the
+    # smoothed full-resolution glass reaches below every value the range pass sees (tissue blocks,
+    # coarse stand-ins), yet the dim search's medians must count every pixel, as in memory.
+    from ome_zarr.writer import write_multiscale
+    from scipy.ndimage import gaussian_filter
+
+    from napari_spectral_seg.blockwise.dim import block_decided
+    from napari_spectral_seg.core.dim import dim_search
+    from napari_spectral_seg.core.params import SegmentationParams
+    from napari_spectral_seg.core.smooth import smooth_image
+
+    rng = np.random.default_rng(3)
+    slide = (0.05 + 0.01 * rng.standard_normal((512, 512))).astype(np.float32)
+    yy, xx = np.mgrid[:512, :512]
+    for cy, cx in rng.integers(150, 362, (9, 2)):  # small bright nuclei in the middle
+        slide[(yy - cy) ** 2 + (xx - cx) ** 2 < 64] = 1.0
+    slide[(yy - 60) ** 2 + (xx - 60) ** 2 < 100] = 0.15  # a dim nucleus out on the glass
+    coarse = gaussian_filter(slide, 1.0)[::2, ::2]
+    glass = np.ones((256, 256), bool)
+    glass[60:196, 60:196] = False
+    slide[np.kron((rng.random((256, 256)) < 0.02) & glass, np.ones((2, 2), bool))] = 0.0
+    write_multiscale([slide, coarse], zarr.open_group(str(tmp_path / "slide.zarr"), mode="w"), axes="yx")
+    params = dict(FIXED, low_threshold=0.1, sigma="auto")
+    result = run_to_end(iter_segment(slide, **params))
+    summary = segment_blockwise(
+        tmp_path / "slide.zarr", tmp_path / "out.zarr", block_size=64, client=client, sample_pixels=10**6, **params
+    )
+    assert summary["decisions"]["glass"]["blocks"] >= 30
+    smoothed_slide = smooth_image(slide.astype(np.float64), ("scalar", result.parameters["sigma_used"]))
+    assert smoothed_slide.min() < summary["decisions"]["range"][0]  # below the range pass's minimum
+    decided = summary["decisions"]["dim"]
+    _, background, deviation = dim_search(SegmentationParams(**params), result.parameters, smoothed_slide)
+    assert decided["deviation"] == pytest.approx(deviation, rel=1e-9)
+    whole = block_decided(decided, ((0, 512), (0, 512)))
+    assert np.allclose(whole.background, background, rtol=0, atol=1e-9)
+    assert summary["parameters"]["low_threshold_used"] == result.parameters["low_threshold_used"] == 0.1
+    assert same_objects(read_labels(tmp_path / "out.zarr"), result.labels)

@@ -259,3 +259,42 @@ def test_run_blockwise_shows_its_progress_at_most_every_half_second(zarr_in_napa
     assert shown, changes
     assert len(shown) < 9 + 1 and (len(shown) < 2 or np.diff(shown).min() >= INTERVAL * 0.9)
     assert "segments in" in widget.status.value and widget["progress"].native.isHidden()
+
+
+def test_run_blockwise_says_which_blocks_kept_a_dim_object_with_its_basin_cut(
+    make_napari_viewer, tmp_path, qtbot, monkeypatch
+):
+    from napari.utils.notifications import notification_manager
+
+    from napari_spectral_seg._widget.form import NUMBER
+    from napari_spectral_seg.blockwise import run
+
+    # A dim nucleus on a faint shelf 40 pixels wide, a tiny bright object far off (a small typical
+    # size: an overlap of 36). Held to that first overlap, blocks of 64 never hold the whole basin.
+    monkeypatch.setattr(run, "_MAX_OVERLAP_FACTOR", 1)
+    yy, xx = np.mgrid[:256, :256].astype(np.float64)
+    d2 = (yy - 136) ** 2 + (xx - 40) ** 2
+    image = 0.05 * np.exp(-d2 / 1800.0) + 0.3 * np.exp(-d2 / 50.0)
+    image[222:227, 222:227] = 1.0
+    path = tmp_path / "shelf.zarr"
+    array = zarr.create_array(str(path), shape=image.shape, chunks=(BLOCK, BLOCK), dtype="f4")
+    array[...] = image.astype(np.float32)
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(path), plugin="napari")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
+    widget.image.value = layer
+    widget.block_size.value, widget.workers.value = BLOCK, 2
+    widget.auto_segments.value, widget.auto_threshold.value, widget.auto_min_size.value = True, False, False
+    widget.threshold.value, widget.min_size.value = 0.4, 10
+    widget.dim_objects.value, widget.low_threshold.value = NUMBER, 0.02
+    widget.polarity.value, widget.background.value = "bright", "flat"
+    params = widget.current_parameters()
+    assert (params.threshold, params.low_threshold, params.min_size) == (0.4, 0.02, 10)
+    widget.blockwise_output.value = tmp_path / "out.zarr"
+    widget.run_blockwise.native.click()
+    qtbot.waitUntil(lambda: not widget._blockwise.running, timeout=240_000)
+    assert _blockwise_layer(viewer) is not None, widget.status.value
+    assert "segments" in widget.status.value and "block(s) may differ from in memory" in widget.status.value
+    shown = [str(n.message) for n in notification_manager.records]
+    assert any("kept a dim object" in m and "larger block size" in m for m in shown), shown
+    assert "1_0" in widget.status.tooltip and "larger block size" in widget.status.tooltip

@@ -27,7 +27,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, FileEdit, LineEdit, PushButton, SpinBox
 from napari.layers import Image
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..core.params import SegmentationParams
 from ..core.progress import Progress
@@ -333,6 +333,12 @@ class BlockwisePanel:
             f"{summary['blocks']} blocks{skipped}, {summary['resumed_blocks']} done before; "
             f"labels in {summary['labels']} (seed {summary['parameters']['random_state']})"
         )
+        cut = summary.get("basin_cut_blocks") or []
+        if cut:
+            note = basin_cut_note(cut)
+            show_warning(f"Spectral segmentation: {note}")
+            self._status.value += f"; {len(cut)} block(s) may differ from in memory"
+            self._status.tooltip += f"\n{note}"
 
     def _on_error(self, exc) -> None:
         from ..blockwise import BlockwiseCancelled
@@ -356,6 +362,15 @@ class BlockwisePanel:
         self.run.enabled = True
         if not self._owner.running:
             self._owner.cancel.enabled = False
+
+
+def basin_cut_note(keys) -> str:
+    """What a run whose blocks ``keys`` kept a dim object with its basin cut at the largest overlap tells the user."""
+    shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+    return (
+        f"{len(keys)} block(s) ({shown}) kept a dim object whose surroundings reach past the largest overlap; "
+        "it may differ from a run in memory. A larger block size avoids it."
+    )
 
 
 def summary_level(attributes: dict) -> int:

@@ -24,6 +24,7 @@ died finds either nothing or a whole record.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,7 +229,9 @@ def _crop(labels: np.ndarray, box):
 
 
 def _write_atomically(path: Path, record: dict) -> None:
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial.npz")
+    # One name per writer: a task of an interrupted run may still be writing the same block in
+    # another thread of this process when the resumed run's task does.
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.partial.npz")
     with open(temporary, "wb") as handle:
         np.savez_compressed(handle, **record)
         handle.flush()

@@ -13,6 +13,11 @@ median absolute deviation about that median. Here:
 - the two medians, and the median of the low threshold recorded as
   ``low_threshold_used``, are exact: a fine histogram of the values summed
   over blocks, then the values of the bins that hold the median ranks.
+  Every block is read at full resolution, glass blocks too: the medians
+  are of every smoothed pixel at or below the threshold, and on a slide
+  most of them are glass, which coarse stand-ins would change. The
+  histogram's bounds come from the range pass (coarse stand-ins for glass);
+  a value outside them widens them and the histogram is made again.
 
 :func:`decide_dim` returns a JSON-able record, :func:`block_decided` turns
 it into the :class:`~napari_spectral_seg.core.dim.DimDecided` of one region.
@@ -67,8 +72,12 @@ def low_values(source, box, surface: BackgroundSurface, offset: float, deviation
     return low_threshold(surface.values(box) + offset, deviation).ravel()
 
 
-def _histogram(values_of, box, args, lo: float, hi: float) -> np.ndarray:
-    return np.histogram(values_of(args[0], box, *args[1:]), bins=MEDIAN_BINS, range=(lo, hi))[0]
+def _histogram(values_of, box, args, lo: float, hi: float) -> tuple:
+    """The fine histogram over ``[lo, hi]``, the count of values outside it, and their extremes."""
+    values = values_of(args[0], box, *args[1:])
+    outside = values[(values < lo) | (values > hi)]
+    extremes = (float(outside.min()), float(outside.max())) if outside.size else None
+    return np.histogram(values, bins=MEDIAN_BINS, range=(lo, hi))[0], outside.size, extremes
 
 
 def _windows(values_of, box, args, windows) -> list:
@@ -81,15 +90,24 @@ def _windows(values_of, box, args, windows) -> list:
     return parts
 
 
-def exact_median(client, boxes, values_of, args, lo: float, hi: float) -> float | None:
+def exact_median(client, boxes, values_of, args, lo: float, hi: float) -> tuple[float | None, tuple]:
     """The median of ``values_of(source, box, *rest)`` over all ``boxes`` (``args = (source, *rest)``), as np.median.
 
-    ``[lo, hi]`` must hold every value. None when there are no values.
+    ``[lo, hi]`` is expected to hold every value; values outside it (bounds
+    taken from coarse stand-ins of glass, which the full-resolution glass
+    may pass) widen it to their extremes and the histogram is made again,
+    so no value is left out. Returns the median (None when there are no
+    values) and the bounds that held every value.
     """
-    histogram = np.sum(gather(client, _histogram, boxes, values_of, args, lo, hi), axis=0)
+    parts = gather(client, _histogram, boxes, values_of, args, lo, hi)
+    extremes = [p[2] for p in parts if p[1]]
+    if extremes:
+        lo, hi = _widened(min([lo] + [e[0] for e in extremes]), max([hi] + [e[1] for e in extremes]))
+        parts = gather(client, _histogram, boxes, values_of, args, lo, hi)
+    histogram = np.sum([p[0] for p in parts], axis=0)
     total = int(histogram.sum())
     if not total:
-        return None
+        return None, (lo, hi)
     ranks = median_ranks(total)
     windows = sorted({rank_window(histogram, lo, hi, rank) for rank in ranks})
     parts = gather(client, _windows, boxes, values_of, args, windows)
@@ -102,7 +120,7 @@ def exact_median(client, boxes, values_of, args, lo: float, hi: float) -> float 
         order = np.argsort(distinct, kind="stable")
         value = value_at_rank(below, distinct[order], counts[order], rank)
         values.append(value if value is not None else sum(windows[i]) / 2.0)
-    return float((values[0] + values[1]) / 2.0)
+    return float((values[0] + values[1]) / 2.0), (lo, hi)
 
 
 def _widened(lo: float, hi: float) -> tuple[float, float]:
@@ -141,17 +159,17 @@ def decide_dim(client, passes, params, settings: dict, cell_grid) -> dict | None
     threshold = settings["threshold_used"]
     lo, hi = settings["range"]
     bounds = _widened(lo - float(grid.max()), threshold - float(grid.min()))
-    offset = exact_median(client, boxes, residual_values, (view, threshold, surface, None), *bounds)
+    offset, bounds = exact_median(client, boxes, residual_values, (view, threshold, surface, None), *bounds)
     if offset is None:  # nothing at or below the threshold, as in memory
         offset, deviation = 0.0, noise_left
     else:
         reach = max(bounds[1] - offset, offset - bounds[0])
-        mad = exact_median(client, boxes, residual_values, (view, threshold, surface, offset), *_widened(0.0, reach))
+        mad, _ = exact_median(client, boxes, residual_values, (view, threshold, surface, offset), *_widened(0.0, reach))
         deviation = deviation_from(mad, noise_left)
     given = params.low_threshold
     if given == "auto":
         level = _widened(*(float(low_threshold(v + offset, deviation)) for v in (grid.min(), grid.max())))
-        used = exact_median(client, boxes, low_values, (view, surface, offset, deviation), *level)
+        used, _ = exact_median(client, boxes, low_values, (view, surface, offset, deviation), *level)
         lowest = float(low_threshold(grid.min() + offset, deviation))
     else:
         used = lowest = float(given)

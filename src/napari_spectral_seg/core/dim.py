@@ -79,9 +79,9 @@ class DimObjects:
     low_threshold : float
         The low threshold used (the median of a surface).
     basin_boxes : tuple
-        Per candidate object (kept or not), the bounding box (``(start,
-        stop)`` per axis) of its basin: the pixels its own-level cut is
-        taken of. A part of a whole image finds an object as the whole
+        The bounding box (``(start, stop)`` per axis) of each candidate's
+        basin: per object (of at least ``min_size`` or not), the pixels its
+        own-level cut is taken of, and per basin dropped as not standing out. A part of a whole image finds an object as the whole
         image does only where its basin lies clear of the part's cut sides.
     """
 
@@ -244,15 +244,27 @@ def find_dim_objects(
     # The kept mask floods as one more basin (label n_seeds + 1), so its halo stays its own.
     markers = np.where(kept, n_seeds + 1, seeds).astype(np.int32)
     basins = watershed(-intensity, markers, mask=above | kept, connectivity=1)
-    grown = _standing_out(intensity, basins, n_seeds, deviation * config.dim_deviations)[basins]
+    joins = _standing_out(intensity, basins, n_seeds, deviation * config.dim_deviations)
+    grown = joins[basins]
     labels = _own_level(intensity, grown, background, level, config.bright_percentile)
     sizes = np.bincount(labels.ravel())
     small = sizes < max(int(min_size), 1)
     small[0] = False
     labels[small[labels]] = 0
-    boxes = tuple(tuple((s.start, s.stop) for s in where) for where in ndi.find_objects(grown) if where is not None)
     labels, count = _renumber(labels)
-    return DimObjects(labels, count, recorded, boxes)
+    return DimObjects(labels, count, recorded, _basin_boxes(basins, grown, joins, n_seeds))
+
+
+def _basin_boxes(basins, grown, joins, n_seeds: int) -> tuple:
+    """The boxes of the objects' basins, and of each basin dropped as not standing out.
+
+    A dropped basin counts too: cut by a block side, its peak or its saddles
+    may be others, and it may stand out there (or an object may not).
+    """
+    boxes = [where for where in ndi.find_objects(grown) if where is not None]
+    dropped = ndi.find_objects(basins, max_label=n_seeds)
+    boxes += [where for lab, where in enumerate(dropped, start=1) if where is not None and joins[lab] == 0]
+    return tuple(tuple((s.start, s.stop) for s in where) for where in boxes)
 
 
 def _own_level(intensity, labels, background, level: float, percentile: float) -> np.ndarray:
