@@ -17,17 +17,23 @@ PLUGIN = "napari-spectral-seg"
 BLOCK = 64
 
 
-@pytest.fixture
-def zarr_in_napari(make_napari_viewer, tmp_path):
-    """A viewer with a 192 x 192 field of touching blobs opened from a zarr array, and the widget docked."""
-    image, _ = touching_blobs((192, 192), 45, seed=3)
-    path = tmp_path / "blobs.zarr"
+def _open_as_zarr(make_napari_viewer, image, path):
+    """A viewer with ``image`` written to a zarr array at ``path`` and opened from it, and the widget docked."""
     array = zarr.create_array(str(path), shape=image.shape, chunks=(BLOCK, BLOCK), dtype="f4")
     array[...] = image.astype(np.float32)
     viewer = make_napari_viewer()
     [layer] = viewer.open(str(path), plugin="napari")
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
     widget.image.value = layer
+    return viewer, widget, layer
+
+
+@pytest.fixture
+def zarr_in_napari(make_napari_viewer, tmp_path):
+    """A viewer with a 192 x 192 field of touching blobs opened from a zarr array, and the widget docked."""
+    image, _ = touching_blobs((192, 192), 45, seed=3)
+    path = tmp_path / "blobs.zarr"
+    viewer, widget, layer = _open_as_zarr(make_napari_viewer, image, path)
     widget.block_size.value = BLOCK
     widget.workers.value = 2
     return viewer, widget, layer, path
@@ -276,13 +282,7 @@ def test_run_blockwise_says_which_blocks_kept_a_dim_object_with_its_basin_cut(
     d2 = (yy - 136) ** 2 + (xx - 40) ** 2
     image = 0.05 * np.exp(-d2 / 1800.0) + 0.3 * np.exp(-d2 / 50.0)
     image[222:227, 222:227] = 1.0
-    path = tmp_path / "shelf.zarr"
-    array = zarr.create_array(str(path), shape=image.shape, chunks=(BLOCK, BLOCK), dtype="f4")
-    array[...] = image.astype(np.float32)
-    viewer = make_napari_viewer()
-    [layer] = viewer.open(str(path), plugin="napari")
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectral segmentation")
-    widget.image.value = layer
+    viewer, widget, layer = _open_as_zarr(make_napari_viewer, image, tmp_path / "shelf.zarr")
     widget.block_size.value, widget.workers.value = BLOCK, 2
     widget.auto_segments.value, widget.auto_threshold.value, widget.auto_min_size.value = True, False, False
     widget.threshold.value, widget.min_size.value = 0.4, 10
