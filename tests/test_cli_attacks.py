@@ -560,6 +560,20 @@ def test_demo_headless_and_segment_measure_refuse_a_file_they_did_not_write(tmp_
     assert table.read_text().startswith("label,")
 
 
+def test_our_table_with_a_column_added_by_hand_is_the_users(tmp_path, capsys):
+    # A table whose header held our three columns counted as ours, whatever else it held.
+    img = sample(tmp_path / "img.tif")
+    out, table = tmp_path / "out.tif", tmp_path / "table.csv"
+    assert main(["segment", str(img), "-o", str(out), "--measure", str(table)]) == 0
+    header, *rows = table.read_text().splitlines()
+    annotated = "\n".join([header + ",my_annotation"] + [row + ",tumour" for row in rows]) + "\n"
+    table.write_text(annotated)
+    capsys.readouterr()
+    assert main(["segment", str(img), "-o", str(out), "--measure", str(table)]) == 2
+    assert f"{table} exists and was not written by napari-spectral-seg" in capsys.readouterr().err
+    assert table.read_text() == annotated
+
+
 def test_a_batch_refuses_to_replace_a_table_it_did_not_write_beside_its_output(tmp_path, scheduler, capsys):
     # batch wrote DIR/<stem>_labels.csv over a user's file of that name.
     img = sample(tmp_path / "img.tif")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -55,15 +56,21 @@ def check_table_path(path: str | os.PathLike) -> Path:
     return path
 
 
-# Columns every table of core.measure has, whatever the image (an empty table too): how ours is told.
+# Columns every table of core.measure has, whatever the image (an empty table too), and the form of
+# every column it can write: a header with all of the first and only the second is ours.
 _OUR_COLUMNS = frozenset({"label", "n_pixels", "equivalent_diameter"})
+_OUR_COLUMN = re.compile(
+    r"label|area|volume|n_pixels|equivalent_diameter|centroid_[zyx]|bbox_(min|max)_[zyx]"
+    r"|(mean|max|integrated)_intensity(_c\d+)?|frame(_\d+)?"
+)
 
 
 def check_table_written_by_us(path: str | os.PathLike, instead: str) -> None:
     """Refuse to replace a file at ``path`` that is not a measurement table this package wrote.
 
     Ours: a CSV file whose header names our columns (``label``, ``n_pixels``,
-    ``equivalent_diameter``...). Nothing at ``path`` is not refused.
+    ``equivalent_diameter``...) and no other: a table with a column added by hand is the
+    user's. Nothing at ``path`` is not refused.
 
     Raises
     ------
@@ -81,7 +88,7 @@ def check_table_written_by_us(path: str | os.PathLike, instead: str) -> None:
                 header = next(csv.reader([fh.readline()]), [])
         except (OSError, UnicodeDecodeError, csv.Error):
             header = []
-    if not _OUR_COLUMNS <= set(header):
+    if not _OUR_COLUMNS <= set(header) or not all(_OUR_COLUMN.fullmatch(name) for name in header):
         raise TableError(f"{path} exists and was not written by napari-spectral-seg; pass --overwrite or {instead}")
 
 
