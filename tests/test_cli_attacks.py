@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -644,3 +645,28 @@ def test_an_interrupt_while_the_cluster_shuts_down_says_the_labels_are_complete(
         f"({out / 'labels' / 'spectral'})."
     )
     assert (out / "labels" / "spectral").is_dir() and not (tmp_path / ".out.zarr.partial").exists()
+
+
+def test_an_npy_write_stopped_between_its_two_renames_leaves_our_earlier_output_ours(tmp_path, monkeypatch):
+    # The new sidecar was renamed into place before the labels: stopped between the two, it
+    # described a file that never arrived, and our own earlier output was refused as saved over ours.
+    import napari_spectral_seg.io.labels as labels_io
+
+    out = tmp_path / "out.npy"
+    earlier = np.arange(16, dtype=np.int32).reshape(4, 4)
+    recorded = {"threshold": None, "n_clusters": 4, "beta": 1.0, "eigen_solver": "auto"}
+    labels_io.write_labels(out, earlier, dict(recorded, random_state=1))
+    replace = os.replace
+
+    def stopped_at_the_labels(src, dst):
+        if Path(dst) == out:
+            raise KeyboardInterrupt
+        replace(src, dst)
+
+    monkeypatch.setattr(labels_io.os, "replace", stopped_at_the_labels)
+    with pytest.raises(KeyboardInterrupt):
+        labels_io.write_labels(out, earlier + 1, dict(recorded, random_state=2))
+    monkeypatch.undo()
+    assert labels_io.check_written_by_us(out, "another -o")["random_state"] == 1
+    assert np.array_equal(np.load(out), earlier)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npy", "out.npy.json"]

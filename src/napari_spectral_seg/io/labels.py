@@ -163,12 +163,7 @@ def write_labels(
                 os.fsync(fh.fileno())
             described = dict(parameters, **{LABELS_FILE_KEY: _bytes_identity(tmp)})
             _write_text(temporaries[1], json.dumps(described, default=str))
-            os.replace(temporaries[1], sidecar)
-            try:
-                os.replace(tmp, path)
-            except OSError:
-                sidecar.unlink(missing_ok=True)  # no sidecar without its labels
-                raise
+            _replace_sidecar_then_labels(temporaries[1], sidecar, tmp, path)
         else:
             import tifffile
 
@@ -183,6 +178,33 @@ def write_labels(
     finally:
         for temporary in temporaries:
             temporary.unlink(missing_ok=True)
+
+
+def _replace_sidecar_then_labels(sidecar_tmp: Path, sidecar: Path, labels_tmp: Path, path: Path) -> None:
+    """Rename the new sidecar, then the labels, into place.
+
+    Whatever stops it between the two (an error, Ctrl-C, SIGTERM turned into an exception), the
+    earlier sidecar comes back beside the earlier labels: a new sidecar beside old labels would
+    describe another file, and our own output would be refused as saved over ours.
+    """
+    previous = sidecar.with_name(f".{sidecar.name}.previous")
+    had_previous = os.path.lexists(sidecar)
+    moved_aside = new_in_place = False
+    try:
+        if had_previous:
+            os.replace(sidecar, previous)
+            moved_aside = True
+        os.replace(sidecar_tmp, sidecar)
+        new_in_place = True
+        os.replace(labels_tmp, path)
+    except BaseException:
+        if moved_aside:
+            os.replace(previous, sidecar)
+        elif new_in_place:
+            sidecar.unlink(missing_ok=True)  # no sidecar without its labels
+        raise
+    if moved_aside:
+        previous.unlink(missing_ok=True)
 
 
 def _write_failure(exc: OSError) -> str:
