@@ -385,6 +385,7 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
         resumed_blocks=len(foreground) - len(todo),
         n_labels=n_labels,
         basin_cut_blocks=sorted(key for key, s in done.items() if s.get("basin_cut")),
+        candidate_cut_blocks=sorted(key for key, s in done.items() if s.get("candidate_cut")),
         block_summaries=done,
         decisions=decisions.as_json(),
         parameters=_recorded(params, decisions, sum(s["dim_count"] for s in done.values())),
