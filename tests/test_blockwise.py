@@ -362,3 +362,28 @@ def test_two_threads_writing_the_same_block_record_both_finish_with_a_whole_reco
     assert errors == []
     assert np.array_equal(read_record(path)["labels"], record["labels"])
     assert [p.name for p in tmp_path.iterdir()] == ["1_0.npz"]
+
+
+def test_a_callers_client_whose_cluster_waits_for_its_workers_is_not_given_up(tmp_path, blobs, monkeypatch):
+    # An adaptive or jobqueue cluster starts with no worker and waits in a queue for them: a
+    # caller's client was stopped after the --scheduler limit, as if its workers had been killed.
+    import threading
+
+    from distributed import Client, LocalCluster
+
+    from napari_spectral_seg.batch import cluster
+
+    monkeypatch.setitem(cluster.NO_WORKERS_TIMEOUT, "scheduler", 1.0)
+    monkeypatch.setitem(cluster.NO_WORKERS_TIMEOUT, "local", 1.0)
+    source = write_zarr(tmp_path / "in.zarr", blobs)
+    with (
+        LocalCluster(n_workers=0, processes=False, dashboard_address=None) as waiting,
+        Client(waiting) as dask_client,
+    ):
+        later = threading.Timer(4.0, waiting.scale, args=(1,))  # the queue gives it a worker after 4 s
+        later.start()
+        try:
+            summary = segment_blockwise(source, tmp_path / "out.zarr", block_size=64, client=dask_client)
+        finally:
+            later.cancel()
+    assert summary["n_labels"] > 0 and read_labels(tmp_path / "out.zarr").max() == summary["n_labels"]

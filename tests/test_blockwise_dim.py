@@ -181,6 +181,34 @@ def test_a_candidate_a_cut_side_makes_fail_to_stand_out_is_deferred_and_equals_i
     assert owner["dim_count"] == 1 and owner["overlap"] > 16 and summary["basin_cut_blocks"] == []
 
 
+def test_a_dropped_candidate_still_cut_at_the_largest_overlap_is_said_apart(tmp_path, client):
+    # Overlap 8 grows to 32 at most (blocks of 64): block 0_0's region (rows 0-96) never holds the
+    # peak (row 110), so its tail is dropped there. Nothing was kept with a basin cut: the run says
+    # a dim object may be missing, not that a kept one may differ.
+    image = a_tail_beside_a_bright_object()
+    params = dict(threshold=0.4, n_clusters="auto", min_size=20, random_state=0, polarity="bright", background="flat")
+    params["low_threshold"] = 0.15
+    source = write_zarr(tmp_path / "in.zarr", image, chunks=32)
+    summary = segment_blockwise(
+        source, tmp_path / "out.zarr", block_size=64, overlap=8, client=client, sample_pixels=10**7, **params
+    )
+    block = summary["block_summaries"]["0_0"]
+    assert block["candidate_cut"] and block["overlap"] == 32 and block["dim_count"] == 0
+    assert not block["basin_cut"] and "0_0" not in summary["basin_cut_blocks"]
+    assert "0_0" in summary["candidate_cut_blocks"]
+
+
+def test_the_command_line_says_a_dim_object_may_be_missing_apart_from_a_kept_one_that_may_differ():
+    from napari_spectral_seg.cli import _basin_cut_notes
+
+    (missing,) = _basin_cut_notes(dict(basin_cut_blocks=[], candidate_cut_blocks=["0_0"]))
+    assert missing.startswith("a dim object near a block side may be missing") and "0_0" in missing
+    assert "kept" not in missing and "--block-size" in missing
+    differ, missing = _basin_cut_notes(dict(basin_cut_blocks=["1_0"], candidate_cut_blocks=["0_0"]))
+    assert "kept a dim object" in differ and "1_0" in differ and "0_0" not in differ
+    assert _basin_cut_notes(dict(basin_cut_blocks=[], candidate_cut_blocks=[])) == []
+
+
 def test_no_search_records_none(tmp_path, client):
     image, _ = textured_nuclei((192, 192), 12, seed=1)
     params = dict(AUTO, low_threshold=None)

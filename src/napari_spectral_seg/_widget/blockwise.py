@@ -333,12 +333,14 @@ class BlockwisePanel:
             f"{summary['blocks']} blocks{skipped}, {summary['resumed_blocks']} done before; "
             f"labels in {summary['labels']} (seed {summary['parameters']['random_state']})"
         )
-        cut = summary.get("basin_cut_blocks") or []
-        if cut:
-            note = basin_cut_note(cut)
-            show_warning(f"Spectral segmentation: {note}")
-            self._status.value += f"; {len(cut)} block(s) may differ from in memory"
-            self._status.tooltip += f"\n{note}"
+        for key, note, status in (
+            ("basin_cut_blocks", basin_cut_note, "may differ from in memory"),
+            ("candidate_cut_blocks", candidate_cut_note, "may miss a dim object"),
+        ):
+            if cut := summary.get(key) or []:
+                show_warning(note(cut))
+                self._status.value += f"; {len(cut)} block(s) {status}"
+                self._status.tooltip += f"\n{note(cut)}"
 
     def _on_error(self, exc) -> None:
         from ..blockwise import BlockwiseCancelled
@@ -366,11 +368,22 @@ class BlockwisePanel:
 
 def basin_cut_note(keys) -> str:
     """What a run whose blocks ``keys`` kept a dim object with its basin cut at the largest overlap tells the user."""
-    shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
     return (
-        f"{len(keys)} block(s) ({shown}) kept a dim object whose surroundings reach past the largest overlap; "
-        "it may differ from a run in memory. A larger block size avoids it."
+        f"A kept dim object may differ from a run in memory ({len(keys)} block(s): {_shown(keys)}): its "
+        "surroundings reach past the largest overlap. A larger block size avoids it."
     )
+
+
+def candidate_cut_note(keys) -> str:
+    """What a run whose blocks ``keys`` dropped a dim-object candidate with its basin cut at the largest overlap tells the user."""
+    return (
+        f"A dim object near a block side may be missing ({len(keys)} block(s): {_shown(keys)}): its surroundings "
+        "reach past the largest overlap. A larger block size avoids it."
+    )
+
+
+def _shown(keys) -> str:
+    return ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
 
 
 def summary_level(attributes: dict) -> int:

@@ -40,6 +40,12 @@ _PHRASES = (
         "replace them first, e.g. np.nan_to_num(image), or leave them out of the mask",
         "replace them, or leave them out of the 'mask' layer",
     ),
+    # A blockwise run's local cluster lost its workers: the fix is a field and the button, not a flag.
+    (
+        "check the free memory or try fewer --workers, then re-run the same command to resume",
+        "check the free memory or lower 'workers', then Run blockwise again to resume",
+    ),
+    ("try a smaller --block-size", "try a smaller 'block size'"),
     # The memory guard's refusal: the widget can also segment the image's file blockwise.
     ("of memory is available; ", "of memory is available; use 'Run blockwise' (Large images) on the image's file; "),
 )

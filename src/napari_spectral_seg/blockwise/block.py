@@ -99,10 +99,10 @@ def segment_block(plan: BlockPlan, block: Block) -> dict:
     started = time.perf_counter()
     overlap = plan.overlap
     while True:
-        labels, box, clear, dim_count = _segment_region(plan, block, overlap)
+        labels, box, clear, cut, dim_count = _segment_region(plan, block, overlap)
         if clear == "all" or (clear == "pieces" and overlap >= plan.max_overlap):
-            # A dim object's basin still cut at the largest overlap: the object itself is clear,
-            # kept, and the record says so (it may differ from the in-memory object).
+            # A basin still cut at the largest overlap: the record says whose (a kept object's,
+            # which may differ from the in-memory one, or a dropped candidate's, which may be missing).
             break
         if overlap >= plan.max_overlap:
             raise PieceTooLarge(
@@ -114,7 +114,8 @@ def segment_block(plan: BlockPlan, block: Block) -> dict:
     record = dict(origin=origin, labels=crop, count=np.int64(crop.max() if crop.size else 0))
     record["overlap"] = np.int64(overlap)
     record["dim_count"] = np.int64(dim_count)
-    record["basin_cut"] = np.bool_(clear != "all")
+    record["basin_cut"] = np.bool_("objects" in cut)
+    record["candidate_cut"] = np.bool_("dropped" in cut)
     record["seconds"] = np.float64(time.perf_counter() - started)
     _write_atomically(path, record)
     return block_summary(record, block, reused=False)
@@ -130,18 +131,22 @@ def block_summary(record: dict, block: Block, reused: bool) -> dict:
         overlap=int(record["overlap"]),
         # Of them, the dim objects found below the threshold.
         dim_count=int(record.get("dim_count", 0)),
-        # A dim object's basin was still cut at the largest overlap.
+        # A kept dim object's basin was still cut at the largest overlap: it may differ from in memory.
         basin_cut=bool(record.get("basin_cut", False)),
+        # A dropped candidate's basin was: a dim object may be missing.
+        candidate_cut=bool(record.get("candidate_cut", False)),
         seconds=float(record["seconds"]),
         reused=reused,
     )
 
 
 def _segment_region(plan: BlockPlan, block: Block, overlap: int):
-    """The owned labels of the region (0 elsewhere), its box, what was clear of its cut sides, and the owned dim objects.
+    """The owned labels of the region (0 elsewhere), its box, what was clear of its cut sides, whose basins were cut, and the owned dim objects.
 
     Clear is "all" (every owned piece, and every dim-object basin reaching
-    into the core), "pieces" (such a basin was not) or "none" (a piece was not).
+    into the core), "pieces" (such a basin was not) or "none" (a piece was
+    not). The basins cut are named by "objects" (a kept object's) and
+    "dropped" (a candidate's dropped as not standing out).
     """
     source = plan.source
     box = block.region(overlap, source.shape)
@@ -160,21 +165,25 @@ def _segment_region(plan: BlockPlan, block: Block, overlap: int):
             )
         )
     except EmptyMaskError:
-        return np.zeros(intensity.shape, np.int32), box, "all", 0
+        return np.zeros(intensity.shape, np.int32), box, "all", (), 0
     reach = smoothing_reach(sigma_per_axis(plan.sigma, plan.params.spacing, source.ndim)) + EDGE_REACH
     owned, box, complete = _owned(result.labels, box, block.core, reach, source.shape)
     dim_labels = np.asarray(result.parameters.get("dim_labels", []), dtype=np.int64)
     dim_count = int(np.isin(dim_labels, owned).sum()) if dim_labels.size else 0
     if not complete:
-        return owned, box, "none", dim_count
+        return owned, box, "none", (), dim_count
     # A dim object comes from its whole basin (its edge level, its first pixel): a basin cut by a
     # side may give an object other than the whole image's, owned by this block or by none.
-    basins_clear = not any(
-        _reaches_core(basin, box, block.core)
-        and _near_a_cut_side([slice(a, b) for a, b in basin], box, reach, source.shape)
-        for basin in result.parameters.get("dim_basins", [])
+    cut = tuple(
+        whose
+        for whose, key in (("objects", "dim_basins"), ("dropped", "dropped_basins"))
+        if any(
+            _reaches_core(basin, box, block.core)
+            and _near_a_cut_side([slice(a, b) for a, b in basin], box, reach, source.shape)
+            for basin in result.parameters.get(key, [])
+        )
     )
-    return owned, box, "all" if basins_clear else "pieces", dim_count
+    return owned, box, "pieces" if cut else "all", cut, dim_count
 
 
 def _reaches_core(where, box, core) -> bool:

@@ -176,14 +176,19 @@ def _done_summaries(records: Path, blocks) -> dict:
 
 
 def _client(resources, client, scheduler, workers):
-    """The run's dask client, and the watch that stops it once the cluster has had no worker for too long."""
+    """The run's dask client, and the watch that stops it once the cluster has had no worker for too long.
+
+    A caller's ``client`` is not watched (None): its cluster may start with
+    no worker and wait in a queue for them (adaptive, jobqueue).
+    """
     from ..batch.cluster import NO_WORKERS_TIMEOUT, WorkerWatch, check_scheduler, connect
 
-    local = client is None and not scheduler  # our own cluster: its nannies restart killed workers, or give up
-    if client is None:
-        if scheduler:
-            check_scheduler(scheduler)
-        client = connect(scheduler, workers or os.cpu_count() or 1, resources)
+    if client is not None:
+        return client, None
+    local = not scheduler  # our own cluster: its nannies restart killed workers, or give up
+    if scheduler:
+        check_scheduler(scheduler)
+    client = connect(scheduler, workers or os.cpu_count() or 1, resources)
     return client, WorkerWatch(client, NO_WORKERS_TIMEOUT["local" if local else "scheduler"], local=local)
 
 
@@ -229,6 +234,10 @@ def segment_blockwise(
     workers, scheduler, client
         A local cluster of ``workers`` processes (default: one per CPU), a
         running scheduler's address, or a ``distributed.Client`` to use.
+        The run stops (finished blocks kept) once its own local cluster has
+        had no worker for 20 s, or ``scheduler``'s for 120 s
+        (``batch.cluster.NO_WORKERS_TIMEOUT``); a ``client``'s cluster is
+        not watched, so one that waits for workers (adaptive, jobqueue) can.
     level : int
         OME-Zarr resolution level of the input.
     name : str
@@ -385,6 +394,7 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
         resumed_blocks=len(foreground) - len(todo),
         n_labels=n_labels,
         basin_cut_blocks=sorted(key for key, s in done.items() if s.get("basin_cut")),
+        candidate_cut_blocks=sorted(key for key, s in done.items() if s.get("candidate_cut")),
         block_summaries=done,
         decisions=decisions.as_json(),
         parameters=_recorded(params, decisions, sum(s["dim_count"] for s in done.values())),

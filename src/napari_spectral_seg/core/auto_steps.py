@@ -128,6 +128,7 @@ def _iter_dim_objects(run, intensity, labels):
     if decided is not None:
         # For a blockwise run: a block defers where a basin near its core reaches a cut side.
         parameters["dim_basins"] = [[list(axis) for axis in box] for box in found.basin_boxes]
+        parameters["dropped_basins"] = [[list(axis) for axis in box] for box in found.dropped_boxes]
     if not found.count:
         return labels, before
     return np.where(found.labels > 0, found.labels + before, labels), before

@@ -79,16 +79,20 @@ class DimObjects:
     low_threshold : float
         The low threshold used (the median of a surface).
     basin_boxes : tuple
-        The bounding box (``(start, stop)`` per axis) of each candidate's
-        basin: per object (of at least ``min_size`` or not), the pixels its
-        own-level cut is taken of, and per basin dropped as not standing out. A part of a whole image finds an object as the whole
-        image does only where its basin lies clear of the part's cut sides.
+        The bounding box (``(start, stop)`` per axis) of each object's basin
+        (of at least ``min_size`` or not): the pixels its own-level cut is
+        taken of. A part of a whole image finds an object as the whole image
+        does only where its basin lies clear of the part's cut sides.
+    dropped_boxes : tuple
+        The same for each basin dropped as not standing out: cut by a part's
+        side, its peak or saddles may be others, and it may stand out there.
     """
 
     labels: np.ndarray
     count: int
     low_threshold: float
     basin_boxes: tuple = ()
+    dropped_boxes: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -252,19 +256,15 @@ def find_dim_objects(
     small[0] = False
     labels[small[labels]] = 0
     labels, count = _renumber(labels)
-    return DimObjects(labels, count, recorded, _basin_boxes(basins, grown, joins, n_seeds))
+    return DimObjects(labels, count, recorded, *_basin_boxes(basins, grown, joins, n_seeds))
 
 
 def _basin_boxes(basins, grown, joins, n_seeds: int) -> tuple:
-    """The boxes of the objects' basins, and of each basin dropped as not standing out.
-
-    A dropped basin counts too: cut by a block side, its peak or its saddles
-    may be others, and it may stand out there (or an object may not).
-    """
-    boxes = [where for where in ndi.find_objects(grown) if where is not None]
-    dropped = ndi.find_objects(basins, max_label=n_seeds)
-    boxes += [where for lab, where in enumerate(dropped, start=1) if where is not None and joins[lab] == 0]
-    return tuple(tuple((s.start, s.stop) for s in where) for where in boxes)
+    """The boxes of the objects' basins, and of the basins dropped as not standing out."""
+    kept = [where for where in ndi.find_objects(grown) if where is not None]
+    found = ndi.find_objects(basins, max_label=n_seeds)
+    dropped = [where for lab, where in enumerate(found, start=1) if where is not None and joins[lab] == 0]
+    return tuple(tuple(tuple((s.start, s.stop) for s in where) for where in boxes) for boxes in (kept, dropped))
 
 
 def _own_level(intensity, labels, background, level: float, percentile: float) -> np.ndarray:
