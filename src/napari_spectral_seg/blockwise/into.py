@@ -23,6 +23,8 @@ import re
 import shutil
 from pathlib import Path
 
+from ..io.labels import is_our_labels_image
+
 __all__ = ["labels_partial", "move_into_input", "open_partial_group", "writes_into_input"]
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -55,24 +57,16 @@ def writes_into_input(source, output, name: str, overwrite: bool, error) -> bool
         )
     existing = Path(source.path) / "labels" / name
     if existing.exists() and not overwrite:
-        whose = "labels napari-spectral-seg wrote" if _ours(existing) else "not written by napari-spectral-seg"
+        whose = (
+            "labels napari-spectral-seg wrote"
+            if is_our_labels_image(existing)
+            else "not written by napari-spectral-seg"
+        )
         raise error(
             f"{existing} exists ({whose}); pass --overwrite (overwrite=True) to replace it, or another "
             f"--labels-name (name=), e.g. --labels-name {name}_2, to keep it beside the new labels."
         )
     return True
-
-
-def _ours(labels_image: Path) -> bool:
-    """Whether a ``labels/<name>`` image holds the parameters this package records with its labels."""
-    from ..io import METADATA_KEY, written_by_us
-
-    try:
-        import zarr
-
-        return written_by_us(dict(zarr.open_group(str(labels_image), mode="r").attrs).get(METADATA_KEY))
-    except Exception:  # not a zarr group, unreadable: not ours to judge as ours
-        return False
 
 
 def labels_partial(source, name: str) -> Path:

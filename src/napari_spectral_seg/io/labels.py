@@ -318,9 +318,23 @@ def _our_labels_group(path: Path) -> bool:
         import zarr
 
         labels = zarr.open_group(str(path), mode="r")["labels"]
-        return any(written_by_us(dict(image.attrs).get(METADATA_KEY)) for _, image in labels.groups())
+        return any(_holds_our_parameters(image) for _, image in labels.groups())
     except Exception:
         return False
+
+
+def is_our_labels_image(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a labels image (a zarr group, ``labels/<name>``) this package wrote."""
+    try:
+        import zarr
+
+        return _holds_our_parameters(zarr.open_group(str(path), mode="r"))
+    except Exception:  # not a zarr group, unreadable: not ours to judge as ours
+        return False
+
+
+def _holds_our_parameters(group) -> bool:
+    return written_by_us(dict(group.attrs).get(METADATA_KEY))
 
 
 def stored_input_identity(output: str | os.PathLike) -> dict | None:
