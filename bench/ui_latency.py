@@ -29,7 +29,8 @@ viewer:
   plugin share of ``run_dask_<dask>``, ``cancel`` and ``progress_auto`` is their stall minus this;
 * ``progress_auto``: an auto-mode run (``n_clusters='auto'``) on ``--blobs``²
   touching blobs (about 10 s), measured while its progress arrives, up to the
-  result (its arrival is ``run_<size>``'s case): the worst stall and how many
+  last tick before the result layer is there (a result arriving is the
+  ``run_<size>`` and ``result_<big>`` cases'): the worst stall and how many
   times the status line changed (``status_changes``);
 * ``next_run_after_cancel``: that run again, cancelled once the engine has
   taken it, then Run: the seconds from Cancel until the widget is idle
@@ -48,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -86,7 +88,8 @@ class StallMeter:
 
     def __init__(self, widget):
         self._widget = widget
-        self.ticks, self.statuses, self.cpu = [], [], []
+        self.ticks, self.statuses, self.cpu, self.marks = [], [], [], []
+        self.mark = None  # optional: a callable noted at every tick (progress_auto: is the result layer there)
         self._timer = QTimer()
         self._timer.setInterval(10)
         self._timer.timeout.connect(self._tick)
@@ -98,10 +101,11 @@ class StallMeter:
         self.ticks.append(time.perf_counter())
         self.cpu.append(time.thread_time())
         self.statuses.append(self._widget.status.value)
+        self.marks.append(self.mark() if self.mark is not None else None)
 
     def measure(self, action, done, name: str) -> dict:
         """Start ticking, call ``action()``, process events until ``done()``; the case's figures."""
-        self.ticks, self.statuses, self.cpu = [], [], []
+        self.ticks, self.statuses, self.cpu, self.marks = [], [], [], []
         settle(5)
         self._timer.start()
         self._note()
@@ -253,32 +257,41 @@ def napari_setitem(meter, layer, unedited) -> dict:
     return row
 
 
-def _blobs_auto(viewer, widget, side: int) -> None:
+def _blobs_auto(viewer, widget, side: int):
     from napari_spectral_seg.data import touching_blobs
 
     image, _ = touching_blobs((side, side), n_objects=int(300 * (side / 1024) ** 2), seed=0)
-    pick(viewer, widget, image, None, f"blobs {side}")
+    layer = pick(viewer, widget, image, None, f"blobs {side}")
     widget.auto_threshold.value = True
     widget.auto_segments.value = True
     settle(20)
+    return layer
 
 
 def progress_auto(meter, viewer, widget, side: int) -> list[dict]:
     """An auto run's progress arriving (until its result), then Cancel and the next Run's wait for the engine."""
-    _blobs_auto(viewer, widget, side)
-    row = meter.measure(widget.start, lambda: not widget.running, "progress_auto")
+    image = _blobs_auto(viewer, widget, side)
+    result = f"{image.name} spectral"  # napari adds " [1]" to a later round's image name
+    meter.mark = lambda: result in viewer.layers
+    try:
+        row = meter.measure(widget.start, lambda: not widget.running, "progress_auto")
+    finally:
+        meter.mark = None
     statuses = meter.statuses
-    # Up to the tick before the result's status ("N segments in ..."): the result arriving is another case.
-    end = next((i for i, text in enumerate(statuses) if text.split(" ", 1)[0].isdigit()), len(statuses))
+    # Up to the last tick before the result layer is there: the result arriving (napari making
+    # the layer) is the run_<size> and result_<big> cases' subject, measured beside napari's own.
+    end = next((i for i, there in enumerate(meter.marks) if there), len(statuses))
     gaps = np.diff(meter.ticks[: max(end, 2)]) * 1000
     busy = np.diff(meter.cpu[: max(end, 2)]) * 1000
     changes = sum(a != b for a, b in zip(statuses[:end], statuses[1:end]))
+    worst = int(np.argmax(gaps))
     row.update(
         max_stall_ms=round(float(gaps.max()), 1),
         max_busy_ms=round(float(busy.max()), 1),
         stalls_over_100ms=int(np.sum(gaps > 100)),
         status_changes=int(changes),
-        worst_at=None,
+        worst_at=f"{meter.ticks[worst] - meter.ticks[0]:.2f} s ({statuses[worst]} -> {statuses[worst + 1]})",
+        result_at=f"{meter.ticks[min(end, len(statuses) - 1)] - meter.ticks[0]:.2f} s",
     )
     return [row, next_run_after_cancel(meter, widget)]
 
@@ -342,17 +355,26 @@ def measure(
     size: int, solver: str = "auto", big: int = 4096, dask_size: int = 8192, repeat: int = 3, blobs: int = 1448
 ) -> dict:
     """Every case ``repeat`` times (the first round also pays the engine's start-up); medians per case."""
+    load_before = [round(x, 2) for x in os.getloadavg()]
     viewer = napari.Viewer(show=True)
     _, widget = viewer.window.add_plugin_dock_widget("napari-spectral-seg", "Spectral segmentation")
     widget.eigen_solver.value = solver
     meter = StallMeter(widget)
+    # Cases switch Otsu and the automatic count on: every round starts from the widget's defaults.
+    defaults = {name: getattr(widget, name).value for name in ("auto_threshold", "auto_segments")}
     rounds = []
     try:
         for _ in range(repeat):
+            for name, value in defaults.items():
+                getattr(widget, name).value = value
             rounds.append(one_round(meter, viewer, widget, size, big, dask_size, blobs))
     finally:
         viewer.close()
-    return summarise(median_rows(rounds), size=size, solver=solver, big=big, dask=dask_size, blobs=blobs, repeat=repeat)
+    # The machine's load average (1, 5, 15 min) before and after: stalls in wall time follow it.
+    load = dict(before=load_before, after=[round(x, 2) for x in os.getloadavg()])
+    return summarise(
+        median_rows(rounds), size=size, solver=solver, big=big, dask=dask_size, blobs=blobs, repeat=repeat, load=load
+    )
 
 
 def median_rows(rounds: list[list[dict]]) -> list[dict]:

@@ -198,15 +198,17 @@ def test_a_dropped_candidate_still_cut_at_the_largest_overlap_is_said_apart(tmp_
     assert "0_0" in summary["candidate_cut_blocks"]
 
 
-def test_the_command_line_says_a_dim_object_may_be_missing_apart_from_a_kept_one_that_may_differ():
-    from napari_spectral_seg.cli import _basin_cut_notes
+def test_the_notes_say_a_dim_object_may_be_missing_apart_from_a_kept_one_that_may_differ():
+    from napari_spectral_seg.blockwise.notes import dim_cut_notes
 
-    (missing,) = _basin_cut_notes(dict(basin_cut_blocks=[], candidate_cut_blocks=["0_0"]))
-    assert missing.startswith("a dim object near a block side may be missing") and "0_0" in missing
-    assert "kept" not in missing and "--block-size" in missing
-    differ, missing = _basin_cut_notes(dict(basin_cut_blocks=["1_0"], candidate_cut_blocks=["0_0"]))
-    assert "kept a dim object" in differ and "1_0" in differ and "0_0" not in differ
-    assert _basin_cut_notes(dict(basin_cut_blocks=[], candidate_cut_blocks=[])) == []
+    (missing,) = dim_cut_notes(dict(basin_cut_blocks=[], candidate_cut_blocks=["0_0"]), "a larger --block-size")
+    assert missing.text.startswith("A dim object near a block side may be missing") and "0_0" in missing.text
+    assert "kept" not in missing.text and "--block-size" in missing.text
+    assert missing.status == "1 block(s) may miss a dim object"
+    differ, missing = dim_cut_notes(dict(basin_cut_blocks=["1_0"], candidate_cut_blocks=["0_0"]))
+    assert "kept dim object" in differ.text and "1_0" in differ.text and "0_0" not in differ.text
+    assert "a larger block size avoids it" in differ.text
+    assert dim_cut_notes(dict(basin_cut_blocks=[], candidate_cut_blocks=[])) == []
 
 
 def test_no_search_records_none(tmp_path, client):

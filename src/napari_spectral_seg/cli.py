@@ -161,25 +161,11 @@ def _segment_blockwise(args) -> int:
         f"({summary['skipped_blocks']} without foreground, {summary['resumed_blocks']} done before), "
         f"{summary['seconds']:.1f} s (seed {summary['parameters']['random_state']})"
     )
-    for note in _basin_cut_notes(summary):
-        print(f"note: {note}", file=sys.stderr)
+    from .blockwise.notes import dim_cut_notes
+
+    for note in dim_cut_notes(summary, "a larger --block-size"):
+        print(f"note: {note.text}", file=sys.stderr)
     return 0
-
-
-def _basin_cut_notes(summary: dict) -> list:
-    """What a blockwise run whose dim-object basins were still cut at the largest overlap says, per case."""
-    notes = []
-    if cut := summary.get("basin_cut_blocks") or []:
-        notes.append(
-            f"{len(cut)} block(s) ({', '.join(cut[:3])}) kept a dim object whose surroundings reach past the "
-            "largest overlap; it may differ from the in-memory result (a larger --block-size avoids it)."
-        )
-    if cut := summary.get("candidate_cut_blocks") or []:
-        notes.append(
-            f"a dim object near a block side may be missing ({len(cut)} block(s): {', '.join(cut[:3])}): its "
-            "surroundings reach past the largest overlap; a larger --block-size avoids it."
-        )
-    return notes
 
 
 def _block_progress(done: int, total: int) -> None:

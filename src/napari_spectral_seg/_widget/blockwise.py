@@ -333,14 +333,12 @@ class BlockwisePanel:
             f"{summary['blocks']} blocks{skipped}, {summary['resumed_blocks']} done before; "
             f"labels in {summary['labels']} (seed {summary['parameters']['random_state']})"
         )
-        for key, note, status in (
-            ("basin_cut_blocks", basin_cut_note, "may differ from in memory"),
-            ("candidate_cut_blocks", candidate_cut_note, "may miss a dim object"),
-        ):
-            if cut := summary.get(key) or []:
-                show_warning(note(cut))
-                self._status.value += f"; {len(cut)} block(s) {status}"
-                self._status.tooltip += f"\n{note(cut)}"
+        from ..blockwise.notes import dim_cut_notes
+
+        for note in dim_cut_notes(summary):
+            show_warning(note.text)
+            self._status.value += f"; {note.status}"
+            self._status.tooltip += f"\n{note.text}"
 
     def _on_error(self, exc) -> None:
         from ..blockwise import BlockwiseCancelled
@@ -364,26 +362,6 @@ class BlockwisePanel:
         self.run.enabled = True
         if not self._owner.running:
             self._owner.cancel.enabled = False
-
-
-def basin_cut_note(keys) -> str:
-    """What a run whose blocks ``keys`` kept a dim object with its basin cut at the largest overlap tells the user."""
-    return (
-        f"A kept dim object may differ from a run in memory ({len(keys)} block(s): {_shown(keys)}): its "
-        "surroundings reach past the largest overlap. A larger block size avoids it."
-    )
-
-
-def candidate_cut_note(keys) -> str:
-    """What a run whose blocks ``keys`` dropped a dim-object candidate with its basin cut at the largest overlap tells the user."""
-    return (
-        f"A dim object near a block side may be missing ({len(keys)} block(s): {_shown(keys)}): its surroundings "
-        "reach past the largest overlap. A larger block size avoids it."
-    )
-
-
-def _shown(keys) -> str:
-    return ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
 
 
 def summary_level(attributes: dict) -> int:
