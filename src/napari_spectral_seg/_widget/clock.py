@@ -35,34 +35,43 @@ def _duration(seconds: float) -> str:
 class ProgressClock:
     """Time so far and an estimate of the time left, added to the engine's progress.
 
-    The estimate assumes the rest goes at the pace so far: ``elapsed *
-    (1 - fraction) / fraction``. While a long step says nothing (one big
-    piece in auto mode, one solver call), :meth:`heartbeat` repeats its last
-    update at least every :data:`REPORT_EVERY` seconds with the time grown,
-    so the estimate grows too instead of the bar looking stuck.
+    At an update the estimate assumes the rest goes at the pace so far:
+    ``elapsed * (1 - fraction) / fraction``. While a long step says nothing
+    (one big piece in auto mode, one solver call), :meth:`heartbeat`
+    repeats the last update at least every :data:`REPORT_EVERY` seconds with
+    the time grown and that estimate counted down; once the step has run
+    past it, the estimate is left out until the next update, instead of
+    being stretched from a fraction that no longer says where the run is.
+
+    ``clock``: the time function (seconds), ``time.perf_counter`` unless given.
     """
 
-    def __init__(self, waiting: Progress | None = None) -> None:
+    def __init__(self, waiting: Progress | None = None, clock=time.perf_counter) -> None:
+        self._clock = clock
         self.started = None  # the first update: the time so far counts from here
-        self.waited = time.perf_counter()
+        self.waited = clock()
         self.last = waiting  # before the first update: what is being waited for
         self.reported = self.waited
+        self._ends_at = None  # when the last update's estimate said the run would end
 
     def update(self, update: Progress) -> Progress:
-        now = time.perf_counter()
+        now = self._clock()
         self.taken(now)
         self.last, self.reported = update, now
+        elapsed = now - self.started
+        fraction = update.fraction
+        self._ends_at = now + elapsed * (1 - fraction) / fraction if fraction >= 0.02 else None
         return self._timed(update, now)
 
     def taken(self, at: float) -> None:
-        """The engine took the job at ``at`` (perf_counter): the wait is over, the run's time starts."""
+        """The engine took the job at ``at`` (the clock's time): the wait is over, the run's time starts."""
         if self.started is None:
             self.started = at
             self.last = Progress("mask", 0.0, "preparing the image")
 
     def heartbeat(self):
         """The last update again, timed, if it is due; else :data:`HEARTBEAT`."""
-        now = time.perf_counter()
+        now = self._clock()
         if self.last is None or now - self.reported < REPORT_EVERY:
             return HEARTBEAT
         self.reported = now
@@ -75,6 +84,6 @@ class ProgressClock:
         if elapsed < REPORT_EVERY:  # too early to say anything useful
             return update
         text = f"{_duration(elapsed)} so far"
-        if update.fraction >= 0.02:
-            text += f", about {_duration(elapsed * (1 - update.fraction) / update.fraction)} left"
+        if self._ends_at is not None and self._ends_at - now >= 0.5:
+            text += f", about {_duration(self._ends_at - now)} left"
         return Progress(update.step, update.fraction, f"{update.message} ({text})")
