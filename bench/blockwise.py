@@ -169,12 +169,14 @@ def compare(reference: np.ndarray, found: np.ndarray, block: int) -> dict:
 
 
 def worker_bound(summary: dict, block: int) -> int:
-    """The README's bound for a worker: base + bytes per pixel of its largest region or sample."""
+    """The README's bound for a worker: base + bytes per pixel of its largest region, sample or typical-size box."""
     decisions = summary["decisions"]
     region = (block + 2 * decisions["overlap"]) ** 2
     box = decisions["sample_box"] or [[0, 0], [0, 0]]
     sample = int(np.prod([b - a for a, b in box]))
-    return BASE_BYTES + BYTES_PER_PIXEL * max(region, sample)
+    typical = decisions.get("typical") or {}
+    reach = max([typical.get("start_reach", 0), *typical.get("grown_blocks", {}).values()])
+    return BASE_BYTES + BYTES_PER_PIXEL * max(region, sample, (block + 2 * reach) ** 2)
 
 
 def main(argv=None) -> int:

@@ -8,8 +8,8 @@ smoothed pixels at or below the threshold). Here each is computed on
 workers, block by block, and combined on the client from small summaries:
 
 - ``sigma`` and ``min_size``: measured by the core on a central sample of
-  the image (the whole image when it fits the sample; the sample serves
-  nothing else here);
+  the image (the whole image when it fits the sample; the typical object
+  size no longer uses it);
 - Otsu's threshold: from the histogram of the whole smoothed image, summed
   over blocks with the bins ``np.histogram`` uses in memory (a first pass
   finds the range), so it is the in-memory value;
@@ -19,7 +19,8 @@ workers, block by block, and combined on the client from small summaries:
   (:mod:`.passes`);
 - the typical object size: auto mode's typical size (the median piece of
   the first pass), from the pieces of every component of the whole image,
-  each split by the one block that owns it (:mod:`.typical`).
+  each split by the one block that owns it (:mod:`.typical`, whose
+  worker task lives there).
 
 Worker tasks take a :class:`~.source.Source` and a box; they return numbers
 and small arrays, never the image.

@@ -16,7 +16,10 @@ with the same rule. Each component is split once, by one block:
   reads that far into the mask around it), stays clear of the sides the
   read box was cut at, and no piece of the mask cut by such a side and
   left out as smaller than ``min_size`` lies within that reach of it
-  (whole, it may be larger, and kept).
+  (whole, it may be larger, and kept). Not checked: a hole of the
+  background enclosed by several components together (touching only at
+  corners) that reaches a cut side, filled in memory for the distance
+  cue and not here.
 
 The reach cannot depend on the typical size, which this pass measures: it
 starts at :data:`START_REACH` pixels and doubles, for a block that owns a
@@ -87,10 +90,14 @@ def block_piece_sizes(source, core, sigma, spacing, threshold: float, min_size: 
         if whole.all() or reach >= largest:
             break
         reach = min(2 * reach, largest)
+    found = dict(owned=len(owned), missed=int((~whole).sum()), reach=int(reach))
+    seen = owned[whole]
+    if len(seen) == 0:  # nothing to split: no graph either
+        return dict(found, sizes=np.zeros(0, np.int32))
     steps = iter_piece_sizes(
         intensity,
         index,
-        owned[whole],
+        seen,
         spacing=spacing,
         background=threshold,
         sensitivity=params.used_sensitivity(),
@@ -98,8 +105,7 @@ def block_piece_sizes(source, core, sigma, spacing, threshold: float, min_size: 
         eigen_solver=params.eigen_solver,
         random_state=params.random_state,
     )
-    sizes = run_to_end(steps)
-    return dict(sizes=sizes.astype(np.int32), owned=len(owned), missed=int((~whole).sum()), reach=int(reach))
+    return dict(found, sizes=run_to_end(steps).astype(np.int32))
 
 
 def _owned_components(index, mask, box, core, shape):
