@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -52,7 +53,11 @@ import json, resource, sys, time
 import numpy as np, zarr
 from napari_spectral_seg.core import iter_segment
 from napari_spectral_seg.core.progress import run_to_end
+from napari_spectral_seg.core.auto import recipe
 image_path, out, params = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+# The typical size the run takes, recorded as it is taken (segment() does not report it).
+typical, measure = [], recipe._typical
+recipe._typical = lambda *args: typical.append(measure(*args)) or typical[-1]
 started = time.perf_counter()
 image = np.asarray(zarr.open_array(image_path, mode="r"))
 result = run_to_end(iter_segment(image, None, **params))
@@ -60,7 +65,8 @@ seconds = time.perf_counter() - started
 np.save(out, result.labels)
 keep = ("threshold_used", "sigma_used", "min_size_used", "typical_radius", "low_threshold_used", "dim_objects")
 print(json.dumps(dict(seconds=seconds, peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                      n_labels=int(result.labels.max()), **{k: result.parameters.get(k) for k in keep})))
+                      n_labels=int(result.labels.max()), object_size=typical[-1] if typical else None,
+                      **{k: result.parameters.get(k) for k in keep})))
 """
 
 BLOCKWISE = """
@@ -163,12 +169,14 @@ def compare(reference: np.ndarray, found: np.ndarray, block: int) -> dict:
 
 
 def worker_bound(summary: dict, block: int) -> int:
-    """The README's bound for a worker: base + bytes per pixel of its largest region or sample."""
+    """The README's bound for a worker: base + bytes per pixel of its largest region, sample or typical-size box."""
     decisions = summary["decisions"]
     region = (block + 2 * decisions["overlap"]) ** 2
     box = decisions["sample_box"] or [[0, 0], [0, 0]]
     sample = int(np.prod([b - a for a, b in box]))
-    return BASE_BYTES + BYTES_PER_PIXEL * max(region, sample)
+    typical = decisions.get("typical") or {}
+    reach = max([typical.get("start_reach", 0), *typical.get("grown_blocks", {}).values()])
+    return BASE_BYTES + BYTES_PER_PIXEL * max(region, sample, (block + 2 * reach) ** 2)
 
 
 def main(argv=None) -> int:
@@ -210,6 +218,7 @@ def main(argv=None) -> int:
     if size >= 8192:
         default_name = f"blockwise-{size}.json"
     out = Path(args.out) if args.out else RESULTS / default_name
+    started = dict(utc=_utc(), load=os.getloadavg()[0])
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(args.workdir or temporary)
         work.mkdir(parents=True, exist_ok=True)
@@ -220,7 +229,31 @@ def main(argv=None) -> int:
             row, failures = dict(size=size, block=block, error=error_text(exc)), [error_text(exc)]
     print(json.dumps(row, indent=1))
     payload = dict(command=" ".join(["bench/blockwise.py", *(argv if argv is not None else sys.argv[1:])]), **row)
+    payload.update(
+        commit=_commit(),
+        utc=f"{started['utc']} - {_utc()}",
+        load_average=f"{started['load']:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (1-min)",
+    )
     return save_results([out], payload, failures, indent=1)
+
+
+def _utc() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+
+
+def _commit() -> str:
+    """The checked-out commit, marked when the engine or this script differ from it."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        changed = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "bench/blockwise.py"],
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return "unknown"
+    commit = head.stdout.strip() or "unknown"
+    return f"{commit} with uncommitted changes" if changed.stdout.strip() else commit
 
 
 def run_case(
@@ -283,7 +316,7 @@ def in_memory_row(
         seconds_in_memory=round(memory["seconds"], 2),
         time_ratio=round(seconds_blockwise / memory["seconds"], 3),
         peak_rss_in_memory_gib=round(memory["peak_rss"] / 2**30, 3),
-        in_memory_decisions={k: memory.get(k) for k in DECIDED},
+        in_memory_decisions={k: memory.get(k) for k in (*DECIDED, "object_size")},
     )
 
 
@@ -307,6 +340,7 @@ def blockwise_row(blockwise: dict, size: int, block: int, workers: int) -> dict:
             "object_size": summary["parameters"]["object_size"],
             "overlap": summary["decisions"]["overlap"],
             "sample_box": summary["decisions"]["sample_box"],
+            "typical": summary["decisions"].get("typical"),
         },
         decision_seconds=summary["decisions"]["seconds"],
         phase_seconds={k: round(v, 2) for k, v in summary["phase_seconds"].items()},

@@ -451,6 +451,10 @@ def test_blockwise_py_smoke_run_matches_in_memory(tmp_path):
     assert {k: result["blockwise_decisions"][k] for k in searched} == {
         k: result["in_memory_decisions"][k] for k in searched
     }
+    # The typical size of the whole image, as in memory; the run says which code and load it measured.
+    assert result["blockwise_decisions"]["object_size"] == result["in_memory_decisions"]["object_size"] > 0
+    assert result["blockwise_decisions"]["typical"]["measured_on"] == "whole image"
+    assert result["commit"] and "at the start" in result["load_average"]
 
 
 def test_slide_py_smoke_run_skips_the_glass_and_stays_within_the_bound(tmp_path):

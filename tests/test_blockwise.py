@@ -15,7 +15,7 @@ pytest.importorskip("distributed")
 pytest.importorskip("ome_zarr")
 zarr = pytest.importorskip("zarr")
 
-from conftest import interrupted_state, read_labels, same_objects, write_zarr  # noqa: E402
+from conftest import read_labels, same_objects, write_zarr  # noqa: E402
 
 from napari_spectral_seg import segment, touching_blobs  # noqa: E402
 from napari_spectral_seg.blockwise import BlockwiseError, SourceError, segment_blockwise  # noqa: E402
@@ -273,54 +273,6 @@ def test_the_package_and_its_blockwise_api_import_without_dask_or_zarr():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_env())
     assert proc.returncode == 0, proc.stderr
-
-
-def test_the_typical_size_sample_is_cut_into_tiles_and_merged():
-    from napari_spectral_seg.blockwise.decide import merge_typical_sizes, split_box
-
-    tiles = split_box(((512, 2560), (512, 2560)), 2)
-    assert tiles == [((512, 1536), (512, 2560)), ((1536, 2560), (512, 2560))]
-    assert len(split_box(((0, 100), (0, 400)), 4)) == 4  # the long axis is cut first: 4 tiles of 100 x 100
-    assert split_box(((0, 100), (0, 400)), 4)[1] == ((0, 100), (100, 200))
-    # Weighted by mask pixels; an empty tile has no say.
-    assert merge_typical_sizes([(100.0, 300), (120.0, 100), (0.0, 0)]) == 105.0
-    assert merge_typical_sizes([(0.0, 0)]) == 0.0
-
-
-def test_a_large_typical_size_sample_is_measured_in_two_tiles_at_once(tmp_path, client, monkeypatch):
-    from napari_spectral_seg.blockwise import whole
-
-    image, _ = touching_blobs((256, 256), 110, seed=7)
-    image = image.astype(np.float32)
-    source = write_zarr(tmp_path / "in.zarr", image)
-    # A sample this small is measured whole (as in memory: same labels); made to count as large, it is tiled.
-    whole_sample = segment_blockwise(source, tmp_path / "whole.zarr", block_size=128, client=client, **AUTO)
-    assert len(whole_sample["decisions"]["typical_tiles"]) == 1
-    assert same_objects(read_labels(tmp_path / "whole.zarr"), segment(image, **AUTO))
-    monkeypatch.setattr(whole, "MIN_TILE_PIXELS", 128 * 128)
-    tiled = segment_blockwise(source, tmp_path / "tiled.zarr", block_size=128, client=client, **AUTO)
-    tiles = tiled["decisions"]["typical_tiles"]
-    assert len(tiles) == 2 and all(tile["pixels"] > 0 for tile in tiles)
-    # Two tiles of ~50 objects each: their merged size is close to the whole sample's, not equal.
-    size, reference = tiled["parameters"]["object_size"], whole_sample["parameters"]["object_size"]
-    assert isinstance(size, float) and isinstance(reference, float)
-    assert abs(size - reference) < 0.1 * reference
-
-
-def test_a_resume_state_of_earlier_versions_with_a_list_of_typical_sizes_is_read(tmp_path, client, blobs):
-    from napari_spectral_seg.blockwise.whole import Decisions, as_typical_size
-
-    assert as_typical_size([152.0]) == 152.0 and as_typical_size(152) == 152.0 and as_typical_size(None) is None
-    source = write_zarr(tmp_path / "in.zarr", blobs)
-    output = tmp_path / "out.zarr"
-    state_path, state = interrupted_state(source, output, client, block_size=64, sample_pixels=10**6, **AUTO)
-    size = state["decisions"]["object_size"]
-    state["decisions"]["object_size"] = [size]  # as earlier versions wrote it
-    state_path.write_text(json.dumps(state))
-    assert Decisions.from_json(state["decisions"]).object_size == size
-    summary = segment_blockwise(source, output, block_size=64, client=client, sample_pixels=10**6, **AUTO)
-    assert summary["parameters"]["object_size"] == size
-    assert same_objects(read_labels(output), segment(blobs, **AUTO))
 
 
 def test_a_refused_scheduler_leaves_no_partial_store(tmp_path, blobs):

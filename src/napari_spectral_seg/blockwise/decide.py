@@ -8,7 +8,8 @@ smoothed pixels at or below the threshold). Here each is computed on
 workers, block by block, and combined on the client from small summaries:
 
 - ``sigma`` and ``min_size``: measured by the core on a central sample of
-  the image (the whole image when it fits the sample);
+  the image (the whole image when it fits the sample; the typical object
+  size no longer uses it);
 - Otsu's threshold: from the histogram of the whole smoothed image, summed
   over blocks with the bins ``np.histogram`` uses in memory (a first pass
   finds the range), so it is the in-memory value;
@@ -16,9 +17,10 @@ workers, block by block, and combined on the client from small summaries:
   medians, from fine histograms of the pixels at or below the threshold
   and above it, then the values of the bins that hold the median ranks
   (:mod:`.passes`);
-- the typical object size: auto mode's typical size (the median piece, one
-  number) on a central sample, cut into two tiles (when they stay large)
-  measured in parallel and merged (:func:`merge_typical_sizes`).
+- the typical object size: auto mode's typical size (the median piece of
+  the first pass), from the pieces of every component of the whole image,
+  each split by the one block that owns it (:mod:`.typical`, whose
+  worker task lives there).
 
 Worker tasks take a :class:`~.source.Source` and a box; they return numbers
 and small arrays, never the image.
@@ -29,10 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.adapt import chosen_settings
-from ..core.auto import default_min_part, iter_typical_size
-from ..core.graph import index_pixels
 from ..core.params import check_sigma
-from ..core.progress import run_to_end
 from ..core.smooth import smooth_image
 from .grid import grow, smoothing_reach
 
@@ -45,13 +44,10 @@ __all__ = [
     "block_window_values",
     "central_box",
     "median_ranks",
-    "merge_typical_sizes",
     "rank_window",
     "sample_scales",
-    "sample_typical_size",
     "sigma_per_axis",
     "smoothed",
-    "split_box",
     "split_histograms",
     "value_at_rank",
     "window_values",
@@ -186,58 +182,6 @@ def sample_scales(source, box, params, spacing) -> dict:
     recorded = {}
     sigma, min_size = chosen_settings(data, None, params, data.shape, spacing, recorded)
     return dict(recorded, sigma=sigma, min_size=int(min_size))
-
-
-def sample_typical_size(source, box, sigma, spacing, threshold: float, min_size: int, params) -> tuple[float, int]:
-    """Auto mode's typical object size (pixels), on the smoothed pixels of ``box`` above ``threshold``.
-
-    Returns the size and the number of mask pixels it was measured on
-    (the weight of this box when several tiles of a sample are merged).
-    """
-    intensity = smoothed(source, box, sigma, spacing)
-    mask = intensity > threshold
-    index = index_pixels(mask, min_size=max(min_size, 1))
-    if index.n_nodes == 0:
-        return 0.0, 0
-    steps = iter_typical_size(
-        intensity,
-        index,
-        spacing=spacing,
-        background=threshold,
-        sensitivity=params.used_sensitivity(),
-        min_part=default_min_part(min_size, intensity.ndim),
-        eigen_solver=params.eigen_solver,
-        random_state=params.random_state,
-    )
-    return float(run_to_end(steps)), int(index.n_nodes)
-
-
-def split_box(box, n_tiles: int) -> list:
-    """``box`` cut into a grid of at least ``n_tiles`` near-square tiles, in raster order.
-
-    Each cut goes across the axis whose tiles are longest, so the tiles stay
-    as square as the box allows and few objects are cut.
-    """
-    extents = [b - a for a, b in box]
-    counts = [1] * len(box)
-    while int(np.prod(counts)) < n_tiles:
-        axis = int(np.argmax([e / c for e, c in zip(extents, counts)]))
-        if extents[axis] // (counts[axis] + 1) < 1:
-            break
-        counts[axis] += 1
-    edges = [np.linspace(a, b, c + 1).round().astype(int) for (a, b), c in zip(box, counts)]
-    grid = np.stack(np.meshgrid(*[np.arange(c) for c in counts], indexing="ij"), axis=-1).reshape(-1, len(box))
-    return [tuple((int(e[i]), int(e[i + 1])) for e, i in zip(edges, cell)) for cell in grid]
-
-
-def merge_typical_sizes(parts) -> float:
-    """One typical size from the ``(size, pixels)`` of several tiles: their mean weighted by mask pixels."""
-    parts = [(size, pixels) for size, pixels in parts if pixels > 0]
-    if not parts:
-        return 0.0
-    sizes = np.array([size for size, _ in parts], dtype=float)
-    weights = np.array([pixels for _, pixels in parts], dtype=float)
-    return float(weights @ sizes / weights.sum())
 
 
 def resolved_sigma(params, shape, spacing):

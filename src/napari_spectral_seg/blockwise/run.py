@@ -38,9 +38,10 @@ from .source import open_source
 __all__ = ["BlockwiseError", "segment_blockwise"]
 
 _STATE = "state.json"
-# Raised whenever the whole-image decisions gain one the blocks depend on: a state
-# of another format is decided afresh, never resumed without it (e.g. the dim search).
-_STATE_FORMAT = 2
+# Raised whenever the whole-image decisions gain or change one the blocks depend on: a
+# state of another format is decided afresh, never resumed without it (2: the dim search;
+# 3: the typical size from the whole image, no longer from the central sample).
+_STATE_FORMAT = 3
 # What the polarity and background decisions record with the labels, as in memory.
 CORRECTION_KEYS = ("polarity_used", "background_used", "background_range")
 # What auto mode's field rule records with the labels, as in memory.
@@ -248,9 +249,10 @@ def segment_blockwise(
         the smoothing's reach); doubled for a block, up to four times that
         or half ``block_size``, when a piece it keeps needs more.
     sample_pixels : int, optional
-        Size of the central sample ``sigma="auto"``, ``min_size="auto"``
-        and auto mode's typical object size are measured on (default: four
-        blocks' worth; the whole image when it is that small).
+        Size of the central sample ``sigma="auto"``, ``min_size="auto"``,
+        ``polarity`` and ``background`` "auto" are measured on (default:
+        four blocks' worth; the whole image when it is that small). Auto
+        mode's typical object size is measured on the whole image.
     overwrite : bool
         Replace an existing output (or the input's ``labels/<name>``).
     progress : callable, optional

@@ -1,9 +1,10 @@
 """The client's side of the whole-image decisions: submit the passes of :mod:`.decide`, combine their answers.
 
-:func:`decide` returns a :class:`Decisions` of plain numbers (recorded with
-the result and in the resume state): the smoothing and smallest piece, the
-threshold, the edges' background, the typical object size, the overlap and
-which blocks hold foreground.
+:func:`decide_whole_image` returns a :class:`Decisions` of plain numbers
+(recorded with the result and in the resume state): the smoothing and
+smallest piece (measured on a central sample), the threshold, the edges'
+background, the typical object size (on the whole image, :mod:`.typical`),
+the overlap and which blocks hold foreground.
 """
 
 from __future__ import annotations
@@ -20,19 +21,14 @@ from . import decide
 from .dim import decide_dim
 from .glass import find_glass
 from .grid import EDGE_REACH, smoothing_reach
-from .passes import ImagePasses, gather, split_medians
+from .passes import ImagePasses, split_medians
 from .surface import cell_grid
+from .typical import whole_image_typical_size
 
-__all__ = ["Decisions", "decide_whole_image"]
+__all__ = ["Decisions", "central_sample", "decide_whole_image"]
 
 # A sample for sigma and min_size holds at most this many blocks' worth of pixels.
 SAMPLE_BLOCKS = 4
-# The typical size's sample is cut into this many tiles, measured at once on
-# as many workers: a fixed number, so the labels do not depend on the size of
-# the cluster. Only while every tile keeps MIN_TILE_PIXELS (hundreds of
-# nuclei): a smaller sample (so every small image) is measured whole, as in memory.
-TYPICAL_TILES = 2
-MIN_TILE_PIXELS = 512 * 512
 
 
 @dataclass
@@ -55,10 +51,10 @@ class Decisions:
     range: list
     scales: dict
     sample_box: list | None
-    typical_box: list | None
     seconds: dict
-    # The tiles of the sample the typical size was measured on: box, size, mask pixels.
-    typical_tiles: list | None = None
+    # What auto mode's typical size was measured on (see .typical): measured_on "whole image",
+    # components, pieces, missed_components and the blocks that missed some or read farther.
+    typical: dict | None = None
     # Polarity and background (see .correction): what was decided and what the blocks read.
     correction: dict | None = None
     # Glass blocks (see .glass): the coarse level, its factors, the cut and how many.
@@ -79,18 +75,10 @@ class Decisions:
     @classmethod
     def from_json(cls, values: dict) -> Decisions:
         values = dict(values)
-        values["object_size"] = as_typical_size(values.get("object_size"))
         sigma = values["sigma"]
         if sigma is not None:
             values["sigma"] = ("scalar", float(sigma[1])) if sigma[0] == "scalar" else tuple(map(float, sigma))
         return cls(**values)
-
-
-def as_typical_size(value) -> float | None:
-    """One typical size; a resume state of earlier versions holds a list of one per size pass (the last counts)."""
-    if isinstance(value, list):
-        return float(value[-1]) if value else None
-    return None if value is None else float(value)
 
 
 class _Clock:
@@ -119,7 +107,11 @@ def _settings(client, source, params, spacing, block_size, sample_pixels):
 
 
 def central_sample(source, block_size, sample_pixels) -> tuple:
-    """The central box the image-chosen settings are measured on (``sample_pixels``, default four blocks)."""
+    """The central box the image-chosen settings are measured on (``sample_pixels``, default four blocks).
+
+    ``sigma``, ``min_size``, the polarity and the background; not the
+    typical object size, which is measured on the whole image.
+    """
     if sample_pixels is None:
         sample_pixels = SAMPLE_BLOCKS * int(np.prod(np.broadcast_to(block_size, (source.ndim,))))
     return decide.central_box(source.shape, sample_pixels)
@@ -179,22 +171,6 @@ def _split_decisions(passes, params, scales, sigma_used, threshold, value_range)
     return threshold, background, edge_level, rule
 
 
-def _typical_size(client, source, box, sigma, spacing, threshold, min_size, params):
-    """The typical size, measured on ``box`` cut into tiles measured in parallel; and the tiles.
-
-    :data:`TYPICAL_TILES` tiles, as long as each keeps :data:`MIN_TILE_PIXELS`;
-    a sample measured whole (one tile) gives the size of the sample itself.
-    """
-    pixels = int(np.prod([b - a for a, b in box]))
-    n_tiles = max(1, min(TYPICAL_TILES, pixels // MIN_TILE_PIXELS))
-    tiles = decide.split_box(box, n_tiles)
-    args = (sigma, spacing, threshold, min_size, params)
-    parts = gather(client, decide.sample_typical_size, tiles, source, *args)
-    merged = decide.merge_typical_sizes(parts) if len(parts) > 1 else parts[0][0]
-    record = [dict(box=[list(t) for t in tile], size=size, pixels=n) for tile, (size, n) in zip(tiles, parts)]
-    return merged, record
-
-
 def _overlap(source, sigma, spacing, object_size, given):
     """The overlap: as given, else six typical object sides plus the smoothing's reach."""
     if given is not None:
@@ -233,11 +209,13 @@ def decide_whole_image(
         client, passes, params, settings, lambda view, cell: cell_grid(client, view, cell, block_size, scratch)
     )
     clock.tick("dim_search")
-    object_size, typical_box, tiles = None, None, None
+    object_size, typical = None, None
     if params.n_clusters == "auto":
-        box = central_sample(source, block_size, sample_pixels)
-        object_size, tiles = _typical_size(client, source, box, sigma, spacing, threshold, min_size, params)
-        typical_box = [list(b) for b in box]
+        # Only a block with a pixel above the threshold in its core can own a component.
+        holding = [block for block in blocks if block.key in ranges and ranges[block.key][1] > threshold]
+        object_size, typical = whole_image_typical_size(
+            client, source, holding, sigma, spacing, threshold, min_size, params, block_size
+        )
     clock.tick("object_size")
     # A dim object's pixels lie above the low threshold, those of the others above the threshold.
     lowest = threshold if dim is None else min(threshold, dim["lowest"])
@@ -255,9 +233,8 @@ def decide_whole_image(
         range=value_range,
         scales=scales,
         sample_box=sample_box,
-        typical_box=typical_box,
         seconds=clock.seconds,
-        typical_tiles=tiles,
+        typical=typical,
         glass=glass.record() if glass is not None else None,
         field_rule=rule,
         constant_blocks=len(passes.constant),

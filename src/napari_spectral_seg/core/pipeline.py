@@ -239,7 +239,7 @@ def iter_segment(
         ``low_threshold`` "auto"; default: ``AutoConfig()``).
     object_size, edge_background : optional
         Auto mode: the typical object size in pixels (a float, as
-        :func:`~napari_spectral_seg.core.auto.iter_typical_size` returns it)
+        :func:`~napari_spectral_seg.core.auto.median_piece_size` returns it)
         and the object edges' background level, decided on the whole image
         of which ``image`` is one block; default: measured on ``image``.
     dim_decided : DimDecided, optional

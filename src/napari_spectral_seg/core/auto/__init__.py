@@ -97,7 +97,8 @@ The package, from the bottom up (each module imports only those above it):
 from .bisection import split_component
 from .config import DEFAULT_SENSITIVITY, AutoConfig, default_min_part
 from .landscape import landscape, pixel_edges
-from .recipe import iter_auto_labels, iter_typical_size
+from .pieces import median_piece_size
+from .recipe import iter_auto_labels, iter_piece_sizes
 
 __all__ = [
     "DEFAULT_SENSITIVITY",
@@ -107,5 +108,6 @@ __all__ = [
     "pixel_edges",
     "split_component",
     "iter_auto_labels",
-    "iter_typical_size",
+    "iter_piece_sizes",
+    "median_piece_size",
 ]

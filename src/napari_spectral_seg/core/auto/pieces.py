@@ -17,7 +17,9 @@ __all__ = [
     "cut_into_pieces",
     "labels_of_pieces",
     "local_edges",
+    "median_piece_size",
     "merge_small_pieces",
+    "piece_sizes",
     "split_recursively",
     "typical_size",
 ]
@@ -141,12 +143,31 @@ def split_recursively(
 
 
 def typical_size(pieces: list[np.ndarray], min_part: int) -> float:
-    """Median size of the pieces, specks left out.
+    """Median size of the pieces, specks left out (:func:`median_piece_size` of their sizes).
 
     Parameters
     ----------
     pieces : list of ndarray of int
         Per component, the piece label of each node (``0..K-1``).
+    min_part : int
+        Pieces below this many pixels are specks, never objects.
+    """
+    return median_piece_size(piece_sizes(pieces), min_part)
+
+
+def piece_sizes(pieces: list[np.ndarray]) -> np.ndarray:
+    """Pixels of every piece, component by component, from the piece label of each node per component."""
+    return np.concatenate([np.bincount(p) for p in pieces]) if pieces else np.zeros(0, dtype=np.int64)
+
+
+def median_piece_size(sizes: np.ndarray, min_part: int) -> float:
+    """The typical object size: the median of the pieces' sizes, specks left out.
+
+    Parameters
+    ----------
+    sizes : ndarray of int
+        Pixels of each piece of the first pass, in any order (a blockwise
+        run gathers them from its blocks).
     min_part : int
         Pieces below this many pixels are specks, never objects.
 
@@ -156,7 +177,7 @@ def typical_size(pieces: list[np.ndarray], min_part: int) -> float:
         The median size of the pieces of at least ``min_part`` pixels (of
         all pieces when none is that large); 0 when there are none.
     """
-    sizes = np.concatenate([np.bincount(p) for p in pieces]) if pieces else np.zeros(0)
+    sizes = np.asarray(sizes)
     # Specks below min_part (noise, when min_size is 0) are not objects and
     # would drag the median down, and with it every size the rules compare to it.
     if np.any(sizes >= min_part):

@@ -20,10 +20,10 @@ import numpy as np
 from .bisection import split_component
 from .config import DEFAULT_SENSITIVITY, AutoConfig, default_min_part, resolve_config
 from .landscape import landscape, pixel_edges
-from .pieces import typical_size
+from .pieces import piece_sizes, typical_size
 from .rules import merge_slivers, split_moments, split_notches
 
-__all__ = ["iter_auto_labels", "iter_typical_size", "refine_component"]
+__all__ = ["iter_auto_labels", "iter_piece_sizes", "refine_component"]
 
 # Least time between two progress reports, in seconds (not a tuning value:
 # it only keeps the reports from flooding the caller).
@@ -102,15 +102,17 @@ class _Ticker:
         return False
 
 
-def _first_pass(graph, run, ticker):
-    """Split every component by the pass/hill rule alone; yields ``("first pass", part done, message)``.
+def _first_pass(graph, run, ticker, components=None):
+    """Split components by the pass/hill rule alone; yields ``("first pass", part done, message)``.
 
-    Returns the pieces (per component, labels ``0..K-1``) and the pass/hill
-    ratios tried (per component, a list).
+    ``components``: the component numbers to split (default: all). Returns
+    the pieces (per component, labels ``0..K-1``) and the pass/hill ratios
+    tried (per component, a list).
     """
     pieces, all_ratios = [], []
-    n_comp = graph.n_components
-    for comp in range(n_comp):
+    chosen = range(graph.n_components) if components is None else [int(c) for c in components]
+    n_comp = len(chosen)
+    for i, comp in enumerate(chosen):
         part = graph.component(comp)
         labels, ratios = split_component(
             part.h,
@@ -126,7 +128,8 @@ def _first_pass(graph, run, ticker):
         pieces.append(labels)
         all_ratios.append(ratios)
         if ticker.due():
-            yield "first pass", part.stop / graph.n_nodes, f"component {comp + 1} of {n_comp}"
+            done = part.stop / graph.n_nodes if components is None else (i + 1) / n_comp
+            yield "first pass", done, f"component {i + 1} of {n_comp}"
     return pieces, all_ratios
 
 
@@ -135,7 +138,8 @@ def _typical(pieces, object_size, run) -> float:
 
     The first pass's pieces are mostly single objects, so their median size
     (pieces of at least ``min_part`` pixels) stands for the typical object.
-    A sequence is what :func:`iter_typical_size` measured on a whole image.
+    A blockwise run measures it on its whole image (the first pass's pieces
+    gathered from its blocks, :func:`iter_piece_sizes`) and hands it in.
     """
     if object_size is None:
         return typical_size(pieces, run.min_part)
@@ -192,8 +196,7 @@ def iter_auto_labels(
     object_size : float or sequence of float, optional
         Typical object size in pixels, which the shape rules compare pieces
         with; default: the median size of the pieces of the pass/hill split
-        (see the module docstring). A sequence (the last counts) is what
-        :func:`iter_typical_size` returns for a whole image.
+        (see the module docstring). A sequence: the last counts.
     random_state : int
         Seed; component ``c`` uses ``default_rng([random_state, c])``, so
         results do not depend on the order components are processed.
@@ -235,9 +238,10 @@ def iter_auto_labels(
     return node_label, all_ratios
 
 
-def iter_typical_size(
+def iter_piece_sizes(
     intensity: np.ndarray,
     index,
+    components=None,
     *,
     spacing=None,
     background: float | None = None,
@@ -246,23 +250,25 @@ def iter_typical_size(
     eigen_solver: str = "auto",
     random_state: int = 0,
     config: AutoConfig | None = None,
-) -> Generator[tuple[str, float, str], None, float]:
-    """The typical object size :func:`iter_auto_labels` uses, without the shape rules.
+) -> Generator[tuple[str, float, str], None, np.ndarray]:
+    """The sizes of the pieces :func:`iter_auto_labels`'s first pass cuts components into, without the shape rules.
 
-    For a blockwise segmentation: measured once on the image (or a sample of
-    it), then passed to every block as ``object_size``, so each block's
-    shape rules compare with the whole image's typical object. Parameters
-    as in :func:`iter_auto_labels`; yields ``(phase, part, message)`` as it does.
+    For a blockwise segmentation: each block splits the components it sees
+    whole and owns, the client takes the median of all the sizes
+    (:func:`~.pieces.median_piece_size`), the typical size
+    :func:`iter_auto_labels` would take on the whole image. Parameters as
+    in :func:`iter_auto_labels`; ``components`` are component numbers of
+    ``index`` (default: all), each split as there (component ``c`` seeded
+    with ``[random_state, c]``). Yields ``(phase, part, message)``.
 
     Returns
     -------
-    float
-        The typical size in pixels (what ``object_size`` takes).
+    ndarray of int64
+        Pixels of each piece, component by component.
     """
     config = resolve_config(config)
     min_part = default_min_part(0, intensity.ndim, config) if min_part is None else min_part
     run = _Run(spacing, sensitivity, min_part, eigen_solver, random_state, config)
     graph = _Graph(intensity, index, spacing, background, config)
-    ticker = _Ticker()
-    pieces, _ = yield from _first_pass(graph, run, ticker)
-    return _typical(pieces, None, run)
+    pieces, _ = yield from _first_pass(graph, run, _Ticker(), components)
+    return piece_sizes(pieces)
