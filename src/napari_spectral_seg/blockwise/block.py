@@ -37,6 +37,7 @@ from ..core.progress import run_to_end
 from .decide import sigma_per_axis, smoothed
 from .dim import block_decided
 from .grid import EDGE_REACH, Block, smoothing_reach
+from .npy_files import load_arrays
 
 __all__ = ["BlockPlan", "PieceTooLarge", "block_summary", "read_record", "record_path", "segment_block"]
 
@@ -84,8 +85,7 @@ def record_path(records, block: Block) -> Path:
 
 def read_record(path) -> dict:
     """A block record: ``origin`` (box start), ``labels`` (int32 crop) and ``count``."""
-    with np.load(path) as data:
-        return {name: data[name] for name in data.files}
+    return load_arrays(path)
 
 
 def segment_block(plan: BlockPlan, block: Block) -> dict:

@@ -22,6 +22,7 @@ from ..core.adapt import rough_radius
 from ..core.auto import AutoConfig
 from ..core.background import choose_polarity, surface_at  # the in-memory rule's, not copies
 from ..core.mask import otsu_threshold
+from .npy_files import load_array
 
 __all__ = [
     "BackgroundSurface",
@@ -38,7 +39,7 @@ __all__ = [
 @functools.lru_cache(maxsize=4)
 def _load_grid(path: str) -> np.ndarray:
     """The smoothed cell grid, read once per process (the file name holds its hash: never stale)."""
-    return np.load(path)
+    return load_array(path)
 
 
 @dataclass(frozen=True)

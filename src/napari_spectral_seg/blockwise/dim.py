@@ -34,6 +34,7 @@ from ..core.auto import default_min_part
 from ..core.dim import DimDecided, deviation_from, low_threshold, search_noise
 from .corrected import BackgroundSurface
 from .decide import MEDIAN_BINS, median_ranks, rank_window, smoothed, value_at_rank
+from .npy_files import load_array
 from .passes import gather
 from .surface import cell_size
 
@@ -154,7 +155,7 @@ def decide_dim(client, passes, params, settings: dict, cell_grid) -> dict | None
     view = SmoothedSource(source, passes.sigma, spacing)
     radius = float(settings.get("typical_radius") or 1.0)
     surface = cell_grid(view, cell_size(source.shape, radius, unit_spacing(spacing, source.ndim)))
-    grid = np.load(surface.path)
+    grid = load_array(surface.path)
     boxes = [block.core for block in passes.blocks]
     threshold = settings["threshold_used"]
     lo, hi = settings["range"]
