@@ -28,6 +28,8 @@ SCHEDULER_TIMEOUT = 10.0
 NO_WORKERS_TIMEOUT = {"local": 20.0, "scheduler": 120.0}
 # How often the workers are counted while no frame finishes.
 _WATCH_INTERVAL = 1.0
+# Seconds given to closing a local cluster interrupted while it started.
+_CLOSE_TIMEOUT = 5.0
 
 
 def _one_line(exc: BaseException) -> str:
@@ -109,7 +111,7 @@ def connect(scheduler: str | None, workers: int, resources: contextlib.ExitStack
         The scheduler cannot be connected to, or the local cluster cannot
         start (its workers die at start-up).
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if scheduler:
         try:
@@ -123,7 +125,7 @@ def connect(scheduler: str | None, workers: int, resources: contextlib.ExitStack
     # are silenced: failures are reported per input, in one line.
     try:
         cluster = resources.enter_context(
-            LocalCluster(
+            _start_local_cluster(
                 n_workers=workers,
                 threads_per_worker=1,
                 processes=True,
@@ -138,6 +140,27 @@ def connect(scheduler: str | None, workers: int, resources: contextlib.ExitStack
             "at start-up; check the free memory and the dask configuration (e.g. a preload), or use --scheduler."
         ) from exc
     return resources.enter_context(Client(cluster))
+
+
+def _start_local_cluster(**options):
+    """``LocalCluster(**options)``; one interrupted while it starts (Ctrl-C, SIGTERM) is closed here, then forgotten.
+
+    Its constructor had not returned, so nothing else holds it, and
+    distributed's exit hook would try to close it again: a half-started
+    cluster fails that with a traceback after the command's last line.
+    """
+    from distributed import LocalCluster
+    from distributed.deploy.spec import SpecCluster
+
+    before = set(SpecCluster._instances)
+    try:
+        return LocalCluster(**options)
+    except KeyboardInterrupt:
+        for half_started in set(SpecCluster._instances) - before:
+            with contextlib.suppress(Exception):  # its workers may still be starting: close what there is
+                half_started.close(timeout=_CLOSE_TIMEOUT)
+            SpecCluster._instances.discard(half_started)
+        raise
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -290,11 +290,11 @@ def segment_blockwise(
     blocks = block_grid(source.shape, block_size)
     partial = labels_partial(source, name) if into else output.with_name(f".{output.name}.partial")
     key = _state_key(source, params, block_size, overlap, sample_pixels)
-    labels_path = None
+    labels_path = connected = None
     try:
         with contextlib.ExitStack() as resources:
             # The cluster first: a refused --scheduler leaves no partial store behind.
-            client, watch = _client(resources, client, scheduler, workers)
+            client, watch = connected = _client(resources, client, scheduler, workers)
             scratch, state = _prepare(partial, key)
             options = dict(
                 block_size=block_size,
@@ -310,12 +310,15 @@ def segment_blockwise(
                 shutil.rmtree(partial, ignore_errors=True)  # nothing to resume: the field is empty
                 raise
             target = dict(partial=partial, output=output, name=name, overwrite=overwrite, into=into)
+            target.update(cancel=cancel, watch=watch)
             labels_path = _finish(client, source, params, blocks, scratch, summary, target)
     except KeyboardInterrupt as exc:
         if labels_path is not None:  # Ctrl-C or SIGTERM while the cluster shut down: the labels are complete
             raise KeyboardInterrupt(
                 f"interrupted while the dask cluster shut down; the labels were written completely ({labels_path})."
             ) from exc
+        if connected is None:  # no partial store yet: nothing to resume
+            raise KeyboardInterrupt("interrupted while the dask cluster started; nothing was written.") from exc
         raise
     summary.update(output=str(output), labels=str(labels_path), seconds=time.perf_counter() - started)
     return summary
@@ -446,10 +449,8 @@ def _finish(client, source, params, blocks, scratch: Path, summary, target: dict
         decisions=summary["decisions"],
     )
     started = time.perf_counter()
-    import dask
-
-    with dask.config.set(scheduler=client.get):  # this run's cluster, even if it is not the default client
-        summary["levels"] = write_labels_image(group, name, level0, source, params.spacing, block_size, attributes)
+    compute = _watched_compute(client, target["cancel"], target["watch"])
+    summary["levels"] = write_labels_image(group, name, level0, source, params.spacing, block_size, attributes, compute)
     summary["phase_seconds"]["write"] = time.perf_counter() - started
     shutil.rmtree(scratch)
     if target["into"]:
@@ -458,6 +459,26 @@ def _finish(client, source, params, blocks, scratch: Path, summary, target: dict
         return labels_path
     _rename_into_place(partial, output, target["overwrite"])
     return output / "labels" / name
+
+
+def _watched_compute(client, cancel, watch):
+    """``compute(jobs)`` on this run's cluster (not the default client), waited on as the blocks are.
+
+    Cancel and a cluster left without workers stop the wait as in the
+    block pass (:func:`.cancel.wait_or_cancel`); a failed chunk write
+    raises its error.
+    """
+
+    def compute(jobs) -> None:
+        futures = client.compute(list(jobs))
+        try:
+            wait_or_cancel(futures, cancel, watch=watch)
+            client.gather(futures)
+        finally:
+            for future in futures:
+                future.cancel()
+
+    return compute
 
 
 def _rename_into_place(partial: Path, output: Path, overwrite: bool) -> None:
