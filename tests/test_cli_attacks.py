@@ -180,7 +180,7 @@ def test_an_interrupted_zarr_series_is_said_to_keep_its_partial_store(tmp_path, 
     item.partial = tmp_path / ".movie_labels.zarr.partial.zarr"
     zarr.open_array(str(item.partial), mode="w", shape=(2, 4, 4), dtype="int32")
 
-    def ctrl_c(*args):
+    def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cluster, "connect", ctrl_c)

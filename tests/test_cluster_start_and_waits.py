@@ -72,7 +72,8 @@ def test_sigterm_while_the_local_cluster_starts_ends_with_our_one_line(tmp_path,
     finally:
         process.kill()
     assert process.returncode == 143
-    lines = [line for line in err.splitlines() if line.strip()]
+    # What it was doing ("starting 1 local dask worker process(es)..."), then our one line.
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("starting ")]
     assert len(lines) == 1 and lines[0].startswith("napari-spectral-seg: terminated (SIGTERM)"), err
     if command == "blockwise":
         assert lines[0].endswith("while the dask cluster started; nothing was written."), err
@@ -128,3 +129,37 @@ def test_workers_lost_during_the_final_labels_write_stop_the_run_with_one_line(t
         local.wait_for_workers(1, timeout=60)
         assert main(argv) == 0
         assert "4 done before" in capsys.readouterr().out
+
+
+def test_a_slow_local_cluster_start_is_said_at_once_and_every_ten_seconds(tmp_path):
+    # Under load a local cluster took over 30 s to start, with nothing printed meanwhile.
+    img = sample(tmp_path / "img.tif")
+    env, _ = slow_start_env(tmp_path, seconds=12)
+    argv = ["batch", img, "--out", tmp_path / "out", "--workers", "1", "--no-progress"]
+    process = start_cli(argv, env)
+    try:
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    lines = err.splitlines()
+    assert lines[0] == "starting 1 local dask worker process(es)...", err
+    assert "starting 1 local dask worker process(es): 10 s so far" in lines, err
+    assert "1 written" in out
+
+
+def test_a_phase_says_what_it_does_then_how_long_it_has_lasted_until_it_ends():
+    from napari_spectral_seg.batch.heartbeat import phase
+
+    said = []
+    with phase(said.append, "deciding", every=0.1, detail=lambda: "3 of 9 done"):
+        time.sleep(0.35)
+    time.sleep(0.2)  # nothing more once it has ended
+    assert said[0] == "deciding..." and len(said) in (3, 4), said
+    assert said[1] == "deciding: 0 s so far, 3 of 9 done"
+    quiet = []
+    with phase(quiet.append, "writing", every=10, at_once=False):
+        pass
+    with phase(None, "nothing to say", every=0.01):
+        time.sleep(0.05)
+    assert quiet == []

@@ -150,6 +150,7 @@ def _segment_blockwise(args) -> int:
             overlap=args.overlap,
             overwrite=args.overwrite,
             progress=_block_progress if sys.stderr.isatty() else None,
+            report=_report,
         )
     except KeyboardInterrupt as exc:  # its message, if any, says the labels were complete
         message = str(exc) or "interrupted; finished blocks are kept: run the same command again to resume."
@@ -180,6 +181,10 @@ def _basin_cut_notes(summary: dict) -> list:
             "surroundings reach past the largest overlap; a larger --block-size avoids it."
         )
     return notes
+
+
+def _report(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _block_progress(done: int, total: int) -> None:

@@ -13,6 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from .heartbeat import phase
 from .plan import BatchError
 
 if TYPE_CHECKING:
@@ -99,8 +100,12 @@ def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
         raise BatchError(f"--scheduler {address}: answers as a {kind}, not a dask scheduler; {fix}")
 
 
-def connect(scheduler: str | None, workers: int, resources: contextlib.ExitStack) -> Client:
+def connect(scheduler: str | None, workers: int, resources: contextlib.ExitStack, say=None) -> Client:
     """A dask client: to ``scheduler`` if given, else to a new local cluster; closed with ``resources``.
+
+    ``say`` (a callable taking one line, optional) hears that a local
+    cluster is starting, at once and every few seconds while it lasts
+    (:mod:`.heartbeat`); a scheduler answers within its timeout.
 
     A scheduler address is checked with :func:`check_scheduler` first (by
     :func:`~napari_spectral_seg.batch.run_batch`, before it reads the inputs).
@@ -124,16 +129,17 @@ def connect(scheduler: str | None, workers: int, resources: contextlib.ExitStack
     # busy :8787 (another cluster) gives no warning; worker and nanny logs
     # are silenced: failures are reported per input, in one line.
     try:
-        cluster = resources.enter_context(
-            _start_local_cluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                silence_logs=logging.CRITICAL,
+        with phase(say, f"starting {workers} local dask worker process(es)"):
+            cluster = resources.enter_context(
+                _start_local_cluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                    silence_logs=logging.CRITICAL,
+                )
             )
-        )
     except Exception as exc:
         raise BatchError(
             f"cannot start a local dask cluster of {workers} worker process(es) ({_one_line(exc)}): a worker died "
