@@ -287,6 +287,8 @@ def _blame(params_file, flags: dict, frames: dict, exc: Exception) -> str:
 
 
 def cmd_demo(args) -> int:
+    if args.overwrite and not args.headless:
+        raise CliError("--overwrite applies to --headless OUT only; pass --headless OUT.tif --overwrite, or drop it.")
     if args.headless:
         check_output_path(args.headless)  # before the work, as segment -o
         if not args.overwrite:
