@@ -679,11 +679,13 @@ def test_an_input_whose_worker_is_killed_fails_with_one_line(tmp_path, capsys):
         f"failed: {tmp_path / 'killer.npy'}: the worker process segmenting it died every time it was tried "
         "(killed, e.g. out of memory); see the workers' logs, or try fewer --workers"
     )
-    if captured.err.splitlines() == [died]:
+    # A frame that takes over 10 s (retries under load) is also said to go on: information, not the failure.
+    lines = [line for line in captured.err.splitlines() if not line.startswith("still segmenting: ")]
+    if lines == [died]:
         assert code == 1 and "0 written, 0 skipped (already complete), 1 failed" in captured.out
     else:
         # Under a heavy load the nanny may not restart the worker before the watch gives up: also one line.
-        assert len(captured.err.strip().splitlines()) == 1 and "has had no worker for" in captured.err, captured.err
+        assert len(lines) == 1 and "has had no worker for" in captured.err, captured.err
 
 
 def run_cli(args, **kwargs):
