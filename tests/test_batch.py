@@ -679,11 +679,13 @@ def test_an_input_whose_worker_is_killed_fails_with_one_line(tmp_path, capsys):
         f"failed: {tmp_path / 'killer.npy'}: the worker process segmenting it died every time it was tried "
         "(killed, e.g. out of memory); see the workers' logs, or try fewer --workers"
     )
-    if captured.err.splitlines() == [died]:
+    # A frame that takes over 10 s (retries under load) is also said to go on: information, not the failure.
+    lines = [line for line in captured.err.splitlines() if not line.startswith("still segmenting: ")]
+    if lines == [died]:
         assert code == 1 and "0 written, 0 skipped (already complete), 1 failed" in captured.out
     else:
         # Under a heavy load the nanny may not restart the worker before the watch gives up: also one line.
-        assert len(captured.err.strip().splitlines()) == 1 and "has had no worker for" in captured.err, captured.err
+        assert len(lines) == 1 and "has had no worker for" in captured.err, captured.err
 
 
 def run_cli(args, **kwargs):
@@ -705,9 +707,11 @@ def test_a_worker_that_dies_at_start_up_is_one_line(tmp_path):
         env={"DASK_DISTRIBUTED__WORKER__PRELOAD": json.dumps([str(tmp_path / "die.py")])},
     )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith("napari-spectral-seg: error: cannot start a local dask cluster of 1 worker process")
+    # What it was doing, then the one-line error.
+    starting, error = proc.stderr.splitlines()
+    assert starting == "starting 1 local dask worker process(es)..."
+    assert error.startswith("napari-spectral-seg: error: cannot start a local dask cluster of 1 worker process")
     assert "Nanny failed to start" in proc.stderr and "Traceback" not in proc.stderr
-    assert proc.stderr.count("\n") == 1
 
 
 def test_a_local_run_prints_one_line_per_failed_input_and_no_dashboard_warning(tmp_path, capfd, recwarn):
@@ -727,7 +731,7 @@ def test_a_local_run_prints_one_line_per_failed_input_and_no_dashboard_warning(t
         busy.close()
     assert code == 1
     captured = capfd.readouterr()  # the workers' output too: they write to this process's stderr
-    lines = [line for line in captured.err.splitlines() if line.strip()]
+    lines = [line for line in captured.err.splitlines() if line.strip() and not line.startswith("starting ")]
     assert len(lines) == 2, captured.err
     assert lines[0].startswith(f"failed: {tmp_path / 'broken.tif'}: cannot read it as an image")
     assert lines[1].startswith(f"failed: {tmp_path / 'empty.npy'}: mask is empty")

@@ -180,7 +180,7 @@ def test_an_interrupted_zarr_series_is_said_to_keep_its_partial_store(tmp_path, 
     item.partial = tmp_path / ".movie_labels.zarr.partial.zarr"
     zarr.open_array(str(item.partial), mode="w", shape=(2, 4, 4), dtype="int32")
 
-    def ctrl_c(*args):
+    def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cluster, "connect", ctrl_c)
@@ -670,3 +670,16 @@ def test_an_npy_write_stopped_between_its_two_renames_leaves_our_earlier_output_
     assert labels_io.check_written_by_us(out, "another -o")["random_state"] == 1
     assert np.array_equal(np.load(out), earlier)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npy", "out.npy.json"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--screenshot", "shot.png"]])
+def test_demo_overwrite_without_headless_is_refused_by_name(tmp_path, capsys, monkeypatch, extra):
+    # `demo --overwrite` opened the window and ignored the flag, silently.
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--overwrite", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "napari-spectral-seg: error: --overwrite applies to --headless OUT only; "
+        "pass --headless OUT.tif --overwrite, or drop it."
+    )
+    assert os.listdir(tmp_path) == []

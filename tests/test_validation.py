@@ -240,7 +240,9 @@ def test_large_dask_array_is_refused_before_computing():
 
 
 def test_check_image_memory(monkeypatch):
-    assert memory.check_image_memory(100, available=10**9) == 100 * (8 + 40)
+    # The preparation's peak (the distance transform of the automatic scales) is the larger in 2D.
+    assert memory.check_image_memory(100, available=10**9) == 100 * (40 + 2 * 20)
+    assert memory.check_image_memory(100, n_channels=8, available=10**9) == 100 * (8 * 8 + 40)
     with pytest.raises(InsufficientMemoryError, match="image of 1,000,000 pixels needs about"):
         memory.check_image_memory(10**6, available=10**6)
     # Unknown available memory (no psutil, no /proc/meminfo): no refusal.

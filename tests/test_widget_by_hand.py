@@ -34,3 +34,35 @@ def test_saving_to_a_missing_folder_starts_with_not_saved(viewer_and_widget, tmp
         widget.status.value
     )
     assert not (tmp_path / "no such folder").exists()
+
+
+def test_a_long_status_line_at_full_dock_height_is_whole_or_elided_with_the_text_in_its_tooltip(
+    viewer_and_widget, qtbot
+):
+    # By hand: with the dock filling the window's height the wrapped status line got about two and
+    # a half of its lines, drawn centred: clipped at its top and bottom.
+    viewer, widget = viewer_and_widget
+    window = viewer.window._qt_window
+    window.show()
+    window.resize(1200, 600)  # less than the dock needs: the dock fills the window's height
+    text = (
+        "Parameters not saved: the folder 'no such folder with a rather long name here' does not exist in "
+        "/tmp/some/long/path/that/goes/on/and/on/for/a/while/yet/more; choose an existing folder, or make it."
+    )
+    widget._show_status(text)
+    label = widget.status.native
+    qtbot.waitUntil(lambda: label.isVisible() and label.width() > 0, timeout=10_000)
+    label.grab()  # paints it now (through its event filters), as the screen would
+    assert widget.status.value == text  # the value stays whole
+    if label.height() >= label.heightForWidth(label.width()):
+        return  # every line has room: nothing to elide on this screen
+    elision = getattr(widget, "_status_elision", None)
+    assert elision is not None and elision.elided, (label.height(), label.heightForWidth(label.width()))
+    spacing = label.fontMetrics().lineSpacing()
+    assert 1 <= len(elision.lines) and len(elision.lines) * spacing <= label.contentsRect().height()
+    assert elision.lines[0].startswith("Parameters not saved") and elision.lines[-1].endswith("…")
+    assert text in label.toolTip()
+    # Once it fits again (a short text), Qt paints it as usual.
+    widget._show_status("4 segments in 0.20 s")
+    label.grab()
+    assert not elision.elided

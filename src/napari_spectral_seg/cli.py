@@ -150,6 +150,7 @@ def _segment_blockwise(args) -> int:
             overlap=args.overlap,
             overwrite=args.overwrite,
             progress=_block_progress if sys.stderr.isatty() else None,
+            report=_report,
         )
     except KeyboardInterrupt as exc:  # its message, if any, says the labels were complete
         message = str(exc) or "interrupted; finished blocks are kept: run the same command again to resume."
@@ -166,6 +167,10 @@ def _segment_blockwise(args) -> int:
     for note in dim_cut_notes(summary, "a larger --block-size"):
         print(f"note: {note.text}", file=sys.stderr)
     return 0
+
+
+def _report(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _block_progress(done: int, total: int) -> None:
@@ -268,6 +273,8 @@ def _blame(params_file, flags: dict, frames: dict, exc: Exception) -> str:
 
 
 def cmd_demo(args) -> int:
+    if args.overwrite and not args.headless:
+        raise CliError("--overwrite applies to --headless OUT only; pass --headless OUT.tif --overwrite, or drop it.")
     if args.headless:
         check_output_path(args.headless)  # before the work, as segment -o
         if not args.overwrite:

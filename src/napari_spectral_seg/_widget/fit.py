@@ -4,7 +4,7 @@
   wider one is clipped; a view that was fitted to the data when the dock was
   made (what napari shows after opening an image or a sample) is fitted
   again, a view the user zoomed or panned is left as it is.
-- :func:`wrap_status`: a long status line wraps instead of widening the dock.
+- :func:`wrap_status`: a long status line wraps instead of widening the dock, elided when it lacks height.
 - :class:`PointsClickNotice`: in split or merge mode, a click while a Points
   layer is active adds a point, not an edit: say so and what to do instead.
 """
@@ -68,12 +68,20 @@ class RefitOnDock(QObject):
             pass
 
 
-def wrap_status(label) -> None:
-    """Let the status line (a QLabel) wrap, and not ask the dock for the width of its longest line."""
+def wrap_status(label):
+    """Let the status line (a QLabel) wrap, and not ask the dock for the width of its longest line.
+
+    Returns the :class:`~.status_line.StatusElision` that paints it elided
+    (the whole text in its tooltip) when the dock gives it less height than
+    its lines need.
+    """
+    from .status_line import StatusElision
+
     label.setWordWrap(True)
     policy = label.sizePolicy()
     policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)
     label.setSizePolicy(policy)
+    return StatusElision(label)
 
 
 class PointsClickNotice:

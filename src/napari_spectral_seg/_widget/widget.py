@@ -126,7 +126,7 @@ class SpectralSegmentationWidget(Container):
         self._on_image_changed()  # the first choice was set before the signals were connected
         self._update_enabled()
         self._refit = RefitOnDock(napari_viewer, self.native)
-        wrap_status(self.status.native)
+        self._status_elision = wrap_status(self.status.native)
         self._points_notice = PointsClickNotice(
             napari_viewer, lambda: [layer.name for layer in napari_viewer.layers if is_result_layer(layer)]
         )

@@ -13,6 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from .heartbeat import phase
 from .plan import BatchError
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ SCHEDULER_TIMEOUT = 10.0
 NO_WORKERS_TIMEOUT = {"local": 20.0, "scheduler": 120.0}
 # How often the workers are counted while no frame finishes.
 _WATCH_INTERVAL = 1.0
+# Seconds given to closing a local cluster interrupted while it started.
+_CLOSE_TIMEOUT = 5.0
 
 
 def _one_line(exc: BaseException) -> str:
@@ -97,8 +100,12 @@ def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
         raise BatchError(f"--scheduler {address}: answers as a {kind}, not a dask scheduler; {fix}")
 
 
-def connect(scheduler: str | None, workers: int, resources: contextlib.ExitStack) -> Client:
+def connect(scheduler: str | None, workers: int, resources: contextlib.ExitStack, say=None) -> Client:
     """A dask client: to ``scheduler`` if given, else to a new local cluster; closed with ``resources``.
+
+    ``say`` (a callable taking one line, optional) hears that a local
+    cluster is starting, at once and every few seconds while it lasts
+    (:mod:`.heartbeat`); a scheduler answers within its timeout.
 
     A scheduler address is checked with :func:`check_scheduler` first (by
     :func:`~napari_spectral_seg.batch.run_batch`, before it reads the inputs).
@@ -109,7 +116,7 @@ def connect(scheduler: str | None, workers: int, resources: contextlib.ExitStack
         The scheduler cannot be connected to, or the local cluster cannot
         start (its workers die at start-up).
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if scheduler:
         try:
@@ -122,22 +129,44 @@ def connect(scheduler: str | None, workers: int, resources: contextlib.ExitStack
     # busy :8787 (another cluster) gives no warning; worker and nanny logs
     # are silenced: failures are reported per input, in one line.
     try:
-        cluster = resources.enter_context(
-            LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                silence_logs=logging.CRITICAL,
+        with phase(say, f"starting {workers} local dask worker process(es)"):
+            cluster = resources.enter_context(
+                _start_local_cluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                    silence_logs=logging.CRITICAL,
+                )
             )
-        )
     except Exception as exc:
         raise BatchError(
             f"cannot start a local dask cluster of {workers} worker process(es) ({_one_line(exc)}): a worker died "
             "at start-up; check the free memory and the dask configuration (e.g. a preload), or use --scheduler."
         ) from exc
     return resources.enter_context(Client(cluster))
+
+
+def _start_local_cluster(**options):
+    """``LocalCluster(**options)``; one interrupted while it starts (Ctrl-C, SIGTERM) is closed here, then forgotten.
+
+    Its constructor had not returned, so nothing else holds it, and
+    distributed's exit hook would try to close it again: a half-started
+    cluster fails that with a traceback after the command's last line.
+    """
+    from distributed import LocalCluster
+    from distributed.deploy.spec import SpecCluster
+
+    before = set(SpecCluster._instances)
+    try:
+        return LocalCluster(**options)
+    except KeyboardInterrupt:
+        for half_started in set(SpecCluster._instances) - before:
+            with contextlib.suppress(Exception):  # its workers may still be starting: close what there is
+                half_started.close(timeout=_CLOSE_TIMEOUT)
+            SpecCluster._instances.discard(half_started)
+        raise
 
 
 def failure_reason(exc: BaseException) -> str:

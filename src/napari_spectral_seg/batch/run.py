@@ -14,6 +14,7 @@ from ..core.params import SegmentationParams
 from ..flag_words import for_command_line
 from ..io import InputError, file_identity, listing_digest, same_content
 from . import cluster
+from .heartbeat import EVERY_SECONDS
 from .lock import output_lock
 from .plan import InputItem, check_outputs_differ, expand_inputs, make_output_dir, plan_batch
 from .recipe import check_recipe
@@ -116,7 +117,7 @@ def _run_on_cluster(run: _Run, todo: list[InputItem], scheduler: str | None, wor
     """Submit every frame of ``todo`` and collect the results; Ctrl-C (or SIGTERM) keeps what is complete."""
     try:
         with contextlib.ExitStack() as resources:  # closed in reverse: bar, client, cluster
-            client = cluster.connect(scheduler, workers or os.cpu_count() or 1, resources)
+            client = cluster.connect(scheduler, workers or os.cpu_count() or 1, resources, say=_say)
             run.submit(client, todo)
             resources.enter_context(run.open_bar())
             run.collect(client, todo)
@@ -231,14 +232,19 @@ class _Run:
                 self.complete(item)
         pending = as_completed(list(self.futures))
         watch = cluster.WorkerWatch(client, cluster.NO_WORKERS_TIMEOUT[self.where], local=self.where == "local")
+        total, last_news = len(self.futures), time.monotonic()
         while not pending.is_empty():
             done = pending.next_batch(block=False)
             if not done:
                 reason = watch.stalled()
                 if reason is not None:
                     return self.give_up(client, reason)
+                if time.monotonic() - last_news >= EVERY_SECONDS:  # a long frame: say the run goes on
+                    last_news = time.monotonic()
+                    self.say(f"still segmenting: {total - len(self.futures)} of {total} frame(s) done")
                 time.sleep(0.05)
                 continue
+            last_news = time.monotonic()
             for future in done:
                 item, index = self.futures.pop(future)
                 if item.status == "running":

@@ -105,8 +105,13 @@ def _builtin(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def write_labels_image(group, name: str, level0, source, spacing, block_size, attributes: dict) -> list:
-    """Write ``labels/<name>`` (a multiscale labels image) into the zarr ``group``; returns the level shapes."""
+def write_labels_image(group, name: str, level0, source, spacing, block_size, attributes: dict, compute) -> list:
+    """Write ``labels/<name>`` (a multiscale labels image) into the zarr ``group``; returns the level shapes.
+
+    ``compute(jobs)`` computes the chunk writes (a list of dask delayed
+    objects) and returns once they are all done: the caller's cluster, waited
+    on the caller's way. The attributes are set after it returns.
+    """
     from ome_zarr.writer import write_multiscale_labels
 
     ndim = level0.ndim
@@ -122,7 +127,7 @@ def write_labels_image(group, name: str, level0, source, spacing, block_size, at
     ]
     axes = list(source.axes)  # names: ome-zarr types z, y, x as space and adds the units
     units = {axis: unit for axis, unit in zip(source.axes, source.units or ()) if unit}
-    write_multiscale_labels(
+    jobs = write_multiscale_labels(
         levels,
         group,
         name,
@@ -130,6 +135,8 @@ def write_labels_image(group, name: str, level0, source, spacing, block_size, at
         coordinate_transformations=transforms,
         storage_options={"chunks": chunk_shape},
         axes_units=units or None,
+        compute=False,
     )
+    compute(jobs)
     group["labels"][name].attrs["spectral_seg"] = json.loads(json.dumps(attributes, default=_builtin))
     return [list(level.shape) for level in levels]

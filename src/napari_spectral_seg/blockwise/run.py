@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..batch.heartbeat import phase
 from ..core.adapt import no_objects_error
 from ..core.params import SegmentationParams, check_random_state, check_spacing
 from ..core.result import EmptyMaskError
@@ -133,24 +134,34 @@ def _check_not_nested(output: Path, input_path) -> None:
         )
 
 
-def _run_blocks(client, plan: BlockPlan, todo: list, progress, cancel=None, watch=None) -> dict:
-    """Every block of ``todo`` on the cluster; their summaries by key (reported as they finish)."""
+def _run_blocks(client, plan: BlockPlan, todo: list, progress, cancel=None, watch=None, report=None) -> dict:
+    """Every block of ``todo`` on the cluster; their summaries by key (reported as they finish).
+
+    Without ``progress``, ``report`` hears of a block pass that goes on (every few seconds).
+    """
     if progress is not None:
         progress(0, len(todo))
     futures = {client.submit(segment_block, plan, block, pure=False): block for block in todo}
     summaries = {}
     pending = set(futures)
+    going_on = phase(
+        report if progress is None else None,
+        f"segmenting {len(todo)} block(s)",
+        at_once=False,
+        detail=lambda: f"{len(summaries)} done",
+    )
     try:
-        while pending:
-            finished, pending = wait_or_cancel(list(pending), cancel, return_when="FIRST_COMPLETED", watch=watch)
-            for future in finished:
-                block = futures[future]
-                try:
-                    summaries[block.key] = future.result()
-                except Exception as exc:
-                    raise BlockwiseError(f"block {block.key}: {_one_line(exc)}") from exc
-                if progress is not None:
-                    progress(len(summaries), len(todo))
+        with going_on:
+            while pending:
+                finished, pending = wait_or_cancel(list(pending), cancel, return_when="FIRST_COMPLETED", watch=watch)
+                for future in finished:
+                    block = futures[future]
+                    try:
+                        summaries[block.key] = future.result()
+                    except Exception as exc:
+                        raise BlockwiseError(f"block {block.key}: {_one_line(exc)}") from exc
+                    if progress is not None:
+                        progress(len(summaries), len(todo))
     finally:
         for future in futures:
             future.cancel()
@@ -176,7 +187,7 @@ def _done_summaries(records: Path, blocks) -> dict:
     return summaries
 
 
-def _client(resources, client, scheduler, workers):
+def _client(resources, client, scheduler, workers, report=None):
     """The run's dask client, and the watch that stops it once the cluster has had no worker for too long.
 
     A caller's ``client`` is not watched (None): its cluster may start with
@@ -189,7 +200,7 @@ def _client(resources, client, scheduler, workers):
     local = not scheduler  # our own cluster: its nannies restart killed workers, or give up
     if scheduler:
         check_scheduler(scheduler)
-    client = connect(scheduler, workers or os.cpu_count() or 1, resources)
+    client = connect(scheduler, workers or os.cpu_count() or 1, resources, say=report)
     return client, WorkerWatch(client, NO_WORKERS_TIMEOUT["local" if local else "scheduler"], local=local)
 
 
@@ -209,6 +220,7 @@ def segment_blockwise(
     overwrite: bool = False,
     progress=None,
     cancel=None,
+    report=None,
     **parameters,
 ) -> dict:
     """Segment an image larger than memory block by block on a dask cluster; write OME-Zarr labels.
@@ -258,6 +270,11 @@ def segment_blockwise(
     progress : callable, optional
         ``progress(done, total)`` when the blocks start (``done`` 0) and
         after each block.
+    report : callable, optional
+        ``report(line)`` hears what a long phase does: that a local cluster
+        starts (at once), and every few seconds while the cluster's start-up,
+        the whole-image decisions, the blocks (without ``progress``) or the
+        labels' write go on (:mod:`..batch.heartbeat`).
     cancel : threading.Event, optional
         Once set, the run stops within a fraction of a second (between
         decision passes or blocks) with :class:`~.cancel.BlockwiseCancelled`;
@@ -292,11 +309,11 @@ def segment_blockwise(
     blocks = block_grid(source.shape, block_size)
     partial = labels_partial(source, name) if into else output.with_name(f".{output.name}.partial")
     key = _state_key(source, params, block_size, overlap, sample_pixels)
-    labels_path = None
+    labels_path = connected = None
     try:
         with contextlib.ExitStack() as resources:
             # The cluster first: a refused --scheduler leaves no partial store behind.
-            client, watch = _client(resources, client, scheduler, workers)
+            client, watch = connected = _client(resources, client, scheduler, workers, report)
             scratch, state = _prepare(partial, key)
             options = dict(
                 block_size=block_size,
@@ -305,6 +322,7 @@ def segment_blockwise(
                 progress=progress,
                 cancel=cancel,
                 watch=watch,
+                report=report,
             )
             try:
                 summary = _run(client, source, params, blocks, scratch, state, key, options)
@@ -312,12 +330,15 @@ def segment_blockwise(
                 shutil.rmtree(partial, ignore_errors=True)  # nothing to resume: the field is empty
                 raise
             target = dict(partial=partial, output=output, name=name, overwrite=overwrite, into=into)
+            target.update(cancel=cancel, watch=watch, report=report)
             labels_path = _finish(client, source, params, blocks, scratch, summary, target)
     except KeyboardInterrupt as exc:
         if labels_path is not None:  # Ctrl-C or SIGTERM while the cluster shut down: the labels are complete
             raise KeyboardInterrupt(
                 f"interrupted while the dask cluster shut down; the labels were written completely ({labels_path})."
             ) from exc
+        if connected is None:  # no partial store yet: nothing to resume
+            raise KeyboardInterrupt("interrupted while the dask cluster started; nothing was written.") from exc
         raise
     summary.update(output=str(output), labels=str(labels_path), seconds=time.perf_counter() - started)
     return summary
@@ -332,12 +353,15 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
     if state is None:
         cancellable = CancellableClient(client, options["cancel"], options["watch"])
         sizes = dict(block_size=options["block_size"], sample_pixels=options["sample_pixels"])
-        correction = decide_correction(cancellable, source, blocks, params, params.spacing, scratch, **sizes)
-        corrected_at = time.perf_counter()
-        read = corrected_source(source, correction)
-        decisions = decide_whole_image(
-            cancellable, read, blocks, params, params.spacing, overlap=options["overlap"], scratch=scratch, **sizes
-        )
+        with phase(
+            options["report"], "deciding the threshold, smoothing and object size on the whole image", at_once=False
+        ):
+            correction = decide_correction(cancellable, source, blocks, params, params.spacing, scratch, **sizes)
+            corrected_at = time.perf_counter()
+            read = corrected_source(source, correction)
+            decisions = decide_whole_image(
+                cancellable, read, blocks, params, params.spacing, overlap=options["overlap"], scratch=scratch, **sizes
+            )
         decisions.correction = correction
         decisions.seconds["correction"] = round(corrected_at - started, 3)
         _write_json(scratch / _STATE, dict(key=key, decisions=decisions.as_json()))
@@ -378,7 +402,8 @@ def _run(client, source, params, blocks, scratch: Path, state, key, options) -> 
     if rule.get("threshold_rule") == "noise" and not foreground:
         raise no_objects_error(rule["contrast"])  # as in memory, before any block is segmented
     todo = [block for block in blocks if block.key in foreground and block.key not in done]
-    done.update(_run_blocks(client, plan, todo, options["progress"], options["cancel"], options["watch"]))
+    passes = (options[name] for name in ("progress", "cancel", "watch", "report"))
+    done.update(_run_blocks(client, plan, todo, *passes))
     check_cancel(options["cancel"])
     n_labels = sum(s["count"] for s in done.values())
     if rule.get("threshold_rule") == "noise" and n_labels == 0:
@@ -448,10 +473,11 @@ def _finish(client, source, params, blocks, scratch: Path, summary, target: dict
         decisions=summary["decisions"],
     )
     started = time.perf_counter()
-    import dask
-
-    with dask.config.set(scheduler=client.get):  # this run's cluster, even if it is not the default client
-        summary["levels"] = write_labels_image(group, name, level0, source, params.spacing, block_size, attributes)
+    compute = _watched_compute(client, target["cancel"], target["watch"])
+    with phase(target["report"], "writing the labels image", at_once=False):
+        summary["levels"] = write_labels_image(
+            group, name, level0, source, params.spacing, block_size, attributes, compute
+        )
     summary["phase_seconds"]["write"] = time.perf_counter() - started
     shutil.rmtree(scratch)
     if target["into"]:
@@ -460,6 +486,26 @@ def _finish(client, source, params, blocks, scratch: Path, summary, target: dict
         return labels_path
     _rename_into_place(partial, output, target["overwrite"])
     return output / "labels" / name
+
+
+def _watched_compute(client, cancel, watch):
+    """``compute(jobs)`` on this run's cluster (not the default client), waited on as the blocks are.
+
+    Cancel and a cluster left without workers stop the wait as in the
+    block pass (:func:`.cancel.wait_or_cancel`); a failed chunk write
+    raises its error.
+    """
+
+    def compute(jobs) -> None:
+        futures = client.compute(list(jobs))
+        try:
+            wait_or_cancel(futures, cancel, watch=watch)
+            client.gather(futures)
+        finally:
+            for future in futures:
+                future.cancel()
+
+    return compute
 
 
 def _rename_into_place(partial: Path, output: Path, overwrite: bool) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "label_counts",
     "available_memory",
     "estimate_peak_bytes",
+    "preparation_bytes",
     "check_memory",
     "check_image_memory",
 ]
@@ -40,6 +41,14 @@ class TooMuchWorkError(ValueError):
 # of the image, the boolean mask, the int32 node numbering, the int64 label
 # image and the int32 relabelled output, plus graph-building temporaries.
 _BYTES_PER_PIXEL = 40
+# Bytes per image pixel, and per pixel and spatial axis, while the automatic
+# scales are measured (core.adapt), the image-wide peak before any graph
+# exists: the arrays the preparation holds (working copies, the rough mask
+# and its labels), and the distance transform's feature transform and
+# float64 offsets (int32 and float64 per axis). Measured with
+# bench/memory_guard_margin.py: 68 bytes per pixel on a 6000 x 6000 2D image.
+_PREPARE_BYTES_PER_PIXEL = 40
+_PREPARE_BYTES_PER_PIXEL_AXIS = 20
 # Bytes per graph node and per edge, measured with bench/run.py (peak RSS over
 # the whole run divided by the node count) on the four circles, rounded up.
 # multilevel: float32 blocks [X T P] and L[X T P] of k + 4 columns, the
@@ -72,6 +81,11 @@ def available_memory() -> int | None:
     except OSError:
         return None
     return None
+
+
+def preparation_bytes(n_pixels: int, ndim: int) -> int:
+    """Peak bytes of the image-wide preparation (masks, smoothing and the automatic scales), before the graph."""
+    return int(n_pixels) * (_PREPARE_BYTES_PER_PIXEL + _PREPARE_BYTES_PER_PIXEL_AXIS * int(ndim))
 
 
 def estimate_peak_bytes(n_pixels: int, n_nodes: int, ndim: int, k: int, solver: str) -> int:
@@ -156,12 +170,13 @@ def _image_too_big(n_pixels, n_nodes, solver, peak, available, multilevel_peak) 
     )
 
 
-def check_image_memory(n_pixels: int, n_channels: int = 1, available: int | None = None) -> int:
+def check_image_memory(n_pixels: int, n_channels: int = 1, available: int | None = None, ndim: int = 2) -> int:
     """Refuse an image whose working copies alone would not fit, before copying it.
 
     Checked before the mask is known (and before a dask array is computed):
     the float64 copy of every channel plus the per-pixel masks and label
-    images. :func:`check_memory` checks the graph once the mask is known.
+    images, or the preparation's peak (:func:`preparation_bytes`) if larger.
+    :func:`check_memory` checks the graph once the mask is known.
 
     Parameters
     ----------
@@ -171,19 +186,21 @@ def check_image_memory(n_pixels: int, n_channels: int = 1, available: int | None
         Values per pixel.
     available : int, optional
         Available bytes; read from the system when omitted (no check if unknown).
+    ndim : int
+        Spatial axes.
 
     Returns
     -------
     int
         The estimated bytes.
     """
-    needed = int(n_pixels) * (8 * int(n_channels) + _BYTES_PER_PIXEL)
+    needed = max(int(n_pixels) * (8 * int(n_channels) + _BYTES_PER_PIXEL), preparation_bytes(n_pixels, ndim))
     if available is None:
         available = available_memory()
     if available is not None and needed > available:
         gib = 2.0**30
         raise InsufficientMemoryError(
-            f"image of {n_pixels:,} pixels needs about {needed / gib:.3g} GiB as float64 but only "
+            f"image of {n_pixels:,} pixels needs about {needed / gib:.3g} GiB for its working copies but only "
             f"{available / gib:.3g} GiB of memory is available; crop or downsample the image "
             "(e.g. image[::2, ::2]) or segment one region of interest."
         )
@@ -213,7 +230,8 @@ class RunEstimate:
     Attributes
     ----------
     peak_bytes : int
-        Arrays shared by all pieces plus the largest piece's solve and labelling.
+        Arrays shared by all pieces plus the largest piece's solve and
+        labelling, or the image-wide preparation's peak if larger.
     seconds : float
         The work that grows with the number of segments (eigenvectors and
         k-means), all pieces together.
@@ -323,10 +341,12 @@ def estimate_run(
         kept += (4 if solver == "multilevel" else 8) * float((n * k.astype(np.float64)).sum())  # embeddings
     labelling = float(np.sum(kmeans_seconds(sizes, counts, seeded=seeded)))
     seconds = solving + labelling
+    prepared = preparation_bytes(n_pixels, ndim)
     if not solved.any():
-        return RunEstimate(int(shared), seconds, int(sizes.max(initial=0)), 1, "none", solving, labelling)
+        peak = max(int(shared), prepared)
+        return RunEstimate(peak, seconds, int(sizes.max(initial=0)), 1, "none", solving, labelling)
     worst = int(np.argmax(piece_bytes))
-    peak = int(shared + kept + piece_bytes[worst])
+    peak = max(int(shared + kept + piece_bytes[worst]), prepared)
     return RunEstimate(peak, seconds, int(sizes[worst]), int(ks[worst]), str(solvers[worst]), solving, labelling)
 
 

@@ -172,7 +172,7 @@ def as_float_image(image, channel_axis=None, mask=None) -> tuple[np.ndarray, tup
     n_pixels = int(np.prod(spatial_shape, dtype=np.int64))
     # Only the copies made before the mask is known; the pipeline checks the
     # graph and eigenvectors once it knows how many pixels are masked.
-    check_image_memory(n_pixels, n_channels)
+    check_image_memory(n_pixels, n_channels, ndim=len(spatial_shape))
     array = np.asarray(source)
     if channel_axis is not None:
         array = np.moveaxis(array, channel_axis, -1)
