@@ -25,18 +25,23 @@ from threadpoolctl import ThreadpoolController
 __all__ = ["single_threaded"]
 
 _controllers: dict[str, ThreadpoolController] = {}
+_selected: dict[tuple[str, str | None], list] = {}  # (scope, user_api) -> the libraries it limits
 _lock = threading.Lock()
 _depth = 0  # sections open, in every thread
 _saved: dict[str, tuple] = {}  # library path -> (its controller, thread count before the first section)
 
 
 def _libraries(scope: str, user_api: str | None):
-    controller = _controllers.get(scope)
-    if controller is None:
-        controller = _controllers[scope] = ThreadpoolController()
-    if user_api is not None:
-        controller = controller.select(user_api=user_api)
-    return controller.lib_controllers
+    selected = _selected.get((scope, user_api))
+    if selected is None:
+        controller = _controllers.get(scope)
+        if controller is None:
+            controller = _controllers[scope] = ThreadpoolController()
+        if user_api is not None:
+            controller = controller.select(user_api=user_api)
+        # select() builds a new controller on every call: keep its libraries.
+        selected = _selected[(scope, user_api)] = list(controller.lib_controllers)
+    return selected
 
 
 def _set_threads(library, count: int) -> None:
