@@ -160,7 +160,7 @@ def refine_object_edges(
         spacing = np.broadcast_to(np.asarray(spacing, dtype=float), (ndim,))
         steps = reach * spacing.min() / spacing
     steps = np.round(steps).astype(int)
-    free = out == 0 if allowed is None else (out == 0) & np.asarray(allowed, dtype=bool)
+    free = np.ascontiguousarray(out == 0 if allowed is None else (out == 0) & np.asarray(allowed, dtype=bool))
     region_of = None
     if regions is not None:
         region_of = np.zeros(int(out.max()) + 1, dtype=np.asarray(regions).dtype)
@@ -176,29 +176,80 @@ def refine_object_edges(
                 for end in (0, 2):
                     index[axis] = end
                     footprint[tuple(index)] = False
-        # A pixel between two objects could join either: of the neighbours
-        # whose level it exceeds, the brighter object's (higher level) wins,
-        # whatever the label numbers.
-        high = ndi.maximum_filter(out, footprint=footprint)
-        low = ndi.minimum_filter(np.where(out > 0, out, no_label), footprint=footprint)
-        low = np.where(low == no_label, 0, low)
-        fits_high = intensity > levels[high]
-        fits_low = intensity > levels[low]
-        grown = np.where(
-            fits_high & fits_low,
-            np.where(levels[high] >= levels[low], high, low),
-            np.where(fits_high, high, np.where(fits_low, low, 0)),
-        )
-        take = free & (grown > 0)
-        if region_of is not None:
-            take &= np.asarray(regions) == region_of[grown]
-        if not take.any():
+        if not _grow_one_step(out, free, intensity, levels, footprint, no_label, regions, region_of):
             break
-        out[take] = grown[take]
-        free &= ~take
     # Dropping dim pixels can leave an object in pieces (a dim bridge
     # between two lobes); its largest piece is the object.
     return _largest_piece_per_label(out)
+
+
+def _grow_one_step(out, free, intensity, levels, footprint, no_label, regions, region_of) -> bool:
+    """Give each free pixel next to an object (``footprint``) that object, where it is above its level.
+
+    ``out`` and ``free`` are updated in place; returns whether any pixel was
+    taken. Only free pixels with a labelled neighbour can be taken, so the
+    levels are compared there alone.
+    """
+    candidates = np.flatnonzero(free & _dilated(out > 0, footprint))
+    if not len(candidates):
+        return False
+    # A pixel between two objects could join either: of the neighbours
+    # whose level it exceeds, the brighter object's (higher level) wins,
+    # whatever the label numbers.
+    high, low = _neighbour_labels(out, candidates, footprint, no_label)
+    value = intensity.ravel()[candidates]
+    fits_high = value > levels[high]
+    fits_low = value > levels[low]
+    grown = np.where(
+        fits_high & fits_low,
+        np.where(levels[high] >= levels[low], high, low),
+        np.where(fits_high, high, np.where(fits_low, low, 0)),
+    )
+    take = grown > 0
+    if region_of is not None:
+        take &= np.asarray(regions).ravel()[candidates] == region_of[grown]
+    if not take.any():
+        return False
+    out.ravel()[candidates[take]] = grown[take]
+    free.ravel()[candidates[take]] = False
+    return True
+
+
+def _footprint_offsets(footprint: np.ndarray) -> np.ndarray:
+    """Offsets (rows) of a 3 x ... x 3 footprint's True elements from its centre."""
+    return np.argwhere(footprint) - 1
+
+
+def _dilated(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    """``mask`` dilated by a 3 x ... x 3 ``footprint`` (holding its centre), by shifted slices."""
+    grown = mask.copy()
+    for offset in _footprint_offsets(footprint):
+        target = tuple(slice(max(o, 0), n + min(o, 0)) for o, n in zip(offset, mask.shape))
+        source = tuple(slice(max(-o, 0), n + min(-o, 0)) for o, n in zip(offset, mask.shape))
+        grown[target] |= mask[source]
+    return grown
+
+
+def _neighbour_labels(out, candidates, footprint, no_label):
+    """Largest and smallest object label over each candidate's ``footprint`` (0 when it has none).
+
+    What ``ndimage.maximum_filter`` and ``minimum_filter`` (background as
+    ``no_label``) give at those pixels: their border mode (reflect) repeats
+    the pixel itself beyond the image's edge, which the footprint's centre
+    already holds, so neighbours outside the image are left out here.
+    """
+    coords = np.unravel_index(candidates, out.shape)
+    high = np.zeros(len(candidates), dtype=out.dtype)
+    low = np.full(len(candidates), no_label, dtype=np.result_type(out.dtype, np.min_scalar_type(no_label)))
+    for offset in _footprint_offsets(footprint):
+        where = tuple(c + o for c, o in zip(coords, offset))
+        valid = np.ones(len(candidates), dtype=bool)
+        for axis, n in enumerate(out.shape):
+            valid &= (where[axis] >= 0) & (where[axis] < n)
+        label = out[tuple(w[valid] for w in where)]
+        high[valid] = np.maximum(high[valid], label)
+        low[valid] = np.minimum(low[valid], np.where(label > 0, label, no_label))
+    return high, np.where(low == no_label, 0, low)
 
 
 # Above this many offsets (a reach of about 10 pixels in 2D, 4 in 3D) one

@@ -67,6 +67,35 @@ def pixel_edges(
     return heads[order], tails[order], axes[order]
 
 
+def _percentile(values: np.ndarray, fraction: float) -> float:
+    """``float(np.percentile(values, 100 * fraction))`` (linear), in the same arithmetic, without its set-up.
+
+    Auto mode takes one per component, thousands per image, where
+    ``np.percentile``'s argument handling costs more than the selection.
+    The same order statistics and numpy's interpolation steps, so the same
+    number; a NaN gives NaN, as there.
+    """
+    n = len(values)
+    position = (n - 1) * fraction
+    below = np.floor(position)
+    lower, upper = int(below), int(below) + 1
+    if position >= n - 1:  # numpy then takes the last value on both sides, as index -1
+        lower = upper = -1
+        below = -1.0
+    # The positions numpy's partition is asked for, so equal values (0.0 and
+    # -0.0) land where they land there.
+    part = values.copy()
+    part.partition(np.unique(np.array([0, -1, lower, upper])))
+    if np.isnan(part[-1]):
+        return float("nan")
+    a, b = part[lower], part[upper]
+    gamma = position - below
+    diff = b - a
+    if gamma >= 0.5:
+        return float(b - diff * (1 - gamma))
+    return float(a + diff * gamma)
+
+
 def landscape(
     intensity: np.ndarray,
     node_of_pixel: np.ndarray,
@@ -121,7 +150,7 @@ def landscape(
         lo = float(v.min()) if background is None else float(background)
         # The 95th percentile, not the maximum, so one hot pixel does not
         # make the rest of the object look dim.
-        hi = float(np.percentile(v, 95))
+        hi = _percentile(v, 0.95)
         if hi - lo > 1e-12 * max(abs(hi), 1.0):
             t[start:stop] = np.clip((v - lo) / (hi - lo), 0.0, 1.0)
     return d * t, t
