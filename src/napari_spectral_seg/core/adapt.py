@@ -35,6 +35,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from .auto.config import AutoConfig, resolve_config
+from .auto.geometry import fill_image_holes
 from .mask import otsu_threshold, threshold_in_use, thresholds
 from .params import check_sigma
 
@@ -188,7 +189,7 @@ def _rough_mask(intensity, mask, threshold, unit) -> np.ndarray:
         rough = light > level
         if mask is not None:
             rough &= mask
-    return ndi.binary_fill_holes(rough)
+    return fill_image_holes(rough)
 
 
 def _typical_radius(rough: np.ndarray, unit: np.ndarray) -> float:

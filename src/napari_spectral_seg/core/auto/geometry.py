@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.ndimage as ndi
 
-__all__ = ["axis_scale", "box_coords", "box_mask", "face_footprint", "fill_holes", "relative_size"]
+__all__ = ["axis_scale", "box_coords", "box_mask", "face_footprint", "fill_holes", "fill_image_holes", "relative_size"]
 
 
 @lru_cache(maxsize=8)
@@ -64,3 +64,20 @@ def fill_holes(box: np.ndarray) -> np.ndarray:
     """
     background, _ = ndi.label(~box, structure=face_footprint(box.ndim))
     return background != background.flat[0]
+
+
+def fill_image_holes(mask: np.ndarray) -> np.ndarray:
+    """``ndi.binary_fill_holes(mask)`` (face-connected background) of a whole image, by one labelling.
+
+    The image padded with a ring of background is a box of :func:`fill_holes`:
+    the background that reaches the image's border is the ring's piece.
+    The same pixels as ``binary_fill_holes``, whose repeated dilations cost
+    several times as much on a megapixel image.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim < 2 or mask.size == 0:  # in 1D the ring is two pixels, not one piece
+        return ndi.binary_fill_holes(mask)
+    inner = tuple(slice(1, -1) for _ in range(mask.ndim))
+    padded = np.zeros(tuple(n + 2 for n in mask.shape), dtype=bool)
+    padded[inner] = mask
+    return fill_holes(padded)[inner]
