@@ -11,7 +11,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from .config import AutoConfig, resolve_config
-from .geometry import fill_image_holes
+from .geometry import distances_at, fill_image_holes
 
 __all__ = ["landscape", "pixel_edges"]
 
@@ -134,8 +134,7 @@ def landscape(
     inside = node_of_pixel >= 0
     # Distance to the outer boundary: a hole punched into an object by noise
     # in a thresholded mask is not a neck and must not make a pass.
-    distance = ndi.distance_transform_edt(fill_image_holes(inside), sampling=spacing)
-    d = distance.ravel()[pixel_of_node]
+    d = distances_at(fill_image_holes(inside), pixel_of_node, sampling=spacing)
     if background is None and not np.all(inside):
         background = float(intensity[~inside].mean())
     # Pixel noise would put fake passes everywhere (a pass is a low line
