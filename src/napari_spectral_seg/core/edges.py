@@ -222,12 +222,17 @@ def _footprint_offsets(footprint: np.ndarray) -> np.ndarray:
 
 def _dilated(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     """``mask`` dilated by a 3 x ... x 3 ``footprint`` (holding its centre), by shifted slices."""
-    grown = mask.copy()
-    for offset in _footprint_offsets(footprint):
+    return _shifted_union(mask, _footprint_offsets(footprint))
+
+
+def _shifted_union(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Pixels ``p`` with ``mask[p - offset]`` True for some row of ``offsets`` (inside the image)."""
+    union = np.zeros_like(mask)
+    for offset in offsets:
         target = tuple(slice(max(o, 0), n + min(o, 0)) for o, n in zip(offset, mask.shape))
         source = tuple(slice(max(-o, 0), n + min(-o, 0)) for o, n in zip(offset, mask.shape))
-        grown[target] |= mask[source]
-    return grown
+        union[target] |= mask[source]
+    return union
 
 
 def _neighbour_labels(out, candidates, footprint, no_label):
@@ -276,12 +281,7 @@ def _near_own_edge(labels, reach, spacing):
     offsets = _offsets_within(reach * unit, spacing, labels.ndim)
     if len(offsets) > _MAX_RIM_OFFSETS:
         return inside & (ndi.distance_transform_edt(~edge, sampling=spacing) < reach * unit)
-    near = np.zeros_like(inside)
-    for offset in offsets:
-        target = tuple(slice(max(o, 0), n + min(o, 0)) for o, n in zip(offset, labels.shape))
-        source = tuple(slice(max(-o, 0), n + min(-o, 0)) for o, n in zip(offset, labels.shape))
-        near[target] |= edge[source]
-    return inside & near
+    return inside & _shifted_union(edge, offsets)
 
 
 def _offsets_within(radius: float, spacing, ndim: int) -> np.ndarray:
