@@ -18,25 +18,29 @@ limit instead, and left its restore to it.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 
 from threadpoolctl import ThreadpoolController
 
 __all__ = ["single_threaded"]
 
 _controllers: dict[str, ThreadpoolController] = {}
+_selected: dict[tuple[str, str | None], list] = {}  # (scope, user_api) -> the libraries it limits
 _lock = threading.Lock()
 _depth = 0  # sections open, in every thread
 _saved: dict[str, tuple] = {}  # library path -> (its controller, thread count before the first section)
 
 
 def _libraries(scope: str, user_api: str | None):
-    controller = _controllers.get(scope)
-    if controller is None:
-        controller = _controllers[scope] = ThreadpoolController()
-    if user_api is not None:
-        controller = controller.select(user_api=user_api)
-    return controller.lib_controllers
+    selected = _selected.get((scope, user_api))
+    if selected is None:
+        controller = _controllers.get(scope)
+        if controller is None:
+            controller = _controllers[scope] = ThreadpoolController()
+        if user_api is not None:
+            controller = controller.select(user_api=user_api)
+        # select() builds a new controller on every call: keep its libraries.
+        selected = _selected[(scope, user_api)] = list(controller.lib_controllers)
+    return selected
 
 
 def _set_threads(library, count: int) -> None:
@@ -54,9 +58,12 @@ def _set_threads(library, count: int) -> None:
         release(force=True)
 
 
-@contextmanager
-def single_threaded(scope: str, user_api: str | None = None):
+class single_threaded:  # noqa: N801 - used as a function: ``with single_threaded(...)``
     """Context manager limiting native thread pools to one thread.
+
+    A class rather than a generator function: auto mode enters a section per
+    small eigen-solve, thousands per image, and a generator's set-up costs
+    several times the section itself.
 
     Parameters
     ----------
@@ -67,19 +74,28 @@ def single_threaded(scope: str, user_api: str | None = None):
     user_api : {"blas", "openmp"}, optional
         Limit only this kind of pool; all if omitted.
     """
-    global _depth
-    with _lock:
-        _depth += 1
-        for library in _libraries(scope, user_api):
-            if library.filepath not in _saved:
-                _saved[library.filepath] = (library, library.num_threads)
-                _set_threads(library, 1)
-    try:
-        yield
-    finally:
+
+    __slots__ = ("_scope", "_user_api")
+
+    def __init__(self, scope: str, user_api: str | None = None):
+        self._scope, self._user_api = scope, user_api
+
+    def __enter__(self):
+        global _depth
+        with _lock:
+            _depth += 1
+            for library in _libraries(self._scope, self._user_api):
+                if library.filepath not in _saved:
+                    _saved[library.filepath] = (library, library.num_threads)
+                    _set_threads(library, 1)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        global _depth
         with _lock:
             _depth -= 1
             if _depth == 0:
                 for library, count in _saved.values():
                     _set_threads(library, count)
                 _saved.clear()
+        return False

@@ -35,6 +35,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from .auto.config import AutoConfig, resolve_config
+from .auto.geometry import distances_at, fill_image_holes
 from .mask import otsu_threshold, threshold_in_use, thresholds
 from .params import check_sigma
 
@@ -188,7 +189,7 @@ def _rough_mask(intensity, mask, threshold, unit) -> np.ndarray:
         rough = light > level
         if mask is not None:
             rough &= mask
-    return ndi.binary_fill_holes(rough)
+    return fill_image_holes(rough)
 
 
 def _typical_radius(rough: np.ndarray, unit: np.ndarray) -> float:
@@ -219,12 +220,15 @@ def _median_inscribed_radius(rough: np.ndarray, unit: np.ndarray, closed: np.nda
     if n == 0:
         return 1.0
     pad = [(1, 1) if axis_closed else (0, 0) for axis_closed in closed]
-    inner = tuple(slice(1, -1) if axis_closed else slice(None) for axis_closed in closed)
-    depth = ndi.distance_transform_edt(np.pad(rough, pad), sampling=unit)[inner]
-    # The largest depth per piece (ndimage.maximum's values, at a fraction of its time).
+    padded = np.pad(rough, pad)
     inside = labels > 0
+    # The depth at the pieces' pixels only, their places in the padded image.
+    at = np.unravel_index(np.flatnonzero(inside), rough.shape)
+    at = np.ravel_multi_index(tuple(c + p[0] for c, p in zip(at, pad)), padded.shape)
+    depth = distances_at(padded, at, sampling=unit)
+    # The largest depth per piece (ndimage.maximum's values, at a fraction of its time).
     radii = np.full(n + 1, -np.inf)
-    np.maximum.at(radii, labels[inside], depth[inside])
+    np.maximum.at(radii, labels[inside], depth)
     radii = radii[1:]
     areas = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(float)
     order = np.argsort(radii)

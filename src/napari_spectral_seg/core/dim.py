@@ -296,6 +296,22 @@ def _largest_pieces(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def _label_maxima(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Largest value per label ``0..n-1`` (0 for a label without pixels), as ``ndimage.maximum`` gives it.
+
+    One unbuffered maximum over the pixels instead of ndimage's per-label
+    selection, which costs about 30 times as much on a megapixel image.
+    """
+    flat, where = labels.ravel(), values.ravel()
+    if flat.size and flat.max() >= n:
+        keep = flat < n
+        flat, where = flat[keep], where[keep]
+    peak = np.full(n, -np.inf)
+    np.maximum.at(peak, flat, where.astype(float, copy=False))
+    peak[np.bincount(flat, minlength=n)[:n] == 0] = 0.0
+    return peak
+
+
 def _standing_out(intensity, basins, n_seeds: int, margin: float) -> np.ndarray:
     """Per basin (index ``0..n_seeds + 1``), the object it joins (0: none).
 
@@ -304,8 +320,7 @@ def _standing_out(intensity, basins, n_seeds: int, margin: float) -> np.ndarray:
     when it is dim, and dropped when it is the mask (``n_seeds + 1``).
     """
     bright = n_seeds + 1
-    peak = ndi.maximum(intensity, basins, np.arange(n_seeds + 2))
-    peak = np.asarray(peak, float)
+    peak = _label_maxima(intensity, basins, n_seeds + 2)
     a, b, height = _saddle_pairs(intensity, basins, bright)
     best = np.full(n_seeds + 2, -np.inf)
     across = np.zeros(n_seeds + 2, np.int64)

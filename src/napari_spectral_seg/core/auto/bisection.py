@@ -127,20 +127,36 @@ def _one_top(values: np.ndarray, la: np.ndarray, lb: np.ndarray, where: tuple, s
     neighbours, which the edges are). Such a plateau is a maximum unless an
     edge of equal values leads from it to a node with a higher neighbour.
     """
+    va, vb = values[la], values[lb]
     higher = np.zeros(len(values), dtype=bool)
-    higher[la[values[lb] > values[la]]] = True
-    higher[lb[values[la] > values[lb]]] = True
+    higher[la[vb > va]] = True
+    higher[lb[va > vb]] = True
     tops = ~higher
     if np.count_nonzero(tops) == 1:
         return True
+    equal = va == vb
+    ea, eb = la[equal], lb[equal]
+    # Only an edge of equal values joins two tops into a plateau or leads from one.
+    touched = np.zeros(len(values), dtype=bool)
+    touched[ea] = True
+    touched[eb] = True
+    if np.count_nonzero(tops & ~touched) >= 2:
+        return False  # two tops with no equal neighbour: two plateaus of one node, no leak
+    top_a, top_b = tops[ea], tops[eb]
+    leaks = top_a != top_b
+    if not np.any(top_a & top_b):
+        # No two tops touch: every top is a plateau of its own.
+        leaky = np.zeros(len(values), dtype=bool)
+        leaky[ea[leaks]] = True
+        leaky[eb[leaks]] = True
+        return np.count_nonzero(tops & ~leaky) == 1
     box = np.zeros(shape, dtype=bool)
     box[where] = tops
     plateau = ndi.label(box, structure=footprint)[0][where]
     n_plateaus = int(plateau.max())
-    leaks = (values[la] == values[lb]) & (tops[la] != tops[lb])
     below = np.zeros(n_plateaus + 1, dtype=bool)
-    below[plateau[la[leaks]]] = True
-    below[plateau[lb[leaks]]] = True
+    below[plateau[ea[leaks]]] = True
+    below[plateau[eb[leaks]]] = True
     return np.count_nonzero(~below[1:]) == 1
 
 

@@ -7,7 +7,16 @@ from functools import lru_cache
 import numpy as np
 import scipy.ndimage as ndi
 
-__all__ = ["axis_scale", "box_coords", "box_mask", "face_footprint", "fill_holes", "relative_size"]
+__all__ = [
+    "axis_scale",
+    "box_coords",
+    "box_mask",
+    "face_footprint",
+    "distances_at",
+    "fill_holes",
+    "fill_image_holes",
+    "relative_size",
+]
 
 
 @lru_cache(maxsize=8)
@@ -64,3 +73,46 @@ def fill_holes(box: np.ndarray) -> np.ndarray:
     """
     background, _ = ndi.label(~box, structure=face_footprint(box.ndim))
     return background != background.flat[0]
+
+
+def fill_image_holes(mask: np.ndarray) -> np.ndarray:
+    """``ndi.binary_fill_holes(mask)`` (face-connected background) of a whole image, by one labelling.
+
+    The image padded with a ring of background is a box of :func:`fill_holes`:
+    the background that reaches the image's border is the ring's piece.
+    The same pixels as ``binary_fill_holes``, whose repeated dilations cost
+    several times as much on a megapixel image.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim < 2 or mask.size == 0:  # in 1D the ring is two pixels, not one piece
+        return ndi.binary_fill_holes(mask)
+    inner = tuple(slice(1, -1) for _ in range(mask.ndim))
+    padded = np.zeros(tuple(n + 2 for n in mask.shape), dtype=bool)
+    padded[inner] = mask
+    return fill_holes(padded)[inner]
+
+
+def distances_at(mask: np.ndarray, pixels: np.ndarray, sampling=None) -> np.ndarray:
+    """``ndi.distance_transform_edt(mask, sampling)`` at the flat indices ``pixels`` only.
+
+    The nearest-background indices come from the same feature transform, and
+    the distance is formed from them in the transform's own arithmetic (the
+    offset per axis as float64, scaled, squared, summed in axis order, square
+    root), so the values are the same; the full-size float arrays of every
+    pixel are never built.
+    """
+    feature = ndi.distance_transform_edt(mask, sampling=sampling, return_distances=False, return_indices=True)
+    shape = np.shape(mask)
+    if len(shape) == 0:
+        return ndi.distance_transform_edt(mask, sampling=sampling).reshape(-1)[pixels]
+    at = np.unravel_index(pixels, shape)
+    if sampling is not None:
+        sampling = np.broadcast_to(np.asarray(sampling, dtype=np.float64), (len(shape),))
+    total = None
+    for axis in range(len(shape)):
+        offset = (feature[axis].reshape(-1)[pixels] - at[axis]).astype(np.float64)
+        if sampling is not None:
+            offset *= sampling[axis]
+        np.multiply(offset, offset, offset)
+        total = offset if total is None else np.add(total, offset, out=total)
+    return np.sqrt(total)
